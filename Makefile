@@ -1,0 +1,43 @@
+# The README's two commands: `make demo` and `make test`. Run them as root
+# on Debian 12; each installs what it needs first.
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+export BMI_VENV := $(VENV)
+
+.PHONY: test demo deps unit functional services-start services-stop \
+        genconfig pep8 bench clean
+
+test:
+	tools/run-tests.sh
+
+demo:
+	tools/demo.sh
+
+deps:
+	tools/install-deps.sh base
+
+unit: deps
+	BMI_TEST_PATH=./tests/unit $(VENV)/bin/stestr run
+
+# Functional tests alone, against services already started with
+# `make services-start` (stop them with `make services-stop`).
+functional: deps
+	BMI_TEST_PATH=./tests/functional $(VENV)/bin/stestr run --concurrency 1
+
+services-start: deps
+	tools/services.sh start
+
+services-stop:
+	tools/services.sh stop
+
+genconfig: deps
+	$(VENV)/bin/oslo-config-generator --config-file etc/bmi-config-generator.conf
+
+pep8: deps
+	$(VENV)/bin/flake8 bmi_driver tests tools
+
+bench: deps
+	tools/bench
+
+clean: services-stop
+	rm -rf .state .stestr

@@ -1,0 +1,57 @@
+"""The ``[ceph]`` group: where the golden images and node clones live."""
+
+from oslo_config import cfg
+
+GROUP = 'ceph'
+
+opts = [
+    cfg.StrOpt('conf_file',
+               default='/etc/ceph/ceph.conf',
+               help='Path to the Ceph configuration file of the cluster.'),
+    cfg.StrOpt('user',
+               default='bmi',
+               help='Cephx user (without the "client." prefix) the plugin '
+                    'connects as. Needs "profile rbd" on the image, clone '
+                    'and Glance pools.'),
+    cfg.StrOpt('keyring',
+               help='Keyring file of that user. Default: what the Ceph '
+                    'configuration file says.'),
+    cfg.StrOpt('image_pool',
+               default='bmi-images',
+               help='Pool holding the golden images.'),
+    cfg.StrOpt('clone_pool',
+               default='bmi-images',
+               help='Pool holding the node clones and config drives. May be '
+                    'the image pool.'),
+    cfg.StrOpt('glance_pool',
+               default='images',
+               help='Pool where Glance\'s RBD store keeps images '
+                    '(<pool>/<uuid>@snap); nodes clone them directly.'),
+    cfg.IntOpt('connect_timeout',
+               default=10, min=1,
+               help='Seconds to wait for the cluster when connecting.'),
+    cfg.IntOpt('op_timeout',
+               default=30, min=0,
+               help='Seconds a monitor or OSD operation may take before it '
+                    'fails (rados_mon_op_timeout/rados_osd_op_timeout); 0 '
+                    'waits forever.'),
+    cfg.IntOpt('connect_retries',
+               default=3, min=0,
+               help='Times a transient failure (timeout, connection reset) '
+                    'is retried before the error is raised.'),
+    cfg.FloatOpt('connect_retry_interval',
+                 default=1.0, min=0,
+                 help='Seconds before the first retry; doubled each time.'),
+    cfg.IntOpt('transfer_chunk_mib',
+               default=8, min=1, max=256,
+               help='Size in MiB of the chunks streamed by import, export '
+                    'and copy.'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(opts, group=GROUP)
+
+
+def list_opts():
+    return (GROUP, opts)

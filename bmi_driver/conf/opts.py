@@ -1,0 +1,14 @@
+"""Options for oslo-config-generator (entry point ``oslo.config.opts``)."""
+
+from bmi_driver.conf import bmi
+from bmi_driver.conf import ceph
+from bmi_driver.conf import coordination
+from bmi_driver.conf import hil
+from bmi_driver.conf import iscsi
+
+_MODULES = (bmi, ceph, iscsi, coordination, hil)
+
+
+def list_opts():
+    """Return ``[(group name, [options])]`` for every bmi_driver group."""
+    return [m.list_opts() for m in _MODULES]

@@ -1,0 +1,160 @@
+"""bmi_driver's exceptions.
+
+One base class with a ``_msg_fmt``, in the manner of Ironic's.  The library
+(``storage``, ``network``) raises these; the Ironic glue maps them to
+Ironic's own exceptions at the interface boundary.
+"""
+
+from oslo_log import log
+
+LOG = log.getLogger(__name__)
+
+
+class BmiException(Exception):
+    """Base of every bmi_driver error.
+
+    Subclasses set ``_msg_fmt``, a format string filled from the keyword
+    arguments given to the constructor.  A message passed explicitly wins.
+    """
+
+    _msg_fmt = "An unknown error occurred."
+
+    def __init__(self, message=None, **kwargs):
+        self.kwargs = kwargs
+        if not message:
+            try:
+                message = self._msg_fmt % kwargs
+            except (KeyError, TypeError):
+                # A programming error: say what was missing rather than hide
+                # the real problem behind a formatting error.
+                LOG.exception('Exception in string format operation for '
+                              '%(cls)s, kwargs: %(kwargs)s',
+                              {'cls': self.__class__.__name__,
+                               'kwargs': sorted(kwargs)})
+                message = self._msg_fmt
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self):
+        return self.message
+
+
+class InvalidInput(BmiException):
+    _msg_fmt = "Invalid input: %(reason)s"
+
+
+class InvalidName(InvalidInput):
+    _msg_fmt = "Invalid %(kind)s %(value)r: %(reason)s"
+
+
+# --- Ceph and the image library -------------------------------------------
+
+class CephError(BmiException):
+    _msg_fmt = "Ceph operation failed: %(reason)s"
+
+
+class CephConnectionError(CephError):
+    _msg_fmt = ("Cannot connect to the Ceph cluster (conf %(conf)s, user "
+                "%(user)s): %(reason)s")
+
+
+class CephPoolNotFound(CephError):
+    _msg_fmt = "Ceph pool %(pool)s does not exist."
+
+
+class ImageNotFound(BmiException):
+    _msg_fmt = "Image %(image)s not found."
+
+
+class ImageExists(BmiException):
+    _msg_fmt = "An image named %(name)s already exists (%(image)s)."
+
+
+class ImageInUse(BmiException):
+    _msg_fmt = ("Image %(image)s has %(count)d clone(s) (%(clones)s); "
+                "remove them first.")
+
+
+class ImageBusy(BmiException):
+    _msg_fmt = "Image %(image)s is busy (open elsewhere): %(reason)s"
+
+
+class ImageNotVisible(BmiException):
+    _msg_fmt = ("Image %(image)s is private to project %(owner)s and cannot "
+                "be used by project %(project)s.")
+
+
+class ImageFormatError(InvalidInput):
+    _msg_fmt = "%(path)s is not a usable disk image: %(reason)s"
+
+
+class LocalFileError(InvalidInput):
+    _msg_fmt = "%(path)s: %(reason)s"
+
+
+class CloneNotFound(BmiException):
+    _msg_fmt = "Node %(node)s has no disk clone (%(clone)s)."
+
+
+# --- iSCSI export ----------------------------------------------------------
+
+class ExportError(BmiException):
+    _msg_fmt = "iSCSI export failed: %(reason)s"
+
+
+class ExportBackendNotFound(ExportError):
+    _msg_fmt = "iSCSI export backend %(name)s could not be loaded: %(reason)s"
+
+
+class TargetDaemonUnavailable(ExportError):
+    _msg_fmt = "The iSCSI target daemon is not reachable: %(reason)s"
+
+
+class TargetNotFound(ExportError):
+    _msg_fmt = "No iSCSI target for %(name)s."
+
+
+# --- HIL -------------------------------------------------------------------
+
+class HILError(BmiException):
+    """An error answered by HIL, or a failure to talk to it.
+
+    ``status`` is the HTTP status (None when HIL was not reached), ``type``
+    HIL's error class name from its JSON body.
+    """
+    _msg_fmt = "HIL error: %(msg)s"
+
+    def __init__(self, message=None, status=None, type=None, **kwargs):
+        self.status = status
+        self.type = type
+        super().__init__(message, **kwargs)
+
+
+class HILUnreachable(HILError):
+    _msg_fmt = "HIL at %(url)s is unreachable: %(reason)s"
+
+
+class HILAuthError(HILError):
+    _msg_fmt = "HIL refused the credentials: %(msg)s"
+
+
+class HILNotFound(HILError):
+    _msg_fmt = "HIL: %(msg)s"
+
+
+class HILConflict(HILError):
+    _msg_fmt = "HIL: %(msg)s"
+
+
+class HILBadRequest(HILError):
+    _msg_fmt = "HIL: %(msg)s"
+
+
+class HILActionFailed(HILError):
+    _msg_fmt = ("HIL networking action %(action)s on %(node)s/%(nic)s ended "
+                "in ERROR: %(msg)s")
+
+
+class HILTimeout(HILError):
+    _msg_fmt = ("HIL networking action %(action)s on %(node)s/%(nic)s did "
+                "not finish within %(timeout)s seconds.")

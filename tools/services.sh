@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Start or stop the services bmi_driver's functional tests and demo use,
+# all on 127.0.0.1, each stopped by its recorded pid.
+#   tools/services.sh start [ceph] [tgtd]   (default: ceph tgtd)
+#   tools/services.sh stop
+# State lives in $BMI_STATE (default .state/ in the checkout); what the
+# tests need to know is written to $BMI_STATE/services.json.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${BMI_STATE:-$here/.state}
+mkdir -p "$STATE/log"
+STATE=$(cd "$STATE" && pwd)
+CEPH_DIR=$STATE/ceph
+TGTD_PORTAL=${BMI_TGTD_PORTAL:-127.0.0.1:3260}
+log() { printf '[services] %s\n' "$*"; }
+
+tgtd_running() {
+    local pid; pid=$(cat "$STATE/tgtd.pid" 2>/dev/null) || return 1
+    kill -0 "$pid" 2>/dev/null
+}
+
+start_tgtd() {
+    if tgtd_running; then return 0; fi
+    if tgtadm --lld iscsi --mode system --op show >/dev/null 2>&1; then
+        log "a tgtd that is not ours already runs: stop it first"; exit 1
+    fi
+    # -t: fewer worker threads per LUN (each RBD LUN has its own rados client)
+    tgtd -f -t "${BMI_TGTD_THREADS:-4}" --iscsi "portal=$TGTD_PORTAL" >>"$STATE/log/tgtd.log" 2>&1 &
+    echo $! > "$STATE/tgtd.pid"
+    for _ in $(seq 50); do
+        tgtadm --lld iscsi --mode system --op show >/dev/null 2>&1 && { log "tgtd on $TGTD_PORTAL"; return 0; }
+        sleep 0.1
+    done
+    log "tgtd did not start: see $STATE/log/tgtd.log"; exit 1
+}
+
+stop_tgtd() {
+    local pid; pid=$(cat "$STATE/tgtd.pid" 2>/dev/null) || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        # SIGTERM is not reliable for tgtd: ask it to exit.
+        tgtadm --lld iscsi --mode system --op update --name State --value offline >/dev/null 2>&1 || true
+        tgtadm --lld iscsi --mode system --op delete --force >/dev/null 2>&1 || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$STATE/tgtd.pid"
+}
+
+write_env() {
+    cat > "$STATE/services.json" <<JSON
+{
+  "state_dir": "$STATE",
+  "ceph_conf": "$CEPH_DIR/ceph.conf",
+  "ceph_admin_keyring": "$CEPH_DIR/ceph.client.admin.keyring",
+  "ceph_user": "bmi",
+  "ceph_keyring": "$CEPH_DIR/ceph.client.bmi.keyring",
+  "ceph_tgt_user": "tgt",
+  "image_pool": "bmi-images",
+  "glance_pool": "images",
+  "tgtd_portal": "$TGTD_PORTAL",
+  "tgtd_running": $(tgtd_running && echo true || echo false)
+}
+JSON
+}
+
+case ${1:-} in
+start)
+    shift
+    what=("$@"); [ ${#what[@]} -gt 0 ] || what=(ceph tgtd)
+    for s in "${what[@]}"; do
+        case $s in
+        ceph) "$here/tools/ceph-cluster.sh" start "$CEPH_DIR" ;;
+        tgtd) start_tgtd ;;
+        *) echo "unknown service $s" >&2; exit 2 ;;
+        esac
+    done
+    write_env
+    ;;
+stop)
+    stop_tgtd
+    "$here/tools/ceph-cluster.sh" stop "$CEPH_DIR"
+    ;;
+*) echo "usage: services.sh start [ceph] [tgtd] | stop" >&2; exit 2 ;;
+esac
