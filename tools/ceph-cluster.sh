@@ -95,7 +95,7 @@ create() {
     ceph-authtool --create-keyring "$dir/ceph.client.admin.keyring" --gen-key -n client.admin \
         --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' --cap mds 'allow *' >/dev/null
     ceph-authtool "$dir/mon.keyring" --import-keyring "$dir/ceph.client.admin.keyring" >/dev/null
-    monmaptool --create --fsid "$(cat "$dir/fsid")" \
+    monmaptool --create --clobber --fsid "$(cat "$dir/fsid")" \
         --addv a "[v2:127.0.0.1:$MON_PORT_V2,v1:127.0.0.1:$MON_PORT]" "$dir/monmap" >/dev/null
     ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/mon.keyring"
     start_mon
@@ -124,8 +124,16 @@ create() {
     touch "$dir/created"
 }
 
+port_taken() {  # port_taken PORT: does anything listen on 127.0.0.1:PORT?
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 start_mon() {
     running mon.a && return 0
+    if port_taken "$MON_PORT" || port_taken "$MON_PORT_V2"; then
+        log "127.0.0.1:$MON_PORT or :$MON_PORT_V2 is taken by another process (another cluster?)"
+        exit 1
+    fi
     ceph-mon -c "$conf" -i a -f >>"$dir/log/mon.a.stdout" 2>&1 &
     echo $! > "$dir/mon.a.pid"
     for _ in $(seq 100); do ceph_ mon stat >/dev/null 2>&1 && return 0; sleep 0.2; done
