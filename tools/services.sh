@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start or stop the services bmi_driver's functional tests and demo use,
 # all on 127.0.0.1, each stopped by its recorded pid.
-#   tools/services.sh start [ceph] [tgtd]   (default: ceph tgtd)
+#   tools/services.sh start [ceph] [tgtd] [ironic] [hil]
+#                                  (default: all four; ironic needs ceph and tgtd)
 #   tools/services.sh stop
 # State lives in $BMI_STATE (default .state/ in the checkout); what the
 # tests need to know is written to $BMI_STATE/services.json.
@@ -58,7 +59,9 @@ write_env() {
   "image_pool": "bmi-images",
   "glance_pool": "images",
   "tgtd_portal": "$TGTD_PORTAL",
-  "tgtd_running": $(tgtd_running && echo true || echo false)
+  "tgtd_running": $(tgtd_running && echo true || echo false),
+  "ironic_state": "$STATE/ironic",
+  "hil_state": "$STATE/hil"
 }
 JSON
 }
@@ -66,17 +69,24 @@ JSON
 case ${1:-} in
 start)
     shift
-    what=("$@"); [ ${#what[@]} -gt 0 ] || what=(ceph tgtd)
+    what=("$@"); [ ${#what[@]} -gt 0 ] || what=(ceph tgtd ironic hil)
     for s in "${what[@]}"; do
         case $s in
-        ceph) "$here/tools/ceph-cluster.sh" start "$CEPH_DIR" ;;
-        tgtd) start_tgtd ;;
+        ceph) "$here/tools/ceph-cluster.sh" start "$CEPH_DIR"; write_env ;;
+        tgtd) start_tgtd; write_env ;;
+        # Ironic's bmi.conf is made from services.json: write it first.
+        ironic) "$here/tools/ironic-aio.sh" start "$STATE/ironic" ${BMI_IRONIC_EXTRA_CONF:-} ;;
+        hil) "$here/tools/hil-server.sh" start "$STATE/hil" ${BMI_HIL_SEED:-} ;;
         *) echo "unknown service $s" >&2; exit 2 ;;
         esac
     done
     write_env
     ;;
 stop)
+    for s in hil ironic; do
+        script=$here/tools/$([ $s = hil ] && echo hil-server || echo ironic-aio).sh
+        [ -x "$script" ] && { "$script" stop "$STATE/$s" || true; }
+    done
     stop_tgtd
     "$here/tools/ceph-cluster.sh" stop "$CEPH_DIR"
     ;;
