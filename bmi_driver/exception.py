@@ -158,3 +158,13 @@ class HILActionFailed(HILError):
 class HILTimeout(HILError):
     _msg_fmt = ("HIL networking action %(action)s on %(node)s/%(nic)s did "
                 "not finish within %(timeout)s seconds.")
+
+
+# --- Coordination --------------------------------------------------------
+
+class CoordinationError(BmiException):
+    _msg_fmt = "Coordination backend error: %(reason)s"
+
+
+class LockTimeout(CoordinationError):
+    _msg_fmt = "Could not acquire lock %(name)s within %(timeout)s seconds."
