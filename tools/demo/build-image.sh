@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Build the demo's golden image: a small raw disk that boots under UEFI from
+# an iSCSI LUN and runs its OS from that LUN.
+#   tools/demo/build-image.sh OUT_DIR      -> OUT_DIR/bmi-demo.raw
+#
+# Everything comes from Debian packages: the kernel is `apt-get download`ed
+# and unpacked (never installed); busybox-static, open-iscsi's iscsistart
+# and systemd-boot come from the host's packages. No loop device, no mount:
+# the filesystems are built with `mke2fs -d` and mtools.
+#
+# The disk (GPT, 256 MiB):
+#   1 ESP (FAT, label BMI-ESP): /EFI/BOOT/BOOTX64.EFI (systemd-boot, no
+#     menu), /loader/entries/bmi.conf, /bmi/vmlinuz, /bmi/initrd.img
+#   2 root (ext4, label bmi-root): busybox and /sbin/init
+# The initramfs loads e1000 + iSCSI + ext4, brings the nic up and logs in to
+# the target iPXE described in the iBFT (`iscsistart -N`, `-b`, with the
+# iBFT's CHAP credentials), mounts the LUN's root partition and
+# switch_roots into it. The root's init prints `BMI-BOOT-OK node=<name>`
+# (the name is the part of the iBFT initiator IQN after the last ':'),
+# prints `BMI-FOUND <name>` for every file an earlier node left in
+# /var/lib/bmi/nodes, writes its own, syncs and powers off.
+#
+# A second run with the same inputs returns at once (stamp file).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:?usage: build-image.sh OUT_DIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+image=$out/bmi-demo.raw
+debs=$out/debs
+KERNEL_META=${BMI_DEMO_KERNEL:-linux-image-amd64}
+DISK_MIB=256
+ESP_MIB=64
+log() { printf '[build-image] %s\n' "$*"; }
+
+# --- what to build from -----------------------------------------------------
+kernel_pkg=$(apt-cache depends "$KERNEL_META" 2>/dev/null |
+             awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+if [ -z "$kernel_pkg" ]; then
+    case $KERNEL_META in
+    linux-image-[0-9]*) kernel_pkg=$KERNEL_META ;;
+    *) echo "build-image: cannot resolve $KERNEL_META (apt-get update?)" >&2
+       exit 1 ;;
+    esac
+fi
+for bin in /bin/busybox /usr/sbin/iscsistart; do
+    [ -x "$bin" ] || { echo "build-image: $bin missing: run" \
+        "tools/install-deps.sh demo" >&2; exit 1; }
+done
+pkgver() { dpkg-query -W -f='${Version}' "$1"; }
+inputs="$(sha256sum "$0" | cut -c1-16) $kernel_pkg \
+busybox-static=$(pkgver busybox-static) open-iscsi=$(pkgver open-iscsi)"
+if [ -s "$image" ] && [ "$(cat "$image.inputs" 2>/dev/null)" = "$inputs" ]; then
+    log "up to date: $image"
+    exit 0
+fi
+
+# --- fetch ------------------------------------------------------------------
+mkdir -p "$debs"
+fetch() {  # fetch PACKAGE: the .deb of PACKAGE's candidate version in $debs
+    local pkg=$1 ver f
+    ver=$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')
+    f=$(ls "$debs/${pkg}_${ver/*:/}_"*.deb 2>/dev/null | head -n1 || true)
+    if [ -z "$f" ]; then
+        log "apt-get download $pkg"
+        (cd "$debs" && apt-get download -q "$pkg" 2>&1 |
+            grep -v -e '^W: Download is performed unsandboxed' -e '^Get:' ||
+            true)
+        f=$(ls "$debs/${pkg}_${ver/*:/}_"*.deb 2>/dev/null | head -n1 || true)
+        [ -n "$f" ] || { echo "build-image: download of $pkg failed" >&2
+                         exit 1; }
+    fi
+    echo "$f"
+}
+kernel_deb=$(fetch "$kernel_pkg")
+sdboot_deb=$(fetch systemd-boot-efi)
+
+work=$(mktemp -d "$out/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+log "unpacking $(basename "$kernel_deb")"
+dpkg-deb -x "$kernel_deb" "$work/kernel"
+dpkg-deb -x "$sdboot_deb" "$work/sdboot"
+kver=$(ls "$work/kernel/lib/modules")
+kmods=$work/kernel/lib/modules/$kver
+
+# --- initramfs --------------------------------------------------------------
+ird=$work/initramfs
+mkdir -p "$ird"/{bin,sbin,dev,proc,sys,run,newroot,etc/iscsi,lib64}
+mkdir -p "$ird"/var/lib/iscsi "$ird"/run/lock/iscsi
+cp /bin/busybox "$ird/bin/busybox"
+cp /usr/sbin/iscsistart "$ird/sbin/iscsistart"
+# iscsistart's shared libraries, at the paths the loader looks for them
+ldd /usr/sbin/iscsistart | awk '/=> \// {print $3} /^[ \t]*\// {print $1}' |
+while read -r lib; do
+    mkdir -p "$ird/$(dirname "$lib")"
+    cp -L "$lib" "$ird/$lib"
+done
+
+# Kernel modules: the closure of what the boot path needs, from modules.dep.
+WANT=(e1000 iscsi_ibft iscsi_tcp sd_mod ext4 crc32c_generic vfat nls_cp437
+      nls_ascii)
+busybox depmod -b "$work/kernel" "$kver"
+declare -A need=()
+add_mod() {  # add_mod NAME-or-PATH: the module and its dependencies
+    local m=$1 line path deps
+    case $m in
+    */*) path=$m ;;
+    *) path=$(grep -E "(^|/)${m//_/[_-]}\.ko:" "$kmods/modules.dep" |
+              cut -d: -f1 | head -n1)
+       if [ -z "$path" ]; then
+           # built into the kernel: nothing to load
+           grep -qE "/${m//_/[_-]}\.ko$" "$kmods/modules.builtin" && return 0
+           echo "build-image: no module $m in $kver" >&2; exit 1
+       fi ;;
+    esac
+    [ -n "${need[$path]:-}" ] && return 0
+    need[$path]=1
+    line=$(grep -E "^${path//./\\.}:" "$kmods/modules.dep")
+    deps=${line#*:}
+    for d in $deps; do add_mod "$d"; done
+}
+for m in "${WANT[@]}"; do add_mod "$m"; done
+for path in "${!need[@]}"; do
+    mkdir -p "$ird/lib/modules/$kver/$(dirname "$path")"
+    cp "$kmods/$path" "$ird/lib/modules/$kver/$path"
+done
+cp "$kmods/modules.builtin" "$kmods/modules.order" "$ird/lib/modules/$kver/"
+busybox depmod -b "$ird" "$kver"
+log "initramfs: ${#need[@]} modules of $kver"
+
+cat > "$ird/init" <<EOF
+#!/bin/busybox sh
+# bmi demo initramfs: log in to the iSCSI target of the iBFT, mount the
+# root partition of its LUN and switch_root into it.
+MODULES="${WANT[*]}"
+EOF
+cat >> "$ird/init" <<'EOF'
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+say() { echo "bmi-initramfs: $*"; }
+fail() {
+    echo "BMI-BOOT-FAIL $*"
+    sync
+    poweroff -f
+}
+for m in $MODULES; do modprobe "$m" || fail "modprobe $m"; done
+ibft=/sys/firmware/ibft
+[ -r $ibft/initiator/initiator-name ] || fail "no iBFT (not booted by iPXE sanhook?)"
+initiator=$(cat $ibft/initiator/initiator-name)
+say "initiator $initiator, target $(cat $ibft/target0/target-name 2>/dev/null)"
+iscsistart -N >/tmp/iscsistart.log 2>&1 || {
+    cat /tmp/iscsistart.log; fail "iscsistart -N (network from iBFT)"; }
+iscsistart -b >>/tmp/iscsistart.log 2>&1 || {
+    cat /tmp/iscsistart.log; fail "iscsistart -b (login from iBFT)"; }
+root=
+for i in $(seq 100); do
+    root=$(findfs LABEL=bmi-root 2>/dev/null) && break
+    sleep 0.1
+done
+[ -n "$root" ] || fail "no bmi-root partition on the LUN"
+mount -t ext4 -o rw "$root" /newroot || fail "mount $root"
+say "root $root from the iSCSI LUN"
+export BMI_NODE="${initiator##*:}"
+mount --move /dev /newroot/dev
+mount --move /proc /newroot/proc
+mount --move /sys /newroot/sys
+exec switch_root /newroot /sbin/init
+EOF
+chmod +x "$ird/init"
+(cd "$ird" && find . | cpio -o -H newc --quiet | gzip -6) > "$work/initrd.img"
+
+# --- root filesystem (partition 2) -----------------------------------------
+rootd=$work/root
+mkdir -p "$rootd"/{bin,sbin,dev,proc,sys,tmp,etc,var/lib/bmi/nodes}
+cp /bin/busybox "$rootd/bin/busybox"
+for a in sh cat echo ls mount sync poweroff date sleep; do
+    ln -s busybox "$rootd/bin/$a"
+done
+echo "bmi-demo golden image, kernel $kver" > "$rootd/etc/bmi-release"
+cat > "$rootd/sbin/init" <<'EOF'
+#!/bin/busybox sh
+# bmi demo OS: runs from the node's iSCSI LUN (its COW clone in Ceph).
+export PATH=/bin
+node=${BMI_NODE:-unknown}
+echo "BMI-BOOT-OK node=$node"
+for f in /var/lib/bmi/nodes/*; do
+    [ -f "$f" ] || continue
+    [ "${f##*/}" = "$node" ] && continue
+    echo "BMI-FOUND $(cat "$f")"
+done
+echo "$node" > "/var/lib/bmi/nodes/$node"
+sync
+mount -o remount,ro /
+sync
+echo "BMI-POWEROFF node=$node"
+poweroff -f
+EOF
+chmod +x "$rootd/sbin/init"
+root_mib=$((DISK_MIB - ESP_MIB - 2))
+truncate -s "${root_mib}M" "$work/root.img"
+mke2fs -q -F -t ext4 -L bmi-root -d "$rootd" "$work/root.img"
+
+# --- ESP (partition 1) ------------------------------------------------------
+esp=$work/esp.img
+mkfs.vfat -C -n BMI-ESP "$esp" $((ESP_MIB * 1024)) >/dev/null
+export MTOOLS_SKIP_CHECK=1
+mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/bmi
+mcopy -i "$esp" "$work/sdboot/usr/lib/systemd/boot/efi/systemd-bootx64.efi" \
+    ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$esp" "$work/kernel/boot/vmlinuz-$kver" ::/bmi/vmlinuz
+mcopy -i "$esp" "$work/initrd.img" ::/bmi/initrd.img
+printf 'default bmi.conf\ntimeout 0\neditor no\n' > "$work/loader.conf"
+cat > "$work/bmi.conf" <<EOF
+title bmi demo ($kver)
+linux /bmi/vmlinuz
+initrd /bmi/initrd.img
+options console=ttyS0,115200 quiet
+EOF
+mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
+mcopy -i "$esp" "$work/bmi.conf" ::/loader/entries/bmi.conf
+
+# --- the disk ---------------------------------------------------------------
+disk=$work/disk.raw
+truncate -s "${DISK_MIB}M" "$disk"
+sfdisk -q "$disk" <<EOF
+label: gpt
+start=1MiB, size=${ESP_MIB}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP
+start=$((ESP_MIB + 1))MiB, size=${root_mib}MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=bmi-root
+EOF
+dd if="$esp" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+dd if="$work/root.img" of="$disk" bs=1M seek=$((ESP_MIB + 1)) \
+    conv=notrunc,sparse status=none
+mv "$disk" "$image"
+echo "$inputs" > "$image.inputs"
+log "built $image ($DISK_MIB MiB, kernel $kver)"
