@@ -109,6 +109,8 @@ create() {
     ceph_ auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' mds 'allow *' \
         -o "$dir/ceph.mgr.x.keyring"
     start_daemons
+    # clone v2: children listed in milliseconds, no protection needed
+    ceph_ osd set-require-min-compat-client mimic --yes-i-really-mean-it >/dev/null 2>&1
     for p in "${POOLS[@]}"; do
         ceph_ osd pool create "$p" 32 32 >/dev/null 2>&1
         ceph_ osd pool set "$p" size 1 --yes-i-really-mean-it >/dev/null 2>&1

@@ -1,0 +1,86 @@
+"""Names the library accepts, checked before anything is changed.
+
+- Image names: 1 to 63 characters, ASCII letters, digits, ``.``, ``_`` and
+  ``-``, starting with a letter or digit.  Unique in the library.  A name
+  that looks like a UUID is refused, so that a reference is never ambiguous.
+- Project names: 1 to 64 characters of the same set (Keystone project IDs
+  are 32 hex digits and fit).
+- Visibility: ``private`` (the owning project only) or ``public``.
+- Node identifiers: UUIDs.
+- RBD references: ``pool/image`` or ``pool/image@snapshot``, each part made
+  of the characters Ceph allows in names (no ``/``, ``@`` or blanks).
+"""
+
+import collections
+import re
+
+from oslo_utils import uuidutils
+
+from bmi_driver import exception
+
+_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
+IMAGE_NAME_MAX = 63
+PROJECT_MAX = 64
+VISIBILITIES = ('private', 'public')
+_RBD_PART_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+:-]*$')
+
+RBDRef = collections.namedtuple('RBDRef', 'pool image snapshot')
+
+
+def _check(kind, value, max_len):
+    if not isinstance(value, str) or not value:
+        raise exception.InvalidName(kind=kind, value=value,
+                                    reason='must be a non-empty string')
+    if len(value) > max_len:
+        raise exception.InvalidName(
+            kind=kind, value=value,
+            reason='longer than %d characters' % max_len)
+    if not _NAME_RE.match(value):
+        raise exception.InvalidName(
+            kind=kind, value=value,
+            reason='use letters, digits, ".", "_" and "-", starting with '
+                   'a letter or digit')
+    return value
+
+
+def image_name(value):
+    _check('image name', value, IMAGE_NAME_MAX)
+    if uuidutils.is_uuid_like(value):
+        raise exception.InvalidName(
+            kind='image name', value=value,
+            reason='must not look like a UUID (UUIDs identify images)')
+    return value
+
+
+def project(value):
+    return _check('project', value, PROJECT_MAX)
+
+
+def visibility(value):
+    if value not in VISIBILITIES:
+        raise exception.InvalidName(
+            kind='visibility', value=value,
+            reason='must be one of %s' % ', '.join(VISIBILITIES))
+    return value
+
+
+def node_uuid(value):
+    if not uuidutils.is_uuid_like(value):
+        raise exception.InvalidName(kind='node UUID', value=value,
+                                    reason='not a UUID')
+    return str(value).lower()
+
+
+def rbd_ref(value):
+    """Parse ``pool/image[@snapshot]`` into an :class:`RBDRef`."""
+    if not isinstance(value, str):
+        raise exception.InvalidName(kind='RBD reference', value=value,
+                                    reason='must be a string')
+    pool, sep, rest = value.partition('/')
+    image, _, snap = rest.partition('@')
+    parts = [pool, image] + ([snap] if '@' in rest else [])
+    if not sep or not all(p and _RBD_PART_RE.match(p) for p in parts):
+        raise exception.InvalidName(
+            kind='RBD reference', value=value,
+            reason='expected pool/image or pool/image@snapshot')
+    return RBDRef(pool, image, snap or None)

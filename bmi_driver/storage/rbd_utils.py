@@ -1,0 +1,206 @@
+"""Connections to the Ceph cluster, and Ceph errors mapped to ours.
+
+In the manner of Cinder's RBD driver and glance_store: a connection is
+borrowed for one operation through a context manager.  Connecting costs a
+monitor round trip and a cephx handshake, so a small pool keeps a few
+connected clients for the next operation; a client that saw a transport
+error is dropped rather than returned.  Transient failures (timeouts, a lost
+connection) are retried with tenacity on a fresh connection.
+"""
+
+import contextlib
+import functools
+import queue
+import threading
+
+from oslo_log import log
+import tenacity
+
+from bmi_driver.conf import CONF
+from bmi_driver import exception
+
+try:
+    import rados
+    import rbd
+except ImportError:  # pragma: no cover - exercised only without Ceph
+    rados = None
+    rbd = None
+
+LOG = log.getLogger(__name__)
+
+
+def _require_bindings():
+    if rados is None or rbd is None:
+        raise exception.CephError(
+            reason='the python rados/rbd bindings are not installed '
+                   '(Debian: python3-rados, python3-rbd)')
+
+
+def _transient_errors():
+    return (rados.TimedOut, rados.ConnectionShutdown,
+            rbd.ConnectionShutdown, rbd.Timeout)
+
+
+class CephClient:
+    """One connected rados client and the pool contexts opened on it."""
+
+    def __init__(self, conf_file, user, keyring, connect_timeout,
+                 op_timeout):
+        _require_bindings()
+        self.user = user
+        self.conf_file = conf_file
+        options = {
+            'rados_mon_op_timeout': str(op_timeout),
+            'rados_osd_op_timeout': str(op_timeout),
+            'client_mount_timeout': str(connect_timeout),
+        }
+        if keyring:
+            options['keyring'] = keyring
+        self.cluster = rados.Rados(conffile=conf_file, rados_id=user,
+                                   conf=options)
+        try:
+            self.cluster.connect(timeout=connect_timeout)
+        except rados.Error as e:
+            self.cluster.shutdown()
+            raise _connection_error(conf_file, user, e)
+        self._ioctxs = {}
+        self.broken = False
+
+    def ioctx(self, pool):
+        """An I/O context on ``pool``, opened once per client."""
+        ioctx = self._ioctxs.get(pool)
+        if ioctx is None:
+            try:
+                ioctx = self.cluster.open_ioctx(pool)
+            except rados.ObjectNotFound:
+                raise exception.CephPoolNotFound(pool=pool)
+            self._ioctxs[pool] = ioctx
+        return ioctx
+
+    def close(self):
+        for ioctx in self._ioctxs.values():
+            try:
+                ioctx.close()
+            except rados.Error:
+                pass
+        self._ioctxs.clear()
+        try:
+            self.cluster.shutdown()
+        except rados.Error:
+            pass
+
+
+def _connection_error(conf_file, user, error):
+    if isinstance(error, (rados.PermissionDeniedError,
+                          rados.PermissionError)):
+        reason = 'cephx authentication refused (%s)' % error
+    elif isinstance(error, (rados.TimedOut,
+                            rados.InterruptedOrTimeoutError)):
+        reason = 'timed out (monitors unreachable?)'
+    elif isinstance(error, rados.ObjectNotFound):
+        reason = 'configuration or keyring not found (%s)' % error
+    else:
+        reason = str(error)
+    return exception.CephConnectionError(conf=conf_file, user=user,
+                                         reason=reason)
+
+
+class ClientPool:
+    """A few connected clients, each lent to one operation at a time."""
+
+    def __init__(self, max_idle=2):
+        self._idle = queue.LifoQueue()
+        self._max_idle = max_idle
+        self._lock = threading.Lock()
+
+    def _new_client(self):
+        group = CONF.ceph
+        return CephClient(group.conf_file, group.user, group.keyring,
+                          group.connect_timeout, group.op_timeout)
+
+    @contextlib.contextmanager
+    def get(self):
+        try:
+            client = self._idle.get_nowait()
+        except queue.Empty:
+            client = self._new_client()
+        try:
+            yield client
+        except BaseException as e:
+            if rados is not None and isinstance(e, _transient_errors()):
+                client.broken = True
+            raise
+        finally:
+            if client.broken or self._idle.qsize() >= self._max_idle:
+                client.close()
+            else:
+                self._idle.put(client)
+
+    def clear(self):
+        """Close every idle client (the configuration changed, tests)."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def retry_transient(func):
+    """Re-run an idempotent operation after a transient Ceph failure.
+
+    The pool drops the client that failed, so the retry connects afresh.
+    """
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        _require_bindings()
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_transient_errors()),
+            stop=tenacity.stop_after_attempt(CONF.ceph.connect_retries + 1),
+            wait=tenacity.wait_exponential(
+                multiplier=CONF.ceph.connect_retry_interval, max=30),
+            before_sleep=_log_retry,
+            reraise=True)
+        try:
+            return retrying(func, *args, **kwargs)
+        except _transient_errors() as e:
+            raise exception.CephError(
+                reason='%s failed after %d attempts: %s'
+                % (func.__name__, CONF.ceph.connect_retries + 1, e))
+    return wrapper
+
+
+def _log_retry(retry_state):
+    LOG.warning('Transient Ceph error in %(op)s, retry %(n)d: %(err)s',
+                {'op': retry_state.fn.__name__,
+                 'n': retry_state.attempt_number,
+                 'err': retry_state.outcome.exception()})
+
+
+def map_rbd_error(error, image):
+    """Our exception for an rbd/rados error about ``image``."""
+    if isinstance(error, rbd.ImageNotFound):
+        return exception.ImageNotFound(image=image)
+    if isinstance(error, rbd.ImageBusy):
+        return exception.ImageBusy(image=image, reason=str(error))
+    if isinstance(error, rbd.ImageHasSnapshots):
+        return exception.ImageBusy(image=image,
+                                   reason='it still has snapshots')
+    if isinstance(error, (rbd.PermissionError, rados.PermissionError,
+                          rados.PermissionDeniedError)):
+        return exception.CephError(
+            reason='permission denied on %s for user %s'
+            % (image, CONF.ceph.user))
+    return exception.CephError(reason='%s: %s' % (image, error))
+
+
+@contextlib.contextmanager
+def ceph_errors(image):
+    """Translate rbd/rados errors raised in the block into ours."""
+    try:
+        yield
+    except exception.BmiException:
+        raise
+    except (rbd.Error, rados.Error) as e:
+        if isinstance(e, _transient_errors()):
+            raise  # retry_transient decides
+        raise map_rbd_error(e, image)
