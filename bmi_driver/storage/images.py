@@ -482,21 +482,27 @@ class ImageLibrary:
             ioctx = client.ioctx(self.image_pool)
             with rbd_utils.ceph_errors(img.name):
                 with rbd.Image(ioctx, img.rbd_name) as image:
-                    self._refuse_if_cloned(image, img)
                     meta = dict(image.metadata_list())
-                    try:
-                        image.unprotect_snap(GOLDEN_SNAP)
-                    except rbd.ImageBusy:
-                        # A clone appeared since we looked.
+                    # (A snapshot already gone or unprotected is the trace
+                    # of an interrupted delete: carry on from there.)
+                    had_snap = GOLDEN_SNAP in _snap_names(image)
+                    if had_snap:
                         self._refuse_if_cloned(image, img)
-                        raise
-                    image.remove_snap(GOLDEN_SNAP)
+                        if image.is_protected_snap(GOLDEN_SNAP):
+                            try:
+                                image.unprotect_snap(GOLDEN_SNAP)
+                            except rbd.ImageBusy:
+                                # A clone appeared since we looked.
+                                self._refuse_if_cloned(image, img)
+                                raise
+                        image.remove_snap(GOLDEN_SNAP)
                 try:
                     rbd.RBD().remove(ioctx, img.rbd_name)
                 except rbd.Error:
-                    with rbd.Image(ioctx, img.rbd_name) as image:
-                        image.create_snap(GOLDEN_SNAP)
-                        image.protect_snap(GOLDEN_SNAP)
+                    if had_snap:
+                        with rbd.Image(ioctx, img.rbd_name) as image:
+                            image.create_snap(GOLDEN_SNAP)
+                            image.protect_snap(GOLDEN_SNAP)
                     raise
             if META_REF_SNAP in meta:
                 ref_pool, _, rest = meta[META_SOURCE][4:].partition('/')
