@@ -11,7 +11,10 @@ opts = [
                     '"bmi_driver.export_backends" entry point namespace.'),
     cfg.StrOpt('iqn_prefix',
                default='iqn.2026-11.org.massopen.bmi',
-               help='Prefix of the target IQNs: <prefix>:<node uuid>.'),
+               help='Prefix of the target IQNs: <prefix>:<node uuid>. '
+                    'Reconcile removes the targets under this prefix that '
+                    'no node disk records, so give every deployment '
+                    'sharing a target daemon its own prefix.'),
     cfg.HostAddressOpt('portal_address',
                        default='127.0.0.1',
                        help='Address that nodes use to reach the target. '
@@ -22,7 +25,60 @@ opts = [
     cfg.BoolOpt('chap',
                 default=True,
                 help='Give every export its own random CHAP credentials. '
-                     'Switch off only in labs.'),
+                     'Switch off only in labs. The credentials are kept in '
+                     'the metadata of the node\'s clone, so whoever may '
+                     'read the clone pool may read them.'),
+    cfg.IntOpt('chap_secret_length',
+               default=16, min=12, max=64,
+               help='Length of the generated CHAP secrets (letters and '
+                    'digits). Some initiators (Windows) accept only 12 to '
+                    '16 characters.'),
+    cfg.StrOpt('initiator_binding',
+               default='when-known',
+               choices=[('when-known',
+                         'Bind the node\'s initiator IQN when it is known, '
+                         'otherwise accept any initiator that passes CHAP'),
+                        ('required',
+                         'Refuse to export a node whose initiator IQN is '
+                         'not known')],
+               help='Which initiators a node\'s target accepts.'),
+    # tgt
+    cfg.PortOpt('tgtadm_control_port',
+                default=0,
+                help='tgtd control port (tgtadm -C): selects the local '
+                     'tgtd instance.'),
+    cfg.IntOpt('tgtadm_timeout',
+               default=30, min=1,
+               help='Seconds a tgtadm call may take.'),
+    cfg.StrOpt('tgt_ceph_user',
+               default='tgt',
+               help='Cephx user (without "client.") tgtd\'s RBD backing '
+                    'store connects as. Needs "profile rbd" on the clone '
+                    'pool; its keyring must be where the Ceph configuration '
+                    'file below says.'),
+    cfg.StrOpt('tgt_ceph_conf',
+               help='Ceph configuration file tgtd\'s RBD backing store '
+                    'reads. Default: [ceph] conf_file.'),
+    cfg.BoolOpt('write_cache',
+                default=True,
+                help='Announce a write cache on the LUNs (SCSI caching '
+                     'mode page). Initiators then send SYNCHRONIZE CACHE, '
+                     'which tgt turns into an RBD flush, so data stays '
+                     'safe while librbd may cache writes.'),
+    cfg.BoolOpt('thin_provisioning',
+                default=True,
+                help='Announce thin provisioning, so that initiators may '
+                     'UNMAP (discard) blocks: the clone\'s objects are then '
+                     'freed in Ceph.'),
+    cfg.StrOpt('bsoflags',
+               choices=['sync', 'direct', 'sync:direct'],
+               help='tgt backing store open flags for the LUNs. Unset: '
+                    'none.'),
+    cfg.DictOpt('lun_params',
+                default={},
+                help='Further tgt logical unit parameters set on each LUN '
+                     '(tgtadm --params), for example '
+                     'vendor_id:BMI,product_id:disk.'),
 ]
 
 

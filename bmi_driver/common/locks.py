@@ -1,0 +1,113 @@
+"""Locks shared by processes, through tooz: the one place that takes them.
+
+The backend is ``[coordination] backend_url``: the default ``file://``
+backend serializes the threads and processes of one host (enough when one
+conductor drives its local tgtd); a shared backend (etcd3, redis) serializes
+several hosts.  One tooz coordinator per backend URL and process is started
+on first use and reused.
+
+Usage::
+
+    from bmi_driver.common import locks
+
+    with locks.lock('tgt-tid'):
+        ...
+"""
+
+import contextlib
+import os
+import socket
+import threading
+import uuid
+
+from oslo_log import log
+from tooz import coordination
+
+from bmi_driver.conf import CONF
+from bmi_driver import exception
+
+LOG = log.getLogger(__name__)
+
+_PREFIX = 'bmi-'
+_coordinators = {}
+_coordinators_lock = threading.Lock()
+
+
+def _file_backend_dir(url):
+    if url.startswith('file://'):
+        return url[len('file://'):].split('?', 1)[0]
+    return None
+
+
+def _coordinator():
+    """The started tooz coordinator of this process for the backend URL."""
+    url = CONF.coordination.backend_url
+    key = (url, os.getpid())
+    with _coordinators_lock:
+        coord = _coordinators.get(key)
+        if coord is not None:
+            return coord
+        path = _file_backend_dir(url)
+        if path:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        member = '%s%s-%d-%s' % (_PREFIX, socket.gethostname(), os.getpid(),
+                                 uuid.uuid4().hex[:8])
+        try:
+            coord = coordination.get_coordinator(url, member.encode())
+            # The heartbeat keeps locks alive on backends with sessions
+            # (etcd3, redis); the file backend ignores it.
+            coord.start(start_heart=True)
+        except coordination.ToozError as e:
+            # The URL may embed credentials: name only the driver.
+            raise exception.CoordinationError(
+                reason='cannot start the %(driver)s backend: %(err)s'
+                % {'driver': url.split(':', 1)[0],
+                   'err': e.__class__.__name__})
+        _coordinators[key] = coord
+        return coord
+
+
+@contextlib.contextmanager
+def lock(name, timeout=None):
+    """Hold the lock ``name`` for the ``with`` block.
+
+    :param name: what is locked, e.g. ``'tgt-tid'`` or ``'export-<uuid>'``.
+    :param timeout: seconds to wait; default ``[coordination]
+        lock_timeout``.
+    :raises LockTimeout: when the lock was not acquired in time.
+    :raises CoordinationError: when the backend fails.
+    """
+    if timeout is None:
+        timeout = CONF.coordination.lock_timeout
+    tooz_lock = _coordinator().get_lock((_PREFIX + name).encode())
+    try:
+        acquired = tooz_lock.acquire(blocking=timeout)
+    except coordination.ToozError as e:
+        raise exception.CoordinationError(
+            reason='cannot acquire lock %(name)s: %(err)s'
+            % {'name': name, 'err': e.__class__.__name__})
+    if not acquired:
+        raise exception.LockTimeout(name=name, timeout=timeout)
+    LOG.debug('Acquired lock %(name)s', {'name': name})
+    try:
+        yield
+    finally:
+        try:
+            tooz_lock.release()
+        except coordination.ToozError as e:
+            # Sessions expire on their own: the lock is not held forever.
+            LOG.warning('Could not release lock %(name)s: %(err)s',
+                        {'name': name, 'err': e})
+        else:
+            LOG.debug('Released lock %(name)s', {'name': name})
+
+
+def reset():
+    """Stop every coordinator of this process (tests, shutdown)."""
+    with _coordinators_lock:
+        for coord in _coordinators.values():
+            try:
+                coord.stop()
+            except coordination.ToozError:
+                pass
+        _coordinators.clear()

@@ -1,0 +1,88 @@
+"""The interface every iSCSI export backend implements.
+
+A backend knows one kind of target daemon (tgt today; LIO or an NVMe-oF
+target could follow) and nothing of nodes, Ceph metadata or Ironic: the
+:class:`~bmi_driver.storage.export.ExportManager` decides *what* must be
+served and hands the backend a :class:`TargetSpec`; the backend makes the
+daemon serve exactly that.  Every method is idempotent.
+"""
+
+import abc
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetSpec:
+    """What one target must serve.
+
+    ``luns`` maps LUN numbers (1 and up; LUN 0 is the controller) to RBD
+    ``pool/image`` specs.  ``initiator_iqn`` None accepts any initiator
+    that passes CHAP; ``chap_username`` None disables CHAP.
+    """
+
+    iqn: str
+    luns: dict
+    initiator_iqn: str = None
+    chap_username: str = None
+    chap_secret: str = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedTarget:
+    """What the target daemon serves for one target, as it reports it.
+
+    ``luns`` maps LUN numbers (without the controller LUN 0) to backing
+    store paths; ``accounts`` are the incoming CHAP users bound to it;
+    ``acl`` the initiator names and addresses it accepts; ``sessions`` the
+    number of logged-in initiators.
+    """
+
+    tid: int
+    iqn: str
+    luns: dict = dataclasses.field(default_factory=dict)
+    accounts: tuple = ()
+    acl: tuple = ()
+    sessions: int = 0
+
+
+# What ensure_target() did.
+CREATED = 'created'
+UPDATED = 'updated'
+UNCHANGED = 'unchanged'
+
+
+class ExportBackend(abc.ABC):
+    """A local iSCSI target daemon."""
+
+    @abc.abstractmethod
+    def check(self):
+        """Raise TargetDaemonUnavailable unless the daemon answers."""
+
+    @abc.abstractmethod
+    def list_targets(self):
+        """Every target the daemon serves (ours or not): [ServedTarget]."""
+
+    def get_target(self, iqn):
+        """The served target named ``iqn``, or None."""
+        for target in self.list_targets():
+            if target.iqn == iqn:
+                return target
+        return None
+
+    @abc.abstractmethod
+    def ensure_target(self, spec):
+        """Make the daemon serve ``spec`` exactly; idempotent.
+
+        Creates the target when missing and converges an existing one (its
+        LUNs, CHAP account and initiator ACL).  A target created by this
+        call is removed again when a later step fails.
+
+        :returns: ``(ServedTarget, CREATED | UPDATED | UNCHANGED)``
+        """
+
+    @abc.abstractmethod
+    def remove_target(self, iqn, chap_username=None):
+        """Stop serving ``iqn`` (with its sessions) and drop its account.
+
+        A missing target is not an error.
+        """

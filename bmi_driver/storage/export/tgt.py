@@ -1,0 +1,402 @@
+"""The ``tgt`` export backend: Linux SCSI target framework's tgtd.
+
+Drives the local tgtd with ``tgtadm`` (through oslo.concurrency, argument
+lists only).  Each target's disks are RBD images served by tgt's RBD
+backing store (Debian ``tgt-rbd``), which opens them as the cephx user
+``[iscsi] tgt_ceph_user`` (one rados client per LUN, inside tgtd).
+
+tgtd keeps everything in memory: after a restart it serves nothing, and
+``ExportManager.reconcile()`` re-creates the targets from what Ceph records.
+Target ids are allocated under the ``tgt-tid`` lock, and a collision with
+another allocator (another host sharing no lock backend) is retried.
+"""
+
+import re
+import subprocess
+
+from oslo_concurrency import processutils
+from oslo_log import log
+from oslo_utils import excutils
+import tenacity
+
+from bmi_driver.common import locks
+from bmi_driver.conf import CONF
+from bmi_driver import exception
+from bmi_driver.storage.export import base
+
+try:
+    import rados
+    import rbd
+except ImportError:  # pragma: no cover - exercised only without Ceph
+    rados = None
+    rbd = None
+
+LOG = log.getLogger(__name__)
+
+# SCSI caching mode page (8) with WCE cleared, as tgt-admin writes it for
+# "write-cache off"; tgt's default has it set.
+_WRITE_CACHE_OFF = ('mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:'
+                    '0xff:0x80:0x14:0:0:0:0:0:0')
+_ENOTCONN = 107
+_DAEMON_DOWN = ("can't connect to the tgt daemon",
+                'failed to send request hdr to tgt daemon')
+_NAME_PREFIXES = ('iqn.', 'eui.', 'naa.')
+
+_TARGET_RE = re.compile(r'^Target (\d+): (\S+)\s*$')
+_LUN_RE = re.compile(r'^LUN: (\d+)$')
+_NEXUS_RE = re.compile(r'^I_T nexus: \d+$')
+
+
+class TgtadmError(Exception):
+    """tgtadm answered an error (its stderr line, never the command)."""
+
+    def __init__(self, reason, exit_code):
+        self.reason = reason
+        self.exit_code = exit_code
+        super().__init__(reason)
+
+
+class _TidTaken(Exception):
+    pass
+
+
+def parse_targets(text):
+    """Parse ``tgtadm --mode target --op show`` into [ServedTarget].
+
+    The format is indented text: ``Target N: IQN`` at column 0, sections
+    (``LUN information:``, ``Account information:``, ``ACL
+    information:``...) one level in.  Unknown sections and lines are
+    ignored, so that another tgt version's extra fields do no harm.
+    """
+    targets = []
+    current = None
+    section = None
+    lun = None
+
+    def finish():
+        if current is not None:
+            targets.append(base.ServedTarget(
+                tid=current['tid'], iqn=current['iqn'],
+                luns=current['luns'], accounts=tuple(current['accounts']),
+                acl=tuple(current['acl']), sessions=current['sessions']))
+
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip(' '))
+        body = line.strip()
+        match = _TARGET_RE.match(line)
+        if indent == 0:
+            finish()
+            current = None
+            if match:
+                current = {'tid': int(match.group(1)),
+                           'iqn': match.group(2), 'luns': {},
+                           'accounts': [], 'acl': [], 'sessions': 0}
+            section = lun = None
+            continue
+        if current is None:
+            continue
+        if indent <= 4 and body.endswith(':'):
+            section = body[:-1].strip().lower()
+            lun = None
+            continue
+        if section == 'lun information':
+            m = _LUN_RE.match(body)
+            if m:
+                lun = int(m.group(1))
+            elif lun and body.startswith('Backing store path:'):
+                path = body.split(':', 1)[1].strip()
+                current['luns'][lun] = path
+        elif section == 'account information':
+            if not body.endswith('(outgoing)'):
+                current['accounts'].append(body)
+        elif section == 'acl information':
+            current['acl'].append(body)
+        elif section == 'i_t nexus information':
+            if _NEXUS_RE.match(body):
+                current['sessions'] += 1
+    finish()
+    return targets
+
+
+def _is_initiator_name(entry):
+    return entry.lower().startswith(_NAME_PREFIXES)
+
+
+class TgtExportBackend(base.ExportBackend):
+    """Targets served by the local tgtd."""
+
+    def __init__(self):
+        self.control_port = CONF.iscsi.tgtadm_control_port
+
+    # --- tgtadm -----------------------------------------------------------
+
+    def _tgtadm(self, *args):
+        cmd = ['tgtadm', '-C', str(self.control_port), '--lld', 'iscsi']
+        cmd.extend(str(a) for a in args)
+        try:
+            out, _err = processutils.execute(
+                *cmd, timeout=CONF.iscsi.tgtadm_timeout)
+        except processutils.ProcessExecutionError as e:
+            reason = (e.stderr or '').strip()
+            if reason.startswith('tgtadm:'):
+                reason = reason[len('tgtadm:'):].strip()
+            if (e.exit_code == _ENOTCONN
+                    or any(s in reason for s in _DAEMON_DOWN)):
+                raise exception.TargetDaemonUnavailable(
+                    reason='tgtd (control port %(port)s): %(err)s'
+                    % {'port': self.control_port, 'err': reason})
+            raise TgtadmError(reason or 'exit code %s' % e.exit_code,
+                              e.exit_code)
+        except subprocess.TimeoutExpired:
+            raise exception.TargetDaemonUnavailable(
+                reason='tgtadm did not answer within %s seconds'
+                % CONF.iscsi.tgtadm_timeout)
+        except OSError as e:
+            raise exception.TargetDaemonUnavailable(
+                reason='cannot run tgtadm: %s' % e.strerror)
+        return out
+
+    def check(self):
+        self._tgtadm('--mode', 'system', '--op', 'show')
+
+    def list_targets(self):
+        return parse_targets(self._tgtadm('--mode', 'target', '--op',
+                                          'show'))
+
+    # --- targets ----------------------------------------------------------
+
+    @tenacity.retry(retry=tenacity.retry_if_exception_type(_TidTaken),
+                    stop=tenacity.stop_after_attempt(10),
+                    wait=tenacity.wait_random(0.01, 0.1), reraise=True)
+    def _create_target(self, iqn):
+        """Create the target ``iqn``; returns (ServedTarget, created)."""
+        with locks.lock('tgt-tid'):
+            targets = self.list_targets()
+            for target in targets:
+                if target.iqn == iqn:
+                    return target, False
+            tid = max((t.tid for t in targets), default=0) + 1
+            try:
+                self._tgtadm('--mode', 'target', '--op', 'new',
+                             '--tid', tid, '--targetname', iqn)
+            except TgtadmError as e:
+                if 'already exists' in e.reason:
+                    # Another allocator took the tid (or created iqn): look
+                    # again.
+                    LOG.debug('tgt tid %(tid)d taken, retrying',
+                              {'tid': tid})
+                    raise _TidTaken()
+                raise exception.ExportError(
+                    reason='tgtd refused to create target %(iqn)s: %(err)s'
+                    % {'iqn': iqn, 'err': e.reason})
+        LOG.info('Created iSCSI target %(iqn)s (tid %(tid)d)',
+                 {'iqn': iqn, 'tid': tid})
+        return base.ServedTarget(tid=tid, iqn=iqn), True
+
+    def ensure_target(self, spec):
+        target, created = self._create_target(spec.iqn)
+        try:
+            changed = self._converge(target, spec)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                if created:
+                    LOG.warning('Removing target %(iqn)s: its setup failed',
+                                {'iqn': spec.iqn})
+                    try:
+                        self.remove_target(spec.iqn, spec.chap_username)
+                    except Exception as e:
+                        LOG.error('Could not remove the half-made target '
+                                  '%(iqn)s: %(err)s',
+                                  {'iqn': spec.iqn, 'err': e})
+        if created:
+            status = base.CREATED
+        else:
+            status = base.UPDATED if changed else base.UNCHANGED
+        served = base.ServedTarget(
+            tid=target.tid, iqn=spec.iqn, luns=dict(spec.luns),
+            accounts=((spec.chap_username,) if spec.chap_username else ()),
+            acl=(spec.initiator_iqn or 'ALL',), sessions=target.sessions)
+        return served, status
+
+    def _converge(self, target, spec):
+        """Bring an existing target to ``spec``; True when it changed."""
+        changed = False
+        tid = target.tid
+        for lun, path in sorted(spec.luns.items()):
+            current = target.luns.get(lun)
+            if current == path:
+                continue
+            if current is not None:
+                raise exception.ExportError(
+                    reason='target %(iqn)s serves %(cur)s as LUN %(lun)d, '
+                           'not %(path)s' % {'iqn': spec.iqn, 'cur': current,
+                                             'lun': lun, 'path': path})
+            self._add_lun(tid, lun, path)
+            changed = True
+        for lun in sorted(set(target.luns) - set(spec.luns)):
+            self._call(spec.iqn, 'remove LUN %d' % lun,
+                       '--mode', 'logicalunit', '--op', 'delete',
+                       '--tid', tid, '--lun', lun)
+            changed = True
+
+        wanted = {spec.chap_username} if spec.chap_username else set()
+        for user in sorted(set(target.accounts) - wanted):
+            self._call(spec.iqn, 'unbind a CHAP account', '--mode',
+                       'account', '--op', 'unbind', '--tid', tid,
+                       '--user', user)
+            changed = True
+        if spec.chap_username and spec.chap_username not in target.accounts:
+            self._add_account(tid, spec)
+            changed = True
+
+        wanted = {spec.initiator_iqn or 'ALL'}
+        for entry in sorted(set(target.acl) - wanted):
+            self._call(spec.iqn, 'unbind an initiator',
+                       '--mode', 'target', '--op', 'unbind', '--tid', tid,
+                       *self._acl_args(entry))
+            changed = True
+        for entry in sorted(wanted - set(target.acl)):
+            self._call(spec.iqn, 'bind an initiator',
+                       '--mode', 'target', '--op', 'bind', '--tid', tid,
+                       *self._acl_args(entry))
+            changed = True
+        return changed
+
+    @staticmethod
+    def _acl_args(entry):
+        if _is_initiator_name(entry):
+            return ('--initiator-name', entry)
+        return ('--initiator-address', entry)
+
+    def _call(self, iqn, what, *args):
+        try:
+            return self._tgtadm(*args)
+        except TgtadmError as e:
+            raise exception.ExportError(
+                reason='tgtd could not %(what)s on target %(iqn)s: %(err)s'
+                % {'what': what, 'iqn': iqn, 'err': e.reason})
+
+    def _add_lun(self, tid, lun, path):
+        conf = CONF.iscsi.tgt_ceph_conf or CONF.ceph.conf_file
+        args = ['--mode', 'logicalunit', '--op', 'new', '--tid', tid,
+                '--lun', lun, '--bstype', 'rbd', '--backing-store', path,
+                '--bsopts', 'conf=%s;id=%s' % (conf, CONF.iscsi.tgt_ceph_user)]
+        if CONF.iscsi.bsoflags:
+            args += ['--bsoflags', CONF.iscsi.bsoflags]
+        try:
+            self._tgtadm(*args)
+        except TgtadmError as e:
+            raise exception.ExportError(
+                reason='tgtd could not open RBD image %(path)s as LUN '
+                       '%(lun)d: %(err)s (%(why)s)'
+                % {'path': path, 'lun': lun, 'err': e.reason,
+                   'why': self._diagnose_rbd(conf, path)})
+        params = []
+        if CONF.iscsi.thin_provisioning:
+            params.append('thin_provisioning=1')
+        if not CONF.iscsi.write_cache:
+            params.append(_WRITE_CACHE_OFF)
+        params.extend('%s=%s' % kv for kv in sorted(
+            CONF.iscsi.lun_params.items()))
+        if params:
+            try:
+                self._tgtadm('--mode', 'logicalunit', '--op', 'update',
+                             '--tid', tid, '--lun', lun,
+                             '--params', ','.join(params))
+            except TgtadmError as e:
+                raise exception.ExportError(
+                    reason='tgtd refused the LUN parameters %(params)s: '
+                           '%(err)s' % {'params': ','.join(params),
+                                        'err': e.reason})
+        LOG.debug('Target tid %(tid)d serves %(path)s as LUN %(lun)d',
+                  {'tid': tid, 'path': path, 'lun': lun})
+
+    @staticmethod
+    def _diagnose_rbd(conf, path):
+        """Why tgtd may have failed to open ``path``, checked as its user.
+
+        tgtd only says "unknown error" or "invalid request" (its log has
+        the librados error): connect as the same cephx user to tell a
+        refused user from a missing image.
+        """
+        user = CONF.iscsi.tgt_ceph_user
+        if rados is None:
+            return 'see the tgtd log'
+        pool, _sep, image = path.partition('/')
+        cluster = rados.Rados(conffile=conf, rados_id=user)
+        try:
+            try:
+                cluster.connect(timeout=CONF.ceph.connect_timeout)
+            except rados.Error as e:
+                return ('the Ceph cluster refused cephx user client.%(user)s '
+                        'of [iscsi] tgt_ceph_user (%(err)s): check its '
+                        'keyring and caps' % {'user': user,
+                                              'err': e.__class__.__name__})
+            try:
+                with cluster.open_ioctx(pool) as ioctx:
+                    with rbd.Image(ioctx, image, read_only=True):
+                        pass
+            except (rados.ObjectNotFound, rbd.ImageNotFound):
+                return 'no RBD image %s' % path
+            except (rados.PermissionError, rbd.PermissionError):
+                return ('cephx user client.%(user)s may not open %(path)s: '
+                        'check its caps' % {'user': user, 'path': path})
+            except (rados.Error, rbd.Error) as e:
+                return 'opening it as client.%s fails: %s' % (
+                    user, e.__class__.__name__)
+            return 'see the tgtd log'
+        finally:
+            cluster.shutdown()
+
+    def _add_account(self, tid, spec):
+        user = spec.chap_username
+        new = ('--mode', 'account', '--op', 'new', '--user', user,
+               '--password', spec.chap_secret)
+        try:
+            self._tgtadm(*new)
+        except TgtadmError as e:
+            if 'already exists' not in e.reason:
+                raise exception.ExportError(
+                    reason='tgtd could not create CHAP account %(user)s: '
+                           '%(err)s' % {'user': user, 'err': e.reason})
+            # A leftover whose secret is unknown: replace it.
+            self._delete_account(user)
+            self._call(spec.iqn, 'create CHAP account %s' % user, *new)
+        self._call(spec.iqn, 'bind CHAP account %s' % user,
+                   '--mode', 'account', '--op', 'bind', '--tid', tid,
+                   '--user', user)
+
+    def _delete_account(self, user):
+        try:
+            self._tgtadm('--mode', 'account', '--op', 'delete',
+                         '--user', user)
+        except TgtadmError as e:
+            if "can't find" not in e.reason:
+                raise exception.ExportError(
+                    reason='tgtd could not delete CHAP account %(user)s: '
+                           '%(err)s' % {'user': user, 'err': e.reason})
+
+    def remove_target(self, iqn, chap_username=None):
+        targets = self.list_targets()
+        target = next((t for t in targets if t.iqn == iqn), None)
+        users = {chap_username} if chap_username else set()
+        if target is not None:
+            # Its accounts go too, unless another target uses them.
+            others = {a for t in targets if t.iqn != iqn
+                      for a in t.accounts}
+            users |= set(target.accounts) - others
+            try:
+                self._tgtadm('--mode', 'target', '--op', 'delete',
+                             '--force', '--tid', target.tid)
+            except TgtadmError as e:
+                if "can't find" not in e.reason:
+                    raise exception.ExportError(
+                        reason='tgtd could not delete target %(iqn)s: '
+                               '%(err)s' % {'iqn': iqn, 'err': e.reason})
+            LOG.info('Removed iSCSI target %(iqn)s (tid %(tid)d, '
+                     '%(n)d session(s))',
+                     {'iqn': iqn, 'tid': target.tid, 'n': target.sessions})
+        for user in sorted(users):
+            self._delete_account(user)
