@@ -717,6 +717,9 @@ class ImageLibrary:
                 % str(getattr(e, 'stderr', '') or e).strip())
         fmt = info.get('format')
         size = info.get('virtual-size') or 0
+        if fmt == 'raw':
+            # qemu-img rounds a raw file's size up to whole sectors.
+            size = os.path.getsize(path)
         if fmt not in ('raw', 'qcow2'):
             raise exception.ImageFormatError(
                 path=path, reason='format %s is not raw or qcow2' % fmt)
