@@ -1,20 +1,97 @@
-"""The ``[hil]`` group: the HIL client and the ``hil`` network interface."""
+"""The ``[hil]`` group: the HIL client and the ``hil`` network interface.
 
+Besides the plugin's own options, the group carries keystoneauth1's session
+(``timeout``, TLS), adapter (``endpoint_override``, ``connect_retries``,
+``status_code_retries``) and authentication options (``auth_type`` =
+``none``, ``http_basic`` or ``password`` for Keystone, plus that plugin's
+own options, registered when the client is loaded).
+"""
+
+import copy
+
+from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
 GROUP = 'hil'
 
+# Authentication plugins documented in the sample configuration: HIL's null
+# auth, its database auth (HTTP Basic) and Keystone.
+_AUTH_PLUGINS = ('none', 'http_basic', 'password')
+
 opts = [
+    cfg.StrOpt('url',
+               help='HIL API root, e.g. http://hil.example.com:7000 (without '
+                    'the /v0 prefix). endpoint_override, when set, wins.'),
     cfg.StrOpt('provisioning_network',
                default='bmi-provisioning',
                help='HIL network that every deployed node\'s boot nic joins '
                     '(native VLAN): it carries iSCSI to the node\'s disk.'),
+    cfg.StrOpt('tenant_networks_field',
+               default='hil_networks',
+               help='Key of the node\'s instance_info holding the tenant '
+                    'networks: a list of {"network": <HIL network>, "nic": '
+                    '<HIL nic label or MAC>, "channel": "vlan/<id>"} '
+                    '(channel optional: the network\'s own VLAN). They are '
+                    'joined as tagged VLANs when the node is deployed.'),
+    cfg.StrOpt('project_source',
+               default='lessee',
+               choices=[('lessee', 'The node\'s lessee, else its owner.'),
+                        ('owner', 'The node\'s owner.'),
+                        ('driver_info', 'driver_info/hil_project.')],
+               help='Where the HIL project of a node comes from. With '
+                    'Keystone auth, HIL project names are Keystone project '
+                    'IDs, as Ironic\'s owner and lessee are.'),
+    cfg.StrOpt('default_project',
+               help='HIL project used when project_source gives none. '
+                    'Unset: such nodes cannot be deployed.'),
+    cfg.BoolOpt('allow_connect_free_node',
+                default=False,
+                help='Connect a node that is free in HIL to the node\'s '
+                     'project at deploy (and detach it again at undeploy). '
+                     'When false, the node must already be in the project.'),
+    cfg.FloatOpt('action_poll_interval',
+                 default=1.0, min=0.01,
+                 help='Seconds between two polls of a pending HIL '
+                      'networking action.'),
+    cfg.IntOpt('action_timeout',
+               default=120, min=1,
+               help='Seconds a HIL networking action (including the wait '
+                    'for an earlier action pending on the same nic) may '
+                    'take before the operation fails.'),
 ]
 
 
 def register_opts(conf):
     conf.register_opts(opts, group=GROUP)
+    ks_loading.register_session_conf_options(conf, GROUP)
+    ks_loading.register_auth_conf_options(conf, GROUP)
+    ks_loading.register_adapter_conf_options(conf, GROUP)
+    conf.set_default('auth_type', 'none', group=GROUP)
+    conf.set_default('timeout', 30, group=GROUP)
+    conf.set_default('connect_retries', 3, group=GROUP)
+    conf.set_default('connect_retry_delay', 1.0, group=GROUP)
+
+
+def _keystoneauth_opts():
+    """keystoneauth1's options for the sample, each name once."""
+    result = list(ks_loading.get_auth_common_conf_options())
+    for name in _AUTH_PLUGINS:
+        loader = ks_loading.get_plugin_loader(name)
+        result.extend(ks_loading.get_auth_plugin_conf_options(loader))
+    result.extend(ks_loading.get_session_conf_options())
+    result.extend(ks_loading.get_adapter_conf_options(
+        include_deprecated=False))
+    unique = {}
+    for opt in result:
+        unique.setdefault(opt.dest, opt)
+    ks_opts = copy.deepcopy(list(unique.values()))
+    defaults = {'auth_type': 'none', 'timeout': 30, 'connect_retries': 3,
+                'connect_retry_delay': 1.0}
+    for opt in ks_opts:
+        if opt.dest in defaults:
+            opt.default = defaults[opt.dest]
+    return sorted(ks_opts, key=lambda o: o.dest)
 
 
 def list_opts():
-    return (GROUP, opts)
+    return (GROUP, opts + _keystoneauth_opts())

@@ -1,0 +1,103 @@
+"""A HIL-compatible test server (see ``server.py``) and helpers to run it.
+
+From a test::
+
+    pid, url = hil_server.start_process(7001, '/tmp/x/hil.json', seed={
+        'projects': ['p1'],
+        'nodes': {'node1': {'nics': [{'label': 'eth0',
+                                      'macaddr': '52:54:00:00:00:01',
+                                      'switch': 'sw0', 'port': 'gi1/0/1'}]}},
+        'networks': {'bmi-provisioning': {'owner': 'admin', 'access': []}}})
+    ...
+    hil_server.stop_process(pid)
+
+The seed format is described in ``server.normalize_state``.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+# Children started here, so that stop_process can reap them.
+_CHILDREN = {}
+
+
+def start_process(port, state_path, seed=None, action_delay=None,
+                  log_path=None, timeout=30):
+    """Start ``python -m tests.hil_server`` on 127.0.0.1:port.
+
+    :param seed: a seed dict, or the path of a seed file; when given it
+        replaces whatever ``state_path`` holds.
+    :param log_path: file for the server's output (default: discarded).
+    :returns: (pid, url) once the server accepts connections.
+    :raises: RuntimeError if it exits or does not listen within timeout.
+    """
+    if seed is not None:
+        if not isinstance(seed, dict):
+            with open(seed) as f:
+                seed = json.load(f)
+        with open(state_path, 'w') as f:
+            json.dump(seed, f)
+    argv = [sys.executable, '-m', 'tests.hil_server', '--port', str(port),
+            '--state', state_path]
+    if action_delay is not None:
+        argv += ['--action-delay', str(action_delay)]
+    out = open(log_path, 'ab') if log_path else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(argv, cwd=_REPO, stdout=out,
+                                stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    finally:
+        if log_path:
+            out.close()
+    _CHILDREN[proc.pid] = proc
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _CHILDREN.pop(proc.pid, None)
+            raise RuntimeError('HIL test server exited with %s (log: %s)'
+                               % (proc.returncode, log_path))
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=1):
+                return proc.pid, 'http://127.0.0.1:%d' % port
+        except OSError:
+            time.sleep(0.1)
+    stop_process(proc.pid)
+    raise RuntimeError('HIL test server did not listen on port %d within '
+                       '%s s' % (port, timeout))
+
+
+def _alive(pid):
+    proc = _CHILDREN.get(pid)
+    if proc is not None:
+        return proc.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_process(pid, timeout=10):
+    """Stop a server started by start_process (or the script) by pid."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        _CHILDREN.pop(pid, None)
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    proc = _CHILDREN.pop(pid, None)
+    if proc is not None:
+        proc.wait()

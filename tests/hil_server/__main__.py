@@ -1,0 +1,60 @@
+"""Run the HIL test server: ``python -m tests.hil_server --port N --state F``.
+
+It listens on 127.0.0.1 only. FILE is loaded when it exists (a seed, or the
+state a previous run left) and rewritten after every change. Stop it with
+SIGTERM or SIGINT.
+"""
+
+import argparse
+import json
+import signal
+import sys
+
+from tests.hil_server import server
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m tests.hil_server',
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument('--port', type=int, default=7000,
+                        help='TCP port on 127.0.0.1 (0: any free port)')
+    parser.add_argument('--state', required=True, metavar='FILE.json',
+                        help='state file: loaded if present, then kept up '
+                             'to date')
+    parser.add_argument('--seed', metavar='SEED.json',
+                        help='seed used when the state file does not exist')
+    parser.add_argument('--action-delay', type=float,
+                        help='seconds before a networking action is '
+                             'applied (overrides the state file)')
+    parser.add_argument('--verbose', action='store_true',
+                        help='log every request to stderr')
+    args = parser.parse_args(argv)
+
+    seed = None
+    if args.seed:
+        with open(args.seed) as f:
+            seed = json.load(f)
+    httpd = server.HILServer(port=args.port, seed=seed,
+                             state_path=args.state, verbose=args.verbose)
+    if args.action_delay is not None:
+        with httpd.hil.lock:
+            httpd.hil.state['action_delay'] = args.action_delay
+            httpd.hil.save()
+
+    def _stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print('HIL test server on %s (state %s)' % (httpd.url, args.state),
+          flush=True)
+    try:
+        httpd.serve_forever(poll_interval=0.5)
+    finally:
+        httpd.server_close()
+        httpd.hil.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
