@@ -85,7 +85,7 @@ kmods=$work/kernel/lib/modules/$kver
 
 # --- initramfs --------------------------------------------------------------
 ird=$work/initramfs
-mkdir -p "$ird"/{bin,sbin,dev,proc,sys,run,newroot,etc/iscsi,lib64}
+mkdir -p "$ird"/{bin,sbin,dev,proc,sys,run,tmp,newroot,etc/iscsi,lib64}
 mkdir -p "$ird"/var/lib/iscsi "$ird"/run/lock/iscsi
 cp /bin/busybox "$ird/bin/busybox"
 cp /usr/sbin/iscsistart "$ird/sbin/iscsistart"
