@@ -55,9 +55,10 @@ def _coordinator():
         try:
             coord = coordination.get_coordinator(url, member.encode())
             # The heartbeat keeps locks alive on backends with sessions
-            # (etcd3, redis); the file backend ignores it.
-            coord.start(start_heart=True)
-        except coordination.ToozError as e:
+            # (etcd3, redis); the file backend has none.
+            coord.start(start_heart=not path)
+        except (coordination.ToozError, RuntimeError, ValueError) as e:
+            # RuntimeError: stevedore finds no driver for the scheme.
             # The URL may embed credentials: name only the driver.
             raise exception.CoordinationError(
                 reason='cannot start the %(driver)s backend: %(err)s'

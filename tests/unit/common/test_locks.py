@@ -1,0 +1,81 @@
+"""The tooz locks, on the default file backend (a temporary directory)."""
+
+import os
+import threading
+import time
+
+from bmi_driver.common import locks
+from bmi_driver import exception
+from tests import base
+
+
+class LocksTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(locks.reset)
+
+    def test_default_backend_under_state_path(self):
+        with locks.lock('a'):
+            pass
+        self.assertTrue(os.path.isdir(os.path.join(self.state_dir,
+                                                   'locks')))
+
+    def test_serializes_threads(self):
+        inside = []
+        overlaps = []
+
+        def work():
+            with locks.lock('shared'):
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(1)
+                time.sleep(0.01)
+                inside.pop()
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([], overlaps)
+
+    def test_other_names_do_not_wait(self):
+        with locks.lock('one'):
+            with locks.lock('two', timeout=1):
+                pass
+
+    def test_timeout(self):
+        held = threading.Event()
+        done = threading.Event()
+
+        def holder():
+            with locks.lock('busy'):
+                held.set()
+                done.wait(10)
+
+        t = threading.Thread(target=holder)
+        t.start()
+        self.addCleanup(t.join)
+        self.addCleanup(done.set)
+        held.wait(10)
+        e = self.assertRaises(exception.LockTimeout, locks.lock('busy',
+                                                                0.1)
+                              .__enter__)
+        self.assertIn('busy', str(e))
+
+    def test_released_on_error(self):
+        def fail():
+            with locks.lock('x'):
+                raise ValueError()
+
+        self.assertRaises(ValueError, fail)
+        with locks.lock('x', timeout=0.1):
+            pass
+
+    def test_bad_backend(self):
+        self.config(backend_url='nosuchdriver://user:pw@host',
+                    group='coordination')
+        e = self.assertRaises(exception.CoordinationError,
+                              locks.lock('x').__enter__)
+        self.assertNotIn('pw', str(e))

@@ -1,0 +1,326 @@
+"""Fakes of the outside world for the export tests: tgtd and the library.
+
+``FakeTgtd.execute`` stands in for ``processutils.execute`` running
+``tgtadm``: it keeps targets and accounts like tgtd 1.0.85 does, answers
+with its error texts and exit codes, and prints ``--op show`` in its format
+(recorded from the real daemon).
+"""
+
+import collections
+import dataclasses
+
+from oslo_concurrency import processutils
+
+from bmi_driver import exception
+
+# Real output of `tgtadm --lld iscsi --mode target --op show` (tgt 1.0.85),
+# with a logged-in initiator, two accounts (one outgoing) and two ACLs.
+RECORDED_SHOW = """\
+Target 1: iqn.2026-11.org.massopen.bmi:abc
+    System information:
+        Driver: iscsi
+        State: ready
+    I_T nexus information:
+        I_T nexus: 3
+            Initiator: iqn.1993-08.org.debian:01:abc alias: none
+            Connection: 0
+                IP Address: 127.0.0.1
+    LUN information:
+        LUN: 0
+            Type: controller
+            SCSI ID: IET     00010000
+            SCSI SN: beaf10
+            Size: 0 MB, Block size: 1
+            Online: Yes
+            Removable media: No
+            Prevent removal: No
+            Readonly: No
+            SWP: No
+            Thin-provisioning: No
+            Backing store type: null
+            Backing store path: None
+            Backing store flags: \n\
+        LUN: 1
+            Type: disk
+            SCSI ID: IET     00010001
+            SCSI SN: beaf11
+            Size: 67 MB, Block size: 512
+            Online: Yes
+            Removable media: No
+            Prevent removal: No
+            Readonly: No
+            SWP: No
+            Thin-provisioning: Yes
+            Backing store type: rbd
+            Backing store path: bmi-images/node-abc
+            Backing store flags: \n\
+    Account information:
+        u1
+        u2 (outgoing)
+    ACL information:
+        127.0.0.1
+        iqn.1993-08.org.debian:01:abc
+Target 2: iqn.2026-11.org.other:x
+    System information:
+        Driver: iscsi
+        State: ready
+    I_T nexus information:
+    LUN information:
+        LUN: 0
+            Type: controller
+            SCSI ID: IET     00020000
+            SCSI SN: beaf20
+            Size: 0 MB, Block size: 1
+            Online: Yes
+            Removable media: No
+            Prevent removal: No
+            Readonly: No
+            SWP: No
+            Thin-provisioning: No
+            Backing store type: null
+            Backing store path: None
+            Backing store flags: \n\
+    Account information:
+    ACL information:
+        ALL
+"""
+
+_LUN_TMPL = """\
+        LUN: %(lun)d
+            Type: %(type)s
+            SCSI ID: IET     %(tid)04x%(lun)04x
+            Size: 0 MB, Block size: 1
+            Backing store type: %(bstype)s
+            Backing store path: %(path)s
+            Backing store flags: \n"""
+
+
+@dataclasses.dataclass
+class _Target:
+    tid: int
+    iqn: str
+    luns: dict = dataclasses.field(default_factory=dict)
+    accounts: list = dataclasses.field(default_factory=list)
+    acl: list = dataclasses.field(default_factory=list)
+    sessions: int = 0
+
+
+class FakeTgtd:
+    """tgtd behind tgtadm, in memory."""
+
+    def __init__(self):
+        self.targets = {}
+        self.accounts = {}
+        self.lun_params = collections.defaultdict(list)
+        self.calls = []
+        self.down = False
+        self.fail_lun_new = None     # error text for logicalunit new
+        self.steal_tids = 0          # next N "target new" fail: tid taken
+
+    # --- helpers for tests ----------------------------------------------
+
+    def mutating_calls(self):
+        return [c for c in self.calls if '--op' in c
+                and c[c.index('--op') + 1] != 'show']
+
+    def by_iqn(self, iqn):
+        return next((t for t in self.targets.values() if t.iqn == iqn),
+                    None)
+
+    # --- processutils.execute ---------------------------------------------
+
+    def execute(self, *cmd, **kwargs):
+        assert cmd[0] == 'tgtadm', cmd
+        assert all(isinstance(a, str) for a in cmd), cmd
+        self.calls.append(list(cmd))
+        if self.down:
+            self._fail('tgtadm: failed to send request hdr to tgt daemon, '
+                       'Transport endpoint is not connected', 107)
+        args = {}
+        flags = set()
+        i = 1
+        while i < len(cmd):
+            if cmd[i] in ('--force', '--outgoing'):
+                flags.add(cmd[i])
+                i += 1
+            else:
+                args[cmd[i]] = cmd[i + 1]
+                i += 2
+        handler = getattr(self, '_%s_%s' % (args['--mode'], args['--op']))
+        return handler(args, flags), ''
+
+    @staticmethod
+    def _fail(msg, code=22):
+        raise processutils.ProcessExecutionError(
+            stdout='', stderr=msg + '\n', exit_code=code, cmd='tgtadm ...')
+
+    def _target(self, args):
+        tid = int(args['--tid'])
+        if tid not in self.targets:
+            self._fail("tgtadm: can't find the target")
+        return self.targets[tid]
+
+    def _system_show(self, args, flags):
+        return 'System:\n    State: ready\n'
+
+    def _target_show(self, args, flags):
+        out = []
+        for tid in sorted(self.targets):
+            t = self.targets[tid]
+            out.append('Target %d: %s\n' % (tid, t.iqn))
+            out.append('    System information:\n        Driver: iscsi\n'
+                       '        State: ready\n    I_T nexus information:\n')
+            for n in range(t.sessions):
+                out.append('        I_T nexus: %d\n            Initiator: '
+                           'iqn.x:y alias: none\n' % (n + 1))
+            out.append('    LUN information:\n')
+            out.append(_LUN_TMPL % {'lun': 0, 'tid': tid, 'type':
+                                    'controller', 'bstype': 'null',
+                                    'path': 'None'})
+            for lun in sorted(t.luns):
+                out.append(_LUN_TMPL % {'lun': lun, 'tid': tid,
+                                        'type': 'disk', 'bstype': 'rbd',
+                                        'path': t.luns[lun]})
+            out.append('    Account information:\n')
+            out.extend('        %s\n' % a for a in t.accounts)
+            out.append('    ACL information:\n')
+            out.extend('        %s\n' % a for a in t.acl)
+        return ''.join(out)
+
+    def _target_new(self, args, flags):
+        tid = int(args['--tid'])
+        if self.steal_tids:
+            self.steal_tids -= 1
+            self.targets[tid] = _Target(tid, 'iqn.2026-11.org.other:thief%d'
+                                        % tid)
+            self._fail('tgtadm: this target already exists')
+        if tid in self.targets or self.by_iqn(args['--targetname']):
+            self._fail('tgtadm: this target already exists')
+        self.targets[tid] = _Target(tid, args['--targetname'])
+        return ''
+
+    def _target_delete(self, args, flags):
+        t = self._target(args)
+        if t.sessions and '--force' not in flags:
+            self._fail('tgtadm: this target is still active')
+        del self.targets[t.tid]
+        return ''
+
+    def _target_bind(self, args, flags):
+        t = self._target(args)
+        entry = args.get('--initiator-name') or args['--initiator-address']
+        if entry in t.acl:
+            self._fail('tgtadm: this access control rule already exists')
+        t.acl.append(entry)
+        return ''
+
+    def _target_unbind(self, args, flags):
+        t = self._target(args)
+        entry = args.get('--initiator-name') or args['--initiator-address']
+        if entry not in t.acl:
+            self._fail("tgtadm: can't find the access control rule")
+        t.acl.remove(entry)
+        return ''
+
+    def _logicalunit_new(self, args, flags):
+        t = self._target(args)
+        if self.fail_lun_new:
+            self._fail('tgtadm: %s' % self.fail_lun_new)
+        lun = int(args['--lun'])
+        if lun in t.luns:
+            self._fail('tgtadm: this logical unit number already exists')
+        t.luns[lun] = args['--backing-store']
+        return ''
+
+    def _logicalunit_delete(self, args, flags):
+        t = self._target(args)
+        if t.luns.pop(int(args['--lun']), None) is None:
+            self._fail("tgtadm: can't find the logical unit")
+        return ''
+
+    def _logicalunit_update(self, args, flags):
+        t = self._target(args)
+        self.lun_params[(t.tid, int(args['--lun']))].append(args['--params'])
+        return ''
+
+    def _account_new(self, args, flags):
+        if args['--user'] in self.accounts:
+            self._fail('tgtadm: this account already exists')
+        self.accounts[args['--user']] = args['--password']
+        return ''
+
+    def _account_delete(self, args, flags):
+        user = args['--user']
+        if user not in self.accounts:
+            self._fail("tgtadm: can't find the account")
+        del self.accounts[user]
+        for t in self.targets.values():
+            if user in t.accounts:
+                t.accounts.remove(user)
+        return ''
+
+    def _account_bind(self, args, flags):
+        t = self._target(args)
+        if args['--user'] not in self.accounts:
+            self._fail("tgtadm: can't find the account")
+        t.accounts.append(args['--user'])
+        return ''
+
+    def _account_unbind(self, args, flags):
+        t = self._target(args)
+        t.accounts.remove(args['--user'])
+        return ''
+
+
+@dataclasses.dataclass
+class FakeDisk:
+    node_uuid: str
+    pool: str
+    rbd_name: str
+    size: int = 1 << 30
+    parent: str = 'bmi-images/golden@snap'
+    metadata: dict = dataclasses.field(default_factory=dict)
+    configdrive: 'FakeDisk' = None
+
+    @property
+    def spec(self):
+        return '%s/%s' % (self.pool, self.rbd_name)
+
+
+class FakeLibrary:
+    """The image library's node-disk calls, in memory."""
+
+    def __init__(self):
+        self.disks = {}
+        self.calls = []
+
+    def add_disk(self, node_uuid, configdrive=False):
+        disk = FakeDisk(node_uuid, 'bmi-images', 'node-%s' % node_uuid)
+        if configdrive:
+            disk.configdrive = FakeDisk(node_uuid, 'bmi-images',
+                                        'node-%s-config' % node_uuid)
+        self.disks[node_uuid] = disk
+        return disk
+
+    def get_node_disk(self, node_uuid):
+        self.calls.append(('get_node_disk', node_uuid))
+        disk = self.disks.get(node_uuid)
+        if disk is None:
+            raise exception.CloneNotFound(node=node_uuid,
+                                          clone='node-%s' % node_uuid)
+        return dataclasses.replace(disk, metadata=dict(disk.metadata))
+
+    def list_node_disks(self):
+        self.calls.append(('list_node_disks',))
+        return [self.get_node_disk(n) for n in sorted(self.disks)]
+
+    def set_node_metadata(self, node_uuid, metadata):
+        self.calls.append(('set_node_metadata', node_uuid))
+        self.get_node_disk(node_uuid)
+        self.disks[node_uuid].metadata.update(metadata)
+
+    def remove_node_metadata(self, node_uuid, keys):
+        self.calls.append(('remove_node_metadata', node_uuid))
+        self.get_node_disk(node_uuid)
+        for key in keys:
+            self.disks[node_uuid].metadata.pop(key, None)

@@ -1,0 +1,341 @@
+"""ExportManager with a fake library and the tgt backend on a fake tgtd."""
+
+from unittest import mock
+
+import fixtures
+
+from bmi_driver import exception
+from bmi_driver.storage import export
+from bmi_driver.storage.export import base
+from bmi_driver.storage.export import tgt
+from tests import base as test_base
+from tests.unit.storage.export import fakes
+
+NODE = '6b1a3f8e-4c1d-4c57-9e0a-0d1c2b3a4f5e'
+NODE2 = '0a6c1c8e-7d7b-4d0f-8d0e-3c1f7e9b2a10'
+PREFIX = 'iqn.2026-11.org.massopen.bmi'
+INITIATOR = 'iqn.2010-04.org.ipxe:node1'
+
+
+class _Base(test_base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tgtd = fakes.FakeTgtd()
+        self.useFixture(fixtures.MockPatchObject(
+            tgt.processutils, 'execute', side_effect=self.tgtd.execute))
+        self.log = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
+        self.lib = fakes.FakeLibrary()
+        self.lib.add_disk(NODE)
+        self.mgr = export.ExportManager(library=self.lib)
+
+    def secrets(self):
+        return [d.metadata.get(export.META_CHAP_SECRET)
+                for d in self.lib.disks.values()
+                if d.metadata.get(export.META_CHAP_SECRET)]
+
+    def assertNoSecret(self, *texts):
+        for secret in self.secrets():
+            for text in texts + (self.log.output,):
+                self.assertNotIn(secret, str(text))
+
+
+class ManagerTestCase(_Base):
+
+    def test_backend_from_config(self):
+        self.assertIsInstance(self.mgr.backend, tgt.TgtExportBackend)
+
+    def test_export(self):
+        exp = self.mgr.export_node(NODE)
+        self.assertEqual('%s:%s' % (PREFIX, NODE), exp.target_iqn)
+        self.assertEqual('127.0.0.1:3260', exp.portal)
+        self.assertEqual({1: 'bmi-images/node-%s' % NODE}, exp.luns)
+        self.assertEqual('bmi-' + NODE, exp.chap_username)
+        self.assertEqual(16, len(exp.chap_secret))
+        self.assertTrue(exp.chap_secret.isalnum())
+        self.assertIsNone(exp.initiator_iqn)
+        self.assertNotIn(exp.chap_secret, repr(exp))
+        self.assertEqual({export.META_IQN: exp.target_iqn,
+                          export.META_INITIATOR: '',
+                          export.META_CHAP_USER: exp.chap_username,
+                          export.META_CHAP_SECRET: exp.chap_secret},
+                         self.lib.disks[NODE].metadata)
+        served = self.tgtd.by_iqn(exp.target_iqn)
+        self.assertEqual(['ALL'], served.acl)
+        self.assertEqual(exp.chap_secret,
+                         self.tgtd.accounts[exp.chap_username])
+        self.assertNoSecret()
+
+    def test_export_twice_same_target_and_credentials(self):
+        first = self.mgr.export_node(NODE)
+        calls = len(self.tgtd.mutating_calls())
+        second = self.mgr.export_node(NODE)
+        self.assertEqual(first, second)
+        self.assertEqual(calls, len(self.tgtd.mutating_calls()))
+        self.assertEqual(1, self.lib.calls.count(('set_node_metadata',
+                                                  NODE)))
+
+    def test_credentials_differ_per_node(self):
+        self.lib.add_disk(NODE2)
+        a = self.mgr.export_node(NODE)
+        b = self.mgr.export_node(NODE2)
+        self.assertNotEqual(a.chap_username, b.chap_username)
+        self.assertNotEqual(a.chap_secret, b.chap_secret)
+        self.assertNotEqual(a.target_iqn, b.target_iqn)
+
+    def test_initiator_bound_and_kept(self):
+        exp = self.mgr.export_node(NODE, initiator_iqn=INITIATOR)
+        self.assertEqual(INITIATOR, exp.initiator_iqn)
+        self.assertEqual([INITIATOR], self.tgtd.by_iqn(exp.target_iqn).acl)
+        # a later call without it keeps the binding
+        again = self.mgr.export_node(NODE)
+        self.assertEqual(exp, again)
+        # a new one replaces it, with the same credentials
+        other = 'iqn.2010-04.org.ipxe:node1b'
+        moved = self.mgr.export_node(NODE, initiator_iqn=other)
+        self.assertEqual(exp.chap_secret, moved.chap_secret)
+        self.assertEqual([other], self.tgtd.by_iqn(exp.target_iqn).acl)
+
+    def test_configdrive_is_lun_2(self):
+        self.lib.add_disk(NODE, configdrive=True)
+        exp = self.mgr.export_node(NODE)
+        self.assertEqual({1: 'bmi-images/node-%s' % NODE,
+                          2: 'bmi-images/node-%s-config' % NODE}, exp.luns)
+        self.assertEqual(exp.luns, self.tgtd.by_iqn(exp.target_iqn).luns)
+
+    def test_chap_off(self):
+        self.config(chap=False, group='iscsi')
+        exp = self.mgr.export_node(NODE)
+        self.assertIsNone(exp.chap_username)
+        self.assertIsNone(exp.chap_secret)
+        self.assertEqual({}, self.tgtd.accounts)
+
+    def test_portal(self):
+        self.config(portal_address='10.0.2.2', portal_port=3261,
+                    group='iscsi')
+        self.assertEqual('10.0.2.2:3261', self.mgr.export_node(NODE).portal)
+        self.config(portal_address='fd00::1', group='iscsi')
+        self.assertEqual('[fd00::1]:3261', self.mgr.portal())
+
+    def _assert_untouched(self):
+        self.assertEqual([], self.tgtd.calls)
+        self.assertFalse([c for c in self.lib.calls
+                          if c[0] != 'get_node_disk'])
+
+    def test_bad_names_rejected_first(self):
+        for node, initiator in (('not-a-uuid', None),
+                                (NODE + ':x', None),
+                                (NODE, 'iqn.2010-04.org.ipxe:Node1'),
+                                (NODE, 'iqn.bad'),
+                                (NODE, 'iqn.2010-04.org.ipxe:a b'),
+                                (NODE, ''),
+                                (NODE, 'iqn.2010-04.org.ipxe:' + 'a' * 220)):
+            self.assertRaises(exception.InvalidName, self.mgr.export_node,
+                              node, initiator_iqn=initiator)
+        self.assertRaises(exception.InvalidName, self.mgr.unexport_node,
+                          'x')
+        self.config(iqn_prefix='not an iqn', group='iscsi')
+        self.assertRaises(exception.InvalidName, self.mgr.export_node, NODE)
+        self.assertEqual([], self.tgtd.calls)
+        self.assertEqual([], self.lib.calls)
+
+    def test_good_initiator_names(self):
+        for name in ('iqn.1993-08.org.debian:01:abc',
+                     'eui.02004567A425678D',
+                     'naa.52004567BA64678D'):
+            self.assertEqual(name, export.check_iscsi_name('x', name))
+
+    def test_uppercase_node_uuid_normalised(self):
+        exp = self.mgr.export_node(NODE.upper())
+        self.assertEqual(NODE, exp.node_uuid)
+
+    def test_missing_clone_rejected_first(self):
+        self.assertRaises(exception.CloneNotFound, self.mgr.export_node,
+                          NODE2)
+        self._assert_untouched()
+
+    def test_initiator_required(self):
+        self.config(initiator_binding='required', group='iscsi')
+        self.assertRaises(exception.InvalidInput, self.mgr.export_node, NODE)
+        self._assert_untouched()
+        exp = self.mgr.export_node(NODE, initiator_iqn=INITIATOR)
+        self.assertEqual(INITIATOR, exp.initiator_iqn)
+
+    def test_backend_failure_forgets_new_record(self):
+        self.tgtd.fail_lun_new = 'unknown error'
+        with mock.patch.object(tgt.TgtExportBackend, '_diagnose_rbd',
+                               return_value='see the tgtd log'):
+            e = self.assertRaises(exception.ExportError,
+                                  self.mgr.export_node, NODE)
+        self.assertEqual({}, self.lib.disks[NODE].metadata)
+        self.assertEqual({}, self.tgtd.targets)
+        self.assertEqual({}, self.tgtd.accounts)
+        self.assertNotIn('bmi.export', str(e))
+
+    def test_backend_failure_restores_old_record(self):
+        self.mgr.export_node(NODE)
+        before = dict(self.lib.disks[NODE].metadata)
+        self.tgtd.down = True
+        self.assertRaises(exception.TargetDaemonUnavailable,
+                          self.mgr.export_node, NODE, initiator_iqn=INITIATOR)
+        self.assertEqual(before, self.lib.disks[NODE].metadata)
+        self.assertNoSecret()
+
+    def test_unexport(self):
+        exp = self.mgr.export_node(NODE)
+        self.mgr.unexport_node(NODE)
+        self.assertEqual({}, self.tgtd.targets)
+        self.assertEqual({}, self.tgtd.accounts)
+        self.assertEqual({}, self.lib.disks[NODE].metadata)
+        self.assertIsNone(self.mgr.get_export(NODE))
+        self.mgr.unexport_node(NODE)  # twice is fine
+        self.assertIsNone(self.tgtd.by_iqn(exp.target_iqn))
+
+    def test_unexport_without_clone(self):
+        exp = self.mgr.export_node(NODE)
+        del self.lib.disks[NODE]
+        self.mgr.unexport_node(NODE)
+        self.assertIsNone(self.tgtd.by_iqn(exp.target_iqn))
+        self.assertEqual({}, self.tgtd.accounts)
+
+    def test_unexport_daemon_down_keeps_record(self):
+        self.mgr.export_node(NODE)
+        self.tgtd.down = True
+        self.assertRaises(exception.TargetDaemonUnavailable,
+                          self.mgr.unexport_node, NODE)
+        self.assertIn(export.META_IQN, self.lib.disks[NODE].metadata)
+
+    def test_get_export(self):
+        self.assertIsNone(self.mgr.get_export(NODE))
+        self.assertIsNone(self.mgr.get_export(NODE2))
+        exp = self.mgr.export_node(NODE)
+        self.assertEqual(exp, self.mgr.get_export(NODE))
+        self.tgtd.targets.clear()  # tgtd restarted
+        self.assertIsNone(self.mgr.get_export(NODE))
+
+    def test_check(self):
+        self.mgr.check()
+        self.tgtd.down = True
+        self.assertRaises(exception.TargetDaemonUnavailable, self.mgr.check)
+
+    def test_list_exports(self):
+        self.lib.add_disk(NODE2)
+        a = self.mgr.export_node(NODE)
+        self.mgr.export_node(NODE2)
+        self.tgtd.targets.pop(self.tgtd.by_iqn(a.target_iqn).tid)
+        self.tgtd.targets[40] = fakes._Target(40, PREFIX + ':orphan')
+        self.tgtd.targets[41] = fakes._Target(41, 'iqn.2026-11.org.o:x')
+        rows = self.mgr.list_exports()
+        self.assertEqual([(NODE2, 'served'), (NODE, None),
+                          (None, PREFIX + ':orphan')],
+                         [(e.node_uuid if e else None,
+                           (t.iqn if e is None else 'served') if t else None)
+                          for e, t in rows])
+
+
+class ReconcileTestCase(_Base):
+
+    def setUp(self):
+        super().setUp()
+        self.lib.add_disk(NODE2, configdrive=True)
+        self.a = self.mgr.export_node(NODE, initiator_iqn=INITIATOR)
+        self.b = self.mgr.export_node(NODE2)
+
+    def test_after_restart(self):
+        secrets = dict(self.tgtd.accounts)
+        self.tgtd.targets.clear()
+        self.tgtd.accounts.clear()
+        report = self.mgr.reconcile()
+        self.assertEqual(sorted([self.a.target_iqn, self.b.target_iqn]),
+                         sorted(report.created))
+        self.assertEqual(secrets, self.tgtd.accounts)
+        self.assertEqual([INITIATOR], self.tgtd.by_iqn(self.a.target_iqn).acl)
+        self.assertEqual(self.b.luns,
+                         self.tgtd.by_iqn(self.b.target_iqn).luns)
+        self.assertEqual((self.a, self.b),
+                         (self.mgr.get_export(NODE),
+                          self.mgr.get_export(NODE2)))
+        again = self.mgr.reconcile()
+        self.assertEqual([], again.created + again.updated + again.removed)
+        self.assertEqual(2, len(again.unchanged))
+        self.assertNoSecret(report)
+
+    def test_orphans_removed_others_kept(self):
+        orphan_node = '11111111-2222-3333-4444-555555555555'
+        self.tgtd.targets[50] = fakes._Target(
+            50, '%s:%s' % (PREFIX, orphan_node), accounts=['bmi-' +
+                                                           orphan_node])
+        self.tgtd.accounts['bmi-' + orphan_node] = 'x' * 16
+        self.tgtd.targets[51] = fakes._Target(51, PREFIX + ':not-a-node')
+        self.tgtd.targets[52] = fakes._Target(52, 'iqn.2026-11.org.other:y',
+                                              acl=['ALL'])
+        self.tgtd.targets[53] = fakes._Target(53, PREFIX + 'x:similar')
+        report = self.mgr.reconcile()
+        self.assertEqual(['%s:%s' % (PREFIX, orphan_node),
+                          PREFIX + ':not-a-node'], report.removed)
+        self.assertEqual(['iqn.2026-11.org.other:y', PREFIX + 'x:similar'],
+                         report.foreign)
+        self.assertEqual([52, 53], sorted(t for t in self.tgtd.targets
+                                          if t >= 50))
+        self.assertNotIn('bmi-' + orphan_node, self.tgtd.accounts)
+
+    def test_repairs_drift(self):
+        target = self.tgtd.by_iqn(self.a.target_iqn)
+        target.acl[:] = ['ALL']
+        report = self.mgr.reconcile()
+        self.assertEqual([self.a.target_iqn], report.updated)
+        self.assertEqual([INITIATOR], target.acl)
+
+    def test_unexported_node_is_not_recreated(self):
+        self.mgr.unexport_node(NODE)
+        report = self.mgr.reconcile()
+        self.assertNotIn(self.a.target_iqn, report.created)
+        self.assertIsNone(self.tgtd.by_iqn(self.a.target_iqn))
+
+    def test_one_failure_does_not_stop_the_rest(self):
+        self.tgtd.targets.clear()
+        real = self.mgr.backend.ensure_target
+
+        def ensure(spec):
+            if spec.iqn == self.a.target_iqn:
+                raise exception.ExportError(reason='boom')
+            return real(spec)
+
+        with mock.patch.object(self.mgr.backend, 'ensure_target',
+                               side_effect=ensure):
+            report = self.mgr.reconcile()
+        self.assertEqual({self.a.target_iqn: 'iSCSI export failed: boom'},
+                         report.failed)
+        self.assertEqual([self.b.target_iqn], report.created)
+
+    def test_daemon_down(self):
+        self.tgtd.down = True
+        self.assertRaises(exception.TargetDaemonUnavailable,
+                          self.mgr.reconcile)
+
+
+class LoadBackendTestCase(test_base.TestCase):
+
+    def test_default(self):
+        self.assertIsInstance(export.load_backend(), tgt.TgtExportBackend)
+        self.assertIsInstance(export.load_backend(), base.ExportBackend)
+
+    def test_unknown(self):
+        self.config(export_backend='lio', group='iscsi')
+        e = self.assertRaises(exception.ExportBackendNotFound,
+                              export.ExportManager, library=object())
+        self.assertIn('lio', str(e))
+
+    def test_load_failure(self):
+        with mock.patch.object(tgt.TgtExportBackend, '__init__',
+                               side_effect=RuntimeError('bad config')):
+            e = self.assertRaises(exception.ExportBackendNotFound,
+                                  export.load_backend, 'tgt')
+        self.assertIn('bad config', str(e))
+
+    def test_load_failure_bmi_error_kept(self):
+        err = exception.InvalidInput(reason='x')
+        with mock.patch.object(tgt.TgtExportBackend, '__init__',
+                               side_effect=err):
+            self.assertIs(err, self.assertRaises(exception.InvalidInput,
+                                                 export.load_backend, 'tgt'))

@@ -1,0 +1,282 @@
+"""The tgt backend against a fake tgtd (processutils.execute)."""
+
+from unittest import mock
+
+import fixtures
+
+from bmi_driver import exception
+from bmi_driver.storage.export import base
+from bmi_driver.storage.export import tgt
+from tests import base as test_base
+from tests.unit.storage.export import fakes
+
+IQN = 'iqn.2026-11.org.massopen.bmi:6b1a3f8e-4c1d-4c57-9e0a-0d1c2b3a4f5e'
+INITIATOR = 'iqn.2010-04.org.ipxe:node1'
+SECRET = 'S3cretS3cretS3cr'
+
+
+def spec(**kw):
+    values = dict(iqn=IQN, luns={1: 'bmi-images/node-a'},
+                  initiator_iqn=None, chap_username='bmi-a',
+                  chap_secret=SECRET)
+    values.update(kw)
+    return base.TargetSpec(**values)
+
+
+class ParseTestCase(test_base.TestCase):
+
+    def test_recorded_output(self):
+        targets = tgt.parse_targets(fakes.RECORDED_SHOW)
+        self.assertEqual(2, len(targets))
+        first, second = targets
+        self.assertEqual(1, first.tid)
+        self.assertEqual('iqn.2026-11.org.massopen.bmi:abc', first.iqn)
+        self.assertEqual({1: 'bmi-images/node-abc'}, first.luns)
+        self.assertEqual(('u1',), first.accounts)  # not the outgoing one
+        self.assertEqual(('127.0.0.1', 'iqn.1993-08.org.debian:01:abc'),
+                         first.acl)
+        self.assertEqual(1, first.sessions)
+        self.assertEqual(base.ServedTarget(tid=2, iqn='iqn.2026-11.org.'
+                                           'other:x', acl=('ALL',)), second)
+
+    def test_empty_and_unknown_lines(self):
+        self.assertEqual([], tgt.parse_targets(''))
+        text = ('Some banner\n    ignored: yes\nTarget 7: iqn.x:y\n'
+                '    New section:\n        whatever\n'
+                '    ACL information:\n        ALL\n')
+        self.assertEqual([base.ServedTarget(tid=7, iqn='iqn.x:y',
+                                            acl=('ALL',))],
+                         tgt.parse_targets(text))
+
+
+class TgtBackendTestCase(test_base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tgtd = fakes.FakeTgtd()
+        self.useFixture(fixtures.MockPatchObject(
+            tgt.processutils, 'execute', side_effect=self.tgtd.execute))
+        self.config(conf_file='/etc/ceph/test.conf', group='ceph')
+        self.config(tgtadm_control_port=3, group='iscsi')
+        self.log = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
+        self.backend = tgt.TgtExportBackend()
+
+    def assertNoSecret(self, *texts):
+        for text in texts + (self.log.output,):
+            self.assertNotIn(SECRET, str(text))
+
+    def test_create(self):
+        target, status = self.backend.ensure_target(spec())
+        self.assertEqual(base.CREATED, status)
+        self.assertEqual(1, target.tid)
+        served = self.tgtd.by_iqn(IQN)
+        self.assertEqual({1: 'bmi-images/node-a'}, served.luns)
+        self.assertEqual(['bmi-a'], served.accounts)
+        self.assertEqual(SECRET, self.tgtd.accounts['bmi-a'])
+        self.assertEqual(['ALL'], served.acl)
+        lun_new = next(c for c in self.tgtd.calls if 'logicalunit' in c)
+        self.assertEqual(['tgtadm', '-C', '3', '--lld', 'iscsi'],
+                         lun_new[:5])
+        self.assertIn('--bsopts', lun_new)
+        self.assertEqual('conf=/etc/ceph/test.conf;id=tgt',
+                         lun_new[lun_new.index('--bsopts') + 1])
+        self.assertEqual('rbd', lun_new[lun_new.index('--bstype') + 1])
+        self.assertEqual(['thin_provisioning=1'],
+                         self.tgtd.lun_params[(1, 1)])
+        self.assertNoSecret()
+
+    def test_idempotent(self):
+        self.backend.ensure_target(spec())
+        before = len(self.tgtd.mutating_calls())
+        target, status = self.backend.ensure_target(spec())
+        self.assertEqual(base.UNCHANGED, status)
+        self.assertEqual(before, len(self.tgtd.mutating_calls()))
+        self.assertEqual(1, len(self.tgtd.targets))
+
+    def test_next_tid_after_the_highest(self):
+        self.tgtd.targets[5] = fakes._Target(5, 'iqn.2026-11.org.other:x')
+        target, _ = self.backend.ensure_target(spec())
+        self.assertEqual(6, target.tid)
+
+    def test_tid_collision_retried(self):
+        self.tgtd.steal_tids = 2
+        target, status = self.backend.ensure_target(spec())
+        self.assertEqual(base.CREATED, status)
+        self.assertEqual(3, target.tid)
+        self.assertEqual(IQN, self.tgtd.targets[3].iqn)
+
+    def test_initiator_binding(self):
+        self.backend.ensure_target(spec(initiator_iqn=INITIATOR))
+        self.assertEqual([INITIATOR], self.tgtd.by_iqn(IQN).acl)
+        bind = [c for c in self.tgtd.calls if 'bind' in c and
+                '--initiator-name' in c]
+        self.assertEqual(1, len(bind))
+
+    def test_converge_existing(self):
+        self.backend.ensure_target(spec())
+        new = spec(initiator_iqn=INITIATOR,
+                   luns={1: 'bmi-images/node-a', 2: 'bmi-images/node-a-c'})
+        _target, status = self.backend.ensure_target(new)
+        self.assertEqual(base.UPDATED, status)
+        served = self.tgtd.by_iqn(IQN)
+        self.assertEqual([INITIATOR], served.acl)
+        self.assertEqual(new.luns, served.luns)
+        # and back: the extra LUN and the initiator go
+        self.backend.ensure_target(spec())
+        self.assertEqual(['ALL'], served.acl)
+        self.assertEqual({1: 'bmi-images/node-a'}, served.luns)
+
+    def test_account_rebound_when_missing(self):
+        self.backend.ensure_target(spec())
+        self.tgtd.by_iqn(IQN).accounts.clear()  # e.g. deleted by hand
+        _target, status = self.backend.ensure_target(spec())
+        self.assertEqual(base.UPDATED, status)
+        self.assertEqual(['bmi-a'], self.tgtd.by_iqn(IQN).accounts)
+        self.assertEqual(SECRET, self.tgtd.accounts['bmi-a'])
+
+    def test_leftover_account_replaced(self):
+        self.tgtd.accounts['bmi-a'] = 'old-secret-old'
+        self.backend.ensure_target(spec())
+        self.assertEqual(SECRET, self.tgtd.accounts['bmi-a'])
+
+    def test_chap_off(self):
+        self.backend.ensure_target(spec(chap_username=None,
+                                        chap_secret=None))
+        self.assertEqual([], self.tgtd.by_iqn(IQN).accounts)
+        self.assertEqual({}, self.tgtd.accounts)
+
+    def test_lun_mismatch_refused(self):
+        self.backend.ensure_target(spec())
+        self.assertRaises(exception.ExportError, self.backend.ensure_target,
+                          spec(luns={1: 'bmi-images/other'}))
+        self.assertEqual({1: 'bmi-images/node-a'},
+                         self.tgtd.by_iqn(IQN).luns)
+
+    def test_tuning(self):
+        self.config(write_cache=False, thin_provisioning=False,
+                    bsoflags='direct', lun_params={'vendor_id': 'BMI'},
+                    tgt_ceph_user='gw', tgt_ceph_conf='/etc/gw.conf',
+                    group='iscsi')
+        self.backend.ensure_target(spec())
+        lun_new = next(c for c in self.tgtd.calls if 'logicalunit' in c)
+        self.assertEqual('direct', lun_new[lun_new.index('--bsoflags') + 1])
+        self.assertEqual('conf=/etc/gw.conf;id=gw',
+                         lun_new[lun_new.index('--bsopts') + 1])
+        params, = self.tgtd.lun_params[(1, 1)]
+        self.assertEqual([tgt._WRITE_CACHE_OFF, 'vendor_id=BMI'],
+                         params.split(','))
+
+    def test_failed_lun_removes_new_target(self):
+        self.tgtd.fail_lun_new = 'unknown error'
+        with mock.patch.object(tgt.TgtExportBackend, '_diagnose_rbd',
+                               return_value='the Ceph cluster refused '
+                               'cephx user client.tgt') as diag:
+            e = self.assertRaises(exception.ExportError,
+                                  self.backend.ensure_target, spec())
+        diag.assert_called_once_with('/etc/ceph/test.conf',
+                                     'bmi-images/node-a')
+        self.assertIn('refused cephx user client.tgt', str(e))
+        self.assertIn('unknown error', str(e))
+        self.assertEqual({}, self.tgtd.targets)
+        self.assertEqual({}, self.tgtd.accounts)
+        self.assertNoSecret(e)
+
+    def test_failed_lun_keeps_existing_target(self):
+        self.backend.ensure_target(spec())
+        self.tgtd.fail_lun_new = 'invalid request'
+        with mock.patch.object(tgt.TgtExportBackend, '_diagnose_rbd',
+                               return_value='no RBD image'):
+            self.assertRaises(
+                exception.ExportError, self.backend.ensure_target,
+                spec(luns={1: 'bmi-images/node-a', 2: 'bmi-images/x'}))
+        self.assertEqual({1: 'bmi-images/node-a'},
+                         self.tgtd.by_iqn(IQN).luns)
+
+    def test_failed_account_bind_removes_target(self):
+        with mock.patch.object(self.tgtd, '_account_bind',
+                               side_effect=lambda a, f: self.tgtd._fail(
+                                   'tgtadm: out of memory')):
+            e = self.assertRaises(exception.ExportError,
+                                  self.backend.ensure_target, spec())
+        self.assertEqual({}, self.tgtd.targets)
+        self.assertEqual({}, self.tgtd.accounts)
+        self.assertNoSecret(e)
+
+    def test_daemon_down(self):
+        self.tgtd.down = True
+        for call in (self.backend.check, self.backend.list_targets,
+                     lambda: self.backend.ensure_target(spec()),
+                     lambda: self.backend.remove_target(IQN)):
+            e = self.assertRaises(exception.TargetDaemonUnavailable, call)
+            self.assertIn('control port 3', str(e))
+            self.assertNoSecret(e)
+
+    def test_tgtadm_missing(self):
+        with mock.patch.object(tgt.processutils, 'execute',
+                               side_effect=FileNotFoundError(
+                                   2, 'No such file or directory')):
+            self.assertRaises(exception.TargetDaemonUnavailable,
+                              self.backend.check)
+
+    def test_remove(self):
+        self.backend.ensure_target(spec())
+        self.tgtd.by_iqn(IQN).sessions = 1
+        self.backend.remove_target(IQN, chap_username='bmi-a')
+        self.assertEqual({}, self.tgtd.targets)
+        self.assertEqual({}, self.tgtd.accounts)
+        delete = next(c for c in self.tgtd.calls if 'delete' in c)
+        self.assertIn('--force', delete)
+        # missing is fine, and touches nothing
+        before = len(self.tgtd.mutating_calls())
+        self.backend.remove_target(IQN)
+        self.assertEqual(before, len(self.tgtd.mutating_calls()))
+
+    def test_remove_keeps_shared_account_and_others(self):
+        self.backend.ensure_target(spec())
+        self.tgtd.targets[9] = fakes._Target(9, 'iqn.2026-11.org.other:x',
+                                             accounts=['bmi-a'])
+        self.backend.remove_target(IQN)
+        self.assertIn('bmi-a', self.tgtd.accounts)
+        self.assertEqual([9], list(self.tgtd.targets))
+
+    def test_get_target(self):
+        self.assertIsNone(self.backend.get_target(IQN))
+        self.backend.ensure_target(spec())
+        self.assertEqual(IQN, self.backend.get_target(IQN).iqn)
+
+
+class DiagnoseTestCase(test_base.TestCase):
+    """Why tgtd failed to open an RBD image, asked of Ceph as its user."""
+
+    def setUp(self):
+        super().setUp()
+        self.rados = mock.MagicMock()
+        self.rbd = mock.MagicMock()
+        for mod in (self.rados, self.rbd):
+            for name in ('Error', 'ObjectNotFound', 'PermissionError',
+                         'ImageNotFound'):
+                setattr(mod, name, type(name, (Exception,), {}))
+        self.useFixture(fixtures.MockPatchObject(tgt, 'rados', self.rados))
+        self.useFixture(fixtures.MockPatchObject(tgt, 'rbd', self.rbd))
+        self.cluster = self.rados.Rados.return_value
+
+    def diagnose(self):
+        return tgt.TgtExportBackend._diagnose_rbd('/c.conf', 'pool/img')
+
+    def test_user_refused(self):
+        self.cluster.connect.side_effect = self.rados.Error('denied')
+        self.assertIn('refused cephx user client.tgt', self.diagnose())
+        self.rados.Rados.assert_called_once_with(conffile='/c.conf',
+                                                 rados_id='tgt')
+        self.cluster.shutdown.assert_called_once_with()
+
+    def test_image_missing(self):
+        self.rbd.Image.side_effect = self.rbd.ImageNotFound()
+        self.assertEqual('no RBD image pool/img', self.diagnose())
+
+    def test_no_caps(self):
+        self.rbd.Image.side_effect = self.rbd.PermissionError()
+        self.assertIn('may not open pool/img', self.diagnose())
+
+    def test_nothing_found(self):
+        self.assertEqual('see the tgtd log', self.diagnose())
