@@ -1,0 +1,68 @@
+"""``bmi-manage``: the operator's command line for bmi_driver.
+
+A cliff application: commands come from the ``bmi_driver.manage.commands``
+entry point namespace (``image import`` is ``image_import``), output is
+``-f table|json|value|...``, and configuration is read from
+``--config-file`` (default ``/etc/bmi/bmi.conf`` when it exists).
+"""
+
+import os
+import sys
+
+from cliff import app
+from cliff import commandmanager
+from oslo_config import cfg
+
+from bmi_driver.conf import CONF
+
+DEFAULT_CONFIG = '/etc/bmi/bmi.conf'
+
+
+class BMIManage(app.App):
+
+    def __init__(self):
+        super().__init__(
+            description='Manage bmi_driver golden images and iSCSI exports.',
+            version=_version(),
+            command_manager=commandmanager.CommandManager(
+                'bmi_driver.manage.commands'),
+            deferred_help=True)
+
+    def build_option_parser(self, description, version, argparse_kwargs=None):
+        parser = super().build_option_parser(description, version,
+                                             argparse_kwargs)
+        parser.add_argument(
+            '--config-file', action='append', default=[],
+            metavar='PATH',
+            help='bmi.conf to read; may be given more than once '
+                 '(default: %s if it exists).' % DEFAULT_CONFIG)
+        return parser
+
+    def initialize_app(self, argv):
+        files = self.options.config_file
+        if not files and os.path.exists(DEFAULT_CONFIG):
+            files = [DEFAULT_CONFIG]
+        for path in files:
+            if not os.path.isfile(path):
+                raise cfg.ConfigFilesNotFoundError([path])
+        CONF(args=[], project='bmi', default_config_files=files)
+
+
+def _version():
+    try:
+        from importlib import metadata
+        return metadata.version('bmi-driver')
+    except Exception:
+        return 'unknown'
+
+
+def main(argv=None):
+    try:
+        return BMIManage().run(sys.argv[1:] if argv is None else argv)
+    except cfg.Error as e:
+        print('bmi-manage: %s' % e, file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""bmi-manage as an operator runs it, against the live cluster."""
+
+import json
+import os
+import subprocess
+import sys
+
+import fixtures
+
+from tests.functional import base
+
+MiB = 1024 * 1024
+BMI_MANAGE = os.path.join(os.path.dirname(sys.executable), 'bmi-manage')
+
+
+class BMIManageTest(base.FunctionalTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.conf = os.path.join(self.tmp, 'bmi.conf')
+        with open(self.conf, 'w') as f:
+            f.write('[ceph]\nconf_file = %s\nuser = %s\nkeyring = %s\n'
+                    'image_pool = %s\n' % (
+                        self.env['ceph_conf'], self.env['ceph_user'],
+                        self.env['ceph_keyring'], self.env['image_pool']))
+
+    def bmi(self, *args, ok=True):
+        proc = subprocess.run([BMI_MANAGE, '--config-file', self.conf]
+                              + list(args), capture_output=True, text=True,
+                              timeout=120)
+        if ok:
+            self.assertEqual(0, proc.returncode, proc.stderr)
+        return proc
+
+    def test_import_list_export_delete(self):
+        raw = os.path.join(self.tmp, 'disk.raw')
+        with open(raw, 'wb') as f:
+            f.write(os.urandom(MiB))
+            f.truncate(8 * MiB)
+        name = self.unique('cli')
+        img = json.loads(self.bmi('image', 'import', name, '--file', raw,
+                                  '--project', 'cli-p', '-f', 'json').stdout)
+        self.addCleanup(self.bmi, 'image', 'delete', img['uuid'], ok=False)
+        self.assertEqual((name, 8 * MiB), (img['name'], img['size']))
+        listed = json.loads(self.bmi('image', 'list', '--project', 'cli-p',
+                                     '-f', 'json').stdout)
+        self.assertIn(img['uuid'], [i['uuid'] for i in listed])
+        out = os.path.join(self.tmp, 'out.raw')
+        self.bmi('image', 'export', name, out)
+        with open(raw, 'rb') as a, open(out, 'rb') as b:
+            self.assertEqual(a.read(), b.read())
+        self.bmi('image', 'delete', name)
+        gone = self.bmi('image', 'show', img['uuid'], ok=False)
+        self.assertEqual(1, gone.returncode)
+        self.assertIn('not found', gone.stderr)
+
+    def test_bad_input_is_one_line_and_changes_nothing(self):
+        before = self.bmi('image', 'list', '-f', 'value', '-c',
+                          'uuid').stdout
+        text = os.path.join(self.tmp, 'notes.txt')
+        with open(text, 'w') as f:
+            f.write('not a disk\n')
+        for args in (('image', 'import', 'bad name', '--file', text),
+                     ('image', 'import', self.unique(), '--file', text),
+                     ('image', 'import', self.unique(), '--file',
+                      os.path.join(self.tmp, 'missing'))):
+            proc = self.bmi(*args, ok=False)
+            self.assertEqual(1, proc.returncode)
+            self.assertEqual(1, len(proc.stderr.strip().splitlines()),
+                             proc.stderr)
+        self.assertEqual(before, self.bmi('image', 'list', '-f', 'value',
+                                          '-c', 'uuid').stdout)
