@@ -121,8 +121,12 @@ class HILClient(object):
             raise exception.HILAuthError(
                 msg='Keystone: %s' % e.message, status=e.http_status)
         except (ks_exc.MissingAuthPlugin, ks_exc.EndpointNotFound,
-                ks_exc.AuthorizationFailure) as e:
-            raise exception.HILAuthError(msg=str(e))
+                ks_exc.AuthorizationFailure, ks_exc.DiscoveryFailure) as e:
+            # The auth plugin could not get a token (Keystone unreachable,
+            # no usable identity endpoint, ...).
+            raise exception.HILAuthError(msg='Keystone: %s' % e)
+        except ks_exc.ClientException as e:
+            raise exception.HILError(msg='%s %s: %s' % (method, path, e))
         if resp.status_code >= 400:
             raise _error_from_response(resp)
         if not resp.text:

@@ -1,0 +1,514 @@
+"""The HIL client against recorded HIL answers (requests-mock)."""
+
+import base64
+
+from keystoneauth1 import fixture as ks_fixture
+from keystoneauth1 import loading as ks_loading
+import requests
+from requests_mock.contrib import fixture as rm_fixture
+
+from bmi_driver import conf as bmi_conf
+from bmi_driver import exception
+from bmi_driver.network import hil_client
+from tests import base
+
+HIL = 'http://hil.test:7000'
+V0 = HIL + '/v0'
+NODE_URL = V0 + '/node/node1'
+CONNECT_URL = NODE_URL + '/nic/eth0/connect_network'
+DETACH_URL = NODE_URL + '/nic/eth0/detach_network'
+STATUS_ID = '8d0c7f84-3f6b-4d5e-9a3f-2a4c6f1b2e10'
+ACTION_URL = V0 + '/networking_action/' + STATUS_ID
+KEYSTONE = 'http://keystone.test/identity/v3'
+
+
+def node(networks=None, project='p1'):
+    return {'name': 'node1', 'project': project, 'metadata': {},
+            'nics': [{'label': 'eth0', 'macaddr': '52:54:00:00:00:01',
+                      'networks': networks or {}}]}
+
+
+def status(state, network='net-a', channel='vlan/native'):
+    return {'json': {'status': state, 'node': 'node1', 'nic': 'eth0',
+                     'type': 'modify_port', 'channel': channel,
+                     'new_network': network}}
+
+
+def error(status_code, type_, msg):
+    return {'status_code': status_code, 'json': {'type': type_, 'msg': msg}}
+
+
+class ClientTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.config(url=HIL, action_poll_interval=0.01, connect_retries=0,
+                    group='hil')
+        self.rm = self.useFixture(rm_fixture.Fixture())
+
+    def client(self, timeout=None):
+        client = hil_client.get_client()
+        if timeout is not None:
+            client.action_timeout = timeout
+        return client
+
+    def requests_to(self, method, url):
+        return [r for r in self.rm.request_history
+                if r.method == method and r.url == url]
+
+
+class TestConfiguration(ClientTestCase):
+
+    def test_no_url(self):
+        self.config(url=None, group='hil')
+        self.assertRaisesRegex(exception.HILError, r'\[hil\] url',
+                               hil_client.get_client)
+
+    def test_endpoint_override_wins(self):
+        self.config(endpoint_override='http://other.test:7001', group='hil')
+        self.rm.get('http://other.test:7001/v0/nodes/all', json=['node1'])
+        self.assertEqual(['node1'], self.client().list_nodes())
+
+    def test_url_with_trailing_slash(self):
+        self.config(url=HIL + '/', group='hil')
+        self.rm.get(V0 + '/nodes/free', json=[])
+        self.assertEqual([], self.client().list_nodes('free'))
+
+    def test_unknown_auth_type(self):
+        self.config(auth_type='no-such-plugin', group='hil')
+        self.assertRaisesRegex(exception.HILError, 'authentication',
+                               hil_client.get_client)
+
+
+class TestAuth(ClientTestCase):
+
+    def test_none_sends_no_credentials(self):
+        self.rm.get(NODE_URL, json=node())
+        self.client().get_node('node1')
+        headers = self.rm.last_request.headers
+        self.assertNotIn('Authorization', headers)
+        # keystoneauth1's noauth plugin sends a dummy token; HIL ignores it.
+        self.assertEqual('notused', headers.get('X-Auth-Token', 'notused'))
+
+    def test_http_basic(self):
+        self._plugin_opts('http_basic')
+        self.config(auth_type='http_basic', group='hil')
+        self.config(username='bmi', password='s3cret!', group='hil')
+        self.rm.get(NODE_URL, json=node())
+        self.client().get_node('node1')
+        expected = 'Basic ' + base64.b64encode(b'bmi:s3cret!').decode()
+        self.assertEqual(expected,
+                         self.rm.last_request.headers['Authorization'])
+
+    def test_http_basic_wrong_password(self):
+        self._plugin_opts('http_basic')
+        self.config(auth_type='http_basic', group='hil')
+        self.config(username='bmi', password='s3cret!', group='hil')
+        self.rm.get(NODE_URL, **error(401, 'AuthorizationError',
+                                      "Invalid password for user 'bmi'"))
+        e = self.assertRaises(exception.HILAuthError,
+                              self.client().get_node, 'node1')
+        self.assertEqual(401, e.status)
+        self.assertIn('Invalid password', str(e))
+        self.assertNotIn('s3cret!', str(e))
+
+    def test_http_basic_unknown_user_is_404(self):
+        self._plugin_opts('http_basic')
+        self.config(auth_type='http_basic', group='hil')
+        self.config(username='nobody', password='x', group='hil')
+        self.rm.get(NODE_URL, **error(404, 'NotFoundError',
+                                      "user 'nobody' does not exist"))
+        e = self.assertRaises(exception.HILNotFound,
+                              self.client().get_node, 'node1')
+        self.assertIn('nobody', str(e))
+
+    def _plugin_opts(self, name):
+        # Registered by keystoneauth1 when it loads the plugin; set first.
+        loader = ks_loading.get_plugin_loader(name)
+        bmi_conf.CONF.register_opts(
+            ks_loading.get_auth_plugin_conf_options(loader), group='hil')
+
+    def _keystone(self):
+        self._plugin_opts('password')
+        self.config(auth_type='password', group='hil')
+        self.config(auth_url=KEYSTONE, username='bmi', password='s3cret!',
+                    user_domain_name='Default', project_name='service',
+                    project_domain_name='Default', group='hil')
+        self.rm.get(KEYSTONE, json=ks_fixture.V3Discovery(KEYSTONE))
+        token = ks_fixture.V3Token()
+        token.set_project_scope()
+        self.rm.post(KEYSTONE + '/auth/tokens', json=token,
+                     headers={'X-Subject-Token': 'tok-123'})
+
+    def test_keystone_token(self):
+        self._keystone()
+        self.rm.get(NODE_URL, json=node())
+        self.client().get_node('node1')
+        self.assertEqual('tok-123',
+                         self.rm.last_request.headers['X-Auth-Token'])
+
+    def test_keystone_refuses(self):
+        self._keystone()
+        self.rm.post(KEYSTONE + '/auth/tokens', status_code=401,
+                     json={'error': {'message': 'The request you have made '
+                                     'requires authentication.',
+                                     'code': 401}})
+        e = self.assertRaises(exception.HILAuthError,
+                              self.client().get_node, 'node1')
+        self.assertIn('Keystone', str(e))
+        self.assertNotIn('s3cret!', str(e))
+
+    def test_keystone_unreachable(self):
+        self._keystone()
+        self.rm.get(KEYSTONE, exc=requests.exceptions.ConnectionError)
+        self.rm.post(KEYSTONE + '/auth/tokens',
+                     exc=requests.exceptions.ConnectionError)
+        e = self.assertRaises(exception.HILAuthError,
+                              self.client().get_node, 'node1')
+        self.assertIn('Keystone', str(e))
+
+
+class TestErrors(ClientTestCase):
+
+    def check(self, answer, exc, status_code, type_):
+        self.rm.get(NODE_URL, **answer)
+        e = self.assertRaises(exc, self.client().get_node, 'node1')
+        self.assertEqual(status_code, e.status)
+        self.assertEqual(type_, e.type)
+        return e
+
+    def test_validation_error(self):
+        e = self.check(error(400, 'ValidationError', 'bad body'),
+                       exception.HILBadRequest, 400, 'ValidationError')
+        self.assertEqual('HIL: bad body (ValidationError, HTTP 400)', str(e))
+
+    def test_bad_argument(self):
+        self.check(error(400, 'BadArgumentError', 'illegal channel'),
+                   exception.HILBadRequest, 400, 'BadArgumentError')
+
+    def test_authorization_error(self):
+        e = self.check(error(401, 'AuthorizationError',
+                             'This operation is administrator-only.'),
+                       exception.HILAuthError, 401, 'AuthorizationError')
+        self.assertIn('administrator-only', str(e))
+
+    def test_not_found(self):
+        e = self.check(error(404, 'NotFoundError', 'Node "node1" does not '
+                             'exist.'), exception.HILNotFound, 404,
+                       'NotFoundError')
+        self.assertIn('does not exist', str(e))
+
+    def test_duplicate(self):
+        self.check(error(409, 'DuplicateError', 'exists'),
+                   exception.HILConflict, 409, 'DuplicateError')
+
+    def test_blocked(self):
+        self.check(error(409, 'BlockedError', 'pending'),
+                   exception.HILConflict, 409, 'BlockedError')
+
+    def test_project_mismatch(self):
+        self.check(error(409, 'ProjectMismatchError', 'no access'),
+                   exception.HILConflict, 409, 'ProjectMismatchError')
+
+    def test_illegal_state(self):
+        self.check(error(409, 'IllegalStateError', 'still attached'),
+                   exception.HILConflict, 409, 'IllegalStateError')
+
+    def test_server_error_not_json(self):
+        e = self.check({'status_code': 500, 'text': 'Internal Server Error: '
+                        'switch session failed'}, exception.HILError, 500,
+                       None)
+        self.assertIn('switch session failed', str(e))
+        self.assertIn('HTTP 500', str(e))
+
+    def test_server_error_json(self):
+        self.check(error(500, 'SwitchError', 'switch said no'),
+                   exception.HILError, 500, 'SwitchError')
+
+    def test_answer_not_json(self):
+        self.rm.get(NODE_URL, text='<html>oops</html>')
+        e = self.assertRaises(exception.HILError,
+                              self.client().get_node, 'node1')
+        self.assertIn('not JSON', str(e))
+
+    def test_text_html_content_type_is_fine(self):
+        self.rm.get(NODE_URL, text='{"name": "node1", "project": null}',
+                    headers={'Content-Type': 'text/html; charset=utf-8'})
+        self.assertEqual('node1', self.client().get_node('node1')['name'])
+
+    def test_unreachable(self):
+        self.rm.get(NODE_URL, exc=requests.exceptions.ConnectionError(
+            'Connection refused'))
+        e = self.assertRaises(exception.HILUnreachable,
+                              self.client().get_node, 'node1')
+        self.assertIn(HIL, str(e))
+        self.assertIsNone(e.status)
+
+    def test_timeout(self):
+        self.rm.get(NODE_URL, exc=requests.exceptions.ReadTimeout)
+        e = self.assertRaises(exception.HILUnreachable,
+                              self.client().get_node, 'node1')
+        self.assertIn('timed out', str(e))
+
+    def test_connect_retries(self):
+        self.config(connect_retries=2, connect_retry_delay=0.01,
+                    group='hil')
+        self.rm.get(NODE_URL, [
+            {'exc': requests.exceptions.ConnectionError},
+            {'exc': requests.exceptions.ConnectTimeout},
+            {'json': node()}])
+        self.assertEqual('node1', self.client().get_node('node1')['name'])
+        self.assertEqual(3, self.rm.call_count)
+
+    def test_connect_retries_exhausted(self):
+        self.config(connect_retries=1, connect_retry_delay=0.01,
+                    group='hil')
+        self.rm.get(NODE_URL, exc=requests.exceptions.ConnectionError)
+        self.assertRaises(exception.HILUnreachable,
+                          self.client().get_node, 'node1')
+        self.assertEqual(2, self.rm.call_count)
+
+    def test_no_body_on_get(self):
+        self.rm.get(NODE_URL, json=node())
+        self.client().get_node('node1')
+        self.assertIsNone(self.rm.last_request.body)
+
+
+class TestConnectNetwork(ClientTestCase):
+
+    def test_polls_to_done(self):
+        self.rm.get(NODE_URL, json=node())
+        self.rm.post(CONNECT_URL, status_code=202,
+                     json={'status_id': STATUS_ID})
+        self.rm.get(ACTION_URL, [status('PENDING'), status('PENDING'),
+                                 status('DONE')])
+        self.assertTrue(self.client().connect_network('node1', 'eth0',
+                                                      'net-a'))
+        post = self.requests_to('POST', CONNECT_URL)
+        self.assertEqual(1, len(post))
+        self.assertEqual({'network': 'net-a', 'channel': 'vlan/native'},
+                         post[0].json())
+        self.assertEqual(3, len(self.requests_to('GET', ACTION_URL)))
+
+    def test_tagged_channel(self):
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'prov'}))
+        self.rm.post(CONNECT_URL, status_code=202,
+                     json={'status_id': STATUS_ID})
+        self.rm.get(ACTION_URL, **status('DONE', channel='vlan/1001'))
+        self.assertTrue(self.client().connect_network(
+            'node1', 'eth0', 'net-a', 'vlan/1001'))
+        self.assertEqual({'network': 'net-a', 'channel': 'vlan/1001'},
+                         self.rm.request_history[1].json())
+
+    def test_error(self):
+        self.rm.get(NODE_URL, json=node())
+        self.rm.post(CONNECT_URL, status_code=202,
+                     json={'status_id': STATUS_ID})
+        self.rm.get(ACTION_URL, [status('PENDING'), status('ERROR')])
+        e = self.assertRaises(exception.HILActionFailed,
+                              self.client().connect_network,
+                              'node1', 'eth0', 'net-a')
+        self.assertIn('node1/eth0', str(e))
+        self.assertIn('ERROR', str(e))
+
+    def test_timeout(self):
+        self.rm.get(NODE_URL, json=node())
+        self.rm.post(CONNECT_URL, status_code=202,
+                     json={'status_id': STATUS_ID})
+        self.rm.get(ACTION_URL, **status('PENDING'))
+        e = self.assertRaises(exception.HILTimeout,
+                              self.client(timeout=0.1).connect_network,
+                              'node1', 'eth0', 'net-a')
+        self.assertIn('did not finish within 0.1 seconds', str(e))
+
+    def test_already_connected_is_success(self):
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'net-a'}))
+        self.assertFalse(self.client().connect_network('node1', 'eth0',
+                                                       'net-a'))
+        self.assertEqual([], self.requests_to('POST', CONNECT_URL))
+
+    def test_other_channel_is_conflict(self):
+        self.rm.get(NODE_URL, json=node({'vlan/1001': 'net-a'}))
+        e = self.assertRaises(exception.HILConflict,
+                              self.client().connect_network,
+                              'node1', 'eth0', 'net-a')
+        self.assertIn('vlan/1001', str(e))
+        self.assertEqual([], self.requests_to('POST', CONNECT_URL))
+
+    def test_channel_taken_is_conflict(self):
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'net-b'}))
+        e = self.assertRaises(exception.HILConflict,
+                              self.client().connect_network,
+                              'node1', 'eth0', 'net-a')
+        self.assertIn('net-b', str(e))
+
+    def test_blocked_waits_and_retries(self):
+        self.rm.get(NODE_URL, json=node())
+        self.rm.post(CONNECT_URL, [
+            error(409, 'BlockedError', 'A networking operation is already '
+                  'active on the nic.'),
+            {'status_code': 202, 'json': {'status_id': STATUS_ID}}])
+        self.rm.get(ACTION_URL, **status('DONE'))
+        self.assertTrue(self.client().connect_network('node1', 'eth0',
+                                                      'net-a'))
+        self.assertEqual(2, len(self.requests_to('POST', CONNECT_URL)))
+
+    def test_blocked_then_found_connected(self):
+        # Another client connected the same network meanwhile.
+        self.rm.get(NODE_URL, [{'json': node()},
+                               {'json': node({'vlan/native': 'net-a'})}])
+        self.rm.post(CONNECT_URL, **error(409, 'BlockedError', 'The network '
+                                          'is already attached to the nic.'))
+        self.assertFalse(self.client().connect_network('node1', 'eth0',
+                                                       'net-a'))
+
+    def test_blocked_forever(self):
+        self.rm.get(NODE_URL, json=node())
+        self.rm.post(CONNECT_URL, **error(409, 'BlockedError', 'pending'))
+        self.assertRaises(exception.HILTimeout,
+                          self.client(timeout=0.1).connect_network,
+                          'node1', 'eth0', 'net-a')
+
+    def test_project_mismatch_is_not_retried(self):
+        self.rm.get(NODE_URL, json=node())
+        self.rm.post(CONNECT_URL, **error(
+            409, 'ProjectMismatchError',
+            'Project does not have access to given network.'))
+        e = self.assertRaises(exception.HILConflict,
+                              self.client().connect_network,
+                              'node1', 'eth0', 'net-a')
+        self.assertEqual('ProjectMismatchError', e.type)
+        self.assertEqual(1, len(self.requests_to('POST', CONNECT_URL)))
+
+    def test_unknown_nic(self):
+        self.rm.get(NODE_URL, json=node())
+        self.assertRaises(exception.HILNotFound,
+                          self.client().connect_network,
+                          'node1', 'eth9', 'net-a')
+
+    def test_status_record_dropped_but_state_reached(self):
+        self.rm.get(NODE_URL, [{'json': node()},
+                               {'json': node({'vlan/native': 'net-a'})}])
+        self.rm.post(CONNECT_URL, status_code=202,
+                     json={'status_id': STATUS_ID})
+        self.rm.get(ACTION_URL, **error(404, 'NotFoundError', 'gone'))
+        self.assertTrue(self.client().connect_network('node1', 'eth0',
+                                                      'net-a'))
+
+    def test_status_record_dropped_and_state_not_reached(self):
+        self.rm.get(NODE_URL, json=node())
+        self.rm.post(CONNECT_URL, status_code=202,
+                     json={'status_id': STATUS_ID})
+        self.rm.get(ACTION_URL, **error(404, 'NotFoundError', 'gone'))
+        self.assertRaises(exception.HILActionFailed,
+                          self.client().connect_network,
+                          'node1', 'eth0', 'net-a')
+
+
+class TestDetachNetwork(ClientTestCase):
+
+    def test_polls_to_done(self):
+        self.rm.get(NODE_URL, json=node({'vlan/1001': 'net-a'}))
+        self.rm.post(DETACH_URL, status_code=202,
+                     json={'status_id': STATUS_ID})
+        self.rm.get(ACTION_URL, [status('PENDING', None, 'vlan/1001'),
+                                 status('DONE', None, 'vlan/1001')])
+        self.assertTrue(self.client().detach_network('node1', 'eth0',
+                                                     'net-a'))
+        self.assertEqual({'network': 'net-a'},
+                         self.requests_to('POST', DETACH_URL)[0].json())
+
+    def test_not_attached_is_success(self):
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'prov'}))
+        self.assertFalse(self.client().detach_network('node1', 'eth0',
+                                                      'net-a'))
+        self.assertEqual([], self.requests_to('POST', DETACH_URL))
+
+    def test_detached_meanwhile(self):
+        self.rm.get(NODE_URL, [{'json': node({'vlan/native': 'net-a'})},
+                               {'json': node()}])
+        self.rm.post(DETACH_URL, **error(400, 'BadArgumentError', 'The '
+                                         'network is not attached to the '
+                                         'nic.'))
+        self.assertFalse(self.client().detach_network('node1', 'eth0',
+                                                      'net-a'))
+
+    def test_error(self):
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'net-a'}))
+        self.rm.post(DETACH_URL, status_code=202,
+                     json={'status_id': STATUS_ID})
+        self.rm.get(ACTION_URL, **status('ERROR', None))
+        self.assertRaises(exception.HILActionFailed,
+                          self.client().detach_network,
+                          'node1', 'eth0', 'net-a')
+
+    def test_blocked_waits(self):
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'net-a'}))
+        self.rm.post(DETACH_URL, [
+            error(409, 'BlockedError', 'pending'),
+            error(409, 'BlockedError', 'pending'),
+            {'status_code': 202, 'json': {'status_id': STATUS_ID}}])
+        self.rm.get(ACTION_URL, **status('DONE', None))
+        self.assertTrue(self.client().detach_network('node1', 'eth0',
+                                                     'net-a'))
+
+
+class TestNodes(ClientTestCase):
+
+    CONNECT_NODE = V0 + '/project/p1/connect_node'
+    DETACH_NODE = V0 + '/project/p1/detach_node'
+
+    def test_connect_free_node(self):
+        self.rm.get(NODE_URL, json=node(project=None))
+        self.rm.post(self.CONNECT_NODE, text='')
+        self.assertTrue(self.client().connect_node('p1', 'node1'))
+        self.assertEqual({'node': 'node1'}, self.rm.last_request.json())
+
+    def test_connect_node_already_in_project(self):
+        self.rm.get(NODE_URL, json=node(project='p1'))
+        self.assertFalse(self.client().connect_node('p1', 'node1'))
+        self.assertEqual([], self.requests_to('POST', self.CONNECT_NODE))
+
+    def test_connect_node_of_another_project(self):
+        self.rm.get(NODE_URL, json=node(project='p2'))
+        e = self.assertRaises(exception.HILConflict,
+                              self.client().connect_node, 'p1', 'node1')
+        self.assertIn('p2', str(e))
+
+    def test_connect_node_race_lost(self):
+        self.rm.get(NODE_URL, [{'json': node(project=None)},
+                               {'json': node(project='p2')}])
+        self.rm.post(self.CONNECT_NODE, **error(
+            409, 'BlockedError', 'Node is already owned by a project.'))
+        self.assertRaises(exception.HILConflict,
+                          self.client().connect_node, 'p1', 'node1')
+
+    def test_connect_node_unknown_project(self):
+        self.rm.get(NODE_URL, json=node(project=None))
+        self.rm.post(self.CONNECT_NODE, **error(
+            404, 'NotFoundError', 'Project "p1" does not exist.'))
+        self.assertRaises(exception.HILNotFound,
+                          self.client().connect_node, 'p1', 'node1')
+
+    def test_detach_node(self):
+        self.rm.get(NODE_URL, json=node(project='p1'))
+        self.rm.post(self.DETACH_NODE, text='')
+        self.assertTrue(self.client().detach_node('p1', 'node1'))
+
+    def test_detach_node_not_in_project(self):
+        self.rm.get(NODE_URL, json=node(project=None))
+        self.assertFalse(self.client().detach_node('p1', 'node1'))
+        self.assertEqual([], self.requests_to('POST', self.DETACH_NODE))
+
+    def test_detach_node_with_attachments(self):
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'prov'}, 'p1'))
+        e = self.assertRaises(exception.HILConflict,
+                              self.client().detach_node, 'p1', 'node1')
+        self.assertIn('eth0:prov', str(e))
+
+    def test_detach_node_waits_for_pending_action(self):
+        self.rm.get(NODE_URL, json=node(project='p1'))
+        self.rm.post(self.DETACH_NODE, [
+            error(409, 'BlockedError', 'Node has pending network actions'),
+            {'text': ''}])
+        self.assertTrue(self.client().detach_node('p1', 'node1'))
