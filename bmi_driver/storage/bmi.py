@@ -1,0 +1,196 @@
+"""The ``bmi`` storage interface: a node's root disk is an RBD clone.
+
+``attach_volumes`` gives the node a copy-on-write clone of its image in Ceph
+(grown to ``instance_info/root_gb``), stores the config drive next to it,
+exports both over iSCSI (LUN 1 and LUN 2 of the node's own target) and
+records the export in the node's boot VolumeTarget (``boot_index`` 0,
+``volume_type`` iscsi) so that Ironic's ``ipxe`` boot interface renders a
+``sanboot`` of it with the target's CHAP credentials.
+
+``detach_volumes`` undoes all of that, except on an ACTIVE node: Ironic
+detaches volumes whenever an active node is powered off, and a BMI node's
+disk must survive a power cycle. It is removed when the node is undeployed.
+
+Every step is idempotent: the image library returns the existing clone, the
+export manager the existing export, and the VolumeTarget is refreshed in
+place, so a retried attach reuses what a failed one left.
+"""
+
+from ironic.common import exception as ironic_exc
+from ironic.common.i18n import _
+from ironic.common import states
+from ironic.drivers import base
+from ironic import objects
+from oslo_log import log
+
+from bmi_driver.common import ironic_errors
+from bmi_driver.deploy import utils as deploy_utils
+from bmi_driver.storage import export
+from bmi_driver.storage import images
+
+LOG = log.getLogger(__name__)
+
+BOOT_INDEX = 0
+DISK_LUN = 1
+CONFIGDRIVE_LUN = 2
+# Marks the VolumeTargets this interface manages (VolumeTarget.extra).
+MANAGED_BY = 'bmi'
+
+
+class BMIStorage(base.StorageInterface):
+    """Root disks as Ceph RBD clones exported over iSCSI."""
+
+    def get_properties(self):
+        return {}
+
+    def validate(self, task):
+        """Check that the node can boot from an iSCSI volume.
+
+        The image itself is validated by the ``bmi`` deploy interface.
+
+        :raises: InvalidParameterValue when the node lacks the
+            ``iscsi_boot`` capability or the boot interface cannot boot
+            from an iSCSI volume.
+        """
+        node = task.node
+        if not deploy_utils.has_iscsi_boot(node):
+            raise ironic_exc.InvalidParameterValue(
+                _('Node %s cannot boot from its BMI disk: set the capability '
+                  'with "baremetal node set --property '
+                  'capabilities=iscsi_boot:True".') % node.uuid)
+        if 'iscsi_volume_boot' not in task.driver.boot.capabilities:
+            raise ironic_exc.InvalidParameterValue(
+                _('Node %(node)s: boot interface %(boot)s cannot boot from '
+                  'an iSCSI volume; use "ipxe".') %
+                {'node': node.uuid, 'boot': node.get_interface('boot')})
+
+    def should_write_image(self, task):
+        """Never: the clone already is the image."""
+        return False
+
+    def attach_volumes(self, task):
+        """Clone, store the config drive, export and record the disk.
+
+        :raises: StorageError on a Ceph or iSCSI failure; what this call
+            created is removed again unless the node is ACTIVE.
+        :raises: InvalidParameterValue when the image cannot be used.
+        """
+        node = task.node
+        image_source = deploy_utils.get_image_source(node)
+        size = deploy_utils.get_root_size(node)
+        project = deploy_utils.get_project(node)
+        # Decode it before anything is created.
+        configdrive = (deploy_utils.get_configdrive(node)
+                       if node.provision_state != states.ACTIVE else None)
+        initiator = _initiator_iqn(task)
+        lib = images.ImageLibrary()
+        try:
+            with ironic_errors.translated('attaching the disk', node.uuid):
+                disk = lib.clone_for_node(node.uuid, image_source,
+                                          size=size, project=project)
+                if configdrive is not None:
+                    lib.write_node_configdrive(node.uuid, configdrive)
+                node_export = export.ExportManager().export_node(
+                    node.uuid, initiator_iqn=initiator)
+            self._save_boot_target(task, disk, node_export)
+        except Exception:
+            if node.provision_state != states.ACTIVE:
+                LOG.error('Attaching the disk of node %(node)s failed; '
+                          'removing what was created.', {'node': node.uuid})
+                self._remove(task, raise_errors=False)
+            raise
+        LOG.info('Node %(node)s boots from %(spec)s (parent %(parent)s), '
+                 'exported as %(iqn)s LUN %(lun)d',
+                 {'node': node.uuid, 'spec': disk.spec,
+                  'parent': disk.parent, 'iqn': node_export.target_iqn,
+                  'lun': DISK_LUN})
+
+    def detach_volumes(self, task):
+        """Unexport the disk and delete it and its boot VolumeTarget.
+
+        An ACTIVE node keeps its disk (Ironic detaches volumes on every
+        power off of an active node).
+
+        :raises: StorageError on a Ceph or iSCSI failure.
+        """
+        node = task.node
+        if node.provision_state == states.ACTIVE:
+            LOG.debug('Node %(node)s is active: its disk stays attached.',
+                      {'node': node.uuid})
+            return
+        self._remove(task)
+
+    def _remove(self, task, raise_errors=True):
+        node = task.node
+        try:
+            with ironic_errors.translated('detaching the disk', node.uuid):
+                # Unexport first: RBD refuses to remove an open image.
+                export.ExportManager().unexport_node(node.uuid)
+                images.ImageLibrary().remove_node_disk(node.uuid)
+        except ironic_exc.StorageError as e:
+            if raise_errors:
+                raise
+            LOG.error('Could not remove the disk of node %(node)s: %(err)s',
+                      {'node': node.uuid, 'err': e})
+            return
+        for target in managed_targets(task):
+            target.destroy()
+            LOG.info('Deleted boot volume target %(target)s of node '
+                     '%(node)s', {'target': target.uuid, 'node': node.uuid})
+        _refresh_targets(task)
+        LOG.info('Node %(node)s: disk unexported and deleted',
+                 {'node': node.uuid})
+
+    def _save_boot_target(self, task, disk, node_export):
+        """Create or refresh the node's boot VolumeTarget."""
+        node = task.node
+        properties = {
+            'target_portal': node_export.portal,
+            'target_iqn': node_export.target_iqn,
+            'target_lun': DISK_LUN,
+        }
+        if node_export.chap_username:
+            properties.update(auth_method='CHAP',
+                              auth_username=node_export.chap_username,
+                              auth_password=node_export.chap_secret)
+        if CONFIGDRIVE_LUN in (node_export.luns or {}):
+            # Not booted from: the OS finds it on the same target.
+            properties['configdrive_lun'] = CONFIGDRIVE_LUN
+        extra = {'managed_by': MANAGED_BY, 'rbd': disk.spec}
+        target = next((t for t in task.volume_targets
+                       if t.boot_index == BOOT_INDEX), None)
+        if target is None:
+            target = objects.VolumeTarget(
+                task.context, node_id=node.id, volume_type='iscsi',
+                boot_index=BOOT_INDEX, volume_id=disk.spec,
+                properties=properties, extra=extra)
+            target.create()
+            LOG.info('Created boot volume target %(target)s for node '
+                     '%(node)s', {'target': target.uuid, 'node': node.uuid})
+        else:
+            target.volume_type = 'iscsi'
+            target.volume_id = disk.spec
+            target.properties = properties
+            target.extra = dict(target.extra or {}, **extra)
+            target.save()
+            LOG.debug('Refreshed boot volume target %(target)s of node '
+                      '%(node)s', {'target': target.uuid, 'node': node.uuid})
+        _refresh_targets(task)
+        return target
+
+
+def _initiator_iqn(task):
+    """The node's iSCSI initiator name, from an ``iqn`` volume connector."""
+    return next((c.connector_id for c in task.volume_connectors
+                 if c.type == 'iqn' and c.connector_id), None)
+
+
+def managed_targets(task):
+    """The node's VolumeTargets that this interface created or refreshed."""
+    return [t for t in task.volume_targets
+            if (t.extra or {}).get('managed_by') == MANAGED_BY]
+
+
+def _refresh_targets(task):
+    task.volume_targets = objects.VolumeTarget.list_by_node_id(
+        task.context, task.node.id)

@@ -1,0 +1,222 @@
+"""The bmi storage interface, in Ironic's unit-test database."""
+
+import base64
+import dataclasses
+import gzip
+import logging
+
+import fixtures
+
+from ironic.common import exception as ironic_exc
+from ironic.common import states
+from ironic.conductor import task_manager
+from ironic import objects
+from ironic.tests.unit.objects import utils as obj_utils
+
+from bmi_driver import exception
+from bmi_driver.storage import bmi as bmi_storage
+from tests.unit.deploy import base
+
+GiB = 1024 ** 3
+
+
+class BMIStorageTestCase(base.BMITestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.set_state(states.DEPLOYING)
+
+    def _targets(self):
+        return objects.VolumeTarget.list_by_node_id(self.context,
+                                                    self.node.id)
+
+    def test_driver_is_bmi(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertIsInstance(task.driver.storage, bmi_storage.BMIStorage)
+            self.assertFalse(task.driver.storage.should_write_image(task))
+
+    def test_validate(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.validate(task)
+
+    def test_validate_needs_iscsi_boot(self):
+        self.node.properties = {'capabilities': 'boot_mode:uefi'}
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.storage.validate, task)
+        self.assertIn('iscsi_boot:True', str(e))
+
+    def test_attach_creates_boot_target(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+            self.assertEqual(1, len(task.volume_targets))
+
+        self.lib.clone_for_node.assert_called_once_with(
+            self.node.uuid, base.IMAGE_UUID, size=10 * GiB,
+            project=base.LESSEE)
+        self.lib.write_node_configdrive.assert_not_called()
+        self.mgr.export_node.assert_called_once_with(self.node.uuid,
+                                                     initiator_iqn=None)
+        [target] = self._targets()
+        self.assertEqual(0, target.boot_index)
+        self.assertEqual('iscsi', target.volume_type)
+        self.assertEqual(self.disk.spec, target.volume_id)
+        self.assertEqual({'target_portal': '192.0.2.10:3260',
+                          'target_iqn': base.IQN % self.node.uuid,
+                          'target_lun': 1,
+                          'auth_method': 'CHAP',
+                          'auth_username': base.CHAP_USER,
+                          'auth_password': base.CHAP_SECRET},
+                         target.properties)
+        self.assertEqual('bmi', target.extra['managed_by'])
+
+    def test_attach_passes_initiator_from_connector(self):
+        obj_utils.create_test_volume_connector(
+            self.context, node_id=self.node.id, type='iqn',
+            connector_id='iqn.2026-11.test:node1')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.mgr.export_node.assert_called_once_with(
+            self.node.uuid, initiator_iqn='iqn.2026-11.test:node1')
+
+    def test_attach_without_chap(self):
+        self.mgr.export_node.return_value = dataclasses.replace(
+            self.export, chap_username=None, chap_secret=None)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        [target] = self._targets()
+        self.assertNotIn('auth_password', target.properties)
+        self.assertNotIn('auth_method', target.properties)
+
+    def test_attach_stores_configdrive(self):
+        iso = b'CD001' + b'\0' * 2043
+        self.node.instance_info = dict(
+            self.node.instance_info,
+            configdrive=base64.b64encode(gzip.compress(iso)).decode())
+        self.node.save()
+        self.mgr.export_node.return_value = dataclasses.replace(
+            self.export, luns={1: self.disk.spec,
+                               2: self.disk.spec + '-config'})
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.lib.write_node_configdrive.assert_called_once_with(
+            self.node.uuid, iso)
+        [target] = self._targets()
+        self.assertEqual(2, target.properties['configdrive_lun'])
+
+    def test_attach_is_idempotent(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        [first] = self._targets()
+        self.mgr.export_node.return_value = dataclasses.replace(
+            self.export, chap_secret='another-secret-456')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        [second] = self._targets()
+        self.assertEqual(first.uuid, second.uuid)
+        self.assertEqual('another-secret-456',
+                         second.properties['auth_password'])
+
+    def test_attach_refreshes_an_operator_boot_target(self):
+        obj_utils.create_test_volume_target(
+            self.context, node_id=self.node.id, boot_index=0,
+            volume_type='iscsi', volume_id='manual', properties={})
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        [target] = self._targets()
+        self.assertEqual(self.disk.spec, target.volume_id)
+        self.assertEqual(base.IQN % self.node.uuid,
+                         target.properties['target_iqn'])
+
+    def test_attach_failure_removes_what_was_made(self):
+        self.mgr.export_node.side_effect = exception.TargetDaemonUnavailable(
+            reason='connection refused')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.StorageError,
+                                  task.driver.storage.attach_volumes, task)
+        self.assertIn('connection refused', str(e))
+        self.assertIn(self.node.uuid, str(e))
+        self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.assertEqual([], self._targets())
+
+    def test_attach_unknown_image_is_invalid(self):
+        self.lib.clone_for_node.side_effect = exception.ImageNotFound(
+            image=base.IMAGE_UUID)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.storage.attach_volumes, task)
+        self.assertIn(base.IMAGE_UUID, str(e))
+        self.mgr.export_node.assert_not_called()
+
+    def test_attach_failure_on_active_node_keeps_the_disk(self):
+        self.set_state(states.ACTIVE)
+        self.mgr.export_node.side_effect = exception.ExportError(
+            reason='boom')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertRaises(ironic_exc.StorageError,
+                              task.driver.storage.attach_volumes, task)
+        self.lib.remove_node_disk.assert_not_called()
+        self.mgr.unexport_node.assert_not_called()
+
+    def test_attach_on_active_node_does_not_rewrite_configdrive(self):
+        self.set_state(states.ACTIVE)
+        self.node.instance_info = dict(self.node.instance_info,
+                                       configdrive='H4sI')
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.lib.write_node_configdrive.assert_not_called()
+
+    def test_detach_removes_disk_export_and_target(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        other = obj_utils.create_test_volume_target(
+            self.context, node_id=self.node.id, boot_index=1,
+            volume_type='iscsi', volume_id='data',
+            uuid='1be26c0b-03f2-4d2e-ae87-c02d7f33c781')
+        self.set_state(states.DELETING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.detach_volumes(task)
+            self.assertEqual([other.uuid],
+                             [t.uuid for t in task.volume_targets])
+        self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.assertEqual([other.uuid], [t.uuid for t in self._targets()])
+
+    def test_detach_is_idempotent(self):
+        self.set_state(states.DELETING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.detach_volumes(task)
+            task.driver.storage.detach_volumes(task)
+        self.assertEqual(2, self.lib.remove_node_disk.call_count)
+
+    def test_detach_keeps_the_disk_of_an_active_node(self):
+        # Ironic detaches volumes whenever an active node is powered off.
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.set_state(states.ACTIVE)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.detach_volumes(task)
+        self.mgr.unexport_node.assert_not_called()
+        self.lib.remove_node_disk.assert_not_called()
+        self.assertEqual(1, len(self._targets()))
+
+    def test_detach_failure_is_a_storage_error_and_keeps_the_target(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.set_state(states.DELETING)
+        self.lib.remove_node_disk.side_effect = exception.ImageBusy(
+            image='node-x', reason='open elsewhere')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertRaises(ironic_exc.StorageError,
+                              task.driver.storage.detach_volumes, task)
+        self.assertEqual(1, len(self._targets()))
+
+    def test_secret_not_logged(self):
+        logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.assertIn('boots from', logger.output)
+        self.assertNotIn(base.CHAP_SECRET, logger.output)
