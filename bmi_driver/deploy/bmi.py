@@ -1,0 +1,236 @@
+"""The ``bmi`` deploy interface: agentless, diskless deploys.
+
+Nothing is written to the node's local disks and no ramdisk runs on it: the
+node's root disk is a copy-on-write clone of its image in Ceph, exported over
+iSCSI by the ``bmi`` storage interface, which Ironic's ``ipxe`` boot
+interface ``sanboot``-s.  A deploy therefore is:
+
+``prepare``
+    power off, attach the disk (clone, config drive, iSCSI export, boot
+    VolumeTarget), put the node on the provisioning network.  On a rebuild
+    the old disk is dropped first: the node gets a fresh clone.
+``deploy`` (the single deploy step, priority 100)
+    render the iPXE ``sanboot`` configuration and set network boot, join the
+    tenant networks, power on.  The node is ACTIVE without any callback.
+``clean_up`` / ``tear_down``
+    power off, leave the tenant networks, unexport and delete the disk and
+    its VolumeTarget, remove the boot configuration, leave the provisioning
+    network (last: it carries the iSCSI traffic).
+
+Cleaning has nothing to erase on a diskless node: this interface has no
+clean steps, so automated cleaning only runs what other interfaces bring
+(usually nothing) and finishes in seconds.
+"""
+
+from ironic.common import exception as ironic_exc
+from ironic.common.i18n import _
+from ironic.common import states
+from ironic.conductor import task_manager
+from ironic.conductor import utils as manager_utils
+from ironic.drivers import base
+from ironic.drivers.modules import deploy_utils as ironic_deploy_utils
+from oslo_config import cfg
+from oslo_log import log
+from oslo_utils import excutils
+
+from bmi_driver.common import ironic_errors
+from bmi_driver.deploy import utils as deploy_utils
+from bmi_driver.storage import bmi as bmi_storage
+from bmi_driver.storage import export
+from bmi_driver.storage import images
+
+CONF = cfg.CONF
+LOG = log.getLogger(__name__)
+
+_FAILED_DEPLOY_STATES = (states.DEPLOYING, states.DEPLOYWAIT,
+                         states.DEPLOYFAIL)
+
+
+class BMIDeploy(base.DeployInterface):
+    """Boot the node from its own Ceph RBD clone over iSCSI."""
+
+    def get_properties(self):
+        return {}
+
+    def validate(self, task):
+        """Check everything a deploy needs, before anything is created.
+
+        :raises: MissingParameterValue when ``instance_info/image_source``
+            is missing.
+        :raises: InvalidParameterValue when the node cannot boot from iSCSI,
+            the image is unknown or not visible to the node's project, or
+            Ceph or the iSCSI target daemon cannot be reached.
+        """
+        node = task.node
+        if not isinstance(task.driver.storage, bmi_storage.BMIStorage):
+            raise ironic_exc.InvalidParameterValue(
+                _('Node %(node)s: the bmi deploy interface needs the bmi '
+                  'storage interface, not %(storage)s.') %
+                {'node': node.uuid, 'storage': node.get_interface('storage')})
+        task.driver.storage.validate(task)
+        if (getattr(task.driver.boot, 'ipxe_enabled', False)
+                and not (CONF.deploy.http_url and CONF.deploy.http_root)):
+            raise ironic_exc.InvalidParameterValue(
+                _('iPXE boot needs [deploy]http_url and [deploy]http_root in '
+                  'the conductor\'s configuration.'))
+        ironic_deploy_utils.validate_capabilities(node)
+        image_source = deploy_utils.get_image_source(node)
+        deploy_utils.get_root_size(node)
+        project = deploy_utils.get_project(node)
+        as_invalid = ironic_exc.InvalidParameterValue
+        with ironic_errors.translated('checking the image', node.uuid,
+                                      as_=as_invalid):
+            source = images.ImageLibrary().resolve_source(image_source,
+                                                          project=project)
+        with ironic_errors.translated('checking the iSCSI target daemon',
+                                      node.uuid, as_=as_invalid):
+            export.ExportManager().check()
+        LOG.debug('Node %(node)s will boot a clone of %(kind)s image '
+                  '%(image)s (%(pool)s/%(rbd)s@%(snap)s)',
+                  {'node': node.uuid, 'kind': source.kind,
+                   'image': source.uuid, 'pool': source.pool,
+                   'rbd': source.rbd_name, 'snap': source.snapshot})
+
+    @task_manager.require_exclusive_lock
+    def prepare(self, task):
+        """Attach the node's disk and the provisioning network.
+
+        On a failure, what this call created is removed again.
+        """
+        node = task.node
+        if node.provision_state == states.DEPLOYING:
+            task.driver.network.validate(task)
+            if not node.disable_power_off:
+                manager_utils.node_power_action(task, states.POWER_OFF)
+            if bmi_storage.managed_targets(task):
+                # A rebuild (or a deploy retried after a crash): the node
+                # gets a fresh clone of its image.
+                LOG.info('Node %(node)s has a disk from an earlier deploy: '
+                         'replacing it with a fresh clone',
+                         {'node': node.uuid})
+                with manager_utils.power_state_for_network_configuration(
+                        task):
+                    task.driver.network.unconfigure_tenant_networks(task)
+                task.driver.boot.clean_up_instance(task)
+                task.driver.storage.detach_volumes(task)
+            try:
+                task.driver.storage.attach_volumes(task)
+                ironic_deploy_utils.populate_storage_driver_internal_info(
+                    task)
+                with manager_utils.power_state_for_network_configuration(
+                        task):
+                    task.driver.network.add_provisioning_network(task)
+            except Exception as e:
+                with excutils.save_and_reraise_exception():
+                    LOG.error('Preparing node %(node)s failed, releasing '
+                              'what was set up: %(err)s',
+                              {'node': node.uuid, 'err': e})
+                    try:
+                        self._release(task, power_off=False)
+                    except Exception:
+                        # Logged step by step; the first error is the news.
+                        pass
+        elif node.provision_state in (states.ACTIVE, states.ADOPTING):
+            # Take over by this conductor: make sure the disk is exported
+            # here and the iPXE configuration exists here.
+            task.driver.storage.attach_volumes(task)
+            ironic_deploy_utils.populate_storage_driver_internal_info(task)
+            task.driver.boot.prepare_instance(task)
+
+    @base.deploy_step(priority=100)
+    @task_manager.require_exclusive_lock
+    def deploy(self, task):
+        """Boot the node from its disk. Synchronous: no callback needed."""
+        node = task.node
+        if not node.disable_power_off:
+            manager_utils.node_power_action(task, states.POWER_OFF)
+        # Renders the sanboot configuration from the boot VolumeTarget and
+        # sets persistent network boot.
+        task.driver.boot.prepare_instance(task)
+        with manager_utils.power_state_for_network_configuration(task):
+            task.driver.network.configure_tenant_networks(task)
+        manager_utils.node_power_action(task, states.POWER_ON)
+        LOG.info('Node %(node)s powered on to boot its BMI disk',
+                 {'node': node.uuid})
+        return None
+
+    @task_manager.require_exclusive_lock
+    def tear_down(self, task):
+        """Power off, then release networks, disk and boot configuration.
+
+        :returns: states.DELETED
+        """
+        self._release(task, power_off=not task.node.disable_power_off)
+        return states.DELETED
+
+    def clean_up(self, task):
+        """Release what a deploy set up.
+
+        After a failed deploy this releases everything, as ``tear_down``
+        does; before a ``tear_down`` it only removes the boot configuration.
+        """
+        node = task.node
+        if node.provision_state in _FAILED_DEPLOY_STATES:
+            self._release(task, power_off=not node.disable_power_off)
+        else:
+            task.driver.boot.clean_up_instance(task)
+
+    def take_over(self, task):
+        """Recreate this conductor's iSCSI targets from Ceph's records."""
+        node = task.node
+        with ironic_errors.translated('re-exporting disks', node.uuid):
+            report = export.ExportManager().reconcile()
+        LOG.info('Took over node %(node)s; iSCSI exports reconciled: '
+                 '%(report)s', {'node': node.uuid, 'report': report})
+
+    def prepare_cleaning(self, task):
+        """Nothing to prepare: a diskless node has nothing to erase."""
+        LOG.info('Node %(node)s is diskless: no BMI cleaning steps',
+                 {'node': task.node.uuid})
+        return None
+
+    def tear_down_cleaning(self, task):
+        """Nothing was prepared for cleaning."""
+
+    def _release(self, task, power_off=True):
+        """Undo a deploy, every step even when an earlier one fails.
+
+        Order: power off, leave tenant networks, unexport and delete the
+        disk, remove the boot configuration, leave the provisioning network
+        last (it carries the iSCSI traffic).
+
+        :raises: the first error met, after trying every step.
+        """
+        node = task.node
+        steps = []
+        if power_off:
+            steps.append(('powering off', lambda: (
+                manager_utils.node_power_action(task, states.POWER_OFF))))
+        steps += [
+            ('leaving the tenant networks', lambda: _with_network_power(
+                task, task.driver.network.unconfigure_tenant_networks)),
+            ('detaching the disk',
+             lambda: task.driver.storage.detach_volumes(task)),
+            ('removing the storage configuration',
+             lambda: ironic_deploy_utils.tear_down_storage_configuration(
+                 task)),
+            ('removing the boot configuration',
+             lambda: task.driver.boot.clean_up_instance(task)),
+            ('leaving the provisioning network', lambda: _with_network_power(
+                task, task.driver.network.remove_provisioning_network)),
+        ]
+        first_error = None
+        for what, step in steps:
+            try:
+                step()
+            except Exception as e:
+                LOG.error('Node %(node)s: %(what)s failed: %(err)s',
+                          {'node': node.uuid, 'what': what, 'err': e})
+                first_error = first_error or e
+        if first_error is not None:
+            raise first_error
+
+
+def _with_network_power(task, method):
+    with manager_utils.power_state_for_network_configuration(task):
+        method(task)

@@ -1,0 +1,66 @@
+"""The ``bmi`` hardware type: diskless nodes booting Ceph clones over iSCSI.
+
+Enable it in ironic.conf (see ``etc/ironic.conf.snippet``)::
+
+    [DEFAULT]
+    enabled_hardware_types = bmi
+    enabled_deploy_interfaces = bmi
+    enabled_storage_interfaces = bmi
+    enabled_vendor_interfaces = bmi
+    enabled_boot_interfaces = ipxe
+
+and give every node the ``iscsi_boot:True`` capability.
+"""
+
+from ironic.drivers.modules import fake
+from ironic.drivers.modules import ipmitool
+from ironic.drivers.modules import ipxe
+from ironic.drivers.modules.network import flat as flat_net
+from ironic.drivers.modules.network import noop as noop_net
+from ironic.drivers.modules import noop
+from ironic.drivers.modules.redfish import management as redfish_mgmt
+from ironic.drivers.modules.redfish import power as redfish_power
+from ironic.drivers import generic
+
+from bmi_driver.deploy import bmi as bmi_deploy
+from bmi_driver.deploy import vendor as bmi_vendor
+from bmi_driver.network import hil
+from bmi_driver.storage import bmi as bmi_storage
+
+
+class BMIHardware(generic.GenericHardware):
+    """Bare Metal Imaging: the root disk is an RBD clone, iPXE sanboots it.
+
+    The first interface of each list is the default.
+    """
+
+    @property
+    def supported_boot_interfaces(self):
+        """Ironic's iPXE: it renders sanboot from the boot VolumeTarget."""
+        return [ipxe.iPXEBoot]
+
+    @property
+    def supported_deploy_interfaces(self):
+        return [bmi_deploy.BMIDeploy]
+
+    @property
+    def supported_storage_interfaces(self):
+        return [bmi_storage.BMIStorage]
+
+    @property
+    def supported_network_interfaces(self):
+        return [hil.HILNetwork, flat_net.FlatNetwork, noop_net.NoopNetwork]
+
+    @property
+    def supported_management_interfaces(self):
+        return [ipmitool.IPMIManagement, redfish_mgmt.RedfishManagement,
+                fake.FakeManagement]
+
+    @property
+    def supported_power_interfaces(self):
+        return [ipmitool.IPMIPower, redfish_power.RedfishPower,
+                fake.FakePower]
+
+    @property
+    def supported_vendor_interfaces(self):
+        return [bmi_vendor.BMIVendorPassthru, noop.NoVendor]

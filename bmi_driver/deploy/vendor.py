@@ -1,0 +1,103 @@
+"""The ``bmi`` vendor interface: snapshot a running node's disk.
+
+``baremetal node passthru call <node> snapshot --arg name=<image name>
+[--arg project=<project>] [--arg visibility=private|public]`` saves the
+node's current disk as a new, independent golden image while the node keeps
+running on its clone.  The call is asynchronous (HTTP 202); the outcome is
+recorded in the node's history and in ``driver_internal_info/bmi_snapshot``.
+"""
+
+from ironic.common import exception as ironic_exc
+from ironic.common.i18n import _
+from ironic.common import states
+from ironic.conductor import utils as manager_utils
+from ironic.drivers import base
+from oslo_config import cfg
+from oslo_log import log
+
+from bmi_driver.common import ironic_errors
+from bmi_driver.deploy import utils as deploy_utils
+from bmi_driver.storage import images
+
+CONF = cfg.CONF
+LOG = log.getLogger(__name__)
+
+VISIBILITIES = ('private', 'public')
+# Where the outcome of the last snapshot is recorded.
+RESULT_KEY = 'bmi_snapshot'
+
+
+class BMIVendorPassthru(base.VendorInterface):
+    """Vendor passthru methods of BMI nodes."""
+
+    def get_properties(self):
+        return {}
+
+    def validate(self, task, method=None, **kwargs):
+        """Check a passthru call's arguments before it runs.
+
+        :raises: InvalidParameterValue for an unknown method, a node that is
+            not deployed, or bad arguments.
+        :raises: MissingParameterValue when ``name`` is missing.
+        """
+        if method != 'snapshot':
+            raise ironic_exc.InvalidParameterValue(
+                _('Unknown vendor method %s; the bmi vendor interface has '
+                  '"snapshot".') % method)
+        node = task.node
+        if node.provision_state != states.ACTIVE:
+            raise ironic_exc.InvalidParameterValue(
+                _('Node %(node)s is %(state)s: only a deployed (active) node '
+                  'has a disk to snapshot.') %
+                {'node': node.uuid, 'state': node.provision_state})
+        name = kwargs.get('name')
+        if not name:
+            raise ironic_exc.MissingParameterValue(
+                _('snapshot needs a name for the new image: '
+                  '--arg name=<image name>.'))
+        if not isinstance(name, str):
+            raise ironic_exc.InvalidParameterValue(
+                _('The image name must be a string.'))
+        visibility = kwargs.get('visibility', 'private')
+        if visibility not in VISIBILITIES:
+            raise ironic_exc.InvalidParameterValue(
+                _('visibility must be one of %(allowed)s, not %(value)r.') %
+                {'allowed': ', '.join(VISIBILITIES), 'value': visibility})
+        unknown = set(kwargs) - {'name', 'project', 'visibility'}
+        if unknown:
+            raise ironic_exc.InvalidParameterValue(
+                _('Unknown snapshot argument(s): %s; expected name, project '
+                  'and visibility.') % ', '.join(sorted(unknown)))
+
+    @base.passthru(['POST'], async_call=True,
+                   description=_('Save the node\'s current disk as a new '
+                                 'golden image. Arguments: name, project '
+                                 '(default: the node\'s lessee or owner), '
+                                 'visibility (private or public).'))
+    def snapshot(self, task, name, project=None, visibility='private'):
+        """Snapshot the node's disk into a new golden image."""
+        node = task.node
+        project = (project or deploy_utils.get_project(node)
+                   or CONF.bmi.default_project)
+        try:
+            with ironic_errors.translated('taking a snapshot', node.uuid):
+                image = images.ImageLibrary().snapshot_node(
+                    node.uuid, name, project=project, visibility=visibility)
+        except ironic_exc.IronicException as e:
+            node.set_driver_internal_info(RESULT_KEY, {
+                'name': name, 'status': 'error', 'error': str(e)})
+            manager_utils.node_history_record(
+                node, event=str(e), event_type='snapshot', error=True)
+            node.save()
+            raise
+        node.set_driver_internal_info(RESULT_KEY, {
+            'name': name, 'status': 'done', 'image': image.uuid})
+        manager_utils.node_history_record(
+            node, event=_('Disk saved as image %(name)s (%(uuid)s)') %
+            {'name': name, 'uuid': image.uuid}, event_type='snapshot')
+        node.save()
+        LOG.info('Node %(node)s: disk saved as image %(name)s (%(uuid)s, '
+                 'project %(project)s, %(visibility)s)',
+                 {'node': node.uuid, 'name': name, 'uuid': image.uuid,
+                  'project': project, 'visibility': visibility})
+        return {'image': image.uuid, 'name': name}

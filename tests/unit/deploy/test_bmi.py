@@ -1,0 +1,322 @@
+"""The bmi deploy interface, in Ironic's unit-test database."""
+
+from unittest import mock
+
+from ironic.common import exception as ironic_exc
+from ironic.common import states
+from ironic.conductor import task_manager
+from ironic.conductor import utils as manager_utils
+from ironic.drivers.modules import ipxe
+from ironic.drivers.modules.network import noop as noop_net
+from ironic import objects
+
+from bmi_driver.deploy import bmi as bmi_deploy
+from bmi_driver import exception
+from bmi_driver.storage import bmi as bmi_storage
+from tests.unit.deploy import base
+
+
+class BMIDeployTestCase(base.BMITestCase):
+
+    def setUp(self):
+        super().setUp()
+        # One recorder for everything the interface asks of the others, so
+        # the order of the calls can be checked.
+        self.calls = mock.Mock()
+        for name in ('validate', 'add_provisioning_network',
+                     'remove_provisioning_network',
+                     'configure_tenant_networks',
+                     'unconfigure_tenant_networks'):
+            self.calls.attach_mock(
+                self._patch(noop_net.NoopNetwork, name), name)
+        for name in ('prepare_instance', 'clean_up_instance'):
+            self.calls.attach_mock(self._patch(ipxe.iPXEBoot, name), name)
+        for name in ('attach_volumes', 'detach_volumes'):
+            self.calls.attach_mock(
+                mock.patch.object(bmi_storage.BMIStorage, name,
+                                  autospec=True,
+                                  side_effect=getattr(
+                                      bmi_storage.BMIStorage,
+                                      name)).start(), name)
+        self.addCleanup(mock.patch.stopall)
+        self.calls.attach_mock(
+            self._patch(manager_utils, 'node_power_action'), 'power')
+
+    def _mark(self):
+        # Autospecced functions cannot be reset: remember where we are.
+        self._seen = len(self.calls.mock_calls)
+
+    def _names(self):
+        out = []
+        for call in self.calls.mock_calls[getattr(self, '_seen', 0):]:
+            name, args = call[0], call[1]
+            out.append('power %s' % args[1] if name == 'power' else name)
+        return out
+
+    def _targets(self):
+        return objects.VolumeTarget.list_by_node_id(self.context,
+                                                    self.node.id)
+
+    # --- validate ---------------------------------------------------------
+
+    def test_validate(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.validate(task)
+        self.lib.resolve_source.assert_called_once_with(
+            base.IMAGE_UUID, project=base.LESSEE)
+        self.mgr.check.assert_called_once_with()
+        self.lib.clone_for_node.assert_not_called()
+
+    def test_validate_unknown_image(self):
+        self.lib.resolve_source.side_effect = exception.ImageNotFound(
+            image=base.IMAGE_UUID)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('Image %s not found' % base.IMAGE_UUID, str(e))
+        self.lib.clone_for_node.assert_not_called()
+        self.mgr.export_node.assert_not_called()
+
+    def test_validate_image_of_another_project(self):
+        self.lib.resolve_source.side_effect = exception.ImageNotVisible(
+            image=base.IMAGE_UUID, owner='other', project=base.LESSEE)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('private to project other', str(e))
+
+    def test_validate_project_from_nova_instance_info(self):
+        self.node.lessee = None
+        self.node.owner = 'owner-project'
+        self.node.instance_info = dict(self.node.instance_info,
+                                       project_id='nova-project')
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.validate(task)
+        self.lib.resolve_source.assert_called_once_with(
+            base.IMAGE_UUID, project='nova-project')
+
+    def test_validate_missing_image_source(self):
+        self.node.instance_info = {}
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.MissingParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('image_source', str(e))
+
+    def test_validate_image_source_not_a_uuid(self):
+        self.node.instance_info = {'image_source': 'debian-12'}
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('not a UUID', str(e))
+        self.lib.resolve_source.assert_not_called()
+
+    def test_validate_bad_root_gb(self):
+        self.node.instance_info = dict(self.node.instance_info,
+                                       root_gb='ten')
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              task.driver.deploy.validate, task)
+
+    def test_validate_needs_iscsi_boot(self):
+        self.node.properties = {}
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('iscsi_boot', str(e))
+        self.lib.resolve_source.assert_not_called()
+
+    def test_validate_ceph_unreachable(self):
+        self.lib.resolve_source.side_effect = exception.CephConnectionError(
+            conf='/etc/ceph/ceph.conf', user='bmi', reason='timed out')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('Cannot connect to the Ceph cluster', str(e))
+
+    def test_validate_tgtd_unreachable(self):
+        self.mgr.check.side_effect = exception.TargetDaemonUnavailable(
+            reason='tgtadm: connection refused')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('iSCSI target daemon is not reachable', str(e))
+
+    def test_validate_needs_http_url(self):
+        self.config(http_url=None, group='deploy')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('http_url', str(e))
+
+    # --- prepare ----------------------------------------------------------
+
+    def test_prepare(self):
+        self.set_state(states.DEPLOYING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.prepare(task)
+            [target] = task.volume_targets
+            self.assertEqual(
+                target.uuid,
+                task.node.driver_internal_info['boot_from_volume'])
+        self.assertEqual(['validate', 'power power off', 'attach_volumes',
+                          'add_provisioning_network'], self._names())
+
+    def test_prepare_failure_releases_everything(self):
+        self.set_state(states.DEPLOYING)
+        self.calls.add_provisioning_network.side_effect = (
+            ironic_exc.NetworkError('HIL said no'))
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  task.driver.deploy.prepare, task)
+            self.assertNotIn('boot_from_volume',
+                             task.node.driver_internal_info)
+        self.assertIn('HIL said no', str(e))
+        self.assertEqual(
+            ['validate', 'power power off', 'attach_volumes',
+             'add_provisioning_network', 'unconfigure_tenant_networks',
+             'detach_volumes', 'clean_up_instance',
+             'remove_provisioning_network'], self._names())
+        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.assertEqual([], self._targets())
+
+    def test_prepare_network_invalid_creates_nothing(self):
+        self.set_state(states.DEPLOYING)
+        self.calls.validate.side_effect = ironic_exc.InvalidParameterValue(
+            'HIL unreachable')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              task.driver.deploy.prepare, task)
+        self.assertEqual(['validate'], self._names())
+        self.lib.clone_for_node.assert_not_called()
+
+    def test_prepare_rebuild_gives_a_fresh_disk(self):
+        self.set_state(states.DEPLOYING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self._mark()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.prepare(task)
+        self.assertEqual(
+            ['validate', 'power power off', 'unconfigure_tenant_networks',
+             'clean_up_instance', 'detach_volumes', 'attach_volumes',
+             'add_provisioning_network'], self._names())
+        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.assertEqual(2, self.lib.clone_for_node.call_count)
+        self.assertEqual(1, len(self._targets()))
+
+    def test_prepare_takeover_of_active_node(self):
+        self.set_state(states.ACTIVE)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.prepare(task)
+        self.assertEqual(['attach_volumes', 'prepare_instance'],
+                         self._names())
+
+    # --- deploy -----------------------------------------------------------
+
+    def test_deploy_step(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            steps = task.driver.deploy.get_deploy_steps(task)
+        self.assertEqual([{'step': 'deploy', 'priority': 100,
+                           'argsinfo': None, 'interface': 'deploy',
+                           'abortable': True}], steps)
+
+    def test_deploy(self):
+        self.set_state(states.DEPLOYING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertIsNone(task.driver.deploy.deploy(task))
+        self.assertEqual(['power power off', 'prepare_instance',
+                          'configure_tenant_networks', 'power power on'],
+                         self._names())
+
+    def test_deploy_keeps_power_with_disable_power_off(self):
+        self.node.disable_power_off = True
+        self.set_state(states.DEPLOYING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.deploy(task)
+        self.assertEqual(['prepare_instance', 'configure_tenant_networks',
+                          'power power on'], self._names())
+
+    # --- undeploy ---------------------------------------------------------
+
+    def _deployed(self):
+        self.set_state(states.DEPLOYING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.prepare(task)
+        self._mark()
+
+    def test_tear_down(self):
+        self._deployed()
+        self.set_state(states.DELETING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertEqual(states.DELETED,
+                             task.driver.deploy.tear_down(task))
+            self.assertNotIn('boot_from_volume',
+                             task.node.driver_internal_info)
+        self.assertEqual(
+            ['power power off', 'unconfigure_tenant_networks',
+             'detach_volumes', 'clean_up_instance',
+             'remove_provisioning_network'], self._names())
+        self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.assertEqual([], self._targets())
+
+    def test_tear_down_tries_every_step_and_raises_the_first_error(self):
+        self._deployed()
+        self.set_state(states.DELETING)
+        self.calls.unconfigure_tenant_networks.side_effect = (
+            ironic_exc.NetworkError('switch down'))
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  task.driver.deploy.tear_down, task)
+        self.assertIn('switch down', str(e))
+        self.assertIn('remove_provisioning_network', self._names())
+        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+
+    def test_clean_up_after_failed_deploy_releases_everything(self):
+        self._deployed()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.clean_up(task)
+        self.assertEqual(
+            ['power power off', 'unconfigure_tenant_networks',
+             'detach_volumes', 'clean_up_instance',
+             'remove_provisioning_network'], self._names())
+        self.assertEqual([], self._targets())
+
+    def test_clean_up_before_tear_down_only_removes_boot_config(self):
+        self._deployed()
+        self.set_state(states.DELETING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.clean_up(task)
+        self.assertEqual(['clean_up_instance'], self._names())
+        self.lib.remove_node_disk.assert_not_called()
+
+    def test_take_over_reconciles_exports(self):
+        self.set_state(states.ACTIVE)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.take_over(task)
+        self.mgr.reconcile.assert_called_once_with()
+
+    def test_take_over_tgtd_down(self):
+        self.mgr.reconcile.side_effect = exception.TargetDaemonUnavailable(
+            reason='down')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertRaises(ironic_exc.StorageError,
+                              task.driver.deploy.take_over, task)
+
+    # --- cleaning ---------------------------------------------------------
+
+    def test_cleaning_has_nothing_to_do(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertEqual([], task.driver.deploy.get_clean_steps(task))
+            self.assertIsNone(task.driver.deploy.prepare_cleaning(task))
+            task.driver.deploy.tear_down_cleaning(task)
+        self.assertEqual([], self._names())
+
+    def test_interface_class(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertIsInstance(task.driver.deploy, bmi_deploy.BMIDeploy)

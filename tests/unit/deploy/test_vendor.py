@@ -1,0 +1,98 @@
+"""The bmi vendor interface: the snapshot passthru."""
+
+from ironic.common import exception as ironic_exc
+from ironic.common import states
+from ironic.conductor import task_manager
+
+from bmi_driver.deploy import vendor
+from bmi_driver import exception
+from bmi_driver.storage import images
+from tests.unit.deploy import base
+
+NEW_UUID = '0b0c6d4e-64cf-4b3e-a8f4-3f0f61e57f35'
+
+
+class BMIVendorTestCase(base.BMITestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.set_state(states.ACTIVE)
+        self.lib.snapshot_node.return_value = images.GoldenImage(
+            uuid=NEW_UUID, name='snap-1', project=base.LESSEE,
+            visibility='private', created_at='now', source='node',
+            checksum='', size=1024 ** 3, pool='bmi-images',
+            rbd_name='img-%s' % NEW_UUID)
+
+    def _validate(self, method='snapshot', **kwargs):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.vendor.validate(task, method=method, **kwargs)
+
+    def test_routes(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertIsInstance(task.driver.vendor,
+                                  vendor.BMIVendorPassthru)
+            route = task.driver.vendor.vendor_routes['snapshot']
+        self.assertTrue(route['async'])
+        self.assertEqual(['POST'], route['http_methods'])
+
+    def test_validate(self):
+        self._validate(name='snap-1', visibility='public', project='p')
+
+    def test_validate_needs_name(self):
+        e = self.assertRaises(ironic_exc.MissingParameterValue,
+                              self._validate)
+        self.assertIn('name', str(e))
+
+    def test_validate_bad_visibility(self):
+        self.assertRaises(ironic_exc.InvalidParameterValue, self._validate,
+                          name='x', visibility='shared')
+
+    def test_validate_unknown_argument(self):
+        self.assertRaises(ironic_exc.InvalidParameterValue, self._validate,
+                          name='x', colour='blue')
+
+    def test_validate_unknown_method(self):
+        self.assertRaises(ironic_exc.InvalidParameterValue, self._validate,
+                          method='format')
+
+    def test_validate_needs_active_node(self):
+        self.set_state(states.AVAILABLE)
+        e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                              self._validate, name='x')
+        self.assertIn('available', str(e))
+
+    def test_snapshot(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            result = task.driver.vendor.snapshot(task, name='snap-1')
+        self.assertEqual({'image': NEW_UUID, 'name': 'snap-1'}, result)
+        self.lib.snapshot_node.assert_called_once_with(
+            self.node.uuid, 'snap-1', project=base.LESSEE,
+            visibility='private')
+        self.node.refresh()
+        self.assertEqual({'name': 'snap-1', 'status': 'done',
+                          'image': NEW_UUID},
+                         self.node.driver_internal_info['bmi_snapshot'])
+        self.assertIsNone(self.node.last_error)
+
+    def test_snapshot_default_project(self):
+        self.node.lessee = None
+        self.node.save()
+        self.config(default_project='admin', group='bmi')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.vendor.snapshot(task, name='snap-1',
+                                        visibility='public')
+        self.lib.snapshot_node.assert_called_once_with(
+            self.node.uuid, 'snap-1', project='admin', visibility='public')
+
+    def test_snapshot_failure_is_recorded(self):
+        self.lib.snapshot_node.side_effect = exception.ImageExists(
+            name='snap-1', image=NEW_UUID)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              task.driver.vendor.snapshot, task,
+                              name='snap-1')
+        self.node.refresh()
+        result = self.node.driver_internal_info['bmi_snapshot']
+        self.assertEqual('error', result['status'])
+        self.assertIn('already exists', result['error'])
+        self.assertIn('already exists', self.node.last_error)
