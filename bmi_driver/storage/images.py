@@ -54,8 +54,6 @@ META_CREATED = 'bmi.created_at'
 META_SOURCE = 'bmi.source'
 META_CHECKSUM = 'bmi.checksum'
 META_REF_SNAP = 'bmi.ref_snapshot'
-META_NODE = 'bmi.node'
-META_NODE_IMAGE = 'bmi.image'
 
 SECTOR = 512
 # qemu-img may use this much memory and CPU time on an untrusted file.
@@ -105,6 +103,8 @@ class ImageSource:
     size: int
     project: str = None
     visibility: str = None
+    # The source's own bmi.* metadata, which a clone inherits.
+    metadata: dict = dataclasses.field(default_factory=dict)
 
     @property
     def spec(self):
@@ -247,6 +247,13 @@ class ImageLibrary:
             parent=_parent_spec(image),
             clones=clones)
 
+    @staticmethod
+    def _golden_meta(img):
+        meta = {META_NAME: img.name, META_PROJECT: img.project,
+                META_VISIBILITY: img.visibility, META_CREATED: img.created_at,
+                META_SOURCE: img.source, META_CHECKSUM: img.checksum}
+        return {k: v for k, v in meta.items() if v}
+
     def _read_golden(self, client, image_uuid, count_clones=True):
         rbd_name = golden_rbd_name(image_uuid)
         with rbd_utils.ceph_errors(image_uuid):
@@ -297,11 +304,7 @@ class ImageLibrary:
     def _destroy(self, ioctx, rbd_name):
         """Remove an image and its snapshots; missing is fine."""
         try:
-            with rbd.Image(ioctx, rbd_name) as image:
-                for snap in image.list_snaps():
-                    if image.is_protected_snap(snap['name']):
-                        image.unprotect_snap(snap['name'])
-                    image.remove_snap(snap['name'])
+            self._purge_snapshots(ioctx, rbd_name)
         except rbd.ImageNotFound:
             return
         try:
@@ -765,7 +768,8 @@ class ImageLibrary:
             return ImageSource(uuid=img.uuid, kind='golden', pool=img.pool,
                                rbd_name=img.rbd_name, snapshot=GOLDEN_SNAP,
                                size=img.size, project=img.project,
-                               visibility=img.visibility)
+                               visibility=img.visibility,
+                               metadata=self._golden_meta(img))
         if uuidutils.is_uuid_like(image_source):
             glance_name = str(image_source).lower()
             try:
@@ -810,7 +814,9 @@ class ImageLibrary:
 
         Idempotent: an existing clone of the same source is returned (grown
         to ``size`` if that is larger); a clone of another source is an
-        error, since the node's data would be lost.
+        error, since the node's data would be lost.  The clone records
+        nothing of its own: its name says the node, its parent the source
+        and RBD its creation time; it inherits the golden image's metadata.
         """
         node_uuid = names.node_uuid(node_uuid)
         if size is not None and (not isinstance(size, int) or size < 0):
@@ -822,39 +828,42 @@ class ImageLibrary:
                 source = self._resolve(client, image_source, project)
             ioctx = client.ioctx(self.clone_pool)
             rbd_name = node_rbd_name(node_uuid)
-            created = False
             with rbd_utils.ceph_errors(rbd_name):
                 try:
                     rbd.RBD().clone(client.ioctx(source.pool),
                                     source.rbd_name, source.snapshot, ioctx,
                                     rbd_name, features=_features())
-                    created = True
                 except rbd.ImageExists:
-                    pass
-            try:
-                with rbd_utils.ceph_errors(rbd_name):
-                    with rbd.Image(ioctx, rbd_name) as image:
-                        parent = _parent_spec(image)
-                        if parent != source.spec:
-                            raise exception.BmiException(
-                                'Node %s already has a disk cloned from %s, '
-                                'not %s: remove it first.'
-                                % (node_uuid, parent, source.spec))
-                        if created:
-                            _reset_metadata(image, {
-                                META_NODE: node_uuid,
-                                META_NODE_IMAGE: source.uuid,
-                                META_CREATED: _now()})
-                        if size and size > image.size():
-                            image.resize(size, allow_shrink=False)
-            except BaseException:
-                if created:
+                    disk = self._read_node_disk(client, node_uuid)
+                    if disk.parent != source.spec:
+                        raise exception.BmiException(
+                            'Node %s already has a disk cloned from %s, not '
+                            '%s: remove it first.'
+                            % (node_uuid, disk.parent, source.spec))
+                    if size and size > disk.size:
+                        self._grow(ioctx, rbd_name, size)
+                        disk.size = size
+                    return disk
+            disk = NodeDisk(node_uuid=node_uuid, pool=self.clone_pool,
+                            rbd_name=rbd_name, size=source.size,
+                            parent=source.spec,
+                            metadata=dict(source.metadata))
+            if size and size > source.size:
+                try:
+                    with rbd_utils.ceph_errors(rbd_name):
+                        self._grow(ioctx, rbd_name, size)
+                except BaseException:
                     self._undo(ioctx, rbd_name, 'clone')
-                raise
-            if created:
-                LOG.info('Cloned %(src)s for node %(node)s',
-                         {'src': source.spec, 'node': node_uuid})
-            return self._read_node_disk(client, node_uuid)
+                    raise
+                disk.size = size
+            LOG.info('Cloned %(src)s for node %(node)s',
+                     {'src': source.spec, 'node': node_uuid})
+            return disk
+
+    @staticmethod
+    def _grow(ioctx, rbd_name, size):
+        with rbd.Image(ioctx, rbd_name) as image:
+            image.resize(size, allow_shrink=False)
 
     @rbd_utils.retry_transient
     def get_node_disk(self, node_uuid):
@@ -890,17 +899,35 @@ class ImageLibrary:
             for rbd_name in (configdrive_rbd_name(node_uuid),
                              node_rbd_name(node_uuid)):
                 with rbd_utils.ceph_errors(rbd_name):
-                    try:
-                        with rbd.Image(ioctx, rbd_name) as image:
-                            for snap in _snap_names(image):
-                                if image.is_protected_snap(snap):
-                                    image.unprotect_snap(snap)
-                                image.remove_snap(snap)
-                        rbd.RBD().remove(ioctx, rbd_name)
-                    except rbd.ImageNotFound:
-                        continue
-                LOG.info('Removed %(img)s of node %(node)s',
-                         {'img': rbd_name, 'node': node_uuid})
+                    if self._remove_if_present(ioctx, rbd_name):
+                        LOG.info('Removed %(img)s of node %(node)s',
+                                 {'img': rbd_name, 'node': node_uuid})
+
+    def _remove_if_present(self, ioctx, rbd_name):
+        """Remove an image and its snapshots: False if it was not there."""
+        # Opening a missing image fails in about a millisecond; removing
+        # one looks in the trash and elsewhere first (over 15 ms).
+        try:
+            rbd.Image(ioctx, rbd_name, read_only=True).close()
+        except rbd.ImageNotFound:
+            return False
+        try:
+            try:
+                rbd.RBD().remove(ioctx, rbd_name)
+            except rbd.ImageHasSnapshots:
+                self._purge_snapshots(ioctx, rbd_name)
+                rbd.RBD().remove(ioctx, rbd_name)
+        except rbd.ImageNotFound:
+            return False
+        return True
+
+    @staticmethod
+    def _purge_snapshots(ioctx, rbd_name):
+        with rbd.Image(ioctx, rbd_name) as image:
+            for snap in _snap_names(image):
+                if image.is_protected_snap(snap):
+                    image.unprotect_snap(snap)
+                image.remove_snap(snap)
 
     @rbd_utils.retry_transient
     def set_node_metadata(self, node_uuid, metadata):
@@ -963,28 +990,22 @@ class ImageLibrary:
                     with rbd.Image(ioctx, rbd_name) as image:
                         image.write(data, 0)
                         image.flush()
-                        image.metadata_set(META_NODE, node_uuid)
                         image.metadata_set(META_CHECKSUM, checksum)
             except BaseException:
                 self._undo(ioctx, rbd_name, 'config drive write')
                 raise
             return NodeDisk(node_uuid=node_uuid, pool=self.clone_pool,
                             rbd_name=rbd_name, size=size,
-                            metadata={META_NODE: node_uuid,
-                                      META_CHECKSUM: checksum})
+                            metadata={META_CHECKSUM: checksum})
 
     @rbd_utils.retry_transient
     def remove_node_configdrive(self, node_uuid):
         node_uuid = names.node_uuid(node_uuid)
+        rbd_name = configdrive_rbd_name(node_uuid)
         with self._clients.get() as client:
-            try:
-                rbd.RBD().remove(client.ioctx(self.clone_pool),
-                                 configdrive_rbd_name(node_uuid))
-            except rbd.ImageNotFound:
-                pass
-            except rbd.Error as e:
-                raise rbd_utils.map_rbd_error(
-                    e, configdrive_rbd_name(node_uuid))
+            with rbd_utils.ceph_errors(rbd_name):
+                self._remove_if_present(client.ioctx(self.clone_pool),
+                                        rbd_name)
 
     @rbd_utils.retry_transient
     def snapshot_node(self, node_uuid, name, project=None,
