@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: install what is missing, start the services, run the unit
 # tests then the functional tests, and stop every service it started, also
-# when tests fail.
+# when tests fail. Ends with one line: "tests: N passed, N failed, N skipped".
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -14,18 +14,35 @@ step "install dependencies"
 tools/install-deps.sh base
 
 rc=0
-cleanup() { step "stop services"; tools/services.sh stop || true; }
+passed=0 failed=0 skipped=0
+count() {  # add the last stestr run's figures to the totals
+    local stats
+    stats=$("$VENV/bin/stestr" last --subunit | "$VENV/bin/subunit-stats" 2>/dev/null || true)
+    passed=$((passed + $(awk '/^Passed tests:/ {print $3}' <<<"$stats" || echo 0)))
+    failed=$((failed + $(awk '/^Failed tests:/ {print $3}' <<<"$stats" || echo 0)))
+    skipped=$((skipped + $(awk '/^Skipped tests:/ {print $3}' <<<"$stats" || echo 0)))
+}
+cleanup() {
+    step "stop services"
+    tools/services.sh stop || true
+}
 trap cleanup EXIT
 
 step "unit tests"
-BMI_TEST_PATH=./tests/unit "$VENV/bin/stestr" run --color || rc=1
+BMI_TEST_PATH=./tests/unit "$VENV/bin/stestr" run || rc=1
+count
 
 step "start services"
 tools/services.sh start
 
-step "functional tests against the live cluster"
-BMI_TEST_PATH=./tests/functional "$VENV/bin/stestr" run --concurrency 1 --color || rc=1
+step "functional tests against the live services"
+ceph -c "$BMI_STATE/ceph/ceph.conf" -s | sed -n '/services:/,/data:/p'
+BMI_TEST_PATH=./tests/functional "$VENV/bin/stestr" run --concurrency 1 || rc=1
+count
 
 step "summary"
-"$VENV/bin/stestr" last --subunit | "$VENV/bin/subunit2py" --no-passthrough 2>/dev/null | tail -n 0 || true
+if [ "$passed" -eq 0 ]; then
+    echo "no test ran"; rc=1
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $rc
