@@ -1,0 +1,477 @@
+"""The ``hil`` network interface: HIL isolates a BMI node's networks.
+
+Network model (doc/network.md has the whole story):
+
+* The Ironic node is HIL node ``driver_info/hil_node`` (default: the node
+  name); each Ironic port is the HIL nic with the port's MAC address, or the
+  nic labelled ``extra/hil_nic``.
+* The node's HIL project is its lessee or owner (``[hil] project_source``).
+  A node that HIL holds for another project is refused; a free node is
+  connected to the project only when ``[hil] allow_connect_free_node``.
+* ``add_provisioning_network``: every boot nic (port with ``pxe_enabled``)
+  joins ``[hil] provisioning_network`` on its native VLAN, before power-on.
+  It stays there while the node is active: the node's disk is remote.
+* ``configure_tenant_networks``: the networks listed in
+  ``instance_info[<tenant_networks_field>]`` join their nics as tagged
+  VLANs; ``unconfigure_tenant_networks`` detaches them.
+* ``remove_provisioning_network`` detaches the provisioning network last,
+  once the deploy interface has unexported the disk.
+
+VIFs are recorded on ports and port groups as Ironic's own interfaces do
+(``internal_info/tenant_vif_port_id``), so that Nova's ironic driver can
+attach, detach and list them.
+"""
+
+import json
+import re
+
+from ironic.common import exception as ironic_exc
+from ironic.drivers import base
+from ironic.drivers.modules.network import common
+from oslo_log import log
+
+from bmi_driver import conf as bmi_conf
+from bmi_driver import exception
+from bmi_driver.network import hil_client
+
+LOG = log.getLogger(__name__)
+
+CONF = bmi_conf.CONF
+
+# driver_internal_info keys.
+CONNECTED_PROJECT = 'hil_connected_project'
+TENANT_ATTACHMENTS = 'hil_tenant_networks'
+
+_CHANNEL_RE = re.compile(r'^vlan/(native|[0-9]{1,4})$')
+_MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
+
+PROPERTIES = {
+    'hil_node': 'Name of the node in HIL. Optional; default: the Ironic '
+                'node name.',
+    'hil_project': 'HIL project of the node, when [hil] project_source is '
+                   '"driver_info". Optional.',
+}
+
+
+def hil_node_name(node):
+    """The HIL node an Ironic node maps to."""
+    name = node.driver_info.get('hil_node') or node.name
+    if not name:
+        raise ironic_exc.MissingParameterValue(
+            'Node %s has neither driver_info/hil_node nor a name: the hil '
+            'network interface cannot find it in HIL.' % node.uuid)
+    return name
+
+
+def hil_project(node):
+    """The HIL project a node is deployed for, per [hil] project_source."""
+    source = CONF.hil.project_source
+    if source == 'lessee':
+        project = node.lessee or node.owner
+    elif source == 'owner':
+        project = node.owner
+    else:
+        project = node.driver_info.get('hil_project')
+    project = project or CONF.hil.default_project
+    if not project:
+        raise ironic_exc.MissingParameterValue(
+            'Node %(node)s has no HIL project: [hil] project_source is '
+            '%(source)s and gives nothing, and [hil] default_project is '
+            'not set.' % {'node': node.uuid, 'source': source})
+    return project
+
+
+def tenant_networks(node):
+    """The tenant networks requested in instance_info, checked.
+
+    :returns: a list of {'network', 'nic', 'channel' (or None)}.
+    :raises: InvalidParameterValue when the value is malformed.
+    """
+    field = CONF.hil.tenant_networks_field
+    raw = node.instance_info.get(field)
+    if not raw:
+        return []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raw = None
+    if not isinstance(raw, list):
+        raise ironic_exc.InvalidParameterValue(
+            'instance_info/%s of node %s must be a list of {"network": ..., '
+            '"nic": ..., "channel": "vlan/<id>"}' % (field, node.uuid))
+    result = []
+    seen = set()
+    for entry in raw:
+        if (not isinstance(entry, dict)
+                or set(entry) - {'network', 'nic', 'channel'}
+                or not all(isinstance(entry.get(k), str) and entry[k]
+                           for k in ('network', 'nic'))):
+            raise ironic_exc.InvalidParameterValue(
+                'instance_info/%s of node %s: %r is not a {"network": ..., '
+                '"nic": ..., "channel": ...} entry (network and nic are '
+                'required strings)' % (field, node.uuid, entry))
+        channel = entry.get('channel')
+        if channel is not None and not (isinstance(channel, str)
+                                        and _CHANNEL_RE.match(channel)):
+            raise ironic_exc.InvalidParameterValue(
+                'instance_info/%s of node %s: channel %r is neither '
+                '"vlan/native" nor "vlan/<id>"' % (field, node.uuid, channel))
+        key = (entry['nic'].lower(), entry['network'])
+        if key in seen:
+            raise ironic_exc.InvalidParameterValue(
+                'instance_info/%s of node %s lists network %s on nic %s '
+                'twice' % (field, node.uuid, entry['network'], entry['nic']))
+        seen.add(key)
+        result.append({'network': entry['network'], 'nic': entry['nic'],
+                       'channel': channel})
+    return result
+
+
+def _nic_label(hil_info, port):
+    """The label of the HIL nic an Ironic port is, or None."""
+    label = port.extra.get('hil_nic')
+    nics = hil_info.get('nics') or []
+    if label:
+        return label if any(n['label'] == label for n in nics) else None
+    address = (port.address or '').lower()
+    for nic in nics:
+        if (nic.get('macaddr') or '').lower() == address:
+            return nic['label']
+    return None
+
+
+class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
+    """Network isolation through HIL (the Hardware Isolation Layer)."""
+
+    def get_properties(self):
+        return PROPERTIES
+
+    # --- helpers ---
+
+    @staticmethod
+    def _client():
+        return hil_client.get_client()
+
+    def _hil_view(self, task, client):
+        """(HIL node name, HIL's node record, {port uuid: nic label})."""
+        name = hil_node_name(task.node)
+        info = client.get_node(name)
+        labels = {}
+        missing = []
+        for port in task.ports:
+            label = _nic_label(info, port)
+            if label is None:
+                missing.append(port.extra.get('hil_nic') or port.address)
+            labels[port.uuid] = label
+        if missing:
+            raise ironic_exc.InvalidParameterValue(
+                'HIL node %(hil)s has no nic for port(s) %(ports)s of node '
+                '%(node)s (HIL nics: %(nics)s)' % {
+                    'hil': name, 'ports': ', '.join(missing),
+                    'node': task.node.uuid,
+                    'nics': ', '.join('%s=%s' % (n['label'], n['macaddr'])
+                                      for n in info.get('nics') or [])})
+        return name, info, labels
+
+    @staticmethod
+    def _boot_nics(task, labels):
+        boot = sorted({labels[p.uuid] for p in task.ports if p.pxe_enabled})
+        if not boot:
+            raise ironic_exc.InvalidParameterValue(
+                'Node %s has no port with pxe_enabled: the hil network '
+                'interface cannot tell which nic carries the disk.'
+                % task.node.uuid)
+        return boot
+
+    @staticmethod
+    def _resolve_nic(info, nic, node):
+        """A nic named by HIL label or MAC address, as its label."""
+        for n in info.get('nics') or []:
+            if n['label'] == nic:
+                return nic
+        if _MAC_RE.match(nic.lower()):
+            for n in info.get('nics') or []:
+                if (n.get('macaddr') or '').lower() == nic.lower():
+                    return n['label']
+        raise ironic_exc.InvalidParameterValue(
+            'Tenant network nic %(nic)s is not a nic (label or MAC) of HIL '
+            'node %(hil)s' % {'nic': nic, 'hil': node})
+
+    def _tenant_plan(self, task, client, name, info, labels):
+        """The tenant attachments to make: [(label, network, channel)]."""
+        boot = set(self._boot_nics(task, labels))
+        plan = []
+        for entry in tenant_networks(task.node):
+            label = self._resolve_nic(info, entry['nic'], name)
+            channel = entry['channel']
+            if channel is None:
+                channels = client.get_network(entry['network'])['channels']
+                tagged = [c for c in channels if c != hil_client.NATIVE]
+                if not tagged:
+                    raise ironic_exc.InvalidParameterValue(
+                        'HIL network %s has no tagged VLAN channel'
+                        % entry['network'])
+                channel = tagged[0]
+            if label in boot and channel == hil_client.NATIVE:
+                raise ironic_exc.InvalidParameterValue(
+                    'Tenant network %(net)s cannot use the native VLAN of '
+                    'boot nic %(nic)s: it carries %(prov)s' % {
+                        'net': entry['network'], 'nic': label,
+                        'prov': CONF.hil.provisioning_network})
+            plan.append((label, entry['network'], channel))
+        return plan
+
+    def _ensure_project(self, task, client, name, info):
+        """Check (or make) HIL's allocation of the node to its project.
+
+        :returns: True if the node was connected to the project now.
+        """
+        project = hil_project(task.node)
+        holder = info.get('project')
+        if holder == project:
+            return False
+        if holder is not None:
+            raise ironic_exc.NetworkError(
+                'Deploy refused: HIL has node %(hil)s in project '
+                '%(holder)s, but Ironic node %(node)s is for project '
+                '%(project)s.' % {'hil': name, 'holder': holder,
+                                  'node': task.node.uuid,
+                                  'project': project})
+        if not CONF.hil.allow_connect_free_node:
+            raise ironic_exc.NetworkError(
+                'Deploy refused: HIL node %(hil)s is not allocated to '
+                'project %(project)s (it is free). Connect it in HIL, or set '
+                '[hil] allow_connect_free_node.' % {'hil': name,
+                                                    'project': project})
+        if not client.connect_node(project, name):
+            return False
+        task.node.set_driver_internal_info(CONNECTED_PROJECT, project)
+        task.node.save()
+        return True
+
+    def _release_project(self, task, client, name):
+        """Detach the node from the project the plugin connected it to."""
+        project = task.node.driver_internal_info.get(CONNECTED_PROJECT)
+        if not project:
+            return
+        client.detach_node(project, name)
+        task.node.del_driver_internal_info(CONNECTED_PROJECT)
+        task.node.save()
+
+    def _client_or_error(self, task):
+        try:
+            return self._client()
+        except exception.HILError as e:
+            raise self._network_error(task, 'be reached', e)
+
+    @staticmethod
+    def _network_error(task, what, error):
+        msg = ('HIL could not %(what)s for node %(node)s: %(err)s'
+               % {'what': what, 'node': task.node.uuid, 'err': error})
+        LOG.error(msg)
+        return ironic_exc.NetworkError(msg)
+
+    # --- validation ---
+
+    def validate(self, task):
+        """Check the node's HIL mapping and that HIL knows node and nics.
+
+        :raises: InvalidParameterValue (also when HIL is unreachable or
+            refuses the credentials), MissingParameterValue.
+        """
+        hil_node_name(task.node)
+        tenant_networks(task.node)
+        try:
+            client = self._client()
+            name, info, labels = self._hil_view(task, client)
+        except exception.HILNotFound as e:
+            raise ironic_exc.InvalidParameterValue(
+                'HIL does not know node %(hil)s of node %(node)s: %(err)s'
+                % {'hil': hil_node_name(task.node), 'node': task.node.uuid,
+                   'err': e})
+        except exception.HILError as e:
+            raise ironic_exc.InvalidParameterValue(
+                'Cannot validate node %(node)s with HIL: %(err)s'
+                % {'node': task.node.uuid, 'err': e})
+        if task.ports:
+            self._boot_nics(task, labels)
+
+    # --- provisioning network ---
+
+    def add_provisioning_network(self, task):
+        """Put the boot nics on the provisioning network (native VLAN).
+
+        :raises: NetworkError, InvalidParameterValue
+        """
+        network = CONF.hil.provisioning_network
+        client = self._client_or_error(task)
+        try:
+            name, info, labels = self._hil_view(task, client)
+        except exception.HILError as e:
+            raise self._network_error(task, 'find the node', e)
+        boot = self._boot_nics(task, labels)
+        connected = []
+        allocated = False
+        try:
+            allocated = self._ensure_project(task, client, name, info)
+            for label in boot:
+                if client.connect_network(name, label, network,
+                                          hil_client.NATIVE):
+                    connected.append(label)
+        except exception.HILError as e:
+            self._rollback(task, client, name, network, connected, allocated)
+            raise self._network_error(
+                task, 'connect the boot nic to %s' % network, e)
+        LOG.info('Node %(node)s (HIL %(hil)s): nic(s) %(nics)s on '
+                 'provisioning network %(net)s',
+                 {'node': task.node.uuid, 'hil': name,
+                  'nics': ', '.join(boot), 'net': network})
+
+    def _rollback(self, task, client, name, network, labels, allocated):
+        """Undo what a failed add_provisioning_network did."""
+        try:
+            for label in reversed(labels):
+                client.detach_network(name, label, network)
+            if allocated:
+                self._release_project(task, client, name)
+        except exception.HILError as e:
+            LOG.warning('Node %(node)s: could not undo HIL changes after a '
+                        'failure: %(err)s', {'node': task.node.uuid,
+                                             'err': e})
+
+    def remove_provisioning_network(self, task):
+        """Take every nic of the node off the provisioning network.
+
+        Then free the node in HIL if the plugin connected it to the project.
+
+        :raises: NetworkError
+        """
+        network = CONF.hil.provisioning_network
+        try:
+            client = self._client()
+            name = hil_node_name(task.node)
+            info = client.get_node(name)
+            for nic in info.get('nics') or []:
+                if network in (nic.get('networks') or {}).values():
+                    client.detach_network(name, nic['label'], network)
+            self._release_project(task, client, name)
+        except exception.HILError as e:
+            raise self._network_error(
+                task, 'detach the node from %s' % network, e)
+        LOG.info('Node %(node)s (HIL %(hil)s) is off provisioning network '
+                 '%(net)s', {'node': task.node.uuid, 'hil': name,
+                             'net': network})
+
+    # --- tenant networks ---
+
+    def configure_tenant_networks(self, task):
+        """Join the tenant networks of instance_info as tagged VLANs.
+
+        On failure, the attachments made by this call are undone.
+
+        :raises: NetworkError, InvalidParameterValue
+        """
+        done = []
+        try:
+            client = self._client()
+            name, info, labels = self._hil_view(task, client)
+            plan = self._tenant_plan(task, client, name, info, labels)
+            if not plan:
+                return
+            self._ensure_project(task, client, name, info)
+            for label, network, channel in plan:
+                if client.connect_network(name, label, network, channel):
+                    done.append((label, network))
+        except exception.HILError as e:
+            for label, network in reversed(done):
+                try:
+                    client.detach_network(name, label, network)
+                except exception.HILError as undo_error:
+                    LOG.warning('Node %(node)s: could not detach %(net)s '
+                                'from %(nic)s after a failure: %(err)s',
+                                {'node': task.node.uuid, 'net': network,
+                                 'nic': label, 'err': undo_error})
+            raise self._network_error(task, 'join the tenant networks', e)
+        task.node.set_driver_internal_info(
+            TENANT_ATTACHMENTS,
+            [{'nic': label, 'network': network, 'channel': channel}
+             for label, network, channel in plan])
+        task.node.save()
+        LOG.info('Node %(node)s (HIL %(hil)s) joined tenant networks '
+                 '%(nets)s', {'node': task.node.uuid, 'hil': name,
+                              'nets': ', '.join(
+                                  '%s:%s(%s)' % p for p in plan)})
+
+    def unconfigure_tenant_networks(self, task):
+        """Detach the tenant networks (recorded and requested ones).
+
+        :raises: NetworkError after trying every detachment.
+        """
+        recorded = task.node.driver_internal_info.get(TENANT_ATTACHMENTS)
+        wanted = {(a['nic'], a['network']) for a in recorded or []}
+        try:
+            client = self._client()
+            name = hil_node_name(task.node)
+            info = client.get_node(name)
+        except exception.HILError as e:
+            raise self._network_error(task, 'detach the tenant networks', e)
+        try:
+            for entry in tenant_networks(task.node):
+                wanted.add((self._resolve_nic(info, entry['nic'], name),
+                            entry['network']))
+        except ironic_exc.InvalidParameterValue as e:
+            LOG.warning('Node %(node)s: ignoring the tenant networks of '
+                        'instance_info: %(err)s', {'node': task.node.uuid,
+                                                   'err': e})
+        errors = []
+        for label, network in sorted(wanted):
+            if network == CONF.hil.provisioning_network:
+                continue
+            try:
+                client.detach_network(name, label, network)
+            except exception.HILError as e:
+                errors.append('%s/%s: %s' % (label, network, e))
+        if errors:
+            raise self._network_error(task, 'detach the tenant networks',
+                                      '; '.join(errors))
+        if recorded is not None:
+            task.node.del_driver_internal_info(TENANT_ATTACHMENTS)
+            task.node.save()
+        if wanted:
+            LOG.info('Node %(node)s (HIL %(hil)s) left its tenant networks',
+                     {'node': task.node.uuid, 'hil': name})
+
+    # --- cleaning: BMI nodes are diskless, there is nothing to clean ---
+
+    def add_cleaning_network(self, task):
+        return {}
+
+    def remove_cleaning_network(self, task):
+        pass
+
+    # --- ports and VIFs ---
+
+    def port_changed(self, task, port_obj):
+        """Nothing to do: HIL nics are looked up at each operation."""
+
+    def portgroup_changed(self, task, portgroup_obj):
+        """Nothing to do: HIL nics are looked up at each operation."""
+
+    def vif_attach(self, task, vif_info):
+        """Record a VIF on a free port or port group of the node.
+
+        :raises: VifAlreadyAttached, NoFreePhysicalPorts
+        """
+        vif_id = vif_info['id']
+        port_like_obj = common.get_free_port_like_object(
+            task, vif_id, set(), vif_info)
+        self._save_vif_to_port_like_obj(port_like_obj, vif_id)
+        LOG.debug('VIF %(vif)s recorded on %(obj)s of node %(node)s',
+                  {'vif': vif_id, 'obj': port_like_obj.uuid,
+                   'node': task.node.uuid})
+
+    def vif_detach(self, task, vif_id):
+        """Forget a VIF. :raises: VifNotAttached"""
+        port_like_obj = self._get_port_like_obj_by_vif_id(task, vif_id)
+        self._clear_vif_from_port_like_obj(port_like_obj)

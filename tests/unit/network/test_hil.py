@@ -1,0 +1,416 @@
+"""The ``hil`` network interface on Ironic's test database.
+
+HIL is the in-process HIL-compatible test server (the outside world); the
+nodes, ports and tasks are Ironic's own.
+"""
+
+from ironic.common import exception as ironic_exc
+from ironic.conductor import task_manager
+from ironic import objects
+from ironic.tests.unit.db import base as db_base
+from ironic.tests.unit.objects import utils as obj_utils
+from oslo_utils import uuidutils
+from stevedore import driver as stevedore_driver
+
+from bmi_driver.network import hil
+from tests.hil_server import server
+
+MAC0 = '52:54:00:00:00:01'
+MAC1 = '52:54:00:00:00:02'
+LESSEE = 'tenant-a'
+
+
+MACS = {'node-1': (MAC0, MAC1),
+        'node-free': ('52:54:00:00:01:01', '52:54:00:00:01:02'),
+        'node-other': ('52:54:00:00:02:01', '52:54:00:00:02:02'),
+        'node-9': ('52:54:00:00:03:01', '52:54:00:00:03:02')}
+
+
+def seed():
+    def nics(hil_node):
+        return [{'label': 'eth0', 'macaddr': MACS[hil_node][0],
+                 'switch': 'sw0', 'port': 'gi1/0/1'},
+                {'label': 'eth1', 'macaddr': MACS[hil_node][1],
+                 'switch': 'sw1', 'port': 'gi1/0/2'}]
+    return {
+        'action_delay': 0.01,
+        'projects': [LESSEE, 'owner-b', 'other'],
+        'nodes': {'node-1': {'project': LESSEE, 'nics': nics('node-1')},
+                  'node-free': {'nics': nics('node-free')},
+                  'node-other': {'project': 'other',
+                                 'nics': nics('node-other')}},
+        'networks': {'prov': {'owner': 'admin', 'access': []},
+                     'net-a': {'owner': LESSEE, 'access': [LESSEE],
+                               'net_id': '1001'},
+                     'net-b': {'owner': LESSEE, 'access': [LESSEE],
+                               'net_id': '1002'}},
+    }
+
+
+class HILNetworkTestCase(db_base.DbTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.hil = server.HILServer(seed=seed()).start()
+        self.addCleanup(self.hil.stop)
+        self.config(url=self.hil.url, provisioning_network='prov',
+                    action_poll_interval=0.01, action_timeout=10,
+                    connect_retries=0, group='hil')
+        self.interface = hil.HILNetwork()
+        self.node = self.make_node('node-1', name='node-1')
+
+    def make_node(self, hil_node, ports=True, instance_info=None, **kwargs):
+        """An Ironic node mapped to a HIL node, with a port per HIL nic.
+
+        Without a name, driver_info/hil_node does the mapping.
+        """
+        kwargs.setdefault('lessee', LESSEE)
+        if not kwargs.get('name'):
+            kwargs.setdefault('driver_info', {})['hil_node'] = hil_node
+        node = obj_utils.create_test_node(
+            self.context, uuid=uuidutils.generate_uuid(),
+            driver='fake-hardware', instance_info=instance_info or {},
+            **kwargs)
+        if ports:
+            for address, pxe in zip(MACS[hil_node], (True, False)):
+                self.make_port(node, address, pxe_enabled=pxe)
+        return node
+
+    def make_port(self, node, address, **kwargs):
+        return obj_utils.create_test_port(
+            self.context, node_id=node.id, address=address,
+            uuid=uuidutils.generate_uuid(), **kwargs)
+
+    def drop_default_node(self):
+        """Free node-1's MACs for another Ironic node."""
+        for port in objects.Port.list_by_node_id(self.context,
+                                                 self.node.id):
+            port.destroy()
+
+    def acquire(self, node=None):
+        return task_manager.acquire(self.context, (node or self.node).uuid)
+
+    def networks(self, hil_node='node-1'):
+        nics = self.hil.snapshot()['nodes'][hil_node]['nics']
+        return {label: nic['networks'] for label, nic in nics.items()}
+
+    def set_tenant_networks(self, value, node=None):
+        node = node or self.node
+        info = dict(node.instance_info)
+        info['hil_networks'] = value
+        node.instance_info = info
+        node.save()
+
+
+class TestEntryPoint(HILNetworkTestCase):
+
+    def test_loads(self):
+        mgr = stevedore_driver.DriverManager(
+            'ironic.hardware.interfaces.network', 'hil')
+        self.assertIs(hil.HILNetwork, mgr.driver)
+
+    def test_properties(self):
+        self.assertIn('hil_node', self.interface.get_properties())
+
+
+class TestValidate(HILNetworkTestCase):
+
+    def test_ok(self):
+        with self.acquire() as task:
+            self.interface.validate(task)
+
+    def test_hil_node_from_driver_info(self):
+        self.drop_default_node()
+        node = self.make_node('node-1', name='ironic-name')
+        node.driver_info = {'hil_node': 'node-1'}
+        node.save()
+        with self.acquire(node) as task:
+            self.interface.validate(task)
+
+    def test_no_name(self):
+        node = self.make_node('node-9', ports=False)
+        node.driver_info = {}
+        node.save()
+        with self.acquire(node) as task:
+            self.assertRaises(ironic_exc.MissingParameterValue,
+                              self.interface.validate, task)
+
+    def test_unknown_node(self):
+        node = self.make_node('node-9')
+        with self.acquire(node) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  self.interface.validate, task)
+        self.assertIn('HIL does not know node node-9', str(e))
+
+    def test_unreachable(self):
+        self.config(url='http://127.0.0.1:9', group='hil')
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  self.interface.validate, task)
+        self.assertIn('unreachable', str(e))
+
+    def test_unknown_mac(self):
+        self.make_port(self.node, '52:54:00:00:00:99')
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  self.interface.validate, task)
+        self.assertIn('52:54:00:00:00:99', str(e))
+
+    def test_nic_label_on_port(self):
+        self.drop_default_node()
+        node = self.make_node('node-1', ports=False)
+        self.make_port(node, '52:54:00:00:00:77', extra={'hil_nic': 'eth1'},
+                       pxe_enabled=True)
+        with self.acquire(node) as task:
+            self.interface.validate(task)
+            self.interface.add_provisioning_network(task)
+        self.assertEqual({'vlan/native': 'prov'}, self.networks()['eth1'])
+
+    def test_no_pxe_port(self):
+        self.drop_default_node()
+        node = self.make_node('node-1', ports=False)
+        self.make_port(node, MAC0, pxe_enabled=False)
+        with self.acquire(node) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  self.interface.validate, task)
+        self.assertIn('pxe_enabled', str(e))
+
+    def test_bad_tenant_networks(self):
+        for bad in ('not json', {'network': 'net-a'}, [{'network': 'net-a'}],
+                    [{'network': 'net-a', 'nic': 'eth1',
+                      'channel': 'vlan/x'}],
+                    [{'network': 'net-a', 'nic': 'eth1', 'vlan': 3}]):
+            self.set_tenant_networks(bad)
+            with self.acquire() as task:
+                self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  self.interface.validate, task)
+
+    def test_tenant_networks_as_json_string(self):
+        self.set_tenant_networks('[{"network": "net-a", "nic": "eth1"}]')
+        with self.acquire() as task:
+            self.interface.validate(task)
+
+
+class TestProvisioningNetwork(HILNetworkTestCase):
+
+    def test_add_and_remove(self):
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+            self.assertEqual({'eth0': {'vlan/native': 'prov'}, 'eth1': {}},
+                             self.networks())
+            # Idempotent.
+            self.interface.add_provisioning_network(task)
+            self.interface.remove_provisioning_network(task)
+            self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+            self.interface.remove_provisioning_network(task)
+        # The node stays in its project: the plugin did not put it there.
+        self.assertEqual(LESSEE,
+                         self.hil.snapshot()['nodes']['node-1']['project'])
+
+    def test_other_project_refused(self):
+        node = self.make_node('node-other')
+        with self.acquire(node) as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.add_provisioning_network,
+                                  task)
+        self.assertIn('Deploy refused: HIL has node node-other in project '
+                      'other', str(e))
+        self.assertEqual({'eth0': {}, 'eth1': {}},
+                         self.networks('node-other'))
+
+    def test_free_node_refused(self):
+        node = self.make_node('node-free')
+        with self.acquire(node) as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.add_provisioning_network,
+                                  task)
+        self.assertIn('allow_connect_free_node', str(e))
+        self.assertIsNone(self.hil.snapshot()['nodes']['node-free'][
+            'project'])
+
+    def test_free_node_connected_and_released(self):
+        self.config(allow_connect_free_node=True, group='hil')
+        node = self.make_node('node-free')
+        with self.acquire(node) as task:
+            self.interface.add_provisioning_network(task)
+            self.assertEqual(LESSEE, self.hil.snapshot()['nodes'][
+                'node-free']['project'])
+            self.assertEqual(LESSEE, task.node.driver_internal_info[
+                hil.CONNECTED_PROJECT])
+            self.interface.remove_provisioning_network(task)
+            self.assertNotIn(hil.CONNECTED_PROJECT,
+                             task.node.driver_internal_info)
+        self.assertIsNone(self.hil.snapshot()['nodes']['node-free'][
+            'project'])
+
+    def test_switch_error_leaves_nothing(self):
+        self.config(allow_connect_free_node=True, group='hil')
+        self.hil.fail_switch('sw0')
+        node = self.make_node('node-free')
+        with self.acquire(node) as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.add_provisioning_network,
+                                  task)
+            self.assertNotIn(hil.CONNECTED_PROJECT,
+                             task.node.driver_internal_info)
+        self.assertIn('ended in ERROR', str(e))
+        state = self.hil.snapshot()['nodes']['node-free']
+        self.assertIsNone(state['project'])
+        self.assertEqual({}, state['nics']['eth0']['networks'])
+
+    def test_project_mapping(self):
+        self.config(project_source='owner', group='hil')
+        node = self.make_node('node-other', owner='other')
+        with self.acquire(node) as task:
+            self.interface.add_provisioning_network(task)
+        self.assertEqual({'vlan/native': 'prov'},
+                         self.networks('node-other')['eth0'])
+        self.config(project_source='driver_info', group='hil')
+        self.drop_default_node()
+        node = self.make_node('node-1', lessee=None,
+                              driver_info={'hil_project': 'other'})
+        with self.acquire(node) as task:
+            self.assertRaises(ironic_exc.NetworkError,
+                              self.interface.add_provisioning_network, task)
+
+    def test_no_project(self):
+        self.drop_default_node()
+        node = self.make_node('node-1', lessee=None, owner=None)
+        with self.acquire(node) as task:
+            self.assertRaises(ironic_exc.MissingParameterValue,
+                              self.interface.add_provisioning_network, task)
+        self.config(default_project=LESSEE, group='hil')
+        with self.acquire(node) as task:
+            self.interface.add_provisioning_network(task)
+
+    def test_unreachable(self):
+        self.config(url='http://127.0.0.1:9', group='hil')
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.add_provisioning_network,
+                                  task)
+        self.assertIn('unreachable', str(e))
+
+
+class TestTenantNetworks(HILNetworkTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.set_tenant_networks([
+            {'network': 'net-a', 'nic': MAC1, 'channel': 'vlan/1001'},
+            {'network': 'net-b', 'nic': 'eth0'}])
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+
+    def test_configure_and_unconfigure(self):
+        with self.acquire() as task:
+            self.interface.configure_tenant_networks(task)
+            self.assertEqual(
+                {'eth0': {'vlan/native': 'prov', 'vlan/1002': 'net-b'},
+                 'eth1': {'vlan/1001': 'net-a'}}, self.networks())
+            self.assertEqual(
+                [{'nic': 'eth1', 'network': 'net-a', 'channel': 'vlan/1001'},
+                 {'nic': 'eth0', 'network': 'net-b', 'channel': 'vlan/1002'}],
+                task.node.driver_internal_info[hil.TENANT_ATTACHMENTS])
+            # Idempotent.
+            self.interface.configure_tenant_networks(task)
+            self.interface.unconfigure_tenant_networks(task)
+            self.assertEqual({'eth0': {'vlan/native': 'prov'}, 'eth1': {}},
+                             self.networks())
+            self.assertNotIn(hil.TENANT_ATTACHMENTS,
+                             task.node.driver_internal_info)
+            self.interface.unconfigure_tenant_networks(task)
+            self.interface.remove_provisioning_network(task)
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+
+    def test_unconfigure_uses_the_record(self):
+        with self.acquire() as task:
+            self.interface.configure_tenant_networks(task)
+            info = dict(task.node.instance_info)
+            del info['hil_networks']
+            task.node.instance_info = info
+            self.interface.unconfigure_tenant_networks(task)
+        self.assertEqual({'eth0': {'vlan/native': 'prov'}, 'eth1': {}},
+                         self.networks())
+
+    def test_switch_error_rolls_back(self):
+        self.hil.fail_switch('sw0')
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.configure_tenant_networks,
+                                  task)
+            self.assertNotIn(hil.TENANT_ATTACHMENTS,
+                             task.node.driver_internal_info)
+        self.assertIn('node-1/eth0 ended in ERROR', str(e))
+        # net-a (on eth1, sw1) was attached, then detached again.
+        self.assertEqual({'eth0': {'vlan/native': 'prov'}, 'eth1': {}},
+                         self.networks())
+
+    def test_native_vlan_of_boot_nic_refused(self):
+        self.set_tenant_networks([{'network': 'net-a', 'nic': 'eth0',
+                                   'channel': 'vlan/native'}])
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  self.interface.configure_tenant_networks,
+                                  task)
+        self.assertIn('native VLAN of boot nic eth0', str(e))
+
+    def test_unknown_nic(self):
+        self.set_tenant_networks([{'network': 'net-a', 'nic': 'eth7'}])
+        with self.acquire() as task:
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              self.interface.configure_tenant_networks, task)
+
+    def test_illegal_channel(self):
+        self.set_tenant_networks([{'network': 'net-a', 'nic': 'eth1',
+                                   'channel': 'vlan/1002'}])
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.configure_tenant_networks,
+                                  task)
+        self.assertIn('not legal for this network', str(e))
+
+    def test_nothing_requested(self):
+        self.set_tenant_networks([])
+        with self.acquire() as task:
+            self.interface.configure_tenant_networks(task)
+            self.interface.unconfigure_tenant_networks(task)
+        self.assertEqual({'eth0': {'vlan/native': 'prov'}, 'eth1': {}},
+                         self.networks())
+
+
+class TestVIFs(HILNetworkTestCase):
+
+    def test_attach_list_detach(self):
+        with self.acquire() as task:
+            self.interface.vif_attach(task, {'id': 'vif-1'})
+            self.assertEqual([{'id': 'vif-1'}],
+                             self.interface.vif_list(task))
+            # The PXE port is preferred.
+            pxe_port = [p for p in task.ports if p.pxe_enabled][0]
+            self.assertEqual('vif-1', self.interface.get_current_vif(
+                task, pxe_port))
+            self.assertEqual('vif-1', pxe_port.internal_info[
+                'tenant_vif_port_id'])
+            self.assertRaises(ironic_exc.VifAlreadyAttached,
+                              self.interface.vif_attach, task,
+                              {'id': 'vif-1'})
+            self.interface.vif_attach(task, {'id': 'vif-2'})
+            self.assertRaises(ironic_exc.NoFreePhysicalPorts,
+                              self.interface.vif_attach, task,
+                              {'id': 'vif-3'})
+            self.assertEqual(['vif-1', 'vif-2'], sorted(
+                v['id'] for v in self.interface.vif_list(task)))
+            self.interface.vif_detach(task, 'vif-1')
+            self.assertEqual([{'id': 'vif-2'}],
+                             self.interface.vif_list(task))
+            self.assertRaises(ironic_exc.VifNotAttached,
+                              self.interface.vif_detach, task, 'vif-1')
+
+    def test_attach_to_given_port(self):
+        with self.acquire() as task:
+            port = [p for p in task.ports if not p.pxe_enabled][0]
+            self.interface.vif_attach(task, {'id': 'vif-1',
+                                             'port_uuid': port.uuid})
+            self.assertEqual('vif-1', self.interface.get_current_vif(
+                task, port))
