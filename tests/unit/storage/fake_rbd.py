@@ -1,0 +1,697 @@
+"""Fake ``rados`` and ``rbd`` bindings over an in-memory Ceph cluster.
+
+In the manner of glance_store's rbd tests, the exceptions are real classes
+with the bindings' hierarchy, so ``except rbd.ImageNotFound`` and
+``isinstance(e, rados.Error)`` behave as with librbd.  Unlike a plain mock,
+:class:`Cluster` models enough of RBD for the library to run for real:
+pools, sparse images, metadata (copied into clones, as librbd does),
+snapshots that freeze the data, protection, copy-on-write clones (format 2
+by default: a snapshot with children may be unprotected, and removing it
+moves it to the trash), flatten, resize and watchers.  Behaviours were
+checked against Ceph 16.2's python bindings on the test cluster.
+
+Failure injection: ``cluster.inject('protect_snap', rbd.ImageBusy)`` makes
+the next call of that operation raise; ``times``, ``skip`` and ``image``
+narrow it.  Every call is recorded in ``cluster.calls`` as ``(op, name)``.
+"""
+
+import itertools
+
+import fixtures
+
+from bmi_driver.storage import images
+from bmi_driver.storage import rbd_utils
+from tests import base
+
+BLOCK = 4096
+
+
+class rados:  # noqa: N801 - stands for the module
+    """The fake ``rados`` module."""
+
+    cluster = None  # the Cluster that Rados() connects to; set by FakeCeph
+
+    class Error(Exception):
+        """Base of the binding's errors."""
+
+    class OSError(Error):
+        def __init__(self, message, errno=None):
+            super().__init__(message)
+            self.errno = errno
+
+        def __str__(self):
+            return '[errno %s] %s' % (self.errno, self.args[0])
+
+    class PermissionError(OSError):
+        pass
+
+    class PermissionDeniedError(OSError):
+        pass
+
+    class ObjectNotFound(OSError):
+        pass
+
+    class NoData(OSError):
+        pass
+
+    class ObjectExists(OSError):
+        pass
+
+    class ObjectBusy(OSError):
+        pass
+
+    class IOError(OSError):
+        pass
+
+    class NoSpace(OSError):
+        pass
+
+    class NotConnected(OSError):
+        pass
+
+    class TimedOut(OSError):
+        pass
+
+    class ConnectionShutdown(OSError):
+        pass
+
+    class InterruptedOrTimeoutError(OSError):
+        pass
+
+    class InvalidArgumentError(Error):
+        pass
+
+    class RadosStateError(Error):
+        pass
+
+    class IoctxStateError(Error):
+        pass
+
+    class LogicError(Error):
+        pass
+
+    class Rados:
+        def __init__(self, rados_id=None, name=None, clustername=None,
+                     conf_defaults=None, conffile=None, conf=None, flags=0):
+            self.cluster = rados.cluster
+            assert self.cluster is not None, 'use the FakeCeph fixture'
+            self.rados_id = rados_id
+            self.conffile = conffile
+            self.conf = dict(conf or {})
+            self.state = 'configuring'
+            self.cluster.call('Rados', rados_id)
+            self.cluster.clients.append(self)
+
+        def connect(self, timeout=0):
+            self.cluster.call('connect', self.rados_id)
+            if self.state != 'configuring':
+                raise rados.RadosStateError('already connected')
+            if not self.cluster.reachable:
+                raise rados.TimedOut('error connecting to the cluster', 110)
+            if self.rados_id not in self.cluster.users:
+                raise rados.PermissionDeniedError(
+                    'error connecting to the cluster', 13)
+            self.state = 'connected'
+
+        def open_ioctx(self, pool):
+            self.cluster.call('open_ioctx', pool)
+            if self.state != 'connected':
+                raise rados.RadosStateError('not connected')
+            if pool not in self.cluster.pools:
+                raise rados.ObjectNotFound(
+                    "error opening pool '%s'" % pool, 2)
+            return rados.Ioctx(self, pool)
+
+        def shutdown(self):
+            self.cluster.call('shutdown', self.rados_id)
+            self.state = 'shutdown'
+
+    class Ioctx:
+        def __init__(self, client, pool):
+            self.client = client
+            self.cluster = client.cluster
+            self.name = pool
+            self.closed = False
+
+        @property
+        def images(self):
+            return self.cluster.pools[self.name]
+
+        def close(self):
+            self.closed = True
+
+
+class rbd:  # noqa: N801 - stands for the module
+    """The fake ``rbd`` module."""
+
+    RBD_FEATURE_LAYERING = 1
+    RBD_FEATURE_STRIPINGV2 = 2
+    RBD_FEATURE_EXCLUSIVE_LOCK = 4
+    RBD_FEATURE_OBJECT_MAP = 8
+    RBD_FEATURE_FAST_DIFF = 16
+    RBD_FEATURE_DEEP_FLATTEN = 32
+    RBD_FEATURE_JOURNALING = 64
+
+    class Error(Exception):
+        """Base of the binding's errors."""
+
+    class OSError(Error):
+        def __init__(self, message, errno=None):
+            super().__init__(message)
+            self.errno = errno
+
+        def __str__(self):
+            return '[errno %s] %s' % (self.errno, self.args[0])
+
+    class PermissionError(OSError):
+        pass
+
+    class ImageNotFound(OSError):
+        pass
+
+    class ObjectNotFound(OSError):
+        pass
+
+    class ImageExists(OSError):
+        pass
+
+    class ObjectExists(OSError):
+        pass
+
+    class IOError(OSError):
+        pass
+
+    class NoSpace(OSError):
+        pass
+
+    class IncompleteWriteError(OSError):
+        pass
+
+    class InvalidArgument(OSError):
+        pass
+
+    class LogicError(OSError):
+        pass
+
+    class ReadOnlyImage(OSError):
+        pass
+
+    class ImageBusy(OSError):
+        pass
+
+    class ImageHasSnapshots(OSError):
+        pass
+
+    class FunctionNotSupported(OSError):
+        pass
+
+    class ArgumentOutOfRange(OSError):
+        pass
+
+    class ConnectionShutdown(OSError):
+        pass
+
+    class Timeout(OSError):
+        pass
+
+    class DiskQuotaExceeded(OSError):
+        pass
+
+    class OperationNotSupported(OSError):
+        pass
+
+    class OperationCanceled(OSError):
+        pass
+
+    class RBD:
+        def create(self, ioctx, name, size, order=None, old_format=False,
+                   features=None, *args, **kwargs):
+            cluster = ioctx.cluster
+            cluster.call('create', name)
+            if name in ioctx.images:
+                raise rbd.ImageExists('error creating image', 17)
+            ioctx.images[name] = _Image(ioctx.name, name, size, features)
+
+        def clone(self, p_ioctx, p_name, p_snapname, c_ioctx, c_name,
+                  features=None, *args, **kwargs):
+            cluster = p_ioctx.cluster
+            cluster.call('clone', c_name)
+            if features is not None and not (
+                    features & rbd.RBD_FEATURE_LAYERING):
+                raise rbd.InvalidArgument('layering is required', 22)
+            parent = p_ioctx.images.get(p_name)
+            snap = parent and parent.snaps.get(p_snapname)
+            if snap is None:
+                raise rbd.ImageNotFound('error opening parent snapshot', 2)
+            if cluster.clone_format == 1 and not snap.protected:
+                raise rbd.InvalidArgument('parent snapshot must be '
+                                          'protected', 22)
+            if c_name in c_ioctx.images:
+                raise rbd.ImageExists('error creating clone', 17)
+            child = _Image(c_ioctx.name, c_name, snap.size, features)
+            child.parent = (p_ioctx.name, p_name, p_snapname)
+            child.overlap = snap.size
+            child.metadata = dict(parent.metadata)
+            snap.children.add((c_ioctx.name, c_name))
+            c_ioctx.images[c_name] = child
+
+        def remove(self, ioctx, name, on_progress=None):
+            cluster = ioctx.cluster
+            cluster.call('remove', name)
+            image = ioctx.images.get(name)
+            if image is None:
+                raise rbd.ImageNotFound('error removing image', 2)
+            if image.snaps or image.trash_snaps:
+                raise rbd.ImageHasSnapshots('error removing image', 39)
+            if image.watchers:
+                raise rbd.ImageBusy('error removing image', 16)
+            cluster.unlink_parent(image)
+            del ioctx.images[name]
+
+        def list(self, ioctx):
+            ioctx.cluster.call('list', ioctx.name)
+            return sorted(ioctx.images)
+
+    class Image:
+        def __init__(self, ioctx, name=None, snapshot=None, read_only=False,
+                     image_id=None, _oncomplete=None):
+            self.cluster = ioctx.cluster
+            self.ioctx = ioctx
+            self.name = name
+            self.closed = True
+            self.cluster.call('open', name)
+            self.model = ioctx.images.get(name)
+            if self.model is None or (snapshot is not None and
+                                      snapshot not in self.model.snaps):
+                raise rbd.ImageNotFound('error opening image %s at '
+                                        'snapshot %s' % (name, snapshot), 2)
+            self.snap = snapshot
+            self.read_only = read_only
+            self.closed = False
+            self.watching = not read_only
+            if self.watching:
+                self.model.watchers += 1
+            self.cluster.open_images.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+            return False
+
+        def close(self):
+            if self.closed:
+                return
+            self.closed = True
+            if self.watching:
+                self.model.watchers -= 1
+            self.cluster.open_images.remove(self)
+
+        # -- helpers
+        def _op(self, op):
+            if self.closed:
+                raise rbd.InvalidArgument('image closed', 22)
+            self.cluster.call(op, self.name)
+
+        def _view(self):
+            return self.model.snaps[self.snap] if self.snap else self.model
+
+        def _writable(self, what):
+            if self.read_only or self.snap:
+                raise rbd.ReadOnlyImage('error %s %s' % (what, self.name),
+                                        30)
+
+        def _snap(self, name):
+            snap = self.model.snaps.get(name)
+            if snap is None:
+                raise rbd.ImageNotFound('no snapshot %s' % name, 2)
+            return snap
+
+        # -- data
+        def size(self):
+            self._op('size')
+            return self._view().size
+
+        def read(self, offset, length, fadvise_flags=0):
+            self._op('read')
+            view = self._view()
+            if offset > view.size:
+                raise rbd.InvalidArgument('error reading %s %d~%d'
+                                          % (self.name, offset, length), 22)
+            length = min(length, view.size - offset)
+            return self.cluster.read(view, offset, length)
+
+        def write(self, data, offset, fadvise_flags=0):
+            self._op('write')
+            self._writable('writing to')
+            model = self.model
+            if offset >= model.size:
+                raise rbd.InvalidArgument('error writing', 22)
+            if offset + len(data) > model.size:
+                done = model.size - offset
+                self.cluster.write(model, offset, data[:done])
+                raise rbd.IncompleteWriteError(
+                    'Wrote only %d out of %d bytes' % (done, len(data)))
+            self.cluster.write(model, offset, data)
+            return len(data)
+
+        def flush(self):
+            self._op('flush')
+
+        def resize(self, size, allow_shrink=True):
+            self._op('resize')
+            self._writable('resizing')
+            model = self.model
+            if size < model.size:
+                if not allow_shrink:
+                    raise rbd.InvalidArgument('allow_shrink is False but '
+                                              'old_size > new_size')
+                for block in [b for b in model.blocks if b * BLOCK >= size]:
+                    del model.blocks[block]
+                model.overlap = min(model.overlap, size)
+            model.size = size
+
+        def flatten(self, on_progress=None):
+            self._op('flatten')
+            self._writable('flattening')
+            model = self.model
+            if model.parent is None:
+                raise rbd.InvalidArgument('image has no parent', 22)
+            total = max(1, -(-model.overlap // BLOCK))
+            for n, block in enumerate(range(total)):
+                if block not in model.blocks and block * BLOCK < model.size:
+                    length = min(BLOCK, model.size - block * BLOCK)
+                    data = self.cluster.read(model, block * BLOCK, length)
+                    if any(data):
+                        model.blocks[block] = data.ljust(BLOCK, b'\0')
+                if on_progress is not None:
+                    ret = on_progress(n + 1, total)
+                    if not isinstance(ret, int):
+                        # librbd prints "an integer is required" and goes on
+                        self.cluster.callback_errors.append(
+                            'flatten progress returned %r' % (ret,))
+            self.cluster.unlink_parent(model)
+
+        # -- snapshots
+        def list_snaps(self):
+            self._op('list_snaps')
+            return iter([{'id': s.id, 'size': s.size, 'name': name,
+                          'namespace': 0}
+                         for name, s in self.model.snaps.items()])
+
+        def create_snap(self, name):
+            self._op('create_snap')
+            self._writable('creating snapshot')
+            if name in self.model.snaps:
+                raise rbd.ImageExists('error creating snapshot', 17)
+            self.model.snaps[name] = _Snap(self.model)
+
+        def remove_snap(self, name):
+            self._op('remove_snap')
+            snap = self._snap(name)
+            if snap.protected:
+                raise rbd.ImageBusy('error removing snapshot %s' % name, 16)
+            del self.model.snaps[name]
+            if snap.children:  # clone v2: the snapshot goes to the trash
+                self.model.trash_snaps.append(snap)
+
+        def protect_snap(self, name):
+            self._op('protect_snap')
+            snap = self._snap(name)
+            if snap.protected:
+                raise rbd.ImageBusy('error protecting snapshot', 16)
+            snap.protected = True
+
+        def unprotect_snap(self, name):
+            self._op('unprotect_snap')
+            snap = self._snap(name)
+            if not snap.protected:
+                raise rbd.InvalidArgument('error unprotecting snapshot', 22)
+            if snap.children and self.cluster.clone_format == 1:
+                raise rbd.ImageBusy('error unprotecting snapshot', 16)
+            snap.protected = False
+
+        def is_protected_snap(self, name):
+            self._op('is_protected_snap')
+            return self._snap(name).protected
+
+        def set_snap(self, name):
+            self._op('set_snap')
+            if name is not None:
+                self._snap(name)
+            self.snap = name
+
+        def list_children2(self):
+            self._op('list_children2')
+            snaps = ([self._snap(self.snap)] if self.snap
+                     else list(self.model.snaps.values()))
+            children = sorted(itertools.chain.from_iterable(
+                s.children for s in snaps))
+            return iter([{'pool': pool, 'pool_namespace': '', 'image': name,
+                          'id': '%x' % id(name), 'trash': False}
+                         for pool, name in children])
+
+        def get_parent_image_spec(self):
+            self._op('get_parent_image_spec')
+            parent = self._view().parent
+            if parent is None:
+                raise rbd.ImageNotFound('error getting parent info', 2)
+            return {'pool_name': parent[0], 'pool_namespace': '',
+                    'image_name': parent[1], 'snap_name': parent[2]}
+
+        # -- metadata
+        def metadata_get(self, key):
+            self._op('metadata_get')
+            try:
+                return self.model.metadata[key]
+            except KeyError:
+                raise KeyError('no metadata %s for image %s'
+                               % (key, self.name))
+
+        def metadata_set(self, key, value):
+            self._op('metadata_set')
+            self._writable('setting metadata')
+            self.model.metadata[key] = str(value)
+
+        def metadata_remove(self, key):
+            self._op('metadata_remove')
+            self._writable('removing metadata')
+            if key not in self.model.metadata:
+                raise KeyError('no metadata %s for image %s'
+                               % (key, self.name))
+            del self.model.metadata[key]
+
+        def metadata_list(self):
+            """Like Ceph 16's binding: values shift after an empty one."""
+            self._op('metadata_list')
+            items = sorted(self.model.metadata.items())
+            keys = [k for k, _v in items]
+            values = [v for _k, v in items if v]
+            values += [''] * (len(keys) - len(values))
+            return iter(list(zip(keys, values)))
+
+
+class _Image:
+    """The cluster's record of one RBD image."""
+
+    def __init__(self, pool, name, size, features):
+        self.pool = pool
+        self.name = name
+        self.size = size
+        self.features = features
+        self.blocks = {}  # block number -> BLOCK bytes (sparse)
+        self.metadata = {}
+        self.snaps = {}  # name -> _Snap, in creation order
+        self.trash_snaps = []
+        self.parent = None  # (pool, image, snapshot)
+        self.overlap = 0
+        self.watchers = 0
+
+
+class _Snap:
+    """A snapshot: the image's data, size and parent, frozen."""
+
+    _ids = itertools.count(4)
+
+    def __init__(self, image):
+        self.id = next(self._ids)
+        self.size = image.size
+        self.blocks = dict(image.blocks)
+        self.parent = image.parent
+        self.overlap = image.overlap
+        self.protected = False
+        self.children = set()  # (pool, image)
+
+
+class Cluster:
+    """An in-memory Ceph cluster: pools of RBD images."""
+
+    def __init__(self, pools=('bmi-images', 'images'), users=('bmi',)):
+        self.pools = {pool: {} for pool in pools}
+        self.users = set(users)
+        self.reachable = True
+        self.clone_format = 2
+        self.calls = []
+        self.clients = []
+        self.open_images = []
+        self.callback_errors = []
+        self._faults = []
+
+    # -- failure injection and call records
+    def inject(self, op, error, times=1, skip=0, image=None):
+        """Make the next ``times`` calls of ``op`` raise ``error``.
+
+        ``skip`` calls pass first; ``image`` limits it to one image name.
+        ``error`` is an exception class (built with a message and errno 5)
+        or instance.
+        """
+        self._faults.append({'op': op, 'error': error, 'times': times,
+                             'skip': skip, 'image': image})
+
+    def call(self, op, name=None):
+        self.calls.append((op, name))
+        for fault in self._faults:
+            if fault['op'] != op or fault['times'] <= 0 or (
+                    fault['image'] is not None and fault['image'] != name):
+                continue
+            if fault['skip'] > 0:
+                fault['skip'] -= 1
+                continue
+            fault['times'] -= 1
+            error = fault['error']
+            if isinstance(error, type):
+                if issubclass(error, (rbd.OSError, rados.OSError)):
+                    error = error('injected failure of %s' % op, 5)
+                else:
+                    error = error('injected failure of %s' % op)
+            raise error
+
+    def count(self, op):
+        return sum(1 for o, _n in self.calls if o == op)
+
+    @property
+    def connections(self):
+        return [c for c in self.clients if c.state == 'connected']
+
+    # -- state, for assertions and set-up
+    def image(self, pool, name):
+        return self.pools[pool][name]
+
+    def names(self, pool):
+        return sorted(self.pools[pool])
+
+    def add_image(self, pool, name, data=b'', size=None, snap=None,
+                  protect=True, metadata=None):
+        """Make an image directly (a Glance image, a foreign image)."""
+        image = _Image(pool, name, size or len(data), None)
+        self.write(image, 0, data)
+        image.metadata.update(metadata or {})
+        if snap:
+            image.snaps[snap] = _Snap(image)
+            image.snaps[snap].protected = protect
+        self.pools[pool][name] = image
+        return image
+
+    def content(self, pool, name, snap=None):
+        image = self.pools[pool][name]
+        view = image.snaps[snap] if snap else image
+        return self.read(view, 0, view.size)
+
+    def watch(self, pool, name):
+        """Another client (tgtd) opens the image."""
+        self.pools[pool][name].watchers += 1
+
+    # -- data paths shared by images and snapshots
+    def read(self, view, offset, length):
+        out = bytearray()
+        end = offset + length
+        pos = offset
+        while pos < end:
+            block, start = divmod(pos, BLOCK)
+            n = min(BLOCK - start, end - pos)
+            data = view.blocks.get(block)
+            if data is not None:
+                out += data[start:start + n]
+            elif view.parent is not None and pos < view.overlap:
+                n = min(n, view.overlap - pos)
+                pool, name, snap = view.parent
+                parent = self.pools[pool][name]
+                out += self.read(parent.snaps.get(snap) or _find_trashed(
+                    parent, view), pos, n)
+            else:
+                out += bytes(n)
+            pos += n
+        return bytes(out)
+
+    def write(self, image, offset, data):
+        pos = 0
+        while pos < len(data):
+            block, start = divmod(offset + pos, BLOCK)
+            n = min(BLOCK - start, len(data) - pos)
+            current = bytearray(self.read(image, block * BLOCK, BLOCK)
+                                .ljust(BLOCK, b'\0'))
+            current[start:start + n] = data[pos:pos + n]
+            image.blocks[block] = bytes(current)
+            pos += n
+
+    def unlink_parent(self, image):
+        if image.parent is None:
+            return
+        pool, name, snap_name = image.parent
+        parent = self.pools[pool].get(name)
+        image.parent, image.overlap = None, 0
+        if parent is None:
+            return
+        key = (image.pool, image.name)
+        for snap in list(parent.snaps.values()) + parent.trash_snaps:
+            snap.children.discard(key)
+        parent.trash_snaps = [s for s in parent.trash_snaps if s.children]
+
+
+def _find_trashed(parent, child):
+    for snap in parent.trash_snaps:
+        if (child.pool, child.name) in snap.children:
+            return snap
+    raise AssertionError('dangling parent link')
+
+
+class FakeCeph(fixtures.Fixture):
+    """Puts the fake bindings in place of the real ones, on a new cluster."""
+
+    def __init__(self, **cluster_args):
+        self.cluster_args = cluster_args
+
+    def _setUp(self):
+        self.cluster = Cluster(**self.cluster_args)
+        rados.cluster = self.cluster
+        self.addCleanup(setattr, rados, 'cluster', None)
+        for target in ('bmi_driver.storage.rbd_utils.rados',):
+            self.useFixture(fixtures.MockPatch(target, rados))
+        for target in ('bmi_driver.storage.rbd_utils.rbd',
+                       'bmi_driver.storage.images.rbd'):
+            self.useFixture(fixtures.MockPatch(target, rbd))
+
+
+class TestCase(base.TestCase):
+    """A test of the storage library against a fresh fake cluster.
+
+    Each test has its own cluster and connection pool; at the end every
+    image handle must be closed and every connection shut down.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.config(connect_retry_interval=0, group='ceph')
+        self.cluster = self.useFixture(FakeCeph()).cluster
+        self.clients = rbd_utils.ClientPool()
+        self.library = images.ImageLibrary(clients=self.clients)
+        self.addCleanup(self._check_nothing_left_open)
+        self.addCleanup(self.clients.clear)
+
+    def _check_nothing_left_open(self):
+        self.assertEqual([], [i.name for i in self.cluster.open_images],
+                         'image handles left open')
+        self.assertEqual([], self.cluster.connections,
+                         'connections left open')
+        self.assertEqual([], self.cluster.callback_errors)

@@ -1,0 +1,934 @@
+"""The golden-image library against the fake cluster of fake_rbd."""
+
+import hashlib
+import json
+import os
+from unittest import mock
+
+import fixtures
+from oslo_concurrency import processutils
+from oslo_utils import units
+from oslo_utils import uuidutils
+
+from bmi_driver import exception
+from bmi_driver.storage import images
+from tests.unit.storage import fake_rbd
+from tests.unit.storage.fake_rbd import rados
+from tests.unit.storage.fake_rbd import rbd
+
+POOL = 'bmi-images'
+GLANCE = 'images'
+NODE = '1be26c0b-03f2-4d2d-ae87-c02d7f33c123'
+NODE2 = '4f1d2a9e-5c1b-4c44-9a59-2d9e0a3e7b10'
+
+_real_execute = processutils.execute
+
+
+def _data(size, seed):
+    """``size`` bytes that differ from those of another seed."""
+    block = hashlib.sha256(seed.encode()).digest()
+    return (block * (size // len(block) + 1))[:size]
+
+
+class ImagesTestCase(fake_rbd.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.config(transfer_chunk_mib=1, group='ceph')
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        # 1 MiB of data, 1 MiB of zeros, 64 KiB of data: 3 chunks.
+        self.content = (_data(units.Mi, 'a') + bytes(units.Mi)
+                        + _data(64 * units.Ki, 'b'))
+
+    def make_file(self, data, name='disk.raw'):
+        path = os.path.join(self.tmp, name)
+        with open(path, 'wb') as f:
+            f.write(data)
+        return path
+
+    def import_raw(self, name='ubuntu', data=None, **kwargs):
+        path = self.make_file(self.content if data is None else data,
+                              name + '.raw')
+        return self.library.import_file(path, name, **kwargs)
+
+    def golden_names(self):
+        return [n for n in self.cluster.names(POOL)
+                if n.startswith(images.GOLDEN_PREFIX)]
+
+    def golden(self, img):
+        return self.cluster.image(POOL, img.rbd_name)
+
+    def mock_qemu_img_info(self, **info):
+        """qemu-img info answers ``info`` (JSON); nothing else may run."""
+        out = json.dumps(info)
+        return self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', return_value=(out, ''))).mock
+
+    def assert_untouched(self, before):
+        """The fake cluster made no call at all (input refused first)."""
+        self.assertEqual(before, self.cluster.calls)
+
+
+class ImportFileTestCase(ImagesTestCase):
+
+    def test_import_raw(self):
+        progress = mock.Mock()
+        img = self.import_raw(progress=progress)
+        self.assertEqual('ubuntu', img.name)
+        self.assertTrue(uuidutils.is_uuid_like(img.uuid))
+        self.assertEqual('admin', img.project)
+        self.assertEqual('private', img.visibility)
+        self.assertEqual('file:ubuntu.raw', img.source)
+        self.assertEqual('sha256:' + hashlib.sha256(self.content).hexdigest(),
+                         img.checksum)
+        self.assertEqual(len(self.content), img.size)
+        self.assertEqual(0, img.clones)
+        self.assertIsNone(img.parent)
+        self.assertEqual('%s/img-%s@golden' % (POOL, img.uuid), img.spec)
+        self.assertEqual(['img-' + img.uuid], self.golden_names())
+        self.assertEqual(self.content, self.cluster.content(
+            POOL, img.rbd_name, 'golden'))
+        snap = self.golden(img).snaps['golden']
+        self.assertTrue(snap.protected)
+        # The all-zero MiB was skipped: the image stays sparse.
+        self.assertEqual(2, self.cluster.count('write'))
+        self.assertEqual(len(self.content) // fake_rbd.BLOCK - 256,
+                         len(self.golden(img).blocks))
+        progress.assert_called_with(len(self.content), len(self.content))
+        self.assertEqual(3, progress.call_count)
+
+    def test_import_project_and_visibility(self):
+        img = self.import_raw(project='p1', visibility='public')
+        self.assertEqual(('p1', 'public'), (img.project, img.visibility))
+        meta = self.golden(img).metadata
+        self.assertEqual('ubuntu', meta['bmi.name'])
+        self.assertEqual('p1', meta['bmi.project'])
+        self.assertEqual('public', meta['bmi.visibility'])
+        self.assertIn('bmi.created_at', meta)
+
+    def test_import_default_project_from_config(self):
+        self.config(default_project='ops', group='bmi')
+        self.assertEqual('ops', self.import_raw().project)
+
+    def test_import_name_taken(self):
+        first = self.import_raw()
+        e = self.assertRaises(exception.ImageExists, self.import_raw)
+        self.assertIn(first.uuid, str(e))
+        self.assertEqual([first.rbd_name], self.golden_names())
+
+    def test_bad_input_refused_before_any_call(self):
+        path = self.make_file(self.content)
+        cases = [
+            ('bad name!', {}), ('', {}), ('x' * 64, {}), ('-lead', {}),
+            (NODE, {}),  # a UUID is not a name
+            ('ok', {'project': 'no spaces'}),
+            ('ok', {'visibility': 'shared'}),
+        ]
+        execute = self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute')).mock
+        for name, kwargs in cases:
+            self.assertRaises(exception.InvalidName, self.library.import_file,
+                              path, name, **kwargs)
+        self.assertEqual([], self.cluster.calls)
+        execute.assert_not_called()
+
+    def test_missing_file(self):
+        e = self.assertRaises(exception.LocalFileError,
+                              self.library.import_file,
+                              os.path.join(self.tmp, 'nope.raw'), 'x')
+        self.assertIn('no such file', str(e))
+        self.assertEqual([], self.cluster.calls)
+
+    def test_refusals_of_qemu_img_info(self):
+        path = self.make_file(self.content)
+        size = len(self.content)
+        for info, reason in [
+                ({'format': 'vmdk', 'virtual-size': size}, 'not raw or qcow2'),
+                ({'format': 'qcow2', 'virtual-size': size,
+                  'backing-filename': '/etc/shadow'}, 'backing or data'),
+                ({'format': 'qcow2', 'virtual-size': size,
+                  'format-specific': {'type': 'qcow2', 'data': {
+                      'data-file': '/dev/sda'}}}, 'backing or data'),
+                ({'format': 'qcow2', 'virtual-size': 1000}, 'whole number'),
+                ({'format': 'qcow2', 'virtual-size': 0}, 'whole number'),
+                ({'format': 'qcow2'}, 'whole number')]:
+            self.useFixture(fixtures.MockPatchObject(
+                processutils, 'execute', return_value=(json.dumps(info), '')))
+            e = self.assertRaises(exception.ImageFormatError,
+                                  self.library.import_file, path, 'x')
+            self.assertIn(reason, str(e))
+        self.assertEqual([], self.cluster.calls)
+
+    def test_qemu_img_info_argv_and_limits(self):
+        execute = self.mock_qemu_img_info(format='vmdk', **{
+            'virtual-size': 512})
+        path = self.make_file(b'x' * 512)
+        self.assertRaises(exception.ImageFormatError,
+                          self.library.import_file, path, 'x')
+        execute.assert_called_once_with(
+            'qemu-img', 'info', '--output=json', path,
+            prlimit=images._QEMU_IMG_LIMITS)
+
+    def test_qemu_img_fails_or_babbles(self):
+        path = self.make_file(self.content)
+        self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', side_effect=processutils.
+            ProcessExecutionError(stderr='Could not open: bad magic\n')))
+        e = self.assertRaises(exception.ImageFormatError,
+                              self.library.import_file, path, 'x')
+        self.assertIn('bad magic', str(e))
+        self.mock_qemu_img_info()
+        processutils.execute.return_value = ('not json', '')
+        self.assertRaises(exception.ImageFormatError,
+                          self.library.import_file, path, 'x')
+        self.assertEqual([], self.cluster.calls)
+
+    def test_real_qcow2_with_backing_file_refused(self):
+        base_path = self.make_file(self.content)
+        top = os.path.join(self.tmp, 'top.qcow2')
+        _real_execute('qemu-img', 'create', '-f', 'qcow2', '-b', base_path,
+                      '-F', 'raw', top)
+        e = self.assertRaises(exception.ImageFormatError,
+                              self.library.import_file, top, 'x')
+        self.assertIn('backing', str(e))
+        self.assertEqual([], self.cluster.calls)
+
+    def test_odd_sized_raw_file_refused(self):
+        # qemu-img rounds the size of a raw file up to whole sectors.
+        path = self.make_file(_data(1000, 'odd'))
+        e = self.assertRaises(exception.ImageFormatError,
+                              self.library.import_file, path, 'x')
+        self.assertIn('(1000 bytes) is not a whole number', str(e))
+        self.assertEqual([], self.cluster.calls)
+
+    def _fake_qemu_img_convert(self):
+        """qemu-img convert into the fake cluster (it cannot reach it).
+
+        The real qemu-img converts to a raw file, whose bytes go into the
+        fake image the target names; every other command runs for real.
+        """
+        calls = []
+
+        def execute(*cmd, **kwargs):
+            if cmd[:2] != ('qemu-img', 'convert'):
+                return _real_execute(*cmd, **kwargs)
+            calls.append(cmd)
+            fmt = cmd[cmd.index('-f') + 1]
+            raw = os.path.join(self.tmp, 'converted.raw')
+            _real_execute('qemu-img', 'convert', '-f', fmt, '-O', 'raw',
+                          cmd[-2], raw)
+            pool, name = cmd[-1].split(':')[1].split('/')
+            with open(raw, 'rb') as f:
+                self.cluster.write(self.cluster.image(pool, name), 0,
+                                   f.read())
+            os.unlink(raw)
+            return '', ''
+        self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', side_effect=execute))
+        return calls
+
+    def make_qcow2(self, data):
+        raw = self.make_file(data, 'src.raw')
+        path = os.path.join(self.tmp, 'disk.qcow2')
+        _real_execute('qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
+                      raw, path)
+        os.unlink(raw)
+        return path
+
+    def test_import_qcow2(self):
+        self.config(keyring='/etc/ceph/k:ring', conf_file='/etc/ceph/c.conf',
+                    group='ceph')
+        path = self.make_qcow2(self.content)
+        calls = self._fake_qemu_img_convert()
+        img = self.library.import_file(path, 'centos')
+        self.assertEqual(self.content,
+                         self.cluster.content(POOL, img.rbd_name, 'golden'))
+        self.assertEqual('sha256:' + hashlib.sha256(self.content).hexdigest(),
+                         img.checksum)
+        self.assertEqual('file:disk.qcow2', img.source)
+        self.assertEqual(1, len(calls))
+        self.assertEqual(
+            ('qemu-img', 'convert', '-n', '-f', 'qcow2', '-O', 'raw', '-m',
+             '4', '-W', path,
+             'rbd:%s/%s:id=bmi:conf=/etc/ceph/c.conf:keyring=/etc/ceph/k\\:'
+             'ring' % (POOL, img.rbd_name)), calls[0])
+
+    def test_qcow2_convert_failure_leaves_nothing(self):
+        path = self.make_qcow2(self.content)
+
+        def execute(*cmd, **kwargs):
+            if cmd[1] == 'convert':
+                raise processutils.ProcessExecutionError(
+                    stderr='error while writing sector 2048\n')
+            return _real_execute(*cmd, **kwargs)
+        self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', side_effect=execute))
+        e = self.assertRaises(exception.ImageFormatError,
+                              self.library.import_file, path, 'centos')
+        self.assertIn('sector 2048', str(e))
+        self.assertEqual([], self.cluster.names(POOL))
+
+    def test_failure_mid_import_leaves_nothing(self):
+        for op, skip in [('write', 1), ('flush', 0), ('metadata_set', 2),
+                         ('create_snap', 0), ('protect_snap', 0)]:
+            self.cluster.inject(op, rbd.IOError, skip=skip)
+            self.assertRaises(exception.CephError, self.import_raw)
+            self.assertEqual([], self.cluster.names(POOL), op)
+
+    def test_transient_error_mid_import_retried(self):
+        self.cluster.inject('write', rbd.Timeout, skip=1)
+        img = self.import_raw()
+        self.assertEqual([img.rbd_name], self.golden_names())
+        self.assertEqual(self.content,
+                         self.cluster.content(POOL, img.rbd_name, 'golden'))
+        # The client that saw the timeout was dropped for a new one.
+        self.assertEqual(2, self.cluster.count('connect'))
+
+    def test_permission_denied(self):
+        self.cluster.inject('create', rbd.PermissionError)
+        e = self.assertRaises(exception.CephError, self.import_raw)
+        self.assertEqual('Ceph operation failed: permission denied on '
+                         'ubuntu for user bmi', str(e))
+
+
+class ImportRbdTestCase(ImagesTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.glance_id = uuidutils.generate_uuid()
+        self.glance = self.cluster.add_image(
+            GLANCE, self.glance_id, self.content, snap='snap',
+            metadata={'bmi.name': 'stale', 'other': 'x'})
+
+    def test_glance_image_by_reference(self):
+        ref = '%s/%s@snap' % (GLANCE, self.glance_id)
+        img = self.library.import_rbd(ref, 'from-glance', project='p1')
+        self.assertEqual(ref, img.parent)
+        self.assertEqual('rbd:' + ref, img.source)
+        self.assertEqual(('from-glance', 'p1'), (img.name, img.project))
+        self.assertEqual('', img.checksum)
+        model = self.golden(img)
+        self.assertEqual({}, model.blocks)  # nothing copied
+        self.assertEqual(self.content,
+                         self.cluster.content(POOL, img.rbd_name, 'golden'))
+        self.assertTrue(model.snaps['golden'].protected)
+        self.assertNotIn(images.META_REF_SNAP, model.metadata)
+        self.assertEqual(['snap'], list(self.glance.snaps))
+        self.assertEqual(0, self.cluster.count('write'))
+
+    def test_image_without_snapshot_gets_a_protected_one(self):
+        ref = '%s/%s' % (GLANCE, self.glance_id)
+        img = self.library.import_rbd(ref, 'ref')
+        snap = 'bmi-ref-' + img.uuid
+        self.assertEqual('%s@%s' % (ref, snap), img.parent)
+        self.assertTrue(self.glance.snaps[snap].protected)
+        self.assertEqual(snap, self.golden(img).metadata['bmi.ref_snapshot'])
+        # Deleting the golden image drops the snapshot it made.
+        self.library.delete('ref')
+        self.assertEqual(['snap'], list(self.glance.snaps))
+        self.assertEqual([], self.cluster.names(POOL))
+
+    def test_missing_source(self):
+        for ref, error in [
+                ('%s/%s@nope' % (GLANCE, self.glance_id),
+                 exception.ImageNotFound),
+                ('%s/%s' % (GLANCE, uuidutils.generate_uuid()),
+                 exception.ImageNotFound),
+                ('nopool/x@snap', exception.CephPoolNotFound)]:
+            self.assertRaises(error, self.library.import_rbd, ref, 'x')
+        self.assertEqual([], self.cluster.names(POOL))
+        self.assertEqual(['snap'], list(self.glance.snaps))
+
+    def test_bad_references_refused_before_any_call(self):
+        for ref in ('images', 'images/', '/x', 'a/b/c', 'a/b@', 'a/b@c@d',
+                    'a b/c', None):
+            self.assertRaises(exception.InvalidName, self.library.import_rbd,
+                              ref, 'x')
+        self.assertRaises(exception.InvalidName, self.library.import_rbd,
+                          'images/x@snap', 'bad name')
+        self.assertEqual([], self.cluster.calls)
+
+    def test_failures_leave_nothing(self):
+        for with_snap in (True, False):
+            ref = '%s/%s%s' % (GLANCE, self.glance_id,
+                               '@snap' if with_snap else '')
+            for op, skip in [('clone', 0), ('metadata_set', 0),
+                             ('protect_snap', 0 if with_snap else 1)]:
+                self.cluster.inject(op, rbd.IOError, skip=skip)
+                self.assertRaises(exception.CephError,
+                                  self.library.import_rbd, ref, 'x')
+                self.assertEqual([], self.cluster.names(POOL), op)
+                self.assertEqual(['snap'], list(self.glance.snaps), op)
+
+
+class QueryTestCase(ImagesTestCase):
+
+    def test_get_by_name_and_uuid(self):
+        img = self.import_raw()
+        self.assertEqual(img, self.library.get('ubuntu'))
+        self.assertEqual(img, self.library.get(img.uuid))
+        self.assertEqual(img, self.library.get(img.uuid.upper()))
+        self.assertRaises(exception.ImageNotFound, self.library.get, 'other')
+        self.assertRaises(exception.ImageNotFound, self.library.get,
+                          uuidutils.generate_uuid())
+        self.assertRaises(exception.InvalidName, self.library.get, 'a b')
+
+    def test_list_filters_and_counts(self):
+        a = self.import_raw('a', project='p1')
+        b = self.import_raw('b', project='p2', visibility='public')
+        c = self.import_raw('c', project='p2')
+        self.library.clone_for_node(NODE, 'a')
+        self.library.clone_for_node(NODE2, 'a')
+        listed = self.library.list()
+        self.assertEqual(sorted([a.uuid, b.uuid, c.uuid]),
+                         [i.uuid for i in listed])
+        by_uuid = {i.uuid: i for i in listed}
+        self.assertEqual(2, by_uuid[a.uuid].clones)
+        self.assertEqual(0, by_uuid[b.uuid].clones)
+        self.assertEqual(['a'], [i.name for i in self.library.list('p1')])
+        self.assertEqual(['a', 'b'], sorted(
+            i.name for i in self.library.list('p1', include_public=True)))
+        self.assertEqual(['b', 'c'], sorted(
+            i.name for i in self.library.list('p2')))
+        self.assertEqual([], self.library.list('p3'))
+        # Node disks in the same pool are not golden images.
+        self.assertEqual(5, len(self.cluster.names(POOL)))
+
+    def test_list_bad_project_refused_before_any_call(self):
+        self.assertRaises(exception.InvalidName, self.library.list, 'a/b')
+        self.assertEqual([], self.cluster.calls)
+
+    def test_check(self):
+        self.library.check()
+        self.config(clone_pool='nope', group='ceph')
+        e = self.assertRaises(exception.CephPoolNotFound, self.library.check)
+        self.assertIn('nope', str(e))
+
+    def test_unreachable_cluster(self):
+        self.cluster.reachable = False
+        e = self.assertRaises(exception.CephConnectionError,
+                              self.library.list)
+        self.assertEqual('Cannot connect to the Ceph cluster (conf '
+                         '/etc/ceph/ceph.conf, user bmi): timed out '
+                         '(monitors unreachable?)', str(e))
+        self.assertEqual([], self.cluster.connections)
+
+    def test_unknown_user(self):
+        self.config(user='nobody', group='ceph')
+        e = self.assertRaises(exception.CephConnectionError,
+                              self.library.list)
+        self.assertIn('user nobody): cephx authentication refused', str(e))
+
+    def test_transient_errors_retried_then_reported(self):
+        self.import_raw()
+        self.cluster.inject('list', rados.ConnectionShutdown, times=2)
+        self.assertEqual(['ubuntu'], [i.name for i in self.library.list()])
+        self.cluster.inject('list', rbd.Timeout, times=10)
+        e = self.assertRaises(exception.CephError, self.library.list)
+        self.assertIn('list failed after 4 attempts', str(e))
+
+    def test_one_connection_reused(self):
+        self.import_raw()
+        for _ in range(3):
+            self.library.list()
+        self.assertEqual(1, self.cluster.count('connect'))
+
+
+class CloneTestCase(ImagesTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.img = self.import_raw(project='p1')
+
+    def test_clone_for_node(self):
+        disk = self.library.clone_for_node(NODE.upper(), 'ubuntu')
+        self.assertEqual(NODE, disk.node_uuid)
+        self.assertEqual('node-' + NODE, disk.rbd_name)
+        self.assertEqual('%s/node-%s' % (POOL, NODE), disk.spec)
+        self.assertEqual(self.img.spec, disk.parent)
+        self.assertEqual(len(self.content), disk.size)
+        self.assertIsNone(disk.configdrive)
+        # What it returns is what reading the disk gives.
+        self.assertEqual(self.library.get_node_disk(NODE), disk)
+        self.assertEqual(self.content,
+                         self.cluster.content(POOL, disk.rbd_name))
+        clone = self.cluster.image(POOL, disk.rbd_name)
+        self.assertEqual({}, clone.blocks)  # copy-on-write
+        self.assertTrue(clone.features & rbd.RBD_FEATURE_LAYERING)
+        self.assertEqual(1, self.library.get('ubuntu').clones)
+
+    def test_writes_to_the_clone_leave_the_golden_image(self):
+        self.library.clone_for_node(NODE, self.img.uuid)
+        self.cluster.write(self.cluster.image(POOL, 'node-' + NODE), 0,
+                           b'written')
+        self.assertEqual(self.content,
+                         self.cluster.content(POOL, self.img.rbd_name,
+                                              'golden'))
+
+    def test_clone_twice_and_grow(self):
+        first = self.library.clone_for_node(NODE, 'ubuntu')
+        self.assertEqual(first, self.library.clone_for_node(NODE, 'ubuntu'))
+        self.assertEqual([self.img.rbd_name, first.rbd_name],
+                         self.cluster.names(POOL))
+        grown = self.library.clone_for_node(NODE, 'ubuntu',
+                                            size=10 * units.Mi)
+        self.assertEqual(10 * units.Mi, grown.size)
+        # Never shrunk.
+        again = self.library.clone_for_node(NODE, 'ubuntu', size=units.Mi)
+        self.assertEqual(10 * units.Mi, again.size)
+        self.assertEqual(first.metadata, again.metadata)
+        self.assertEqual(1, self.library.get('ubuntu').clones)
+
+    def test_clone_with_size(self):
+        disk = self.library.clone_for_node(NODE, 'ubuntu', size=8 * units.Mi)
+        self.assertEqual(8 * units.Mi, disk.size)
+
+    def test_clone_of_another_source_refused(self):
+        self.import_raw('other', data=_data(units.Mi, 'o'), project='p1')
+        self.library.clone_for_node(NODE, 'ubuntu')
+        e = self.assertRaises(exception.BmiException,
+                              self.library.clone_for_node, NODE, 'other')
+        self.assertIn('remove it first', str(e))
+        disk = self.library.get_node_disk(NODE)
+        self.assertEqual(self.img.spec, disk.parent)
+
+    def test_bad_input_refused_before_any_call(self):
+        calls = list(self.cluster.calls)
+        for node, size in [('not-a-uuid', None), (NODE, -1), (NODE, 1.5),
+                           (NODE, '10G')]:
+            self.assertRaises(exception.InvalidInput,
+                              self.library.clone_for_node, node, 'ubuntu',
+                              size=size)
+        self.assertEqual(calls, self.cluster.calls)
+
+    def test_failure_after_clone_removes_it(self):
+        for op in ('open', 'resize'):
+            self.cluster.inject(op, rbd.IOError, image='node-' + NODE)
+            self.assertRaises(exception.CephError,
+                              self.library.clone_for_node, NODE, 'ubuntu',
+                              size=8 * units.Mi)
+            self.assertNotIn('node-' + NODE, self.cluster.names(POOL), op)
+        self.assertEqual(0, self.library.get('ubuntu').clones)
+
+    def test_failure_on_existing_clone_keeps_it(self):
+        self.library.clone_for_node(NODE, 'ubuntu')
+        self.cluster.inject('resize', rbd.IOError)
+        self.assertRaises(exception.CephError, self.library.clone_for_node,
+                          NODE, 'ubuntu', size=8 * units.Mi)
+        self.assertIn('node-' + NODE, self.cluster.names(POOL))
+
+    def test_clone_requires_visibility(self):
+        self.assertRaises(exception.ImageNotVisible,
+                          self.library.clone_for_node, NODE, 'ubuntu',
+                          project='p2')
+        self.assertNotIn('node-' + NODE, self.cluster.names(POOL))
+        self.library.clone_for_node(NODE, 'ubuntu', project='p1')
+
+    def test_clone_of_a_glance_image(self):
+        glance_id = uuidutils.generate_uuid()
+        self.cluster.add_image(GLANCE, glance_id, _data(units.Mi, 'g'),
+                               snap='snap')
+        disk = self.library.clone_for_node(NODE, glance_id.upper())
+        self.assertEqual('%s/%s@snap' % (GLANCE, glance_id), disk.parent)
+        self.assertEqual(self.library.get_node_disk(NODE), disk)
+        self.assertEqual(_data(units.Mi, 'g'),
+                         self.cluster.content(POOL, disk.rbd_name))
+
+    def test_clone_from_resolved_source(self):
+        source = self.library.resolve_source('ubuntu')
+        calls = len(self.cluster.calls)
+        disk = self.library.clone_for_node(NODE, source)
+        self.assertEqual(self.img.spec, disk.parent)
+        self.assertNotIn(('list', POOL), self.cluster.calls[calls:])
+
+
+class ResolveSourceTestCase(ImagesTestCase):
+
+    def test_golden_image(self):
+        img = self.import_raw(project='p1')
+        for ref in ('ubuntu', img.uuid):
+            src = self.library.resolve_source(ref, project='p1')
+            self.assertEqual(('golden', img.uuid, img.spec, img.size),
+                             (src.kind, src.uuid, src.spec, src.size))
+        self.assertEqual(src, self.library.resolve_source(src))
+
+    def test_visibility(self):
+        self.import_raw('private', project='p1')
+        self.import_raw('public', project='p1', visibility='public')
+        e = self.assertRaises(exception.ImageNotVisible,
+                              self.library.resolve_source, 'private', 'p2')
+        self.assertIn('private to project p1', str(e))
+        self.assertIn('used by project p2', str(e))
+        self.library.resolve_source('private', 'p1')
+        self.library.resolve_source('private')  # an admin: no project
+        self.assertEqual('public',
+                         self.library.resolve_source('public', 'p2').project
+                         and 'public')
+
+    def test_glance_image(self):
+        glance_id = uuidutils.generate_uuid()
+        self.cluster.add_image(GLANCE, glance_id, self.content, snap='snap')
+        src = self.library.resolve_source(glance_id, project='p2')
+        self.assertEqual('glance', src.kind)
+        self.assertEqual('%s/%s@snap' % (GLANCE, glance_id), src.spec)
+        self.assertEqual(len(self.content), src.size)
+
+    def test_glance_image_without_snap_not_found(self):
+        glance_id = uuidutils.generate_uuid()
+        self.cluster.add_image(GLANCE, glance_id, self.content)
+        self.assertRaises(exception.ImageNotFound,
+                          self.library.resolve_source, glance_id)
+
+    def test_not_found(self):
+        for ref in ('nothing', uuidutils.generate_uuid(), 'bad name',
+                    'x' * 100):
+            self.assertRaises(exception.ImageNotFound,
+                              self.library.resolve_source, ref)
+
+    def test_no_glance_pool(self):
+        self.config(glance_pool='nope', group='ceph')
+        self.assertRaises(exception.ImageNotFound,
+                          self.library.resolve_source,
+                          uuidutils.generate_uuid())
+
+
+class NodeDiskTestCase(ImagesTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.img = self.import_raw()
+        self.library.clone_for_node(NODE, 'ubuntu')
+
+    def test_get_and_list(self):
+        self.library.write_node_configdrive(NODE, b'iso' * 300)
+        self.library.clone_for_node(NODE2, 'ubuntu')
+        self.cluster.add_image(POOL, 'node-not-a-uuid', b'x' * 512)
+        disk = self.library.get_node_disk(NODE)
+        self.assertEqual('node-%s-config' % NODE, disk.configdrive.rbd_name)
+        self.assertEqual(1024, disk.configdrive.size)
+        self.assertEqual([NODE, NODE2], sorted(
+            d.node_uuid for d in self.library.list_node_disks()))
+        self.assertRaises(exception.CloneNotFound,
+                          self.library.get_node_disk,
+                          uuidutils.generate_uuid())
+        self.assertRaises(exception.InvalidName, self.library.get_node_disk,
+                          'node')
+
+    def test_remove_twice(self):
+        self.library.write_node_configdrive(NODE, b'cd')
+        self.library.remove_node_disk(NODE)
+        self.assertEqual([self.img.rbd_name], self.cluster.names(POOL))
+        self.library.remove_node_disk(NODE)
+        self.assertEqual(0, self.library.get('ubuntu').clones)
+
+    def test_remove_with_leftover_snapshot(self):
+        with rbd.Image(self.cluster_ioctx(), 'node-' + NODE) as image:
+            image.create_snap('bmi-snap-x')
+            image.protect_snap('bmi-snap-x')
+        self.library.remove_node_disk(NODE)
+        self.assertEqual([self.img.rbd_name], self.cluster.names(POOL))
+
+    def cluster_ioctx(self):
+        client = rados.Rados(rados_id='bmi')
+        client.connect()
+        self.addCleanup(client.shutdown)
+        return client.open_ioctx(POOL)
+
+    def test_remove_while_exported_refused(self):
+        self.cluster.watch(POOL, 'node-' + NODE)
+        e = self.assertRaises(exception.ImageBusy,
+                              self.library.remove_node_disk, NODE)
+        self.assertIn('node-' + NODE, str(e))
+        self.assertIn('node-' + NODE, self.cluster.names(POOL))
+
+    def test_node_metadata(self):
+        self.library.set_node_metadata(NODE, {'bmi.export.iqn': 'iqn.x',
+                                              'bmi.export.initiator': '',
+                                              'bmi.export.chap_user': 'u'})
+        model = self.cluster.image(POOL, 'node-' + NODE)
+        self.assertNotIn('', model.metadata.values())
+        meta = self.library.get_node_disk(NODE).metadata
+        self.assertEqual('iqn.x', meta['bmi.export.iqn'])
+        self.assertEqual('u', meta['bmi.export.chap_user'])
+        self.assertNotIn('bmi.export.initiator', meta)
+        # An empty value removes a key that was set.
+        self.library.set_node_metadata(NODE, {'bmi.export.iqn': None})
+        self.assertNotIn('bmi.export.iqn',
+                         self.library.get_node_disk(NODE).metadata)
+        self.library.remove_node_metadata(NODE, ['bmi.export.chap_user',
+                                                 'never-set'])
+        self.assertNotIn('bmi.export.chap_user', model.metadata)
+        for call in (self.library.set_node_metadata,
+                     self.library.remove_node_metadata):
+            self.assertRaises(exception.CloneNotFound, call,
+                              uuidutils.generate_uuid(), {})
+
+    def test_metadata_list_survives_the_empty_value_bug(self):
+        """The fake's metadata_list shifts values after an empty one."""
+        self.cluster.add_image(POOL, 'other', b'x' * 512, metadata={
+            'a': '1', 'b': '', 'c': '3'})
+        with rbd.Image(self.cluster_ioctx(), 'other') as image:
+            self.assertEqual([('a', '1'), ('b', '3'), ('c', '')],
+                             list(image.metadata_list()))
+        # The library never stores an empty value, so it never meets it.
+        model = self.cluster.image(POOL, 'node-' + NODE)
+        model.metadata['a'] = '1'
+        self.library.set_node_metadata(NODE, {'b': '', 'c': '3', 'd': '4'})
+        meta = self.library.get_node_disk(NODE).metadata
+        self.assertEqual(('1', '3', '4'), (meta['a'], meta['c'], meta['d']))
+
+    def test_configdrive(self):
+        data = b'config drive' * 100
+        cd = self.library.write_node_configdrive(NODE, data)
+        self.assertEqual(1536, cd.size)
+        self.assertEqual(data.ljust(1536, b'\0'), self.cluster.content(
+            POOL, cd.rbd_name))
+        # Same content: left alone.
+        self.library.write_node_configdrive(NODE, data)
+        self.assertEqual(1, self.cluster.count('create') - 1)
+        # Other content: replaced.
+        self.library.write_node_configdrive(NODE, b'new')
+        self.assertEqual(b'new'.ljust(512, b'\0'), self.cluster.content(
+            POOL, cd.rbd_name))
+        self.library.remove_node_configdrive(NODE)
+        self.library.remove_node_configdrive(NODE)
+        self.assertNotIn(cd.rbd_name, self.cluster.names(POOL))
+
+    def test_configdrive_bad_input_and_failure(self):
+        calls = list(self.cluster.calls)
+        for data in (b'', 'text', None):
+            self.assertRaises(exception.InvalidInput,
+                              self.library.write_node_configdrive, NODE, data)
+        self.assertEqual(calls, self.cluster.calls)
+        self.cluster.inject('write', rbd.IOError)
+        self.assertRaises(exception.CephError,
+                          self.library.write_node_configdrive, NODE, b'cd')
+        self.assertNotIn('node-%s-config' % NODE, self.cluster.names(POOL))
+
+
+class SnapshotNodeTestCase(ImagesTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.img = self.import_raw()
+        self.library.clone_for_node(NODE, 'ubuntu')
+        self.disk = self.cluster.image(POOL, 'node-' + NODE)
+        self.cluster.write(self.disk, units.Mi + 10, b'node wrote this')
+        self.disk.metadata['bmi.export.chap_secret'] = 'secret'
+        self.expected = bytearray(self.content)
+        self.expected[units.Mi + 10:units.Mi + 25] = b'node wrote this'
+
+    def test_snapshot(self):
+        progress = mock.Mock()
+        new = self.library.snapshot_node(NODE, 'saved', project='p1',
+                                         progress=progress)
+        self.assertEqual(('saved', 'p1', 'private'),
+                         (new.name, new.project, new.visibility))
+        self.assertEqual('snapshot:node ' + NODE, new.source)
+        self.assertIsNone(new.parent)  # flattened: depends on nothing
+        self.assertEqual(bytes(self.expected), self.cluster.content(
+            POOL, new.rbd_name, 'golden'))
+        meta = self.golden(new).metadata
+        self.assertEqual({'bmi.name', 'bmi.project', 'bmi.visibility',
+                          'bmi.created_at', 'bmi.source'}, set(meta))
+        self.assertEqual({}, self.disk.snaps)  # temporary snapshot gone
+        progress.assert_called_with(new.size, new.size)
+        # The saved image outlives the node's disk and its golden image.
+        self.library.remove_node_disk(NODE)
+        self.library.delete('ubuntu')
+        self.assertEqual(bytes(self.expected), self.cluster.content(
+            POOL, new.rbd_name, 'golden'))
+
+    def test_refusals(self):
+        self.assertRaises(exception.ImageExists, self.library.snapshot_node,
+                          NODE, 'ubuntu')
+        self.assertRaises(exception.CloneNotFound, self.library.snapshot_node,
+                          NODE2, 'saved')
+        calls = list(self.cluster.calls)
+        for node, name, vis in [('x', 'saved', 'private'),
+                                (NODE, 'bad name', 'private'),
+                                (NODE, 'saved', 'everyone')]:
+            self.assertRaises(exception.InvalidName,
+                              self.library.snapshot_node, node, name,
+                              visibility=vis)
+        self.assertEqual(calls, self.cluster.calls)
+        self.assertEqual({}, self.disk.snaps)
+        self.assertEqual(1, len(self.golden_names()))
+
+    def test_failure_mid_snapshot_leaves_nothing(self):
+        for op, skip in [('clone', 0), ('flatten', 0), ('create_snap', 1),
+                         ('protect_snap', 1), ('metadata_set', 0)]:
+            self.cluster.inject(op, rbd.IOError, skip=skip)
+            self.assertRaises(exception.CephError,
+                              self.library.snapshot_node, NODE, 'saved')
+            self.assertEqual([self.img.rbd_name], self.golden_names(), op)
+            self.assertEqual({}, self.disk.snaps, op)
+
+
+class DeleteTestCase(ImagesTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.img = self.import_raw()
+
+    def snap(self):
+        return self.golden(self.img).snaps.get('golden')
+
+    def test_delete(self):
+        self.library.delete('ubuntu')
+        self.assertEqual([], self.cluster.names(POOL))
+        self.assertRaises(exception.ImageNotFound, self.library.delete,
+                          'ubuntu')
+        self.assertRaises(exception.ImageNotFound, self.library.delete,
+                          self.img.uuid)
+
+    def test_refused_while_cloned(self):
+        self.library.clone_for_node(NODE, 'ubuntu')
+        self.library.clone_for_node(NODE2, 'ubuntu')
+        e = self.assertRaises(exception.ImageInUse, self.library.delete,
+                              self.img.uuid)
+        self.assertEqual('Image ubuntu has 2 clone(s) (%s/node-%s, '
+                         '%s/node-%s); remove them first.'
+                         % (POOL, NODE, POOL, NODE2), str(e))
+        self.assertTrue(self.snap().protected)
+        self.library.remove_node_disk(NODE)
+        self.library.remove_node_disk(NODE2)
+        self.library.delete('ubuntu')
+        self.assertEqual([], self.cluster.names(POOL))
+
+    def test_unprotect_busy_with_clone_format_1(self):
+        self.cluster.clone_format = 1
+        self.cluster.inject('unprotect_snap', rbd.ImageBusy)
+        self.assertRaises(exception.ImageBusy, self.library.delete, 'ubuntu')
+        self.assertTrue(self.snap().protected)
+
+    def test_remove_failure_reprotects(self):
+        self.cluster.watch(POOL, self.img.rbd_name)  # open elsewhere
+        e = self.assertRaises(exception.ImageBusy, self.library.delete,
+                              'ubuntu')
+        self.assertIn('ubuntu', str(e))
+        self.assertTrue(self.snap().protected)
+        self.assertEqual(self.img, self.library.get('ubuntu'))
+
+    def test_other_snapshot_refuses_and_reprotects(self):
+        self.library.import_rbd('%s/%s' % (POOL, self.img.rbd_name), 'ref')
+        e = self.assertRaises(exception.ImageBusy, self.library.delete,
+                              'ubuntu')
+        self.assertIn('still has snapshots', str(e))
+        self.assertTrue(self.snap().protected)
+
+    def test_transient_failure_retried(self):
+        self.cluster.inject('remove', rbd.Timeout)
+        self.library.delete('ubuntu')
+        self.assertEqual([], self.cluster.names(POOL))
+
+    def test_carries_on_after_an_interrupted_delete(self):
+        self.snap().protected = False
+        self.library.delete('ubuntu')
+        img = self.import_raw()
+        del self.golden(img).snaps['golden']
+        self.library.delete(img.uuid)
+        self.assertEqual([], self.cluster.names(POOL))
+
+
+class RenameCopyExportTestCase(ImagesTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.img = self.import_raw(project='p1')
+
+    def test_rename(self):
+        renamed = self.library.rename('ubuntu', 'jammy')
+        self.assertEqual(('jammy', self.img.uuid),
+                         (renamed.name, renamed.uuid))
+        self.assertRaises(exception.ImageNotFound, self.library.get,
+                          'ubuntu')
+        writes = self.cluster.count('metadata_set')
+        self.assertEqual(renamed, self.library.rename(self.img.uuid, 'jammy'))
+        self.assertEqual(writes, self.cluster.count('metadata_set'))
+
+    def test_rename_refusals(self):
+        self.import_raw('other')
+        self.assertRaises(exception.ImageExists, self.library.rename,
+                          'ubuntu', 'other')
+        self.assertRaises(exception.ImageNotFound, self.library.rename,
+                          'nope', 'new')
+        calls = list(self.cluster.calls)
+        for name in ('a b', '', NODE):
+            self.assertRaises(exception.InvalidName, self.library.rename,
+                              'ubuntu', name)
+        self.assertEqual(calls, self.cluster.calls)
+        self.assertEqual('ubuntu', self.library.get(self.img.uuid).name)
+
+    def test_copy(self):
+        progress = mock.Mock()
+        copy = self.library.copy('ubuntu', 'copied', project='p2',
+                                 progress=progress)
+        self.assertNotEqual(self.img.uuid, copy.uuid)
+        self.assertEqual(('copied', 'p2', 'private', 'copy:' + self.img.uuid,
+                          self.img.checksum, None),
+                         (copy.name, copy.project, copy.visibility,
+                          copy.source, copy.checksum, copy.parent))
+        progress.assert_called_with(copy.size, copy.size)
+        self.library.delete('ubuntu')  # the copy is independent
+        self.assertEqual(self.content, self.cluster.content(
+            POOL, copy.rbd_name, 'golden'))
+        self.assertEqual(['copied'], [i.name for i in self.library.list()])
+
+    def test_copy_keeps_project_and_visibility_by_default(self):
+        self.library.rename('ubuntu', 'pub')
+        copy = self.library.copy('pub', 'copied')
+        self.assertEqual(('p1', 'private'), (copy.project, copy.visibility))
+
+    def test_copy_refusals_and_failures(self):
+        self.assertRaises(exception.ImageExists, self.library.copy,
+                          'ubuntu', 'ubuntu')
+        calls = list(self.cluster.calls)
+        self.assertRaises(exception.InvalidName, self.library.copy,
+                          'ubuntu', 'x', project='a b')
+        self.assertRaises(exception.InvalidName, self.library.copy,
+                          'ubuntu', 'x', visibility='all')
+        self.assertEqual(calls, self.cluster.calls)
+        for op in ('flatten', 'protect_snap'):
+            self.cluster.inject(op, rbd.IOError)
+            self.assertRaises(exception.CephError, self.library.copy,
+                              'ubuntu', 'copied')
+            self.assertEqual([self.img.rbd_name], self.golden_names())
+            self.assertEqual(0, self.library.get('ubuntu').clones)
+
+    def test_export(self):
+        path = os.path.join(self.tmp, 'out.raw')
+        progress = mock.Mock()
+        self.assertEqual(self.img, self.library.export('ubuntu', path,
+                                                       progress=progress))
+        with open(path, 'rb') as f:
+            self.assertEqual(self.content, f.read())
+        progress.assert_called_with(len(self.content), len(self.content))
+        self.assertEqual(['out.raw', 'ubuntu.raw'], sorted(os.listdir(
+            self.tmp)))
+
+    def test_export_refusals(self):
+        path = self.make_file(b'keep')
+        calls = list(self.cluster.calls)
+        e = self.assertRaises(exception.LocalFileError, self.library.export,
+                              'ubuntu', path)
+        self.assertIn('already exists', str(e))
+        self.assertRaises(exception.LocalFileError, self.library.export,
+                          'ubuntu', os.path.join(self.tmp, 'no', 'x.raw'))
+        self.assertEqual(calls, self.cluster.calls)
+        with open(path, 'rb') as f:
+            self.assertEqual(b'keep', f.read())
+
+    def test_export_failures_leave_no_file(self):
+        path = os.path.join(self.tmp, 'out.raw')
+        self.cluster.inject('read', rbd.IOError, skip=1)
+        self.assertRaises(exception.CephError, self.library.export,
+                          'ubuntu', path)
+        self.assertEqual(['ubuntu.raw'], os.listdir(self.tmp))
+        # Content that does not match the recorded checksum.
+        snap = self.golden(self.img).snaps['golden']
+        snap.blocks[0] = b'\1' * fake_rbd.BLOCK
+        e = self.assertRaises(exception.CephError, self.library.export,
+                              'ubuntu', path)
+        self.assertIn('recorded ' + self.img.checksum, str(e))
+        self.assertEqual(['ubuntu.raw'], os.listdir(self.tmp))

@@ -1,0 +1,61 @@
+"""Names the library accepts."""
+
+from bmi_driver import exception
+from bmi_driver.storage import names
+from tests import base
+
+UUID = '1be26c0b-03f2-4d2d-ae87-c02d7f33c123'
+
+
+class NamesTestCase(base.TestCase):
+
+    def assert_invalid(self, check, value, kind, reason=''):
+        e = self.assertRaises(exception.InvalidName, check, value)
+        self.assertIsInstance(e, exception.InvalidInput)
+        self.assertIn('Invalid %s %r' % (kind, value), str(e))
+        self.assertIn(reason, str(e))
+
+    def test_image_name(self):
+        for good in ('a', 'Ubuntu-22.04_server', '9', 'x' * 63,
+                     'a.b-c_d', '1be26c0b'):
+            self.assertEqual(good, names.image_name(good))
+        for bad, reason in [
+                ('', 'non-empty'), (None, 'non-empty'), (7, 'non-empty'),
+                ('x' * 64, 'longer than 63'), ('-a', 'starting with'),
+                ('.hidden', 'starting'), ('_a', 'starting'),
+                ('a b', 'letters'), ('a/b', 'letters'), ('a@b', 'letters'),
+                ('é', 'letters'), ('a\nb', 'letters'), ('a:b', 'letters'),
+                (UUID, 'must not look like a UUID'),
+                (UUID.upper(), 'UUID'), (UUID.replace('-', ''), 'UUID')]:
+            self.assert_invalid(names.image_name, bad, 'image name', reason)
+
+    def test_project(self):
+        for good in ('admin', 'a' * 64, 'b8e3c1d2f4a5467890abcdef12345678'):
+            self.assertEqual(good, names.project(good))
+        for bad in ('', 'a' * 65, 'a b', '-a', None, 'p/q'):
+            self.assert_invalid(names.project, bad, 'project')
+
+    def test_visibility(self):
+        self.assertEqual('private', names.visibility('private'))
+        self.assertEqual('public', names.visibility('public'))
+        for bad in ('Private', 'shared', '', None):
+            self.assert_invalid(names.visibility, bad, 'visibility',
+                                'private, public')
+
+    def test_node_uuid(self):
+        self.assertEqual(UUID, names.node_uuid(UUID.upper()))
+        for bad in ('node-1', '', None, UUID + 'x'):
+            self.assert_invalid(names.node_uuid, bad, 'node UUID',
+                                'not a UUID')
+
+    def test_rbd_ref(self):
+        self.assertEqual(('images', UUID, 'snap'),
+                         names.rbd_ref('images/%s@snap' % UUID))
+        ref = names.rbd_ref('bmi-images/img-1')
+        self.assertEqual(('bmi-images', 'img-1', None), ref)
+        self.assertEqual(('p', 'i', None), (ref._replace(pool='p',
+                                                         image='i')))
+        self.assertEqual('rbd.1:x+y', names.rbd_ref('p/rbd.1:x+y@s').image)
+        for bad in ('images', 'images/', '/image', 'p/i@', 'p/@s',
+                    'p/i@s@t', 'p/i/j', 'p q/i', 'p/i s', '', None, b'p/i'):
+            self.assert_invalid(names.rbd_ref, bad, 'RBD reference')
