@@ -20,6 +20,8 @@ APT_DEMO=(qemu-system-x86 ipxe-qemu ovmf
           libvirt-daemon-system python3-libvirt
           syslinux syslinux-common mtools dosfstools busybox-static cpio fdisk
           e2fsprogs)
+# make test boots VMs too (tests/functional/test_e2e_boot.py)
+APT_BASE+=("${APT_DEMO[@]}")
 
 log() { printf '[install-deps] %s\n' "$*"; }
 

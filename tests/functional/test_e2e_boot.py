@@ -1,0 +1,151 @@
+"""End to end: real VMs boot from COW clones of a golden image.
+
+Nothing is faked but the hardware: TCG virtual machines (libvirt), powered
+through sushy-tools' Redfish emulator, network-boot with iPXE over QEMU
+user networking, sanboot their clone exported by the shared tgtd, and run
+the demo image's OS (tools/demo/build-image.sh) from it. The OS prints
+``BMI-BOOT-OK node=<name>`` and ``BMI-FOUND <name>`` for files earlier
+nodes wrote on its disk. A failing test carries the VM consoles.
+
+* ``SanbootTest``: the storage path alone: library clone -> tgt export
+  (CHAP, initiator ACL) -> iPXE ``sanhook``/``sanboot`` as Ironic's template
+  does it; then ``snapshot_node`` and a second node from the snapshot.
+* ``IronicBootTest``: the demo's scenario through Ironic (e2e.Scenario).
+"""
+
+import os
+import subprocess
+import uuid
+
+from testtools import content
+
+from bmi_driver.storage import export
+from bmi_driver.storage import images
+from tests.functional import base
+from tests.functional import e2e
+from tests.functional import vmlab
+
+BOOT_TIMEOUT = 240
+PROJECT = 'e2e'
+
+
+def demo_image():
+    """Build (or reuse) the demo's golden image; return its path."""
+    out_dir = os.path.join(
+        os.environ.get('BMI_STATE', os.path.join(vmlab.REPO, '.state')),
+        'demo')
+    subprocess.run([os.path.join(vmlab.REPO, 'tools', 'demo',
+                                 'build-image.sh'), out_dir],
+                   check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(out_dir, 'bmi-demo.raw')
+
+
+class LabTestCase(base.FunctionalTestCase):
+    """Runs the VM lab for the test's class; attaches consoles on failure."""
+
+    http_root = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.image_path = demo_image()
+        env = base.load_env()
+        cls.lab = vmlab.Lab(os.path.join(env['state_dir'], 'e2e-lab'),
+                            http_root=cls.lab_http_root(env))
+        try:
+            cls.lab.start()
+        except Exception:
+            cls.lab.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.lab.stop()
+        super().tearDownClass()
+
+    @classmethod
+    def lab_http_root(cls, env):
+        return None
+
+    def setUp(self):
+        super().setUp()
+        self.vms = []
+        self.addOnException(self._attach_consoles)
+
+    def _attach_consoles(self, exc_info):
+        for vm in self.vms:
+            console = self.lab.console(vm)
+            self.addDetail('console %s' % vm, content.text_content(
+                '\n'.join(console.text().splitlines()[-60:])))
+        for name in ('libvirtd', 'sushy'):
+            path = os.path.join(self.lab.log_dir, '%s.log' % name)
+            if os.path.exists(path):
+                self.addDetail('%s.log' % name, content.text_content(
+                    _tail(path, 30)))
+
+
+def _tail(path, lines):
+    with open(path, errors='replace') as f:
+        return ''.join(f.readlines()[-lines:])
+
+
+class SanbootTest(LabTestCase):
+    """Library + tgt export + iPXE, without Ironic."""
+
+    def setUp(self):
+        super().setUp()
+        self.config(tgt_ceph_user=self.env['ceph_tgt_user'],
+                    tgt_ceph_conf=self.env['ceph_conf'], group='iscsi')
+        host, port = self.env['tgtd_portal'].rsplit(':', 1)
+        self.config(portal_address=host, portal_port=int(port),
+                    group='iscsi')
+        self.lib = images.ImageLibrary()
+        self.mgr = export.ExportManager(library=self.lib)
+        self.mgr.check()
+        self.tag = uuid.uuid4().hex[:8]
+
+    def boot(self, name, image_uuid, mac):
+        """Clone, export and sanboot ``image_uuid`` as node ``name``."""
+        node_uuid = str(uuid.uuid4())
+        initiator = '%s:%s' % (e2e.INITIATOR_PREFIX, name)
+        self.lib.clone_for_node(node_uuid, image_uuid, project=PROJECT)
+        self.addCleanup(self.lib.remove_node_disk, node_uuid)
+        node_export = self.mgr.export_node(node_uuid, initiator_iqn=initiator)
+        self.addCleanup(self.mgr.unexport_node, node_uuid)
+        self.assertIsNotNone(node_export.chap_secret)
+
+        vm = vmlab.DOMAIN_PREFIX + name
+        script = e2e.sanboot_script(node_export, initiator)
+        script_path = os.path.join(self.lab.http_root, '%s.ipxe' % vm)
+        with open(script_path, 'w') as f:
+            f.write(script)
+        self.addCleanup(os.unlink, script_path)
+        vm_uuid = self.lab.define_vm(vm, mac, self.lab.url('%s.ipxe' % vm))
+        self.vms.append(vm)
+        self.addCleanup(self.lab.remove_vm, vm)
+        console = self.lab.console(vm)
+        offset = console.size()
+        self.lab.set_boot(vm_uuid, 'Pxe', 'UEFI')
+        self.lab.power(vm_uuid, 'On')
+        marker = console.wait_for(e2e.MARKER_RE, offset, BOOT_TIMEOUT)
+        self.assertEqual(name, marker.group(1))
+        vmlab._wait(lambda: self.lab.vm_state(vm) == 'shut off', 60,
+                    what='%s to power itself off' % vm)
+        return node_uuid, console.lines(offset)
+
+    def test_clone_boots_and_its_snapshot_keeps_the_file(self):
+        golden = self.lib.import_file(self.image_path,
+                                      'e2e-golden-%s' % self.tag,
+                                      project=PROJECT)
+        self.addCleanup(self.lib.delete, golden.uuid)
+        first = 'e2e-san-%s-1' % self.tag
+        node1, lines1 = self.boot(first, golden.uuid, '52:54:00:b3:03:01')
+        self.assertEqual([], [ln for ln in lines1
+                              if ln.startswith('BMI-FOUND')])
+
+        snap = self.lib.snapshot_node(node1, 'e2e-snap-%s' % self.tag,
+                                      project=PROJECT)
+        self.addCleanup(self.lib.delete, snap.uuid)
+        second = 'e2e-san-%s-2' % self.tag
+        _node2, lines2 = self.boot(second, snap.uuid, '52:54:00:b3:03:02')
+        self.assertIn('BMI-FOUND %s' % first, lines2)

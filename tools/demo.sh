@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# `make demo`: two virtual machines boot, through Ironic, from copy-on-write
+# clones of a golden image in Ceph, exported by tgt and sanbooted by iPXE.
+#
+#   tools/demo.sh
+#
+# Installs what is missing (tools/install-deps.sh demo), builds the golden
+# image (cached in .state/demo), starts Ceph, tgtd, Ironic and the HIL test
+# server (tools/services.sh) and the VM lab (libvirtd, sushy-emulator, an
+# HTTP server for Ironic's iPXE files), then runs tests/functional/e2e.py:
+# import, enroll, deploy, boot, snapshot, deploy from the snapshot,
+# undeploy, check that nothing is left. Every service is on 127.0.0.1.
+# Whatever this script started is stopped at the end, also on failure or
+# Ctrl-C; services that were already running are left alone (they must
+# then have been started with the demo's settings, see below).
+#
+# Environment: BMI_STATE (default .state).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+VENV=${BMI_VENV:-$here/.venv}
+export BMI_STATE=${BMI_STATE:-$here/.state}
+mkdir -p "$BMI_STATE"
+BMI_STATE=$(cd "$BMI_STATE" && pwd)
+DEMO=$BMI_STATE/demo
+T0=$(date +%s.%N)
+since() { awk -v a="$(date +%s.%N)" -v b="$1" 'BEGIN {printf "%.1f", a - b}'; }
+step() { printf '[%6ss] %s\n' "$(since "$T0")" "$*"; }
+failed_step=
+
+fail() { echo "DEMO FAILED at step \"$failed_step\"${1:+: $1}" >&2; exit 1; }
+run_step() {  # run_step NAME CMD...: one line per step, its time, or fail
+    failed_step=$1; shift
+    local s; s=$(date +%s.%N)
+    step "$failed_step ..."
+    "$@" || fail
+    step "$failed_step: ok ($(since "$s")s)"
+}
+
+# --- what is running already (left alone) and what we start (stopped) ----
+alive() { local p; p=$(cat "$1" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
+was_running() {
+    case $1 in
+    ceph) alive "$BMI_STATE/ceph/mon.a.pid" ;;
+    tgtd) alive "$BMI_STATE/tgtd.pid" ;;
+    ironic) alive "$BMI_STATE/ironic/ironic.pid" ;;
+    hil) alive "$BMI_STATE/hil/hil.pid" ;;
+    esac
+}
+started=()
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [ -x "$VENV/bin/python" ] &&
+        "$VENV/bin/python" -m tests.functional.vmlab stop "$DEMO/lab" \
+            >/dev/null 2>&1 || true
+    if [ ${#started[@]} -gt 0 ]; then
+        step "stopping what the demo started: ${started[*]}"
+        if [ ${#started[@]} -eq 4 ]; then
+            tools/services.sh stop >/dev/null 2>&1 || true
+        else
+            for s in "${started[@]}"; do
+                case $s in
+                ironic) tools/ironic-aio.sh stop "$BMI_STATE/ironic" || true ;;
+                hil) tools/hil-server.sh stop "$BMI_STATE/hil" || true ;;
+                ceph) tools/ceph-cluster.sh stop "$BMI_STATE/ceph" || true ;;
+                tgtd) echo "tgtd left running (tools/services.sh stop)" ;;
+                esac
+            done
+        fi
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'failed_step="${failed_step:-setup} (interrupted)"; exit 130' INT TERM
+
+run_step "install dependencies" tools/install-deps.sh demo
+run_step "build the golden image (cached)" tools/demo/build-image.sh "$DEMO"
+
+# Ironic settings and HIL nodes the demo needs (see the files).
+export BMI_IRONIC_EXTRA_CONF=$here/tools/demo/ironic-demo.conf
+export BMI_HIL_SEED=$here/tools/demo/hil-seed.json
+
+for s in ceph tgtd hil ironic; do
+    if was_running $s; then
+        step "$s: already running, left alone"
+    else
+        failed_step="start $s"
+        started+=("$s")
+        run_step "start $s" tools/services.sh start $s
+    fi
+done
+if ! grep -q "$BMI_IRONIC_EXTRA_CONF" "$BMI_STATE/ironic/env.json"; then
+    failed_step="check Ironic's settings"
+    fail "Ironic runs without $BMI_IRONIC_EXTRA_CONF: stop it" \
+         "(tools/services.sh stop) and run the demo again"
+fi
+
+failed_step="the VM scenario"
+"$VENV/bin/python" -m tests.functional.e2e \
+    --services "$BMI_STATE/services.json" --lab-dir "$DEMO/lab" \
+    --image "$DEMO/bmi-demo.raw" || exit 1
+failed_step=
+step "demo done"
