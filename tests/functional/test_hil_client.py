@@ -1,0 +1,201 @@
+"""The real HIL client against the HIL test server running as a process.
+
+Each test class starts its own server (``tests.hil_server.start_process``,
+database auth, a seed of its own) on a free port and stops it by pid; one
+test also checks the server that ``tools/services.sh`` started for the
+other functional tests (``<hil_state>/env.json``).
+"""
+
+import json
+import os
+import socket
+import time
+
+from keystoneauth1 import loading as ks_loading
+import requests
+
+from bmi_driver import exception
+from bmi_driver.network import hil_client
+from tests.functional import base
+from tests import hil_server
+
+ADMIN = ('hil-admin', 'admin-pw-9f2c')
+MAC = '52:54:00:00:10:%02x'
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _seed():
+    def nics(i):
+        return [{'label': 'eth0', 'macaddr': MAC % (2 * i),
+                 'switch': 'sw-a', 'port': 'gi1/0/%d' % (2 * i)},
+                {'label': 'eth1', 'macaddr': MAC % (2 * i + 1),
+                 'switch': 'sw-b', 'port': 'gi1/0/%d' % (2 * i + 1)}]
+    return {
+        'auth': 'database',
+        'users': {ADMIN[0]: {'password': ADMIN[1], 'admin': True}},
+        'action_delay': 0.2,
+        'projects': ['proj-a', 'proj-b'],
+        'nodes': {'n1': {'project': 'proj-a', 'nics': nics(1)},
+                  'n2': {'nics': nics(2)},
+                  'n3': {'project': 'proj-b', 'nics': nics(3)}},
+        'networks': {'prov': {'owner': 'admin', 'access': []},
+                     'tenant-a': {'owner': 'proj-a', 'access': ['proj-a'],
+                                  'net_id': '1101'},
+                     'tenant-b': {'owner': 'proj-a', 'access': ['proj-a'],
+                                  'net_id': '1102'}},
+    }
+
+
+class HILProcessTestCase(base.FunctionalTestCase):
+
+    def setUp(self):
+        super().setUp()
+        state = os.path.join(self.state_dir, 'hil-state.json')
+        self.port = _free_port()
+        self.pid, self.url = hil_server.start_process(
+            self.port, state, seed=_seed(),
+            log_path=os.path.join(self.state_dir, 'hil.log'))
+        self.addCleanup(hil_server.stop_process, self.pid)
+        self.config(url=self.url, auth_type='http_basic',
+                    action_poll_interval=0.05, action_timeout=20,
+                    connect_retries=0, group='hil')
+        # keystoneauth1 registers a plugin's options when it loads it.
+        self.set_credentials(*ADMIN)
+
+    def set_credentials(self, username, password):
+        loader = ks_loading.get_plugin_loader('http_basic')
+        self.conf_fixture.conf.register_opts(
+            ks_loading.get_auth_plugin_conf_options(loader), group='hil')
+        self.config(username=username, password=password, group='hil')
+
+    def debug(self, method, path, body=None):
+        resp = requests.request(method, self.url + path, auth=ADMIN,
+                                data=json.dumps(body) if body else None,
+                                timeout=10)
+        resp.raise_for_status()
+        return resp.json() if resp.text else None
+
+    def networks(self, node):
+        nics = self.debug('GET', '/_debug/state')['nodes'][node]['nics']
+        return {label: nic['networks'] for label, nic in nics.items()}
+
+
+class TestClient(HILProcessTestCase):
+
+    def test_provisioning_and_tenant_networks(self):
+        client = hil_client.get_client()
+        t0 = time.monotonic()
+        self.assertTrue(client.connect_network('n1', 'eth0', 'prov'))
+        t1 = time.monotonic()
+        self.assertTrue(client.connect_network('n1', 'eth0', 'tenant-a',
+                                               'vlan/1101'))
+        self.assertTrue(client.connect_network('n1', 'eth1', 'tenant-b',
+                                               'vlan/1102'))
+        print('HIL connect_network, 0.2 s action delay: %.2f s'
+              % (t1 - t0))
+        self.assertEqual({'eth0': {'vlan/native': 'prov',
+                                   'vlan/1101': 'tenant-a'},
+                          'eth1': {'vlan/1102': 'tenant-b'}},
+                         self.networks('n1'))
+        # Repeats are no-ops.
+        self.assertFalse(client.connect_network('n1', 'eth0', 'prov'))
+        for nic, net in (('eth1', 'tenant-b'), ('eth0', 'tenant-a'),
+                         ('eth0', 'prov')):
+            self.assertTrue(client.detach_network('n1', nic, net))
+            self.assertFalse(client.detach_network('n1', nic, net))
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks('n1'))
+
+    def test_waits_for_pending_action(self):
+        # Another client's action is pending on the nic: ours waits.
+        resp = requests.post(self.url + '/v0/node/n1/nic/eth0/'
+                             'connect_network', auth=ADMIN,
+                             data=json.dumps({'network': 'prov'}),
+                             timeout=10)
+        self.assertEqual(202, resp.status_code)
+        client = hil_client.get_client()
+        self.assertTrue(client.connect_network('n1', 'eth0', 'tenant-a',
+                                               'vlan/1101'))
+        self.assertEqual({'vlan/native': 'prov', 'vlan/1101': 'tenant-a'},
+                         self.networks('n1')['eth0'])
+
+    def test_switch_failure(self):
+        self.debug('PUT', '/_debug/switch/sw-a', {'fail': True})
+        client = hil_client.get_client()
+        e = self.assertRaises(exception.HILActionFailed,
+                              client.connect_network, 'n1', 'eth0', 'prov')
+        self.assertIn('n1/eth0 ended in ERROR', str(e))
+        self.assertEqual({}, self.networks('n1')['eth0'])
+        # The other switch still works.
+        self.assertTrue(client.connect_network('n1', 'eth1', 'prov'))
+
+    def test_nodes_and_projects(self):
+        client = hil_client.get_client()
+        self.assertEqual(['n1', 'n2', 'n3'], client.list_nodes())
+        self.assertEqual(['n2'], client.list_nodes('free'))
+        self.assertTrue(client.connect_node('proj-a', 'n2'))
+        self.assertFalse(client.connect_node('proj-a', 'n2'))
+        e = self.assertRaises(exception.HILConflict, client.connect_node,
+                              'proj-a', 'n3')
+        self.assertIn('proj-b', str(e))
+        self.assertTrue(client.detach_node('proj-a', 'n2'))
+        self.assertFalse(client.detach_node('proj-a', 'n2'))
+
+    def test_errors(self):
+        client = hil_client.get_client()
+        e = self.assertRaises(exception.HILNotFound, client.get_node, 'n9')
+        self.assertEqual('NotFoundError', e.type)
+        e = self.assertRaises(exception.HILBadRequest,
+                              client.connect_network, 'n1', 'eth0',
+                              'tenant-a', 'vlan/9999')
+        self.assertEqual('BadArgumentError', e.type)
+        e = self.assertRaises(exception.HILConflict, client.connect_network,
+                              'n3', 'eth0', 'tenant-a', 'vlan/1101')
+        self.assertEqual('ProjectMismatchError', e.type)
+
+    def test_wrong_password(self):
+        self.set_credentials(ADMIN[0], 'not-the-password')
+        e = self.assertRaises(exception.HILAuthError,
+                              hil_client.get_client().get_node, 'n1')
+        self.assertEqual(401, e.status)
+        self.assertIn('Invalid password', str(e))
+        self.assertNotIn('not-the-password', str(e))
+
+    def test_unknown_user(self):
+        self.set_credentials('nobody', 'x')
+        e = self.assertRaises(exception.HILNotFound,
+                              hil_client.get_client().get_node, 'n1')
+        self.assertIn('nobody', str(e))
+
+    def test_stopped_server_is_unreachable(self):
+        hil_server.stop_process(self.pid)
+        e = self.assertRaises(exception.HILUnreachable,
+                              hil_client.get_client().get_node, 'n1')
+        self.assertIn(self.url, str(e))
+
+    def test_state_survives_restart(self):
+        client = hil_client.get_client()
+        client.connect_network('n1', 'eth0', 'prov')
+        hil_server.stop_process(self.pid)
+        state = os.path.join(self.state_dir, 'hil-state.json')
+        self.pid, _ = hil_server.start_process(self.port, state)
+        self.addCleanup(hil_server.stop_process, self.pid)
+        self.assertEqual({'vlan/native': 'prov'},
+                         client.get_node('n1')['nics'][0]['networks'])
+
+
+class TestSharedServer(base.FunctionalTestCase):
+    """The HIL test server tools/services.sh starts for the other tests."""
+
+    def test_answers(self):
+        path = os.path.join(self.env['hil_state'], 'env.json')
+        with open(path) as f:
+            env = json.load(f)
+        os.kill(env['pid'], 0)
+        self.config(url=env['url'], auth_type='none', connect_retries=0,
+                    group='hil')
+        self.assertIsInstance(hil_client.get_client().list_nodes(), list)
