@@ -742,6 +742,7 @@ class HILServer(http.server.ThreadingHTTPServer):
 
     def start(self):
         self._thread = threading.Thread(target=self.serve_forever,
+                                        kwargs={'poll_interval': 0.05},
                                         daemon=True)
         self._thread.start()
         return self
