@@ -164,6 +164,20 @@ def _flatten_progress(progress, size):
     return report
 
 
+def _protected_snapshot(image, snap):
+    """Take and protect a snapshot; none is left if protecting fails."""
+    image.create_snap(snap)
+    try:
+        image.protect_snap(snap)
+    except BaseException:
+        try:
+            image.remove_snap(snap)
+        except rbd.Error as e:
+            LOG.error('Could not remove snapshot %(snap)s after failing to '
+                      'protect it: %(err)s', {'snap': snap, 'err': e})
+        raise
+
+
 def _set_metadata(image, key, value):
     """Set one metadata key; an empty value removes the key.
 
@@ -431,8 +445,7 @@ class ImageLibrary:
                 with rbd.Image(src_ioctx, src.image) as source:
                     if snap is None:
                         made_snap = snap = REF_SNAP_PREFIX + image_uuid
-                        source.create_snap(snap)
-                        source.protect_snap(snap)
+                        _protected_snapshot(source, snap)
                     elif snap not in _snap_names(source):
                         raise exception.ImageNotFound(image=ref)
             try:
@@ -498,7 +511,11 @@ class ImageLibrary:
                                 # A clone appeared since we looked.
                                 self._refuse_if_cloned(image, img)
                                 raise
-                        image.remove_snap(GOLDEN_SNAP)
+                        try:
+                            image.remove_snap(GOLDEN_SNAP)
+                        except BaseException:
+                            image.protect_snap(GOLDEN_SNAP)
+                            raise
                 try:
                     rbd.RBD().remove(ioctx, img.rbd_name)
                 except rbd.Error:
@@ -976,8 +993,10 @@ class ImageLibrary:
             with rbd_utils.ceph_errors(rbd_name):
                 try:
                     with rbd.Image(ioctx, rbd_name, read_only=True) as image:
-                        same = image.metadata_get(META_CHECKSUM) == checksum
-                except (rbd.ImageNotFound, KeyError):
+                        # No checksum: a write that died half way.
+                        same = (dict(image.metadata_list())
+                                .get(META_CHECKSUM) == checksum)
+                except rbd.ImageNotFound:
                     same = None
                 if same:
                     return self._read_node_disk(client, node_uuid).configdrive
@@ -1028,8 +1047,7 @@ class ImageLibrary:
             temp = TEMP_SNAP_PREFIX + uuidutils.generate_uuid()
             try:
                 with rbd.Image(ioctx, rbd_name) as disk:
-                    disk.create_snap(temp)
-                    disk.protect_snap(temp)
+                    _protected_snapshot(disk, temp)
             except rbd.ImageNotFound:
                 raise exception.CloneNotFound(node=node_uuid, clone=rbd_name)
             except rbd.Error as e:

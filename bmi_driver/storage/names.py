@@ -18,11 +18,11 @@ from oslo_utils import uuidutils
 
 from bmi_driver import exception
 
-_NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*$')
+_NAME_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 IMAGE_NAME_MAX = 63
 PROJECT_MAX = 64
 VISIBILITIES = ('private', 'public')
-_RBD_PART_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+:-]*$')
+_RBD_PART_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._+:-]*')
 
 RBDRef = collections.namedtuple('RBDRef', 'pool image snapshot')
 
@@ -35,7 +35,7 @@ def _check(kind, value, max_len):
         raise exception.InvalidName(
             kind=kind, value=value,
             reason='longer than %d characters' % max_len)
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise exception.InvalidName(
             kind=kind, value=value,
             reason='use letters, digits, ".", "_" and "-", starting with '
@@ -79,7 +79,7 @@ def rbd_ref(value):
     pool, sep, rest = value.partition('/')
     image, _, snap = rest.partition('@')
     parts = [pool, image] + ([snap] if '@' in rest else [])
-    if not sep or not all(p and _RBD_PART_RE.match(p) for p in parts):
+    if not sep or not all(p and _RBD_PART_RE.fullmatch(p) for p in parts):
         raise exception.InvalidName(
             kind='RBD reference', value=value,
             reason='expected pool/image or pool/image@snapshot')

@@ -360,6 +360,14 @@ class ImportRbdTestCase(ImagesTestCase):
                 self.assertEqual([], self.cluster.names(POOL), op)
                 self.assertEqual(['snap'], list(self.glance.snaps), op)
 
+    def test_failure_protecting_the_reference_snapshot(self):
+        """The snapshot made on the source goes when protecting it fails."""
+        self.cluster.inject('protect_snap', rbd.IOError)
+        self.assertRaises(exception.CephError, self.library.import_rbd,
+                          '%s/%s' % (GLANCE, self.glance_id), 'x')
+        self.assertEqual([], self.cluster.names(POOL))
+        self.assertEqual(['snap'], list(self.glance.snaps))
+
 
 class QueryTestCase(ImagesTestCase):
 
@@ -764,6 +772,12 @@ class SnapshotNodeTestCase(ImagesTestCase):
             self.assertEqual([self.img.rbd_name], self.golden_names(), op)
             self.assertEqual({}, self.disk.snaps, op)
 
+    def test_failure_protecting_the_temporary_snapshot(self):
+        self.cluster.inject('protect_snap', rbd.IOError)
+        self.assertRaises(exception.CephError, self.library.snapshot_node,
+                          NODE, 'saved')
+        self.assertEqual({}, self.disk.snaps)
+
 
 class DeleteTestCase(ImagesTestCase):
 
@@ -829,6 +843,11 @@ class DeleteTestCase(ImagesTestCase):
         del self.golden(img).snaps['golden']
         self.library.delete(img.uuid)
         self.assertEqual([], self.cluster.names(POOL))
+
+    def test_remove_snap_failure_reprotects(self):
+        self.cluster.inject('remove_snap', rbd.IOError)
+        self.assertRaises(exception.CephError, self.library.delete, 'ubuntu')
+        self.assertTrue(self.snap().protected)
 
 
 class RenameCopyExportTestCase(ImagesTestCase):
@@ -932,3 +951,16 @@ class RenameCopyExportTestCase(ImagesTestCase):
                               'ubuntu', path)
         self.assertIn('recorded ' + self.img.checksum, str(e))
         self.assertEqual(['ubuntu.raw'], os.listdir(self.tmp))
+
+
+class ConfigdriveLeftoverTestCase(ImagesTestCase):
+
+    def test_configdrive_without_checksum_replaced(self):
+        """A config drive left by a crash mid-write is replaced."""
+        self.import_raw()
+        self.library.clone_for_node(NODE, 'ubuntu')
+        self.cluster.add_image(POOL, 'node-%s-config' % NODE, b'half',
+                               size=512)
+        self.library.write_node_configdrive(NODE, b'cd')
+        self.assertEqual(b'cd'.ljust(512, b'\0'), self.cluster.content(
+            POOL, 'node-%s-config' % NODE))

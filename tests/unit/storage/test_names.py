@@ -59,3 +59,10 @@ class NamesTestCase(base.TestCase):
         for bad in ('images', 'images/', '/image', 'p/i@', 'p/@s',
                     'p/i@s@t', 'p/i/j', 'p q/i', 'p/i s', '', None, b'p/i'):
             self.assert_invalid(names.rbd_ref, bad, 'RBD reference')
+
+    def test_trailing_newline_refused(self):
+        """``$`` in a regular expression also matches before a final \\n."""
+        self.assert_invalid(names.image_name, 'ubuntu\n', 'image name')
+        self.assert_invalid(names.project, 'admin\n', 'project')
+        self.assert_invalid(names.rbd_ref, 'images/x@snap\n',
+                            'RBD reference')
