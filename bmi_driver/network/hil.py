@@ -231,24 +231,52 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         holder = info.get('project')
         if holder == project:
             return False
-        if holder is not None:
-            raise ironic_exc.NetworkError(
-                'Deploy refused: HIL has node %(hil)s in project '
-                '%(holder)s, but Ironic node %(node)s is for project '
-                '%(project)s.' % {'hil': name, 'holder': holder,
-                                  'node': task.node.uuid,
-                                  'project': project})
-        if not CONF.hil.allow_connect_free_node:
-            raise ironic_exc.NetworkError(
-                'Deploy refused: HIL node %(hil)s is not allocated to '
-                'project %(project)s (it is free). Connect it in HIL, or set '
-                '[hil] allow_connect_free_node.' % {'hil': name,
-                                                    'project': project})
+        refusal = self._refusal(task, name, holder, project)
+        if refusal:
+            raise ironic_exc.NetworkError(refusal)
         if not client.connect_node(project, name):
             return False
         task.node.set_driver_internal_info(CONNECTED_PROJECT, project)
         task.node.save()
         return True
+
+    @staticmethod
+    def _refusal(task, name, holder, project):
+        """Why the node cannot be deployed for project, or None."""
+        if holder == project:
+            return None
+        if holder is not None:
+            return ('Deploy refused: HIL has node %(hil)s in project '
+                    '%(holder)s, but Ironic node %(node)s is for project '
+                    '%(project)s.' % {'hil': name, 'holder': holder,
+                                      'node': task.node.uuid,
+                                      'project': project})
+        if not CONF.hil.allow_connect_free_node:
+            return ('Deploy refused: HIL node %(hil)s is not allocated to '
+                    'project %(project)s (it is free). Connect it in HIL, '
+                    'or set [hil] allow_connect_free_node.'
+                    % {'hil': name, 'project': project})
+        return None
+
+    def validate_project(self, task):
+        """Check, changing nothing, that HIL lets the node be deployed.
+
+        For a deploy interface's ``validate``: it refuses at once what
+        ``add_provisioning_network`` would refuse later.
+
+        :raises: InvalidParameterValue, MissingParameterValue
+        """
+        project = hil_project(task.node)
+        name = hil_node_name(task.node)
+        try:
+            holder = self._client().get_node(name).get('project')
+        except exception.HILError as e:
+            raise ironic_exc.InvalidParameterValue(
+                'Cannot validate node %(node)s with HIL: %(err)s'
+                % {'node': task.node.uuid, 'err': e})
+        refusal = self._refusal(task, name, holder, project)
+        if refusal:
+            raise ironic_exc.InvalidParameterValue(refusal)
 
     def _release_project(self, task, client, name):
         """Detach the node from the project the plugin connected it to."""

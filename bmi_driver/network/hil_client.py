@@ -140,12 +140,21 @@ class HILClient(object):
                        resp.text[:_MAX_BODY]),
                 status=resp.status_code)
 
-    def _retry_while_blocked(self, func, action, node, nic):
-        """Call ``func`` until it does not raise _Blocked, within the limit."""
+    def _deadline(self):
+        """When an operation begun now must be over."""
+        return time.monotonic() + self.action_timeout
+
+    @staticmethod
+    def _until(deadline):
+        """A tenacity stop condition: past the deadline."""
+        return tenacity.stop_after_delay(max(0, deadline - time.monotonic()))
+
+    def _retry_while_blocked(self, func, action, node, nic, deadline):
+        """Call ``func`` until it does not raise _Blocked, or the deadline."""
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Blocked),
             wait=tenacity.wait_fixed(self.poll_interval),
-            stop=tenacity.stop_after_delay(self.action_timeout),
+            stop=self._until(deadline),
             reraise=True)
         try:
             return retrying(func)
@@ -231,7 +240,8 @@ class HILClient(object):
                      {'node': node, 'project': project})
             return True
 
-        return self._retry_while_blocked(_detach, 'detach_node', node, '*')
+        return self._retry_while_blocked(_detach, 'detach_node', node, '*',
+                                         self._deadline())
 
     # --- nic networking ---
 
@@ -253,6 +263,7 @@ class HILClient(object):
             switch failed; HILTimeout.
         """
         channel = channel or NATIVE
+        deadline = self._deadline()
 
         def _connect():
             networks = self._nic(node, nic).get('networks') or {}
@@ -277,7 +288,7 @@ class HILClient(object):
             return answer['status_id']
 
         status_id = self._retry_while_blocked(_connect, 'connect_network',
-                                              node, nic)
+                                              node, nic, deadline)
         if status_id is None:
             LOG.debug('HIL: %(node)s/%(nic)s already on %(net)s '
                       '(%(channel)s)', {'node': node, 'nic': nic,
@@ -288,7 +299,7 @@ class HILClient(object):
                  {'node': node, 'nic': nic, 'net': network,
                   'channel': channel, 'id': status_id})
         self._wait_for_action(
-            status_id, 'connect_network', node, nic,
+            status_id, 'connect_network', node, nic, deadline,
             lambda n: (n.get('networks') or {}).get(channel) == network)
         return True
 
@@ -299,6 +310,8 @@ class HILClient(object):
             not attached.
         :raises: HILActionFailed, HILTimeout.
         """
+        deadline = self._deadline()
+
         def _detach():
             networks = self._nic(node, nic).get('networks') or {}
             if network not in networks.values():
@@ -316,7 +329,7 @@ class HILClient(object):
             return answer['status_id']
 
         status_id = self._retry_while_blocked(_detach, 'detach_network',
-                                              node, nic)
+                                              node, nic, deadline)
         if status_id is None:
             LOG.debug('HIL: %(node)s/%(nic)s is not on %(net)s',
                       {'node': node, 'nic': nic, 'net': network})
@@ -325,12 +338,13 @@ class HILClient(object):
                  '%(id)s)', {'node': node, 'nic': nic, 'net': network,
                              'id': status_id})
         self._wait_for_action(
-            status_id, 'detach_network', node, nic,
+            status_id, 'detach_network', node, nic, deadline,
             lambda n: network not in (n.get('networks') or {}).values())
         return True
 
-    def _wait_for_action(self, status_id, action, node, nic, reached):
-        """Poll an action until DONE; raise on ERROR or after the timeout.
+    def _wait_for_action(self, status_id, action, node, nic, deadline,
+                         reached):
+        """Poll an action until DONE; raise on ERROR or past the deadline.
 
         ``reached(nic_info)`` tells whether the nic is in the state the
         action was to bring, for when HIL has dropped the status record
@@ -342,11 +356,10 @@ class HILClient(object):
             except exception.HILNotFound:
                 return 'DONE' if reached(self._nic(node, nic)) else 'ERROR'
 
-        deadline = time.monotonic() + self.action_timeout
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(lambda s: s == 'PENDING'),
             wait=tenacity.wait_fixed(self.poll_interval),
-            stop=tenacity.stop_after_delay(self.action_timeout),
+            stop=self._until(deadline),
             retry_error_callback=lambda state: state.outcome.result())
         status = retrying(_status)
         if status == 'DONE':

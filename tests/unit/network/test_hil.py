@@ -258,6 +258,24 @@ class TestProvisioningNetwork(HILNetworkTestCase):
         self.assertIsNone(state['project'])
         self.assertEqual({}, state['nics']['eth0']['networks'])
 
+    def test_validate_project(self):
+        with self.acquire() as task:
+            self.interface.validate_project(task)
+        node = self.make_node('node-other')
+        with self.acquire(node) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  self.interface.validate_project, task)
+            self.assertIn('in project other', str(e))
+        node = self.make_node('node-free')
+        with self.acquire(node) as task:
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              self.interface.validate_project, task)
+            self.config(allow_connect_free_node=True, group='hil')
+            self.interface.validate_project(task)
+        # Nothing changed in HIL.
+        self.assertIsNone(self.hil.snapshot()['nodes']['node-free'][
+            'project'])
+
     def test_project_mapping(self):
         self.config(project_source='owner', group='hil')
         node = self.make_node('node-other', owner='other')
