@@ -40,6 +40,7 @@ CONF = bmi_conf.CONF
 
 # driver_internal_info keys.
 CONNECTED_PROJECT = 'hil_connected_project'
+DEPLOYED_PROJECT = 'hil_project'
 TENANT_ATTACHMENTS = 'hil_tenant_networks'
 
 _CHANNEL_RE = re.compile(r'^vlan/(native|[0-9]{1,4})$')
@@ -229,16 +230,40 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         """
         project = hil_project(task.node)
         holder = info.get('project')
-        if holder == project:
-            return False
         refusal = self._refusal(task, name, holder, project)
         if refusal:
             raise ironic_exc.NetworkError(refusal)
-        if not client.connect_node(project, name):
-            return False
-        task.node.set_driver_internal_info(CONNECTED_PROJECT, project)
-        task.node.save()
-        return True
+        connected = holder != project and client.connect_node(project, name)
+        node = task.node
+        if connected:
+            node.set_driver_internal_info(CONNECTED_PROJECT, project)
+        if connected or node.driver_internal_info.get(
+                DEPLOYED_PROJECT) != project:
+            node.set_driver_internal_info(DEPLOYED_PROJECT, project)
+            node.save()
+        return connected
+
+    @staticmethod
+    def _is_ours(task, name, info):
+        """Whether HIL has the node in the project it is deployed for.
+
+        Networks of a node that HIL holds for another project are never
+        touched, also when Ironic cleans up after a refused deploy.
+        """
+        project = task.node.driver_internal_info.get(DEPLOYED_PROJECT)
+        if not project:
+            try:
+                project = hil_project(task.node)
+            except ironic_exc.MissingParameterValue:
+                project = None
+        holder = info.get('project')
+        if holder is not None and holder != project:
+            LOG.warning('Node %(node)s: HIL has node %(hil)s in project '
+                        '%(holder)s, not %(project)s: its networks are left '
+                        'alone', {'node': task.node.uuid, 'hil': name,
+                                  'holder': holder, 'project': project})
+        # A free node has no network attachments in HIL.
+        return holder is not None and holder == project
 
     @staticmethod
     def _refusal(task, name, holder, project):
@@ -380,13 +405,17 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             client = self._client()
             name = hil_node_name(task.node)
             info = client.get_node(name)
-            for nic in info.get('nics') or []:
-                if network in (nic.get('networks') or {}).values():
-                    client.detach_network(name, nic['label'], network)
+            if self._is_ours(task, name, info):
+                for nic in info.get('nics') or []:
+                    if network in (nic.get('networks') or {}).values():
+                        client.detach_network(name, nic['label'], network)
             self._release_project(task, client, name)
         except exception.HILError as e:
             raise self._network_error(
                 task, 'detach the node from %s' % network, e)
+        if DEPLOYED_PROJECT in task.node.driver_internal_info:
+            task.node.del_driver_internal_info(DEPLOYED_PROJECT)
+            task.node.save()
         LOG.info('Node %(node)s (HIL %(hil)s) is off provisioning network '
                  '%(net)s', {'node': task.node.uuid, 'hil': name,
                              'net': network})
@@ -444,14 +473,17 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             info = client.get_node(name)
         except exception.HILError as e:
             raise self._network_error(task, 'detach the tenant networks', e)
-        try:
-            for entry in tenant_networks(task.node):
-                wanted.add((self._resolve_nic(info, entry['nic'], name),
-                            entry['network']))
-        except ironic_exc.InvalidParameterValue as e:
-            LOG.warning('Node %(node)s: ignoring the tenant networks of '
-                        'instance_info: %(err)s', {'node': task.node.uuid,
-                                                   'err': e})
+        if not self._is_ours(task, name, info):
+            wanted = set()
+        else:
+            try:
+                for entry in tenant_networks(task.node):
+                    wanted.add((self._resolve_nic(info, entry['nic'], name),
+                                entry['network']))
+            except ironic_exc.InvalidParameterValue as e:
+                LOG.warning('Node %(node)s: ignoring the tenant networks of '
+                            'instance_info: %(err)s',
+                            {'node': task.node.uuid, 'err': e})
         errors = []
         for label, network in sorted(wanted):
             if network == CONF.hil.provisioning_network:

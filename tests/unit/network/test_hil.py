@@ -28,8 +28,11 @@ MACS = {'node-1': (MAC0, MAC1),
 
 def seed():
     def nics(hil_node):
+        other = hil_node == 'node-other'
         return [{'label': 'eth0', 'macaddr': MACS[hil_node][0],
-                 'switch': 'sw0', 'port': 'gi1/0/1'},
+                 'switch': 'sw0', 'port': 'gi1/0/1',
+                 'networks': ({'vlan/native': 'prov', 'vlan/1003': 'net-c'}
+                              if other else {})},
                 {'label': 'eth1', 'macaddr': MACS[hil_node][1],
                  'switch': 'sw1', 'port': 'gi1/0/2'}]
     return {
@@ -39,11 +42,14 @@ def seed():
                   'node-free': {'nics': nics('node-free')},
                   'node-other': {'project': 'other',
                                  'nics': nics('node-other')}},
+        # node-other is deployed by someone else: on prov, with net-c.
         'networks': {'prov': {'owner': 'admin', 'access': []},
                      'net-a': {'owner': LESSEE, 'access': [LESSEE],
                                'net_id': '1001'},
                      'net-b': {'owner': LESSEE, 'access': [LESSEE],
-                               'net_id': '1002'}},
+                               'net_id': '1002'},
+                     'net-c': {'owner': 'other', 'access': ['other'],
+                               'net_id': '1003'}},
     }
 
 
@@ -208,15 +214,22 @@ class TestProvisioningNetwork(HILNetworkTestCase):
                          self.hil.snapshot()['nodes']['node-1']['project'])
 
     def test_other_project_refused(self):
-        node = self.make_node('node-other')
+        before = self.networks('node-other')
+        node = self.make_node('node-other', instance_info={
+            'hil_networks': [{'network': 'net-c', 'nic': 'eth0'}]})
         with self.acquire(node) as task:
             e = self.assertRaises(ironic_exc.NetworkError,
                                   self.interface.add_provisioning_network,
                                   task)
-        self.assertIn('Deploy refused: HIL has node node-other in project '
-                      'other', str(e))
-        self.assertEqual({'eth0': {}, 'eth1': {}},
-                         self.networks('node-other'))
+            self.assertIn('Deploy refused: HIL has node node-other in '
+                          'project other', str(e))
+            # Ironic cleans up after the failed deploy: the other project's
+            # networks are left alone.
+            self.interface.unconfigure_tenant_networks(task)
+            self.interface.remove_provisioning_network(task)
+        self.assertEqual({'vlan/native': 'prov', 'vlan/1003': 'net-c'},
+                         before['eth0'])
+        self.assertEqual(before, self.networks('node-other'))
 
     def test_free_node_refused(self):
         node = self.make_node('node-free')
@@ -281,7 +294,15 @@ class TestProvisioningNetwork(HILNetworkTestCase):
         node = self.make_node('node-other', owner='other')
         with self.acquire(node) as task:
             self.interface.add_provisioning_network(task)
-        self.assertEqual({'vlan/native': 'prov'},
+            self.assertEqual('other', task.node.driver_internal_info[
+                hil.DEPLOYED_PROJECT])
+            # The project used at deploy is the one cleaned up, even if the
+            # mapping changed since.
+            self.config(project_source='lessee', group='hil')
+            self.interface.remove_provisioning_network(task)
+            self.assertNotIn(hil.DEPLOYED_PROJECT,
+                             task.node.driver_internal_info)
+        self.assertEqual({'vlan/1003': 'net-c'},
                          self.networks('node-other')['eth0'])
         self.config(project_source='driver_info', group='hil')
         self.drop_default_node()
