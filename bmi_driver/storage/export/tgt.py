@@ -129,6 +129,7 @@ class TgtExportBackend(base.ExportBackend):
 
     def __init__(self):
         self.control_port = CONF.iscsi.tgtadm_control_port
+        self._next_tid = None
 
     # --- tgtadm -----------------------------------------------------------
 
@@ -167,33 +168,51 @@ class TgtExportBackend(base.ExportBackend):
 
     # --- targets ----------------------------------------------------------
 
-    @tenacity.retry(retry=tenacity.retry_if_exception_type(_TidTaken),
-                    stop=tenacity.stop_after_attempt(10),
-                    wait=tenacity.wait_random(0.01, 0.1), reraise=True)
     def _create_target(self, iqn):
-        """Create the target ``iqn``; returns (ServedTarget, created)."""
+        """Create the target ``iqn``; returns (ServedTarget, created).
+
+        Under the ``tgt-tid`` lock.  The next tid is remembered, so that a
+        creation usually costs one tgtadm call: tgtd refuses a taken tid
+        and an existing name alike ("already exists"), and only then is
+        its target list read.
+        """
         with locks.lock('tgt-tid'):
-            targets = self.list_targets()
-            for target in targets:
-                if target.iqn == iqn:
-                    return target, False
-            tid = max((t.tid for t in targets), default=0) + 1
-            try:
-                self._tgtadm('--mode', 'target', '--op', 'new',
-                             '--tid', tid, '--targetname', iqn)
-            except TgtadmError as e:
-                if 'already exists' in e.reason:
-                    # Another allocator took the tid (or created iqn): look
-                    # again.
-                    LOG.debug('tgt tid %(tid)d taken, retrying',
-                              {'tid': tid})
-                    raise _TidTaken()
-                raise exception.ExportError(
-                    reason='tgtd refused to create target %(iqn)s: %(err)s'
-                    % {'iqn': iqn, 'err': e.reason})
+            tid = self._next_tid
+            if tid is not None and self._new_target(tid, iqn):
+                return base.ServedTarget(tid=tid, iqn=iqn), True
+            for attempt in tenacity.Retrying(
+                    retry=tenacity.retry_if_exception_type(_TidTaken),
+                    stop=tenacity.stop_after_attempt(10),
+                    wait=tenacity.wait_random(0.01, 0.1), reraise=True):
+                with attempt:
+                    targets = self.list_targets()
+                    for target in targets:
+                        if target.iqn == iqn:
+                            return target, False
+                    tid = max((t.tid for t in targets), default=0) + 1
+                    if not self._new_target(tid, iqn):
+                        # Another allocator took it (on another host).
+                        LOG.debug('tgt tid %(tid)d taken, retrying',
+                                  {'tid': tid})
+                        raise _TidTaken()
+        return base.ServedTarget(tid=tid, iqn=iqn), True
+
+    def _new_target(self, tid, iqn):
+        """``target new``: True when made, False when tid or name exist."""
+        try:
+            self._tgtadm('--mode', 'target', '--op', 'new',
+                         '--tid', tid, '--targetname', iqn)
+        except TgtadmError as e:
+            if 'already exists' in e.reason:
+                self._next_tid = None
+                return False
+            raise exception.ExportError(
+                reason='tgtd refused to create target %(iqn)s: %(err)s'
+                % {'iqn': iqn, 'err': e.reason})
+        self._next_tid = tid + 1
         LOG.info('Created iSCSI target %(iqn)s (tid %(tid)d)',
                  {'iqn': iqn, 'tid': tid})
-        return base.ServedTarget(tid=tid, iqn=iqn), True
+        return True
 
     def ensure_target(self, spec):
         target, created = self._create_target(spec.iqn)

@@ -113,15 +113,12 @@ class FakeTgtd:
         self.accounts = {}
         self.lun_params = collections.defaultdict(list)
         self.calls = []
+        self.changes = 0             # successful mutating calls
         self.down = False
         self.fail_lun_new = None     # error text for logicalunit new
         self.steal_tids = 0          # next N "target new" fail: tid taken
 
     # --- helpers for tests ----------------------------------------------
-
-    def mutating_calls(self):
-        return [c for c in self.calls if '--op' in c
-                and c[c.index('--op') + 1] != 'show']
 
     def by_iqn(self, iqn):
         return next((t for t in self.targets.values() if t.iqn == iqn),
@@ -147,7 +144,10 @@ class FakeTgtd:
                 args[cmd[i]] = cmd[i + 1]
                 i += 2
         handler = getattr(self, '_%s_%s' % (args['--mode'], args['--op']))
-        return handler(args, flags), ''
+        out = handler(args, flags)
+        if args['--op'] != 'show':
+            self.changes += 1
+        return out, ''
 
     @staticmethod
     def _fail(msg, code=22):

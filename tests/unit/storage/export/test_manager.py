@@ -68,10 +68,10 @@ class ManagerTestCase(_Base):
 
     def test_export_twice_same_target_and_credentials(self):
         first = self.mgr.export_node(NODE)
-        calls = len(self.tgtd.mutating_calls())
+        calls = self.tgtd.changes
         second = self.mgr.export_node(NODE)
         self.assertEqual(first, second)
-        self.assertEqual(calls, len(self.tgtd.mutating_calls()))
+        self.assertEqual(calls, self.tgtd.changes)
         self.assertEqual(1, self.lib.calls.count(('set_node_metadata',
                                                   NODE)))
 

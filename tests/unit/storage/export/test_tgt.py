@@ -87,10 +87,10 @@ class TgtBackendTestCase(test_base.TestCase):
 
     def test_idempotent(self):
         self.backend.ensure_target(spec())
-        before = len(self.tgtd.mutating_calls())
+        before = self.tgtd.changes
         target, status = self.backend.ensure_target(spec())
         self.assertEqual(base.UNCHANGED, status)
-        self.assertEqual(before, len(self.tgtd.mutating_calls()))
+        self.assertEqual(before, self.tgtd.changes)
         self.assertEqual(1, len(self.tgtd.targets))
 
     def test_next_tid_after_the_highest(self):
@@ -104,6 +104,24 @@ class TgtBackendTestCase(test_base.TestCase):
         self.assertEqual(base.CREATED, status)
         self.assertEqual(3, target.tid)
         self.assertEqual(IQN, self.tgtd.targets[3].iqn)
+
+    def test_next_tid_remembered(self):
+        self.backend.ensure_target(spec())
+        self.tgtd.calls.clear()
+        target, status = self.backend.ensure_target(spec(iqn=IQN + 'b'))
+        self.assertEqual((2, base.CREATED), (target.tid, status))
+        # one tgtadm call made the target: no listing first
+        self.assertEqual(['--op', 'new'], self.tgtd.calls[0][7:9])
+        # a tgtd restart (tids from 1 again) is harmless
+        self.tgtd.targets.clear()
+        target, _ = self.backend.ensure_target(spec(iqn=IQN + 'c'))
+        self.assertEqual(3, target.tid)
+
+    def test_remembered_tid_taken_falls_back_to_listing(self):
+        self.backend.ensure_target(spec())
+        self.tgtd.targets[2] = fakes._Target(2, 'iqn.2026-11.org.other:x')
+        target, status = self.backend.ensure_target(spec(iqn=IQN + 'b'))
+        self.assertEqual((3, base.CREATED), (target.tid, status))
 
     def test_initiator_binding(self):
         self.backend.ensure_target(spec(initiator_iqn=INITIATOR))
@@ -227,9 +245,9 @@ class TgtBackendTestCase(test_base.TestCase):
         delete = next(c for c in self.tgtd.calls if 'delete' in c)
         self.assertIn('--force', delete)
         # missing is fine, and touches nothing
-        before = len(self.tgtd.mutating_calls())
+        before = self.tgtd.changes
         self.backend.remove_target(IQN)
-        self.assertEqual(before, len(self.tgtd.mutating_calls()))
+        self.assertEqual(before, self.tgtd.changes)
 
     def test_remove_keeps_shared_account_and_others(self):
         self.backend.ensure_target(spec())

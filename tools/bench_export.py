@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Benchmark of the iSCSI export (one run; prints figures and ratios).
+
+  .venv/bin/python tools/bench_export.py [--nodes 20] [--size-mib 1024]
+      [--lun-counts 1,10,100] [--tgtd-threads 4] [--env .state/services.json]
+
+Runs its own tgtd (free control and portal ports on 127.0.0.1, stopped at
+the end) against the Ceph cluster of the services file, and measures:
+
+1. export + unexport of one node: raw tgtadm calls (the minimum: target,
+   LUN, LUN parameters, account, bind, ACL, then delete target and
+   account; through processutils like the backend) vs the tgt backend vs
+   the ExportManager (which also reads and records the export in the
+   clone's RBD metadata);
+2. sequential read of a SIZE clone: qemu-img through the iSCSI LUN vs
+   qemu-img straight from librbd (same reader, same block size);
+3. tgtd's threads and RSS with 1, 10 and 100 RBD LUNs.
+
+Everything it creates in Ceph is named bench-<random> and removed.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, HERE)
+
+from oslo_concurrency import processutils  # noqa: E402
+import rados  # noqa: E402
+import rbd  # noqa: E402
+
+from bmi_driver.conf import CONF  # noqa: E402
+from bmi_driver.storage import export  # noqa: E402
+from bmi_driver.storage.export import base  # noqa: E402
+from bmi_driver.storage.export import tgt  # noqa: E402
+from bmi_driver.storage import images  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def log(msg, *args):
+    print(msg % args if args else msg, flush=True)
+
+
+class Tgtd:
+    def __init__(self, threads, log_dir):
+        self.threads = threads
+        self.log_path = os.path.join(log_dir, 'tgtd.log')
+        self.control_port = next(p for p in range(900, 1000)
+                                 if not self.answers(p))
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            self.portal_port = s.getsockname()[1]
+        self.proc = None
+
+    @staticmethod
+    def answers(port):
+        return subprocess.run(['tgtadm', '-C', str(port), '--lld', 'iscsi',
+                               '--mode', 'system', '--op', 'show'],
+                              capture_output=True).returncode == 0
+
+    def tgtadm(self, *args):
+        # Through processutils, as the backend must: the comparison is of
+        # what the backend calls, not of the process launcher.
+        processutils.execute('tgtadm', '-C', str(self.control_port),
+                             '--lld', 'iscsi', *[str(a) for a in args])
+
+    def start(self):
+        with open(self.log_path, 'ab') as logf:
+            self.proc = subprocess.Popen(
+                ['tgtd', '-f', '-t', str(self.threads), '-C',
+                 str(self.control_port), '--iscsi',
+                 'portal=127.0.0.1:%d' % self.portal_port],
+                stdout=logf, stderr=logf)
+        for _ in range(100):
+            if self.answers(self.control_port):
+                return
+            time.sleep(0.1)
+        raise RuntimeError('tgtd did not start, see %s' % self.log_path)
+
+    def stop(self):
+        if not self.proc or self.proc.poll() is not None:
+            return
+        show = subprocess.run(['tgtadm', '-C', str(self.control_port),
+                               '--lld', 'iscsi', '--mode', 'target', '--op',
+                               'show'], capture_output=True, text=True)
+        for t in tgt.parse_targets(show.stdout):
+            self.tgtadm('--mode', 'target', '--op', 'delete', '--force',
+                        '--tid', t.tid)
+        subprocess.run(['tgtadm', '-C', str(self.control_port), '--lld',
+                        'iscsi', '--mode', 'system', '--op', 'delete'],
+                       capture_output=True)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def usage(self):
+        status = {}
+        with open('/proc/%d/status' % self.proc.pid) as f:
+            for line in f:
+                key, _sep, value = line.partition(':')
+                status[key] = value.strip()
+        return int(status['Threads']), int(status['VmRSS'].split()[0])
+
+
+class Cluster:
+    """Admin access for setting up and removing bench images."""
+
+    def __init__(self, conf, pool):
+        self.cluster = rados.Rados(conffile=conf)
+        self.cluster.connect(timeout=10)
+        self.ioctx = self.cluster.open_ioctx(pool)
+        self.pool = pool
+        self.names = []
+
+    def create(self, name, size, fill=False):
+        rbd.RBD().create(self.ioctx, name, size, old_format=False,
+                         features=rbd.RBD_FEATURE_LAYERING)
+        self.names.append(name)
+        if fill:
+            chunk = os.urandom(4 * MiB)
+            with rbd.Image(self.ioctx, name) as image:
+                for offset in range(0, size, len(chunk)):
+                    image.write(chunk, offset)
+        return '%s/%s' % (self.pool, name)
+
+    def snap_and_clone(self, parent, snap, child):
+        with rbd.Image(self.ioctx, parent) as image:
+            if snap not in [s['name'] for s in image.list_snaps()]:
+                image.create_snap(snap)
+                image.protect_snap(snap)
+        rbd.RBD().clone(self.ioctx, parent, snap, self.ioctx, child,
+                        features=rbd.RBD_FEATURE_LAYERING)
+        self.names.append(child)
+        return '%s/%s' % (self.pool, child)
+
+    def cleanup(self):
+        for name in reversed(self.names):
+            try:
+                with rbd.Image(self.ioctx, name) as image:
+                    for s in image.list_snaps():
+                        if image.is_protected_snap(s['name']):
+                            image.unprotect_snap(s['name'])
+                        image.remove_snap(s['name'])
+                rbd.RBD().remove(self.ioctx, name)
+            except rbd.ImageNotFound:
+                pass
+        self.ioctx.close()
+        self.cluster.shutdown()
+
+
+def timed(func, *args):
+    t0 = time.perf_counter()
+    result = func(*args)
+    return time.perf_counter() - t0, result
+
+
+def bench_export(tgtd, lib, cluster, golden, n):
+    log('\n== 1. export + unexport of one node (%d nodes, median)', n)
+    nodes = [str(uuid.uuid4()) for _ in range(n)]
+    for node in nodes:
+        lib.clone_for_node(node, golden.uuid)
+    conf = CONF.iscsi.tgt_ceph_conf
+    raw, backend_t, manager_t = [], [], []
+    for i, node in enumerate(nodes):
+        spec = '%s/node-%s' % (lib.clone_pool, node)
+        iqn = 'iqn.2026-11.org.massopen.bench:%s' % node
+        user = 'bench-%s' % node
+
+        def raw_calls():
+            tid = 1000 + i
+            tgtd.tgtadm('--mode', 'target', '--op', 'new', '--tid', tid,
+                        '--targetname', iqn)
+            tgtd.tgtadm('--mode', 'logicalunit', '--op', 'new', '--tid', tid,
+                        '--lun', 1, '--bstype', 'rbd', '--backing-store',
+                        spec, '--bsopts', 'conf=%s;id=%s'
+                        % (conf, CONF.iscsi.tgt_ceph_user))
+            tgtd.tgtadm('--mode', 'logicalunit', '--op', 'update', '--tid',
+                        tid, '--lun', 1, '--params', 'thin_provisioning=1')
+            tgtd.tgtadm('--mode', 'account', '--op', 'new', '--user', user,
+                        '--password', 'x' * 16)
+            tgtd.tgtadm('--mode', 'account', '--op', 'bind', '--tid', tid,
+                        '--user', user)
+            tgtd.tgtadm('--mode', 'target', '--op', 'bind', '--tid', tid,
+                        '--initiator-address', 'ALL')
+            tgtd.tgtadm('--mode', 'target', '--op', 'delete', '--force',
+                        '--tid', tid)
+            tgtd.tgtadm('--mode', 'account', '--op', 'delete', '--user',
+                        user)
+        raw.append(timed(raw_calls)[0])
+
+        mgr = export.ExportManager(library=lib)
+        target = base.TargetSpec(iqn=iqn, luns={1: spec},
+                                 chap_username=user, chap_secret='x' * 16)
+
+        def backend_calls():
+            mgr.backend.ensure_target(target)
+            mgr.backend.remove_target(iqn, user)
+        backend_t.append(timed(backend_calls)[0])
+
+        def manager_calls():
+            mgr.export_node(node)
+            mgr.unexport_node(node)
+        manager_t.append(timed(manager_calls)[0])
+    for node in nodes:
+        lib.remove_node_disk(node)
+    r, b, m = (statistics.median(x) for x in (raw, backend_t, manager_t))
+    log('raw tgtadm calls       %7.1f ms', r * 1000)
+    log('tgt backend            %7.1f ms   ratio %.2fx (target <= 1.2x)',
+        b * 1000, b / r)
+    log('ExportManager (+Ceph)  %7.1f ms   ratio %.2fx', m * 1000, m / r)
+    return {'raw_ms': r * 1000, 'backend_ms': b * 1000,
+            'manager_ms': m * 1000}
+
+
+def qemu_read(source_args, size):
+    argv = (['qemu-img', 'convert', '-n', '-O', 'raw'] + source_args
+            + ['/dev/null'])
+    t, _ = timed(lambda: subprocess.run(argv, check=True))
+    return size / MiB / t
+
+
+def bench_read(tgtd, cluster, size_mib):
+    log('\n== 2. sequential read of a %d MiB clone', size_mib)
+    size = size_mib * MiB
+    name = 'bench-%s' % uuid.uuid4().hex[:8]
+    log('writing %d MiB of data...', size_mib)
+    cluster.create(name, size, fill=True)
+    clone_spec = cluster.snap_and_clone(name, 'snap', name + '-clone')
+    mgr_backend = tgt.TgtExportBackend()
+    iqn = 'iqn.2026-11.org.massopen.bench:read-%s' % name
+    mgr_backend.ensure_target(base.TargetSpec(iqn=iqn, luns={1: clone_spec}))
+    conf = CONF.iscsi.tgt_ceph_conf
+    user = CONF.iscsi.tgt_ceph_user
+    rbd_src = ['rbd:%s:id=%s:conf=%s' % (clone_spec, user, conf)]
+    iscsi_src = ['--image-opts',
+                 'driver=iscsi,transport=tcp,portal=127.0.0.1:%d,'
+                 'target=%s,lun=1,initiator-name=iqn.2026-11.org.massopen.'
+                 'bench:init' % (tgtd.portal_port, iqn)]
+    results = {}
+    for label, src in (('librbd (qemu-img rbd:)', rbd_src),
+                       ('iSCSI (qemu-img iscsi)', iscsi_src)):
+        qemu_read(src, size)  # warm up caches on both sides alike
+        results[label] = qemu_read(src, size)
+        log('%-24s %7.1f MiB/s', label, results[label])
+    ratio = results['iSCSI (qemu-img iscsi)'] / results[
+        'librbd (qemu-img rbd:)']
+    log('ratio iSCSI / librbd     %7.2fx (target >= 0.8x)', ratio)
+    mgr_backend.remove_target(iqn)
+    return {'rbd_mib_s': results['librbd (qemu-img rbd:)'],
+            'iscsi_mib_s': results['iSCSI (qemu-img iscsi)'],
+            'ratio': ratio}
+
+
+def bench_luns(tgtd, cluster, counts):
+    log('\n== 3. tgtd threads and RSS by number of RBD LUNs (-t %d)',
+        tgtd.threads)
+    parent = 'bench-%s' % uuid.uuid4().hex[:8]
+    cluster.create(parent, 64 * MiB)
+    backend = tgt.TgtExportBackend()
+    made = 0
+    rows = []
+    threads0, rss0 = tgtd.usage()
+    log('%6s %8s %10s %14s', 'LUNs', 'threads', 'RSS MiB', 'per LUN KiB')
+    log('%6d %8d %10.1f %14s', 0, threads0, rss0 / 1024, '-')
+    for count in counts:
+        while made < count:
+            spec = cluster.snap_and_clone(parent, 'snap',
+                                          '%s-%d' % (parent, made))
+            backend.ensure_target(base.TargetSpec(
+                iqn='iqn.2026-11.org.massopen.bench:lun-%d' % made,
+                luns={1: spec}))
+            made += 1
+        time.sleep(1)
+        threads, rss = tgtd.usage()
+        rows.append({'luns': count, 'threads': threads, 'rss_kib': rss})
+        log('%6d %8d %10.1f %14.0f', count, threads, rss / 1024,
+            (rss - rss0) / count)
+    for i in range(made):
+        backend.remove_target('iqn.2026-11.org.massopen.bench:lun-%d' % i)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--env', default=os.path.join(
+        HERE, '.state', 'services.json'))
+    parser.add_argument('--nodes', type=int, default=20)
+    parser.add_argument('--size-mib', type=int, default=1024)
+    parser.add_argument('--lun-counts', default='1,10,100')
+    parser.add_argument('--tgtd-threads', type=int, default=4)
+    parser.add_argument('--skip', default='',
+                        help='comma-separated parts to skip: export,read,'
+                             'luns')
+    args = parser.parse_args()
+    with open(args.env) as f:
+        env = json.load(f)
+    skip = set(filter(None, args.skip.split(',')))
+
+    CONF([], project='bmi')
+    work = tempfile.mkdtemp(prefix='bench-export-')
+    CONF.set_override('state_path', work, 'bmi')
+    for key, value in (('conf_file', env['ceph_conf']),
+                       ('user', env['ceph_user']),
+                       ('keyring', env['ceph_keyring']),
+                       ('image_pool', env['image_pool']),
+                       ('clone_pool', env['image_pool'])):
+        CONF.set_override(key, value, 'ceph')
+    tgtd = Tgtd(args.tgtd_threads, work)
+    CONF.set_override('tgtadm_control_port', tgtd.control_port, 'iscsi')
+    CONF.set_override('portal_port', tgtd.portal_port, 'iscsi')
+    CONF.set_override('tgt_ceph_user', env['ceph_tgt_user'], 'iscsi')
+    CONF.set_override('tgt_ceph_conf', env['ceph_conf'], 'iscsi')
+    CONF.set_override('iqn_prefix', 'iqn.2026-11.org.massopen.bench', 'iscsi')
+
+    lib = images.ImageLibrary()
+    cluster = Cluster(env['ceph_conf'], env['image_pool'])
+    golden = None
+    results = {}
+    tgtd.start()
+    log('own tgtd: control port %d, portal 127.0.0.1:%d, -t %d, log %s',
+        tgtd.control_port, tgtd.portal_port, tgtd.threads, tgtd.log_path)
+    try:
+        if 'export' not in skip:
+            path = os.path.join(work, 'golden.raw')
+            with open(path, 'wb') as f:
+                f.write(os.urandom(4 * MiB))
+            golden = lib.import_file(path, 'bench-%s' % uuid.uuid4().hex[:8])
+            results['export'] = bench_export(tgtd, lib, cluster, golden,
+                                             args.nodes)
+        if 'read' not in skip:
+            results['read'] = bench_read(tgtd, cluster, args.size_mib)
+        if 'luns' not in skip:
+            counts = [int(c) for c in args.lun_counts.split(',')]
+            results['luns'] = bench_luns(tgtd, cluster, counts)
+    finally:
+        tgtd.stop()
+        if golden is not None:
+            lib.delete(golden.uuid)
+        cluster.cleanup()
+    log('\n%s', json.dumps(results, sort_keys=True))
+
+
+if __name__ == '__main__':
+    main()
