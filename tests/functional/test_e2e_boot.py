@@ -13,6 +13,7 @@ nodes wrote on its disk. A failing test carries the VM consoles.
 * ``IronicBootTest``: the demo's scenario through Ironic (e2e.Scenario).
 """
 
+import json
 import os
 import subprocess
 import uuid
@@ -149,3 +150,76 @@ class SanbootTest(LabTestCase):
         second = 'e2e-san-%s-2' % self.tag
         _node2, lines2 = self.boot(second, snap.uuid, '52:54:00:b3:03:02')
         self.assertIn('BMI-FOUND %s' % first, lines2)
+
+
+def _service_env(env, key):
+    path = os.path.join(env[key], 'env.json')
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError as e:
+        raise RuntimeError('%s is not running (%s: %s): start it with '
+                           'tools/services.sh' % (key, path, e.strerror))
+
+
+class IronicBootTest(LabTestCase):
+    """The demo's scenario through the Ironic that tools/services.sh runs.
+
+    That Ironic must have been started with tools/demo/ironic-demo.conf
+    (BMI_IRONIC_EXTRA_CONF) and the HIL test server with
+    tools/demo/hil-seed.json (BMI_HIL_SEED), as `make test` does.
+    """
+
+    EXTRA_CONF = os.path.join(vmlab.REPO, 'tools', 'demo',
+                              'ironic-demo.conf')
+    MACS = ('52:54:00:b3:02:01', '52:54:00:b3:02:02')
+
+    @classmethod
+    def lab_http_root(cls, env):
+        return _service_env(env, 'ironic_state')['http_root']
+
+    def setUp(self):
+        super().setUp()
+        self.ironic_env = _service_env(self.env, 'ironic_state')
+        self.hil_env = _service_env(self.env, 'hil_state')
+        if self.EXTRA_CONF not in self.ironic_env['conf']:
+            self.fail('Ironic (%s) runs without %s: start it with '
+                      'BMI_IRONIC_EXTRA_CONF=%s tools/services.sh start '
+                      'ironic' % (self.ironic_env['url'], self.EXTRA_CONF,
+                                  self.EXTRA_CONF))
+        self.bmi_conf = next(c for c in self.ironic_env['conf']
+                             if c.endswith('bmi.conf'))
+        self.progress = []
+        self.addDetail('progress', content.Content(
+            content.UTF8_TEXT,
+            lambda: ['\n'.join(self.progress).encode('utf-8')]))
+
+    def test_deploy_snapshot_deploy_from_snapshot_undeploy(self):
+        scenario = e2e.Scenario(
+            self.lab, self.ironic_env['url'], self.bmi_conf,
+            self.hil_env['url'], self.image_path, prefix='e2e',
+            macs=self.MACS, project=PROJECT,
+            reporter=e2e.Reporter(out=self.progress.append),
+            boot_timeout=BOOT_TIMEOUT)
+        self.vms = [n.vm for n in scenario.nodes]
+        self.addCleanup(self._cleanup, scenario)
+        for node in scenario.nodes:
+            self.hil_knows(scenario, node.name)
+        scenario.run()
+        first, second = scenario.nodes
+        self.assertIsNotNone(first.to_marker)
+        self.assertIn('BMI-FOUND %s' % first.name, second.lines)
+        self.progress.extend(scenario.summary())
+
+    def hil_knows(self, scenario, name):
+        try:
+            scenario.hil('/v0/node/%s' % name)
+        except Exception as e:
+            self.fail('HIL (%s) has no node %s (%s): start it with '
+                      'BMI_HIL_SEED=tools/demo/hil-seed.json'
+                      % (self.hil_env['url'], name, e))
+
+    def _cleanup(self, scenario):
+        errors = scenario.cleanup()
+        if errors:
+            self.fail('cleanup failed: %s' % '; '.join(errors))
