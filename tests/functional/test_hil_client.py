@@ -69,7 +69,7 @@ class HILProcessTestCase(base.FunctionalTestCase):
 
     def set_credentials(self, username, password):
         loader = ks_loading.get_plugin_loader('http_basic')
-        self.conf_fixture.conf.register_opts(
+        self.conf_fixture.register_opts(
             ks_loading.get_auth_plugin_conf_options(loader), group='hil')
         self.config(username=username, password=password, group='hil')
 

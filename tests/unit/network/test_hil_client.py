@@ -7,7 +7,6 @@ from keystoneauth1 import loading as ks_loading
 import requests
 from requests_mock.contrib import fixture as rm_fixture
 
-from bmi_driver import conf as bmi_conf
 from bmi_driver import exception
 from bmi_driver.network import hil_client
 from tests import base
@@ -123,9 +122,11 @@ class TestAuth(ClientTestCase):
         self.assertIn('nobody', str(e))
 
     def _plugin_opts(self, name):
-        # Registered by keystoneauth1 when it loads the plugin; set first.
+        # keystoneauth1 registers them when it loads the plugin; register
+        # them first (through the fixture, which unregisters them after the
+        # test: the password plugin's required auth_url must not outlive it).
         loader = ks_loading.get_plugin_loader(name)
-        bmi_conf.CONF.register_opts(
+        self.conf_fixture.register_opts(
             ks_loading.get_auth_plugin_conf_options(loader), group='hil')
 
     def _keystone(self):
