@@ -11,7 +11,8 @@ From a test::
     ...
     hil_server.stop_process(pid)
 
-The seed format is described in ``server.normalize_state``.
+The seed format is described in ``server.normalize_state``. ``Admin``
+sets up and inspects a running server (its admin and debug routes).
 """
 
 import json
@@ -21,6 +22,8 @@ import socket
 import subprocess
 import sys
 import time
+
+import requests
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -101,3 +104,59 @@ def stop_process(pid, timeout=10):
     proc = _CHILDREN.pop(pid, None)
     if proc is not None:
         proc.wait()
+
+
+class Admin(object):
+    """A running server's admin side, for test set-up and assertions.
+
+    :param url: the server's root URL, e.g. http://127.0.0.1:7000
+    :param auth: (user, password) of an admin under database auth.
+    """
+
+    def __init__(self, url, auth=None, timeout=10):
+        self.url = url.rstrip('/')
+        self.auth = auth
+        self.timeout = timeout
+
+    def _call(self, method, path, body=None):
+        resp = requests.request(
+            method, self.url + path, auth=self.auth, timeout=self.timeout,
+            data=None if body is None else json.dumps(body))
+        if resp.status_code >= 400:
+            raise RuntimeError('%s %s: HTTP %d %s' % (
+                method, path, resp.status_code, resp.text[:300]))
+        return json.loads(resp.text) if resp.text else None
+
+    def state(self):
+        """The whole state (see server.normalize_state)."""
+        return self._call('GET', '/_debug/state')
+
+    def networks(self, node):
+        """{nic label: {channel: network}} of a node."""
+        nics = self.state()['nodes'][node]['nics']
+        return {label: nic['networks'] for label, nic in nics.items()}
+
+    def project(self, node):
+        return self.state()['nodes'][node]['project']
+
+    def put_project(self, name):
+        """Create a project unless it exists."""
+        if name not in self.state()['projects']:
+            self._call('PUT', '/v0/project/%s' % name)
+
+    def put_network(self, name, owner='admin', access='', net_id=''):
+        """Create a network unless it exists (access '': public)."""
+        if name not in self.state()['networks']:
+            self._call('PUT', '/v0/network/%s' % name,
+                       {'owner': owner, 'access': access, 'net_id': net_id})
+
+    def put_node(self, name, node):
+        """Create or replace a node given as in the seed (nics cabled)."""
+        self._call('PUT', '/_debug/node/%s' % name, node)
+
+    def fail_switch(self, switch, fail=True):
+        """Make the next actions on the switch's nics end in ERROR."""
+        self._call('PUT', '/_debug/switch/%s' % switch, {'fail': fail})
+
+    def set_action_delay(self, seconds):
+        self._call('PUT', '/_debug/action_delay', {'seconds': seconds})

@@ -15,6 +15,7 @@ delay::
 
     PUT /_debug/switch/<switch>   {"fail": true|false}
     PUT /_debug/action_delay      {"seconds": 0.2}
+    PUT /_debug/node/<node>       a node as in the seed (created or replaced)
 """
 
 import base64
@@ -124,21 +125,8 @@ def normalize_state(seed):
     state['failing_switches'] = sorted(set(state.get('failing_switches',
                                                      [])))
     state.setdefault('actions', {})
-    nodes = {}
-    for name, node in state.get('nodes', {}).items():
-        node = dict(node)
-        node.setdefault('project', None)
-        node.setdefault('metadata', {})
-        nics = _nics_by_label(node.get('nics', {}))
-        for nic in nics.values():
-            nic.setdefault('macaddr', None)
-            nic.setdefault('switch', None)
-            nic.setdefault('port', None)
-            nic['networks'] = dict(nic.get('networks') or {})
-            nic.setdefault('current_action', None)
-        node['nics'] = nics
-        nodes[name] = node
-    state['nodes'] = nodes
+    state['nodes'] = {name: normalize_node(node)
+                      for name, node in state.get('nodes', {}).items()}
     networks = {}
     used = {n.get('net_id') for n in state.get('networks', {}).values()}
     for name, net in state.get('networks', {}).items():
@@ -152,6 +140,22 @@ def normalize_state(seed):
         networks[name] = net
     state['networks'] = networks
     return state
+
+
+def normalize_node(node):
+    """Complete a seed node: {"project", "metadata", "nics"}."""
+    node = copy.deepcopy(node)
+    node.setdefault('project', None)
+    node.setdefault('metadata', {})
+    nics = _nics_by_label(node.get('nics', {}))
+    for nic in nics.values():
+        nic.setdefault('macaddr', None)
+        nic.setdefault('switch', None)
+        nic.setdefault('port', None)
+        nic['networks'] = dict(nic.get('networks') or {})
+        nic.setdefault('current_action', None)
+    node['nics'] = nics
+    return node
 
 
 def _free_vlan(vlan_range, used):
@@ -300,6 +304,10 @@ class API(object):
     ROUTES = [
         ('GET', r'/v0/nodes/(free|all)', 'list_nodes'),
         ('GET', r'/v0/node/([^/]+)', 'show_node'),
+        ('PUT', r'/v0/node/([^/]+)', 'register_node'),
+        ('DELETE', r'/v0/node/([^/]+)', 'delete_node'),
+        ('PUT', r'/v0/node/([^/]+)/nic/([^/]+)', 'register_nic'),
+        ('DELETE', r'/v0/node/([^/]+)/nic/([^/]+)', 'delete_nic'),
         ('GET', r'/v0/projects', 'list_projects'),
         ('PUT', r'/v0/project/([^/]+)', 'create_project'),
         ('DELETE', r'/v0/project/([^/]+)', 'delete_project'),
@@ -320,6 +328,7 @@ class API(object):
         ('GET', r'/_debug/state', 'debug_state'),
         ('PUT', r'/_debug/switch/([^/]+)', 'debug_switch'),
         ('PUT', r'/_debug/action_delay', 'debug_action_delay'),
+        ('PUT', r'/_debug/node/([^/]+)', 'debug_put_node'),
     ]
 
     def __init__(self, hil_state):
@@ -412,6 +421,59 @@ class API(object):
         metadata = {k: json.dumps(v) for k, v in node['metadata'].items()}
         return 200, {'name': name, 'project': node['project'],
                      'metadata': metadata, 'nics': nics}
+
+    def register_node(self, caller, body, name):
+        if (not isinstance(body, dict) or set(body) - {'obm', 'metadata'}
+                or not isinstance(body.get('obm'), dict)
+                or not isinstance(body['obm'].get('type'), str)
+                or not isinstance(body.get('metadata', {}), dict)):
+            raise ValidationError('Expected {"obm": {"type": ...}, '
+                                  '"metadata": {...}}')
+        caller.require_admin()
+        if name in self.st['nodes']:
+            raise DuplicateError('Node %r already exists.' % name)
+        self.st['nodes'][name] = normalize_node(
+            {'metadata': body.get('metadata', {})})
+        self.hil.save()
+        return 200, None
+
+    def delete_node(self, caller, body, name):
+        self._no_body(body)
+        caller.require_admin()
+        node = self._node(name)
+        if node['project'] is not None:
+            raise BlockedError('Node %r is part of project %r; remove from '
+                               'project before deleting'
+                               % (name, node['project']))
+        if node['nics']:
+            raise BlockedError('Node %r has nics; remove them before '
+                               'deleting %r.' % (name, name))
+        del self.st['nodes'][name]
+        self.hil.save()
+        return 200, None
+
+    def register_nic(self, caller, body, name, label):
+        body = _schema(body, required=('macaddr',))
+        caller.require_admin()
+        node = self._node(name)
+        if label in node['nics']:
+            raise DuplicateError('Nic %r already exists on node %r.'
+                                 % (label, name))
+        node['nics'][label] = normalize_node(
+            {'nics': {label: {'macaddr': body['macaddr']}}})['nics'][label]
+        self.hil.save()
+        return 200, None
+
+    def delete_nic(self, caller, body, name, label):
+        self._no_body(body)
+        caller.require_admin()
+        nic = self._nic(name, label)
+        if nic['networks'] or nic['current_action']:
+            raise BlockedError('Nic %r of node %r has network attachments '
+                               'or a pending action.' % (label, name))
+        del self._node(name)['nics'][label]
+        self.hil.save()
+        return 200, None
 
     # --- projects ---
 
@@ -643,6 +705,29 @@ class API(object):
         else:
             failing.discard(switch)
         self.st['failing_switches'] = sorted(failing)
+        self.hil.save()
+        return 200, None
+
+    def debug_put_node(self, caller, body, name):
+        """Create or replace a node from a seed document (nics cabled)."""
+        caller.require_admin()
+        if not isinstance(body, dict) or set(body) - {'project', 'metadata',
+                                                      'nics'}:
+            raise ValidationError('Expected a seed node: {"project", '
+                                  '"metadata", "nics"}')
+        try:
+            node = normalize_node(body)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValidationError('Malformed nics: %s' % e)
+        if node['project'] is not None:
+            self._project(node['project'])
+        for nic in node['nics'].values():
+            for network in nic['networks'].values():
+                self._network(network)
+        old = self.st['nodes'].get(name)
+        if old and any(n['current_action'] for n in old['nics'].values()):
+            raise BlockedError('Node %r has pending network actions' % name)
+        self.st['nodes'][name] = node
         self.hil.save()
         return 200, None
 

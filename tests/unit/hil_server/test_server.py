@@ -8,6 +8,7 @@ import fixtures
 import requests
 import testtools
 
+from tests import hil_server
 from tests.hil_server import server
 
 ADMIN = ('admin', 'admin-pw')
@@ -323,6 +324,48 @@ class TestNetworkingActions(ServerTestCase):
         self.server.fail_switch('sw0', False)
         self.assertEqual('DONE', self.wait(self.connect(
             'node1', 'eth0', 'prov').json()['status_id'])['status'])
+
+
+class TestRegistration(ServerTestCase):
+
+    def test_register_node_and_nic(self):
+        self.assertEqual(200, self.call('PUT', '/node/node4', {
+            'obm': {'type': 'ipmi'}, 'metadata': {'k': [1]}}).status_code)
+        self.assertError(self.call('PUT', '/node/node4', {
+            'obm': {'type': 'ipmi'}}), 409, 'DuplicateError')
+        self.assertError(self.call('PUT', '/node/node5', {}), 400,
+                         'ValidationError')
+        self.assertEqual(200, self.call('PUT', '/node/node4/nic/eth0', {
+            'macaddr': '52:54:00:00:00:09'}).status_code)
+        node = self.call('GET', '/node/node4').json()
+        self.assertEqual({'k': '[1]'}, node['metadata'])
+        self.assertEqual('52:54:00:00:00:09', node['nics'][0]['macaddr'])
+        self.assertError(self.call('DELETE', '/node/node4'), 409,
+                         'BlockedError')
+        self.assertEqual(200, self.call('DELETE', '/node/node4/nic/eth0')
+                         .status_code)
+        self.assertEqual(200, self.call('DELETE', '/node/node4').status_code)
+
+    def test_admin_helper(self):
+        admin = hil_server.Admin(self.server.url)
+        admin.put_project('p3')
+        admin.put_project('p3')
+        admin.put_network('net-p3', owner='p3', access='p3')
+        admin.put_node('node9', {'project': 'p3', 'nics': [
+            {'label': 'eth0', 'macaddr': '52:54:00:00:00:99',
+             'switch': 'sw9', 'port': 'gi9'}]})
+        self.assertEqual('p3', admin.project('node9'))
+        self.wait(self.connect('node9', 'eth0', 'net-p3').json()[
+            'status_id'])
+        self.assertEqual({'eth0': {'vlan/native': 'net-p3'}},
+                         admin.networks('node9'))
+        admin.fail_switch('sw9')
+        admin.set_action_delay(0.01)
+        state = admin.state()
+        self.assertEqual(['sw9'], state['failing_switches'])
+        self.assertEqual(0.01, state['action_delay'])
+        self.assertRaises(RuntimeError, admin.put_node, 'node10',
+                          {'project': 'nope'})
 
 
 class TestState(ServerTestCase):
