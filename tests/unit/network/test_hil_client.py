@@ -1,7 +1,9 @@
 """The HIL client against recorded HIL answers (requests-mock)."""
 
 import base64
+import logging
 
+import fixtures
 from keystoneauth1 import fixture as ks_fixture
 from keystoneauth1 import loading as ks_loading
 import requests
@@ -98,6 +100,18 @@ class TestAuth(ClientTestCase):
         expected = 'Basic ' + base64.b64encode(b'bmi:s3cret!').decode()
         self.assertEqual(expected,
                          self.rm.last_request.headers['Authorization'])
+
+    def test_http_basic_password_not_logged(self):
+        logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+        self._plugin_opts('http_basic')
+        self.config(auth_type='http_basic', group='hil')
+        self.config(username='bmi', password='s3cret!', group='hil')
+        self.rm.get(NODE_URL, json=node())
+        self.client().get_node('node1')
+        self.assertIn('/v0/node/node1', logger.output)
+        self.assertNotIn('s3cret!', logger.output)
+        self.assertNotIn(base64.b64encode(b'bmi:s3cret!').decode(),
+                         logger.output)
 
     def test_http_basic_wrong_password(self):
         self._plugin_opts('http_basic')
