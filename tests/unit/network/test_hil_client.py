@@ -102,7 +102,9 @@ class TestAuth(ClientTestCase):
                          self.rm.last_request.headers['Authorization'])
 
     def test_http_basic_password_not_logged(self):
-        logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+        # oslo.log's defaults quiet keystoneauth: listen to it directly.
+        logger = self.useFixture(fixtures.FakeLogger(name='keystoneauth',
+                                                     level=logging.DEBUG))
         self._plugin_opts('http_basic')
         self.config(auth_type='http_basic', group='hil')
         self.config(username='bmi', password='s3cret!', group='hil')
