@@ -8,6 +8,7 @@ clone, golden image and target is removed in cleanups.
 
 import concurrent.futures
 import hashlib
+import logging
 import os
 import socket
 import subprocess
@@ -221,6 +222,16 @@ class InitiatorTest(ExportTestCase):
         # CHAP-only target: any initiator with the credentials
         self.assertFalse(iscsi.login_refused(
             b.portal, b.target_iqn, **self.creds(b, initiator=INITIATOR)))
+
+    def test_secret_never_logged(self):
+        logger = self.useFixture(fixtures.FakeLogger(level=logging.DEBUG))
+        exp = self.mgr.export_node(self.node())
+        self.mgr.reconcile()
+        self.mgr.unexport_node(exp.node_uuid)
+        # processutils logs each tgtadm command line, masked
+        self.assertIn('--password ***', logger.output)
+        self.assertIn(exp.target_iqn, logger.output)
+        self.assertNotIn(exp.chap_secret, logger.output)
 
     def test_configdrive_is_lun_2(self):
         node = self.node()
