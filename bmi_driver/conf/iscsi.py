@@ -47,6 +47,12 @@ opts = [
                 default=0,
                 help='tgtd control port (tgtadm -C): selects the local '
                      'tgtd instance.'),
+    cfg.StrOpt('tgtadm_root_helper',
+               help='Command that runs tgtadm as root when the plugin does '
+                    'not run as root (tgtd\'s control socket is root\'s), '
+                    'e.g. "sudo" or "sudo ironic-rootwrap '
+                    '/etc/ironic/rootwrap.conf". Unset: run tgtadm '
+                    'directly.'),
     cfg.IntOpt('tgtadm_timeout',
                default=30, min=1,
                help='Seconds a tgtadm call may take.'),

@@ -137,8 +137,10 @@ class TgtExportBackend(base.ExportBackend):
         cmd = ['tgtadm', '-C', str(self.control_port), '--lld', 'iscsi']
         cmd.extend(str(a) for a in args)
         try:
+            helper = CONF.iscsi.tgtadm_root_helper
             out, _err = processutils.execute(
-                *cmd, timeout=CONF.iscsi.tgtadm_timeout)
+                *cmd, timeout=CONF.iscsi.tgtadm_timeout,
+                run_as_root=bool(helper), root_helper=helper or '')
         except processutils.ProcessExecutionError as e:
             reason = (e.stderr or '').strip()
             if reason.startswith('tgtadm:'):

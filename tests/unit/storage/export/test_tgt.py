@@ -229,6 +229,22 @@ class TgtBackendTestCase(test_base.TestCase):
             self.assertIn('control port 3', str(e))
             self.assertNoSecret(e)
 
+    def test_root_helper(self):
+        with mock.patch.object(tgt.processutils, 'execute',
+                               return_value=('', '')) as execute:
+            self.backend.check()
+            self.config(tgtadm_root_helper='sudo', tgtadm_timeout=7,
+                        group='iscsi')
+            self.backend.check()
+        argv = ('tgtadm', '-C', '3', '--lld', 'iscsi', '--mode', 'system',
+                '--op', 'show')
+        self.assertEqual(
+            [mock.call(*argv, timeout=30, run_as_root=False,
+                       root_helper=''),
+             mock.call(*argv, timeout=7, run_as_root=True,
+                       root_helper='sudo')],
+            execute.call_args_list)
+
     def test_tgtadm_missing(self):
         with mock.patch.object(tgt.processutils, 'execute',
                                side_effect=FileNotFoundError(
