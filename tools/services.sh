@@ -38,9 +38,15 @@ start_tgtd() {
 stop_tgtd() {
     local pid; pid=$(cat "$STATE/tgtd.pid" 2>/dev/null) || return 0
     if kill -0 "$pid" 2>/dev/null; then
-        # SIGTERM is not reliable for tgtd: ask it to exit.
-        tgtadm --lld iscsi --mode system --op update --name State --value offline >/dev/null 2>&1 || true
-        tgtadm --lld iscsi --mode system --op delete --force >/dev/null 2>&1 || true
+        # SIGTERM is not reliable for tgtd, and it refuses to exit while it
+        # has targets: delete them (closing their RBD images, so no watch
+        # lingers), then ask it to exit.
+        local tid
+        for tid in $(tgtadm --lld iscsi --mode target --op show 2>/dev/null |
+                     sed -n 's/^Target \([0-9]*\):.*/\1/p'); do
+            tgtadm --lld iscsi --mode target --op delete --force --tid "$tid" >/dev/null 2>&1 || true
+        done
+        tgtadm --lld iscsi --mode system --op delete >/dev/null 2>&1 || true
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$pid" 2>/dev/null || true
     fi
