@@ -8,6 +8,7 @@ Enable it in ironic.conf (see ``etc/ironic.conf.snippet``)::
     enabled_storage_interfaces = bmi
     enabled_vendor_interfaces = bmi
     enabled_boot_interfaces = ipxe
+    default_storage_interface = bmi   # or --storage-interface bmi per node
 
 and give every node the ``iscsi_boot:True`` capability.
 """
@@ -20,6 +21,7 @@ from ironic.drivers.modules.network import noop as noop_net
 from ironic.drivers.modules import noop
 from ironic.drivers.modules.redfish import management as redfish_mgmt
 from ironic.drivers.modules.redfish import power as redfish_power
+from ironic.drivers.modules.storage import noop as noop_storage
 from ironic.drivers import generic
 
 from bmi_driver.deploy import bmi as bmi_deploy
@@ -45,7 +47,11 @@ class BMIHardware(generic.GenericHardware):
 
     @property
     def supported_storage_interfaces(self):
-        return [bmi_storage.BMIStorage]
+        # noop only because it is Ironic's default_storage_interface: a node
+        # keeping it fails the bmi deploy interface's validation, clearly.
+        # Set default_storage_interface = bmi when bmi is the only hardware
+        # type, or create nodes with --storage-interface bmi.
+        return [bmi_storage.BMIStorage, noop_storage.NoopStorage]
 
     @property
     def supported_network_interfaces(self):

@@ -32,8 +32,8 @@ class BMIHardwareTestCase(base.BMITestCase):
         self.assertEqual([ipxe.iPXEBoot], hw.supported_boot_interfaces)
         self.assertEqual([bmi_deploy.BMIDeploy],
                          hw.supported_deploy_interfaces)
-        self.assertEqual([bmi_storage.BMIStorage],
-                         hw.supported_storage_interfaces)
+        self.assertEqual(bmi_storage.BMIStorage,
+                         hw.supported_storage_interfaces[0])
         self.assertEqual(hil.HILNetwork, hw.supported_network_interfaces[0])
         self.assertIn(fake.FakePower, hw.supported_power_interfaces)
 
