@@ -42,6 +42,7 @@ from bmi_driver.storage import images
 CONF = cfg.CONF
 LOG = log.getLogger(__name__)
 
+WHOLE_DISK = 'whole-disk'
 _FAILED_DEPLOY_STATES = (states.DEPLOYING, states.DEPLOYWAIT,
                          states.DEPLOYFAIL)
 
@@ -113,6 +114,13 @@ class BMIDeploy(base.DeployInterface):
                     task.driver.network.unconfigure_tenant_networks(task)
                 task.driver.boot.clean_up_instance(task)
                 task.driver.storage.detach_volumes(task)
+            # A clone is a whole disk image. Recording it also spares a
+            # later rebuild an Ironic 39.0 error: without image_type,
+            # start_deploy() reads an unbound variable for UUID sources that
+            # Glance does not know.
+            if node.instance_info.get('image_type') != WHOLE_DISK:
+                node.set_instance_info('image_type', WHOLE_DISK)
+                node.save()
             try:
                 task.driver.storage.attach_volumes(task)
                 ironic_deploy_utils.populate_storage_driver_internal_info(

@@ -63,7 +63,9 @@ class BMIVendorPassthru(base.VendorInterface):
             raise ironic_exc.InvalidParameterValue(
                 _('visibility must be one of %(allowed)s, not %(value)r.') %
                 {'allowed': ', '.join(VISIBILITIES), 'value': visibility})
-        unknown = set(kwargs) - {'name', 'project', 'visibility'}
+        # Ironic passes the HTTP method along with the call's arguments.
+        unknown = set(kwargs) - {'name', 'project', 'visibility',
+                                 'http_method'}
         if unknown:
             raise ironic_exc.InvalidParameterValue(
                 _('Unknown snapshot argument(s): %s; expected name, project '
@@ -74,8 +76,12 @@ class BMIVendorPassthru(base.VendorInterface):
                                  'golden image. Arguments: name, project '
                                  '(default: the node\'s lessee or owner), '
                                  'visibility (private or public).'))
-    def snapshot(self, task, name, project=None, visibility='private'):
-        """Snapshot the node's disk into a new golden image."""
+    def snapshot(self, task, name, project=None, visibility='private',
+                 **kwargs):
+        """Snapshot the node's disk into a new golden image.
+
+        ``kwargs`` takes what Ironic adds to the call (``http_method``).
+        """
         node = task.node
         project = (project or deploy_utils.get_project(node)
                    or CONF.bmi.default_project)

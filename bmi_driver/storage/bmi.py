@@ -154,8 +154,9 @@ class BMIStorage(base.StorageInterface):
                               auth_username=node_export.chap_username,
                               auth_password=node_export.chap_secret)
         if CONFIGDRIVE_LUN in (node_export.luns or {}):
-            # Not booted from: the OS finds it on the same target.
-            properties['configdrive_lun'] = CONFIGDRIVE_LUN
+            # Not booted from: the OS finds it on the same target. (Not
+            # "configdrive_lun": Ironic's API masks keys with "configdrive".)
+            properties['config_drive_lun'] = CONFIGDRIVE_LUN
         extra = {'managed_by': MANAGED_BY, 'rbd': disk.spec}
         target = next((t for t in task.volume_targets
                        if t.boot_index == BOOT_INDEX), None)

@@ -163,6 +163,8 @@ class BMIDeployTestCase(base.BMITestCase):
             self.assertEqual(
                 target.uuid,
                 task.node.driver_internal_info['boot_from_volume'])
+            self.assertEqual('whole-disk',
+                             task.node.instance_info['image_type'])
         self.assertEqual(['validate', 'power power off', 'attach_volumes',
                           'add_provisioning_network'], self._names())
 

@@ -36,7 +36,8 @@ class BMIVendorTestCase(base.BMITestCase):
         self.assertEqual(['POST'], route['http_methods'])
 
     def test_validate(self):
-        self._validate(name='snap-1', visibility='public', project='p')
+        self._validate(name='snap-1', visibility='public', project='p',
+                       http_method='POST')
 
     def test_validate_needs_name(self):
         e = self.assertRaises(ironic_exc.MissingParameterValue,
@@ -63,7 +64,8 @@ class BMIVendorTestCase(base.BMITestCase):
 
     def test_snapshot(self):
         with task_manager.acquire(self.context, self.node.uuid) as task:
-            result = task.driver.vendor.snapshot(task, name='snap-1')
+            result = task.driver.vendor.snapshot(task, name='snap-1',
+                                                 http_method='POST')
         self.assertEqual({'image': NEW_UUID, 'name': 'snap-1'}, result)
         self.lib.snapshot_node.assert_called_once_with(
             self.node.uuid, 'snap-1', project=base.LESSEE,

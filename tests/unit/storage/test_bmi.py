@@ -100,7 +100,7 @@ class BMIStorageTestCase(base.BMITestCase):
         self.lib.write_node_configdrive.assert_called_once_with(
             self.node.uuid, iso)
         [target] = self._targets()
-        self.assertEqual(2, target.properties['configdrive_lun'])
+        self.assertEqual(2, target.properties['config_drive_lun'])
 
     def test_attach_is_idempotent(self):
         with task_manager.acquire(self.context, self.node.uuid) as task:

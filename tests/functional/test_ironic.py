@@ -1,0 +1,359 @@
+"""The bmi hardware type through a real Ironic all-in-one.
+
+Ironic (``tools/ironic-aio.sh``: sqlite, noauth, rpc_transport none) runs the
+plugin against the live Ceph cluster and tgtd; nodes use fake power, so no
+machine boots: a real iSCSI initiator reads (and writes) the node's LUN
+instead, with the CHAP credentials Ironic hands to iPXE.
+"""
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import fixtures
+from ironicclient.common.apiclient import exceptions as ir_exc
+from ironicclient import client as ir_client
+import rbd
+
+from bmi_driver import exception
+from bmi_driver.storage import export
+from bmi_driver.storage import images
+from bmi_driver.storage import rbd_utils
+from tests.functional import base
+from tests.functional import iscsi
+
+MiB = 1024 ** 2
+GiB = 1024 ** 3
+IMAGE_SIZE = 8 * MiB
+WAIT = 120
+MARK_OFFSET = 4 * MiB
+MARK = b'BMI-SNAPSHOT-MARK'
+
+
+def _sha256_prefix(path, size):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        h.update(f.read(size))
+    return h.hexdigest()
+
+
+def _qemu_iscsi_opts(portal, iqn, lun, user, secret):
+    host, _sep, port = portal.rpartition(':')
+    opts = ['driver=iscsi', 'transport=tcp', 'portal=%s:%s' % (host, port),
+            'target=%s' % iqn, 'lun=%d' % lun,
+            'initiator-name=%s' % iscsi.DEFAULT_INITIATOR]
+    objs = []
+    if user:
+        objs = ['--object', 'secret,id=chap0,data=%s' % secret]
+        opts += ['user=%s' % user, 'password-secret=chap0']
+    return objs, ','.join(opts)
+
+
+def write_lun(portal, iqn, lun, user, secret, offset, data):
+    """Write ``data`` at ``offset`` of the LUN as an initiator (qemu-io)."""
+    pattern = data[0]
+    assert data == bytes([pattern]) * len(data)
+    objs, opts = _qemu_iscsi_opts(portal, iqn, lun, user, secret)
+    subprocess.run(['qemu-io'] + objs + [
+        '--image-opts', opts, '-c',
+        'write -P %d %d %d' % (pattern, offset, len(data))],
+        check=True, capture_output=True, timeout=60)
+
+
+class IronicTestCase(base.FunctionalTestCase):
+
+    def setUp(self):
+        super().setUp()
+        state = self.env.get('ironic_state')
+        path = os.path.join(state or '', 'env.json')
+        try:
+            with open(path) as f:
+                self.ironic_env = json.load(f)
+        except OSError as e:
+            raise RuntimeError(
+                'Ironic all-in-one is not running (%s: %s): start it with '
+                '`tools/services.sh start ironic`' % (path, e.strerror))
+        self.ironic = ir_client.get_client(
+            '1', endpoint=self.ironic_env['url'], auth_type='none',
+            os_ironic_api_version='latest')
+        self.lib = images.ImageLibrary()
+        self.exports = export.ExportManager()
+        self.portal = self.env['tgtd_portal']
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+
+    # --- helpers ----------------------------------------------------------
+
+    def golden(self, size=IMAGE_SIZE):
+        """A fresh golden image of random content: (image, sha256)."""
+        path = os.path.join(self.tmp, 'golden.raw')
+        data = os.urandom(size)
+        with open(path, 'wb') as f:
+            f.write(data)
+        image = self.lib.import_file(path, self.unique('ironic'))
+        self.addCleanup(self._delete_image, image.uuid)
+        return image, hashlib.sha256(data).hexdigest()
+
+    def _delete_image(self, ref):
+        try:
+            self.lib.delete(ref)
+        except exception.ImageNotFound:
+            pass
+
+    def ironic_log(self, lines=40):
+        try:
+            with open(self.ironic_env['log'], errors='replace') as f:
+                return ''.join(f.readlines()[-lines:])
+        except OSError:
+            return ''
+
+    def create_node(self, **kwargs):
+        fields = dict(
+            driver='bmi', name=self.unique('node'), boot_interface='ipxe',
+            deploy_interface='bmi', storage_interface='bmi',
+            network_interface='noop', power_interface='fake',
+            management_interface='fake', vendor_interface='bmi',
+            properties={'capabilities': 'iscsi_boot:True'})
+        fields.update(kwargs)
+        node = self.ironic.node.create(**fields)
+        self.addCleanup(self._delete_node, node.uuid)
+        self.ironic.port.create(node_uuid=node.uuid,
+                                address='52:54:00:%02x:%02x:%02x' % tuple(
+                                    os.urandom(3)))
+        self.ironic.node.set_provision_state(node.uuid, 'manage')
+        self.wait(node.uuid, 'manageable')
+        self.ironic.node.set_provision_state(node.uuid, 'provide')
+        self.wait(node.uuid, 'available')
+        return node
+
+    def _delete_node(self, node_uuid):
+        node = self.ironic.node.get(node_uuid)
+        if node.provision_state in ('active', 'deploy failed'):
+            self.ironic.node.set_provision_state(node_uuid, 'deleted')
+            self.wait(node_uuid, 'available')
+        self.ironic.node.delete(node_uuid)
+
+    def wait(self, node_uuid, state, timeout=WAIT):
+        deadline = time.monotonic() + timeout
+        while True:
+            node = self.ironic.node.get(node_uuid)
+            if node.provision_state == state:
+                return node
+            if (node.provision_state.endswith('failed')
+                    or time.monotonic() > deadline):
+                self.fail('node %s is %s, not %s: %s\n--- ironic log:\n%s'
+                          % (node_uuid, node.provision_state, state,
+                             node.last_error, self.ironic_log()))
+            time.sleep(0.5)
+
+    def deploy(self, node_uuid, image_source, configdrive=None, **info):
+        patch = [{'op': 'add', 'path': '/instance_info/image_source',
+                  'value': image_source}]
+        patch += [{'op': 'add', 'path': '/instance_info/%s' % k,
+                   'value': v} for k, v in info.items()]
+        self.ironic.node.update(node_uuid, patch)
+        # bytes: a str would be taken for a file name by the client.
+        self.ironic.node.set_provision_state(
+            node_uuid, 'active',
+            configdrive=configdrive.encode() if configdrive else None)
+        return self.wait(node_uuid, 'active')
+
+    def boot_target(self, node_uuid):
+        [target] = self.ironic.volume_target.list(node=node_uuid,
+                                                  detail=True)
+        return target
+
+    def node_export(self, node_uuid):
+        """The node's export as Ceph records it: Ironic's API masks the
+        CHAP secret of VolumeTargets."""
+        node_export = self.exports.get_export(node_uuid)
+        self.assertIsNotNone(node_export)
+        return node_export
+
+    def read_lun(self, node_uuid, lun=1):
+        exp = self.node_export(node_uuid)
+        return iscsi.read_lun(self.portal, exp.target_iqn, lun,
+                              exp.chap_username, exp.chap_secret,
+                              dest=self.tmp)
+
+    def write_lun(self, node_uuid, offset, data):
+        exp = self.node_export(node_uuid)
+        write_lun(self.portal, exp.target_iqn, 1, exp.chap_username,
+                  exp.chap_secret, offset, data)
+
+    def assert_released(self, node_uuid):
+        self.assertEqual([], self.ironic.volume_target.list(node=node_uuid))
+        self.assertRaises(exception.CloneNotFound,
+                          self.lib.get_node_disk, node_uuid)
+        iqn = self.exports.target_iqn(node_uuid)
+        served = [t.iqn for t in self.exports.backend.list_targets()]
+        self.assertNotIn(iqn, served)
+
+    # --- tests ------------------------------------------------------------
+
+    def test_deploy_read_undeploy(self):
+        image, digest = self.golden()
+        node = self.create_node()
+        self.deploy(node.uuid, image.uuid)
+
+        target = self.boot_target(node.uuid)
+        self.assertEqual(0, target.boot_index)
+        self.assertEqual('iscsi', target.volume_type)
+        props = target.properties
+        self.assertEqual(self.exports.target_iqn(node.uuid),
+                         props['target_iqn'])
+        self.assertEqual(1, props['target_lun'])
+        exp = self.node_export(node.uuid)
+        self.assertEqual(exp.chap_username, props['auth_username'])
+        # The API does not show the secret.
+        self.assertNotEqual(exp.chap_secret, props['auth_password'])
+
+        # What iPXE will run: sanboot of the node's target, with CHAP.
+        config = os.path.join(self.ironic_env['http_root'], node.uuid,
+                              'config')
+        with open(config) as f:
+            ipxe = f.read()
+        self.assertIn('sanhook --drive 0x80 iscsi:', ipxe)
+        self.assertIn(':1:%s' % props['target_iqn'], ipxe)
+        self.assertIn('set username %s' % props['auth_username'], ipxe)
+        self.assertIn('set password %s' % exp.chap_secret, ipxe)
+
+        # A real initiator reads the golden image from the node's LUN.
+        path = self.read_lun(node.uuid)
+        self.assertEqual(digest, _sha256_prefix(path, IMAGE_SIZE))
+        self.assertTrue(iscsi.login_refused(self.portal,
+                                            props['target_iqn']))
+
+        self.ironic.node.set_provision_state(node.uuid, 'deleted')
+        self.wait(node.uuid, 'available')
+        self.assert_released(node.uuid)
+        self.assertFalse(os.path.exists(config))
+
+    def test_snapshot_then_second_node(self):
+        image, _digest = self.golden()
+        node1 = self.create_node()
+        self.deploy(node1.uuid, image.uuid)
+        self.write_lun(node1.uuid, MARK_OFFSET, b'\x5a' * 65536)
+
+        name = self.unique('snap')
+        self.ironic.node.vendor_passthru(node1.uuid, 'snapshot',
+                                         args={'name': name},
+                                         http_method='POST')
+        deadline = time.monotonic() + WAIT
+        while True:
+            info = self.ironic.node.get(node1.uuid).driver_internal_info
+            result = info.get('bmi_snapshot') or {}
+            if result.get('name') == name and result.get('status'):
+                break
+            self.assertLess(time.monotonic(), deadline, self.ironic_log())
+            time.sleep(0.5)
+        self.assertEqual('done', result['status'], result)
+        snap = self.lib.get(name)
+        self.addCleanup(self._delete_image, snap.uuid)
+        self.assertEqual(result['image'], snap.uuid)
+
+        node2 = self.create_node()
+        self.deploy(node2.uuid, snap.uuid)
+        path = self.read_lun(node2.uuid)
+        with open(path, 'rb') as f:
+            f.seek(MARK_OFFSET)
+            self.assertEqual(b'\x5a' * 65536, f.read(65536))
+
+    def test_rebuild_gives_a_fresh_disk(self):
+        image, digest = self.golden()
+        node = self.create_node()
+        self.deploy(node.uuid, image.uuid)
+        before = self.node_export(node.uuid)
+        self.write_lun(node.uuid, 0, b'\x00' * 65536)
+        self.assertNotEqual(digest, _sha256_prefix(self.read_lun(node.uuid),
+                                                   IMAGE_SIZE))
+
+        self.ironic.node.set_provision_state(node.uuid, 'rebuild')
+        self.wait(node.uuid, 'active')
+        after = self.node_export(node.uuid)
+        self.assertNotEqual(before.chap_secret, after.chap_secret)
+        self.assertEqual(digest, _sha256_prefix(self.read_lun(node.uuid),
+                                                IMAGE_SIZE))
+
+    def test_nova_style_glance_image_with_configdrive(self):
+        glance_uuid = str(uuid.uuid4())
+        data = os.urandom(IMAGE_SIZE)
+        self._glance_image(glance_uuid, data)
+        iso = b'CD001' + os.urandom(64 * 1024)
+        configdrive = base64.b64encode(gzip.compress(iso)).decode()
+
+        node = self.create_node(lessee='nova-project')
+        self.deploy(node.uuid, glance_uuid, configdrive=configdrive,
+                    root_gb=1, project_id='nova-project',
+                    display_name='vm-1', capabilities={'boot_option':
+                                                       'local'})
+        target = self.boot_target(node.uuid)
+        self.assertEqual(2, target.properties['config_drive_lun'])
+        disk = self.lib.get_node_disk(node.uuid)
+        self.assertEqual('%s/%s@snap' % (self.env['glance_pool'],
+                                         glance_uuid), disk.parent)
+        self.assertEqual(GiB, disk.size)
+
+        path = self.read_lun(node.uuid)
+        self.assertEqual(GiB, os.path.getsize(path))
+        self.assertEqual(hashlib.sha256(data).hexdigest(),
+                         _sha256_prefix(path, IMAGE_SIZE))
+        cd = self.read_lun(node.uuid, lun=2)
+        with open(cd, 'rb') as f:
+            self.assertEqual(iso, f.read(len(iso)))
+
+        self.ironic.node.set_provision_state(node.uuid, 'deleted')
+        self.wait(node.uuid, 'available')
+        self.assert_released(node.uuid)
+
+    def _glance_image(self, image_uuid, data):
+        """An image laid out as Glance's RBD store does: <pool>/<uuid>@snap.
+        """
+        pool = self.env['glance_pool']
+        with rbd_utils.ClientPool().get() as client:
+            ioctx = client.ioctx(pool)
+            rbd.RBD().create(ioctx, image_uuid, len(data), old_format=False,
+                             features=rbd.RBD_FEATURE_LAYERING)
+            with rbd.Image(ioctx, image_uuid) as img:
+                img.write(data, 0)
+                img.create_snap('snap')
+                img.protect_snap('snap')
+        self.addCleanup(self._remove_glance_image, image_uuid)
+
+    def _remove_glance_image(self, image_uuid):
+        with rbd_utils.ClientPool().get() as client:
+            ioctx = client.ioctx(self.env['glance_pool'])
+            with rbd.Image(ioctx, image_uuid) as img:
+                img.unprotect_snap('snap')
+                img.remove_snap('snap')
+            rbd.RBD().remove(ioctx, image_uuid)
+
+    def test_unknown_image_fails_validation_and_creates_nothing(self):
+        node = self.create_node()
+        missing = str(uuid.uuid4())
+        self.ironic.node.update(node.uuid, [
+            {'op': 'add', 'path': '/instance_info/image_source',
+             'value': missing}])
+        e = self.assertRaises(ir_exc.BadRequest,
+                              self.ironic.node.set_provision_state,
+                              node.uuid, 'active')
+        self.assertIn('Image %s not found' % missing, str(e))
+        self.assertEqual('available',
+                         self.ironic.node.get(node.uuid).provision_state)
+        self.assert_released(node.uuid)
+
+    def test_private_image_of_another_project_is_refused(self):
+        image, _digest = self.golden()
+        node = self.create_node(lessee='someone-else')
+        self.ironic.node.update(node.uuid, [
+            {'op': 'add', 'path': '/instance_info/image_source',
+             'value': image.uuid}])
+        e = self.assertRaises(ir_exc.BadRequest,
+                              self.ironic.node.set_provision_state,
+                              node.uuid, 'active')
+        self.assertIn('cannot be used by project someone-else', str(e))
+        self.assert_released(node.uuid)
