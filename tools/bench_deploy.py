@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Benchmark deploys through Ironic: bmi vs Ironic's fake deploy.
+
+Prints figures and ratios (no pass/fail), one run, side by side:
+
+* time to ACTIVE for N = 1, 10, 50 nodes deployed at once through the API
+  with the ``bmi`` deploy interface (clone + iSCSI export + VolumeTarget +
+  iPXE script, fake power) and with Ironic's ``fake`` deploy interface
+  (fake-hardware) on the same conductor, and their ratio (target <= 1.5x);
+* undeploy time (to AVAILABLE, cleaning included) for the same N;
+* time to ACTIVE of one node whose image is 1 GiB vs 10 GiB (the clone is
+  copy-on-write: the size should not matter).
+
+    .venv/bin/python tools/bench_deploy.py [--sizes 1,10,50] [--rounds 3]
+
+Needs the services with Ironic (`tools/services.sh start`); reads
+$BMI_TEST_ENV (default .state/services.json) and the Ironic all-in-one's
+env.json. Everything it creates (nodes, images) is removed at the end.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from ironicclient import client as ir_client  # noqa: E402
+import rbd  # noqa: E402
+
+from bmi_driver.conf import CONF  # noqa: E402
+from bmi_driver.storage import images  # noqa: E402
+from bmi_driver.storage import rbd_utils  # noqa: E402
+
+GiB = 1024 ** 3
+WAIT = 600
+POLL = 0.2
+
+BMI_NODE = dict(driver='bmi', boot_interface='ipxe', deploy_interface='bmi',
+                storage_interface='bmi', network_interface='noop',
+                power_interface='fake', management_interface='fake',
+                vendor_interface='bmi',
+                properties={'capabilities': 'iscsi_boot:True'})
+FAKE_NODE = dict(driver='fake-hardware', boot_interface='fake',
+                 deploy_interface='fake', storage_interface='noop',
+                 network_interface='noop', power_interface='fake',
+                 management_interface='fake', vendor_interface='fake')
+
+
+def load_env():
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get('BMI_TEST_ENV',
+                          os.path.join(here, '.state', 'services.json'))
+    with open(path) as f:
+        env = json.load(f)
+    with open(os.path.join(env['ironic_state'], 'env.json')) as f:
+        env['ironic'] = json.load(f)
+    return env
+
+
+def configure(env):
+    CONF([], project='bmi', default_config_files=[])
+    for key, value in (('conf_file', env['ceph_conf']),
+                       ('user', env['ceph_user']),
+                       ('keyring', env['ceph_keyring']),
+                       ('image_pool', env['image_pool']),
+                       ('clone_pool', env['image_pool']),
+                       ('glance_pool', env['glance_pool'])):
+        CONF.set_override(key, value, group='ceph')
+
+
+class Bench:
+
+    def __init__(self, env):
+        self.env = env
+        self.ironic = ir_client.get_client(
+            '1', endpoint=env['ironic']['url'], auth_type='none',
+            os_ironic_api_version='latest')
+        self.lib = images.ImageLibrary()
+        self.tag = uuid.uuid4().hex[:8]
+        self.nodes = []
+        self.images = []
+        self.rbd_bases = []
+
+    # --- images -----------------------------------------------------------
+
+    def golden(self, size):
+        """A golden image of ``size`` bytes, made without copying data."""
+        pool = self.env['image_pool']
+        base = 'bench-base-%s-%d' % (self.tag, size // GiB)
+        with rbd_utils.ClientPool().get() as client:
+            ioctx = client.ioctx(pool)
+            rbd.RBD().create(ioctx, base, size, old_format=False,
+                             features=rbd.RBD_FEATURE_LAYERING)
+            self.rbd_bases.append(base)
+            with rbd.Image(ioctx, base) as img:
+                img.write(b'BMI-BENCH' * 100, 0)
+        # The library snapshots it and clones the snapshot: no copy.
+        image = self.lib.import_rbd('%s/%s' % (pool, base),
+                                    'bench-%s-%dg' % (self.tag, size // GiB))
+        self.images.append(image.uuid)
+        return image
+
+    # --- nodes ------------------------------------------------------------
+
+    def create_nodes(self, count, fields, image):
+        made = []
+        for i in range(count):
+            node = self.ironic.node.create(
+                name='bench-%s-%s-%d' % (self.tag, fields['driver'], i),
+                **fields)
+            self.nodes.append(node.uuid)
+            self.ironic.node.update(node.uuid, [
+                {'op': 'add', 'path': '/instance_info/image_source',
+                 'value': image.uuid}])
+            self.ironic.port.create(
+                node_uuid=node.uuid,
+                address='52:54:01:%02x:%02x:%02x' % tuple(os.urandom(3)))
+            made.append(node.uuid)
+        self.transition(made, 'manage', 'manageable')
+        self.transition(made, 'provide', 'available')
+        return made
+
+    def transition(self, nodes, target, state):
+        """Ask every node for ``target``; seconds until all are ``state``."""
+        t0 = time.perf_counter()
+        for node in nodes:
+            self.ironic.node.set_provision_state(node, target)
+        pending = set(nodes)
+        deadline = time.monotonic() + WAIT
+        while pending:
+            for node in self.ironic.node.list(
+                    fields=['uuid', 'provision_state', 'last_error'],
+                    limit=0):
+                if node.uuid not in pending:
+                    continue
+                if node.provision_state == state:
+                    pending.discard(node.uuid)
+                elif node.provision_state.endswith('failed'):
+                    raise RuntimeError('node %s: %s: %s' % (
+                        node.uuid, node.provision_state, node.last_error))
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError('%d node(s) not %s after %ds'
+                                   % (len(pending), state, WAIT))
+            if pending:
+                time.sleep(POLL)
+        return time.perf_counter() - t0
+
+    def delete_nodes(self, nodes):
+        for node in nodes:
+            self.ironic.node.delete(node)
+            self.nodes.remove(node)
+
+    # --- clean up ---------------------------------------------------------
+
+    def cleanup(self):
+        for node in list(self.nodes):
+            try:
+                state = self.ironic.node.get(node).provision_state
+                if state in ('active', 'deploy failed'):
+                    self.transition([node], 'deleted', 'available')
+                self.ironic.node.delete(node)
+            except Exception as e:
+                print('cleanup: node %s: %s' % (node, e), file=sys.stderr)
+        for ref in self.images:
+            try:
+                self.lib.delete(ref)
+            except Exception as e:
+                print('cleanup: image %s: %s' % (ref, e), file=sys.stderr)
+        with rbd_utils.ClientPool().get() as client:
+            ioctx = client.ioctx(self.env['image_pool'])
+            for base in self.rbd_bases:
+                try:
+                    with rbd.Image(ioctx, base) as img:
+                        for snap in list(img.list_snaps()):
+                            if img.is_protected_snap(snap['name']):
+                                img.unprotect_snap(snap['name'])
+                            img.remove_snap(snap['name'])
+                    rbd.RBD().remove(ioctx, base)
+                except Exception as e:
+                    print('cleanup: rbd %s: %s' % (base, e),
+                          file=sys.stderr)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--sizes', default='1,10,50',
+                        help='numbers of nodes deployed at once')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='rounds of the 1 GiB vs 10 GiB comparison')
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sizes.split(',')]
+
+    env = load_env()
+    configure(env)
+    bench = Bench(env)
+    try:
+        small = bench.golden(1 * GiB)
+        large = bench.golden(10 * GiB)
+
+        print('Deploy and undeploy through Ironic (%s), fake power'
+              % env['ironic']['url'])
+        print('%5s  %-6s %12s %12s %12s' % ('N', 'deploy', 'to ACTIVE',
+                                            'per node', 'undeploy'))
+        rows = []
+        for count in sizes:
+            figures = {}
+            for label, fields in (('fake', FAKE_NODE), ('bmi', BMI_NODE)):
+                nodes = bench.create_nodes(count, fields, small)
+                deploy = bench.transition(nodes, 'active', 'active')
+                undeploy = bench.transition(nodes, 'deleted', 'available')
+                bench.delete_nodes(nodes)
+                figures[label] = (deploy, undeploy)
+                print('%5d  %-6s %10.2f s %10.3f s %10.2f s'
+                      % (count, label, deploy, deploy / count, undeploy))
+            rows.append((count, figures))
+        print()
+        print('%5s  %18s  %18s'
+              % ('N', 'deploy bmi/fake', 'undeploy bmi/fake'))
+        for count, figures in rows:
+            print('%5d  %17.2fx  %17.2fx' % (
+                count, figures['bmi'][0] / figures['fake'][0],
+                figures['bmi'][1] / figures['fake'][1]))
+
+        print()
+        print('One node, image size (clone is copy-on-write), %d rounds'
+              % args.rounds)
+        for image, label in ((small, '1 GiB'), (large, '10 GiB')):
+            samples = []
+            for _ in range(args.rounds):
+                [node] = bench.create_nodes(1, BMI_NODE, image)
+                samples.append(bench.transition([node], 'active', 'active'))
+                bench.transition([node], 'deleted', 'available')
+                bench.delete_nodes([node])
+            print('%7s  to ACTIVE median %.2f s  (min %.2f, max %.2f)'
+                  % (label, statistics.median(samples), min(samples),
+                     max(samples)))
+    finally:
+        bench.cleanup()
+
+
+if __name__ == '__main__':
+    main()
