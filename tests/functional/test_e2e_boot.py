@@ -152,47 +152,83 @@ class SanbootTest(LabTestCase):
         self.assertIn('BMI-FOUND %s' % first, lines2)
 
 
-def _service_env(env, key):
-    path = os.path.join(env[key], 'env.json')
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except OSError as e:
-        raise RuntimeError('%s is not running (%s: %s): start it with '
-                           'tools/services.sh' % (key, path, e.strerror))
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 class IronicBootTest(LabTestCase):
-    """The demo's scenario through the Ironic that tools/services.sh runs.
+    """The demo's scenario through Ironic.
 
-    That Ironic must have been started with tools/demo/ironic-demo.conf
-    (BMI_IRONIC_EXTRA_CONF) and the HIL test server with
-    tools/demo/hil-seed.json (BMI_HIL_SEED), as `make test` does.
+    The test runs an Ironic all-in-one (tools/ironic-aio.sh, with
+    tools/demo/ironic-demo.conf) and a HIL test server seeded with the
+    e2e nodes (tools/hil-server.sh, tools/demo/hil-seed.json) of its own,
+    on ports of their own, next to the shared Ceph and tgtd; both are
+    stopped by pid when the class is done.
     """
 
     EXTRA_CONF = os.path.join(vmlab.REPO, 'tools', 'demo',
                               'ironic-demo.conf')
+    HIL_SEED = os.path.join(vmlab.REPO, 'tools', 'demo', 'hil-seed.json')
+    IRONIC_PORT = os.environ.get('BMI_E2E_IRONIC_PORT', '6395')
+    HIL_PORT = os.environ.get('BMI_E2E_HIL_PORT', '7095')
     MACS = ('52:54:00:b3:02:01', '52:54:00:b3:02:02')
 
     @classmethod
+    def setUpClass(cls):
+        env = base.load_env()
+        cls.services_env = dict(
+            os.environ, BMI_STATE=env['state_dir'],
+            BMI_IRONIC_PORT=cls.IRONIC_PORT, BMI_HIL_PORT=cls.HIL_PORT)
+        cls.ironic_dir = os.path.join(env['state_dir'], 'e2e-ironic')
+        cls.hil_dir = os.path.join(env['state_dir'], 'e2e-hil')
+        try:
+            cls._service('hil-server.sh', 'start', cls.hil_dir,
+                         cls.HIL_SEED)
+            cls._service('ironic-aio.sh', 'start', cls.ironic_dir,
+                         cls.EXTRA_CONF)
+            cls.ironic_env = _read_json(os.path.join(cls.ironic_dir,
+                                                     'env.json'))
+            cls.hil_env = _read_json(os.path.join(cls.hil_dir, 'env.json'))
+            super().setUpClass()
+        except Exception:
+            cls._stop_services()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls._stop_services()
+
+    @classmethod
+    def _service(cls, script, *args):
+        subprocess.run([os.path.join(vmlab.REPO, 'tools', script)] +
+                       list(args), env=cls.services_env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    @classmethod
+    def _stop_services(cls):
+        cls._service('ironic-aio.sh', 'stop', cls.ironic_dir)
+        cls._service('hil-server.sh', 'stop', cls.hil_dir)
+
+    @classmethod
     def lab_http_root(cls, env):
-        return _service_env(env, 'ironic_state')['http_root']
+        return cls.ironic_env['http_root']
 
     def setUp(self):
         super().setUp()
-        self.ironic_env = _service_env(self.env, 'ironic_state')
-        self.hil_env = _service_env(self.env, 'hil_state')
-        if self.EXTRA_CONF not in self.ironic_env['conf']:
-            self.fail('Ironic (%s) runs without %s: start it with '
-                      'BMI_IRONIC_EXTRA_CONF=%s tools/services.sh start '
-                      'ironic' % (self.ironic_env['url'], self.EXTRA_CONF,
-                                  self.EXTRA_CONF))
-        self.bmi_conf = next(c for c in self.ironic_env['conf']
-                             if c.endswith('bmi.conf'))
+        self.bmi_conf = os.path.join(self.ironic_dir, 'bmi.conf')
         self.progress = []
         self.addDetail('progress', content.Content(
             content.UTF8_TEXT,
             lambda: ['\n'.join(self.progress).encode('utf-8')]))
+        self.addOnException(self._attach_ironic_log)
+
+    def _attach_ironic_log(self, exc_info):
+        self.addDetail('ironic.log', content.text_content(
+            _tail(self.ironic_env['log'], 60)))
 
     def test_deploy_snapshot_deploy_from_snapshot_undeploy(self):
         scenario = e2e.Scenario(
@@ -203,21 +239,11 @@ class IronicBootTest(LabTestCase):
             boot_timeout=BOOT_TIMEOUT)
         self.vms = [n.vm for n in scenario.nodes]
         self.addCleanup(self._cleanup, scenario)
-        for node in scenario.nodes:
-            self.hil_knows(scenario, node.name)
         scenario.run()
         first, second = scenario.nodes
         self.assertIsNotNone(first.to_marker)
         self.assertIn('BMI-FOUND %s' % first.name, second.lines)
         self.progress.extend(scenario.summary())
-
-    def hil_knows(self, scenario, name):
-        try:
-            scenario.hil('/v0/node/%s' % name)
-        except Exception as e:
-            self.fail('HIL (%s) has no node %s (%s): start it with '
-                      'BMI_HIL_SEED=tools/demo/hil-seed.json'
-                      % (self.hil_env['url'], name, e))
 
     def _cleanup(self, scenario):
         errors = scenario.cleanup()
