@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 
@@ -193,7 +194,46 @@ class IronicTestCase(base.FunctionalTestCase):
         served = [t.iqn for t in self.exports.backend.list_targets()]
         self.assertNotIn(iqn, served)
 
+    def baremetal(self, *args):
+        """Run the operator's ``baremetal`` command against the Ironic."""
+        cmd = [os.path.join(os.path.dirname(sys.executable), 'baremetal'),
+               '--os-endpoint', self.ironic_env['url'],
+               '--os-auth-type', 'none'] + list(args)
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=WAIT + 60)
+        if proc.returncode:
+            self.fail('%s failed (%d): %s\n--- ironic log:\n%s'
+                      % (' '.join(args[:3]), proc.returncode,
+                         proc.stderr[-2000:], self.ironic_log()))
+        return proc.stdout.strip()
+
     # --- tests ------------------------------------------------------------
+
+    def test_operator_path_with_the_baremetal_command(self):
+        image, digest = self.golden()
+        name = self.unique('cli')
+        node_uuid = self.baremetal(
+            'node', 'create', '--driver', 'bmi', '--name', name,
+            '--storage-interface', 'bmi', '--power-interface', 'fake',
+            '--management-interface', 'fake',
+            '--property', 'capabilities=iscsi_boot:True',
+            '-f', 'value', '-c', 'uuid')
+        self.addCleanup(self._delete_node, node_uuid)
+        node = self.ironic.node.get(node_uuid)
+        self.assertEqual(('ipxe', 'bmi', 'bmi'), (
+            node.boot_interface, node.deploy_interface,
+            node.storage_interface))
+        self.baremetal('port', 'create', '--node', node_uuid,
+                       '52:54:00:%02x:%02x:%02x' % tuple(os.urandom(3)))
+        self.baremetal('node', 'manage', name, '--wait', str(WAIT))
+        self.baremetal('node', 'provide', name, '--wait', str(WAIT))
+        self.baremetal('node', 'set', name, '--instance-info',
+                       'image_source=%s' % image.uuid)
+        self.baremetal('node', 'deploy', name, '--wait', str(WAIT))
+        self.assertEqual(digest, _sha256_prefix(self.read_lun(node_uuid),
+                                                IMAGE_SIZE))
+        self.baremetal('node', 'undeploy', name, '--wait', str(WAIT))
+        self.assert_released(node_uuid)
 
     def test_deploy_read_undeploy(self):
         image, digest = self.golden()
