@@ -6,7 +6,9 @@ import gzip
 from ironic.common import exception as ironic_exc
 import requests_mock
 
+from bmi_driver.common import ironic_errors
 from bmi_driver.deploy import utils
+from bmi_driver import exception
 from tests.unit.deploy import base
 
 ISO = b'CD001' + bytes(range(256)) * 8
@@ -80,3 +82,45 @@ class DeployUtilsTestCase(base.BMITestCase):
         self.assertTrue(utils.has_iscsi_boot(self.node))
         self.node.properties = {'capabilities': 'iscsi_boot:false'}
         self.assertFalse(utils.has_iscsi_boot(self.node))
+
+
+class IronicErrorsTestCase(base.BMITestCase):
+
+    def test_mapping(self):
+        for bmi_exc, ironic_cls in (
+                (exception.ImageNotFound(image='x'),
+                 ironic_exc.InvalidParameterValue),
+                (exception.ImageNotVisible(image='x', owner='a', project='b'),
+                 ironic_exc.InvalidParameterValue),
+                (exception.InvalidInput(reason='bad'),
+                 ironic_exc.InvalidParameterValue),
+                (exception.CephConnectionError(conf='c', user='u',
+                                               reason='r'),
+                 ironic_exc.StorageError),
+                (exception.TargetDaemonUnavailable(reason='down'),
+                 ironic_exc.StorageError),
+                (exception.HILUnreachable(url='http://hil', reason='r'),
+                 ironic_exc.NetworkError)):
+            new = ironic_errors.to_ironic(bmi_exc)
+            self.assertIsInstance(new, ironic_cls)
+            self.assertEqual(str(bmi_exc), str(new))
+
+    def test_translated(self):
+        def fail():
+            with ironic_errors.translated('cloning', 'n1'):
+                raise exception.ExportError(reason='tgtadm said no')
+        e = self.assertRaises(ironic_exc.StorageError, fail)
+        self.assertEqual('Node n1: cloning failed: iSCSI export failed: '
+                         'tgtadm said no', str(e))
+        self.assertIsInstance(e.__cause__, exception.ExportError)
+
+    def test_translated_forced_class_and_others_untouched(self):
+        def fail(exc):
+            with ironic_errors.translated(
+                    'checking', as_=ironic_exc.InvalidParameterValue):
+                raise exc
+        e = self.assertRaises(ironic_exc.InvalidParameterValue, fail,
+                              exception.CephError(reason='timeout'))
+        self.assertEqual('Checking failed: Ceph operation failed: timeout',
+                         str(e))
+        self.assertRaises(KeyError, fail, KeyError('x'))
