@@ -57,8 +57,14 @@ def load_env():
                           os.path.join(here, '.state', 'services.json'))
     with open(path) as f:
         env = json.load(f)
-    with open(os.path.join(env['ironic_state'], 'env.json')) as f:
-        env['ironic'] = json.load(f)
+    ironic_env = os.path.join(env.get('ironic_state', ''), 'env.json')
+    try:
+        with open(ironic_env) as f:
+            env['ironic'] = json.load(f)
+    except OSError as e:
+        sys.exit('The Ironic all-in-one is not running (%s: %s): start it '
+                 'with `tools/services.sh start ironic`.'
+                 % (ironic_env, e.strerror))
     return env
 
 
