@@ -24,6 +24,7 @@ from ironic import objects
 from oslo_log import log
 
 from bmi_driver.common import ironic_errors
+from bmi_driver import exception
 from bmi_driver.deploy import utils as deploy_utils
 from bmi_driver.storage import export
 from bmi_driver.storage import images
@@ -86,8 +87,19 @@ class BMIStorage(base.StorageInterface):
         lib = images.ImageLibrary()
         try:
             with ironic_errors.translated('attaching the disk', node.uuid):
-                disk = lib.clone_for_node(node.uuid, image_source,
-                                          size=size, project=project)
+                disk = None
+                if node.provision_state == states.ACTIVE:
+                    # Power on or take over: the node keeps the disk it has,
+                    # whatever became of its image since.
+                    try:
+                        disk = lib.get_node_disk(node.uuid)
+                    except exception.CloneNotFound:
+                        LOG.warning('Active node %(node)s has lost its '
+                                    'disk: cloning its image again',
+                                    {'node': node.uuid})
+                if disk is None:
+                    disk = lib.clone_for_node(node.uuid, image_source,
+                                              size=size, project=project)
                 if configdrive is not None:
                     lib.write_node_configdrive(node.uuid, configdrive)
                 node_export = export.ExportManager().export_node(

@@ -303,6 +303,27 @@ class IronicTestCase(base.FunctionalTestCase):
             f.seek(MARK_OFFSET)
             self.assertEqual(b'\x5a' * 65536, f.read(65536))
 
+    def set_power(self, node_uuid, state):
+        self.ironic.node.set_power_state(node_uuid, state)
+        deadline = time.monotonic() + WAIT
+        while self.ironic.node.get(node_uuid).power_state != 'power ' + state:
+            self.assertLess(time.monotonic(), deadline, self.ironic_log())
+            time.sleep(0.3)
+
+    def test_power_cycle_keeps_the_disk(self):
+        # Ironic detaches volumes when an active node powers off and
+        # attaches them at power on: the disk and its data stay.
+        image, _digest = self.golden()
+        node = self.create_node()
+        self.deploy(node.uuid, image.uuid)
+        self.write_lun(node.uuid, MARK_OFFSET, b'\x3c' * 4096)
+        self.set_power(node.uuid, 'off')
+        self.assertIsNotNone(self.lib.get_node_disk(node.uuid))
+        self.set_power(node.uuid, 'on')
+        with open(self.read_lun(node.uuid), 'rb') as f:
+            f.seek(MARK_OFFSET)
+            self.assertEqual(b'\x3c' * 4096, f.read(4096))
+
     def test_rebuild_gives_a_fresh_disk(self):
         image, digest = self.golden()
         node = self.create_node()

@@ -69,6 +69,7 @@ class BMITestCase(db_base.DbTestCase):
             rbd_name='node-%s' % self.node.uuid, size=10 * 1024 ** 3,
             parent='bmi-images/img-%s@golden' % IMAGE_UUID)
         self.lib.clone_for_node.return_value = self.disk
+        self.lib.get_node_disk.return_value = self.disk
         self.lib.resolve_source.return_value = images.ImageSource(
             uuid=IMAGE_UUID, kind='golden', pool='bmi-images',
             rbd_name='img-%s' % IMAGE_UUID, snapshot='golden',

@@ -157,6 +157,25 @@ class BMIStorageTestCase(base.BMITestCase):
         self.lib.remove_node_disk.assert_not_called()
         self.mgr.unexport_node.assert_not_called()
 
+    def test_attach_on_active_node_keeps_its_disk(self):
+        self.set_state(states.ACTIVE)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.lib.clone_for_node.assert_not_called()
+        self.mgr.export_node.assert_called_once_with(self.node.uuid,
+                                                     initiator_iqn=None)
+        self.assertEqual(1, len(self._targets()))
+
+    def test_attach_on_active_node_that_lost_its_disk(self):
+        self.set_state(states.ACTIVE)
+        self.lib.get_node_disk.side_effect = exception.CloneNotFound(
+            node=self.node.uuid, clone='node-x')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.lib.clone_for_node.assert_called_once_with(
+            self.node.uuid, base.IMAGE_UUID, size=10 * GiB,
+            project=base.LESSEE)
+
     def test_attach_on_active_node_does_not_rewrite_configdrive(self):
         self.set_state(states.ACTIVE)
         self.node.instance_info = dict(self.node.instance_info,
