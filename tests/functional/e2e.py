@@ -291,6 +291,30 @@ class Scenario(object):
         node.to_active = time.monotonic() - start
         self.report.detail('%s is ACTIVE after %.1fs' % (node.name,
                                                          node.to_active))
+        self._show_attachments(node)
+
+    def _show_attachments(self, node):
+        """Show (and check) the node's boot volume and HIL networks."""
+        targets = self.ironic.volume_target.list(node=node.uuid,
+                                                 detail=True)
+        if not targets:
+            raise RuntimeError('%s is ACTIVE without a boot VolumeTarget'
+                               % node.name)
+        for t in targets:
+            self.report.detail('%s boots from %s LUN %s (%s)' % (
+                node.name, t.properties.get('target_iqn'),
+                t.properties.get('target_lun'), t.volume_id))
+        nets = {}
+        for nic in self.hil('/v0/node/%s' % node.name).get('nics') or []:
+            for channel, net in (nic.get('networks') or {}).items():
+                nets.setdefault(net, []).append('%s %s' % (nic['label'],
+                                                           channel))
+        if PROVISIONING_NETWORK not in nets:
+            raise RuntimeError('%s is not on the HIL network %s (HIL: %s)'
+                               % (node.name, PROVISIONING_NETWORK, nets))
+        for net, where in sorted(nets.items()):
+            self.report.detail('%s: HIL network %s on %s'
+                               % (node.name, net, ', '.join(where)))
 
     def _note_power_on(self, node):
         if node.powered_on is None and self.lab.vm_state(node.vm) == 'running':
