@@ -143,6 +143,22 @@ auth_type = none
 CONF
 }
 
+# HTTP GET with the venv's Python (curl is not on every machine).
+http_get() {
+    "$VENV/bin/python" - "$1" <<'PY'
+import sys, urllib.request
+req = urllib.request.Request(
+    sys.argv[1], headers={'X-OpenStack-Ironic-API-Version': 'latest'})
+with urllib.request.urlopen(req, timeout=5) as resp:
+    sys.stdout.write(resp.read().decode())
+PY
+}
+
+offers_bmi() {
+    http_get "$URL/v1/drivers?type=dynamic" 2>/dev/null \
+        | grep -q '"name": *"bmi"'
+}
+
 wait_ready() {
     local pid=$1 log_from=$2 deadline=$((SECONDS + START_TIMEOUT))
     while [ $SECONDS -lt $deadline ]; do
@@ -152,20 +168,19 @@ wait_ready() {
         fi
         # The API outlives a conductor that could not start: look at the log.
         if tail -c "+$log_from" "$STATE/ironic.log" | grep -E -m 3 \
-                'Failed to register hardware types|killed by signal|Failed to start' >&2; then
+                'Failed to register hardware types|Child [0-9]+ (killed by signal|exited with status)' >&2; then
             stop
             die "the conductor did not start: see $STATE/ironic.log"
         fi
         # The conductor lists the hardware types it loaded once it has
         # registered; that is when nodes of type bmi can be enrolled.
-        if curl -fsS -m 5 -H 'X-OpenStack-Ironic-API-Version: latest' \
-                "$URL/v1/drivers?type=dynamic" 2>/dev/null \
-                | grep -q '"name": *"bmi"'; then
+        if offers_bmi; then
             return 0
         fi
         sleep 1
     done
     tail -n 30 "$STATE/ironic.log" >&2 || true
+    stop
     die "Ironic did not offer the bmi hardware type within ${START_TIMEOUT}s: see $STATE/ironic.log"
 }
 
@@ -185,7 +200,7 @@ start() {
         conf_files+=("$(cd "$(dirname "$extra")" && pwd)/$(basename "$extra")")
     done
     for extra in "${conf_files[@]}"; do conf_args+=(--config-file "$extra"); done
-    if curl -fsS -m 2 "$URL/" >/dev/null 2>&1; then
+    if http_get "$URL/" >/dev/null 2>&1; then
         die "something else already answers on $URL"
     fi
 
