@@ -97,7 +97,7 @@ if ! grep -q "$BMI_IRONIC_EXTRA_CONF" "$BMI_STATE/ironic/env.json"; then
 fi
 
 failed_step="the VM scenario"
-BMI_DEMO_T0=$T0 "$VENV/bin/python" -W ignore::DeprecationWarning \
+BMI_DEMO_T0=$T0 "$VENV/bin/python" -W ignore \
     -m tests.functional.e2e \
     --services "$BMI_STATE/services.json" --lab-dir "$DEMO/lab" \
     --image "$DEMO/bmi-demo.raw" || exit 1

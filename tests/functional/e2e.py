@@ -63,6 +63,18 @@ def sanboot_script(node_export, initiator_iqn):
     return '\n'.join(lines) + '\n'
 
 
+def _run(what, *argv):
+    """Run a command; on failure, raise with its last error lines."""
+    try:
+        out, _err = processutils.execute(
+            *argv, env_variables=dict(os.environ, PYTHONWARNINGS='ignore'))
+    except processutils.ProcessExecutionError as e:
+        lines = (e.stderr or e.stdout or '').strip().splitlines()[-3:]
+        raise RuntimeError('%s failed (exit code %s): %s' % (
+            what, e.exit_code, ' / '.join(lines))) from None
+    return out
+
+
 class StepFailed(Exception):
     def __init__(self, step, error):
         self.step = step
@@ -153,17 +165,15 @@ class Scenario(object):
     def baremetal(self, *args):
         """Run the ``baremetal`` CLI, as a user would; show the command."""
         self.report.detail('$ baremetal %s' % ' '.join(args))
-        out, _err = processutils.execute(
-            BAREMETAL, '--os-endpoint', self.ironic_url,
-            '--os-auth-type', 'none', *args)
-        return out
+        return _run('baremetal %s' % ' '.join(args[:2]), BAREMETAL,
+                    '--os-endpoint', self.ironic_url, '--os-auth-type',
+                    'none', *args)
 
     def bmi_manage(self, *args, show=True):
         if show:
             self.report.detail('$ bmi-manage %s' % ' '.join(args))
-        out, _err = processutils.execute(
-            BMI_MANAGE, '--config-file', self.bmi_conf, *args)
-        return out
+        return _run('bmi-manage %s' % ' '.join(args[:2]), BMI_MANAGE,
+                    '--config-file', self.bmi_conf, *args)
 
     def _node(self, node):
         return self.ironic.node.get(node.uuid)
@@ -523,7 +533,10 @@ def main(argv=None):
         print('\nDEMO FAILED at step "%s": %s' % (failed.step, failed.error))
         if scenario is not None:
             for node in scenario.nodes:
-                tail = lab.console(node.vm).text().splitlines()[-15:]
+                if node.vm_uuid is None:
+                    continue
+                tail = lab.console(node.vm).text(
+                    node.console_offset).splitlines()[-15:]
                 if tail:
                     print('--- last console lines of %s' % node.vm)
                     print('\n'.join(tail))

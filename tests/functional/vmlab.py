@@ -17,6 +17,7 @@ the boot script's URL. Each guest's serial console goes to a file.
     python -m tests.functional.vmlab start|stop|status STATE_DIR
 """
 
+import contextlib
 import json
 import os
 import re
@@ -369,6 +370,9 @@ class Lab(object):
         path = os.path.join(self.state_dir, '%s.xml' % name)
         with open(path, 'w') as f:
             f.write(xml)
+        # A new guest, a new console log.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.console(name).path)
         self.virsh('define', path)
         return self.virsh('domuuid', name).strip()
 
