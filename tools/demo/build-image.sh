@@ -34,8 +34,16 @@ ESP_MIB=64
 log() { printf '[build-image] %s\n' "$*"; }
 
 # --- what to build from -----------------------------------------------------
-kernel_pkg=$(apt-cache depends "$KERNEL_META" 2>/dev/null |
-             awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+resolve_kernel() {
+    apt-cache depends "$KERNEL_META" 2>/dev/null |
+        awk '/Depends: linux-image-[0-9]/ {print $2; exit}'
+}
+kernel_pkg=$(resolve_kernel)
+if [ -z "$kernel_pkg" ] && [ "$(id -u)" = 0 ]; then
+    log "apt-get update (no package lists)"
+    apt-get update -qq
+    kernel_pkg=$(resolve_kernel)
+fi
 if [ -z "$kernel_pkg" ]; then
     case $KERNEL_META in
     linux-image-[0-9]*) kernel_pkg=$KERNEL_META ;;
@@ -62,10 +70,10 @@ fetch() {  # fetch PACKAGE: the .deb of PACKAGE's candidate version in $debs
     ver=$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')
     f=$(ls "$debs/${pkg}_${ver/*:/}_"*.deb 2>/dev/null | head -n1 || true)
     if [ -z "$f" ]; then
-        log "apt-get download $pkg"
+        log "apt-get download $pkg" >&2
         (cd "$debs" && apt-get download -q "$pkg" 2>&1 |
-            grep -v -e '^W: Download is performed unsandboxed' -e '^Get:' ||
-            true)
+            grep -v -e '^W: Download is performed unsandboxed' -e '^Get:' \
+                 -e '^Fetched' >&2 || true)
         f=$(ls "$debs/${pkg}_${ver/*:/}_"*.deb 2>/dev/null | head -n1 || true)
         [ -n "$f" ] || { echo "build-image: download of $pkg failed" >&2
                          exit 1; }
