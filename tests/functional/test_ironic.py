@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -66,12 +67,19 @@ def write_lun(portal, iqn, lun, user, secret, offset, data):
         check=True, capture_output=True, timeout=60)
 
 
-class IronicTestCase(base.FunctionalTestCase):
+class IronicHelpers(base.FunctionalTestCase):
+    """Helpers to drive an Ironic all-in-one and check Ceph and tgtd."""
 
     def setUp(self):
         super().setUp()
-        state = self.env.get('ironic_state')
-        path = os.path.join(state or '', 'env.json')
+        self.lib = images.ImageLibrary()
+        self.exports = export.ExportManager()
+        self.portal = self.env['tgtd_portal']
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+
+    def use_ironic(self, state_dir):
+        """Talk to the Ironic whose tools/ironic-aio.sh state is there."""
+        path = os.path.join(state_dir or '', 'env.json')
         try:
             with open(path) as f:
                 self.ironic_env = json.load(f)
@@ -82,10 +90,6 @@ class IronicTestCase(base.FunctionalTestCase):
         self.ironic = ir_client.get_client(
             '1', endpoint=self.ironic_env['url'], auth_type='none',
             os_ironic_api_version='latest')
-        self.lib = images.ImageLibrary()
-        self.exports = export.ExportManager()
-        self.portal = self.env['tgtd_portal']
-        self.tmp = self.useFixture(fixtures.TempDir()).path
 
     # --- helpers ----------------------------------------------------------
 
@@ -194,6 +198,13 @@ class IronicTestCase(base.FunctionalTestCase):
         served = [t.iqn for t in self.exports.backend.list_targets()]
         self.assertNotIn(iqn, served)
 
+    def set_power(self, node_uuid, state):
+        self.ironic.node.set_power_state(node_uuid, state)
+        deadline = time.monotonic() + WAIT
+        while self.ironic.node.get(node_uuid).power_state != 'power ' + state:
+            self.assertLess(time.monotonic(), deadline, self.ironic_log())
+            time.sleep(0.3)
+
     def baremetal(self, *args):
         """Run the operator's ``baremetal`` command against the Ironic."""
         cmd = [os.path.join(os.path.dirname(sys.executable), 'baremetal'),
@@ -207,7 +218,13 @@ class IronicTestCase(base.FunctionalTestCase):
                          proc.stderr[-2000:], self.ironic_log()))
         return proc.stdout.strip()
 
-    # --- tests ------------------------------------------------------------
+
+class IronicTestCase(IronicHelpers):
+    """The shared Ironic all-in-one that tools/services.sh started."""
+
+    def setUp(self):
+        super().setUp()
+        self.use_ironic(self.env.get('ironic_state'))
 
     def test_operator_path_with_the_baremetal_command(self):
         image, digest = self.golden()
@@ -302,13 +319,6 @@ class IronicTestCase(base.FunctionalTestCase):
         with open(path, 'rb') as f:
             f.seek(MARK_OFFSET)
             self.assertEqual(b'\x5a' * 65536, f.read(65536))
-
-    def set_power(self, node_uuid, state):
-        self.ironic.node.set_power_state(node_uuid, state)
-        deadline = time.monotonic() + WAIT
-        while self.ironic.node.get(node_uuid).power_state != 'power ' + state:
-            self.assertLess(time.monotonic(), deadline, self.ironic_log())
-            time.sleep(0.3)
 
     def test_power_cycle_keeps_the_disk(self):
         # Ironic detaches volumes when an active node powers off and
@@ -418,3 +428,61 @@ class IronicTestCase(base.FunctionalTestCase):
                               node.uuid, 'active')
         self.assertIn('cannot be used by project someone-else', str(e))
         self.assert_released(node.uuid)
+
+
+class UnreachableServicesTestCase(IronicHelpers):
+    """Validation with Ceph or tgtd out of reach, on an Ironic of its own.
+
+    The all-in-one is started with an extra configuration file that points
+    the plugin at a Ceph monitor or a tgtd control port where nothing
+    listens; the shared services are not touched.
+    """
+
+    def start_ironic(self, extra_conf):
+        state = os.path.join(self.tmp, 'ironic')
+        extra = os.path.join(self.tmp, 'extra.conf')
+        with open(extra, 'w') as f:
+            f.write(extra_conf)
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            port = sock.getsockname()[1]
+        env = dict(os.environ, BMI_IRONIC_PORT=str(port),
+                   BMI_STATE=self.env['state_dir'])
+        script = os.path.join(base._REPO, 'tools', 'ironic-aio.sh')
+        self.addCleanup(subprocess.run, [script, 'stop', state], env=env,
+                        capture_output=True, timeout=120)
+        proc = subprocess.run([script, 'start', state, extra], env=env,
+                              capture_output=True, text=True, timeout=300)
+        self.assertEqual(0, proc.returncode, proc.stderr[-3000:])
+        self.use_ironic(state)
+
+    def _refused(self, image_uuid):
+        node = self.create_node()
+        self.ironic.node.update(node.uuid, [
+            {'op': 'add', 'path': '/instance_info/image_source',
+             'value': image_uuid}])
+        e = self.assertRaises(ir_exc.BadRequest,
+                              self.ironic.node.set_provision_state,
+                              node.uuid, 'active')
+        self.assertEqual('available',
+                         self.ironic.node.get(node.uuid).provision_state)
+        self.assertRaises(exception.CloneNotFound,
+                          self.lib.get_node_disk, node.uuid)
+        return str(e)
+
+    def test_tgtd_unreachable(self):
+        image, _digest = self.golden()
+        # tgtadm -C selects a tgtd by its control socket: none has 77.
+        self.start_ironic('[iscsi]\ntgtadm_control_port = 77\n')
+        msg = self._refused(image.uuid)
+        self.assertIn('iSCSI target daemon is not reachable', msg)
+
+    def test_ceph_unreachable(self):
+        conf = os.path.join(self.tmp, 'nowhere.conf')
+        with open(conf, 'w') as f:
+            # A monitor address where nothing listens.
+            f.write('[global]\nmon host = 127.0.0.1:9\n')
+        self.start_ironic('[ceph]\nconf_file = %s\nconnect_timeout = 2\n'
+                          'connect_retries = 0\n' % conf)
+        msg = self._refused(str(uuid.uuid4()))
+        self.assertIn('Cannot connect to the Ceph cluster', msg)
