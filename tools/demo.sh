@@ -87,7 +87,9 @@ for s in ceph tgtd hil ironic; do
     else
         failed_step="start $s"
         started+=("$s")
-        run_step "start $s" tools/services.sh start $s
+        # In a session of its own: Ctrl-C must not kill a service that the
+        # clean-up still needs (undeploy talks to Ironic and HIL).
+        run_step "start $s" setsid -w tools/services.sh start $s
     fi
 done
 if ! grep -q "$BMI_IRONIC_EXTRA_CONF" "$BMI_STATE/ironic/env.json"; then

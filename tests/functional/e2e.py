@@ -89,6 +89,7 @@ class Reporter(object):
         """``started_at``: wall-clock start (time.time()) to count from."""
         self.out = out or (lambda line: print(line, flush=True))
         self.t0 = time.monotonic()
+        self.current = None
         if started_at:
             self.t0 -= max(0.0, time.time() - started_at)
         self.steps = []
@@ -105,6 +106,7 @@ class Reporter(object):
     @contextlib.contextmanager
     def step(self, name):
         start = time.monotonic()
+        self.current = name
         self.say('%s ...' % name)
         try:
             yield
@@ -518,7 +520,8 @@ def main(argv=None):
         failed = e
     except (Exception, SystemExit, KeyboardInterrupt) as e:
         rc = 1
-        failed = StepFailed('setup', e)
+        failed = StepFailed(report.current or 'setup',
+                            e if str(e) else 'interrupted')
     finally:
         if scenario is not None:
             for err in scenario.cleanup():
