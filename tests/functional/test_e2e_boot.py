@@ -78,7 +78,7 @@ class LabTestCase(base.FunctionalTestCase):
             console = self.lab.console(vm)
             self.addDetail('console %s' % vm, content.text_content(
                 '\n'.join(console.text().splitlines()[-60:])))
-        for name in ('libvirtd', 'sushy'):
+        for name in ('libvirtd-daemon', 'sushy'):
             path = os.path.join(self.lab.log_dir, '%s.log' % name)
             if os.path.exists(path):
                 self.addDetail('%s.log' % name, content.text_content(
