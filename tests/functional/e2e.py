@@ -27,10 +27,15 @@ import re
 import signal
 import sys
 import time
+import urllib.request
 import uuid
 
+from ironicclient import client as ironic_client
+from ironicclient import exc as ironic_exc
 from oslo_concurrency import processutils
 
+from bmi_driver.conf import CONF
+from bmi_driver.storage import images
 from tests.functional import vmlab
 
 REPO = vmlab.REPO
@@ -143,7 +148,6 @@ class Scenario(object):
                                       '52:54:00:b3:01:02'),
                  project='demo', reporter=None, boot_timeout=240,
                  state_timeout=240):
-        from ironicclient import client as ironic_client
         self.lab = lab
         self.ironic_url = ironic_url
         self.ironic = ironic_client.get_client(
@@ -199,7 +203,6 @@ class Scenario(object):
             time.sleep(1)
 
     def hil(self, path):
-        import urllib.request
         with urllib.request.urlopen(self.hil_url + path, timeout=10) as r:
             return json.loads(r.read())
 
@@ -424,16 +427,14 @@ class Scenario(object):
 
     def _rbd_names(self):
         """Names of the RBD images in the clone pool."""
-        from bmi_driver.storage import images
         return [d.rbd_name for d in images.ImageLibrary().list_node_disks()]
 
     # -- cleanup ---------------------------------------------------------
     def _remove_node(self, node):
         """Remove an Ironic node of this name (a leftover) and its VM."""
-        from ironicclient import exc
         try:
             n = self.ironic.node.get(node.name)
-        except exc.NotFound:
+        except ironic_exc.NotFound:
             n = None
         if n is not None:
             if n.provision_state not in ('available', 'manageable',
@@ -443,7 +444,7 @@ class Scenario(object):
                 node.uuid = n.uuid
                 with contextlib.suppress(Exception):
                     self.wait_state(node, 'available', timeout=120)
-            with contextlib.suppress(exc.NotFound):
+            with contextlib.suppress(ironic_exc.NotFound):
                 self.ironic.node.set_maintenance(n.uuid, True)
                 self.ironic.node.delete(n.uuid)
         self.lab.remove_vm(node.vm)
@@ -498,7 +499,6 @@ def main(argv=None):
     ironic_env = _load_json(os.path.join(env['ironic_state'], 'env.json'))
     hil_env = _load_json(os.path.join(env['hil_state'], 'env.json'))
     bmi_conf = os.path.join(env['ironic_state'], 'bmi.conf')
-    from bmi_driver.conf import CONF
     CONF(args=[], project='bmi', default_config_files=[bmi_conf])
 
     # tools/demo.sh passes its start time: one clock for all the steps.
