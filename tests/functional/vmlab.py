@@ -139,7 +139,7 @@ class Console(object):
         except FileNotFoundError:
             return ''
         # UEFI consoles emit escape sequences: keep the lines readable.
-        data = re.sub(rb'\x1b\[[0-9;?]*[A-Za-z]', b'', data)
+        data = re.sub(rb'\x1b\[[0-9;?=]*[A-Za-z]', b'', data)
         return data.decode('utf-8', 'replace').replace('\r', '')
 
     def lines(self, offset=0, pattern=r'^(BMI-|bmi-initramfs)'):

@@ -1,0 +1,152 @@
+"""Unit tests of the demo's helpers (tests/functional/vmlab.py, e2e.py).
+
+They run no VM and no daemon: files are temporary, virsh is faked.
+"""
+
+import os
+from unittest import mock
+
+import fixtures
+
+from bmi_driver.storage import export
+from tests import base
+from tests.functional import e2e
+from tests.functional import vmlab
+
+
+class ConsoleTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.path = os.path.join(self.state_dir, 'console.log')
+        self.console = vmlab.Console(self.path)
+
+    def write(self, data):
+        with open(self.path, 'ab') as f:
+            f.write(data)
+
+    def test_missing_file_is_empty(self):
+        self.assertEqual(0, self.console.size())
+        self.assertEqual('', self.console.text())
+
+    def test_text_drops_escape_sequences_and_carriage_returns(self):
+        self.write(b'\x1b[=3h\x1b[2J\x1b[01;01HBdsDxe: loading\r\n'
+                   b'BMI-BOOT-OK node=n1\r\n')
+        self.assertEqual('BdsDxe: loading\nBMI-BOOT-OK node=n1\n',
+                         self.console.text())
+
+    def test_lines_from_an_offset(self):
+        self.write(b'BMI-BOOT-OK node=old\n')
+        offset = self.console.size()
+        self.write(b'iPXE\nbmi-initramfs: root /dev/sda2\n'
+                   b'BMI-BOOT-OK node=new\n')
+        self.assertEqual(['bmi-initramfs: root /dev/sda2',
+                          'BMI-BOOT-OK node=new'],
+                         self.console.lines(offset))
+
+    def test_wait_for_returns_the_match(self):
+        self.write(b'noise\nBMI-BOOT-OK node=n1\n')
+        m = self.console.wait_for(e2e.MARKER_RE, timeout=0)
+        self.assertEqual('n1', m.group(1))
+
+    def test_wait_for_fails_at_once_on_a_boot_failure(self):
+        self.write(b'BMI-BOOT-FAIL iscsistart -b (login from iBFT)\n')
+        e = self.assertRaises(vmlab.LabError, self.console.wait_for,
+                              e2e.MARKER_RE, timeout=60)
+        self.assertIn('iscsistart -b', str(e))
+
+    def test_wait_for_times_out(self):
+        self.useFixture(fixtures.MockPatch('time.sleep'))
+        self.write(b'still booting\n')
+        self.assertRaises(vmlab.LabError, self.console.wait_for,
+                          e2e.MARKER_RE, timeout=0)
+
+
+class SanbootScriptTest(base.TestCase):
+
+    def export(self, **kwargs):
+        return export.NodeExport(
+            node_uuid='n', target_iqn='iqn.2026-11.org.massopen.bmi:n',
+            portal='127.0.0.1:3260', luns={1: 'pool/node-n'}, **kwargs)
+
+    def test_with_chap(self):
+        script = e2e.sanboot_script(
+            self.export(chap_username='u1', chap_secret='s3cret'),
+            'iqn.2026-11.org.massopen.bmi.initiator:node-1')
+        lines = script.splitlines()
+        self.assertEqual('#!ipxe', lines[0])
+        self.assertIn('set username u1', lines)
+        self.assertIn('set password s3cret', lines)
+        self.assertIn('set initiator-iqn '
+                      'iqn.2026-11.org.massopen.bmi.initiator:node-1', lines)
+        self.assertIn('sanhook --drive 0x80 iscsi:10.0.2.2::3260:1:'
+                      'iqn.2026-11.org.massopen.bmi:n || goto fail', lines)
+        self.assertIn('sanboot --no-describe || goto fail', lines)
+
+    def test_without_chap(self):
+        script = e2e.sanboot_script(self.export(), 'iqn.2026-11.x:y')
+        self.assertNotIn('username', script)
+        self.assertNotIn('password', script)
+
+
+class DefineVMTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.lab = vmlab.Lab(self.state_dir)
+        self.virsh = self.useFixture(fixtures.MockPatchObject(
+            self.lab, 'virsh', return_value='uuid-1\n')).mock
+
+    def test_bad_input_is_refused_before_anything_is_defined(self):
+        for name, mac in (('other-vm', '52:54:00:00:00:01'),
+                          (vmlab.DOMAIN_PREFIX + 'n1', '52:54:00:00:00'),
+                          (vmlab.DOMAIN_PREFIX + 'n1', 'zz:54:00:00:00:01')):
+            self.assertRaises(vmlab.LabError, self.lab.define_vm, name, mac,
+                              'http://10.0.2.2:8089/boot.ipxe')
+        self.virsh.assert_not_called()
+
+    def test_domain_xml(self):
+        name = vmlab.DOMAIN_PREFIX + 'n1'
+        console = self.lab.console(name)
+        os.makedirs(os.path.dirname(console.path))
+        with open(console.path, 'w') as f:
+            f.write('an earlier guest of that name\n')
+        uuid = self.lab.define_vm(name, '52:54:00:00:00:01',
+                                  'http://10.0.2.2:8089/boot.ipxe')
+        self.assertEqual('uuid-1', uuid)
+        path = os.path.join(self.state_dir, name + '.xml')
+        self.virsh.assert_has_calls([mock.call('define', path),
+                                     mock.call('domuuid', name)])
+        with open(path) as f:
+            xml = f.read()
+        for expected in ("<domain type='qemu'", vmlab.OVMF_CODE,
+                         "<model type='e1000'/>", vmlab.NIC_ROM,
+                         "<boot order='1'/>",
+                         'netdev.hostnet0.bootfile=http://10.0.2.2:8089/'
+                         'boot.ipxe',
+                         "<qemu:del capability='netdev.json'/>",
+                         '<on_poweroff>destroy</on_poweroff>',
+                         console.path):
+            self.assertIn(expected, xml)
+        self.assertFalse(os.path.exists(console.path))
+
+
+class ReporterTest(base.TestCase):
+
+    def test_steps(self):
+        out = []
+        report = e2e.Reporter(out=out.append)
+        with report.step('first'):
+            pass
+        e = self.assertRaises(e2e.StepFailed, self._fail, report)
+        self.assertEqual('second', e.step)
+        self.assertEqual('second', report.current)
+        self.assertEqual(['first'], [name for name, _t in report.steps])
+        self.assertTrue(out[0].endswith('first ...'))
+        self.assertIn('second FAILED', out[-1])
+        self.assertIn('boom', out[-1])
+
+    @staticmethod
+    def _fail(report):
+        with report.step('second'):
+            raise RuntimeError('boom')
