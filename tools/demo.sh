@@ -75,7 +75,7 @@ trap cleanup EXIT
 trap 'failed_step="${failed_step:-setup} (interrupted)"; exit 130' INT TERM
 
 run_step "install dependencies" tools/install-deps.sh demo
-run_step "build the golden image (cached)" tools/demo/build-image.sh "$DEMO"
+run_step "build the golden image (cached after the first run)" tools/demo/build-image.sh "$DEMO"
 
 # Ironic settings and HIL nodes the demo needs (see the files).
 export BMI_IRONIC_EXTRA_CONF=$here/tools/demo/ironic-demo.conf
