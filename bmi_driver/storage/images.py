@@ -948,6 +948,7 @@ class ImageLibrary:
 
     @rbd_utils.retry_transient
     def set_node_metadata(self, node_uuid, metadata):
+        """Set metadata keys on the node's clone; an empty value removes."""
         node_uuid = names.node_uuid(node_uuid)
         with self._clients.get() as client:
             rbd_name = node_rbd_name(node_uuid)
@@ -959,21 +960,9 @@ class ImageLibrary:
             except rbd.ImageNotFound:
                 raise exception.CloneNotFound(node=node_uuid, clone=rbd_name)
 
-    @rbd_utils.retry_transient
     def remove_node_metadata(self, node_uuid, keys):
-        node_uuid = names.node_uuid(node_uuid)
-        with self._clients.get() as client:
-            rbd_name = node_rbd_name(node_uuid)
-            try:
-                with rbd.Image(client.ioctx(self.clone_pool),
-                               rbd_name) as image:
-                    for key in keys:
-                        try:
-                            image.metadata_remove(key)
-                        except KeyError:
-                            pass
-            except rbd.ImageNotFound:
-                raise exception.CloneNotFound(node=node_uuid, clone=rbd_name)
+        """Remove metadata keys from the node's clone; missing is fine."""
+        self.set_node_metadata(node_uuid, dict.fromkeys(keys, ''))
 
     @rbd_utils.retry_transient
     def write_node_configdrive(self, node_uuid, data):
