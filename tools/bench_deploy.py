@@ -32,9 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 from ironicclient import client as ir_client  # noqa: E402
 import rbd  # noqa: E402
 
-from bmi_driver.conf import CONF  # noqa: E402
 from bmi_driver.storage import images  # noqa: E402
 from bmi_driver.storage import rbd_utils  # noqa: E402
+import benchlib  # noqa: E402
 
 GiB = 1024 ** 3
 WAIT = 600
@@ -52,11 +52,7 @@ FAKE_NODE = dict(driver='fake-hardware', boot_interface='fake',
 
 
 def load_env():
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    path = os.environ.get('BMI_TEST_ENV',
-                          os.path.join(here, '.state', 'services.json'))
-    with open(path) as f:
-        env = json.load(f)
+    env = benchlib.load_env()
     ironic_env = os.path.join(env.get('ironic_state', ''), 'env.json')
     try:
         with open(ironic_env) as f:
@@ -66,17 +62,6 @@ def load_env():
                  'with `tools/services.sh start ironic`.'
                  % (ironic_env, e.strerror))
     return env
-
-
-def configure(env):
-    CONF([], project='bmi', default_config_files=[])
-    for key, value in (('conf_file', env['ceph_conf']),
-                       ('user', env['ceph_user']),
-                       ('keyring', env['ceph_keyring']),
-                       ('image_pool', env['image_pool']),
-                       ('clone_pool', env['image_pool']),
-                       ('glance_pool', env['glance_pool'])):
-        CONF.set_override(key, value, group='ceph')
 
 
 class Bench:
@@ -202,7 +187,7 @@ def main():
     sizes = [int(n) for n in args.sizes.split(',')]
 
     env = load_env()
-    configure(env)
+    benchlib.configure_ceph(env)
     bench = Bench(env)
     try:
         small = bench.golden(1 * GiB)

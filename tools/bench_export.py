@@ -43,6 +43,7 @@ from bmi_driver.storage import export  # noqa: E402
 from bmi_driver.storage.export import base  # noqa: E402
 from bmi_driver.storage.export import tgt  # noqa: E402
 from bmi_driver.storage import images  # noqa: E402
+import benchlib  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -306,8 +307,7 @@ def bench_luns(tgtd, cluster, counts):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--env', default=os.path.join(
-        HERE, '.state', 'services.json'))
+    parser.add_argument('--env', default=benchlib.env_path())
     parser.add_argument('--nodes', type=int, default=20)
     parser.add_argument('--size-mib', type=int, default=1024)
     parser.add_argument('--lun-counts', default='1,10,100')
@@ -316,19 +316,12 @@ def main():
                         help='comma-separated parts to skip: export,read,'
                              'luns')
     args = parser.parse_args()
-    with open(args.env) as f:
-        env = json.load(f)
+    env = benchlib.load_env(args.env)
     skip = set(filter(None, args.skip.split(',')))
 
-    CONF([], project='bmi')
+    benchlib.configure_ceph(env)
     work = tempfile.mkdtemp(prefix='bench-export-')
     CONF.set_override('state_path', work, 'bmi')
-    for key, value in (('conf_file', env['ceph_conf']),
-                       ('user', env['ceph_user']),
-                       ('keyring', env['ceph_keyring']),
-                       ('image_pool', env['image_pool']),
-                       ('clone_pool', env['image_pool'])):
-        CONF.set_override(key, value, 'ceph')
     tgtd = Tgtd(args.tgtd_threads, work)
     CONF.set_override('tgtadm_control_port', tgtd.control_port, 'iscsi')
     CONF.set_override('portal_port', tgtd.portal_port, 'iscsi')

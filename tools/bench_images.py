@@ -12,7 +12,6 @@ Needs the services (`make services-start`); reads .state/services.json.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -25,18 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 import rados  # noqa: E402
 import rbd  # noqa: E402
 
-from bmi_driver.conf import CONF  # noqa: E402
 from bmi_driver.storage import images  # noqa: E402
+import benchlib  # noqa: E402
 
 GiB = 1024 ** 3
-
-
-def load_env():
-    path = os.environ.get('BMI_TEST_ENV', os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        '.state', 'services.json'))
-    with open(path) as f:
-        return json.load(f)
 
 
 def timed(fn, rounds):
@@ -58,14 +49,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rounds', type=int, default=20)
     args = parser.parse_args()
-    env = load_env()
-    CONF([], project='bmi')
-    for key, value in (('conf_file', env['ceph_conf']),
-                       ('user', env['ceph_user']),
-                       ('keyring', env['ceph_keyring']),
-                       ('image_pool', env['image_pool']),
-                       ('clone_pool', env['image_pool'])):
-        CONF.set_override(key, value, 'ceph')
+    env = benchlib.load_env()
+    benchlib.configure_ceph(env)
     lib = images.ImageLibrary()
     pool = env['image_pool']
 
