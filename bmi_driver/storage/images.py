@@ -913,21 +913,26 @@ class ImageLibrary:
         node_uuid = names.node_uuid(node_uuid)
         with self._clients.get() as client:
             ioctx = client.ioctx(self.clone_pool)
-            for rbd_name in (configdrive_rbd_name(node_uuid),
-                             node_rbd_name(node_uuid)):
+            # A config drive is usually absent, the clone usually there.
+            for rbd_name, probe in ((configdrive_rbd_name(node_uuid), True),
+                                    (node_rbd_name(node_uuid), False)):
                 with rbd_utils.ceph_errors(rbd_name):
-                    if self._remove_if_present(ioctx, rbd_name):
+                    if self._remove_if_present(ioctx, rbd_name, probe):
                         LOG.info('Removed %(img)s of node %(node)s',
                                  {'img': rbd_name, 'node': node_uuid})
 
-    def _remove_if_present(self, ioctx, rbd_name):
-        """Remove an image and its snapshots: False if it was not there."""
-        # Opening a missing image fails in about a millisecond; removing
-        # one looks in the trash and elsewhere first (over 15 ms).
-        try:
-            rbd.Image(ioctx, rbd_name, read_only=True).close()
-        except rbd.ImageNotFound:
-            return False
+    def _remove_if_present(self, ioctx, rbd_name, probe=True):
+        """Remove an image and its snapshots: False if it was not there.
+
+        ``probe``: look first with a read-only open, which fails in about a
+        millisecond for a missing image, where a remove looks in the trash
+        and elsewhere first (over 15 ms).
+        """
+        if probe:
+            try:
+                rbd.Image(ioctx, rbd_name, read_only=True).close()
+            except rbd.ImageNotFound:
+                return False
         try:
             try:
                 rbd.RBD().remove(ioctx, rbd_name)
