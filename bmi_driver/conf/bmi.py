@@ -12,6 +12,14 @@ opts = [
     cfg.StrOpt('default_project',
                default='admin',
                help='Project that owns images imported without --project.'),
+    # Ironic looks for BMC TLS settings in the group named after a node's
+    # hardware type (ironic.drivers.utils.get_verify_ca), which for bmi
+    # nodes is this one.
+    cfg.StrOpt('verify_ca',
+               help='For nodes of hardware type bmi: the CA bundle to verify '
+                    'their BMCs (redfish) with when driver_info '
+                    'redfish_verify_ca is missing or True, as [redfish] '
+                    'verify_ca does for the redfish hardware type.'),
 ]
 
 

@@ -260,9 +260,7 @@ class Scenario(object):
                 'redfish_address': self.lab.redfish_url,
                 'redfish_system_id': '/redfish/v1/Systems/%s'
                                      % node.vm_uuid,
-                # Plain HTTP. Also, when it is unset Ironic looks for a
-                # verify_ca option in the config group named after the
-                # driver, [bmi], which is bmi_driver's and has none.
+                # The emulator speaks plain HTTP.
                 'redfish_verify_ca': False},
             boot_interface='ipxe', deploy_interface='bmi',
             storage_interface='bmi', network_interface='hil',
