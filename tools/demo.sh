@@ -56,18 +56,7 @@ cleanup() {
             >/dev/null 2>&1 || true
     if [ ${#started[@]} -gt 0 ]; then
         step "stopping what the demo started: ${started[*]}"
-        if [ ${#started[@]} -eq 4 ]; then
-            tools/services.sh stop >/dev/null 2>&1 || true
-        else
-            for s in "${started[@]}"; do
-                case $s in
-                ironic) tools/ironic-aio.sh stop "$BMI_STATE/ironic" || true ;;
-                hil) tools/hil-server.sh stop "$BMI_STATE/hil" || true ;;
-                ceph) tools/ceph-cluster.sh stop "$BMI_STATE/ceph" || true ;;
-                tgtd) echo "tgtd left running (tools/services.sh stop)" ;;
-                esac
-            done
-        fi
+        tools/services.sh stop "${started[@]}" >/dev/null 2>&1 || true
     fi
     exit $rc
 }

@@ -3,7 +3,7 @@
 # all on 127.0.0.1, each stopped by its recorded pid.
 #   tools/services.sh start [ceph] [tgtd] [ironic] [hil]
 #                                  (default: all four; ironic needs ceph and tgtd)
-#   tools/services.sh stop
+#   tools/services.sh stop [ceph] [tgtd] [ironic] [hil]   (default: all)
 # State lives in $BMI_STATE (default .state/ in the checkout); what the
 # tests need to know is written to $BMI_STATE/services.json.
 set -euo pipefail
@@ -89,12 +89,18 @@ start)
     write_env
     ;;
 stop)
-    for s in hil ironic; do
-        script=$here/tools/$([ $s = hil ] && echo hil-server || echo ironic-aio).sh
-        [ -x "$script" ] && { "$script" stop "$STATE/$s" || true; }
+    shift
+    what=" $* "; [ $# -gt 0 ] || what=" ceph tgtd ironic hil "
+    # Users first, what they use last.
+    for s in hil ironic tgtd ceph; do
+        case $what in *" $s "*) ;; *) continue ;; esac
+        case $s in
+        hil) "$here/tools/hil-server.sh" stop "$STATE/hil" || true ;;
+        ironic) "$here/tools/ironic-aio.sh" stop "$STATE/ironic" || true ;;
+        tgtd) stop_tgtd ;;
+        ceph) "$here/tools/ceph-cluster.sh" stop "$CEPH_DIR" ;;
+        esac
     done
-    stop_tgtd
-    "$here/tools/ceph-cluster.sh" stop "$CEPH_DIR"
     ;;
-*) echo "usage: services.sh start [ceph] [tgtd] | stop" >&2; exit 2 ;;
+*) echo "usage: services.sh start|stop [ceph] [tgtd] [ironic] [hil]" >&2; exit 2 ;;
 esac
