@@ -8,6 +8,7 @@ entry point namespace (``image import`` is ``image_import``), output is
 
 import os
 import sys
+import warnings
 
 from cliff import app
 from cliff import commandmanager
@@ -57,6 +58,10 @@ def _version():
 
 
 def main(argv=None):
+    # futurist (under tooz) imports eventlet when it is installed, as it is
+    # next to Ironic, and eventlet warns about itself on import: noise an
+    # operator can do nothing about, and errors must stay one line.
+    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
     try:
         return BMIManage().run(sys.argv[1:] if argv is None else argv)
     except cfg.Error as e:
