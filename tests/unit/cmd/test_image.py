@@ -33,6 +33,9 @@ class BMIManageImageTest(base.TestCase):
             fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
         self.stderr = self.useFixture(
             fixtures.MonkeyPatch('sys.stderr', io.StringIO())).new_value
+        # cliff also logs errors through the root logger, which Ironic's
+        # test package sends to the real stderr.
+        self.log = self.useFixture(fixtures.FakeLogger())
 
     def run_cli(self, *argv):
         return manage.main(list(argv))

@@ -26,6 +26,9 @@ class BMIManageTargetTest(base.TestCase):
         self.stdout = self.useFixture(
             fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
         self.useFixture(fixtures.MonkeyPatch('sys.stderr', io.StringIO()))
+        # cliff also logs errors through the root logger, which Ironic's
+        # test package sends to the real stderr.
+        self.useFixture(fixtures.FakeLogger())
 
     def run_cli(self, *argv):
         return manage.main(list(argv))
