@@ -351,7 +351,10 @@ class ImageLibrary:
                 META_CHECKSUM: checksum}
 
     @staticmethod
-    def _owner(project):
+    def _new_image_args(name, project, visibility):
+        """Check a new golden image's name and visibility: its owner."""
+        names.image_name(name)
+        names.visibility(visibility)
         return names.project(project or CONF.bmi.default_project)
 
     # -- golden images ---------------------------------------------------
@@ -387,9 +390,7 @@ class ImageLibrary:
         The content is streamed into RBD (all-zero chunks are skipped, so
         the image stays sparse) and its SHA-256 recorded.
         """
-        names.image_name(name)
-        project = self._owner(project)
-        names.visibility(visibility)
+        project = self._new_image_args(name, project, visibility)
         fmt, size = self._inspect_file(path)
         with self._clients.get() as client:
             self._check_name_free(client, name)
@@ -431,9 +432,7 @@ class ImageLibrary:
         copy-on-write clone of the reference.
         """
         src = names.rbd_ref(ref)
-        names.image_name(name)
-        project = self._owner(project)
-        names.visibility(visibility)
+        project = self._new_image_args(name, project, visibility)
         with self._clients.get() as client:
             self._check_name_free(client, name)
             src_ioctx = client.ioctx(src.pool)
@@ -1031,9 +1030,7 @@ class ImageLibrary:
         nor the node's golden image, and the temporary snapshot goes.
         """
         node_uuid = names.node_uuid(node_uuid)
-        names.image_name(name)
-        project = self._owner(project)
-        names.visibility(visibility)
+        project = self._new_image_args(name, project, visibility)
         with self._clients.get() as client:
             self._check_name_free(client, name)
             ioctx = client.ioctx(self.clone_pool)
