@@ -179,6 +179,13 @@ class IronicHelpers(base.FunctionalTestCase):
         self.assertIsNotNone(node_export)
         return node_export
 
+    def lun_bytes(self, node_uuid, offset, length):
+        """``length`` bytes at ``offset`` of the node's disk, as read
+        through a real initiator."""
+        with open(self.read_lun(node_uuid), 'rb') as f:
+            f.seek(offset)
+            return f.read(length)
+
     def read_lun(self, node_uuid, lun=1):
         exp = self.node_export(node_uuid)
         return iscsi.read_lun(self.portal, exp.target_iqn, lun,
@@ -315,10 +322,8 @@ class IronicTestCase(IronicHelpers):
 
         node2 = self.create_node()
         self.deploy(node2.uuid, snap.uuid)
-        path = self.read_lun(node2.uuid)
-        with open(path, 'rb') as f:
-            f.seek(MARK_OFFSET)
-            self.assertEqual(b'\x5a' * 65536, f.read(65536))
+        self.assertEqual(b'\x5a' * 65536,
+                         self.lun_bytes(node2.uuid, MARK_OFFSET, 65536))
 
     def test_power_cycle_keeps_the_disk(self):
         # Ironic detaches volumes when an active node powers off and
@@ -330,9 +335,8 @@ class IronicTestCase(IronicHelpers):
         self.set_power(node.uuid, 'off')
         self.assertIsNotNone(self.lib.get_node_disk(node.uuid))
         self.set_power(node.uuid, 'on')
-        with open(self.read_lun(node.uuid), 'rb') as f:
-            f.seek(MARK_OFFSET)
-            self.assertEqual(b'\x3c' * 4096, f.read(4096))
+        self.assertEqual(b'\x3c' * 4096,
+                         self.lun_bytes(node.uuid, MARK_OFFSET, 4096))
 
     def test_rebuild_gives_a_fresh_disk(self):
         image, digest = self.golden()
