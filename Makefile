@@ -3,6 +3,9 @@
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/.venv
 export BMI_VENV := $(VENV)
+# The lab's CLI (tools/lab): start, stop, status [SERVICE...].
+LAB = $(VENV)/bin/python -m tools.lab
+SHELL_SCRIPTS = $(shell find tools -name '*.sh') tools/bench .ci/run
 
 .PHONY: test demo deps unit functional services-start services-stop \
         genconfig pep8 bench clean
@@ -25,16 +28,17 @@ functional: deps
 	BMI_TEST_PATH=./tests/functional $(VENV)/bin/stestr run --concurrency 1
 
 services-start: deps
-	tools/services.sh start
+	$(LAB) start
 
 services-stop:
-	tools/services.sh stop
+	@if [ -x $(VENV)/bin/python ]; then $(LAB) stop; fi
 
 genconfig: deps
 	$(VENV)/bin/oslo-config-generator --config-file etc/bmi-config-generator.conf
 
 pep8: deps
 	$(VENV)/bin/flake8 bmi_driver tests tools
+	$(VENV)/bin/bashate $(SHELL_SCRIPTS)
 
 bench: deps
 	tools/bench

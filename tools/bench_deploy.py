@@ -13,13 +13,12 @@ Prints figures and ratios (no pass/fail), one run, side by side:
 
     .venv/bin/python tools/bench_deploy.py [--sizes 1,10,50] [--rounds 3]
 
-Needs the services with Ironic (`tools/services.sh start`); reads
+Needs the services with Ironic (`make services-start`); reads
 $BMI_TEST_ENV (default .state/services.json) and the Ironic all-in-one's
 env.json. Everything it creates (nodes, images) is removed at the end.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -34,7 +33,8 @@ import rbd  # noqa: E402
 
 from bmi_driver.storage import images  # noqa: E402
 from bmi_driver.storage import rbd_utils  # noqa: E402
-import benchlib  # noqa: E402
+from tools import benchlib  # noqa: E402
+from tools.lab import state as lab_state  # noqa: E402
 
 GiB = 1024 ** 3
 WAIT = 600
@@ -53,14 +53,11 @@ FAKE_NODE = dict(driver='fake-hardware', boot_interface='fake',
 
 def load_env():
     env = benchlib.load_env()
-    ironic_env = os.path.join(env.get('ironic_state', ''), 'env.json')
     try:
-        with open(ironic_env) as f:
-            env['ironic'] = json.load(f)
-    except OSError as e:
-        sys.exit('The Ironic all-in-one is not running (%s: %s): start it '
-                 'with `tools/services.sh start ironic`.'
-                 % (ironic_env, e.strerror))
+        env['ironic'] = lab_state.read_env(env.get('ironic_state'),
+                                           'The Ironic all-in-one')
+    except RuntimeError as e:
+        sys.exit(str(e))
     return env
 
 

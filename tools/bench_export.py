@@ -43,7 +43,7 @@ from bmi_driver.storage import export  # noqa: E402
 from bmi_driver.storage.export import base  # noqa: E402
 from bmi_driver.storage.export import tgt  # noqa: E402
 from bmi_driver.storage import images  # noqa: E402
-import benchlib  # noqa: E402
+from tools import benchlib  # noqa: E402
 
 MiB = 1024 * 1024
 

@@ -25,7 +25,7 @@ import rados  # noqa: E402
 import rbd  # noqa: E402
 
 from bmi_driver.storage import images  # noqa: E402
-import benchlib  # noqa: E402
+from tools import benchlib  # noqa: E402
 
 GiB = 1024 ** 3
 

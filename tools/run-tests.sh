@@ -22,9 +22,10 @@ count() {  # add the last stestr run's figures to the totals
     failed=$((failed + $(awk '/^Failed tests:/ {print $3}' <<<"$stats" || echo 0)))
     skipped=$((skipped + $(awk '/^Skipped tests:/ {print $3}' <<<"$stats" || echo 0)))
 }
+lab() { "$VENV/bin/python" -m tools.lab "$@"; }
 cleanup() {
     step "stop services"
-    tools/services.sh stop || true
+    lab stop || true
 }
 trap cleanup EXIT
 
@@ -33,7 +34,7 @@ BMI_TEST_PATH=./tests/unit "$VENV/bin/stestr" run || rc=1
 count
 
 step "start services"
-tools/services.sh start
+lab start
 
 step "functional tests against the live services"
 ceph -c "$BMI_STATE/ceph/ceph.conf" -s | sed -n '/services:/,/data:/p'

@@ -8,6 +8,7 @@ import sys
 import fixtures
 
 from tests.functional import base
+from tools.lab import config
 
 MiB = 1024 * 1024
 BMI_MANAGE = os.path.join(os.path.dirname(sys.executable), 'bmi-manage')
@@ -18,12 +19,8 @@ class BMIManageTest(base.FunctionalTestCase):
     def setUp(self):
         super().setUp()
         self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.conf = os.path.join(self.tmp, 'bmi.conf')
-        with open(self.conf, 'w') as f:
-            f.write('[ceph]\nconf_file = %s\nuser = %s\nkeyring = %s\n'
-                    'image_pool = %s\n' % (
-                        self.env['ceph_conf'], self.env['ceph_user'],
-                        self.env['ceph_keyring'], self.env['image_pool']))
+        self.conf = config.write(os.path.join(self.tmp, 'bmi.conf'),
+                                 config.ceph_only_conf(self.env))
 
     def bmi(self, *args, ok=True):
         proc = subprocess.run([BMI_MANAGE, '--config-file', self.conf]

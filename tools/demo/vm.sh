@@ -6,11 +6,11 @@
 # start prints the libvirt URI, the Redfish and HTTP addresses (also in
 # LAB_DIR/env.json). Guests: `virsh -c <uri> list --all`; their serial
 # consoles are LAB_DIR/console/<domain>.log. The code is
-# tests/functional/vmlab.py, shared with tools/demo.sh and the e2e tests.
+# tools/lab/vmlab.py, shared with tools/demo.sh and the e2e tests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 VENV=${BMI_VENV:-$here/.venv}
 cmd=${1:?usage: vm.sh start|stop|status [LAB_DIR]}
 dir=${2:-${BMI_STATE:-$here/.state}/demo/lab}
 cd "$here"
-exec "$VENV/bin/python" -W ignore -m tests.functional.vmlab "$cmd" "$dir"
+exec "$VENV/bin/python" -W ignore -m tools.lab.vmlab "$cmd" "$dir"

@@ -1,6 +1,6 @@
 """The end-to-end path: VMs boot from cloned golden images through Ironic.
 
-Shared by ``make demo`` (``python -m tests.functional.e2e``, driven by
+Shared by ``make demo`` (``python -m tools.lab.e2e``, driven by
 tools/demo.sh) and ``tests/functional/test_e2e_boot.py``:
 
 1. import the demo's golden image with ``bmi-manage image import``;
@@ -36,7 +36,8 @@ from oslo_concurrency import processutils
 
 from bmi_driver.conf import CONF
 from bmi_driver.storage import images
-from tests.functional import vmlab
+from tools.lab import state as lab_state
+from tools.lab import vmlab
 
 REPO = vmlab.REPO
 BAREMETAL = os.path.join(vmlab.VENV_BIN, 'baremetal')
@@ -476,15 +477,10 @@ class Scenario(object):
         return lines
 
 
-def _load_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--services', required=True,
-                        help='services.json written by tools/services.sh')
+    parser.add_argument('--services',
+                        help='services.json (default: the lab state\'s)')
     parser.add_argument('--lab-dir', required=True)
     parser.add_argument('--image', required=True, help='raw golden image')
     args = parser.parse_args(argv)
@@ -493,9 +489,9 @@ def main(argv=None):
         raise SystemExit('interrupted by signal %d' % signum)
     signal.signal(signal.SIGTERM, _terminate)
 
-    env = _load_json(args.services)
-    ironic_env = _load_json(os.path.join(env['ironic_state'], 'env.json'))
-    hil_env = _load_json(os.path.join(env['hil_state'], 'env.json'))
+    env = lab_state.load_services(args.services)
+    ironic_env = lab_state.read_env(env['ironic_state'], 'Ironic')
+    hil_env = lab_state.read_env(env['hil_state'], 'The HIL test server')
     bmi_conf = os.path.join(env['ironic_state'], 'bmi.conf')
     CONF(args=[], project='bmi', default_config_files=[bmi_conf])
 

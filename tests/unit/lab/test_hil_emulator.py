@@ -8,8 +8,8 @@ import fixtures
 import requests
 import testtools
 
-from tests import hil_server
-from tests.hil_server import server
+from tools.lab import hil_emulator
+from tools.lab.hil_emulator import server
 
 ADMIN = ('admin', 'admin-pw')
 ALICE = ('alice', 'alice-pw')
@@ -347,7 +347,7 @@ class TestRegistration(ServerTestCase):
         self.assertEqual(200, self.call('DELETE', '/node/node4').status_code)
 
     def test_admin_helper(self):
-        admin = hil_server.Admin(self.server.url)
+        admin = hil_emulator.Admin(self.server.url)
         admin.put_project('p3')
         admin.put_project('p3')
         admin.put_network('net-p3', owner='p3', access='p3')

@@ -1,4 +1,4 @@
-"""Unit tests of the demo's helpers (tests/functional/vmlab.py, e2e.py).
+"""Unit tests of the VM lab and the e2e scenario (tools/lab/).
 
 They run no VM and no daemon: files are temporary, virsh is faked.
 """
@@ -10,8 +10,8 @@ import fixtures
 
 from bmi_driver.storage import export
 from tests import base
-from tests.functional import e2e
-from tests.functional import vmlab
+from tools.lab import e2e
+from tools.lab import vmlab
 
 
 class ConsoleTest(base.TestCase):

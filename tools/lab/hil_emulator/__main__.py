@@ -1,4 +1,6 @@
-"""Run the HIL test server: ``python -m tests.hil_server --port N --state F``.
+"""Run the HIL test server.
+
+    python -m tools.lab.hil_emulator --port N --state FILE
 
 It listens on 127.0.0.1 only. FILE is loaded when it exists (a seed, or the
 state a previous run left) and rewritten after every change. Stop it with
@@ -10,11 +12,11 @@ import json
 import signal
 import sys
 
-from tests.hil_server import server
+from tools.lab.hil_emulator import server
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m tests.hil_server',
+    parser = argparse.ArgumentParser(prog='python -m tools.lab.hil_emulator',
                                      description=__doc__.splitlines()[0])
     parser.add_argument('--port', type=int, default=7000,
                         help='TCP port on 127.0.0.1 (0: any free port)')

@@ -1,0 +1,1 @@
+"""The project's tools: ``tools.lab`` (the lab) and the benchmarks."""
