@@ -1,4 +1,16 @@
 #!/usr/bin/env bash
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 # `make demo`: two virtual machines boot, through Ironic, from copy-on-write
 # clones of a golden image in Ceph, exported by tgt and sanbooted by iPXE.
 #
@@ -32,7 +44,8 @@ failed_step=
 fail() { echo "DEMO FAILED at step \"$failed_step\"${1:+: $1}" >&2; exit 1; }
 run_step() {  # run_step NAME CMD...: one line per step, its time, or fail
     failed_step=$1; shift
-    local s; s=$(date +%s.%N)
+    local s
+    s=$(date +%s.%N)
     step "$failed_step ..."
     "$@" || fail
     step "$failed_step: ok ($(since "$s")s)"
@@ -58,7 +71,8 @@ trap cleanup EXIT
 trap 'failed_step="${failed_step:-setup} (interrupted)"; exit 130' INT TERM
 
 run_step "install dependencies" tools/install-deps.sh demo
-run_step "build the golden image (cached after the first run)" tools/demo/build-image.sh "$DEMO"
+run_step "build the golden image (cached after the first run)" \
+    tools/demo/build-image.sh "$DEMO"
 
 # Ironic settings and HIL nodes the demo needs (see the files).
 IRONIC_DEMO_CONF=$here/tools/demo/ironic-demo.conf
