@@ -18,10 +18,21 @@ stops by that pid. ``start`` is a no-op while it runs; ``stop`` is a no-op
 when it does not. ``info()`` is what ``services.json`` records about it.
 
 A new service (a network namespace, Open vSwitch, dnsmasq, nginx, the real
-HIL...) subclasses ``Service``, sets ``name``, implements ``start`` (with
-``spawn`` for a daemon that stays in the foreground, or by writing the pid
-file itself for one that daemonizes) and, where TERM is not the way to stop
-it, ``stop``; then it is added to ``tools.lab.services.SERVICES``.
+HIL...) subclasses ``Service``, sets ``name``, implements ``start`` and,
+where TERM is not the way to stop it, ``stop``; then it is added to
+``tools.lab.services.SERVICES``. Within ``start``:
+
+* a daemon that stays in the foreground: ``self.spawn(argv)`` records its
+  pid in ``pidfile``;
+* one that daemonizes and writes its own pid file (``ovsdb-server
+  --pidfile=...``, ``dnsmasq --pid-file=...``, ``nginx``'s ``pid``): point
+  it at ``self.pidfile`` (or override ``pidfile``) and ``self.run(argv)``;
+* a service with no process (a network namespace): override
+  ``is_running`` and ``stop``; ``pid`` may stay None.
+
+``netns``: when set (a namespace name), ``spawn`` and ``run`` execute
+``argv`` inside that namespace (``ip netns exec NS ...``), so a whole lab
+can live in one network namespace.
 """
 
 import os
@@ -112,8 +123,9 @@ class Service(object):
     #: signal the whole process group (the service runs in its own session)
     stop_group = False
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir, netns=None):
         self.state_dir = os.path.abspath(state_dir)
+        self.netns = netns
 
     def __repr__(self):
         return '<%s %s>' % (type(self).__name__, self.state_dir)
@@ -163,9 +175,33 @@ class Service(object):
         except FileNotFoundError:
             pass
 
+    def argv(self, argv):
+        """``argv`` as run: inside ``netns`` when there is one."""
+        argv = [str(a) for a in argv]
+        if self.netns:
+            return ['ip', 'netns', 'exec', self.netns] + argv
+        return argv
+
+    def run(self, argv, env=None, cwd=None, check=True, timeout=60):
+        """Run a command to completion (in ``netns``); its output is
+        appended to the service's log. Returns the CompletedProcess.
+
+        :raises: ServiceError if ``check`` and it fails.
+        """
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        with open(self.log_path, 'ab') as out:
+            proc = subprocess.run(self.argv(argv), stdin=subprocess.DEVNULL,
+                                  stdout=out, stderr=subprocess.STDOUT,
+                                  env=env, cwd=cwd, timeout=timeout)
+        if check and proc.returncode:
+            raise ServiceError('%s failed (exit code %d): see %s'
+                               % (argv[0], proc.returncode, self.log_path))
+        return proc
+
     def spawn(self, argv, env=None, cwd=None, log_path=None):
-        """Start ``argv`` in a session of its own, output to its log, and
-        record its pid. Returns the Popen object."""
+        """Start ``argv`` (in ``netns``) in a session of its own, output to
+        its log, and record its pid. Returns the Popen object."""
+        argv = self.argv(argv)
         os.makedirs(self.state_dir, exist_ok=True)
         log_path = log_path or self.log_path
         os.makedirs(os.path.dirname(log_path), exist_ok=True)

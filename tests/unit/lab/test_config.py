@@ -179,3 +179,20 @@ class ServiceTest(base.TestCase):
             env = json.load(f)
         self.assertEqual(set(services.SERVICES), set(env['services']))
         self.assertFalse(env['tgtd_running'])
+
+    def test_netns_wraps_the_command(self):
+        svc = service.Service(self.state_dir, netns='bmi-lab')
+        self.assertEqual(['ip', 'netns', 'exec', 'bmi-lab', 'dnsmasq', '-k'],
+                         svc.argv(['dnsmasq', '-k']))
+        self.assertEqual(['true'], service.Service(self.state_dir).argv(
+            ['true']))
+
+    def test_run_fails_loudly_with_its_log(self):
+        svc = service.Service(self.state_dir)
+        svc.name = 'x'
+        svc.run(['true'])
+        e = self.assertRaises(service.ServiceError, svc.run,
+                              ['sh', '-c', 'echo nope; exit 3'])
+        self.assertIn('exit code 3', str(e))
+        with open(svc.log_path) as f:
+            self.assertEqual('nope\n', f.read())
