@@ -29,8 +29,8 @@ import time
 import uuid
 
 import fixtures
-from ironicclient.common.apiclient import exceptions as ir_exc
 from ironicclient import client as ir_client
+from ironicclient.common.apiclient import exceptions as ir_exc
 import rbd
 
 from bmi_driver import exception
@@ -179,15 +179,19 @@ class IronicHelpers(base.FunctionalTestCase):
         return target
 
     def node_export(self, node_uuid):
-        """The node's export as Ceph records it: Ironic's API masks the
-        CHAP secret of VolumeTargets."""
+        """The node's export as Ceph records it.
+
+        Ironic's API masks the CHAP secret of VolumeTargets.
+        """
         node_export = self.exports.get_export(node_uuid)
         self.assertIsNotNone(node_export)
         return node_export
 
     def lun_bytes(self, node_uuid, offset, length):
-        """``length`` bytes at ``offset`` of the node's disk, as read
-        through a real initiator."""
+        """``length`` bytes at ``offset`` of the node's disk.
+
+        They are read through a real initiator.
+        """
         with open(self.read_lun(node_uuid), 'rb') as f:
             f.seek(offset)
             return f.read(length)
@@ -392,7 +396,9 @@ class IronicTestCase(IronicHelpers):
         self.assert_released(node.uuid)
 
     def _glance_image(self, image_uuid, data):
-        """An image laid out as Glance's RBD store does: <pool>/<uuid>@snap.
+        """An image laid out as Glance's RBD store does it.
+
+        That is <pool>/<uuid>@snap.
         """
         pool = self.env['glance_pool']
         with rbd_utils.ClientPool().get() as client:

@@ -407,8 +407,11 @@ class Scenario(object):
             time.sleep(0.5)
 
     def check_nothing_left(self):
-        """Raise when a clone, target, HIL attachment or VolumeTarget is
-        left for one of the nodes."""
+        """Check that the nodes left nothing behind.
+
+        :raises: RuntimeError naming each clone, target, HIL attachment or
+            VolumeTarget left for one of the nodes.
+        """
         left = []
         uuids = [n.uuid for n in self.nodes if n.uuid]
         disks = self._rbd_names()

@@ -89,8 +89,10 @@ def read_pid(path):
 
 
 def stop_pid(pid, timeout=10, group=False, sig=signal.SIGTERM):
-    """Send ``sig`` to ``pid`` (its process group if ``group``), wait up to
-    ``timeout`` seconds, then SIGKILL. Returns True if it had to kill."""
+    """Stop ``pid``: ``sig``, then SIGKILL after ``timeout`` seconds.
+
+    ``group``: signal its process group. Returns True if it had to kill.
+    """
     def send(s):
         try:
             if group:
@@ -183,8 +185,10 @@ class Service(object):
         return argv
 
     def run(self, argv, env=None, cwd=None, check=True, timeout=60):
-        """Run a command to completion (in ``netns``); its output is
-        appended to the service's log. Returns the CompletedProcess.
+        """Run a command to completion (in ``netns``).
+
+        Its output is appended to the service's log. Returns the
+        CompletedProcess.
 
         :raises: ServiceError if ``check`` and it fails.
         """
@@ -199,8 +203,11 @@ class Service(object):
         return proc
 
     def spawn(self, argv, env=None, cwd=None, log_path=None):
-        """Start ``argv`` (in ``netns``) in a session of its own, output to
-        its log, and record its pid. Returns the Popen object."""
+        """Start ``argv`` (in ``netns``) in a session of its own.
+
+        Its output goes to its log, its pid to ``pidfile``. Returns the
+        Popen object.
+        """
         argv = self.argv(argv)
         os.makedirs(self.state_dir, exist_ok=True)
         log_path = log_path or self.log_path

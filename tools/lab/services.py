@@ -94,8 +94,10 @@ def start(names=DEFAULT, st=None, opts=None):
 
 
 def stop(names=None, st=None):
-    """Stop ``names`` (default: all), each by its pid; every one is tried
-    even when an earlier one fails. Returns the errors."""
+    """Stop ``names`` (default: all), each by its pid.
+
+    Every one is tried even when an earlier one fails. Returns the errors.
+    """
     st = st or lab_state.State()
     errors = []
     for name in reversed(_ordered(names or list(SERVICES))):

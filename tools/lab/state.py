@@ -177,8 +177,10 @@ def iscsi_options(env):
 
 
 def configure(conf, env, groups=('ceph',)):
-    """Set ``conf``'s options of ``groups`` from services.json as
-    overrides (for tools that parse no config file)."""
+    """Set ``conf``'s options of ``groups`` from services.json.
+
+    As overrides: for tools that parse no configuration file.
+    """
     mapping = {'ceph': ceph_options, 'iscsi': iscsi_options}
     for group in groups:
         for key, value in mapping[group](env).items():

@@ -341,8 +341,11 @@ class Lab(object):
         self._write_env()
 
     def stop(self, names=None):
-        """Stop what the lab started (or those ``names``); safe to call
-        twice. Stopping libvirtd first removes the lab's guests."""
+        """Stop what the lab started (or those ``names``).
+
+        Safe to call twice. Stopping libvirtd first removes the lab's
+        guests.
+        """
         errors = []
         names = names or [s.name for s in self.services]
         if 'libvirtd' in names and self._pid('libvirtd') is not None:
