@@ -55,7 +55,9 @@ OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd'
 OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd'
 NIC_ROM = '/usr/lib/ipxe/qemu/efi-e1000.rom'
 QEMU_CONF = '/etc/libvirt/qemu.conf'
-# What libvirtd's QEMU driver needs in a container without systemd.
+# What libvirtd's QEMU driver needs in a container without systemd. Its
+# first line marks the block in /etc/libvirt/qemu.conf: it keeps the module's
+# old path so that a machine that has the block does not get it twice.
 QEMU_CONF_BLOCK = """
 # --- bmi_driver demo (tests/functional/vmlab.py): no systemd, no cgroups
 user = "root"
