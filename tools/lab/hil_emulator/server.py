@@ -17,7 +17,9 @@ behaves): nodes with nics, projects, networks with VLAN channels, the
 asynchronous networking-action queue (one pending action per nic, applied
 after ``action_delay`` seconds, ERROR when the nic's switch is marked
 failing), HIL's error codes and ``{"type", "msg"}`` bodies, and null or
-database (HTTP Basic) authentication.
+database (HTTP Basic) authentication. It is over 500 lines because it is
+one emulator of one API: every route shares the state, its lock and the
+error bodies.
 
 State is a JSON document (see ``normalize_state`` for the seed format); it
 is written back to the state file after every change, so a test can read
