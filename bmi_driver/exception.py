@@ -47,6 +47,21 @@ class InvalidName(InvalidInput):
     _msg_fmt = "Invalid %(kind)s %(value)r: %(reason)s"
 
 
+# --- what Ironic's node says (bmi_driver.common.node_facts) ---------------
+# The messages are complete sentences, given when raised.
+
+class NodeFactMissing(BmiException):
+    _msg_fmt = "A required field of the node is not set."
+
+
+class NodeFactInvalid(InvalidInput):
+    _msg_fmt = "A field of the node is not valid."
+
+
+class ConfigDriveError(BmiException):
+    _msg_fmt = "The node's config drive cannot be used."
+
+
 # --- Ceph and the image library -------------------------------------------
 
 class CephError(BmiException):

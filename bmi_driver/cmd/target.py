@@ -9,7 +9,7 @@ secrets are never printed.
 from cliff import command
 from cliff import lister
 
-from bmi_driver.storage import export
+from bmi_driver.storage.export import manager as export_manager
 
 
 class ListTargets(lister.Lister):
@@ -20,7 +20,7 @@ class ListTargets(lister.Lister):
 
     def take_action(self, args):
         rows = []
-        for exp, target in export.ExportManager().list_exports():
+        for exp, target in export_manager.get_manager().list_exports():
             if exp is None:
                 state = 'orphan'
             elif target is None:
@@ -44,7 +44,7 @@ class ReconcileTargets(command.Command):
     """Re-create missing targets and remove orphan ones (ours only)."""
 
     def take_action(self, args):
-        report = export.ExportManager().reconcile()
+        report = export_manager.get_manager().reconcile()
         out = self.app.stdout
         for label, iqns in (('created', report.created),
                             ('repaired', report.updated),

@@ -6,13 +6,13 @@ Importing this package registers every group on oslo.config's global
 
 from oslo_config import cfg
 
-from bmi_driver.conf import bmi
 from bmi_driver.conf import ceph
 from bmi_driver.conf import coordination
+from bmi_driver.conf import general
 from bmi_driver.conf import hil
 from bmi_driver.conf import iscsi
 
 CONF = cfg.CONF
 
-for _module in (bmi, ceph, coordination, hil, iscsi):
+for _module in (general, ceph, coordination, hil, iscsi):
     _module.register_opts(CONF)

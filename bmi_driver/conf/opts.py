@@ -1,12 +1,12 @@
 """Options for oslo-config-generator (entry point ``oslo.config.opts``)."""
 
-from bmi_driver.conf import bmi
 from bmi_driver.conf import ceph
 from bmi_driver.conf import coordination
+from bmi_driver.conf import general
 from bmi_driver.conf import hil
 from bmi_driver.conf import iscsi
 
-_MODULES = (bmi, ceph, iscsi, coordination, hil)
+_MODULES = (general, ceph, iscsi, coordination, hil)
 
 
 def list_opts():

@@ -24,10 +24,10 @@ from ironic.drivers.modules.redfish import power as redfish_power
 from ironic.drivers.modules.storage import noop as noop_storage
 from ironic.drivers import generic
 
-from bmi_driver.deploy import bmi as bmi_deploy
+from bmi_driver.deploy import diskless
 from bmi_driver.deploy import vendor as bmi_vendor
 from bmi_driver.network import hil
-from bmi_driver.storage import bmi as bmi_storage
+from bmi_driver.storage import rbd_iscsi
 
 
 class BMIHardware(generic.GenericHardware):
@@ -43,7 +43,7 @@ class BMIHardware(generic.GenericHardware):
 
     @property
     def supported_deploy_interfaces(self):
-        return [bmi_deploy.BMIDeploy]
+        return [diskless.BMIDeploy]
 
     @property
     def supported_storage_interfaces(self):
@@ -51,7 +51,7 @@ class BMIHardware(generic.GenericHardware):
         # keeping it fails the bmi deploy interface's validation, clearly.
         # Set default_storage_interface = bmi when bmi is the only hardware
         # type, or create nodes with --storage-interface bmi.
-        return [bmi_storage.BMIStorage, noop_storage.NoopStorage]
+        return [rbd_iscsi.BMIStorage, noop_storage.NoopStorage]
 
     @property
     def supported_network_interfaces(self):

@@ -12,17 +12,16 @@ from ironic.common.i18n import _
 from ironic.common import states
 from ironic.conductor import utils as manager_utils
 from ironic.drivers import base
-from oslo_config import cfg
 from oslo_log import log
 
 from bmi_driver.common import ironic_errors
-from bmi_driver.deploy import utils as deploy_utils
-from bmi_driver.storage import images
+from bmi_driver.common import node_facts
+from bmi_driver.conf import CONF
+from bmi_driver.storage.ceph import library
+from bmi_driver.storage import names
 
-CONF = cfg.CONF
 LOG = log.getLogger(__name__)
 
-VISIBILITIES = ('private', 'public')
 # Where the outcome of the last snapshot is recorded.
 RESULT_KEY = 'bmi_snapshot'
 
@@ -59,10 +58,11 @@ class BMIVendorPassthru(base.VendorInterface):
             raise ironic_exc.InvalidParameterValue(
                 _('The image name must be a string.'))
         visibility = kwargs.get('visibility', 'private')
-        if visibility not in VISIBILITIES:
+        if visibility not in names.VISIBILITIES:
             raise ironic_exc.InvalidParameterValue(
                 _('visibility must be one of %(allowed)s, not %(value)r.') %
-                {'allowed': ', '.join(VISIBILITIES), 'value': visibility})
+                {'allowed': ', '.join(names.VISIBILITIES),
+                 'value': visibility})
         # Ironic passes the HTTP method along with the call's arguments.
         unknown = set(kwargs) - {'name', 'project', 'visibility',
                                  'http_method'}
@@ -83,11 +83,11 @@ class BMIVendorPassthru(base.VendorInterface):
         ``kwargs`` takes what Ironic adds to the call (``http_method``).
         """
         node = task.node
-        project = (project or deploy_utils.get_project(node)
+        project = (project or node_facts.image_project(node)
                    or CONF.bmi.default_project)
         try:
             with ironic_errors.translated('taking a snapshot', node.uuid):
-                image = images.ImageLibrary().snapshot_node(
+                image = library.ImageLibrary().snapshot_node(
                     node.uuid, name, project=project, visibility=visibility)
         except ironic_exc.IronicException as e:
             node.set_driver_internal_info(RESULT_KEY, {

@@ -21,12 +21,11 @@ from keystoneauth1 import loading as ks_loading
 from oslo_log import log
 import tenacity
 
-from bmi_driver import conf as bmi_conf
+from bmi_driver.conf import CONF
 from bmi_driver import exception
 
 LOG = log.getLogger(__name__)
 
-CONF = bmi_conf.CONF
 GROUP = 'hil'
 
 NATIVE = 'vlan/native'

@@ -64,11 +64,15 @@ def visibility(value):
     return value
 
 
-def node_uuid(value):
-    if not uuidutils.is_uuid_like(value):
+def node_uuid(value, reason='not a UUID'):
+    """A node UUID, lower case; ``reason`` says why else it is refused.
+
+    :raises: InvalidName when ``value`` is not a UUID string.
+    """
+    if not isinstance(value, str) or not uuidutils.is_uuid_like(value):
         raise exception.InvalidName(kind='node UUID', value=value,
-                                    reason='not a UUID')
-    return str(value).lower()
+                                    reason=reason)
+    return value.lower()
 
 
 def rbd_ref(value):

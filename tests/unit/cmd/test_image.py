@@ -9,7 +9,8 @@ import fixtures
 from bmi_driver.cmd import manage
 from bmi_driver.cmd import progress
 from bmi_driver import exception
-from bmi_driver.storage import images
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage import layout
 from tests import base
 
 
@@ -19,7 +20,7 @@ def _image(**kw):
                   source='file:deb12.raw', checksum='sha256:ab', size=1024,
                   pool='bmi-images', rbd_name='img-x', parent=None, clones=2)
     values.update(kw)
-    return images.GoldenImage(**values)
+    return layout.GoldenImage(**values)
 
 
 class BMIManageImageTest(base.TestCase):

@@ -8,7 +8,7 @@ import fixtures
 
 from bmi_driver.cmd import manage
 from bmi_driver import exception
-from bmi_driver.storage import export
+from bmi_driver.storage.export import manager as export
 from bmi_driver.storage.export import base as export_base
 from tests import base
 
@@ -23,6 +23,9 @@ class BMIManageTargetTest(base.TestCase):
         self.mgr = mock.Mock(spec=export.ExportManager)
         self.useFixture(fixtures.MockPatchObject(
             export, 'ExportManager', return_value=self.mgr))
+        # The process's one manager is made from the mocked class.
+        export.reset_manager()
+        self.addCleanup(export.reset_manager)
         self.stdout = self.useFixture(
             fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
         self.useFixture(fixtures.MonkeyPatch('sys.stderr', io.StringIO()))

@@ -6,11 +6,11 @@ from ironic.drivers.modules import fake
 from ironic.drivers.modules import ipxe
 from ironic.drivers.modules.network import noop as noop_net
 
-from bmi_driver.deploy import bmi as bmi_deploy
+from bmi_driver.deploy import diskless as bmi_deploy
 from bmi_driver.deploy import hardware
 from bmi_driver.deploy import vendor
 from bmi_driver.network import hil
-from bmi_driver.storage import bmi as bmi_storage
+from bmi_driver.storage import rbd_iscsi as bmi_storage
 from tests.unit.deploy import base
 
 

@@ -6,7 +6,7 @@ from ironic.conductor import task_manager
 
 from bmi_driver.deploy import vendor
 from bmi_driver import exception
-from bmi_driver.storage import images
+from bmi_driver.storage import layout
 from tests.unit.deploy import base
 
 NEW_UUID = '0b0c6d4e-64cf-4b3e-a8f4-3f0f61e57f35'
@@ -17,7 +17,7 @@ class BMIVendorTestCase(base.BMITestCase):
     def setUp(self):
         super().setUp()
         self.set_state(states.ACTIVE)
-        self.lib.snapshot_node.return_value = images.GoldenImage(
+        self.lib.snapshot_node.return_value = layout.GoldenImage(
             uuid=NEW_UUID, name='snap-1', project=base.LESSEE,
             visibility='private', created_at='now', source='node',
             checksum='', size=1024 ** 3, pool='bmi-images',

@@ -5,9 +5,10 @@ from unittest import mock
 import fixtures
 
 from bmi_driver import exception
-from bmi_driver.storage import export
+from bmi_driver.storage.export import manager as export
 from bmi_driver.storage.export import base
 from bmi_driver.storage.export import tgt
+from bmi_driver.storage import layout
 from tests import base as test_base
 from tests.unit.storage.export import fakes
 
@@ -30,9 +31,9 @@ class _Base(test_base.TestCase):
         self.mgr = export.ExportManager(library=self.lib)
 
     def secrets(self):
-        return [d.metadata.get(export.META_CHAP_SECRET)
+        return [d.metadata.get(layout.META_CHAP_SECRET)
                 for d in self.lib.disks.values()
-                if d.metadata.get(export.META_CHAP_SECRET)]
+                if d.metadata.get(layout.META_CHAP_SECRET)]
 
     def assertNoSecret(self, *texts):
         for secret in self.secrets():
@@ -55,10 +56,10 @@ class ManagerTestCase(_Base):
         self.assertTrue(exp.chap_secret.isalnum())
         self.assertIsNone(exp.initiator_iqn)
         self.assertNotIn(exp.chap_secret, repr(exp))
-        self.assertEqual({export.META_IQN: exp.target_iqn,
-                          export.META_INITIATOR: '',
-                          export.META_CHAP_USER: exp.chap_username,
-                          export.META_CHAP_SECRET: exp.chap_secret},
+        self.assertEqual({layout.META_IQN: exp.target_iqn,
+                          layout.META_INITIATOR: '',
+                          layout.META_CHAP_USER: exp.chap_username,
+                          layout.META_CHAP_SECRET: exp.chap_secret},
                          self.lib.disks[NODE].metadata)
         served = self.tgtd.by_iqn(exp.target_iqn)
         self.assertEqual(['ALL'], served.acl)
@@ -203,7 +204,7 @@ class ManagerTestCase(_Base):
         self.tgtd.down = True
         self.assertRaises(exception.TargetDaemonUnavailable,
                           self.mgr.unexport_node, NODE)
-        self.assertIn(export.META_IQN, self.lib.disks[NODE].metadata)
+        self.assertIn(layout.META_IQN, self.lib.disks[NODE].metadata)
 
     def test_get_export(self):
         self.assertIsNone(self.mgr.get_export(NODE))

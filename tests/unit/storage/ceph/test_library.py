@@ -11,10 +11,11 @@ from oslo_utils import units
 from oslo_utils import uuidutils
 
 from bmi_driver import exception
-from bmi_driver.storage import images
-from tests.unit.storage import fake_rbd
-from tests.unit.storage.fake_rbd import rados
-from tests.unit.storage.fake_rbd import rbd
+from bmi_driver.storage.ceph import transfer
+from bmi_driver.storage import layout
+from tests.unit.storage.ceph import fake_rbd
+from tests.unit.storage.ceph.fake_rbd import rados
+from tests.unit.storage.ceph.fake_rbd import rbd
 
 POOL = 'bmi-images'
 GLANCE = 'images'
@@ -53,7 +54,7 @@ class ImagesTestCase(fake_rbd.TestCase):
 
     def golden_names(self):
         return [n for n in self.cluster.names(POOL)
-                if n.startswith(images.GOLDEN_PREFIX)]
+                if n.startswith(layout.GOLDEN_PREFIX)]
 
     def golden(self, img):
         return self.cluster.image(POOL, img.rbd_name)
@@ -167,7 +168,7 @@ class ImportFileTestCase(ImagesTestCase):
                           self.library.import_file, path, 'x')
         execute.assert_called_once_with(
             'qemu-img', 'info', '--output=json', path,
-            prlimit=images._QEMU_IMG_LIMITS)
+            prlimit=transfer.QEMU_IMG_LIMITS)
 
     def test_qemu_img_fails_or_babbles(self):
         path = self.make_file(self.content)
@@ -312,7 +313,7 @@ class ImportRbdTestCase(ImagesTestCase):
         self.assertEqual(self.content,
                          self.cluster.content(POOL, img.rbd_name, 'golden'))
         self.assertTrue(model.snaps['golden'].protected)
-        self.assertNotIn(images.META_REF_SNAP, model.metadata)
+        self.assertNotIn(layout.META_REF_SNAP, model.metadata)
         self.assertEqual(['snap'], list(self.glance.snaps))
         self.assertEqual(0, self.cluster.count('write'))
 

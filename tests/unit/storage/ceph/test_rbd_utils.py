@@ -3,10 +3,10 @@
 from unittest import mock
 
 from bmi_driver import exception
-from bmi_driver.storage import rbd_utils
-from tests.unit.storage import fake_rbd
-from tests.unit.storage.fake_rbd import rados
-from tests.unit.storage.fake_rbd import rbd
+from bmi_driver.storage.ceph import rbd_utils
+from tests.unit.storage.ceph import fake_rbd
+from tests.unit.storage.ceph.fake_rbd import rados
+from tests.unit.storage.ceph.fake_rbd import rbd
 
 
 class CephClientTestCase(fake_rbd.TestCase):

@@ -11,7 +11,7 @@ from ironic import objects
 from ironic.tests.unit.objects import utils as obj_utils
 
 from bmi_driver import exception
-from bmi_driver.storage import bmi as bmi_storage
+from bmi_driver.storage import rbd_iscsi as bmi_storage
 from tests.unit.deploy import base
 
 GiB = 1024 ** 3

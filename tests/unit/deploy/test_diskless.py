@@ -10,9 +10,9 @@ from ironic.drivers.modules import ipxe
 from ironic.drivers.modules.network import noop as noop_net
 from ironic import objects
 
-from bmi_driver.deploy import bmi as bmi_deploy
+from bmi_driver.deploy import diskless as bmi_deploy
 from bmi_driver import exception
-from bmi_driver.storage import bmi as bmi_storage
+from bmi_driver.storage import rbd_iscsi as bmi_storage
 from tests.unit.deploy import base
 
 
