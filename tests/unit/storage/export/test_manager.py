@@ -1,5 +1,6 @@
 """ExportManager with a fake library and the tgt backend on a fake tgtd."""
 
+import threading
 from unittest import mock
 
 import fixtures
@@ -340,3 +341,54 @@ class LoadBackendTestCase(test_base.TestCase):
                                side_effect=err):
             self.assertIs(err, self.assertRaises(exception.InvalidInput,
                                                  export.load_backend, 'tgt'))
+
+
+class ProcessManagerTestCase(test_base.TestCase):
+    """One manager per process: the backend is loaded once."""
+
+    def setUp(self):
+        super().setUp()
+        export.reset_manager()
+        self.addCleanup(export.reset_manager)
+
+    def test_one_manager_one_backend_load(self):
+        with mock.patch.object(export, 'load_backend',
+                               autospec=True) as load:
+            first = export.get_manager()
+            self.assertIs(first, export.get_manager())
+        load.assert_called_once_with()
+        self.assertIs(load.return_value, first.backend)
+
+    def test_made_once_under_concurrent_first_use(self):
+        made = []
+        gate = threading.Event()
+
+        def slow_load():
+            gate.wait(5)
+            made.append(1)
+            return mock.sentinel.backend
+
+        with mock.patch.object(export, 'load_backend', side_effect=slow_load):
+            got = []
+            threads = [threading.Thread(
+                target=lambda: got.append(export.get_manager()))
+                for _ in range(4)]
+            for t in threads:
+                t.start()
+            gate.set()
+            for t in threads:
+                t.join(10)
+        self.assertEqual([1], made)
+        self.assertEqual(4, len(got))
+        self.assertEqual(1, len({id(m) for m in got}))
+
+    def test_reset_and_failed_load_retried(self):
+        with mock.patch.object(export, 'load_backend', autospec=True,
+                               side_effect=[exception.ExportBackendNotFound(
+                                   name='x', reason='y'), mock.DEFAULT]):
+            self.assertRaises(exception.ExportBackendNotFound,
+                              export.get_manager)
+            first = export.get_manager()
+        export.reset_manager()
+        with mock.patch.object(export, 'load_backend', autospec=True):
+            self.assertIsNot(first, export.get_manager())
