@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The ``bmi`` hardware type: diskless nodes booting Ceph clones over iSCSI.
 
 Enable it in ironic.conf (see ``etc/ironic.conf.snippet``)::
@@ -13,6 +25,7 @@ Enable it in ironic.conf (see ``etc/ironic.conf.snippet``)::
 and give every node the ``iscsi_boot:True`` capability.
 """
 
+from ironic.drivers import generic
 from ironic.drivers.modules import fake
 from ironic.drivers.modules import ipmitool
 from ironic.drivers.modules import ipxe
@@ -22,7 +35,6 @@ from ironic.drivers.modules import noop
 from ironic.drivers.modules.redfish import management as redfish_mgmt
 from ironic.drivers.modules.redfish import power as redfish_power
 from ironic.drivers.modules.storage import noop as noop_storage
-from ironic.drivers import generic
 
 from bmi_driver.deploy import diskless
 from bmi_driver.deploy import vendor as bmi_vendor

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """iSCSI exports of node disks: one target per node over its RBD clone.
 
 :class:`ExportManager` is what callers use.  It decides what each node's
@@ -274,9 +286,14 @@ class ExportManager:
                           initiator_iqn=target.initiator_iqn)
 
     def unexport_node(self, node_uuid):
-        """Stop serving a node's disk and forget its export; missing is
-        fine.  The target goes first: a failure keeps the record, so a
-        retry (or reconcile) finds everything again."""
+        """Stop serving a node's disk and forget its export.
+
+        A missing export is fine.  The target goes first: a failure keeps
+        the record, so a retry (or reconcile) finds everything again.
+
+        :raises: InvalidName for a bad node UUID.
+        :raises: TargetDaemonUnavailable, ExportError, CephError
+        """
         node_uuid = check_node_uuid(node_uuid)
         iqn = self.target_iqn(node_uuid)
         with locks.lock('export-%s' % node_uuid):
@@ -313,8 +330,13 @@ class ExportManager:
         return self._node_export(node_uuid, recorded)
 
     def list_exports(self):
-        """[(NodeExport, ServedTarget or None)] of every recorded export,
-        then [(None, ServedTarget)] of our targets that nothing records."""
+        """Every recorded export and every target of ours.
+
+        :returns: [(NodeExport, ServedTarget or None)] of every recorded
+            export, then [(None, ServedTarget)] of our targets that nothing
+            records.
+        :raises: TargetDaemonUnavailable, CephError
+        """
         served = {t.iqn: t for t in self.backend.list_targets()}
         rows = []
         for disk in self.library.list_node_disks():
