@@ -93,6 +93,9 @@ class BMIVendorPassthru(base.VendorInterface):
         """Snapshot the node's disk into a new golden image.
 
         ``kwargs`` takes what Ironic adds to the call (``http_method``).
+
+        :raises: IronicException (InvalidParameterValue, StorageError) when
+            the snapshot fails; recorded on the node.
         """
         node = task.node
         project = (project or node_facts.image_project(node)

@@ -56,6 +56,10 @@ def _check(kind, value, max_len):
 
 
 def image_name(value):
+    """Check an image name; return it.
+
+    :raises: InvalidName
+    """
     _check('image name', value, IMAGE_NAME_MAX)
     if uuidutils.is_uuid_like(value):
         raise exception.InvalidName(
@@ -65,10 +69,18 @@ def image_name(value):
 
 
 def project(value):
+    """Check a project name; return it.
+
+    :raises: InvalidName
+    """
     return _check('project', value, PROJECT_MAX)
 
 
 def visibility(value):
+    """Check a visibility; return it.
+
+    :raises: InvalidName
+    """
     if value not in VISIBILITIES:
         raise exception.InvalidName(
             kind='visibility', value=value,
@@ -88,7 +100,10 @@ def node_uuid(value, reason='not a UUID'):
 
 
 def rbd_ref(value):
-    """Parse ``pool/image[@snapshot]`` into an :class:`RBDRef`."""
+    """Parse ``pool/image[@snapshot]`` into an :class:`RBDRef`.
+
+    :raises: InvalidName
+    """
     if not isinstance(value, str):
         raise exception.InvalidName(kind='RBD reference', value=value,
                                     reason='must be a string')

@@ -138,13 +138,23 @@ class GoldenImages:
 
     @rbd_utils.retry_transient
     def get(self, ref):
-        """A golden image by UUID or name."""
+        """A golden image by UUID or name.
+
+        :raises: ImageNotFound, InvalidName
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
         with self._clients.get() as client:
             return self._find(client, ref)
 
     @rbd_utils.retry_transient
     def list(self, project=None, include_public=False):
-        """Golden images, all or those of ``project`` (and public ones)."""
+        """Golden images, all or those of ``project`` (and public ones).
+
+        :raises: InvalidName for a bad project.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
         if project is not None:
             names.project(project)
         with self._clients.get() as client:
@@ -159,6 +169,12 @@ class GoldenImages:
 
         The content is streamed into RBD (all-zero chunks are skipped, so
         the image stays sparse) and its SHA-256 recorded.
+
+        :raises: InvalidName for a bad name, project or visibility.
+        :raises: ImageExists when the name is taken.
+        :raises: LocalFileError, ImageFormatError for an unusable file.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
         """
         project = self._new_image_args(name, project, visibility)
         fmt, size = transfer.inspect_file(path)
@@ -200,6 +216,12 @@ class GoldenImages:
         ``<glance pool>/<uuid>@snap``) or ``pool/image``, in which case a
         protected snapshot is taken of it first.  The golden image is a
         copy-on-write clone of the reference.
+
+        :raises: InvalidName for a bad reference, name, project or visibility.
+        :raises: ImageExists when the name is taken.
+        :raises: ImageNotFound when the reference does not exist.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
         """
         src = names.rbd_ref(ref)
         project = self._new_image_args(name, project, visibility)
@@ -261,6 +283,12 @@ class GoldenImages:
         The snapshot is unprotected and removed before the image; if the
         image cannot be removed, the snapshot is taken and protected again
         (a golden image is never written, so it is the same content).
+
+        :raises: ImageNotFound
+        :raises: ImageInUse while clones exist.
+        :raises: ImageBusy
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
         """
         with self._clients.get() as client:
             img = self._find(client, ref)
@@ -314,7 +342,13 @@ class GoldenImages:
 
     @rbd_utils.retry_transient
     def rename(self, ref, new_name):
-        """Give a golden image a new name (its UUID stays)."""
+        """Give a golden image a new name (its UUID stays).
+
+        :raises: ImageNotFound, InvalidName
+        :raises: ImageExists when the new name is taken.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
         names.image_name(new_name)
         with self._clients.get() as client:
             img = self._find(client, ref)
@@ -332,7 +366,13 @@ class GoldenImages:
     @rbd_utils.retry_transient
     def copy(self, ref, new_name, project=None, visibility=None,
              progress=None):
-        """A full, independent copy of a golden image under a new name."""
+        """A full, independent copy of a golden image under a new name.
+
+        :raises: ImageNotFound, InvalidName
+        :raises: ImageExists when the new name is taken.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
         names.image_name(new_name)
         if project is not None:
             names.project(project)
@@ -382,6 +422,12 @@ class GoldenImages:
 
         The bytes are checked against the recorded checksum; the file
         appears under its name only once complete and verified.
+
+        :raises: LocalFileError when the file exists or its directory does
+            not.
+        :raises: ImageNotFound
+        :raises: CephError also when the bytes read back differ from the
+            recorded checksum.
         """
         target = os.path.abspath(path)
         if os.path.exists(target):

@@ -50,6 +50,11 @@ class NodeDisks:
         ``image_source`` is a golden image (UUID or name) or the UUID of a
         Glance image in ``[ceph] glance_pool``.  A private golden image of
         another project than ``project`` is refused.
+
+        :raises: ImageNotFound
+        :raises: ImageNotVisible for a private image of another project.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
         """
         if isinstance(image_source, layout.ImageSource):
             return image_source
@@ -121,6 +126,12 @@ class NodeDisks:
         error, since the node's data would be lost.  The clone records
         nothing of its own: its name says the node, its parent the source
         and RBD its creation time; it inherits the golden image's metadata.
+
+        :raises: InvalidName, InvalidInput (bad node UUID or size).
+        :raises: ImageNotFound, ImageNotVisible
+        :raises: BmiException when the node has a disk of another source.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
         """
         node_uuid = names.node_uuid(node_uuid)
         if size is not None and (not isinstance(size, int) or size < 0):
@@ -171,12 +182,23 @@ class NodeDisks:
 
     @rbd_utils.retry_transient
     def get_node_disk(self, node_uuid):
+        """The node's disk (with its config drive, if any).
+
+        :raises: InvalidName, CloneNotFound
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
         node_uuid = names.node_uuid(node_uuid)
         with self._clients.get() as client:
             return self._read_node_disk(client, node_uuid)
 
     @rbd_utils.retry_transient
     def list_node_disks(self):
+        """Every node disk of the clone pool.
+
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
         with self._clients.get() as client:
             disks = []
             for rbd_name in rbd.RBD().list(client.ioctx(self.clone_pool)):
@@ -196,6 +218,11 @@ class NodeDisks:
 
         Leftover temporary snapshots of an interrupted snapshot_node() go
         with it.  A disk still open (exported) is refused as busy.
+
+        :raises: InvalidName
+        :raises: ImageBusy while the disk is exported.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
         """
         node_uuid = names.node_uuid(node_uuid)
         with self._clients.get() as client:
@@ -211,7 +238,12 @@ class NodeDisks:
 
     @rbd_utils.retry_transient
     def set_node_metadata(self, node_uuid, metadata):
-        """Set metadata keys on the node's clone; an empty value removes."""
+        """Set metadata keys on the node's clone; an empty value removes.
+
+        :raises: InvalidName, CloneNotFound
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
         node_uuid = names.node_uuid(node_uuid)
         with self._clients.get() as client:
             rbd_name = layout.node_rbd_name(node_uuid)
@@ -224,7 +256,12 @@ class NodeDisks:
                 raise exception.CloneNotFound(node=node_uuid, clone=rbd_name)
 
     def remove_node_metadata(self, node_uuid, keys):
-        """Remove metadata keys from the node's clone; missing is fine."""
+        """Remove metadata keys from the node's clone; missing is fine.
+
+        :raises: InvalidName, CloneNotFound
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
         self.set_node_metadata(node_uuid, dict.fromkeys(keys, ''))
 
     @rbd_utils.retry_transient
@@ -233,6 +270,11 @@ class NodeDisks:
 
         Idempotent: the same content is left as it is; other content
         replaces it (refused as busy while it is exported).
+
+        :raises: InvalidName, InvalidInput
+        :raises: ImageBusy while the config drive is exported.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
         """
         node_uuid = names.node_uuid(node_uuid)
         if not isinstance(data, bytes) or not data:
@@ -272,6 +314,13 @@ class NodeDisks:
 
     @rbd_utils.retry_transient
     def remove_node_configdrive(self, node_uuid):
+        """Remove the node's config drive; missing is fine.
+
+        :raises: InvalidName
+        :raises: ImageBusy while it is exported.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
         node_uuid = names.node_uuid(node_uuid)
         rbd_name = layout.configdrive_rbd_name(node_uuid)
         with self._clients.get() as client:
@@ -288,6 +337,11 @@ class NodeDisks:
         the node keeps running (and writing) on its clone; the new image is
         cloned from it and flattened, so it depends on neither the node
         nor the node's golden image, and the temporary snapshot goes.
+
+        :raises: InvalidName, ImageExists
+        :raises: CloneNotFound when the node has no disk.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
         """
         node_uuid = names.node_uuid(node_uuid)
         project = self._new_image_args(name, project, visibility)

@@ -85,7 +85,10 @@ class CephClient:
         self.broken = False
 
     def ioctx(self, pool):
-        """An I/O context on ``pool``, opened once per client."""
+        """An I/O context on ``pool``, opened once per client.
+
+        :raises: CephPoolNotFound
+        """
         ioctx = self._ioctxs.get(pool)
         if ioctx is None:
             try:
@@ -167,6 +170,8 @@ def retry_transient(func):
     """Re-run an idempotent operation after a transient Ceph failure.
 
     The pool drops the client that failed, so the retry connects afresh.
+
+    :raises: CephError when the transient failures outlast the retries.
     """
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -213,7 +218,11 @@ def map_rbd_error(error, image):
 
 @contextlib.contextmanager
 def ceph_errors(image):
-    """Translate rbd/rados errors raised in the block into ours."""
+    """Translate rbd/rados errors raised in the block into ours.
+
+    :raises: the BmiException matching an rbd/rados error (transient ones pass
+        through for retry_transient).
+    """
     try:
         yield
     except exception.BmiException:

@@ -412,6 +412,10 @@ class TgtExportBackend(base.ExportBackend):
                            '%(err)s' % {'user': user, 'err': e.reason})
 
     def remove_target(self, iqn, chap_username=None):
+        """See :meth:`ExportBackend.remove_target`.
+
+        :raises: TargetDaemonUnavailable, ExportError
+        """
         targets = self.list_targets()
         target = next((t for t in targets if t.iqn == iqn), None)
         users = {chap_username} if chap_username else set()
