@@ -8,7 +8,7 @@ from unittest import mock
 
 import fixtures
 
-from bmi_driver.storage import export
+from bmi_driver.storage.export import manager as export
 from tests import base
 from tests.functional import e2e
 from tests.functional import vmlab
