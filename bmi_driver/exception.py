@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """bmi_driver's exceptions.
 
 One base class with a ``_msg_fmt``, in the manner of Ironic's.  The library
@@ -45,6 +57,21 @@ class InvalidInput(BmiException):
 
 class InvalidName(InvalidInput):
     _msg_fmt = "Invalid %(kind)s %(value)r: %(reason)s"
+
+
+# --- what Ironic's node says (bmi_driver.common.node_facts) ---------------
+# The messages are complete sentences, given when raised.
+
+class NodeFactMissing(BmiException):
+    _msg_fmt = "A required field of the node is not set."
+
+
+class NodeFactInvalid(InvalidInput):
+    _msg_fmt = "A field of the node is not valid."
+
+
+class ConfigDriveError(BmiException):
+    _msg_fmt = "The node's config drive cannot be used."
 
 
 # --- Ceph and the image library -------------------------------------------

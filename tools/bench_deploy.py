@@ -43,8 +43,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 from ironicclient import client as ir_client  # noqa: E402
 import rbd  # noqa: E402
 
-from bmi_driver.storage import images  # noqa: E402
-from bmi_driver.storage import rbd_utils  # noqa: E402
+from bmi_driver.storage.ceph import library as images  # noqa: E402
+from bmi_driver.storage.ceph import rbd_utils  # noqa: E402
 from tools import benchlib  # noqa: E402
 from tools.lab import state as lab_state  # noqa: E402
 

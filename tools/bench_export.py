@@ -51,10 +51,10 @@ import rados  # noqa: E402
 import rbd  # noqa: E402
 
 from bmi_driver.conf import CONF  # noqa: E402
-from bmi_driver.storage import export  # noqa: E402
+from bmi_driver.storage.export import manager as export  # noqa: E402
 from bmi_driver.storage.export import base  # noqa: E402
 from bmi_driver.storage.export import tgt  # noqa: E402
-from bmi_driver.storage import images  # noqa: E402
+from bmi_driver.storage.ceph import library as images  # noqa: E402
 from tools import benchlib  # noqa: E402
 
 MiB = 1024 * 1024
@@ -214,7 +214,7 @@ def bench_export(tgtd, lib, cluster, golden, n):
         raw.append(timed(raw_calls)[0])
 
         mgr = export.ExportManager(library=lib)
-        target = base.TargetSpec(iqn=iqn, luns={1: spec},
+        target = base.ExportTarget(iqn=iqn, luns={1: spec},
                                  chap_username=user, chap_secret='x' * 16)
 
         def backend_calls():
@@ -258,7 +258,7 @@ def bench_read(tgtd, cluster, size_mib):
     clone_spec = cluster.snap_and_clone(name, 'snap', name + '-clone')
     mgr_backend = tgt.TgtExportBackend()
     iqn = 'iqn.2026-11.org.massopen.bench:read-%s' % name
-    mgr_backend.ensure_target(base.TargetSpec(iqn=iqn, luns={1: clone_spec}))
+    mgr_backend.ensure_target(base.ExportTarget(iqn=iqn, luns={1: clone_spec}))
     conf = CONF.iscsi.tgt_ceph_conf
     user = CONF.iscsi.tgt_ceph_user
     rbd_src = ['rbd:%s:id=%s:conf=%s' % (clone_spec, user, conf)]
@@ -303,7 +303,7 @@ def bench_luns(tgtd, cluster, counts):
         while made < count:
             spec = cluster.snap_and_clone(parent, 'snap',
                                           '%s-%d' % (parent, made))
-            backend.ensure_target(base.TargetSpec(
+            backend.ensure_target(base.ExportTarget(
                 iqn='iqn.2026-11.org.massopen.bench:lun-%d' % made,
                 luns={1: spec}))
             made += 1

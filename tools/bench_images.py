@@ -36,7 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 import rados  # noqa: E402
 import rbd  # noqa: E402
 
-from bmi_driver.storage import images  # noqa: E402
+from bmi_driver.storage.ceph import library as images  # noqa: E402
+from bmi_driver.storage.ceph import rbd_utils  # noqa: E402
 from tools import benchlib  # noqa: E402
 
 GiB = 1024 ** 3
@@ -78,7 +79,7 @@ def main():
         for size in (1, 10):
             raw = 'bench-raw-%dg-%s' % (size, uuid.uuid4().hex[:6])
             rbd.RBD().create(ioctx, raw, size * GiB,
-                             features=images._features())
+                             features=rbd_utils.features())
             made.append(('raw', raw))
             with rbd.Image(ioctx, raw) as image:
                 image.write(os.urandom(4 << 20), 0)
@@ -94,7 +95,7 @@ def main():
         def raw_cycle():
             name = 'node-' + str(uuid.uuid4())
             rbd.RBD().clone(ioctx, src.rbd_name, 'golden', ioctx, name,
-                            features=images._features())
+                            features=rbd_utils.features())
             rbd.RBD().remove(ioctx, name)
 
         def lib_cycle(img=src):

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """``bmi-manage image ...``: the golden-image library from the shell."""
 
 from cliff import command
@@ -5,7 +17,8 @@ from cliff import lister
 from cliff import show
 
 from bmi_driver.cmd import progress as progress_bar
-from bmi_driver.storage import images
+from bmi_driver.storage.ceph import library
+from bmi_driver.storage import names
 
 _FIELDS = ('uuid', 'name', 'project', 'visibility', 'size', 'parent',
            'clones', 'created_at', 'source', 'checksum')
@@ -37,11 +50,11 @@ class ImportImage(show.ShowOne):
                               'Glance image <pool>/<uuid>@snap (no copy).')
         parser.add_argument('--project', help='Owning project.')
         parser.add_argument('--visibility', default='private',
-                            choices=('private', 'public'))
+                            choices=names.VISIBILITIES)
         return parser
 
     def take_action(self, args):
-        lib = images.ImageLibrary()
+        lib = library.ImageLibrary()
         if args.file:
             img = _with_progress('import', lib.import_file, args.file,
                                  args.name, project=args.project,
@@ -65,8 +78,8 @@ class ListImages(lister.Lister):
     def take_action(self, args):
         columns = ('uuid', 'name', 'project', 'visibility', 'size',
                    'parent', 'clones')
-        rows = images.ImageLibrary().list(project=args.project,
-                                          include_public=args.include_public)
+        rows = library.ImageLibrary().list(
+            project=args.project, include_public=args.include_public)
         return columns, [tuple(getattr(i, c) for c in columns) for i in rows]
 
 
@@ -82,7 +95,7 @@ class ShowImage(_OneImage):
     """Show a golden image."""
 
     def take_action(self, args):
-        return _show(images.ImageLibrary().get(args.image))
+        return _show(library.ImageLibrary().get(args.image))
 
 
 class ExportImage(_OneImage):
@@ -94,7 +107,7 @@ class ExportImage(_OneImage):
         return parser
 
     def take_action(self, args):
-        return _show(_with_progress('export', images.ImageLibrary().export,
+        return _show(_with_progress('export', library.ImageLibrary().export,
                                     args.image, args.path))
 
 
@@ -105,11 +118,11 @@ class CopyImage(_OneImage):
         parser = super().get_parser(prog_name)
         parser.add_argument('new_name', help='Name of the copy.')
         parser.add_argument('--project', help='Owner of the copy.')
-        parser.add_argument('--visibility', choices=('private', 'public'))
+        parser.add_argument('--visibility', choices=names.VISIBILITIES)
         return parser
 
     def take_action(self, args):
-        return _show(_with_progress('copy', images.ImageLibrary().copy,
+        return _show(_with_progress('copy', library.ImageLibrary().copy,
                                     args.image, args.new_name,
                                     project=args.project,
                                     visibility=args.visibility))
@@ -124,7 +137,7 @@ class RenameImage(_OneImage):
         return parser
 
     def take_action(self, args):
-        return _show(images.ImageLibrary().rename(args.image, args.new_name))
+        return _show(library.ImageLibrary().rename(args.image, args.new_name))
 
 
 class DeleteImage(command.Command):
@@ -136,4 +149,4 @@ class DeleteImage(command.Command):
         return parser
 
     def take_action(self, args):
-        images.ImageLibrary().delete(args.image)
+        library.ImageLibrary().delete(args.image)

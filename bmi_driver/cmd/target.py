@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """``bmi-manage target ...``: the iSCSI targets of node disks.
 
 ``target list`` shows every export Ceph records next to what the local
@@ -9,7 +21,7 @@ secrets are never printed.
 from cliff import command
 from cliff import lister
 
-from bmi_driver.storage import export
+from bmi_driver.storage.export import manager as export_manager
 
 
 class ListTargets(lister.Lister):
@@ -20,7 +32,7 @@ class ListTargets(lister.Lister):
 
     def take_action(self, args):
         rows = []
-        for exp, target in export.ExportManager().list_exports():
+        for exp, target in export_manager.get_manager().list_exports():
             if exp is None:
                 state = 'orphan'
             elif target is None:
@@ -44,7 +56,7 @@ class ReconcileTargets(command.Command):
     """Re-create missing targets and remove orphan ones (ours only)."""
 
     def take_action(self, args):
-        report = export.ExportManager().reconcile()
+        report = export_manager.get_manager().reconcile()
         out = self.app.stdout
         for label, iqns in (('created', report.created),
                             ('repaired', report.updated),

@@ -1,6 +1,20 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Map bmi_driver's exceptions to Ironic's at the interface boundary.
 
-The library (``bmi_driver.storage``, ``bmi_driver.network``) raises
+The one module besides the interfaces that imports Ironic.  The library
+(``bmi_driver.storage``, ``bmi_driver.network.hil_client``,
+``bmi_driver.common.node_facts``) raises
 :class:`bmi_driver.exception.BmiException` subclasses.  Ironic's conductor
 only understands its own exceptions: ``InvalidParameterValue`` turns into a
 clear API error during validation, ``StorageError`` and ``NetworkError``
@@ -19,6 +33,8 @@ LOG = log.getLogger(__name__)
 
 # Most specific first: the first matching entry wins.
 _MAPPING = (
+    (exception.NodeFactMissing, ironic_exc.MissingParameterValue),
+    (exception.ConfigDriveError, ironic_exc.InstanceDeployFailure),
     (exception.InvalidInput, ironic_exc.InvalidParameterValue),
     (exception.ImageNotFound, ironic_exc.InvalidParameterValue),
     (exception.ImageNotVisible, ironic_exc.InvalidParameterValue),
@@ -56,6 +72,7 @@ def translated(what, node=None, as_=None):
         e.g. ``'attaching the disk'``.
     :param node: the node's UUID (or None), for the message.
     :param as_: force this Ironic exception class (see :func:`to_ironic`).
+    :raises: the Ironic exception matching a bmi_driver one.
     """
     try:
         yield
@@ -68,3 +85,19 @@ def translated(what, node=None, as_=None):
                   {'what': what, 'node': node,
                    'cls': type(e).__name__, 'err': e})
         raise new from e
+
+
+@contextlib.contextmanager
+def as_ironic():
+    """Re-raise bmi_driver errors raised in the block as Ironic's.
+
+    The message stays the library's, word for word: for what
+    :mod:`bmi_driver.common.node_facts` says about a node, which already
+    names the node.
+
+    :raises: the Ironic exception matching a bmi_driver one.
+    """
+    try:
+        yield
+    except exception.BmiException as e:
+        raise to_ironic(e) from e

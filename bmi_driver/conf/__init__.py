@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """bmi_driver's configuration: one module per option group.
 
 Importing this package registers every group on oslo.config's global
@@ -6,13 +18,13 @@ Importing this package registers every group on oslo.config's global
 
 from oslo_config import cfg
 
-from bmi_driver.conf import bmi
 from bmi_driver.conf import ceph
 from bmi_driver.conf import coordination
+from bmi_driver.conf import general
 from bmi_driver.conf import hil
 from bmi_driver.conf import iscsi
 
 CONF = cfg.CONF
 
-for _module in (bmi, ceph, coordination, hil, iscsi):
+for _module in (general, ceph, coordination, hil, iscsi):
     _module.register_opts(CONF)

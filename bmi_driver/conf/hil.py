@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The ``[hil]`` group: the HIL client and the ``hil`` network interface.
 
 Besides the plugin's own options, the group carries keystoneauth1's session
@@ -61,19 +73,31 @@ opts = [
 ]
 
 
+# Our defaults for keystoneauth1's options: HIL's null auth, and a HIL
+# that answers within 30 s or is retried.
+_KS_DEFAULTS = {'auth_type': 'none', 'timeout': 30, 'connect_retries': 3,
+                'connect_retry_delay': 1.0}
+
+
 def register_opts(conf):
     conf.register_opts(opts, group=GROUP)
+    # keystoneauth1's own helpers (checked against keystoneauth1 5.18.1); the
+    # client loads them back with load_session_from_conf_options,
+    # load_auth_from_conf_options and load_adapter_from_conf_options.
     ks_loading.register_session_conf_options(conf, GROUP)
     ks_loading.register_auth_conf_options(conf, GROUP)
     ks_loading.register_adapter_conf_options(conf, GROUP)
-    conf.set_default('auth_type', 'none', group=GROUP)
-    conf.set_default('timeout', 30, group=GROUP)
-    conf.set_default('connect_retries', 3, group=GROUP)
-    conf.set_default('connect_retry_delay', 1.0, group=GROUP)
+    for name, value in _KS_DEFAULTS.items():
+        conf.set_default(name, value, group=GROUP)
 
 
 def _keystoneauth_opts():
-    """keystoneauth1's options for the sample, each name once."""
+    """keystoneauth1's options for the sample, each name once.
+
+    Session, common auth (``auth_type``, ``auth_section``), the options of
+    each documented auth plugin and the adapter's; the plugins share some
+    (``username``, ``password``), listed once.
+    """
     result = list(ks_loading.get_auth_common_conf_options())
     for name in _AUTH_PLUGINS:
         loader = ks_loading.get_plugin_loader(name)
@@ -84,12 +108,9 @@ def _keystoneauth_opts():
     unique = {}
     for opt in result:
         unique.setdefault(opt.dest, opt)
+    # Copies: the helpers may hand out option objects that they share.
     ks_opts = copy.deepcopy(list(unique.values()))
-    defaults = {'auth_type': 'none', 'timeout': 30, 'connect_retries': 3,
-                'connect_retry_delay': 1.0}
-    for opt in ks_opts:
-        if opt.dest in defaults:
-            opt.default = defaults[opt.dest]
+    cfg.set_defaults(ks_opts, **_KS_DEFAULTS)
     return sorted(ks_opts, key=lambda o: o.dest)
 
 

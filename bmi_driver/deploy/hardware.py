@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The ``bmi`` hardware type: diskless nodes booting Ceph clones over iSCSI.
 
 Enable it in ironic.conf (see ``etc/ironic.conf.snippet``)::
@@ -13,6 +25,7 @@ Enable it in ironic.conf (see ``etc/ironic.conf.snippet``)::
 and give every node the ``iscsi_boot:True`` capability.
 """
 
+from ironic.drivers import generic
 from ironic.drivers.modules import fake
 from ironic.drivers.modules import ipmitool
 from ironic.drivers.modules import ipxe
@@ -22,12 +35,11 @@ from ironic.drivers.modules import noop
 from ironic.drivers.modules.redfish import management as redfish_mgmt
 from ironic.drivers.modules.redfish import power as redfish_power
 from ironic.drivers.modules.storage import noop as noop_storage
-from ironic.drivers import generic
 
-from bmi_driver.deploy import bmi as bmi_deploy
+from bmi_driver.deploy import diskless
 from bmi_driver.deploy import vendor as bmi_vendor
 from bmi_driver.network import hil
-from bmi_driver.storage import bmi as bmi_storage
+from bmi_driver.storage import rbd_iscsi
 
 
 class BMIHardware(generic.GenericHardware):
@@ -43,7 +55,7 @@ class BMIHardware(generic.GenericHardware):
 
     @property
     def supported_deploy_interfaces(self):
-        return [bmi_deploy.BMIDeploy]
+        return [diskless.BMIDeploy]
 
     @property
     def supported_storage_interfaces(self):
@@ -51,7 +63,7 @@ class BMIHardware(generic.GenericHardware):
         # keeping it fails the bmi deploy interface's validation, clearly.
         # Set default_storage_interface = bmi when bmi is the only hardware
         # type, or create nodes with --storage-interface bmi.
-        return [bmi_storage.BMIStorage, noop_storage.NoopStorage]
+        return [rbd_iscsi.BMIStorage, noop_storage.NoopStorage]
 
     @property
     def supported_network_interfaces(self):

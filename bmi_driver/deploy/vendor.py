@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The ``bmi`` vendor interface: snapshot a running node's disk.
 
 ``baremetal node passthru call <node> snapshot --arg name=<image name>
@@ -12,17 +24,16 @@ from ironic.common.i18n import _
 from ironic.common import states
 from ironic.conductor import utils as manager_utils
 from ironic.drivers import base
-from oslo_config import cfg
 from oslo_log import log
 
 from bmi_driver.common import ironic_errors
-from bmi_driver.deploy import utils as deploy_utils
-from bmi_driver.storage import images
+from bmi_driver.common import node_facts
+from bmi_driver.conf import CONF
+from bmi_driver.storage.ceph import library
+from bmi_driver.storage import names
 
-CONF = cfg.CONF
 LOG = log.getLogger(__name__)
 
-VISIBILITIES = ('private', 'public')
 # Where the outcome of the last snapshot is recorded.
 RESULT_KEY = 'bmi_snapshot'
 
@@ -59,10 +70,11 @@ class BMIVendorPassthru(base.VendorInterface):
             raise ironic_exc.InvalidParameterValue(
                 _('The image name must be a string.'))
         visibility = kwargs.get('visibility', 'private')
-        if visibility not in VISIBILITIES:
+        if visibility not in names.VISIBILITIES:
             raise ironic_exc.InvalidParameterValue(
                 _('visibility must be one of %(allowed)s, not %(value)r.') %
-                {'allowed': ', '.join(VISIBILITIES), 'value': visibility})
+                {'allowed': ', '.join(names.VISIBILITIES),
+                 'value': visibility})
         # Ironic passes the HTTP method along with the call's arguments.
         unknown = set(kwargs) - {'name', 'project', 'visibility',
                                  'http_method'}
@@ -81,13 +93,16 @@ class BMIVendorPassthru(base.VendorInterface):
         """Snapshot the node's disk into a new golden image.
 
         ``kwargs`` takes what Ironic adds to the call (``http_method``).
+
+        :raises: IronicException (InvalidParameterValue, StorageError) when
+            the snapshot fails; recorded on the node.
         """
         node = task.node
-        project = (project or deploy_utils.get_project(node)
+        project = (project or node_facts.image_project(node)
                    or CONF.bmi.default_project)
         try:
             with ironic_errors.translated('taking a snapshot', node.uuid):
-                image = images.ImageLibrary().snapshot_node(
+                image = library.ImageLibrary().snapshot_node(
                     node.uuid, name, project=project, visibility=visibility)
         except ironic_exc.IronicException as e:
             node.set_driver_internal_info(RESULT_KEY, {

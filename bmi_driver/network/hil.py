@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The ``hil`` network interface: HIL isolates a BMI node's networks.
 
 Network model (doc/network.md has the whole story):
@@ -22,7 +34,6 @@ VIFs are recorded on ports and port groups as Ironic's own interfaces do
 attach, detach and list them.
 """
 
-import json
 import re
 
 from ironic.common import exception as ironic_exc
@@ -30,20 +41,19 @@ from ironic.drivers import base
 from ironic.drivers.modules.network import common
 from oslo_log import log
 
-from bmi_driver import conf as bmi_conf
+from bmi_driver.common import ironic_errors
+from bmi_driver.common import node_facts
+from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.network import hil_client
 
 LOG = log.getLogger(__name__)
-
-CONF = bmi_conf.CONF
 
 # driver_internal_info keys.
 CONNECTED_PROJECT = 'hil_connected_project'
 DEPLOYED_PROJECT = 'hil_project'
 TENANT_ATTACHMENTS = 'hil_tenant_networks'
 
-_CHANNEL_RE = re.compile(r'^vlan/(native|[0-9]{1,4})$')
 _MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
 
 PROPERTIES = {
@@ -55,31 +65,21 @@ PROPERTIES = {
 
 
 def hil_node_name(node):
-    """The HIL node an Ironic node maps to."""
-    name = node.driver_info.get('hil_node') or node.name
-    if not name:
-        raise ironic_exc.MissingParameterValue(
-            'Node %s has neither driver_info/hil_node nor a name: the hil '
-            'network interface cannot find it in HIL.' % node.uuid)
-    return name
+    """The HIL node an Ironic node maps to.
+
+    :raises: MissingParameterValue
+    """
+    with ironic_errors.as_ironic():
+        return node_facts.hil_node_name(node)
 
 
 def hil_project(node):
-    """The HIL project a node is deployed for, per [hil] project_source."""
-    source = CONF.hil.project_source
-    if source == 'lessee':
-        project = node.lessee or node.owner
-    elif source == 'owner':
-        project = node.owner
-    else:
-        project = node.driver_info.get('hil_project')
-    project = project or CONF.hil.default_project
-    if not project:
-        raise ironic_exc.MissingParameterValue(
-            'Node %(node)s has no HIL project: [hil] project_source is '
-            '%(source)s and gives nothing, and [hil] default_project is '
-            'not set.' % {'node': node.uuid, 'source': source})
-    return project
+    """The HIL project a node is deployed for, per [hil] project_source.
+
+    :raises: MissingParameterValue
+    """
+    with ironic_errors.as_ironic():
+        return node_facts.hil_project(node)
 
 
 def tenant_networks(node):
@@ -88,45 +88,8 @@ def tenant_networks(node):
     :returns: a list of {'network', 'nic', 'channel' (or None)}.
     :raises: InvalidParameterValue when the value is malformed.
     """
-    field = CONF.hil.tenant_networks_field
-    raw = node.instance_info.get(field)
-    if not raw:
-        return []
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            raw = None
-    if not isinstance(raw, list):
-        raise ironic_exc.InvalidParameterValue(
-            'instance_info/%s of node %s must be a list of {"network": ..., '
-            '"nic": ..., "channel": "vlan/<id>"}' % (field, node.uuid))
-    result = []
-    seen = set()
-    for entry in raw:
-        if (not isinstance(entry, dict)
-                or set(entry) - {'network', 'nic', 'channel'}
-                or not all(isinstance(entry.get(k), str) and entry[k]
-                           for k in ('network', 'nic'))):
-            raise ironic_exc.InvalidParameterValue(
-                'instance_info/%s of node %s: %r is not a {"network": ..., '
-                '"nic": ..., "channel": ...} entry (network and nic are '
-                'required strings)' % (field, node.uuid, entry))
-        channel = entry.get('channel')
-        if channel is not None and not (isinstance(channel, str)
-                                        and _CHANNEL_RE.match(channel)):
-            raise ironic_exc.InvalidParameterValue(
-                'instance_info/%s of node %s: channel %r is neither '
-                '"vlan/native" nor "vlan/<id>"' % (field, node.uuid, channel))
-        key = (entry['nic'].lower(), entry['network'])
-        if key in seen:
-            raise ironic_exc.InvalidParameterValue(
-                'instance_info/%s of node %s lists network %s on nic %s '
-                'twice' % (field, node.uuid, entry['network'], entry['nic']))
-        seen.add(key)
-        result.append({'network': entry['network'], 'nic': entry['nic'],
-                       'channel': channel})
-    return result
+    with ironic_errors.as_ironic():
+        return node_facts.tenant_networks(node)
 
 
 def _nic_label(hil_info, port):

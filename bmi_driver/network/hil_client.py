@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """A client of HIL's REST API (``/v0``) on keystoneauth1.
 
 The session, authentication and adapter come from the ``[hil]`` group
@@ -21,12 +33,11 @@ from keystoneauth1 import loading as ks_loading
 from oslo_log import log
 import tenacity
 
-from bmi_driver import conf as bmi_conf
+from bmi_driver.conf import CONF
 from bmi_driver import exception
 
 LOG = log.getLogger(__name__)
 
-CONF = bmi_conf.CONF
 GROUP = 'hil'
 
 NATIVE = 'vlan/native'

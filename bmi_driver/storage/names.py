@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Names the library accepts, checked before anything is changed.
 
 - Image names: 1 to 63 characters, ASCII letters, digits, ``.``, ``_`` and
@@ -44,6 +56,10 @@ def _check(kind, value, max_len):
 
 
 def image_name(value):
+    """Check an image name; return it.
+
+    :raises: InvalidName
+    """
     _check('image name', value, IMAGE_NAME_MAX)
     if uuidutils.is_uuid_like(value):
         raise exception.InvalidName(
@@ -53,10 +69,18 @@ def image_name(value):
 
 
 def project(value):
+    """Check a project name; return it.
+
+    :raises: InvalidName
+    """
     return _check('project', value, PROJECT_MAX)
 
 
 def visibility(value):
+    """Check a visibility; return it.
+
+    :raises: InvalidName
+    """
     if value not in VISIBILITIES:
         raise exception.InvalidName(
             kind='visibility', value=value,
@@ -64,15 +88,22 @@ def visibility(value):
     return value
 
 
-def node_uuid(value):
-    if not uuidutils.is_uuid_like(value):
+def node_uuid(value, reason='not a UUID'):
+    """A node UUID, lower case; ``reason`` says why else it is refused.
+
+    :raises: InvalidName when ``value`` is not a UUID string.
+    """
+    if not isinstance(value, str) or not uuidutils.is_uuid_like(value):
         raise exception.InvalidName(kind='node UUID', value=value,
-                                    reason='not a UUID')
-    return str(value).lower()
+                                    reason=reason)
+    return value.lower()
 
 
 def rbd_ref(value):
-    """Parse ``pool/image[@snapshot]`` into an :class:`RBDRef`."""
+    """Parse ``pool/image[@snapshot]`` into an :class:`RBDRef`.
+
+    :raises: InvalidName
+    """
     if not isinstance(value, str):
         raise exception.InvalidName(kind='RBD reference', value=value,
                                     reason='must be a string')

@@ -22,8 +22,8 @@ import rados
 import rbd
 
 from bmi_driver import exception
-from bmi_driver.storage import images
-from bmi_driver.storage import rbd_utils
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.ceph import rbd_utils
 from tests.functional import base
 
 MiB = 1024 * 1024

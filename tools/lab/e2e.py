@@ -51,7 +51,7 @@ from ironicclient import exc as ironic_exc
 from oslo_concurrency import processutils
 
 from bmi_driver.conf import CONF
-from bmi_driver.storage import images
+from bmi_driver.storage.ceph import library as images
 from tools.lab import state as lab_state
 from tools.lab import vmlab
 

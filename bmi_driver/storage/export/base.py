@@ -1,10 +1,22 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The interface every iSCSI export backend implements.
 
 A backend knows one kind of target daemon (tgt today; LIO or an NVMe-oF
 target could follow) and nothing of nodes, Ceph metadata or Ironic: the
-:class:`~bmi_driver.storage.export.ExportManager` decides *what* must be
-served and hands the backend a :class:`TargetSpec`; the backend makes the
-daemon serve exactly that.  Every method is idempotent.
+:class:`~bmi_driver.storage.export.manager.ExportManager` decides *what*
+must be served and hands the backend an :class:`ExportTarget`; the backend
+makes the daemon serve exactly that.  Every method is idempotent.
 """
 
 import abc
@@ -12,8 +24,8 @@ import dataclasses
 
 
 @dataclasses.dataclass(frozen=True)
-class TargetSpec:
-    """What one target must serve.
+class ExportTarget:
+    """What one target must serve (and what a node's clone records).
 
     ``luns`` maps LUN numbers (1 and up; LUN 0 is the controller) to RBD
     ``pool/image`` specs.  ``initiator_iqn`` None accepts any initiator
@@ -70,8 +82,8 @@ class ExportBackend(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def ensure_target(self, spec):
-        """Make the daemon serve ``spec`` exactly; idempotent.
+    def ensure_target(self, target):
+        """Make the daemon serve ``target`` exactly; idempotent.
 
         Creates the target when missing and converges an existing one (its
         LUNs, CHAP account and initiator ACL).  A target created by this

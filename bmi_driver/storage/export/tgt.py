@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The ``tgt`` export backend: Linux SCSI target framework's tgtd.
 
 Drives the local tgtd with ``tgtadm`` (through oslo.concurrency, argument
@@ -216,70 +228,70 @@ class TgtExportBackend(base.ExportBackend):
                  {'iqn': iqn, 'tid': tid})
         return True
 
-    def ensure_target(self, spec):
-        target, created = self._create_target(spec.iqn)
+    def ensure_target(self, want):
+        target, created = self._create_target(want.iqn)
         try:
-            changed = self._converge(target, spec)
+            changed = self._converge(target, want)
         except Exception:
             with excutils.save_and_reraise_exception():
                 if created:
                     LOG.warning('Removing target %(iqn)s: its setup failed',
-                                {'iqn': spec.iqn})
+                                {'iqn': want.iqn})
                     try:
-                        self.remove_target(spec.iqn, spec.chap_username)
+                        self.remove_target(want.iqn, want.chap_username)
                     except Exception as e:
                         LOG.error('Could not remove the half-made target '
                                   '%(iqn)s: %(err)s',
-                                  {'iqn': spec.iqn, 'err': e})
+                                  {'iqn': want.iqn, 'err': e})
         if created:
             status = base.CREATED
         else:
             status = base.UPDATED if changed else base.UNCHANGED
         served = base.ServedTarget(
-            tid=target.tid, iqn=spec.iqn, luns=dict(spec.luns),
-            accounts=((spec.chap_username,) if spec.chap_username else ()),
-            acl=(spec.initiator_iqn or 'ALL',), sessions=target.sessions)
+            tid=target.tid, iqn=want.iqn, luns=dict(want.luns),
+            accounts=((want.chap_username,) if want.chap_username else ()),
+            acl=(want.initiator_iqn or 'ALL',), sessions=target.sessions)
         return served, status
 
-    def _converge(self, target, spec):
-        """Bring an existing target to ``spec``; True when it changed."""
+    def _converge(self, target, want):
+        """Bring an existing target to ``want``; True when it changed."""
         changed = False
         tid = target.tid
-        for lun, path in sorted(spec.luns.items()):
+        for lun, path in sorted(want.luns.items()):
             current = target.luns.get(lun)
             if current == path:
                 continue
             if current is not None:
                 raise exception.ExportError(
                     reason='target %(iqn)s serves %(cur)s as LUN %(lun)d, '
-                           'not %(path)s' % {'iqn': spec.iqn, 'cur': current,
+                           'not %(path)s' % {'iqn': want.iqn, 'cur': current,
                                              'lun': lun, 'path': path})
             self._add_lun(tid, lun, path)
             changed = True
-        for lun in sorted(set(target.luns) - set(spec.luns)):
-            self._call(spec.iqn, 'remove LUN %d' % lun,
+        for lun in sorted(set(target.luns) - set(want.luns)):
+            self._call(want.iqn, 'remove LUN %d' % lun,
                        '--mode', 'logicalunit', '--op', 'delete',
                        '--tid', tid, '--lun', lun)
             changed = True
 
-        wanted = {spec.chap_username} if spec.chap_username else set()
+        wanted = {want.chap_username} if want.chap_username else set()
         for user in sorted(set(target.accounts) - wanted):
-            self._call(spec.iqn, 'unbind a CHAP account', '--mode',
+            self._call(want.iqn, 'unbind a CHAP account', '--mode',
                        'account', '--op', 'unbind', '--tid', tid,
                        '--user', user)
             changed = True
-        if spec.chap_username and spec.chap_username not in target.accounts:
-            self._add_account(tid, spec)
+        if want.chap_username and want.chap_username not in target.accounts:
+            self._add_account(tid, want)
             changed = True
 
-        wanted = {spec.initiator_iqn or 'ALL'}
+        wanted = {want.initiator_iqn or 'ALL'}
         for entry in sorted(set(target.acl) - wanted):
-            self._call(spec.iqn, 'unbind an initiator',
+            self._call(want.iqn, 'unbind an initiator',
                        '--mode', 'target', '--op', 'unbind', '--tid', tid,
                        *self._acl_args(entry))
             changed = True
         for entry in sorted(wanted - set(target.acl)):
-            self._call(spec.iqn, 'bind an initiator',
+            self._call(want.iqn, 'bind an initiator',
                        '--mode', 'target', '--op', 'bind', '--tid', tid,
                        *self._acl_args(entry))
             changed = True
@@ -371,10 +383,10 @@ class TgtExportBackend(base.ExportBackend):
         finally:
             cluster.shutdown()
 
-    def _add_account(self, tid, spec):
-        user = spec.chap_username
+    def _add_account(self, tid, want):
+        user = want.chap_username
         new = ('--mode', 'account', '--op', 'new', '--user', user,
-               '--password', spec.chap_secret)
+               '--password', want.chap_secret)
         try:
             self._tgtadm(*new)
         except TgtadmError as e:
@@ -384,8 +396,8 @@ class TgtExportBackend(base.ExportBackend):
                            '%(err)s' % {'user': user, 'err': e.reason})
             # A leftover whose secret is unknown: replace it.
             self._delete_account(user)
-            self._call(spec.iqn, 'create CHAP account %s' % user, *new)
-        self._call(spec.iqn, 'bind CHAP account %s' % user,
+            self._call(want.iqn, 'create CHAP account %s' % user, *new)
+        self._call(want.iqn, 'bind CHAP account %s' % user,
                    '--mode', 'account', '--op', 'bind', '--tid', tid,
                    '--user', user)
 
@@ -400,6 +412,10 @@ class TgtExportBackend(base.ExportBackend):
                            '%(err)s' % {'user': user, 'err': e.reason})
 
     def remove_target(self, iqn, chap_username=None):
+        """See :meth:`ExportBackend.remove_target`.
+
+        :raises: TargetDaemonUnavailable, ExportError
+        """
         targets = self.list_targets()
         target = next((t for t in targets if t.iqn == iqn), None)
         users = {chap_username} if chap_username else set()

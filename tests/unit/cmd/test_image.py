@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """bmi-manage image ...: arguments, output formats, errors."""
 
 import io
@@ -9,7 +21,8 @@ import fixtures
 from bmi_driver.cmd import manage
 from bmi_driver.cmd import progress
 from bmi_driver import exception
-from bmi_driver.storage import images
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage import layout
 from tests import base
 
 
@@ -19,7 +32,7 @@ def _image(**kw):
                   source='file:deb12.raw', checksum='sha256:ab', size=1024,
                   pool='bmi-images', rbd_name='img-x', parent=None, clones=2)
     values.update(kw)
-    return images.GoldenImage(**values)
+    return layout.GoldenImage(**values)
 
 
 class BMIManageImageTest(base.TestCase):

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """bmi-manage target list|reconcile."""
 
 import io
@@ -8,8 +20,8 @@ import fixtures
 
 from bmi_driver.cmd import manage
 from bmi_driver import exception
-from bmi_driver.storage import export
 from bmi_driver.storage.export import base as export_base
+from bmi_driver.storage.export import manager as export
 from tests import base
 
 NODE = '6b1a3f8e-4c1d-4c57-9e0a-0d1c2b3a4f5e'
@@ -23,6 +35,9 @@ class BMIManageTargetTest(base.TestCase):
         self.mgr = mock.Mock(spec=export.ExportManager)
         self.useFixture(fixtures.MockPatchObject(
             export, 'ExportManager', return_value=self.mgr))
+        # The process's one manager is made from the mocked class.
+        export.reset_manager()
+        self.addCleanup(export.reset_manager)
         self.stdout = self.useFixture(
             fixtures.MonkeyPatch('sys.stdout', io.StringIO())).new_value
         self.useFixture(fixtures.MonkeyPatch('sys.stderr', io.StringIO()))

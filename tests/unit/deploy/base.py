@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Unit test base for the Ironic interfaces: Ironic's own DB test case.
 
 A node of the ``bmi`` hardware type in Ironic's in-memory database; the
@@ -16,8 +28,9 @@ from ironic.tests.unit.objects import utils as obj_utils
 # driver modules runs subprocesses (zeroconf's ctypes lookups), which
 # Ironic's TestCase forbids once a test runs.
 from bmi_driver.deploy import hardware  # noqa: F401
-from bmi_driver.storage import export
-from bmi_driver.storage import images
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.export import manager as export
+from bmi_driver.storage import layout
 
 IMAGE_UUID = '5f0e4e3a-6a2e-4f7e-9a51-3c4f6f2b9d10'
 LESSEE = 'tenant-a'
@@ -64,13 +77,16 @@ class BMITestCase(db_base.DbTestCase):
 
         self.lib = self._patch(images, 'ImageLibrary').return_value
         self.mgr = self._patch(export, 'ExportManager').return_value
-        self.disk = images.NodeDisk(
+        # The process's one manager is made from the mocked class.
+        export.reset_manager()
+        self.addCleanup(export.reset_manager)
+        self.disk = layout.NodeDisk(
             node_uuid=self.node.uuid, pool='bmi-images',
             rbd_name='node-%s' % self.node.uuid, size=10 * 1024 ** 3,
             parent='bmi-images/img-%s@golden' % IMAGE_UUID)
         self.lib.clone_for_node.return_value = self.disk
         self.lib.get_node_disk.return_value = self.disk
-        self.lib.resolve_source.return_value = images.ImageSource(
+        self.lib.resolve_source.return_value = layout.ImageSource(
             uuid=IMAGE_UUID, kind='golden', pool='bmi-images',
             rbd_name='img-%s' % IMAGE_UUID, snapshot='golden',
             size=1024 ** 3, project=LESSEE, visibility='private')

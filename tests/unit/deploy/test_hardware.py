@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The bmi hardware type, loaded by Ironic from its entry points."""
 
 from ironic.common import driver_factory
@@ -6,11 +18,11 @@ from ironic.drivers.modules import fake
 from ironic.drivers.modules import ipxe
 from ironic.drivers.modules.network import noop as noop_net
 
-from bmi_driver.deploy import bmi as bmi_deploy
+from bmi_driver.deploy import diskless as bmi_deploy
 from bmi_driver.deploy import hardware
 from bmi_driver.deploy import vendor
 from bmi_driver.network import hil
-from bmi_driver.storage import bmi as bmi_storage
+from bmi_driver.storage import rbd_iscsi as bmi_storage
 from tests.unit.deploy import base
 
 

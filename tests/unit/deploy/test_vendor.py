@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The bmi vendor interface: the snapshot passthru."""
 
 from ironic.common import exception as ironic_exc
@@ -6,7 +18,7 @@ from ironic.conductor import task_manager
 
 from bmi_driver.deploy import vendor
 from bmi_driver import exception
-from bmi_driver.storage import images
+from bmi_driver.storage import layout
 from tests.unit.deploy import base
 
 NEW_UUID = '0b0c6d4e-64cf-4b3e-a8f4-3f0f61e57f35'
@@ -17,7 +29,7 @@ class BMIVendorTestCase(base.BMITestCase):
     def setUp(self):
         super().setUp()
         self.set_state(states.ACTIVE)
-        self.lib.snapshot_node.return_value = images.GoldenImage(
+        self.lib.snapshot_node.return_value = layout.GoldenImage(
             uuid=NEW_UUID, name='snap-1', project=base.LESSEE,
             visibility='private', created_at='now', source='node',
             checksum='', size=1024 ** 3, pool='bmi-images',

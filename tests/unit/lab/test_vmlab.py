@@ -20,7 +20,7 @@ from unittest import mock
 
 import fixtures
 
-from bmi_driver.storage import export
+from bmi_driver.storage.export import manager as export
 from tests import base
 from tools.lab import e2e
 from tools.lab import vmlab

@@ -1,13 +1,27 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """ExportManager with a fake library and the tgt backend on a fake tgtd."""
 
+import threading
 from unittest import mock
 
 import fixtures
 
 from bmi_driver import exception
-from bmi_driver.storage import export
 from bmi_driver.storage.export import base
+from bmi_driver.storage.export import manager as export
 from bmi_driver.storage.export import tgt
+from bmi_driver.storage import layout
 from tests import base as test_base
 from tests.unit.storage.export import fakes
 
@@ -30,9 +44,9 @@ class _Base(test_base.TestCase):
         self.mgr = export.ExportManager(library=self.lib)
 
     def secrets(self):
-        return [d.metadata.get(export.META_CHAP_SECRET)
+        return [d.metadata.get(layout.META_CHAP_SECRET)
                 for d in self.lib.disks.values()
-                if d.metadata.get(export.META_CHAP_SECRET)]
+                if d.metadata.get(layout.META_CHAP_SECRET)]
 
     def assertNoSecret(self, *texts):
         for secret in self.secrets():
@@ -55,10 +69,10 @@ class ManagerTestCase(_Base):
         self.assertTrue(exp.chap_secret.isalnum())
         self.assertIsNone(exp.initiator_iqn)
         self.assertNotIn(exp.chap_secret, repr(exp))
-        self.assertEqual({export.META_IQN: exp.target_iqn,
-                          export.META_INITIATOR: '',
-                          export.META_CHAP_USER: exp.chap_username,
-                          export.META_CHAP_SECRET: exp.chap_secret},
+        self.assertEqual({layout.META_IQN: exp.target_iqn,
+                          layout.META_INITIATOR: '',
+                          layout.META_CHAP_USER: exp.chap_username,
+                          layout.META_CHAP_SECRET: exp.chap_secret},
                          self.lib.disks[NODE].metadata)
         served = self.tgtd.by_iqn(exp.target_iqn)
         self.assertEqual(['ALL'], served.acl)
@@ -203,7 +217,7 @@ class ManagerTestCase(_Base):
         self.tgtd.down = True
         self.assertRaises(exception.TargetDaemonUnavailable,
                           self.mgr.unexport_node, NODE)
-        self.assertIn(export.META_IQN, self.lib.disks[NODE].metadata)
+        self.assertIn(layout.META_IQN, self.lib.disks[NODE].metadata)
 
     def test_get_export(self):
         self.assertIsNone(self.mgr.get_export(NODE))
@@ -339,3 +353,54 @@ class LoadBackendTestCase(test_base.TestCase):
                                side_effect=err):
             self.assertIs(err, self.assertRaises(exception.InvalidInput,
                                                  export.load_backend, 'tgt'))
+
+
+class ProcessManagerTestCase(test_base.TestCase):
+    """One manager per process: the backend is loaded once."""
+
+    def setUp(self):
+        super().setUp()
+        export.reset_manager()
+        self.addCleanup(export.reset_manager)
+
+    def test_one_manager_one_backend_load(self):
+        with mock.patch.object(export, 'load_backend',
+                               autospec=True) as load:
+            first = export.get_manager()
+            self.assertIs(first, export.get_manager())
+        load.assert_called_once_with()
+        self.assertIs(load.return_value, first.backend)
+
+    def test_made_once_under_concurrent_first_use(self):
+        made = []
+        gate = threading.Event()
+
+        def slow_load():
+            gate.wait(5)
+            made.append(1)
+            return mock.sentinel.backend
+
+        with mock.patch.object(export, 'load_backend', side_effect=slow_load):
+            got = []
+            threads = [threading.Thread(
+                target=lambda: got.append(export.get_manager()))
+                for _ in range(4)]
+            for t in threads:
+                t.start()
+            gate.set()
+            for t in threads:
+                t.join(10)
+        self.assertEqual([1], made)
+        self.assertEqual(4, len(got))
+        self.assertEqual(1, len({id(m) for m in got}))
+
+    def test_reset_and_failed_load_retried(self):
+        with mock.patch.object(export, 'load_backend', autospec=True,
+                               side_effect=[exception.ExportBackendNotFound(
+                                   name='x', reason='y'), mock.DEFAULT]):
+            self.assertRaises(exception.ExportBackendNotFound,
+                              export.get_manager)
+            first = export.get_manager()
+        export.reset_manager()
+        with mock.patch.object(export, 'load_backend', autospec=True):
+            self.assertIsNot(first, export.get_manager())

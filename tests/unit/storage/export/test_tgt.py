@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The tgt backend against a fake tgtd (processutils.execute)."""
 
 from unittest import mock
@@ -15,12 +27,12 @@ INITIATOR = 'iqn.2010-04.org.ipxe:node1'
 SECRET = 'S3cretS3cretS3cr'
 
 
-def spec(**kw):
+def wanted(**kw):
     values = dict(iqn=IQN, luns={1: 'bmi-images/node-a'},
                   initiator_iqn=None, chap_username='bmi-a',
                   chap_secret=SECRET)
     values.update(kw)
-    return base.TargetSpec(**values)
+    return base.ExportTarget(**values)
 
 
 class ParseTestCase(test_base.TestCase):
@@ -66,7 +78,7 @@ class TgtBackendTestCase(test_base.TestCase):
             self.assertNotIn(SECRET, str(text))
 
     def test_create(self):
-        target, status = self.backend.ensure_target(spec())
+        target, status = self.backend.ensure_target(wanted())
         self.assertEqual(base.CREATED, status)
         self.assertEqual(1, target.tid)
         served = self.tgtd.by_iqn(IQN)
@@ -86,87 +98,87 @@ class TgtBackendTestCase(test_base.TestCase):
         self.assertNoSecret()
 
     def test_idempotent(self):
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         before = self.tgtd.changes
-        target, status = self.backend.ensure_target(spec())
+        target, status = self.backend.ensure_target(wanted())
         self.assertEqual(base.UNCHANGED, status)
         self.assertEqual(before, self.tgtd.changes)
         self.assertEqual(1, len(self.tgtd.targets))
 
     def test_next_tid_after_the_highest(self):
         self.tgtd.targets[5] = fakes._Target(5, 'iqn.2026-11.org.other:x')
-        target, _ = self.backend.ensure_target(spec())
+        target, _ = self.backend.ensure_target(wanted())
         self.assertEqual(6, target.tid)
 
     def test_tid_collision_retried(self):
         self.tgtd.steal_tids = 2
-        target, status = self.backend.ensure_target(spec())
+        target, status = self.backend.ensure_target(wanted())
         self.assertEqual(base.CREATED, status)
         self.assertEqual(3, target.tid)
         self.assertEqual(IQN, self.tgtd.targets[3].iqn)
 
     def test_next_tid_remembered(self):
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.tgtd.calls.clear()
-        target, status = self.backend.ensure_target(spec(iqn=IQN + 'b'))
+        target, status = self.backend.ensure_target(wanted(iqn=IQN + 'b'))
         self.assertEqual((2, base.CREATED), (target.tid, status))
         # one tgtadm call made the target: no listing first
         self.assertEqual(['--op', 'new'], self.tgtd.calls[0][7:9])
         # a tgtd restart (tids from 1 again) is harmless
         self.tgtd.targets.clear()
-        target, _ = self.backend.ensure_target(spec(iqn=IQN + 'c'))
+        target, _ = self.backend.ensure_target(wanted(iqn=IQN + 'c'))
         self.assertEqual(3, target.tid)
 
     def test_remembered_tid_taken_falls_back_to_listing(self):
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.tgtd.targets[2] = fakes._Target(2, 'iqn.2026-11.org.other:x')
-        target, status = self.backend.ensure_target(spec(iqn=IQN + 'b'))
+        target, status = self.backend.ensure_target(wanted(iqn=IQN + 'b'))
         self.assertEqual((3, base.CREATED), (target.tid, status))
 
     def test_initiator_binding(self):
-        self.backend.ensure_target(spec(initiator_iqn=INITIATOR))
+        self.backend.ensure_target(wanted(initiator_iqn=INITIATOR))
         self.assertEqual([INITIATOR], self.tgtd.by_iqn(IQN).acl)
         bind = [c for c in self.tgtd.calls if 'bind' in c and
                 '--initiator-name' in c]
         self.assertEqual(1, len(bind))
 
     def test_converge_existing(self):
-        self.backend.ensure_target(spec())
-        new = spec(initiator_iqn=INITIATOR,
-                   luns={1: 'bmi-images/node-a', 2: 'bmi-images/node-a-c'})
+        self.backend.ensure_target(wanted())
+        new = wanted(initiator_iqn=INITIATOR,
+                     luns={1: 'bmi-images/node-a', 2: 'bmi-images/node-a-c'})
         _target, status = self.backend.ensure_target(new)
         self.assertEqual(base.UPDATED, status)
         served = self.tgtd.by_iqn(IQN)
         self.assertEqual([INITIATOR], served.acl)
         self.assertEqual(new.luns, served.luns)
         # and back: the extra LUN and the initiator go
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.assertEqual(['ALL'], served.acl)
         self.assertEqual({1: 'bmi-images/node-a'}, served.luns)
 
     def test_account_rebound_when_missing(self):
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.tgtd.by_iqn(IQN).accounts.clear()  # e.g. deleted by hand
-        _target, status = self.backend.ensure_target(spec())
+        _target, status = self.backend.ensure_target(wanted())
         self.assertEqual(base.UPDATED, status)
         self.assertEqual(['bmi-a'], self.tgtd.by_iqn(IQN).accounts)
         self.assertEqual(SECRET, self.tgtd.accounts['bmi-a'])
 
     def test_leftover_account_replaced(self):
         self.tgtd.accounts['bmi-a'] = 'old-secret-old'
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.assertEqual(SECRET, self.tgtd.accounts['bmi-a'])
 
     def test_chap_off(self):
-        self.backend.ensure_target(spec(chap_username=None,
-                                        chap_secret=None))
+        self.backend.ensure_target(wanted(chap_username=None,
+                                          chap_secret=None))
         self.assertEqual([], self.tgtd.by_iqn(IQN).accounts)
         self.assertEqual({}, self.tgtd.accounts)
 
     def test_lun_mismatch_refused(self):
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.assertRaises(exception.ExportError, self.backend.ensure_target,
-                          spec(luns={1: 'bmi-images/other'}))
+                          wanted(luns={1: 'bmi-images/other'}))
         self.assertEqual({1: 'bmi-images/node-a'},
                          self.tgtd.by_iqn(IQN).luns)
 
@@ -175,7 +187,7 @@ class TgtBackendTestCase(test_base.TestCase):
                     bsoflags='direct', lun_params={'vendor_id': 'BMI'},
                     tgt_ceph_user='gw', tgt_ceph_conf='/etc/gw.conf',
                     group='iscsi')
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         lun_new = next(c for c in self.tgtd.calls if 'logicalunit' in c)
         self.assertEqual('direct', lun_new[lun_new.index('--bsoflags') + 1])
         self.assertEqual('conf=/etc/gw.conf;id=gw',
@@ -190,7 +202,7 @@ class TgtBackendTestCase(test_base.TestCase):
                                return_value='the Ceph cluster refused '
                                'cephx user client.tgt') as diag:
             e = self.assertRaises(exception.ExportError,
-                                  self.backend.ensure_target, spec())
+                                  self.backend.ensure_target, wanted())
         diag.assert_called_once_with('/etc/ceph/test.conf',
                                      'bmi-images/node-a')
         self.assertIn('refused cephx user client.tgt', str(e))
@@ -200,13 +212,13 @@ class TgtBackendTestCase(test_base.TestCase):
         self.assertNoSecret(e)
 
     def test_failed_lun_keeps_existing_target(self):
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.tgtd.fail_lun_new = 'invalid request'
         with mock.patch.object(tgt.TgtExportBackend, '_diagnose_rbd',
                                return_value='no RBD image'):
             self.assertRaises(
                 exception.ExportError, self.backend.ensure_target,
-                spec(luns={1: 'bmi-images/node-a', 2: 'bmi-images/x'}))
+                wanted(luns={1: 'bmi-images/node-a', 2: 'bmi-images/x'}))
         self.assertEqual({1: 'bmi-images/node-a'},
                          self.tgtd.by_iqn(IQN).luns)
 
@@ -215,7 +227,7 @@ class TgtBackendTestCase(test_base.TestCase):
                                side_effect=lambda a, f: self.tgtd._fail(
                                    'tgtadm: out of memory')):
             e = self.assertRaises(exception.ExportError,
-                                  self.backend.ensure_target, spec())
+                                  self.backend.ensure_target, wanted())
         self.assertEqual({}, self.tgtd.targets)
         self.assertEqual({}, self.tgtd.accounts)
         self.assertNoSecret(e)
@@ -223,7 +235,7 @@ class TgtBackendTestCase(test_base.TestCase):
     def test_daemon_down(self):
         self.tgtd.down = True
         for call in (self.backend.check, self.backend.list_targets,
-                     lambda: self.backend.ensure_target(spec()),
+                     lambda: self.backend.ensure_target(wanted()),
                      lambda: self.backend.remove_target(IQN)):
             e = self.assertRaises(exception.TargetDaemonUnavailable, call)
             self.assertIn('control port 3', str(e))
@@ -253,7 +265,7 @@ class TgtBackendTestCase(test_base.TestCase):
                               self.backend.check)
 
     def test_remove(self):
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.tgtd.by_iqn(IQN).sessions = 1
         self.backend.remove_target(IQN, chap_username='bmi-a')
         self.assertEqual({}, self.tgtd.targets)
@@ -266,7 +278,7 @@ class TgtBackendTestCase(test_base.TestCase):
         self.assertEqual(before, self.tgtd.changes)
 
     def test_remove_keeps_shared_account_and_others(self):
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.tgtd.targets[9] = fakes._Target(9, 'iqn.2026-11.org.other:x',
                                              accounts=['bmi-a'])
         self.backend.remove_target(IQN)
@@ -275,7 +287,7 @@ class TgtBackendTestCase(test_base.TestCase):
 
     def test_get_target(self):
         self.assertIsNone(self.backend.get_target(IQN))
-        self.backend.ensure_target(spec())
+        self.backend.ensure_target(wanted())
         self.assertEqual(IQN, self.backend.get_target(IQN).iqn)
 
 

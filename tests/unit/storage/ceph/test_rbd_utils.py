@@ -1,12 +1,24 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Connections, retries and error mapping of rbd_utils."""
 
 from unittest import mock
 
 from bmi_driver import exception
-from bmi_driver.storage import rbd_utils
-from tests.unit.storage import fake_rbd
-from tests.unit.storage.fake_rbd import rados
-from tests.unit.storage.fake_rbd import rbd
+from bmi_driver.storage.ceph import rbd_utils
+from tests.unit.storage.ceph import fake_rbd
+from tests.unit.storage.ceph.fake_rbd import rados
+from tests.unit.storage.ceph.fake_rbd import rbd
 
 
 class CephClientTestCase(fake_rbd.TestCase):

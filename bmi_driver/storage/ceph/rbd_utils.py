@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Connections to the Ceph cluster, and Ceph errors mapped to ours.
 
 In the manner of Cinder's RBD driver and glance_store: a connection is
@@ -6,6 +18,11 @@ monitor round trip and a cephx handshake, so a small pool keeps a few
 connected clients for the next operation; a client that saw a transport
 error is dropped rather than returned.  Transient failures (timeouts, a lost
 connection) are retried with tenacity on a fresh connection.
+
+This is the one place where rbd/rados errors become ours
+(:func:`ceph_errors`, :func:`map_rbd_error`), and the one module that
+imports the bindings; the small RBD operations the library shares live at
+its end.
 """
 
 import contextlib
@@ -18,6 +35,7 @@ import tenacity
 
 from bmi_driver.conf import CONF
 from bmi_driver import exception
+from bmi_driver.storage import layout
 
 try:
     import rados
@@ -67,7 +85,10 @@ class CephClient:
         self.broken = False
 
     def ioctx(self, pool):
-        """An I/O context on ``pool``, opened once per client."""
+        """An I/O context on ``pool``, opened once per client.
+
+        :raises: CephPoolNotFound
+        """
         ioctx = self._ioctxs.get(pool)
         if ioctx is None:
             try:
@@ -149,6 +170,8 @@ def retry_transient(func):
     """Re-run an idempotent operation after a transient Ceph failure.
 
     The pool drops the client that failed, so the retry connects afresh.
+
+    :raises: CephError when the transient failures outlast the retries.
     """
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -195,7 +218,11 @@ def map_rbd_error(error, image):
 
 @contextlib.contextmanager
 def ceph_errors(image):
-    """Translate rbd/rados errors raised in the block into ours."""
+    """Translate rbd/rados errors raised in the block into ours.
+
+    :raises: the BmiException matching an rbd/rados error (transient ones pass
+        through for retry_transient).
+    """
     try:
         yield
     except exception.BmiException:
@@ -204,3 +231,131 @@ def ceph_errors(image):
         if isinstance(e, _transient_errors()):
             raise  # retry_transient decides
         raise map_rbd_error(e, image)
+
+
+# -- small RBD operations shared by the library ------------------------------
+
+def features():
+    """The features of every image the library creates."""
+    return rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK | \
+        rbd.RBD_FEATURE_OBJECT_MAP | rbd.RBD_FEATURE_FAST_DIFF | \
+        rbd.RBD_FEATURE_DEEP_FLATTEN
+
+
+def protected_snapshot(image, snap):
+    """Take and protect a snapshot; none is left if protecting fails.
+
+    :raises: rbd.Error from librbd.
+    """
+    image.create_snap(snap)
+    try:
+        image.protect_snap(snap)
+    except BaseException:
+        try:
+            image.remove_snap(snap)
+        except rbd.Error as e:
+            LOG.error('Could not remove snapshot %(snap)s after failing to '
+                      'protect it: %(err)s', {'snap': snap, 'err': e})
+        raise
+
+
+def set_metadata(image, key, value):
+    """Set one metadata key; an empty value removes the key.
+
+    Empty values are never stored: the python binding's metadata_list()
+    of Ceph 16 shifts every later value by one after an empty one.
+    """
+    value = '' if value is None else str(value)
+    if value:
+        image.metadata_set(key, value)
+    else:
+        try:
+            image.metadata_remove(key)
+        except KeyError:
+            pass
+
+
+def reset_metadata(image, meta):
+    """Make the image's ``bmi.*`` metadata exactly ``meta``.
+
+    A clone inherits its parent's metadata; a golden image made from a
+    node's disk, or a node's disk cloned from a golden image, must not
+    carry the other's record.
+    """
+    for key, _value in list(image.metadata_list()):
+        if key.startswith(layout.META_PREFIX) and not meta.get(key):
+            image.metadata_remove(key)
+    for key, value in meta.items():
+        set_metadata(image, key, value)
+
+
+def parent_spec(image):
+    """The RBD spec of the image's parent snapshot, or None."""
+    try:
+        p = image.get_parent_image_spec()
+    except rbd.ImageNotFound:
+        return None
+    return layout.rbd_spec(p['pool_name'], p['image_name'], p['snap_name'])
+
+
+def snap_names(image):
+    return [s['name'] for s in image.list_snaps()]
+
+
+def purge_snapshots(ioctx, rbd_name):
+    """Unprotect and remove every snapshot of an image.
+
+    :raises: rbd.ImageNotFound when the image is missing.
+    """
+    with rbd.Image(ioctx, rbd_name) as image:
+        for snap in snap_names(image):
+            if image.is_protected_snap(snap):
+                image.unprotect_snap(snap)
+            image.remove_snap(snap)
+
+
+def destroy(ioctx, rbd_name):
+    """Remove an image and its snapshots; missing is fine."""
+    try:
+        purge_snapshots(ioctx, rbd_name)
+    except rbd.ImageNotFound:
+        return
+    try:
+        rbd.RBD().remove(ioctx, rbd_name)
+    except rbd.ImageNotFound:
+        pass
+
+
+def undo(ioctx, rbd_name, what):
+    """Best-effort removal of a half-made image after a failure."""
+    try:
+        destroy(ioctx, rbd_name)
+    except Exception as e:
+        LOG.error('Could not remove the partial image %(img)s after a '
+                  'failed %(what)s: %(err)s; remove it by hand',
+                  {'img': rbd_name, 'what': what, 'err': e})
+
+
+def remove_if_present(ioctx, rbd_name, probe=True):
+    """Remove an image and its snapshots: False if it was not there.
+
+    ``probe``: look first with a read-only open, which fails in about a
+    millisecond for a missing image, where a remove looks in the trash
+    and elsewhere first (over 15 ms).
+
+    :raises: rbd.ImageBusy while the image is open elsewhere.
+    """
+    if probe:
+        try:
+            rbd.Image(ioctx, rbd_name, read_only=True).close()
+        except rbd.ImageNotFound:
+            return False
+    try:
+        try:
+            rbd.RBD().remove(ioctx, rbd_name)
+        except rbd.ImageHasSnapshots:
+            purge_snapshots(ioctx, rbd_name)
+            rbd.RBD().remove(ioctx, rbd_name)
+    except rbd.ImageNotFound:
+        return False
+    return True

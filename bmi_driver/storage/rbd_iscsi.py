@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The ``bmi`` storage interface: a node's root disk is an RBD clone.
 
 ``attach_volumes`` gives the node a copy-on-write clone of its image in Ceph
@@ -19,21 +31,23 @@ place, so a retried attach reuses what a failed one left.
 from ironic.common import exception as ironic_exc
 from ironic.common.i18n import _
 from ironic.common import states
+from ironic.conductor import configdrive_utils
 from ironic.drivers import base
+from ironic.drivers import utils as driver_utils
 from ironic import objects
 from oslo_log import log
+from oslo_utils import strutils
 
 from bmi_driver.common import ironic_errors
+from bmi_driver.common import node_facts
 from bmi_driver import exception
-from bmi_driver.deploy import utils as deploy_utils
-from bmi_driver.storage import export
-from bmi_driver.storage import images
+from bmi_driver.storage.ceph import library
+from bmi_driver.storage.export import manager as export_manager
+from bmi_driver.storage import layout
 
 LOG = log.getLogger(__name__)
 
 BOOT_INDEX = 0
-DISK_LUN = 1
-CONFIGDRIVE_LUN = 2
 # Marks the VolumeTargets this interface manages (VolumeTarget.extra).
 MANAGED_BY = 'bmi'
 
@@ -54,7 +68,7 @@ class BMIStorage(base.StorageInterface):
             from an iSCSI volume.
         """
         node = task.node
-        if not deploy_utils.has_iscsi_boot(node):
+        if not has_iscsi_boot(node):
             raise ironic_exc.InvalidParameterValue(
                 _('Node %s cannot boot from its BMI disk: set the capability '
                   'with "baremetal node set --property '
@@ -77,14 +91,16 @@ class BMIStorage(base.StorageInterface):
         :raises: InvalidParameterValue when the image cannot be used.
         """
         node = task.node
-        image_source = deploy_utils.get_image_source(node)
-        size = deploy_utils.get_root_size(node)
-        project = deploy_utils.get_project(node)
-        # Decode it before anything is created.
-        configdrive = (deploy_utils.get_configdrive(node)
-                       if node.provision_state != states.ACTIVE else None)
+        with ironic_errors.as_ironic():
+            image_source = node_facts.get_image_source(node)
+            size = node_facts.get_root_size(node)
+            project = node_facts.image_project(node)
+            # Decode it before anything is created.
+            configdrive = (node_facts.get_configdrive(
+                node, build=configdrive_utils.build_configdrive)
+                if node.provision_state != states.ACTIVE else None)
         initiator = _initiator_iqn(task)
-        lib = images.ImageLibrary()
+        lib = library.ImageLibrary()
         try:
             with ironic_errors.translated('attaching the disk', node.uuid):
                 disk = None
@@ -102,7 +118,7 @@ class BMIStorage(base.StorageInterface):
                                               size=size, project=project)
                 if configdrive is not None:
                     lib.write_node_configdrive(node.uuid, configdrive)
-                node_export = export.ExportManager().export_node(
+                node_export = export_manager.get_manager().export_node(
                     node.uuid, initiator_iqn=initiator)
             self._save_boot_target(task, disk, node_export)
         except Exception:
@@ -115,7 +131,7 @@ class BMIStorage(base.StorageInterface):
                  'exported as %(iqn)s LUN %(lun)d',
                  {'node': node.uuid, 'spec': disk.spec,
                   'parent': disk.parent, 'iqn': node_export.target_iqn,
-                  'lun': DISK_LUN})
+                  'lun': layout.DISK_LUN})
 
     def detach_volumes(self, task):
         """Unexport the disk and delete it and its boot VolumeTarget.
@@ -137,8 +153,8 @@ class BMIStorage(base.StorageInterface):
         try:
             with ironic_errors.translated('detaching the disk', node.uuid):
                 # Unexport first: RBD refuses to remove an open image.
-                export.ExportManager().unexport_node(node.uuid)
-                images.ImageLibrary().remove_node_disk(node.uuid)
+                export_manager.get_manager().unexport_node(node.uuid)
+                library.ImageLibrary().remove_node_disk(node.uuid)
         except ironic_exc.StorageError as e:
             if raise_errors:
                 raise
@@ -159,16 +175,16 @@ class BMIStorage(base.StorageInterface):
         properties = {
             'target_portal': node_export.portal,
             'target_iqn': node_export.target_iqn,
-            'target_lun': DISK_LUN,
+            'target_lun': layout.DISK_LUN,
         }
         if node_export.chap_username:
             properties.update(auth_method='CHAP',
                               auth_username=node_export.chap_username,
                               auth_password=node_export.chap_secret)
-        if CONFIGDRIVE_LUN in (node_export.luns or {}):
+        if layout.CONFIGDRIVE_LUN in (node_export.luns or {}):
             # Not booted from: the OS finds it on the same target. (Not
             # "configdrive_lun": Ironic's API masks keys with "configdrive".)
-            properties['config_drive_lun'] = CONFIGDRIVE_LUN
+            properties['config_drive_lun'] = layout.CONFIGDRIVE_LUN
         extra = {'managed_by': MANAGED_BY, 'rbd': disk.spec}
         target = next((t for t in task.volume_targets
                        if t.boot_index == BOOT_INDEX), None)
@@ -190,6 +206,16 @@ class BMIStorage(base.StorageInterface):
                       '%(node)s', {'target': target.uuid, 'node': node.uuid})
         _refresh_targets(task)
         return target
+
+
+def has_iscsi_boot(node):
+    """Whether the node's capabilities include ``iscsi_boot:True``.
+
+    :raises: InvalidParameterValue when the capabilities are malformed.
+    """
+    caps = driver_utils.capabilities_to_dict(
+        node.properties.get('capabilities'))
+    return strutils.bool_from_string(caps.get('iscsi_boot', False))
 
 
 def _initiator_iqn(task):

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The golden-image library against the fake cluster of fake_rbd."""
 
 import hashlib
@@ -11,10 +23,11 @@ from oslo_utils import units
 from oslo_utils import uuidutils
 
 from bmi_driver import exception
-from bmi_driver.storage import images
-from tests.unit.storage import fake_rbd
-from tests.unit.storage.fake_rbd import rados
-from tests.unit.storage.fake_rbd import rbd
+from bmi_driver.storage.ceph import transfer
+from bmi_driver.storage import layout
+from tests.unit.storage.ceph import fake_rbd
+from tests.unit.storage.ceph.fake_rbd import rados
+from tests.unit.storage.ceph.fake_rbd import rbd
 
 POOL = 'bmi-images'
 GLANCE = 'images'
@@ -53,7 +66,7 @@ class ImagesTestCase(fake_rbd.TestCase):
 
     def golden_names(self):
         return [n for n in self.cluster.names(POOL)
-                if n.startswith(images.GOLDEN_PREFIX)]
+                if n.startswith(layout.GOLDEN_PREFIX)]
 
     def golden(self, img):
         return self.cluster.image(POOL, img.rbd_name)
@@ -167,7 +180,7 @@ class ImportFileTestCase(ImagesTestCase):
                           self.library.import_file, path, 'x')
         execute.assert_called_once_with(
             'qemu-img', 'info', '--output=json', path,
-            prlimit=images._QEMU_IMG_LIMITS)
+            prlimit=transfer.QEMU_IMG_LIMITS)
 
     def test_qemu_img_fails_or_babbles(self):
         path = self.make_file(self.content)
@@ -312,7 +325,7 @@ class ImportRbdTestCase(ImagesTestCase):
         self.assertEqual(self.content,
                          self.cluster.content(POOL, img.rbd_name, 'golden'))
         self.assertTrue(model.snaps['golden'].protected)
-        self.assertNotIn(images.META_REF_SNAP, model.metadata)
+        self.assertNotIn(layout.META_REF_SNAP, model.metadata)
         self.assertEqual(['snap'], list(self.glance.snaps))
         self.assertEqual(0, self.cluster.count('write'))
 

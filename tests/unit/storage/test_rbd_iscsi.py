@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The bmi storage interface, in Ironic's unit-test database."""
 
 import base64
@@ -11,7 +23,7 @@ from ironic import objects
 from ironic.tests.unit.objects import utils as obj_utils
 
 from bmi_driver import exception
-from bmi_driver.storage import bmi as bmi_storage
+from bmi_driver.storage import rbd_iscsi as bmi_storage
 from tests.unit.deploy import base
 
 GiB = 1024 ** 3

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The ``bmi`` deploy interface: agentless, diskless deploys.
 
 Nothing is written to the node's local disks and no ramdisk runs on it: the
@@ -29,17 +41,16 @@ from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
 from ironic.drivers import base
 from ironic.drivers.modules import deploy_utils as ironic_deploy_utils
-from oslo_config import cfg
 from oslo_log import log
 from oslo_utils import excutils
 
 from bmi_driver.common import ironic_errors
-from bmi_driver.deploy import utils as deploy_utils
-from bmi_driver.storage import bmi as bmi_storage
-from bmi_driver.storage import export
-from bmi_driver.storage import images
+from bmi_driver.common import node_facts
+from bmi_driver.conf import CONF
+from bmi_driver.storage.ceph import library
+from bmi_driver.storage.export import manager as export_manager
+from bmi_driver.storage import rbd_iscsi
 
-CONF = cfg.CONF
 LOG = log.getLogger(__name__)
 
 WHOLE_DISK = 'whole-disk'
@@ -63,7 +74,7 @@ class BMIDeploy(base.DeployInterface):
             Ceph or the iSCSI target daemon cannot be reached.
         """
         node = task.node
-        if not isinstance(task.driver.storage, bmi_storage.BMIStorage):
+        if not isinstance(task.driver.storage, rbd_iscsi.BMIStorage):
             raise ironic_exc.InvalidParameterValue(
                 _('Node %(node)s: the bmi deploy interface needs the bmi '
                   'storage interface, not %(storage)s.') %
@@ -75,17 +86,18 @@ class BMIDeploy(base.DeployInterface):
                 _('iPXE boot needs [deploy]http_url and [deploy]http_root in '
                   'the conductor\'s configuration.'))
         ironic_deploy_utils.validate_capabilities(node)
-        image_source = deploy_utils.get_image_source(node)
-        deploy_utils.get_root_size(node)
-        project = deploy_utils.get_project(node)
+        with ironic_errors.as_ironic():
+            image_source = node_facts.get_image_source(node)
+            node_facts.get_root_size(node)
+            project = node_facts.image_project(node)
         as_invalid = ironic_exc.InvalidParameterValue
         with ironic_errors.translated('checking the image', node.uuid,
                                       as_=as_invalid):
-            source = images.ImageLibrary().resolve_source(image_source,
-                                                          project=project)
+            source = library.ImageLibrary().resolve_source(image_source,
+                                                           project=project)
         with ironic_errors.translated('checking the iSCSI target daemon',
                                       node.uuid, as_=as_invalid):
-            export.ExportManager().check()
+            export_manager.get_manager().check()
         LOG.debug('Node %(node)s will boot a clone of %(kind)s image '
                   '%(image)s (%(pool)s/%(rbd)s@%(snap)s)',
                   {'node': node.uuid, 'kind': source.kind,
@@ -103,7 +115,7 @@ class BMIDeploy(base.DeployInterface):
             task.driver.network.validate(task)
             if not node.disable_power_off:
                 manager_utils.node_power_action(task, states.POWER_OFF)
-            if bmi_storage.managed_targets(task):
+            if rbd_iscsi.managed_targets(task):
                 # A rebuild (or a deploy retried after a crash): the node
                 # gets a fresh clone of its image.
                 LOG.info('Node %(node)s has a disk from an earlier deploy: '
@@ -187,7 +199,7 @@ class BMIDeploy(base.DeployInterface):
         """Recreate this conductor's iSCSI targets from Ceph's records."""
         node = task.node
         with ironic_errors.translated('re-exporting disks', node.uuid):
-            report = export.ExportManager().reconcile()
+            report = export_manager.get_manager().reconcile()
         LOG.info('Took over node %(node)s; iSCSI exports reconciled: '
                  '%(report)s', {'node': node.uuid, 'report': report})
 

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Fake ``rados`` and ``rbd`` bindings over an in-memory Ceph cluster.
 
 In the manner of glance_store's rbd tests, the exceptions are real classes
@@ -19,8 +31,8 @@ import itertools
 
 import fixtures
 
-from bmi_driver.storage import images
-from bmi_driver.storage import rbd_utils
+from bmi_driver.storage.ceph import library
+from bmi_driver.storage.ceph import rbd_utils
 from tests import base
 
 BLOCK = 4096
@@ -666,10 +678,13 @@ class FakeCeph(fixtures.Fixture):
         self.cluster = Cluster(**self.cluster_args)
         rados.cluster = self.cluster
         self.addCleanup(setattr, rados, 'cluster', None)
-        for target in ('bmi_driver.storage.rbd_utils.rados',):
+        for target in ('bmi_driver.storage.ceph.rbd_utils.rados',):
             self.useFixture(fixtures.MockPatch(target, rados))
-        for target in ('bmi_driver.storage.rbd_utils.rbd',
-                       'bmi_driver.storage.images.rbd'):
+        # Every module of the library that names the binding.
+        for target in ('bmi_driver.storage.ceph.rbd_utils.rbd',
+                       'bmi_driver.storage.ceph.golden.rbd',
+                       'bmi_driver.storage.ceph.node_disks.rbd',
+                       'bmi_driver.storage.ceph.transfer.rbd'):
             self.useFixture(fixtures.MockPatch(target, rbd))
 
 
@@ -685,7 +700,7 @@ class TestCase(base.TestCase):
         self.config(connect_retry_interval=0, group='ceph')
         self.cluster = self.useFixture(FakeCeph()).cluster
         self.clients = rbd_utils.ClientPool()
-        self.library = images.ImageLibrary(clients=self.clients)
+        self.library = library.ImageLibrary(clients=self.clients)
         self.addCleanup(self._check_nothing_left_open)
         self.addCleanup(self.clients.clear)
 

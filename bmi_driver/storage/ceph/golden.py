@@ -1,0 +1,461 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Golden images: import, list, find, copy, rename, export and delete.
+
+A golden image is ``img-<uuid>`` in ``[ceph] image_pool`` with its record in
+its RBD metadata and a protected snapshot ``golden`` that nodes are cloned
+from (:mod:`bmi_driver.storage.layout`).  :class:`GoldenImages` is one half
+of :class:`bmi_driver.storage.ceph.library.ImageLibrary`, which gives it its
+connection pool and pools.
+"""
+
+import datetime
+import os
+import uuid as uuidlib
+
+from oslo_log import log
+from oslo_utils import uuidutils
+
+from bmi_driver.conf import CONF
+from bmi_driver import exception
+from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage.ceph.rbd_utils import rbd
+from bmi_driver.storage.ceph import transfer
+from bmi_driver.storage import layout
+from bmi_driver.storage import names
+
+LOG = log.getLogger(__name__)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec='seconds')
+
+
+class GoldenImages:
+    """Golden image operations (a part of ImageLibrary).
+
+    Needs ``self._clients`` (a :class:`rbd_utils.ClientPool`) and
+    ``self.image_pool``.
+    """
+
+    # -- reading and checking --------------------------------------------
+
+    def _golden_from_image(self, image, rbd_name, count_clones=True):
+        meta = dict(image.metadata_list())
+        clones = 0
+        if count_clones and layout.GOLDEN_SNAP in rbd_utils.snap_names(image):
+            image.set_snap(layout.GOLDEN_SNAP)
+            clones = len(list(image.list_children2()))
+            image.set_snap(None)
+        return layout.GoldenImage.from_metadata(
+            meta,
+            uuid=rbd_name[len(layout.GOLDEN_PREFIX):],
+            size=image.size(),
+            pool=self.image_pool,
+            rbd_name=rbd_name,
+            parent=rbd_utils.parent_spec(image),
+            clones=clones)
+
+    def _read_golden(self, client, image_uuid, count_clones=True):
+        rbd_name = layout.golden_rbd_name(image_uuid)
+        with rbd_utils.ceph_errors(image_uuid):
+            with rbd.Image(client.ioctx(self.image_pool), rbd_name,
+                           read_only=True) as image:
+                return self._golden_from_image(image, rbd_name, count_clones)
+
+    def _golden_names(self, client):
+        return sorted(n for n in rbd.RBD().list(client.ioctx(self.image_pool))
+                      if n.startswith(layout.GOLDEN_PREFIX))
+
+    def _all_golden(self, client, count_clones=True):
+        found = []
+        for rbd_name in self._golden_names(client):
+            try:
+                found.append(self._read_golden(
+                    client, rbd_name[len(layout.GOLDEN_PREFIX):],
+                    count_clones))
+            except exception.ImageNotFound:
+                continue  # removed while we listed
+        return found
+
+    def _find(self, client, ref, count_clones=True):
+        if uuidutils.is_uuid_like(ref):
+            return self._read_golden(client, ref.lower(), count_clones)
+        names.image_name(ref)
+        for rbd_name in self._golden_names(client):
+            try:
+                with rbd.Image(client.ioctx(self.image_pool), rbd_name,
+                               read_only=True) as image:
+                    try:
+                        if image.metadata_get(layout.META_NAME) != ref:
+                            continue
+                    except KeyError:
+                        continue
+                    return self._golden_from_image(image, rbd_name,
+                                                   count_clones)
+            except rbd.ImageNotFound:
+                continue
+        raise exception.ImageNotFound(image=ref)
+
+    def _check_name_free(self, client, name):
+        try:
+            existing = self._find(client, name, count_clones=False)
+        except exception.ImageNotFound:
+            return
+        raise exception.ImageExists(name=name, image=existing.uuid)
+
+    def _seal(self, ioctx, rbd_name, meta):
+        """Record a golden image's metadata and protect its snapshot."""
+        with rbd.Image(ioctx, rbd_name) as image:
+            rbd_utils.reset_metadata(image, meta)
+            image.create_snap(layout.GOLDEN_SNAP)
+            image.protect_snap(layout.GOLDEN_SNAP)
+
+    @staticmethod
+    def _new_meta(name, project, visibility, source, checksum=''):
+        return layout.new_golden_metadata(name, project, visibility, _now(),
+                                          source, checksum)
+
+    @staticmethod
+    def _new_image_args(name, project, visibility):
+        """Check a new golden image's name and visibility: its owner."""
+        names.image_name(name)
+        names.visibility(visibility)
+        return names.project(project or CONF.bmi.default_project)
+
+    # -- operations ------------------------------------------------------
+
+    @rbd_utils.retry_transient
+    def get(self, ref):
+        """A golden image by UUID or name.
+
+        :raises: ImageNotFound, InvalidName
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        with self._clients.get() as client:
+            return self._find(client, ref)
+
+    @rbd_utils.retry_transient
+    def list(self, project=None, include_public=False):
+        """Golden images, all or those of ``project`` (and public ones).
+
+        :raises: InvalidName for a bad project.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        if project is not None:
+            names.project(project)
+        with self._clients.get() as client:
+            return [i for i in self._all_golden(client)
+                    if project is None or i.project == project
+                    or (include_public and i.visibility == 'public')]
+
+    @rbd_utils.retry_transient
+    def import_file(self, path, name, project=None, visibility='private',
+                    progress=None):
+        """Import a local raw or qcow2 file as a new golden image.
+
+        The content is streamed into RBD (all-zero chunks are skipped, so
+        the image stays sparse) and its SHA-256 recorded.
+
+        :raises: InvalidName for a bad name, project or visibility.
+        :raises: ImageExists when the name is taken.
+        :raises: LocalFileError, ImageFormatError for an unusable file.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        project = self._new_image_args(name, project, visibility)
+        fmt, size = transfer.inspect_file(path)
+        with self._clients.get() as client:
+            self._check_name_free(client, name)
+            image_uuid = uuidutils.generate_uuid()
+            rbd_name = layout.golden_rbd_name(image_uuid)
+            ioctx = client.ioctx(self.image_pool)
+            LOG.info('Importing %(path)s (%(fmt)s, %(size)d bytes) as image '
+                     '%(name)s (%(uuid)s)', {'path': path, 'fmt': fmt,
+                                             'size': size, 'name': name,
+                                             'uuid': image_uuid})
+            with rbd_utils.ceph_errors(name):
+                rbd.RBD().create(ioctx, rbd_name, size,
+                                 features=rbd_utils.features())
+            try:
+                with rbd_utils.ceph_errors(name):
+                    if fmt == 'raw':
+                        checksum = transfer.write_raw(ioctx, rbd_name,
+                                                      path, size, progress)
+                    else:
+                        transfer.convert_into(path, fmt, rbd_name)
+                        checksum = transfer.checksum(ioctx, rbd_name,
+                                                     None, progress)
+                    self._seal(ioctx, rbd_name, self._new_meta(
+                        name, project, visibility,
+                        'file:%s' % os.path.basename(path),
+                        'sha256:' + checksum))
+            except BaseException:
+                rbd_utils.undo(ioctx, rbd_name, 'import')
+                raise
+            return self._read_golden(client, image_uuid)
+
+    @rbd_utils.retry_transient
+    def import_rbd(self, ref, name, project=None, visibility='private'):
+        """Make an existing RBD image or snapshot a golden image, no copy.
+
+        ``ref`` is ``pool/image@snap`` (a Glance-stored image is
+        ``<glance pool>/<uuid>@snap``) or ``pool/image``, in which case a
+        protected snapshot is taken of it first.  The golden image is a
+        copy-on-write clone of the reference.
+
+        :raises: InvalidName for a bad reference, name, project or visibility.
+        :raises: ImageExists when the name is taken.
+        :raises: ImageNotFound when the reference does not exist.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        src = names.rbd_ref(ref)
+        project = self._new_image_args(name, project, visibility)
+        with self._clients.get() as client:
+            self._check_name_free(client, name)
+            src_ioctx = client.ioctx(src.pool)
+            image_uuid = uuidutils.generate_uuid()
+            rbd_name = layout.golden_rbd_name(image_uuid)
+            ioctx = client.ioctx(self.image_pool)
+            snap, made_snap = src.snapshot, None
+            with rbd_utils.ceph_errors(ref):
+                with rbd.Image(src_ioctx, src.image) as source:
+                    if snap is None:
+                        made_snap = snap = layout.REF_SNAP_PREFIX + image_uuid
+                        rbd_utils.protected_snapshot(source, snap)
+                    elif snap not in rbd_utils.snap_names(source):
+                        raise exception.ImageNotFound(image=ref)
+            try:
+                with rbd_utils.ceph_errors(ref):
+                    rbd.RBD().clone(src_ioctx, src.image, snap, ioctx,
+                                    rbd_name, features=rbd_utils.features())
+                meta = self._new_meta(name, project, visibility,
+                                      'rbd:%s/%s@%s' % (src.pool, src.image,
+                                                        snap))
+                if made_snap:
+                    meta[layout.META_REF_SNAP] = made_snap
+                with rbd_utils.ceph_errors(name):
+                    self._seal(ioctx, rbd_name, meta)
+            except BaseException:
+                rbd_utils.undo(ioctx, rbd_name, 'import')
+                if made_snap:
+                    self._drop_ref_snapshot(client, src.pool, src.image,
+                                            made_snap)
+                raise
+            LOG.info('Imported %(ref)s by reference as image %(name)s '
+                     '(%(uuid)s)', {'ref': ref, 'name': name,
+                                    'uuid': image_uuid})
+            return self._read_golden(client, image_uuid)
+
+    def _drop_ref_snapshot(self, client, pool, image_name, snap):
+        try:
+            with rbd.Image(client.ioctx(pool), image_name) as source:
+                source.set_snap(snap)
+                children = list(source.list_children2())
+                source.set_snap(None)
+                if children:
+                    return
+                source.unprotect_snap(snap)
+                source.remove_snap(snap)
+        except (rbd.Error, exception.BmiException) as e:
+            LOG.warning('Could not remove snapshot %(snap)s of %(pool)s/'
+                        '%(img)s: %(err)s', {'snap': snap, 'pool': pool,
+                                             'img': image_name, 'err': e})
+
+    @rbd_utils.retry_transient
+    def delete(self, ref):
+        """Delete a golden image: refused while clones exist, never partial.
+
+        The snapshot is unprotected and removed before the image; if the
+        image cannot be removed, the snapshot is taken and protected again
+        (a golden image is never written, so it is the same content).
+
+        :raises: ImageNotFound
+        :raises: ImageInUse while clones exist.
+        :raises: ImageBusy
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        with self._clients.get() as client:
+            img = self._find(client, ref)
+            ioctx = client.ioctx(self.image_pool)
+            with rbd_utils.ceph_errors(img.name):
+                with rbd.Image(ioctx, img.rbd_name) as image:
+                    meta = dict(image.metadata_list())
+                    # (A snapshot already gone or unprotected is the trace
+                    # of an interrupted delete: carry on from there.)
+                    had_snap = (layout.GOLDEN_SNAP
+                                in rbd_utils.snap_names(image))
+                    if had_snap:
+                        self._refuse_if_cloned(image, img)
+                        if image.is_protected_snap(layout.GOLDEN_SNAP):
+                            try:
+                                image.unprotect_snap(layout.GOLDEN_SNAP)
+                            except rbd.ImageBusy:
+                                # A clone appeared since we looked.
+                                self._refuse_if_cloned(image, img)
+                                raise
+                        try:
+                            image.remove_snap(layout.GOLDEN_SNAP)
+                        except BaseException:
+                            image.protect_snap(layout.GOLDEN_SNAP)
+                            raise
+                try:
+                    rbd.RBD().remove(ioctx, img.rbd_name)
+                except rbd.Error:
+                    if had_snap:
+                        with rbd.Image(ioctx, img.rbd_name) as image:
+                            image.create_snap(layout.GOLDEN_SNAP)
+                            image.protect_snap(layout.GOLDEN_SNAP)
+                    raise
+            if layout.META_REF_SNAP in meta:
+                ref_pool, _, rest = meta[layout.META_SOURCE][4:].partition('/')
+                self._drop_ref_snapshot(client, ref_pool,
+                                        rest.partition('@')[0],
+                                        meta[layout.META_REF_SNAP])
+            LOG.info('Deleted image %(name)s (%(uuid)s)',
+                     {'name': img.name, 'uuid': img.uuid})
+
+    @staticmethod
+    def _refuse_if_cloned(image, img):
+        image.set_snap(layout.GOLDEN_SNAP)
+        children = ['%s/%s' % (c['pool'], c['image'])
+                    for c in image.list_children2()]
+        image.set_snap(None)
+        if children:
+            raise exception.ImageInUse(image=img.name, count=len(children),
+                                       clones=', '.join(sorted(children)))
+
+    @rbd_utils.retry_transient
+    def rename(self, ref, new_name):
+        """Give a golden image a new name (its UUID stays).
+
+        :raises: ImageNotFound, InvalidName
+        :raises: ImageExists when the new name is taken.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        names.image_name(new_name)
+        with self._clients.get() as client:
+            img = self._find(client, ref)
+            if img.name == new_name:
+                return img
+            self._check_name_free(client, new_name)
+            with rbd_utils.ceph_errors(img.name):
+                with rbd.Image(client.ioctx(self.image_pool),
+                               img.rbd_name) as image:
+                    image.metadata_set(layout.META_NAME, new_name)
+            LOG.info('Renamed image %(uuid)s from %(old)s to %(new)s',
+                     {'uuid': img.uuid, 'old': img.name, 'new': new_name})
+            return self._read_golden(client, img.uuid)
+
+    @rbd_utils.retry_transient
+    def copy(self, ref, new_name, project=None, visibility=None,
+             progress=None):
+        """A full, independent copy of a golden image under a new name.
+
+        :raises: ImageNotFound, InvalidName
+        :raises: ImageExists when the new name is taken.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        names.image_name(new_name)
+        if project is not None:
+            names.project(project)
+        if visibility is not None:
+            names.visibility(visibility)
+        with self._clients.get() as client:
+            src = self._find(client, ref)
+            self._check_name_free(client, new_name)
+            new = self._flat_copy(
+                client, client.ioctx(src.pool), src.rbd_name,
+                layout.GOLDEN_SNAP,
+                self._new_meta(new_name, project or src.project,
+                               visibility or src.visibility,
+                               'copy:%s' % src.uuid, src.checksum),
+                progress)
+            LOG.info('Copied image %(src)s to %(name)s (%(uuid)s)',
+                     {'src': src.name, 'name': new_name, 'uuid': new})
+            return self._read_golden(client, new)
+
+    def _flat_copy(self, client, src_ioctx, src_name, src_snap, meta,
+                   progress=None):
+        """Clone ``src_name@src_snap`` into a new golden image, flatten it.
+
+        Flattening copies every allocated block from the parents, so the
+        result depends on nothing; unallocated blocks stay sparse.
+        """
+        image_uuid = uuidutils.generate_uuid()
+        rbd_name = layout.golden_rbd_name(image_uuid)
+        ioctx = client.ioctx(self.image_pool)
+        with rbd_utils.ceph_errors(meta[layout.META_NAME]):
+            rbd.RBD().clone(src_ioctx, src_name, src_snap, ioctx, rbd_name,
+                            features=rbd_utils.features())
+        try:
+            with rbd_utils.ceph_errors(meta[layout.META_NAME]):
+                with rbd.Image(ioctx, rbd_name) as image:
+                    image.flatten(on_progress=transfer.flatten_progress(
+                        progress, image.size()))
+                self._seal(ioctx, rbd_name, meta)
+        except BaseException:
+            rbd_utils.undo(ioctx, rbd_name, 'copy')
+            raise
+        return image_uuid
+
+    @rbd_utils.retry_transient
+    def export(self, ref, path, progress=None):
+        """Write a golden image to a local raw file (sparse).
+
+        The bytes are checked against the recorded checksum; the file
+        appears under its name only once complete and verified.
+
+        :raises: LocalFileError when the file exists or its directory does
+            not.
+        :raises: ImageNotFound
+        :raises: CephError also when the bytes read back differ from the
+            recorded checksum.
+        """
+        target = os.path.abspath(path)
+        if os.path.exists(target):
+            raise exception.LocalFileError(path=path,
+                                           reason='already exists')
+        if not os.path.isdir(os.path.dirname(target)):
+            raise exception.LocalFileError(
+                path=path, reason='its directory does not exist')
+        with self._clients.get() as client:
+            img = self._find(client, ref)
+            partial = target + '.part-' + uuidlib.uuid4().hex[:8]
+            try:
+                with rbd_utils.ceph_errors(img.name):
+                    with rbd.Image(client.ioctx(img.pool), img.rbd_name,
+                                   snapshot=layout.GOLDEN_SNAP,
+                                   read_only=True) as image, \
+                            open(partial, 'wb') as out:
+                        digest = transfer.stream(image, img.size, out,
+                                                 progress)
+                if img.checksum and img.checksum != 'sha256:' + digest:
+                    raise exception.CephError(
+                        reason='image %s read back with checksum sha256:%s, '
+                        'recorded %s' % (img.name, digest, img.checksum))
+                os.rename(partial, target)
+            except BaseException:
+                if os.path.exists(partial):
+                    os.unlink(partial)
+                raise
+            LOG.info('Exported image %(name)s to %(path)s',
+                     {'name': img.name, 'path': target})
+            return img

@@ -1,0 +1,380 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Node disks: copy-on-write clones, config drives and snapshots.
+
+A node's disk is ``node-<uuid>`` in ``[ceph] clone_pool``, a clone of a
+golden image's snapshot or of a Glance image; its config drive is
+``node-<uuid>-config`` (:mod:`bmi_driver.storage.layout`).
+:class:`NodeDisks` is the other half of
+:class:`bmi_driver.storage.ceph.library.ImageLibrary`: it finds images
+and saves snapshots through the golden-image half.
+"""
+
+import hashlib
+
+from oslo_log import log
+from oslo_utils import uuidutils
+
+from bmi_driver.conf import CONF
+from bmi_driver import exception
+from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage.ceph.rbd_utils import rbd
+from bmi_driver.storage.ceph import transfer
+from bmi_driver.storage import layout
+from bmi_driver.storage import names
+
+LOG = log.getLogger(__name__)
+
+
+class NodeDisks:
+    """Node disk operations (a part of ImageLibrary).
+
+    Needs ``self._clients``, ``self.clone_pool`` and the methods of
+    :class:`bmi_driver.storage.ceph.golden.GoldenImages`.
+    """
+
+    @rbd_utils.retry_transient
+    def resolve_source(self, image_source, project=None):
+        """What a node would be cloned from for ``image_source``.
+
+        ``image_source`` is a golden image (UUID or name) or the UUID of a
+        Glance image in ``[ceph] glance_pool``.  A private golden image of
+        another project than ``project`` is refused.
+
+        :raises: ImageNotFound
+        :raises: ImageNotVisible for a private image of another project.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        if isinstance(image_source, layout.ImageSource):
+            return image_source
+        with self._clients.get() as client:
+            return self._resolve(client, image_source, project)
+
+    def _resolve(self, client, image_source, project):
+        try:
+            img = self._find(client, image_source, count_clones=False)
+        except exception.ImageNotFound:
+            img = None
+        except exception.InvalidName:
+            raise exception.ImageNotFound(image=image_source)
+        if img is not None:
+            if (project and img.visibility != 'public'
+                    and img.project != project):
+                raise exception.ImageNotVisible(image=img.uuid,
+                                                owner=img.project,
+                                                project=project)
+            return layout.ImageSource(
+                uuid=img.uuid, kind='golden', pool=img.pool,
+                rbd_name=img.rbd_name, snapshot=layout.GOLDEN_SNAP,
+                size=img.size, project=img.project,
+                visibility=img.visibility, metadata=img.metadata())
+        if uuidutils.is_uuid_like(image_source):
+            glance_name = str(image_source).lower()
+            try:
+                with rbd.Image(client.ioctx(CONF.ceph.glance_pool),
+                               glance_name, snapshot=layout.GLANCE_SNAP,
+                               read_only=True) as image:
+                    return layout.ImageSource(
+                        uuid=glance_name, kind='glance',
+                        pool=CONF.ceph.glance_pool, rbd_name=glance_name,
+                        snapshot=layout.GLANCE_SNAP, size=image.size())
+            except (rbd.ImageNotFound, exception.CephPoolNotFound):
+                pass
+        raise exception.ImageNotFound(image=image_source)
+
+    def _read_node_disk(self, client, node_uuid):
+        ioctx = client.ioctx(self.clone_pool)
+        rbd_name = layout.node_rbd_name(node_uuid)
+        try:
+            with rbd.Image(ioctx, rbd_name, read_only=True) as image:
+                disk = layout.NodeDisk(
+                    node_uuid=node_uuid, pool=self.clone_pool,
+                    rbd_name=rbd_name, size=image.size(),
+                    parent=rbd_utils.parent_spec(image),
+                    metadata=dict(image.metadata_list()))
+        except rbd.ImageNotFound:
+            raise exception.CloneNotFound(node=node_uuid, clone=rbd_name)
+        cd_name = layout.configdrive_rbd_name(node_uuid)
+        try:
+            with rbd.Image(ioctx, cd_name, read_only=True) as image:
+                disk.configdrive = layout.NodeDisk(
+                    node_uuid=node_uuid, pool=self.clone_pool,
+                    rbd_name=cd_name, size=image.size(),
+                    metadata=dict(image.metadata_list()))
+        except rbd.ImageNotFound:
+            pass
+        return disk
+
+    @rbd_utils.retry_transient
+    def clone_for_node(self, node_uuid, image_source, size=None,
+                       project=None):
+        """The node's copy-on-write disk, made if missing.
+
+        Idempotent: an existing clone of the same source is returned (grown
+        to ``size`` if that is larger); a clone of another source is an
+        error, since the node's data would be lost.  The clone records
+        nothing of its own: its name says the node, its parent the source
+        and RBD its creation time; it inherits the golden image's metadata.
+
+        :raises: InvalidName, InvalidInput (bad node UUID or size).
+        :raises: ImageNotFound, ImageNotVisible
+        :raises: BmiException when the node has a disk of another source.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        node_uuid = names.node_uuid(node_uuid)
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise exception.InvalidInput(reason='size must be a positive '
+                                         'number of bytes, not %r' % size)
+        with self._clients.get() as client:
+            source = image_source
+            if not isinstance(source, layout.ImageSource):
+                source = self._resolve(client, image_source, project)
+            ioctx = client.ioctx(self.clone_pool)
+            rbd_name = layout.node_rbd_name(node_uuid)
+            with rbd_utils.ceph_errors(rbd_name):
+                try:
+                    rbd.RBD().clone(client.ioctx(source.pool),
+                                    source.rbd_name, source.snapshot, ioctx,
+                                    rbd_name, features=rbd_utils.features())
+                except rbd.ImageExists:
+                    disk = self._read_node_disk(client, node_uuid)
+                    if disk.parent != source.spec:
+                        raise exception.BmiException(
+                            'Node %s already has a disk cloned from %s, not '
+                            '%s: remove it first.'
+                            % (node_uuid, disk.parent, source.spec))
+                    if size and size > disk.size:
+                        self._grow(ioctx, rbd_name, size)
+                        disk.size = size
+                    return disk
+            disk = layout.NodeDisk(node_uuid=node_uuid, pool=self.clone_pool,
+                                   rbd_name=rbd_name, size=source.size,
+                                   parent=source.spec,
+                                   metadata=dict(source.metadata))
+            if size and size > source.size:
+                try:
+                    with rbd_utils.ceph_errors(rbd_name):
+                        self._grow(ioctx, rbd_name, size)
+                except BaseException:
+                    rbd_utils.undo(ioctx, rbd_name, 'clone')
+                    raise
+                disk.size = size
+            LOG.info('Cloned %(src)s for node %(node)s',
+                     {'src': source.spec, 'node': node_uuid})
+            return disk
+
+    @staticmethod
+    def _grow(ioctx, rbd_name, size):
+        with rbd.Image(ioctx, rbd_name) as image:
+            image.resize(size, allow_shrink=False)
+
+    @rbd_utils.retry_transient
+    def get_node_disk(self, node_uuid):
+        """The node's disk (with its config drive, if any).
+
+        :raises: InvalidName, CloneNotFound
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        node_uuid = names.node_uuid(node_uuid)
+        with self._clients.get() as client:
+            return self._read_node_disk(client, node_uuid)
+
+    @rbd_utils.retry_transient
+    def list_node_disks(self):
+        """Every node disk of the clone pool.
+
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        with self._clients.get() as client:
+            disks = []
+            for rbd_name in rbd.RBD().list(client.ioctx(self.clone_pool)):
+                node = rbd_name[len(layout.NODE_PREFIX):]
+                if (not rbd_name.startswith(layout.NODE_PREFIX)
+                        or not uuidutils.is_uuid_like(node)):
+                    continue
+                try:
+                    disks.append(self._read_node_disk(client, node))
+                except exception.CloneNotFound:
+                    continue
+            return disks
+
+    @rbd_utils.retry_transient
+    def remove_node_disk(self, node_uuid):
+        """Remove the node's clone and config drive; missing is fine.
+
+        Leftover temporary snapshots of an interrupted snapshot_node() go
+        with it.  A disk still open (exported) is refused as busy.
+
+        :raises: InvalidName
+        :raises: ImageBusy while the disk is exported.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        node_uuid = names.node_uuid(node_uuid)
+        with self._clients.get() as client:
+            ioctx = client.ioctx(self.clone_pool)
+            # A config drive is usually absent, the clone usually there.
+            for rbd_name, probe in ((layout.configdrive_rbd_name(node_uuid),
+                                     True),
+                                    (layout.node_rbd_name(node_uuid), False)):
+                with rbd_utils.ceph_errors(rbd_name):
+                    if rbd_utils.remove_if_present(ioctx, rbd_name, probe):
+                        LOG.info('Removed %(img)s of node %(node)s',
+                                 {'img': rbd_name, 'node': node_uuid})
+
+    @rbd_utils.retry_transient
+    def set_node_metadata(self, node_uuid, metadata):
+        """Set metadata keys on the node's clone; an empty value removes.
+
+        :raises: InvalidName, CloneNotFound
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        node_uuid = names.node_uuid(node_uuid)
+        with self._clients.get() as client:
+            rbd_name = layout.node_rbd_name(node_uuid)
+            try:
+                with rbd.Image(client.ioctx(self.clone_pool),
+                               rbd_name) as image:
+                    for key, value in metadata.items():
+                        rbd_utils.set_metadata(image, key, value)
+            except rbd.ImageNotFound:
+                raise exception.CloneNotFound(node=node_uuid, clone=rbd_name)
+
+    def remove_node_metadata(self, node_uuid, keys):
+        """Remove metadata keys from the node's clone; missing is fine.
+
+        :raises: InvalidName, CloneNotFound
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        self.set_node_metadata(node_uuid, dict.fromkeys(keys, ''))
+
+    @rbd_utils.retry_transient
+    def write_node_configdrive(self, node_uuid, data):
+        """Store the node's config drive (bytes of an ISO 9660 or vfat image).
+
+        Idempotent: the same content is left as it is; other content
+        replaces it (refused as busy while it is exported).
+
+        :raises: InvalidName, InvalidInput
+        :raises: ImageBusy while the config drive is exported.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        node_uuid = names.node_uuid(node_uuid)
+        if not isinstance(data, bytes) or not data:
+            raise exception.InvalidInput(reason='the config drive must be '
+                                         'non-empty bytes')
+        checksum = 'sha256:' + hashlib.sha256(data).hexdigest()
+        with self._clients.get() as client:
+            ioctx = client.ioctx(self.clone_pool)
+            rbd_name = layout.configdrive_rbd_name(node_uuid)
+            with rbd_utils.ceph_errors(rbd_name):
+                try:
+                    with rbd.Image(ioctx, rbd_name, read_only=True) as image:
+                        # No checksum: a write that died half way.
+                        same = (dict(image.metadata_list())
+                                .get(layout.META_CHECKSUM) == checksum)
+                except rbd.ImageNotFound:
+                    same = None
+                if same:
+                    return self._read_node_disk(client, node_uuid).configdrive
+                if same is not None:
+                    rbd.RBD().remove(ioctx, rbd_name)
+                size = -(-len(data) // transfer.SECTOR) * transfer.SECTOR
+                rbd.RBD().create(ioctx, rbd_name, size,
+                                 features=rbd_utils.features())
+            try:
+                with rbd_utils.ceph_errors(rbd_name):
+                    with rbd.Image(ioctx, rbd_name) as image:
+                        image.write(data, 0)
+                        image.flush()
+                        image.metadata_set(layout.META_CHECKSUM, checksum)
+            except BaseException:
+                rbd_utils.undo(ioctx, rbd_name, 'config drive write')
+                raise
+            return layout.NodeDisk(node_uuid=node_uuid, pool=self.clone_pool,
+                                   rbd_name=rbd_name, size=size,
+                                   metadata={layout.META_CHECKSUM: checksum})
+
+    @rbd_utils.retry_transient
+    def remove_node_configdrive(self, node_uuid):
+        """Remove the node's config drive; missing is fine.
+
+        :raises: InvalidName
+        :raises: ImageBusy while it is exported.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        node_uuid = names.node_uuid(node_uuid)
+        rbd_name = layout.configdrive_rbd_name(node_uuid)
+        with self._clients.get() as client:
+            with rbd_utils.ceph_errors(rbd_name):
+                rbd_utils.remove_if_present(client.ioctx(self.clone_pool),
+                                            rbd_name)
+
+    @rbd_utils.retry_transient
+    def snapshot_node(self, node_uuid, name, project=None,
+                      visibility='private', progress=None):
+        """Save a node's disk as a new, independent golden image.
+
+        A temporary snapshot gives a crash-consistent point in time while
+        the node keeps running (and writing) on its clone; the new image is
+        cloned from it and flattened, so it depends on neither the node
+        nor the node's golden image, and the temporary snapshot goes.
+
+        :raises: InvalidName, ImageExists
+        :raises: CloneNotFound when the node has no disk.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        node_uuid = names.node_uuid(node_uuid)
+        project = self._new_image_args(name, project, visibility)
+        with self._clients.get() as client:
+            self._check_name_free(client, name)
+            ioctx = client.ioctx(self.clone_pool)
+            rbd_name = layout.node_rbd_name(node_uuid)
+            temp = layout.TEMP_SNAP_PREFIX + uuidutils.generate_uuid()
+            try:
+                with rbd.Image(ioctx, rbd_name) as disk:
+                    rbd_utils.protected_snapshot(disk, temp)
+            except rbd.ImageNotFound:
+                raise exception.CloneNotFound(node=node_uuid, clone=rbd_name)
+            except rbd.Error as e:
+                raise rbd_utils.map_rbd_error(e, rbd_name)
+            try:
+                new = self._flat_copy(
+                    client, ioctx, rbd_name, temp,
+                    self._new_meta(name, project, visibility,
+                                   'snapshot:node %s' % node_uuid),
+                    progress)
+            finally:
+                try:
+                    with rbd.Image(ioctx, rbd_name) as disk:
+                        disk.unprotect_snap(temp)
+                        disk.remove_snap(temp)
+                except rbd.Error as e:
+                    LOG.warning('Could not remove the temporary snapshot '
+                                '%(snap)s of %(img)s: %(err)s; it goes with '
+                                'the node\'s disk', {'snap': temp,
+                                                     'img': rbd_name,
+                                                     'err': e})
+            LOG.info('Saved the disk of node %(node)s as image %(name)s '
+                     '(%(uuid)s)', {'node': node_uuid, 'name': name,
+                                    'uuid': new})
+            return self._read_golden(client, new)

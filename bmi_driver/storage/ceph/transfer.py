@@ -1,0 +1,188 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Moving bytes in and out of RBD images, and local image formats.
+
+Streaming (sparse: all-zero chunks are neither written nor stored), the
+SHA-256 of what was moved, and ``qemu-img`` for what is not raw: its
+``info`` to inspect an untrusted local file within limits, its ``convert``
+to write a qcow2 straight into an RBD image.
+"""
+
+import hashlib
+import json
+import os
+
+from oslo_concurrency import processutils
+from oslo_utils import units
+
+from bmi_driver.conf import CONF
+from bmi_driver import exception
+from bmi_driver.storage.ceph.rbd_utils import rbd
+
+SECTOR = 512
+# qemu-img may use this much memory and CPU time on an untrusted file.
+QEMU_IMG_LIMITS = processutils.ProcessLimits(address_space=1 * units.Gi,
+                                             cpu_time=30)
+
+
+def is_zero(chunk, _zeros={}):
+    n = len(chunk)
+    zeros = _zeros.get(n)
+    if zeros is None:
+        zeros = _zeros[n] = bytes(n)
+    return chunk == zeros
+
+
+def flatten_progress(progress, size):
+    """librbd's flatten progress (objects done of total) in bytes."""
+    if progress is None:
+        return None
+
+    def report(done, total):
+        progress(min(size, done * size // max(total, 1)), size)
+        return 0
+    return report
+
+
+def _chunk():
+    return CONF.ceph.transfer_chunk_mib * units.Mi
+
+
+def stream(image, size, out=None, progress=None):
+    """Read ``image`` in chunks: sha256 hex digest; write to ``out``.
+
+    :raises: rbd.Error from librbd, OSError from ``out``.
+    """
+    digest = hashlib.sha256()
+    chunk = _chunk()
+    offset = 0
+    while offset < size:
+        data = image.read(offset, min(chunk, size - offset))
+        digest.update(data)
+        if out is not None:
+            if is_zero(data):
+                out.seek(len(data), os.SEEK_CUR)
+            else:
+                out.write(data)
+        offset += len(data)
+        if progress:
+            progress(offset, size)
+    if out is not None:
+        out.truncate(size)
+    return digest.hexdigest()
+
+
+def checksum(ioctx, rbd_name, snapshot, progress):
+    """The sha256 hex digest of an image (or of its snapshot).
+
+    :raises: rbd.Error from librbd.
+    """
+    with rbd.Image(ioctx, rbd_name, snapshot=snapshot,
+                   read_only=True) as image:
+        return stream(image, image.size(), None, progress)
+
+
+def write_raw(ioctx, rbd_name, path, size, progress):
+    """Copy a raw local file into an existing image: its sha256 digest.
+
+    :raises: LocalFileError when the file changed size while read;
+        rbd.Error from librbd.
+    """
+    digest = hashlib.sha256()
+    chunk = _chunk()
+    offset = 0
+    with rbd.Image(ioctx, rbd_name) as image, open(path, 'rb') as src:
+        while True:
+            data = src.read(chunk)
+            if not data:
+                break
+            digest.update(data)
+            if not is_zero(data):
+                image.write(data, offset)
+            offset += len(data)
+            if progress:
+                progress(offset, size)
+        image.flush()
+    if offset != size:
+        raise exception.LocalFileError(
+            path=path, reason='changed size while being read')
+    return digest.hexdigest()
+
+
+def _qemu_rbd_target(rbd_name):
+    def esc(value):
+        return value.replace('\\', '\\\\').replace(':', '\\:')
+    parts = ['rbd:%s/%s' % (CONF.ceph.image_pool, rbd_name),
+             'id=' + esc(CONF.ceph.user),
+             'conf=' + esc(CONF.ceph.conf_file)]
+    if CONF.ceph.keyring:
+        parts.append('keyring=' + esc(CONF.ceph.keyring))
+    return ':'.join(parts)
+
+
+def convert_into(path, fmt, rbd_name):
+    """Stream a non-raw image into the (existing, empty) RBD image.
+
+    :raises: ImageFormatError when qemu-img fails.
+    """
+    try:
+        processutils.execute(
+            'qemu-img', 'convert', '-n', '-f', fmt, '-O', 'raw',
+            '-m', '4', '-W', path, _qemu_rbd_target(rbd_name))
+    except processutils.ProcessExecutionError as e:
+        raise exception.ImageFormatError(
+            path=path, reason='qemu-img convert failed: %s'
+            % (e.stderr or e).strip())
+
+
+def inspect_file(path):
+    """(format, virtual size) of a local disk image, or a clear error.
+
+    Only raw and qcow2 are accepted; a qcow2 that names a backing or
+    data file is refused (it would read other files of this host).
+
+    :raises: LocalFileError when the file is missing or unreadable.
+    :raises: ImageFormatError when it is not a usable raw or qcow2 image.
+    """
+    if not os.path.isfile(path):
+        raise exception.LocalFileError(path=path,
+                                       reason='no such file')
+    if not os.access(path, os.R_OK):
+        raise exception.LocalFileError(path=path, reason='not readable')
+    try:
+        out, _err = processutils.execute(
+            'qemu-img', 'info', '--output=json', path,
+            prlimit=QEMU_IMG_LIMITS)
+        info = json.loads(out)
+    except (processutils.ProcessExecutionError, ValueError) as e:
+        raise exception.ImageFormatError(
+            path=path, reason='qemu-img cannot read it: %s'
+            % str(getattr(e, 'stderr', '') or e).strip())
+    fmt = info.get('format')
+    size = info.get('virtual-size') or 0
+    if fmt == 'raw':
+        # qemu-img rounds a raw file's size up to whole sectors.
+        size = os.path.getsize(path)
+    if fmt not in ('raw', 'qcow2'):
+        raise exception.ImageFormatError(
+            path=path, reason='format %s is not raw or qcow2' % fmt)
+    if info.get('backing-filename') or (
+            info.get('format-specific', {}).get('data', {})
+            .get('data-file')):
+        raise exception.ImageFormatError(
+            path=path, reason='it refers to a backing or data file')
+    if size <= 0 or size % SECTOR:
+        raise exception.ImageFormatError(
+            path=path, reason='its size (%d bytes) is not a whole '
+            'number of %d-byte sectors' % (size, SECTOR))
+    return fmt, size

@@ -1,0 +1,197 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""What bmi_driver keeps in Ceph: RBD names, metadata keys and LUNs.
+
+Ceph is the single record; this module is its schema, in one place.
+
+Pools: ``[ceph] image_pool`` (golden images) and ``[ceph] clone_pool``
+(node disks; may be the same pool).
+
+``img-<uuid>``
+    A golden image.  Its record lives in its RBD image metadata
+    (``bmi.name``, ``bmi.project``, ``bmi.visibility``, ``bmi.created_at``,
+    ``bmi.source``, ``bmi.checksum``; ``bmi.ref_snapshot`` when it was
+    imported by reference from an image without a snapshot); there is no
+    side database to drift.  Its protected snapshot ``golden`` is what
+    nodes are cloned from.
+``node-<node uuid>``
+    A node's disk: a copy-on-write clone of a golden snapshot (or of a
+    Glance image's ``<glance pool>/<uuid>@snap``).  It inherits the golden
+    image's metadata and records the node's iSCSI export::
+
+        bmi.export.iqn          target IQN, <[iscsi] iqn_prefix>:<node uuid>
+        bmi.export.initiator    initiator IQN bound to the target ('' = any)
+        bmi.export.chap_user    incoming CHAP user ('' = CHAP off)
+        bmi.export.chap_secret  its secret
+
+``node-<node uuid>-config``
+    The node's config drive, when it has one (``bmi.checksum``).
+
+A node's target serves its disk as LUN 1 (LUN 0 is the controller) and its
+config drive, when it has one, as LUN 2.
+
+In this package an RBD *spec* is always the string ``pool/image`` or
+``pool/image@snapshot``.
+"""
+
+import dataclasses
+
+# RBD image names.
+GOLDEN_PREFIX = 'img-'
+NODE_PREFIX = 'node-'
+CONFIG_SUFFIX = '-config'
+
+# Snapshots.
+GOLDEN_SNAP = 'golden'
+GLANCE_SNAP = 'snap'
+TEMP_SNAP_PREFIX = 'bmi-snap-'
+REF_SNAP_PREFIX = 'bmi-ref-'
+
+# Every metadata key of the plugin starts with this.
+META_PREFIX = 'bmi.'
+
+# Golden image record (and config drive checksum).
+META_NAME = 'bmi.name'
+META_PROJECT = 'bmi.project'
+META_VISIBILITY = 'bmi.visibility'
+META_CREATED = 'bmi.created_at'
+META_SOURCE = 'bmi.source'
+META_CHECKSUM = 'bmi.checksum'
+META_REF_SNAP = 'bmi.ref_snapshot'
+
+# Export record, on the node's clone.
+META_IQN = 'bmi.export.iqn'
+META_INITIATOR = 'bmi.export.initiator'
+META_CHAP_USER = 'bmi.export.chap_user'
+META_CHAP_SECRET = 'bmi.export.chap_secret'
+EXPORT_KEYS = (META_IQN, META_INITIATOR, META_CHAP_USER, META_CHAP_SECRET)
+
+# LUNs of a node's target.
+DISK_LUN = 1
+CONFIGDRIVE_LUN = 2
+
+
+def golden_rbd_name(image_uuid):
+    return GOLDEN_PREFIX + image_uuid
+
+
+def node_rbd_name(node_uuid):
+    return NODE_PREFIX + node_uuid
+
+
+def configdrive_rbd_name(node_uuid):
+    return NODE_PREFIX + node_uuid + CONFIG_SUFFIX
+
+
+def rbd_spec(pool, rbd_name, snapshot=None):
+    """``pool/image`` or ``pool/image@snapshot``."""
+    spec = '%s/%s' % (pool, rbd_name)
+    return '%s@%s' % (spec, snapshot) if snapshot else spec
+
+
+@dataclasses.dataclass
+class GoldenImage:
+    """A golden image, as its RBD metadata describes it."""
+    uuid: str
+    name: str
+    project: str
+    visibility: str
+    created_at: str
+    source: str
+    checksum: str
+    size: int
+    pool: str
+    rbd_name: str
+    snapshot: str = GOLDEN_SNAP
+    parent: str = None
+    clones: int = 0
+
+    @property
+    def spec(self):
+        return rbd_spec(self.pool, self.rbd_name, self.snapshot)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def metadata(self):
+        """The ``bmi.*`` record of this image (empty values left out)."""
+        meta = {META_NAME: self.name, META_PROJECT: self.project,
+                META_VISIBILITY: self.visibility,
+                META_CREATED: self.created_at, META_SOURCE: self.source,
+                META_CHECKSUM: self.checksum}
+        return {k: v for k, v in meta.items() if v}
+
+    @classmethod
+    def from_metadata(cls, meta, **fields):
+        """The record ``meta`` describes; ``fields`` gives the rest."""
+        return cls(name=meta.get(META_NAME, ''),
+                   project=meta.get(META_PROJECT, ''),
+                   visibility=meta.get(META_VISIBILITY, 'private'),
+                   created_at=meta.get(META_CREATED, ''),
+                   source=meta.get(META_SOURCE, ''),
+                   checksum=meta.get(META_CHECKSUM, ''),
+                   **fields)
+
+
+def new_golden_metadata(name, project, visibility, created_at, source,
+                        checksum=''):
+    """The record of a golden image being made."""
+    return {META_NAME: name,
+            META_PROJECT: project,
+            META_VISIBILITY: visibility,
+            META_CREATED: created_at,
+            META_SOURCE: source,
+            META_CHECKSUM: checksum}
+
+
+@dataclasses.dataclass
+class ImageSource:
+    """Something a node can be cloned from: a golden or a Glance image."""
+    uuid: str
+    kind: str  # 'golden' or 'glance'
+    pool: str
+    rbd_name: str
+    snapshot: str
+    size: int
+    project: str = None
+    visibility: str = None
+    # The source's own bmi.* metadata, which a clone inherits.
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def spec(self):
+        return rbd_spec(self.pool, self.rbd_name, self.snapshot)
+
+
+@dataclasses.dataclass
+class NodeDisk:
+    """A node's clone (or its config drive)."""
+    node_uuid: str
+    pool: str
+    rbd_name: str
+    size: int
+    parent: str = None
+    metadata: dict = dataclasses.field(default_factory=dict)
+    configdrive: 'NodeDisk' = None
+
+    @property
+    def spec(self):
+        return rbd_spec(self.pool, self.rbd_name)
+
+
+def target_luns(disk):
+    """{LUN: RBD spec} that the target of a node's ``disk`` serves."""
+    luns = {DISK_LUN: disk.spec}
+    if getattr(disk, 'configdrive', None) is not None:
+        luns[CONFIGDRIVE_LUN] = disk.configdrive.spec
+    return luns
