@@ -95,8 +95,8 @@ def install(base, vendor=VENDOR):
                    check=True, env=pip_env)
     subprocess.run([pip, 'install', '-q', '--no-build-isolation',
                     '--no-deps', src], check=True,
-                   env=dict(pip_env, SETUPTOOLS_SCM_PRETEND_VERSION=
-                            HIL_VERSION))
+                   env=dict(pip_env,
+                            SETUPTOOLS_SCM_PRETEND_VERSION=HIL_VERSION))
     _write_wrappers(venv)
     with open(os.path.join(venv, '.lab-installed'), 'w') as f:
         f.write(HIL_VERSION + '\n')
@@ -188,9 +188,9 @@ def write_config(base, vlan_first=1001, vlan_last=1099, log_level='info'):
         '[database]',
         'uri = sqlite:///%s' % os.path.join(base, 'hil.db'),
         '',
-        '[network-daemon]',
-        'sleep_time = 1',
-        '',
+        # No [network-daemon] sleep_time: HIL 8c6de221's config schema
+        # wants an int where ConfigParser gives a str, so any value is
+        # refused; serve-networks polls every 2 s (its default).
         '[extensions]',
         'hil.ext.auth.database =',
         'hil.ext.switches.ovs =',
@@ -236,6 +236,13 @@ def init_db(ns, base, admin_user, admin_password):
             raise RuntimeError('hil-admin db create made no database')
     _admin(ns, base, ['create-admin-user-stdin', admin_user],
            stdin=admin_password + '\n')
+
+
+def drop_db(base):
+    """Remove HIL's sqlite database (HIL must be stopped)."""
+    path = os.path.join(base, 'hil.db')
+    if os.path.exists(path):
+        os.unlink(path)
 
 
 def _pidfiles(base):
@@ -289,6 +296,9 @@ class Client(object):
         req = urllib.request.Request(self.url + '/v0/' + path, data=data,
                                      method=method)
         req.add_header('Authorization', self._auth)
+        # urllib labels any body as a form otherwise, which HIL refuses
+        # (400 ValidationError).
+        req.add_header('Content-Type', 'application/json')
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 status, text = resp.status, resp.read().decode()

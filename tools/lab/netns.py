@@ -22,9 +22,36 @@ def exists(name):
     return os.path.exists(os.path.join(NETNS_DIR, name))
 
 
+def in_root_mount_ns():
+    """False inside ``ip netns exec``.
+
+    It unshares the mount namespace and makes every mount a slave: the
+    /run/netns mount shows ``master:N`` there instead of ``shared:N``
+    (/proc/1/ns is not readable in this container, so compare that).
+    """
+    with open('/proc/self/mountinfo') as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == NETNS_DIR:
+                return not any(x.startswith('master:') for x in
+                               fields[6:fields.index('-')])
+    return True   # no /run/netns mount yet: ip netns add makes it
+
+
 def create(name):
-    """Create namespace ``name`` with ``lo`` up; idempotent."""
+    """Create namespace ``name`` with ``lo`` up; idempotent.
+
+    Must run in the root mount namespace: ``ip netns add`` bind-mounts
+    the namespace on /run/netns/NAME, and ``ip netns exec`` makes its
+    mounts private (slave), so a namespace added from inside another
+    one leaves only an empty file everywhere else ("setting the network
+    namespace ... failed: Invalid argument").
+    """
     if not exists(name):
+        if not in_root_mount_ns():
+            raise RuntimeError('create netns %s from the root mount '
+                               'namespace, not inside ip netns exec'
+                               % name)
         subprocess.run([IP, 'netns', 'add', name], check=True)
     # Without lo up, 127.0.0.1 inside the namespace is unreachable and
     # every service there that binds it fails to connect to itself.
@@ -67,9 +94,22 @@ def run(name, argv, check=True, **kwargs):
     kwargs.setdefault('text', True)
     proc = subprocess.run(cmd(name, argv), check=False, **kwargs)
     if check and proc.returncode != 0:
-        raise subprocess.CalledProcessError(
-            proc.returncode, proc.args, proc.stdout, proc.stderr)
+        raise RunError(proc)
     return proc
+
+
+class RunError(subprocess.CalledProcessError):
+    """A failed command; its message ends with the stderr tail."""
+
+    def __init__(self, proc):
+        super().__init__(proc.returncode, proc.args, proc.stdout,
+                         proc.stderr)
+
+    def __str__(self):
+        tail = (self.stderr or '')
+        if isinstance(tail, bytes):
+            tail = tail.decode(errors='replace')
+        return '%s: %s' % (super().__str__(), tail.strip()[-800:])
 
 
 def read_pid(pidfile):

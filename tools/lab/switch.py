@@ -18,6 +18,7 @@ that is not ours answers there). Other users (self-tests) may pass
 their own ``rundir``; then HIL cannot drive that switch.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
 
 DEFAULT_RUNDIR = '/var/run/openvswitch'
+# Guard VLANs (outside HIL's pool): each node port gets one of its own
+# in ``trunks``. OVS reads an EMPTY trunks column as "all VLANs", and
+# HIL's ovs driver leaves trunks empty and sets vlan_mode=
+# native-untagged: measured here, a port HIL put on VLAN 1001 received
+# VLAN 1002's broadcasts with their 802.1Q tag and could inject tagged
+# frames into 1002 (the other project's node answered), and two free
+# ports talked untagged. With a private guard VLAN in trunks neither
+# happens, and HIL's driver keeps it (it appends to / removes from
+# trunks one VLAN at a time). HIL's "port revert" re-adds the port
+# without it: call guard_port() again after one.
+GUARD_VLANS = range(3800, 4095)
 SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema'
 
 
@@ -128,7 +140,31 @@ class Switch(object):
             args.append('trunks=' + ','.join(str(t) for t in trunks))
         return args
 
-    def add_tap(self, name, tag=None, trunks=None):
+    def _guard(self, name):
+        """The guard VLAN of port ``name``: its own, or a free one."""
+        used = set()
+        out = self.vsctl('--format=json', '--columns=name,trunks', 'list',
+                         'port')
+        for pname, cell in json.loads(out)['data']:
+            for v in _ovs_set(cell):
+                if v in GUARD_VLANS:
+                    if pname == name:
+                        return v
+                    used.add(v)
+        for v in GUARD_VLANS:
+            if v not in used:
+                return v
+        raise RuntimeError('no free guard VLAN')
+
+    def guard_port(self, name):
+        """Give port ``name`` its private guard VLAN in ``trunks``."""
+        g = self._guard(name)
+        tag, trunks = self.port_vlans(name)
+        if g not in trunks:
+            self.vsctl('add', 'port', name, 'trunks', str(g))
+        return g
+
+    def add_tap(self, name, tag=None, trunks=None, guard=True):
         """A tap device ``name`` (for QEMU/libvirt) as a switch port."""
         if netns.run(self.ns, ['ip', 'link', 'show', name],
                      check=False).returncode != 0:
@@ -138,9 +174,11 @@ class Switch(object):
         self._tx_off(name)
         self.vsctl('--may-exist', 'add-port', self.bridge, name,
                    *self._port_args(name, tag, trunks))
+        if guard:
+            self.guard_port(name)
 
     def add_veth(self, name, peer_ns, peer_name='eth0', cidr=None,
-                 tag=None):
+                 tag=None, guard=True):
         """A veth pair: ``name`` on the switch, ``peer_name`` inside the
         (existing) namespace ``peer_ns`` with address ``cidr``."""
         if netns.run(self.ns, ['ip', 'link', 'show', name],
@@ -159,6 +197,8 @@ class Switch(object):
             self._tx_off(d, n)
         self.vsctl('--may-exist', 'add-port', self.bridge, name,
                    *self._port_args(name, tag, None))
+        if guard:
+            self.guard_port(name)
 
     def add_internal(self, name, tag, cidr):
         """A gateway address: internal port ``name`` on VLAN ``tag`` with
@@ -177,25 +217,31 @@ class Switch(object):
             netns.run(self.ns, ['ip', 'link', 'del', name], check=False)
 
     def port_vlans(self, name):
-        """(tag or None, [trunks]) of port ``name``, as the switch says."""
+        """(tag or None, [trunks]) of port ``name``, as the switch says
+        (guard VLANs included; see tenant_vlans)."""
         out = self.vsctl('--format=json', '--columns=tag,trunks', 'list',
                          'port', name)
-        import json
         row = json.loads(out)['data'][0]
+        tags = _ovs_set(row[0])
+        return (tags[0] if tags else None), sorted(_ovs_set(row[1]))
 
-        def val(cell):
-            # OVSDB JSON: a scalar, or ["set", [...]] for 0..n values.
-            if isinstance(cell, list) and cell[0] == 'set':
-                return cell[1]
-            return [cell]
-        tags = val(row[0])
-        return (tags[0] if tags else None), sorted(val(row[1]))
+    def tenant_vlans(self, name):
+        """(tag or None, [trunks without the guard VLAN])."""
+        tag, trunks = self.port_vlans(name)
+        return tag, [t for t in trunks if t not in GUARD_VLANS]
 
     def set_tag(self, name, tag):
         if tag is None:
             self.vsctl('clear', 'port', name, 'tag')
         else:
             self.vsctl('set', 'port', name, 'tag=%d' % tag)
+
+
+def _ovs_set(cell):
+    """Values of an OVSDB JSON cell: a scalar or ["set", [...]]."""
+    if isinstance(cell, list) and cell and cell[0] == 'set':
+        return cell[1]
+    return [cell]
 
 
 def _selftest():
@@ -215,8 +261,12 @@ def _selftest():
         sw.add_internal('gw10', 10, '10.10.0.1/24')
         sw.add_veth('vp-a', peers[0], cidr='10.10.0.11/24', tag=10)
         sw.add_veth('vp-b', peers[1], cidr='10.10.0.12/24', tag=20)
-        assert sw.port_vlans('vp-a') == (10, []), sw.port_vlans('vp-a')
-        ping = ['ping', '-c', '1', '-W', '1', '10.10.0.1']
+        assert sw.tenant_vlans('vp-a') == (10, []), sw.port_vlans('vp-a')
+        assert sw.port_vlans('vp-a') == (10, [3800])
+        assert sw.port_vlans('vp-b') == (20, [3801])
+        # -c 3: the first echo after a retag can be lost while the
+        # neighbour entry left FAILED by the blocked attempt recovers.
+        ping = ['ping', '-c', '3', '-i', '0.3', '-W', '1', '10.10.0.1']
         assert netns.run(peers[0], ping, check=False).returncode == 0
         assert netns.run(peers[1], ping, check=False).returncode != 0
         sw.set_tag('vp-b', 10)
