@@ -157,8 +157,9 @@ def inside(state, with_vm):
         sid = user.connect_network('vm0', 'tenant', 'net-a')
         user.wait_action(sid)
         log('vm0 ports', sw.port_vlans('tap-vm0'), sw.port_vlans('tap-vm1'))
-        vm_boot.run(NS, sw, os.path.join(state, 'vm'), vlan_of['boot-pa'],
-                    log)
+        for launcher in ('qemu', 'libvirt'):
+            vm_boot.run(NS, sw, os.path.join(state, 'vm'),
+                        vlan_of['boot-pa'], log, launcher)
     # No password in any process's argv (hil-admin read it from stdin,
     # the user's came in a request body).
     leaks = []

@@ -20,7 +20,71 @@ VM_MAC0, VM_MAC1 = '52:54:00:77:01:00', '52:54:00:77:01:01'
 ROM = '/usr/lib/ipxe/qemu/pxe-e1000.rom'
 
 
-def run(ns, sw, state, boot_vlan, log):
+DOMAIN = """<domain type='qemu'>
+  <name>bmi-net-proto-vm</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type>
+    <bios useserial='yes'/></os>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <interface type='ethernet'>
+      <mac address='%(mac0)s'/><target dev='tap-vm0' managed='no'/>
+      <model type='e1000'/><rom file='%(rom)s'/><boot order='1'/>
+    </interface>
+    <interface type='ethernet'>
+      <mac address='%(mac1)s'/><target dev='tap-vm1' managed='no'/>
+      <model type='e1000'/><rom file='%(rom)s'/>
+    </interface>
+    <serial type='file'><source path='%(console)s'/>
+      <target port='0'/></serial>
+  </devices>
+</domain>
+"""
+
+
+def _qemu(ns, state, console):
+    pidf = os.path.join(state, 'qemu.pid')
+    netns.spawn(ns, [
+        'qemu-system-x86_64', '-machine', 'pc', '-accel', 'tcg', '-m', '256',
+        '-nographic', '-no-reboot',
+        '-netdev', 'tap,id=n0,ifname=tap-vm0,script=no,downscript=no',
+        '-device', 'e1000,netdev=n0,mac=%s,romfile=%s,bootindex=1'
+        % (VM_MAC0, ROM),
+        '-netdev', 'tap,id=n1,ifname=tap-vm1,script=no,downscript=no',
+        '-device', 'e1000,netdev=n1,mac=%s,romfile=%s' % (VM_MAC1, ROM)],
+        pidf, console)
+    return (lambda: bool(netns.read_pid(pidf))), \
+        (lambda: netns.stop_pid(pidf))
+
+
+def _libvirt(ns, state, console):
+    import libvirt_ns
+    lv = os.path.join(state, 'libvirt')
+    t0 = time.monotonic()
+    libvirt_ns.start(ns, lv)
+    xml = os.path.join(state, 'domain.xml')
+    with open(xml, 'w') as f:
+        f.write(DOMAIN % {'mac0': VM_MAC0, 'mac1': VM_MAC1, 'rom': ROM,
+                          'console': console})
+    libvirt_ns.virsh(lv, 'create', xml)
+    print('libvirtd up + domain created in %.1f s'
+          % (time.monotonic() - t0), flush=True)
+
+    def alive():
+        return 'running' in libvirt_ns.virsh(lv, 'domstate',
+                                             'bmi-net-proto-vm')
+
+    def stop():
+        try:
+            libvirt_ns.virsh(lv, 'destroy', 'bmi-net-proto-vm')
+        finally:
+            libvirt_ns.stop(lv)
+    return alive, stop
+
+
+def run(ns, sw, state, boot_vlan, log, launcher='qemu'):
     os.makedirs(state, exist_ok=True)
     www = os.path.join(state, 'www')
     os.makedirs(www, exist_ok=True)
@@ -42,33 +106,29 @@ def run(ns, sw, state, boot_vlan, log):
         'except urllib.error.HTTPError as e: print(e.code)'),
         'http://%s/' % GW_ADDR]).stdout.strip()
     log('GET http://%s/ (directory) -> %s' % (GW_ADDR, listing))
-    console = os.path.join(state, 'console.log')
-    pidf = os.path.join(state, 'qemu.pid')
+    console = os.path.join(state, 'console-%s.log' % launcher)
+    if os.path.exists(console):
+        os.unlink(console)
     t0 = time.monotonic()
-    netns.spawn(ns, [
-        'qemu-system-x86_64', '-machine', 'pc', '-accel', 'tcg', '-m', '256',
-        '-nographic', '-no-reboot',
-        '-netdev', 'tap,id=n0,ifname=tap-vm0,script=no,downscript=no',
-        '-device', 'e1000,netdev=n0,mac=%s,romfile=%s,bootindex=1'
-        % (VM_MAC0, ROM),
-        '-netdev', 'tap,id=n1,ifname=tap-vm1,script=no,downscript=no',
-        '-device', 'e1000,netdev=n1,mac=%s,romfile=%s' % (VM_MAC1, ROM)],
-        pidf, console)
+    alive, stop_vm = {'qemu': _qemu, 'libvirt': _libvirt}[launcher](
+        ns, state, console)
     try:
         deadline = time.monotonic() + 180
         while True:
-            with open(console, errors='replace') as f:
-                text = f.read()
+            text = ''
+            if os.path.exists(console):
+                with open(console, errors='replace') as f:
+                    text = f.read()
             if 'BMI-PROTO second file fetched' in text:
                 break
-            if time.monotonic() > deadline or not netns.read_pid(pidf):
+            if time.monotonic() > deadline or not alive():
                 raise RuntimeError('VM did not fetch its files:\n' +
                                    text[-2000:])
             time.sleep(0.5)
-        log('VM: iPXE DHCP + 2 HTTP fetches in %.1f s after qemu start'
-            % (time.monotonic() - t0))
+        log('VM (%s): iPXE DHCP + 2 HTTP fetches in %.1f s after start'
+            % (launcher, time.monotonic() - t0))
     finally:
-        netns.stop_pid(pidf)
+        stop_vm()
         gateway.stop(state, 'nginx')
         gateway.stop(state, 'dnsmasq')
         sw.del_port(GW_PORT)
