@@ -1,6 +1,7 @@
 """End-to-end check of the lab network: real OVS, real HIL, pings, VM.
 
-``python3 tools/lab/net_proto.py STATE_DIR [--vm]`` creates the netns
+``python3 tools/lab/net_proto.py STATE_DIR [--vm] [--no-guard]
+[--keep]`` creates the netns
 ``bmi-net-proto``, runs every service inside it, prints what it sees
 and deletes the namespace again. It re-executes itself inside the
 namespace (``--inside``) so that HIL's API on the namespace's
@@ -51,16 +52,16 @@ def ping(src_ns, addr):
     return 'reachable' if r.returncode == 0 else 'blocked'
 
 
-def inside(state, with_vm):
+def inside(state, with_vm, guard=True):
     hil_dir = os.path.join(state, 'hil')
     sw = switch.Switch(NS, os.path.join(state, 'ovs'), bridge='br-lab')
     t = time.monotonic()
     sw.start()
     log('ovs started in %.2f s' % (time.monotonic() - t))
     for node, (cns, port, cidr) in ENDPOINTS.items():
-        sw.add_veth(port, cns, cidr=cidr)
-    sw.add_tap('tap-vm0')
-    sw.add_tap('tap-vm1')
+        sw.add_veth(port, cns, cidr=cidr, guard=guard)
+    sw.add_tap('tap-vm0', guard=guard)
+    sw.add_tap('tap-vm1', guard=guard)
 
     t = time.monotonic()
     hil_real.install(hil_dir)
@@ -100,6 +101,7 @@ def inside(state, with_vm):
             'net-a': {'owner': 'pa', 'access': 'pa'},
             'net-b': {'owner': 'pb', 'access': 'pb'},
             'boot-pa': {'owner': 'pa', 'access': 'pa'},
+            'net-a2': {'owner': 'pa', 'access': 'pa'},
         },
     }
     t = time.monotonic()
@@ -109,7 +111,7 @@ def inside(state, with_vm):
     user = hil_real.Client(url, 'bmi', user_pw)
     # (a) the non-admin user moves ports onto VLANs
     vlan_of = {}
-    for net in ('net-a', 'net-b', 'boot-pa'):
+    for net in ('net-a', 'net-b', 'boot-pa', 'net-a2'):
         ch = admin.call('GET', 'network/' + net)['channels']
         vlan_of[net] = int([c for c in ch if c != 'vlan/native'][0][5:])
     log('HIL VLANs', vlan_of)
@@ -139,7 +141,22 @@ def inside(state, with_vm):
     assert results[('a1', 'b1')] == 'blocked'
     assert results[('b1', 'a2')] == 'blocked'
     heard, injected = leak_checks(vlan_of['net-b'])
+    if not guard:
+        # --no-guard shows HIL's ovs driver as it is: empty trunks.
+        log('without guard VLANs: heard=%s injected=%s' % (heard, injected))
+        return
     assert not heard and not injected
+    # a tagged channel goes into trunks beside the guard VLAN
+    v2 = vlan_of['net-a2']
+    user.wait_action(user.connect_network('a1', 'eth0', 'net-a2',
+                                          'vlan/%d' % v2))
+    with_trunk = sw.port_vlans('vp-a1')
+    user.wait_action(user.detach_network('a1', 'eth0', 'net-a2'))
+    after = sw.port_vlans('vp-a1')
+    log('a1 tagged vlan/%d: switch %s; after detach %s'
+        % (v2, with_trunk, after))
+    assert with_trunk == (vlan_of['net-a'], sorted([3800, v2]))
+    assert after == (vlan_of['net-a'], [3800])
     # detach clears the tag
     t = time.monotonic()
     sid = user.detach_network('b1', 'eth0', 'net-b')
@@ -235,7 +252,8 @@ def main():
     state = os.path.abspath(sys.argv[1])
     os.makedirs(state, exist_ok=True)
     if '--inside' in sys.argv:
-        return inside(state, '--vm' in sys.argv)
+        return inside(state, '--vm' in sys.argv,
+                      guard='--no-guard' not in sys.argv)
     # A fresh HIL database each run: the proto checks the first attach.
     hil_real.stop(os.path.join(state, 'hil'))
     hil_real.drop_db(os.path.join(state, 'hil'))
