@@ -51,10 +51,10 @@ import rados  # noqa: E402
 import rbd  # noqa: E402
 
 from bmi_driver.conf import CONF  # noqa: E402
-from bmi_driver.storage.export import manager as export  # noqa: E402
-from bmi_driver.storage.export import base  # noqa: E402
-from bmi_driver.storage.export import tgt  # noqa: E402
 from bmi_driver.storage.ceph import library as images  # noqa: E402
+from bmi_driver.storage.export import base  # noqa: E402
+from bmi_driver.storage.export import manager as export  # noqa: E402
+from bmi_driver.storage.export import tgt  # noqa: E402
 from tools import benchlib  # noqa: E402
 
 MiB = 1024 * 1024
@@ -215,7 +215,7 @@ def bench_export(tgtd, lib, cluster, golden, n):
 
         mgr = export.ExportManager(library=lib)
         target = base.ExportTarget(iqn=iqn, luns={1: spec},
-                                 chap_username=user, chap_secret='x' * 16)
+                                   chap_username=user, chap_secret='x' * 16)
 
         def backend_calls():
             mgr.backend.ensure_target(target)
@@ -258,7 +258,8 @@ def bench_read(tgtd, cluster, size_mib):
     clone_spec = cluster.snap_and_clone(name, 'snap', name + '-clone')
     mgr_backend = tgt.TgtExportBackend()
     iqn = 'iqn.2026-11.org.massopen.bench:read-%s' % name
-    mgr_backend.ensure_target(base.ExportTarget(iqn=iqn, luns={1: clone_spec}))
+    mgr_backend.ensure_target(
+        base.ExportTarget(iqn=iqn, luns={1: clone_spec}))
     conf = CONF.iscsi.tgt_ceph_conf
     user = CONF.iscsi.tgt_ceph_user
     rbd_src = ['rbd:%s:id=%s:conf=%s' % (clone_spec, user, conf)]

@@ -33,8 +33,8 @@ import uuid
 
 from testtools import content
 
-from bmi_driver.storage.export import manager as export
 from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.export import manager as export
 from tests.functional import base
 from tools.lab import e2e
 from tools.lab import hil_emulator

@@ -30,9 +30,9 @@ import uuid
 import fixtures
 
 from bmi_driver import exception
+from bmi_driver.storage.ceph import library as images
 from bmi_driver.storage.export import manager as export
 from bmi_driver.storage.export import tgt
-from bmi_driver.storage.ceph import library as images
 from tests.functional import base
 from tests.functional import iscsi
 

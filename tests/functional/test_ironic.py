@@ -34,9 +34,9 @@ from ironicclient.common.apiclient import exceptions as ir_exc
 import rbd
 
 from bmi_driver import exception
-from bmi_driver.storage.export import manager as export
 from bmi_driver.storage.ceph import library as images
 from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage.export import manager as export
 from tests.functional import base
 from tests.functional import iscsi
 from tools.lab import ironic as lab_ironic
