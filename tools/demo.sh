@@ -11,21 +11,22 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-# `make demo`: two virtual machines boot, through Ironic, from copy-on-write
-# clones of a golden image in Ceph, exported by tgt and sanbooted by iPXE.
+# `make demo`: virtual machines on a real switch boot, through Ironic, from
+# copy-on-write clones of a golden image in Ceph, exported by tgt and
+# sanbooted by iPXE; the real HIL puts each project's nodes on its own VLAN.
 #
 #   tools/demo.sh
 #
-# Installs what is missing (tools/install-deps.sh demo), builds the golden
-# image (cached in .state/demo), starts Ceph, tgtd, Ironic and the HIL test
-# server (python -m tools.lab start) and the VM lab (libvirtd,
-# sushy-emulator, an HTTP server for Ironic's iPXE files), then runs the
-# scenario of tools/lab/e2e.py:
-# import, enroll, deploy, boot, snapshot, deploy from the snapshot,
-# undeploy, check that nothing is left. Every service is on 127.0.0.1.
-# Whatever this script started is stopped at the end, also on failure or
-# Ctrl-C; services that were already running are left alone (they must
-# then have been started with the demo's settings, see below).
+# Installs what is missing (tools/install-deps.sh demo, outside any
+# namespace), builds the golden image (cached in .state/demo), starts the
+# lab (python -m tools.lab start: the network namespace bmi-lab and, inside
+# it, Ceph, Open vSwitch, the real HIL, the gateway's dnsmasq and nginx,
+# tgtd, Ironic, libvirtd, sushy-tools), then runs the scenarios of
+# tools/lab/e2e.py inside the namespace: two projects' VMs probe each other
+# on their tenant networks, then deploy, snapshot, deploy from the snapshot.
+# If it started the lab, it stops every service by pid and deletes the
+# namespace at the end, also on failure or Ctrl-C; a lab that was already
+# running is left alone.
 #
 # Environment: BMI_STATE (default .state).
 set -euo pipefail
@@ -51,19 +52,14 @@ run_step() {  # run_step NAME CMD...: one line per step, its time, or fail
     step "$failed_step: ok ($(since "$s")s)"
 }
 
-# --- what is running already (left alone) and what we start (stopped) ----
 lab() { "$VENV/bin/python" -W ignore -m tools.lab "$@"; }
-was_running() { [ -x "$VENV/bin/python" ] && lab status "$1" >/dev/null; }
-started=()
+started=
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    [ -x "$VENV/bin/python" ] &&
-        "$VENV/bin/python" -W ignore -m tools.lab.vmlab stop "$DEMO/lab" \
-            >/dev/null 2>&1 || true
-    if [ ${#started[@]} -gt 0 ]; then
-        step "stopping what the demo started: ${started[*]}"
-        lab stop "${started[@]}" >/dev/null 2>&1 || true
+    if [ -n "$started" ]; then
+        step "stopping the lab and deleting its namespace"
+        lab stop >/dev/null 2>&1 || true
     fi
     exit $rc
 }
@@ -74,31 +70,19 @@ run_step "install dependencies" tools/install-deps.sh demo
 run_step "build the golden image (cached after the first run)" \
     tools/demo/build-image.sh "$DEMO"
 
-# Ironic settings and HIL nodes the demo needs (see the files).
-IRONIC_DEMO_CONF=$here/tools/demo/ironic-demo.conf
-HIL_SEED=$here/tools/demo/hil-seed.json
-
-for s in ceph tgtd hil ironic; do
-    if was_running $s; then
-        step "$s: already running, left alone"
-    else
-        failed_step="start $s"
-        started+=("$s")
-        # In a session of its own: Ctrl-C must not kill a service that the
-        # clean-up still needs (undeploy talks to Ironic and HIL).
-        run_step "start $s" setsid -w "$VENV/bin/python" -W ignore \
-            -m tools.lab start "$s" --ironic-conf "$IRONIC_DEMO_CONF" \
-            --hil-seed "$HIL_SEED"
-    fi
-done
-if ! grep -q "$IRONIC_DEMO_CONF" "$BMI_STATE/ironic/env.json"; then
-    failed_step="check Ironic's settings"
-    fail "Ironic runs without $IRONIC_DEMO_CONF: stop it" \
-         "(make services-stop) and run the demo again"
+if lab status >/dev/null 2>&1; then
+    step "the lab runs already: left alone"
+else
+    started=yes
+    # In a session of its own: Ctrl-C must not kill a service that the
+    # clean-up still needs (undeploy talks to Ironic and HIL).
+    run_step "start the lab (namespace bmi-lab, switch, HIL, gateway," \
+        "Ceph, tgtd, Ironic, libvirtd, sushy)" \
+        setsid -w "$VENV/bin/python" -W ignore -m tools.lab start
 fi
 
-failed_step="the VM scenario"
-BMI_DEMO_T0=$T0 "$VENV/bin/python" -W ignore \
+failed_step="the VM scenarios"
+lab exec -- env BMI_DEMO_T0="$T0" "$VENV/bin/python" -W ignore \
     -m tools.lab.e2e \
     --services "$BMI_STATE/services.json" --lab-dir "$DEMO/lab" \
     --image "$DEMO/bmi-demo.raw" || exit 1

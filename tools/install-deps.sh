@@ -15,8 +15,10 @@
 # root.
 # Idempotent: a second run only checks and returns quickly.
 #   tools/install-deps.sh [base|demo]
-#     base: Ceph, tgt, iSCSI initiators, qemu-img, the Python venv (make test)
-#     demo: base + QEMU/iPXE/libvirt/OVMF and image-building tools (make demo)
+#     base: Ceph, tgt, iSCSI initiators, QEMU/iPXE/libvirt/OVMF, the lab
+#           network (Open vSwitch, dnsmasq, nginx), the Python venv and the
+#           real HIL's Python 2.7 venv (make test and make demo alike)
+#     demo: the same
 #   tools/install-deps.sh --link-bindings VENV
 #     only expose Debian's rbd/rados (and libvirt) bindings to VENV (tox)
 set -euo pipefail
@@ -33,8 +35,14 @@ APT_DEMO=(qemu-system-x86 ipxe-qemu ovmf
     libvirt-daemon-system python3-libvirt
     syslinux syslinux-common mtools dosfstools busybox-static cpio fdisk
     e2fsprogs)
+# The lab network (checked on Debian 12, Dec 2026): Open vSwitch 3.1
+# (userspace datapath), dnsmasq-base 2.90 (DHCP only), nginx-light 1.22,
+# ethtool (tx checksum offload off on internal ports), iputils-ping, sudo
+# (HIL's ovs driver runs "sudo ovs-vsctl" even as root).
+APT_NET=(openvswitch-switch dnsmasq-base nginx-light ethtool iputils-ping
+    sudo tcpdump iproute2)
 # make test boots VMs too (tests/functional/test_e2e_boot.py)
-APT_BASE+=("${APT_DEMO[@]}")
+APT_BASE+=("${APT_DEMO[@]}" "${APT_NET[@]}")
 
 log() { printf '[install-deps] %s\n' "$*"; }
 
@@ -125,4 +133,15 @@ if [ "$what" = demo ]; then
     apt_install "${APT_DEMO[@]}"
 fi
 make_venv
+# The real HIL (not on PyPI): its source tarball and py2 constraints are in
+# ../shared/vendor beside the checkout (BMI_HIL_VENDOR names another
+# place); installed into $BMI_STATE/hil/hil-venv under pyenv's Python
+# 2.7.18, cached.
+HIL_VENDOR=${BMI_HIL_VENDOR:-$(dirname "$here")/shared/vendor}
+if [ ! -e "${BMI_STATE:-$here/.state}/hil/hil-venv/.lab-installed" ]; then
+    log "installing HIL from $HIL_VENDOR"
+fi
+cd "$here"
+BMI_HIL_VENDOR=$HIL_VENDOR "$VENV/bin/python" -m tools.lab.hil_real \
+    "${BMI_STATE:-$here/.state}/hil" >/dev/null
 log "ok ($what)"

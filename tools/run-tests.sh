@@ -11,9 +11,12 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-# `make test`: install what is missing, start the services, run the unit
-# tests then the functional tests, and stop every service it started, also
-# when tests fail. Ends with one line: "tests: N passed, N failed, N skipped".
+# `make test`: install what is missing (outside any namespace), run the unit
+# tests, start the lab (every service inside the network namespace bmi-lab,
+# which `python -m tools.lab start` creates), run the functional tests inside
+# that namespace, and stop every service by pid and delete the namespace,
+# also when tests fail. Ends with one line: "tests: N passed, N failed,
+# N skipped".
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -38,7 +41,7 @@ count() {  # add the last stestr run's figures to the totals
 }
 lab() { "$VENV/bin/python" -m tools.lab "$@"; }
 cleanup() {
-    step "stop services"
+    step "stop services and delete the lab namespace"
     lab stop || true
 }
 trap cleanup EXIT
@@ -51,8 +54,10 @@ step "start services"
 lab start
 
 step "functional tests against the live services"
-ceph -c "$BMI_STATE/ceph/ceph.conf" -s | sed -n '/services:/,/data:/p'
-BMI_TEST_PATH=./tests/functional "$VENV/bin/stestr" run --concurrency 1 || rc=1
+lab exec -- ceph -c "$BMI_STATE/ceph/ceph.conf" -s |
+    sed -n '/services:/,/data:/p'
+lab exec -- env BMI_TEST_PATH=./tests/functional \
+    "$VENV/bin/stestr" run --concurrency 1 || rc=1
 count
 
 step "summary"

@@ -10,42 +10,77 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""``python -m tools.lab start|stop|status|render [SERVICE...]``."""
+"""``python -m tools.lab start|stop|status|render|exec [SERVICE...]``.
+
+``start`` creates the lab's network namespace first (from the root mount
+namespace, where ``ip netns add`` must run) and then re-executes itself
+inside it, so that every service starts there. ``stop`` stops them by
+pid from anywhere and deletes the namespace when run outside it.
+``exec -- CMD...`` runs a command inside the namespace (the functional
+tests, the demo's scenario, a shell).
+"""
 
 import argparse
+import os
 import sys
 
+from tools.lab import labnet
+from tools.lab import netns
 from tools.lab import service
 from tools.lab import services
 from tools.lab import state as lab_state
 
 
+def in_lab_netns(argv):
+    """Re-run ``python -m tools.lab ARGV`` inside the lab's namespace."""
+    os.execvp('ip', netns.cmd(labnet.NETNS, [sys.executable, '-m',
+                                            'tools.lab'] + list(argv)))
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['exec']:
+        cmd = argv[2:] if argv[1:2] == ['--'] else argv[1:]
+        if not cmd:
+            print('usage: python -m tools.lab exec -- CMD...',
+                  file=sys.stderr)
+            return 2
+        if not netns.exists(labnet.NETNS):
+            print('error: the lab namespace %s does not exist: start the '
+                  'lab first' % labnet.NETNS, file=sys.stderr)
+            return 1
+        if labnet.inside():
+            os.execvp(cmd[0], cmd)
+        os.execvp('ip', netns.cmd(labnet.NETNS, cmd))
     parser = argparse.ArgumentParser(
         prog='python -m tools.lab',
-        description='Start or stop the lab services, each on 127.0.0.1 '
-                    'and stopped by its recorded pid. State in $BMI_STATE '
-                    '(default .state/); services.json says where they are.')
+        description='Start or stop the lab services, each inside the '
+                    'network namespace %s and stopped by its recorded pid. '
+                    'State in $BMI_STATE (default .state/); services.json '
+                    'says where they are.' % labnet.NETNS)
     parser.add_argument('action', choices=('start', 'stop', 'status',
                                            'render'))
     parser.add_argument('services', nargs='*', metavar='SERVICE',
-                        help='of: %s (start default: %s; stop and status '
-                             'default: all)'
-                             % (', '.join(services.SERVICES),
-                                ' '.join(services.DEFAULT)))
+                        help='of: %s (default: all)'
+                             % ', '.join(services.SERVICES))
     parser.add_argument('--ironic-conf', action='append', default=[],
                         metavar='FILE',
                         help='extra configuration file for Ironic, after '
                              'ours (its settings win); repeatable')
-    parser.add_argument('--hil-seed', metavar='JSON',
-                        help='seed for the HIL test server (replaces its '
-                             'state)')
     args = parser.parse_args(argv)
     st = lab_state.State()
-    opts = services.Options(args.ironic_conf, args.hil_seed)
+    opts = services.Options(args.ironic_conf)
     try:
         if args.action == 'start':
-            services.start(args.services or services.DEFAULT, st, opts)
+            names = args.services or list(services.DEFAULT)
+            if not labnet.inside():
+                if 'netns' in names or not netns.exists(labnet.NETNS):
+                    services.start(['netns'], st, opts)
+                rest = [a for a in argv if a != 'netns']
+                if names == ['netns']:
+                    return 0
+                in_lab_netns(rest)
+            services.start([n for n in names if n != 'netns'], st, opts)
         elif args.action == 'stop':
             errors = services.stop(args.services or None, st)
             for e in errors:
@@ -55,16 +90,19 @@ def main(argv=None):
             # Exit code 0 when every named service runs, 3 otherwise.
             rc = 0
             for name in args.services or list(services.SERVICES):
-                pid = services.get(name, st).pid()
-                print('%s: %s' % (name, 'running (pid %d)' % pid
-                                  if pid else 'stopped'))
-                rc = rc if pid else 3
+                svc = services.get(name, st)
+                running = svc.is_running()
+                pid = svc.pid()
+                print('%s: %s' % (name, ('running (pid %d)' % pid if pid
+                                         else 'running') if running
+                                  else 'stopped'))
+                rc = rc if running else 3
             return rc
         else:
             ir = services.get('ironic', st, opts)
             ir.write_conf()
             print('\n'.join(ir.conf_files[:2]))
-    except (ValueError, RuntimeError, service.ServiceError) as e:
+    except (ValueError, RuntimeError, OSError, service.ServiceError) as e:
         print('error: %s' % e, file=sys.stderr)
         return 1
     return 0

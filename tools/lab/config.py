@@ -72,7 +72,7 @@ def write(path, sections, header=None, mode=0o644):
 
 
 def ironic_conf(ironic_dir, port=6385, debug=False,
-                http_url='http://127.0.0.1:8089'):
+                http_url='http://10.78.0.1'):
     """Ironic all-in-one with the bmi plugin, state in ``ironic_dir``."""
     d = os.path.abspath(ironic_dir)
     return [
@@ -85,8 +85,12 @@ def ironic_conf(ironic_dir, port=6385, debug=False,
         ('database', [('connection',
                        'sqlite:///%s' % os.path.join(d, 'ironic.sqlite'))]),
         ('dhcp', [('dhcp_provider', 'none')]),
+        # http_url: nginx on the gateway (tools.lab.labnet), where the
+        # VMs fetch boot.ipxe; UEFI avoids ~30 s of Redfish retries
+        # (sushy answers 501 to BIOS-mode SecureBoot queries).
         ('deploy', [('http_root', os.path.join(d, 'httpboot')),
                     ('http_url', http_url),
+                    ('default_boot_mode', 'uefi'),
                     ('fast_track', False)]),
         ('pxe', [('tftp_root', os.path.join(d, 'tftpboot')),
                  ('images_path', os.path.join(d, 'images')),
@@ -97,15 +101,20 @@ def ironic_conf(ironic_dir, port=6385, debug=False,
                        ('force_power_state_during_sync', False),
                        ('heartbeat_interval', 5)]),
         ('nova', [('send_power_notifications', False)]),
+        ('redfish', [('connection_attempts', 10),
+                     ('connection_retry_interval', 1)]),
         ('oslo_concurrency', [('lock_path', os.path.join(d, 'locks'))]),
     ]
 
 
-def bmi_conf(env, bmi_state_path, hil_url='http://127.0.0.1:7000'):
+def bmi_conf(env, bmi_state_path, hil=None):
     """The plugin's configuration for the lab's services.
 
     :param env: services.json (``tools.lab.state.load_services``).
     :param bmi_state_path: the plugin's ``[bmi] state_path``.
+    :param hil: ``{'url', 'username', 'password'}`` of the plugin's
+        (non-admin) HIL user; without a username, HIL's null auth. With a
+        password the file must be written 0600 (``write(..., mode)``).
     :raises: KeyError naming a key services.json lacks.
     """
     iscsi = lab_state.iscsi_options(env)
@@ -117,8 +126,17 @@ def bmi_conf(env, bmi_state_path, hil_url='http://127.0.0.1:7000'):
                    ('tgt_ceph_user', iscsi['tgt_ceph_user'])]),
         ('coordination', [('backend_url', 'file://%s' % os.path.join(
             env['state_dir'], 'locks'))]),
-        ('hil', [('url', hil_url), ('auth_type', 'none')]),
+        ('hil', hil_options(hil or {'url': 'http://127.0.0.1:7000'})),
     ]
+
+
+def hil_options(hil):
+    """``[hil]``: the URL and keystoneauth1's http_basic (HIL's database
+    auth) for ``hil['username']``, else auth_type none."""
+    if not hil.get('username'):
+        return [('url', hil['url']), ('auth_type', 'none')]
+    return [('url', hil['url']), ('auth_type', 'http_basic'),
+            ('username', hil['username']), ('password', hil['password'])]
 
 
 def ceph_only_conf(env):

@@ -39,7 +39,8 @@ import netns  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-VENDOR = os.path.join(os.path.dirname(REPO), 'shared', 'vendor')
+VENDOR = os.environ.get('BMI_HIL_VENDOR') or os.path.join(
+    os.path.dirname(REPO), 'shared', 'vendor')
 TARBALL = 'hil-8c6de221.tar.gz'
 CONSTRAINTS = 'hil-py2-constraints.txt'
 HIL_VERSION = '0.4.post46'

@@ -67,8 +67,7 @@ class IronicAIO(service.Service):
         super().__init__(state_dir)
         self.services_json = services_json
         self.port = int(port or os.environ.get('BMI_IRONIC_PORT', 6385))
-        self.hil_url = hil_url or 'http://127.0.0.1:%s' % os.environ.get(
-            'BMI_HIL_PORT', '7000')
+        self.hil_url = hil_url
         self.extra_conf = [os.path.abspath(p) for p in extra_conf]
         if debug is None:
             debug = os.environ.get('BMI_IRONIC_DEBUG', 'false') == 'true'
@@ -112,10 +111,23 @@ class IronicAIO(service.Service):
             self.state_dir, self.port, self.debug),
             header='Written by tools.lab.ironic: Ironic all-in-one for '
                    "bmi_driver's lab.")
+        # The plugin's HIL user and its password: bmi.conf is 0600.
         config.write(bmi_conf, config.bmi_conf(
-            env, os.path.join(self.state_dir, 'bmi'), self.hil_url),
+            env, os.path.join(self.state_dir, 'bmi'), self.hil_conf(env)),
             header='Written by tools.lab.ironic from %s.'
-                   % lab_state.services_path(self.services_json))
+                   % lab_state.services_path(self.services_json),
+            mode=0o600)
+
+    def hil_conf(self, env):
+        """The plugin's HIL: the lab's real HIL (its env.json), whose
+        non-admin user the plugin is; ``hil_url`` overrides it."""
+        if self.hil_url:
+            return {'url': self.hil_url}
+        hil = lab_state.read_env(env['hil_state'], 'HIL')
+        with open(hil['user_password_file']) as f:
+            password = f.read().strip()
+        return {'url': hil['url'], 'username': hil['user'],
+                'password': password}
 
     def start(self):
         pid = self.pid()

@@ -13,17 +13,22 @@
 """The services the CLI knows, in start order, and services.json.
 
 ``SERVICES`` maps a name to a factory ``f(state, options) -> Service``;
-``DEFAULT`` is what ``make test`` needs. ``start`` starts the named
-services in registry order and rewrites services.json after each one;
-``stop`` stops them in reverse order (users first, what they use last).
-A new service is one more entry here.
+``DEFAULT`` is what ``make test`` and ``make demo`` need: all of them.
+``start`` starts the named services in registry order and rewrites
+services.json after each one; ``stop`` stops them in reverse order (users
+first, what they use last, the namespace at the very end). A new service
+is one more entry here.
+
+Every service but ``netns`` runs inside the lab's network namespace
+(``tools.lab.labnet.NETNS``); ``python -m tools.lab start`` creates it
+and re-executes itself there (``__main__``).
 """
 
 import collections
 
 from tools.lab import ceph
-from tools.lab import hil_emulator
 from tools.lab import ironic
+from tools.lab import labnet
 from tools.lab import state as lab_state
 from tools.lab import tgtd
 from tools.lab import vmlab
@@ -32,31 +37,35 @@ from tools.lab import vmlab
 class Options(object):
     """Start options given on the command line (or by a caller)."""
 
-    def __init__(self, ironic_conf=(), hil_seed=None):
+    def __init__(self, ironic_conf=()):
         self.ironic_conf = list(ironic_conf)
-        self.hil_seed = hil_seed
 
 
-def _lab(st, opts):
-    # The demo's VM lab serves the shared Ironic's iPXE files.
-    return vmlab.Lab(st.lab_dir,
-                     http_root=st.path('ironic', 'httpboot'))
+def _libvirtd(st, opts):
+    return vmlab.Libvirtd(st.path('libvirt'), netns=labnet.NETNS)
 
 
 SERVICES = collections.OrderedDict([
+    ('netns', lambda st, opts: labnet.Netns(st.root)),
     ('ceph', lambda st, opts: ceph.Ceph(st.ceph_dir)),
+    ('ovs', lambda st, opts: labnet.OVS(st.ovs_dir)),
+    ('hil', lambda st, opts: labnet.HIL(st.hil_dir)),
+    # The gateway's address is on the provisioning network's VLAN, which
+    # HIL allocates: after hil. tgtd's portal is that address.
+    ('gateway', lambda st, opts: labnet.Gateway(
+        st.path('gateway'), st.ovs_dir, st.hil_dir)),
+    ('http', lambda st, opts: labnet.HttpBoot(
+        st.path('gateway'), st.path('ironic', 'httpboot'))),
     ('tgtd', lambda st, opts: tgtd.Tgtd(st.root)),
-    ('hil', lambda st, opts: hil_emulator.HILEmulator(
-        st.hil_dir, seed=opts.hil_seed)),
-    # Its bmi.conf is made from services.json: ceph and tgtd come first.
+    # Its bmi.conf is made from services.json: ceph, hil and tgtd first.
     ('ironic', lambda st, opts: ironic.IronicAIO(
         st.ironic_dir, services_json=st.services_json,
         extra_conf=opts.ironic_conf)),
-    ('libvirtd', lambda st, opts: _lab(st, opts).service('libvirtd')),
-    ('sushy', lambda st, opts: _lab(st, opts).service('sushy')),
-    ('http', lambda st, opts: _lab(st, opts).service('http')),
+    ('libvirtd', _libvirtd),
+    ('sushy', lambda st, opts: vmlab.Sushy(
+        st.path('sushy'), _libvirtd(st, opts).uri, netns=labnet.NETNS)),
 ])
-DEFAULT = ('ceph', 'tgtd', 'hil', 'ironic')
+DEFAULT = tuple(SERVICES)
 
 
 def get(name, st=None, opts=None):
@@ -102,11 +111,7 @@ def stop(names=None, st=None):
     errors = []
     for name in reversed(_ordered(names or list(SERVICES))):
         try:
-            if name == 'libvirtd':
-                # Its guests go first (vmlab.Lab.stop).
-                _lab(st, None).stop(['libvirtd'])
-            else:
-                get(name, st).stop()
+            get(name, st).stop()
         except Exception as e:
             errors.append('%s: %s' % (name, e))
     write_services(st)

@@ -15,10 +15,13 @@
 ``$BMI_STATE`` (default ``.state/`` in the checkout) holds:
 
 * ``ceph/``: the one-node cluster (``ceph.conf``, keyrings, pid files);
-* ``tgtd.pid``, ``log/tgtd.log``: the shared tgtd;
+* ``tgtd.pid``, ``log/tgtd.log``: the shared tgtd (portal on the
+  gateway, 10.78.0.1:3260);
 * ``ironic/``: Ironic all-in-one (``ironic.conf``, ``bmi.conf``,
   ``env.json``, log, sqlite, http_root);
-* ``hil/``: the HIL test server (``env.json``, state file, log);
+* ``hil/``: the real HIL (venv, ``hil.cfg``, sqlite, ``env.json``, the
+  0600 password files), ``ovs/``: Open vSwitch's database and logs,
+  ``gateway/``: dnsmasq and nginx, ``libvirt/``, ``sushy/``;
 * ``demo/``: the demo's image and its VM lab (``demo/lab/``);
 * ``locks/``: the plugin's tooz file locks;
 * ``services.json``: what the services are, for the functional tests,
@@ -38,7 +41,9 @@ CEPH_USER = 'bmi'
 CEPH_TGT_USER = 'tgt'
 IMAGE_POOL = 'bmi-images'
 GLANCE_POOL = 'images'
-TGTD_PORTAL = '127.0.0.1:3260'
+# tgtd listens on the gateway's address on the provisioning network
+# (tools.lab.labnet.GW_ADDRESS), inside the lab's namespace.
+TGTD_PORTAL = '10.78.0.1:3260'
 
 
 def state_root(root=None):
@@ -74,6 +79,10 @@ class State(object):
     @property
     def hil_dir(self):
         return self.path('hil')
+
+    @property
+    def ovs_dir(self):
+        return self.path('ovs')
 
     @property
     def demo_dir(self):

@@ -10,33 +10,32 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""A lab of virtual bare metal for the demo and the end-to-end test.
+"""Virtual bare metal on the lab's switch, for the demo and the e2e test.
 
-Runs, each bound to 127.0.0.1, each started in the background with its pid
-recorded under the lab's state directory and stopped by that pid:
+Two lab services (``tools.lab.services``), both inside the lab's network
+namespace, started in the background with their pid recorded and stopped
+by that pid:
 
-* ``libvirtd`` with a private socket and no TCP/TLS (there is no systemd
-  here), its QEMU driver set up for a container (``qemu.conf`` settings of
-  the field notes), guests under TCG (``<domain type='qemu'>``);
-* sushy-tools' Redfish emulator driving those domains, the BMC that
-  Ironic's ``redfish`` power interface talks to;
-* a plain HTTP server for iPXE scripts (Ironic's ``[deploy] http_root``).
+* ``libvirtd`` with all its state under ``.state/libvirt``
+  (``libvirt_ns.py``: bind mounts in ``ip netns exec``'s private mount
+  namespace, no TCP/TLS, the QEMU driver set up for a container), guests
+  under TCG (``<domain type='qemu'>``);
+* sushy-tools' Redfish emulator on the namespace's 127.0.0.1, driving
+  those domains: the BMC that Ironic's ``redfish`` power interface uses.
 
-Guests are UEFI (OVMF 4M) machines with one e1000 nic on QEMU user
-networking: the host is 10.0.2.2 inside, and the DHCP answer hands iPXE
-the boot script's URL. Each guest's serial console goes to a file.
+Guests are UEFI (OVMF 4M) machines with two e1000 nics on tap devices
+that are ports of the lab's Open vSwitch (``tools.lab.labnet``): the boot
+nic first (iPXE ROM, boot order 1), then the tenant nic. The DHCP answer
+of the gateway hands iPXE ``http://10.78.0.1/boot.ipxe``. Each guest's
+serial console goes to a file.
 
-    python -m tools.lab.vmlab start|stop|status STATE_DIR
-
-(also ``python -m tools.lab start|stop libvirtd sushy http``, in
-``.state/demo/lab``).
+    python -m tools.lab start libvirtd sushy
 """
 
 import contextlib
 import json
 import os
 import re
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +44,7 @@ from xml.sax import saxutils
 from oslo_concurrency import processutils
 
 from tools import lab
+from tools.lab import libvirt_ns
 from tools.lab import service
 
 REPO = lab.REPO
@@ -54,26 +54,12 @@ OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd'
 OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd'
 OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd'
 NIC_ROM = '/usr/lib/ipxe/qemu/efi-e1000.rom'
-QEMU_CONF = '/etc/libvirt/qemu.conf'
-# What libvirtd's QEMU driver needs in a container without systemd. Its
-# first line marks the block in /etc/libvirt/qemu.conf: it keeps the module's
-# old path so that a machine that has the block does not get it twice.
-QEMU_CONF_BLOCK = """
-# --- bmi_driver demo (tests/functional/vmlab.py): no systemd, no cgroups
-user = "root"
-group = "root"
-dynamic_ownership = 0
-remember_owner = 0
-security_driver = "none"
-cgroup_controllers = [ ]
-namespaces = [ ]
-stdio_handler = "file"
-"""
-HOST_FROM_GUEST = '10.0.2.2'
 DOMAIN_PREFIX = 'bmi-lab-'
 
-DOMAIN_XML = """<domain type='qemu'
-    xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+# Nics are libvirt "ethernet" interfaces on taps that the switch owns
+# (managed='no': libvirt neither creates nor deletes them). Only the boot
+# nic has the iPXE ROM and a boot order.
+DOMAIN_XML = """<domain type='qemu'>
   <name>%(name)s</name>
   <memory unit='MiB'>%(memory)d</memory>
   <vcpu>1</vcpu>
@@ -87,27 +73,28 @@ DOMAIN_XML = """<domain type='qemu'
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
   <devices>
-    <interface type='user'>
-      <mac address='%(mac)s'/>
+    <interface type='ethernet'>
+      <mac address='%(boot_mac)s'/>
+      <target dev='%(boot_tap)s' managed='no'/>
       <model type='e1000'/>
       <rom file='%(rom)s'/>
       <boot order='1'/>
     </interface>
-    <serial type='file'>
+%(tenant_nic)s    <serial type='file'>
       <source path='%(console)s' append='on'/>
       <target port='0'/>
     </serial>
     <video><model type='none'/></video>
     <memballoon model='none'/>
   </devices>
-  <qemu:commandline>
-    <qemu:arg value='-set'/>
-    <qemu:arg value='netdev.hostnet0.bootfile=%(bootfile)s'/>
-  </qemu:commandline>
-  <qemu:capabilities>
-    <qemu:del capability='netdev.json'/>
-  </qemu:capabilities>
 </domain>
+"""
+TENANT_NIC_XML = """    <interface type='ethernet'>
+      <mac address='%(mac)s'/>
+      <target dev='%(tap)s' managed='no'/>
+      <model type='e1000'/>
+      <rom enabled='no'/>
+    </interface>
 """
 
 
@@ -180,77 +167,72 @@ class Console(object):
             time.sleep(0.5)
 
 
-class _LabService(service.Service):
-    """A daemon of the VM lab: pid in the lab directory, log in log/."""
-
-    def __init__(self, state_dir, log_dir):
-        super().__init__(state_dir)
-        self.log_dir = log_dir
-
-    @property
-    def log_path(self):
-        return os.path.join(self.log_dir, '%s.log' % self.name)
-
-    def _alive_and(self, check, *args):
-        if not self.is_running():
-            raise LabError('%s exited: see %s' % (self.name, self.log_path))
-        return check(*args)
-
-
-class Libvirtd(_LabService):
-    """libvirtd with a private socket and no TCP/TLS (no systemd here)."""
+class Libvirtd(service.Service):
+    """libvirtd inside the lab namespace, its state in ``state_dir``."""
 
     name = 'libvirtd'
 
-    def __init__(self, state_dir, log_dir, run_dir, virsh):
-        super().__init__(state_dir, log_dir)
-        self.run_dir = run_dir
-        self.virsh = virsh
+    @property
+    def pidfile(self):
+        return os.path.join(self.state_dir, 'libvirtd.pid')
+
+    @property
+    def log_path(self):
+        return os.path.join(self.state_dir, 'libvirtd.out')
+
+    @property
+    def uri(self):
+        return libvirt_ns.uri(self.state_dir)
+
+    def info(self):
+        return dict(super().info(), uri=self.uri)
 
     def start(self):
         if self.is_running():
             return
-        _ensure_qemu_conf()
-        os.makedirs(self.run_dir, exist_ok=True)
-        conf = os.path.join(self.state_dir, 'libvirtd.conf')
-        with open(conf, 'w') as f:
-            f.write('unix_sock_dir = "%s"\n'
-                    'unix_sock_rw_perms = "0700"\n'
-                    'auth_unix_ro = "none"\n'
-                    'auth_unix_rw = "none"\n'
-                    'log_outputs = "3:file:%s"\n'
-                    % (self.run_dir,
-                       os.path.join(self.log_dir, 'libvirtd-daemon.log')))
-        # No --listen: libvirtd serves its unix sockets only (no TCP/TLS).
-        self.spawn(['libvirtd', '-f', conf, '-p',
-                    os.path.join(self.run_dir, 'libvirtd.pid')])
-        _wait(lambda: self._alive_and(self._virsh_ok), 30, what='libvirtd')
+        libvirt_ns.start(self.netns, self.state_dir)
+        _wait(lambda: self.check_alive() and self._virsh_ok(), 30,
+              what='libvirtd')
+        self.log('libvirtd in %s, %s', self.netns, self.uri)
 
     def _virsh_ok(self):
         try:
-            self.virsh('version')
+            processutils.execute('virsh', '-q', '-c', self.uri, 'version')
             return True
         except processutils.ProcessExecutionError:
             return False
 
+    def stop(self):
+        if self.is_running():
+            lab = Lab(self.uri, None, self.state_dir)
+            try:
+                for name in lab.domains():
+                    lab.remove_vm(name)
+            finally:
+                super().stop()
 
-class Sushy(_LabService):
+
+class Sushy(service.Service):
     """sushy-tools' Redfish emulator (libvirt driver) on 127.0.0.1."""
 
     name = 'sushy'
 
-    def __init__(self, state_dir, log_dir, port, libvirt_uri):
-        super().__init__(state_dir, log_dir)
-        self.port = port
+    def __init__(self, state_dir, libvirt_uri, port=None, netns=None):
+        super().__init__(state_dir, netns=netns)
+        self.port = int(port or os.environ.get('BMI_SUSHY_PORT', 8000))
         self.libvirt_uri = libvirt_uri
 
     @property
     def url(self):
         return 'http://127.0.0.1:%d' % self.port
 
+    def info(self):
+        return dict(super().info(), url=self.url)
+
     def start(self):
         if self.is_running():
             return
+        os.makedirs(self.state_dir, exist_ok=True)
         conf = os.path.join(self.state_dir, 'sushy.conf')
         with open(conf, 'w') as f:
             f.write('SUSHY_EMULATOR_LISTEN_IP = %r\n'
@@ -266,113 +248,39 @@ class Sushy(_LabService):
                        OVMF_VARS, OVMF_VARS_MS))
         self.spawn([os.path.join(VENV_BIN, 'sushy-emulator'),
                     '--config', conf])
-        _wait(lambda: self._alive_and(_http_ok, self.url + '/redfish/v1/'),
-              30, what='sushy-emulator on %s' % self.url)
-
-
-class HttpBoot(_LabService):
-    """A plain HTTP server for iPXE files (Ironic's [deploy] http_root)."""
-
-    name = 'http'
-
-    def __init__(self, state_dir, log_dir, port, root):
-        super().__init__(state_dir, log_dir)
-        self.port = port
-        self.root = root
-
-    def start(self):
-        if self.is_running():
-            return
-        os.makedirs(self.root, exist_ok=True)
-        self.spawn([sys.executable, '-m', 'http.server',
-                    '--bind', '127.0.0.1', '--directory', self.root,
-                    str(self.port)])
-        _wait(lambda: self._alive_and(
-            _http_ok, 'http://127.0.0.1:%d/' % self.port),
-            15, what='HTTP server on port %d' % self.port)
+        _wait(lambda: self.check_alive() and _http_ok(
+            self.url + '/redfish/v1/'), 30,
+            what='sushy-emulator on %s' % self.url)
+        self.log('Redfish on %s', self.url)
 
 
 class Lab(object):
-    """libvirtd + sushy-emulator + an HTTP server, in ``state_dir``."""
+    """The VMs of the lab: libvirt domains, their consoles, Redfish.
 
-    def __init__(self, state_dir, sushy_port=None, http_port=None,
-                 http_root=None):
+    ``libvirt_uri`` and ``redfish_url`` are those of the lab's libvirtd
+    and sushy services (``from_services``); ``state_dir`` keeps the
+    domains' XML, NVRAM and consoles.
+    """
+
+    def __init__(self, libvirt_uri, redfish_url, state_dir):
+        self.uri = libvirt_uri
+        self.redfish_url = redfish_url
         self.state_dir = os.path.abspath(state_dir)
-        self.sushy_port = int(sushy_port or
-                              os.environ.get('BMI_SUSHY_PORT', 8000))
-        self.http_port = int(http_port or
-                             os.environ.get('BMI_DEMO_HTTP_PORT', 8089))
-        self.http_root = http_root or os.path.join(self.state_dir, 'http')
-        self.run_dir = os.path.join(self.state_dir, 'libvirt')
-        self.log_dir = os.path.join(self.state_dir, 'log')
-        self.socket = os.path.join(self.run_dir, 'libvirt-sock')
-        self.uri = 'qemu:///system?socket=%s' % self.socket
-        # In start order; stopped in reverse.
-        self.services = [
-            Libvirtd(self.state_dir, self.log_dir, self.run_dir,
-                     lambda *a: self.virsh(*a)),
-            Sushy(self.state_dir, self.log_dir, self.sushy_port, self.uri),
-            HttpBoot(self.state_dir, self.log_dir, self.http_port,
-                     self.http_root),
-        ]
+        for d in ('nvram', 'console'):
+            os.makedirs(os.path.join(self.state_dir, d), exist_ok=True)
 
-    def service(self, name):
-        return {s.name: s for s in self.services}[name]
+    @classmethod
+    def from_services(cls, env, state_dir):
+        """The Lab of services.json's running libvirtd and sushy.
 
-    def _pid(self, name):
-        return self.service(name).pid()
-
-    def url(self, path=''):
-        """URL of the HTTP server as guests see it."""
-        return 'http://%s:%d/%s' % (HOST_FROM_GUEST, self.http_port, path)
-
-    @property
-    def redfish_url(self):
-        return 'http://127.0.0.1:%d' % self.sushy_port
-
-    # -- start / stop ----------------------------------------------------
-    def start(self, names=None):
-        """Start the lab's daemons (or those ``names``)."""
-        for d in (self.state_dir, self.run_dir, self.log_dir, self.http_root,
-                  os.path.join(self.state_dir, 'nvram'),
-                  os.path.join(self.state_dir, 'console')):
-            os.makedirs(d, exist_ok=True)
-        for svc in self.services:
-            if names is None or svc.name in names:
-                svc.start()
-        self._write_env()
-
-    def stop(self, names=None):
-        """Stop what the lab started (or those ``names``).
-
-        Safe to call twice. Stopping libvirtd first removes the lab's
-        guests.
+        :raises: LabError naming the service that does not run.
         """
-        errors = []
-        names = names or [s.name for s in self.services]
-        if 'libvirtd' in names and self._pid('libvirtd') is not None:
-            try:
-                for name in self.domains():
-                    self.remove_vm(name)
-            except Exception as e:  # still stop the daemons
-                errors.append('removing domains: %s' % e)
-        for svc in reversed(self.services):
-            if svc.name in names:
-                svc.stop()
-        if not any(s.is_running() for s in self.services):
-            try:
-                os.unlink(os.path.join(self.state_dir, 'env.json'))
-            except FileNotFoundError:
-                pass
-        if errors:
-            raise LabError('; '.join(errors))
-
-    def _write_env(self):
-        with open(os.path.join(self.state_dir, 'env.json'), 'w') as f:
-            json.dump({'libvirt_uri': self.uri,
-                       'redfish_url': self.redfish_url,
-                       'http_root': self.http_root,
-                       'http_url': self.url().rstrip('/')}, f, indent=2)
+        svcs = env.get('services', {})
+        for name in ('libvirtd', 'sushy'):
+            if not svcs.get(name, {}).get('running'):
+                raise LabError('the lab service %s is not running: start '
+                               'it with `python -m tools.lab start`' % name)
+        return cls(svcs['libvirtd']['uri'], svcs['sushy']['url'], state_dir)
 
     # -- guests ----------------------------------------------------------
     def virsh(self, *args):
@@ -389,23 +297,31 @@ class Lab(object):
         return Console(os.path.join(self.state_dir, 'console',
                                     '%s.log' % name))
 
-    def define_vm(self, name, mac, bootfile, memory_mib=384):
+    def define_vm(self, name, boot_nic, tenant_nic=None, memory_mib=384):
         """Define (not start) a guest; return its libvirt UUID.
 
-        ``bootfile``: the URL the DHCP answer hands iPXE.
+        ``boot_nic``, ``tenant_nic``: (MAC, tap device) pairs; the taps
+        are switch ports already (``labnet``).
         """
         if not name.startswith(DOMAIN_PREFIX):
             raise LabError('guest names start with %s' % DOMAIN_PREFIX)
-        if not re.match(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$', mac):
-            raise LabError('bad MAC address %r' % mac)
+        for nic in (boot_nic, tenant_nic):
+            if nic is not None and not re.match(
+                    r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$', nic[0]):
+                raise LabError('bad MAC address %r' % (nic[0],))
         esc = saxutils.escape
+        tenant = ''
+        if tenant_nic:
+            tenant = TENANT_NIC_XML % {'mac': tenant_nic[0],
+                                       'tap': esc(tenant_nic[1])}
         xml = DOMAIN_XML % {
-            'name': esc(name), 'memory': memory_mib, 'mac': mac,
+            'name': esc(name), 'memory': memory_mib,
+            'boot_mac': boot_nic[0], 'boot_tap': esc(boot_nic[1]),
+            'tenant_nic': tenant,
             'ovmf_code': OVMF_CODE, 'ovmf_vars': OVMF_VARS,
             'nvram': os.path.join(self.state_dir, 'nvram',
                                   '%s_VARS.fd' % name),
-            'rom': NIC_ROM, 'console': self.console(name).path,
-            'bootfile': esc(bootfile, {"'": '&apos;'})}
+            'rom': NIC_ROM, 'console': self.console(name).path}
         path = os.path.join(self.state_dir, '%s.xml' % name)
         with open(path, 'w') as f:
             f.write(xml)
@@ -449,35 +365,3 @@ class Lab(object):
                      {'Boot': {'BootSourceOverrideTarget': target,
                                'BootSourceOverrideEnabled': 'Continuous',
                                'BootSourceOverrideMode': mode}})
-
-
-def _ensure_qemu_conf():
-    with open(QEMU_CONF) as f:
-        if QEMU_CONF_BLOCK.strip().splitlines()[0] in f.read():
-            return
-    with open(QEMU_CONF, 'a') as f:
-        f.write(QEMU_CONF_BLOCK)
-
-
-def main(argv):
-    if len(argv) != 3 or argv[1] not in ('start', 'stop', 'status'):
-        print('usage: python -m tools.lab.vmlab start|stop|status '
-              'STATE_DIR', file=sys.stderr)
-        return 2
-    lab = Lab(argv[2])
-    if argv[1] == 'start':
-        lab.start()
-        print(json.dumps({'libvirt_uri': lab.uri,
-                          'redfish_url': lab.redfish_url,
-                          'http_root': lab.http_root,
-                          'http_url': lab.url()}))
-    elif argv[1] == 'stop':
-        lab.stop()
-    else:
-        for name in ('libvirtd', 'sushy', 'http'):
-            print('%s: %s' % (name, lab._pid(name) or 'stopped'))
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main(sys.argv))
