@@ -70,7 +70,9 @@ for bin in /bin/busybox /usr/sbin/iscsistart; do
         "tools/install-deps.sh demo" >&2; exit 1; }
 done
 pkgver() { dpkg-query -W -f='${Version}' "$1"; }
-inputs="$(sha256sum "$0" | cut -c1-16) $kernel_pkg \
+scripts_sum=$(cat "$0" "$here/tools/demo/guest-probe.sh" | sha256sum |
+    cut -c1-16)
+inputs="$scripts_sum $kernel_pkg \
 busybox-static=$(pkgver busybox-static) open-iscsi=$(pkgver open-iscsi)"
 built=$(cat "$image.inputs" 2>/dev/null || true)
 if [ -s "$image" ] && [ "$built" = "$inputs" ]; then
@@ -209,16 +211,39 @@ chmod +x "$ird/init"
 rootd=$work/root
 mkdir -p "$rootd"/{bin,sbin,dev,proc,sys,tmp,etc,var/lib/bmi/nodes}
 cp /bin/busybox "$rootd/bin/busybox"
-for a in sh cat echo ls mount sync poweroff date sleep; do
-    ln -s busybox "$rootd/bin/$a"
+for a in $(/bin/busybox --list); do
+    [ "$a" = busybox ] || ln -s busybox "$rootd/bin/$a"
 done
+# The probes (guest-probe.sh) log in to targets with iscsistart.
+mkdir -p "$rootd/sbin" "$rootd/etc/iscsi" "$rootd/var/lib/iscsi" \
+    "$rootd/run/lock/iscsi"
+cp /usr/sbin/iscsistart "$rootd/sbin/iscsistart"
+ldd /usr/sbin/iscsistart | awk '/=> \// {print $3} /^[ \t]*\// {print $1}' |
+while read -r lib; do
+    mkdir -p "$rootd/$(dirname "$lib")"
+    cp -L "$lib" "$rootd/$lib"
+done
+cp "$here/tools/demo/guest-probe.sh" "$rootd/sbin/bmi-probe"
+chmod +x "$rootd/sbin/bmi-probe"
 echo "bmi-demo golden image, kernel $kver" > "$rootd/etc/bmi-release"
 cat > "$rootd/sbin/init" <<'EOF'
 #!/bin/busybox sh
 # bmi demo OS: runs from the node's iSCSI LUN (its COW clone in Ceph).
-export PATH=/bin
+export PATH=/bin:/sbin
 node=${BMI_NODE:-unknown}
 echo "BMI-BOOT-OK node=$node"
+mount -t tmpfs tmpfs /tmp
+# A probe plan on the config drive (LUN 2: a disk whose first bytes are
+# "BMI-PLAN"): run the probes and stay up for the peers' probes until
+# Ironic powers the node off.
+for dev in /dev/sd?; do
+    [ -b "$dev" ] || continue
+    head -c 4096 "$dev" 2>/dev/null | tr -d '\000' > /tmp/plan
+    if [ "$(head -c 8 /tmp/plan)" = BMI-PLAN ]; then
+        bmi-probe /tmp/plan
+        while :; do sleep 3600; done
+    fi
+done
 for f in /var/lib/bmi/nodes/*; do
     [ -f "$f" ] || continue
     [ "${f##*/}" = "$node" ] && continue
