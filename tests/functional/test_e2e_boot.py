@@ -10,21 +10,24 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""End to end: real VMs boot from COW clones of a golden image.
+"""End to end: real VMs on a real switch boot from COW clones.
 
-Nothing is faked but the hardware: TCG virtual machines (libvirt), powered
-through sushy-tools' Redfish emulator, network-boot with iPXE over QEMU
-user networking, sanboot their clone exported by the shared tgtd, and run
-the demo image's OS (tools/demo/build-image.sh) from it. The OS prints
-``BMI-BOOT-OK node=<name>`` and ``BMI-FOUND <name>`` for files earlier
-nodes wrote on its disk. A failing test carries the VM consoles.
+Nothing is faked but the hardware: TCG virtual machines (libvirt inside the
+lab's network namespace) with two nics on Open vSwitch ports, powered
+through sushy-tools' Redfish emulator, network-boot with iPXE from the
+gateway's dnsmasq and nginx, sanboot their clone exported by the shared
+tgtd on the gateway's address, and run the demo image's OS
+(tools/demo/build-image.sh). The real HIL (its ovs driver) moves the
+switch ports onto VLANs. A failing test carries the VM consoles.
 
 * ``SanbootTest``: the storage path alone: library clone -> tgt export
   (CHAP, initiator ACL) -> iPXE ``sanhook``/``sanboot`` as Ironic's template
-  does it; then ``snapshot_node`` and a second node from the snapshot.
-* ``IronicBootTest``: the demo's scenario through Ironic (e2e.Scenario).
-
-The VM lab, the scenario and the services are ``tools.lab``'s.
+  does it; then ``snapshot_node`` and a second node from the snapshot. The
+  boot port is put on the provisioning VLAN directly (no Ironic, no HIL
+  node).
+* ``IronicBootTest``: the demo's scenarios through Ironic and the real
+  HIL (e2e.TenantScenario: two projects probe each other; e2e.Scenario:
+  deploy, snapshot, deploy from the snapshot).
 """
 
 import os
@@ -37,12 +40,11 @@ from bmi_driver.storage.ceph import library as images
 from bmi_driver.storage.export import manager as export
 from tests.functional import base
 from tools.lab import e2e
-from tools.lab import hil_emulator
-from tools.lab import ironic as lab_ironic
+from tools.lab import labnet
 from tools.lab import state as lab_state
 from tools.lab import vmlab
 
-BOOT_TIMEOUT = 240
+BOOT_TIMEOUT = 300
 PROJECT = 'e2e'
 
 
@@ -56,31 +58,17 @@ def demo_image():
 
 
 class LabTestCase(base.FunctionalTestCase):
-    """Runs the VM lab for the test's class; attaches consoles on failure."""
-
-    http_root = None
+    """The lab's VMs and network; attaches consoles on failure."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.image_path = demo_image()
-        env = base.load_env()
-        cls.lab = vmlab.Lab(os.path.join(env['state_dir'], 'e2e-lab'),
-                            http_root=cls.lab_http_root(env))
-        try:
-            cls.lab.start()
-        except Exception:
-            cls.lab.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.lab.stop()
-        super().tearDownClass()
-
-    @classmethod
-    def lab_http_root(cls, env):
-        return None
+        cls.services = base.load_env()
+        cls.lab = vmlab.Lab.from_services(
+            cls.services, os.path.join(cls.services['state_dir'],
+                                       'e2e-lab'))
+        cls.net = e2e.LabNet(cls.services)
 
     def setUp(self):
         super().setUp()
@@ -92,10 +80,12 @@ class LabTestCase(base.FunctionalTestCase):
             console = self.lab.console(vm)
             self.addDetail('console %s' % vm, content.text_content(
                 '\n'.join(console.text().splitlines()[-60:])))
-        for name in ('libvirtd-daemon', 'sushy'):
-            path = os.path.join(self.lab.log_dir, '%s.log' % name)
+        for path in (os.path.join(self.services['state_dir'], 'sushy',
+                                  'sushy.log'),
+                     os.path.join(self.services['state_dir'], 'gateway',
+                                  'dnsmasq.log')):
             if os.path.exists(path):
-                self.addDetail('%s.log' % name, content.text_content(
+                self.addDetail(os.path.basename(path), content.text_content(
                     _tail(path, 30)))
 
 
@@ -118,35 +108,47 @@ class SanbootTest(LabTestCase):
         self.mgr = export.ExportManager(library=self.lib)
         self.mgr.check()
         self.tag = uuid.uuid4().hex[:8]
+        self.http_root = self.services['services']['http']['root']
 
-    def boot(self, name, image_uuid, mac):
+    def boot(self, name, image_uuid, index):
         """Clone, export and sanboot ``image_uuid`` as node ``name``."""
+        node = e2e.Node(name, PROJECT, index, 0xb5)
         node_uuid = str(uuid.uuid4())
-        initiator = '%s:%s' % (e2e.INITIATOR_PREFIX, name)
         self.lib.clone_for_node(node_uuid, image_uuid, project=PROJECT)
         self.addCleanup(self.lib.remove_node_disk, node_uuid)
-        node_export = self.mgr.export_node(node_uuid, initiator_iqn=initiator)
+        node_export = self.mgr.export_node(node_uuid,
+                                           initiator_iqn=node.initiator)
         self.addCleanup(self.mgr.unexport_node, node_uuid)
         self.assertIsNotNone(node_export.chap_secret)
 
-        vm = vmlab.DOMAIN_PREFIX + name
-        script = e2e.sanboot_script(node_export, initiator)
-        script_path = os.path.join(self.lab.http_root, '%s.ipxe' % vm)
+        # What the gateway's boot.ipxe chains to for this MAC.
+        script = e2e.sanboot_script(node_export, node.initiator)
+        cfg_dir = os.path.join(self.http_root, 'pxelinux.cfg')
+        os.makedirs(cfg_dir, exist_ok=True)
+        script_path = os.path.join(cfg_dir, node.mac.replace(':', '-'))
         with open(script_path, 'w') as f:
             f.write(script)
         self.addCleanup(os.unlink, script_path)
-        vm_uuid = self.lab.define_vm(vm, mac, self.lab.url('%s.ipxe' % vm))
-        self.vms.append(vm)
-        self.addCleanup(self.lab.remove_vm, vm)
-        console = self.lab.console(vm)
+        self.net.add_ports(node)
+        self.addCleanup(self._del_ports, node)
+        self.net.switch.set_tag(node.boot_port,
+                                self.net.vlan(labnet.PROVISIONING_NETWORK))
+        vm_uuid = self.lab.define_vm(node.vm, (node.mac, node.boot_port))
+        self.vms.append(node.vm)
+        self.addCleanup(self.lab.remove_vm, node.vm)
+        console = self.lab.console(node.vm)
         offset = console.size()
         self.lab.set_boot(vm_uuid, 'Pxe', 'UEFI')
         self.lab.power(vm_uuid, 'On')
         marker = console.wait_for(e2e.MARKER_RE, offset, BOOT_TIMEOUT)
         self.assertEqual(name, marker.group(1))
-        vmlab._wait(lambda: self.lab.vm_state(vm) == 'shut off', 60,
-                    what='%s to power itself off' % vm)
+        vmlab._wait(lambda: self.lab.vm_state(node.vm) == 'shut off', 60,
+                    what='%s to power itself off' % node.vm)
         return node_uuid, console.lines(offset)
+
+    def _del_ports(self, node):
+        for port in node.ports.values():
+            self.net.switch.del_port(port)
 
     def test_clone_boots_and_its_snapshot_keeps_the_file(self):
         golden = self.lib.import_file(self.image_path,
@@ -154,7 +156,7 @@ class SanbootTest(LabTestCase):
                                       project=PROJECT)
         self.addCleanup(self.lib.delete, golden.uuid)
         first = 'e2e-san-%s-1' % self.tag
-        node1, lines1 = self.boot(first, golden.uuid, '52:54:00:b3:03:01')
+        node1, lines1 = self.boot(first, golden.uuid, 1)
         self.assertEqual([], [ln for ln in lines1
                               if ln.startswith('BMI-FOUND')])
 
@@ -162,70 +164,19 @@ class SanbootTest(LabTestCase):
                                       project=PROJECT)
         self.addCleanup(self.lib.delete, snap.uuid)
         second = 'e2e-san-%s-2' % self.tag
-        _node2, lines2 = self.boot(second, snap.uuid, '52:54:00:b3:03:02')
+        _node2, lines2 = self.boot(second, snap.uuid, 2)
         self.assertIn('BMI-FOUND %s' % first, lines2)
 
 
 class IronicBootTest(LabTestCase):
-    """The demo's scenario through Ironic.
-
-    The test runs an Ironic all-in-one (tools.lab.ironic, with
-    tools/demo/ironic-demo.conf) and a HIL test server seeded with the
-    e2e nodes (tools.lab.hil_emulator, tools/demo/hil-seed.json) of its own,
-    on ports of their own, next to the shared Ceph and tgtd; both are
-    stopped by pid when the class is done.
-    """
-
-    EXTRA_CONF = os.path.join(vmlab.REPO, 'tools', 'demo',
-                              'ironic-demo.conf')
-    HIL_SEED = os.path.join(vmlab.REPO, 'tools', 'demo', 'hil-seed.json')
-    IRONIC_PORT = os.environ.get('BMI_E2E_IRONIC_PORT', '6395')
-    HIL_PORT = os.environ.get('BMI_E2E_HIL_PORT', '7095')
-    MACS = ('52:54:00:b3:02:01', '52:54:00:b3:02:02')
-
-    @classmethod
-    def setUpClass(cls):
-        env = base.load_env()
-        cls.ironic_dir = os.path.join(env['state_dir'], 'e2e-ironic')
-        cls.hil_dir = os.path.join(env['state_dir'], 'e2e-hil')
-        cls.hil = hil_emulator.HILEmulator(cls.hil_dir, port=cls.HIL_PORT,
-                                           seed=cls.HIL_SEED)
-        cls.aio = lab_ironic.IronicAIO(
-            cls.ironic_dir,
-            services_json=os.path.join(env['state_dir'], 'services.json'),
-            port=cls.IRONIC_PORT, hil_url=cls.hil.url,
-            extra_conf=[cls.EXTRA_CONF])
-        try:
-            cls.hil.start()
-            cls.aio.start()
-            cls.ironic_env = lab_state.read_env(cls.ironic_dir, 'Ironic')
-            cls.hil_env = lab_state.read_env(cls.hil_dir, 'HIL')
-            super().setUpClass()
-        except Exception:
-            cls._stop_services()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls._stop_services()
-
-    @classmethod
-    def _stop_services(cls):
-        try:
-            cls.aio.stop()
-        finally:
-            cls.hil.stop()
-
-    @classmethod
-    def lab_http_root(cls, env):
-        return cls.ironic_env['http_root']
+    """The demo's scenarios through the lab's Ironic and the real HIL."""
 
     def setUp(self):
         super().setUp()
-        self.bmi_conf = os.path.join(self.ironic_dir, 'bmi.conf')
+        self.ironic_env = lab_state.read_env(self.services['ironic_state'],
+                                             'Ironic')
+        self.bmi_conf = os.path.join(self.services['ironic_state'],
+                                     'bmi.conf')
         self.progress = []
         self.addDetail('progress', content.Content(
             content.UTF8_TEXT,
@@ -236,19 +187,35 @@ class IronicBootTest(LabTestCase):
         self.addDetail('ironic.log', content.text_content(
             _tail(self.ironic_env['log'], 60)))
 
-    def test_deploy_snapshot_deploy_from_snapshot_undeploy(self):
-        scenario = e2e.Scenario(
-            self.lab, self.ironic_env['url'], self.bmi_conf,
-            self.hil_env['url'], self.image_path, prefix='e2e',
-            macs=self.MACS, project=PROJECT,
+    def scenario(self, cls, prefix, mac_byte, **kwargs):
+        scenario = cls(
+            self.lab, self.ironic_env['url'], self.bmi_conf, self.net,
+            self.image_path, prefix=prefix, mac_byte=mac_byte,
             reporter=e2e.Reporter(out=self.progress.append),
-            boot_timeout=BOOT_TIMEOUT)
+            boot_timeout=BOOT_TIMEOUT, **kwargs)
         self.vms = [n.vm for n in scenario.nodes]
         self.addCleanup(self._cleanup, scenario)
+        return scenario
+
+    def test_deploy_snapshot_deploy_from_snapshot_undeploy(self):
+        scenario = self.scenario(e2e.Scenario, 'e2e', 0xb6, project=PROJECT)
         scenario.run()
         first, second = scenario.nodes
         self.assertIsNotNone(first.to_marker)
         self.assertIn('BMI-FOUND %s' % first.name, second.lines)
+        self.progress.extend(scenario.summary())
+
+    def test_tenant_networks_isolate_projects(self):
+        scenario = self.scenario(e2e.TenantScenario, 'e2t', 0xb7)
+        scenario.run()
+        lines = scenario.probe_lines()
+        # 4 nodes x 3 peers, each as expected; both outcomes present.
+        self.assertEqual(12, len(lines))
+        for line, ok in lines:
+            self.assertTrue(ok, line)
+        text = '\n'.join(line for line, _ok in lines)
+        self.assertIn('expected reachable, seen reachable', text)
+        self.assertIn('expected blocked, seen blocked', text)
         self.progress.extend(scenario.summary())
 
     def _cleanup(self, scenario):

@@ -31,6 +31,7 @@ import requests
 from bmi_driver import exception
 from bmi_driver.network import hil_client
 from tests.functional import base
+from tools.lab import e2e
 from tools.lab import hil_emulator
 from tools.lab import state as lab_state
 
@@ -203,12 +204,46 @@ class TestClient(HILProcessTestCase):
                          client.get_node('n1')['nics'][0]['networks'])
 
 
-class TestSharedServer(base.FunctionalTestCase):
-    """The HIL test server the lab starts for the other tests."""
+class TestRealHIL(base.FunctionalTestCase):
+    """The plugin's client against the real HIL and the lab's switch.
 
-    def test_answers(self):
-        env = lab_state.read_env(self.env['hil_state'], 'The HIL server')
-        os.kill(env['pid'], 0)
-        self.config(url=env['url'], auth_type='none', connect_retries=0,
-                    group='hil')
-        self.assertIsInstance(hil_client.get_client().list_nodes(), list)
+    As the lab's non-admin HIL user; HIL 8c6de221's ovs driver.
+    """
+
+    def setUp(self):
+        super().setUp()
+        hil = lab_state.read_env(self.env['hil_state'], 'HIL')
+        with open(hil['user_password_file']) as f:
+            password = f.read().strip()
+        self.config(url=hil['url'], auth_type='http_basic',
+                    username=hil['user'], password=password,
+                    connect_retries=0, group='hil')
+        self.net = e2e.LabNet(self.env)
+        self.node = e2e.Node(self.unique('hilc'), 'tenant-a', 1, 0xb8)
+        self.net.add_ports(self.node)
+        self.net.register(self.node)
+        self.addCleanup(self._unregister)
+        self.network = self.unique('hilc-net')
+        self.vlan = self.net.create_network(self.network, 'tenant-a')
+        self.addCleanup(self.net.delete_network, self.network)
+
+    def _unregister(self):
+        self.assertEqual([], self.net.unregister(self.node))
+
+    def test_connect_moves_the_switch_port_and_detach_frees_it(self):
+        client = hil_client.get_client()
+        port = self.node.tenant_port
+        self.assertEqual((None, []), self.net.switch.tenant_vlans(port))
+        client.connect_network(self.node.name, 'tenant', self.network)
+        self.assertEqual({'vlan/native': self.network},
+                         self.net.node_networks(self.node)['tenant'])
+        self.assertEqual((self.vlan, []),
+                         self.net.switch.tenant_vlans(port))
+        # Connecting again is a no-op, as the client promises.
+        client.connect_network(self.node.name, 'tenant', self.network)
+        client.detach_network(self.node.name, 'tenant', self.network)
+        self.assertEqual({}, self.net.node_networks(self.node)['tenant'])
+        self.assertEqual((None, []), self.net.switch.tenant_vlans(port))
+        # The guard VLAN stays: the port never trunks all VLANs.
+        _tag, trunks = self.net.switch.port_vlans(port)
+        self.assertEqual(1, len(trunks))

@@ -33,8 +33,8 @@ from tools.lab import state as lab_state
 
 def in_lab_netns(argv):
     """Re-run ``python -m tools.lab ARGV`` inside the lab's namespace."""
-    os.execvp('ip', netns.cmd(labnet.NETNS, [sys.executable, '-m',
-                                            'tools.lab'] + list(argv)))
+    cmd = [sys.executable, '-m', 'tools.lab'] + list(argv)
+    os.execvp('ip', netns.cmd(labnet.NETNS, cmd))
 
 
 def main(argv=None):

@@ -131,8 +131,11 @@ def bmi_conf(env, bmi_state_path, hil=None):
 
 
 def hil_options(hil):
-    """``[hil]``: the URL and keystoneauth1's http_basic (HIL's database
-    auth) for ``hil['username']``, else auth_type none."""
+    """The ``[hil]`` options of the plugin.
+
+    The URL and keystoneauth1's http_basic (HIL's database auth) for
+    ``hil['username']``, else auth_type none.
+    """
     if not hil.get('username'):
         return [('url', hil['url']), ('auth_type', 'none')]
     return [('url', hil['url']), ('auth_type', 'http_basic'),

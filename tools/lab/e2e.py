@@ -10,25 +10,37 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""The end-to-end path: VMs boot from cloned golden images through Ironic.
+"""The end-to-end path: VMs on the lab's switch boot through Ironic.
 
 Shared by ``make demo`` (``python -m tools.lab.e2e``, driven by
-tools/demo.sh) and ``tests/functional/test_e2e_boot.py``:
+tools/demo.sh, inside the lab's namespace) and
+``tests/functional/test_e2e_boot.py``. Two scenarios:
 
-1. import the demo's golden image with ``bmi-manage image import``;
-2. define two VMs in the lab (``vmlab``) and enroll them as Ironic nodes:
-   ``bmi`` hardware type, ``redfish`` power through sushy-tools, the
-   ``iscsi_boot`` capability, a port with the VM's MAC, an ``iqn`` volume
-   connector whose name ends with the node name (the OS reads it from the
-   iBFT);
-3. ``baremetal node deploy`` node 1, wait for ACTIVE and for the OS's
-   ``BMI-BOOT-OK`` marker on the VM's serial console;
-4. snapshot node 1's disk (vendor passthru ``snapshot``) into a new golden
-   image and deploy node 2 from it: its OS prints ``BMI-FOUND <node 1>``,
-   the file node 1 wrote;
-5. undeploy both and check that no clone, iSCSI target, HIL attachment or
-   VolumeTarget is left;
-6. remove what it created (nodes, images, VMs), also when a step failed.
+``TenantScenario`` (issue 10): two HIL projects, two VMs each, deployed
+at once through Ironic with the ``hil`` network interface; each node's
+second nic joins its project's tenant network (``vlan/native``), all four
+on the same subnet so that only the VLANs separate them. Each node's
+config drive is a probe plan (doc/probes.md): it pings its peer (expected
+reachable) and both nodes of the other project (expected blocked). The
+scenario prints ``PROBE <from> -> <to> tenant-net: expected X, seen Y``
+per probe, checks that the switch agrees with HIL (each port's tag and
+trunks, minus its guard VLAN, are the VLANs of the HIL networks on that
+nic), undeploys, and checks that every port is on no VLAN and HIL shows
+no attachment.
+
+``Scenario`` (the snapshot path): node 1 deploys from the golden image
+and writes a file; its disk is snapshotted (vendor passthru) into a new
+golden image; node 2 deploys from it and finds the file; both undeploy
+and nothing is left (clone, iSCSI target, HIL attachment, VolumeTarget).
+
+Both enroll their VMs the same way: each VM has a boot nic and a tenant
+nic, taps that are switch ports with their guard VLAN; HIL's admin
+registers the node, its two nics and their cabling to those ports and
+allocates the node to its project; Ironic gets the node (``bmi``
+hardware, ``redfish`` power through sushy-tools, lessee and owner = the
+project) with a port per MAC (only the boot one ``pxe_enabled``) and an
+``iqn`` volume connector. Everything created is removed at the end, also
+when a step failed.
 
 Over 500 lines because it is one story told in order (the steps, their
 checks, the clean-up, the summary and the demo's entry point): split, a
@@ -36,14 +48,15 @@ reader would have to jump between files to follow one deploy.
 """
 
 import argparse
+import base64
 import contextlib
+import gzip
 import json
 import os
 import re
 import signal
 import sys
 import time
-import urllib.request
 import uuid
 
 from ironicclient import client as ironic_client
@@ -52,31 +65,41 @@ from oslo_concurrency import processutils
 
 from bmi_driver.conf import CONF
 from bmi_driver.storage.ceph import library as images
+from tools.lab import hil_real
+from tools.lab import labnet
 from tools.lab import state as lab_state
+from tools.lab import switch
 from tools.lab import vmlab
 
 REPO = vmlab.REPO
 BAREMETAL = os.path.join(vmlab.VENV_BIN, 'baremetal')
 BMI_MANAGE = os.path.join(vmlab.VENV_BIN, 'bmi-manage')
 INITIATOR_PREFIX = 'iqn.2026-11.org.massopen.bmi.initiator'
-PROVISIONING_NETWORK = 'bmi-provisioning'
+PROVISIONING_NETWORK = labnet.PROVISIONING_NETWORK
+BOOT_NIC, TENANT_NIC = 'boot', 'tenant'
 MARKER_RE = r'^BMI-BOOT-OK node=(\S+)\s*$'
 FOUND_RE = r'^BMI-FOUND (\S+)\s*$'
+PROBE_RE = (r'^BMI-PROBE (\S+) -> (\S+) (\S+) (reachable|blocked)\s*$')
+PROBES_DONE_RE = r'^BMI-PROBES-DONE node=(\S+)\s*$'
+TENANT_SUBNET = '10.79.0.%d/24'
+# Per probe, in the guest: long enough for the slowest peer to boot
+# (four TCG guests on two cores), since a reachable probe waits for it.
+PROBE_TIMEOUT = 150
 
 
 def sanboot_script(node_export, initiator_iqn):
     """The iPXE script Ironic's template renders for an iSCSI boot volume.
 
-    The guest reaches the portal's port on the host as 10.0.2.2.
+    The guest reaches the portal on the gateway (10.78.0.1).
     """
-    port = node_export.portal.rsplit(':', 1)[1]
+    host, port = node_export.portal.rsplit(':', 1)
     lines = ['#!ipxe']
     if node_export.chap_username:
         lines += ['set username %s' % node_export.chap_username,
                   'set password %s' % node_export.chap_secret]
     lines += ['set initiator-iqn %s' % initiator_iqn,
               'sanhook --drive 0x80 iscsi:%s::%s:1:%s || goto fail'
-              % (vmlab.HOST_FROM_GUEST, port, node_export.target_iqn),
+              % (host, port, node_export.target_iqn),
               'sanboot --no-describe || goto fail',
               ':fail',
               'echo BMI-BOOT-FAIL iPXE could not sanboot %s'
@@ -125,6 +148,10 @@ class Reporter(object):
     def detail(self, text):
         self.out('           %s' % text)
 
+    def line(self, text):
+        """A line as is (the PROBE lines the test and the demo assert)."""
+        self.out(text)
+
     @contextlib.contextmanager
     def step(self, name):
         start = time.monotonic()
@@ -141,53 +168,206 @@ class Reporter(object):
         self.say('%s: ok (%.1fs)' % (name, took))
 
 
+def _mac(prefix_byte, index, nic):
+    return '52:54:00:%02x:%02x:%02x' % (prefix_byte, index, nic)
+
+
 class Node(object):
-    def __init__(self, name, mac):
+    """A VM: two nics on switch ports, a HIL node, an Ironic node."""
+
+    def __init__(self, name, project, index, mac_byte, tenant_ip=None):
         self.name = name
-        self.mac = mac
+        self.project = project
+        self.mac = _mac(mac_byte, index, 1)          # boot nic
+        self.tenant_mac = _mac(mac_byte, index, 2)
+        # Tap names: at most 15 characters (IFNAMSIZ).
+        short = '%02x%02x' % (mac_byte, index)
+        self.boot_port = 'tb-' + short
+        self.tenant_port = 'tt-' + short
+        self.tenant_ip = tenant_ip
         self.vm = vmlab.DOMAIN_PREFIX + name
         self.initiator = '%s:%s' % (INITIATOR_PREFIX, name)
         self.vm_uuid = None
         self.uuid = None
         self.to_active = None
         self.to_marker = None
+        self.to_probes = None
         self.console_offset = 0
         self.deploy_started = None
         self.powered_on = None
         self.lines = []
+        self.probes = []             # (to, kind, seen)
+
+    @property
+    def ports(self):
+        return {BOOT_NIC: self.boot_port, TENANT_NIC: self.tenant_port}
+
+
+class LabNet(object):
+    """The lab network as the scenarios use it: HIL's admin, the switch."""
+
+    def __init__(self, env):
+        svcs = env['services']
+        hil_env = lab_state.read_env(env['hil_state'], 'HIL')
+        with open(hil_env['admin_password_file']) as f:
+            self.admin = hil_real.Client(hil_env['url'],
+                                         hil_env['admin_user'],
+                                         f.read().strip())
+        self.hil_switch = hil_env['switch']
+        self.switch = switch.Switch(labnet.NETNS,
+                                    svcs['ovs']['state_dir'],
+                                    bridge=labnet.BRIDGE)
+        self._vlans = {}
+
+    def vlan(self, network):
+        """The VLAN HIL allocated to ``network`` (HIL's network info)."""
+        if network not in self._vlans:
+            self._vlans[network] = labnet.network_vlan(self.admin, network)
+        return self._vlans[network]
+
+    def add_ports(self, node):
+        for port in node.ports.values():
+            self.switch.add_tap(port)
+
+    def register(self, node):
+        """HIL admin: the node, its nics cabled to its ports, project."""
+        hil_real.setup_lab(self.admin, {
+            'switch': {'name': self.hil_switch, 'bridge': labnet.BRIDGE},
+            'nodes': {node.name: {
+                'project': node.project,
+                'nics': {BOOT_NIC: {'mac': node.mac,
+                                    'port': node.boot_port},
+                         TENANT_NIC: {'mac': node.tenant_mac,
+                                      'port': node.tenant_port}}}}})
+
+    def create_network(self, name, project):
+        hil_real.setup_lab(self.admin, {
+            'switch': {'name': self.hil_switch, 'bridge': labnet.BRIDGE},
+            'networks': {name: {'owner': project, 'access': project}}})
+        return self.vlan(name)
+
+    def node_networks(self, node):
+        """{nic label: {channel: network}} as HIL says."""
+        info = self.admin.call('GET', 'node/' + node.name)
+        return {nic['label']: nic.get('networks') or {}
+                for nic in info.get('nics') or []}
+
+    def check_switch_agrees(self, node):
+        """Check that the switch agrees with HIL; return {nic: vlans}.
+
+        Each port's (tag, trunks minus its guard VLAN) must be the VLANs
+        of the HIL networks on that nic (ids from HIL's network info).
+
+        :raises: RuntimeError naming the port that disagrees.
+        """
+        seen = {}
+        for label, networks in self.node_networks(node).items():
+            want_tag, want_trunks = None, []
+            for channel, net in networks.items():
+                if channel == 'vlan/native':
+                    want_tag = self.vlan(net)
+                else:
+                    want_trunks.append(int(channel.split('/', 1)[1]))
+            port = node.ports[label]
+            got = self.switch.tenant_vlans(port)
+            if got != (want_tag, sorted(want_trunks)):
+                raise RuntimeError(
+                    'switch port %s of %s/%s is (tag, trunks) %s, HIL says '
+                    '%s (%s)' % (port, node.name, label, got,
+                                 (want_tag, sorted(want_trunks)), networks))
+            _tag, trunks = self.switch.port_vlans(port)
+            if not any(t in switch.GUARD_VLANS for t in trunks):
+                raise RuntimeError('switch port %s lost its guard VLAN '
+                                   '(trunks %s)' % (port, trunks))
+            seen[label] = got
+        return seen
+
+    def unregister(self, node):
+        """Undo ``register`` and ``add_ports`` (best effort, admin)."""
+        errors = []
+        calls = [('POST', 'project/%s/detach_node' % node.project,
+                  {'node': node.name})]
+        for label, port in node.ports.items():
+            calls += [('POST', 'switch/%s/port/%s/detach_nic'
+                       % (self.hil_switch, port), None),
+                      ('DELETE', 'node/%s/nic/%s' % (node.name, label),
+                       None),
+                      ('DELETE', 'switch/%s/port/%s'
+                       % (self.hil_switch, port), None)]
+        calls.append(('DELETE', 'node/' + node.name, None))
+        for method, path, body in calls:
+            try:
+                self.admin.call(method, path, body)
+            except hil_real.HILError as e:
+                if e.status != 404:
+                    errors.append('HIL %s %s: %s' % (method, path, e))
+        for port in node.ports.values():
+            try:
+                self.switch.del_port(port)
+            except Exception as e:
+                errors.append('switch port %s: %s' % (port, e))
+        return errors
+
+    def delete_network(self, name):
+        try:
+            self.admin.call('DELETE', 'network/' + name)
+        except hil_real.HILError as e:
+            if e.status != 404:
+                return ['HIL network %s: %s' % (name, e)]
+        return []
+
+
+def probe_plan(node, peers):
+    """The probe plan (doc/probes.md) of ``node`` to [(peer, expected)]."""
+    lines = ['BMI-PLAN 1', 'node %s' % node.name,
+             'tenant %s %s' % (node.tenant_mac, node.tenant_ip),
+             'timeout %d' % PROBE_TIMEOUT]
+    for peer, _expected in peers:
+        lines.append('probe tenant-net %s %s'
+                     % (peer.name, peer.tenant_ip.split('/')[0]))
+    lines.append('end')
+    return '\n'.join(lines) + '\n'
+
+
+def config_drive(text):
+    """Ironic's --config-drive value: base64(gzip(bytes))."""
+    return base64.b64encode(gzip.compress(text.encode())).decode()
 
 
 class Scenario(object):
-    """The demo's path; ``run()`` then always ``cleanup()``."""
+    """The snapshot path; ``run()`` then always ``cleanup()``."""
 
-    def __init__(self, lab, ironic_url, bmi_conf, hil_url, image_path,
-                 prefix='demo', macs=('52:54:00:b3:01:01',
-                                      '52:54:00:b3:01:02'),
-                 project='demo', reporter=None, boot_timeout=240,
-                 state_timeout=240):
+    def __init__(self, lab, ironic_url, bmi_conf, net, image_path,
+                 prefix='demo', project='demo', mac_byte=0xb3,
+                 reporter=None, boot_timeout=240, state_timeout=240):
         self.lab = lab
         self.ironic_url = ironic_url
         self.ironic = ironic_client.get_client(
             '1', endpoint=ironic_url, os_ironic_api_version='latest')
         self.bmi_conf = bmi_conf
-        self.hil_url = hil_url.rstrip('/')
+        self.net = net
         self.image_path = image_path
         self.prefix = prefix
         self.project = project
         self.tag = uuid.uuid4().hex[:8]
-        self.nodes = [Node('%s-node-%d' % (prefix, i + 1), mac)
-                      for i, mac in enumerate(macs)]
+        self.nodes = self.make_nodes(mac_byte)
         self.report = reporter or Reporter()
         self.boot_timeout = boot_timeout
         self.state_timeout = state_timeout
         self.images = []          # golden images created, newest last
+        self.networks = []        # HIL networks created
         self.golden = None
         self.snapshot = None
 
+    def make_nodes(self, mac_byte):
+        return [Node('%s-node-%d' % (self.prefix, i), self.project, i,
+                     mac_byte) for i in (1, 2)]
+
     # -- helpers ---------------------------------------------------------
-    def baremetal(self, *args):
+    def baremetal(self, *args, show=None):
         """Run the ``baremetal`` CLI, as a user would; show the command."""
-        self.report.detail('$ baremetal %s' % ' '.join(args))
+        self.report.detail('$ baremetal %s' % ' '.join(
+            show if show is not None else args))
         return _run('baremetal %s' % ' '.join(args[:2]), BAREMETAL,
                     '--os-endpoint', self.ironic_url, '--os-auth-type',
                     'none', *args)
@@ -219,28 +399,25 @@ class Scenario(object):
                     timeout, n.last_error))
             time.sleep(1)
 
-    def hil(self, path):
-        with urllib.request.urlopen(self.hil_url + path, timeout=10) as r:
-            return json.loads(r.read())
-
     # -- steps -----------------------------------------------------------
     def run(self):
         r = self.report
         with r.step('import the golden image with bmi-manage'):
             self.golden = self._import_image()
-        with r.step('define two VMs and enroll them as Ironic nodes'):
-            for node in self.nodes:
-                self._remove_node(node)
-                self._enroll(node)
+        with r.step('define two VMs on the switch and enroll them in HIL '
+                    'and Ironic'):
+            self.enroll_all()
         first, second = self.nodes
         with r.step('deploy %s from the golden image' % first.name):
             self._deploy(first, self.golden)
+            self._wait_active(first)
         with r.step('%s boots from its clone' % first.name):
             self._wait_boot(first)
         with r.step('snapshot %s into a new golden image' % first.name):
             self.snapshot = self._snapshot(first)
         with r.step('deploy %s from the snapshot' % second.name):
             self._deploy(second, self.snapshot)
+            self._wait_active(second)
         with r.step('%s boots and finds the file %s wrote'
                     % (second.name, first.name)):
             self._wait_boot(second)
@@ -250,26 +427,38 @@ class Scenario(object):
                 raise RuntimeError('%s did not report %s\'s file (found: %s)'
                                    % (second.name, first.name, found))
         with r.step('undeploy both nodes'):
-            for node in self.nodes:
-                self.baremetal('node', 'undeploy', node.uuid)
-            for node in self.nodes:
-                self.wait_state(node, 'available')
+            self.undeploy_all()
         with r.step('check that nothing is left'):
             self.check_nothing_left()
 
-    def _import_image(self):
+    def enroll_all(self):
+        for node in self.nodes:
+            self._remove_node(node)
+            self._enroll(node)
+
+    def undeploy_all(self):
+        for node in self.nodes:
+            self.baremetal('node', 'undeploy', node.uuid)
+        for node in self.nodes:
+            self.wait_state(node, 'available')
+
+    def _import_image(self, visibility='private'):
         name = '%s-golden-%s' % (self.prefix, self.tag)
         out = self.bmi_manage('image', 'import', name, '--file',
                               self.image_path, '--project', self.project,
-                              '-f', 'json')
+                              '--visibility', visibility, '-f', 'json')
         image = json.loads(out)
         self.images.append(image['uuid'])
-        self.report.detail('golden image %s (%s)' % (name, image['uuid']))
+        self.report.detail('golden image %s (%s, %s)'
+                           % (name, image['uuid'], visibility))
         return image['uuid']
 
     def _enroll(self, node):
-        node.vm_uuid = self.lab.define_vm(node.vm, node.mac,
-                                          self.lab.url('boot.ipxe'))
+        self.net.add_ports(node)
+        self.net.register(node)
+        node.vm_uuid = self.lab.define_vm(
+            node.vm, (node.mac, node.boot_port),
+            (node.tenant_mac, node.tenant_port))
         ic = self.ironic
         n = ic.node.create(
             name=node.name, driver='bmi',
@@ -286,42 +475,60 @@ class Scenario(object):
             properties={'capabilities': 'iscsi_boot:True,boot_mode:uefi'})
         node.uuid = n.uuid
         # noauth: a node cannot be created with an owner, but may get one.
-        ic.node.update(n.uuid, [{'op': 'add', 'path': '/owner',
-                                 'value': self.project}])
+        ic.node.update(n.uuid, [
+            {'op': 'add', 'path': '/owner', 'value': node.project},
+            {'op': 'add', 'path': '/lessee', 'value': node.project}])
         ic.port.create(node_uuid=n.uuid, address=node.mac, pxe_enabled=True)
+        ic.port.create(node_uuid=n.uuid, address=node.tenant_mac,
+                       pxe_enabled=False)
         ic.volume_connector.create(node_uuid=n.uuid, type='iqn',
                                    connector_id=node.initiator)
         ic.node.set_provision_state(n.uuid, 'manage')
         self.wait_state(node, 'manageable')
         ic.node.set_provision_state(n.uuid, 'provide')
         self.wait_state(node, 'available')
-        self.report.detail('%s: node %s, VM %s (MAC %s), initiator %s'
-                           % (node.name, n.uuid, node.vm, node.mac,
-                              node.initiator))
+        self.report.detail(
+            '%s (project %s): node %s, VM %s, boot nic %s on port %s, '
+            'tenant nic %s on port %s' % (
+                node.name, node.project, n.uuid, node.vm, node.mac,
+                node.boot_port, node.tenant_mac, node.tenant_port))
 
-    def _deploy(self, node, image_id):
+    def _deploy(self, node, image_id, tenant_networks=None,
+                configdrive=None):
+        """Start a deploy (does not wait)."""
         node.console_offset = self.lab.console(node.vm).size()
-        self.ironic.node.update(node.uuid, [{
-            'op': 'add', 'path': '/instance_info/image_source',
-            'value': image_id}])
-        start = time.monotonic()
-        self.baremetal('node', 'deploy', node.uuid)
-        node.deploy_started = start
+        patch = [{'op': 'add', 'path': '/instance_info/image_source',
+                  'value': image_id}]
+        if tenant_networks is not None:
+            patch.append({'op': 'add',
+                          'path': '/instance_info/hil_networks',
+                          'value': tenant_networks})
+        self.ironic.node.update(node.uuid, patch)
+        args = ['node', 'deploy', node.uuid]
+        show = list(args)
+        if configdrive:
+            args += ['--config-drive', configdrive]
+            show += ['--config-drive', '<probe plan>']
+        node.deploy_started = time.monotonic()
         node.powered_on = None
-        deadline = start + self.state_timeout
+        node.to_marker = None
+        self.baremetal(*args, show=show)
+
+    def _wait_active(self, node):
+        deadline = node.deploy_started + self.state_timeout
         while True:
             self._note_power_on(node)
             n = self._node(node)
             if n.provision_state == 'active' and not n.target_provision_state:
                 break
             if n.provision_state in ('deploy failed', 'error'):
-                raise RuntimeError('%s: %s' % (n.provision_state,
-                                               n.last_error))
+                raise RuntimeError('%s: %s: %s' % (
+                    node.name, n.provision_state, n.last_error))
             if time.monotonic() > deadline:
-                raise RuntimeError('not ACTIVE after %ss (%s)'
-                                   % (self.state_timeout, n.provision_state))
+                raise RuntimeError('%s not ACTIVE after %ss (%s)' % (
+                    node.name, self.state_timeout, n.provision_state))
             time.sleep(0.5)
-        node.to_active = time.monotonic() - start
+        node.to_active = time.monotonic() - node.deploy_started
         self.report.detail('%s is ACTIVE after %.1fs' % (node.name,
                                                          node.to_active))
         self._show_attachments(node)
@@ -337,54 +544,64 @@ class Scenario(object):
             self.report.detail('%s boots from %s LUN %s (%s)' % (
                 node.name, t.properties.get('target_iqn'),
                 t.properties.get('target_lun'), t.volume_id))
-        nets = {}
-        for nic in self.hil('/v0/node/%s' % node.name).get('nics') or []:
-            for channel, net in (nic.get('networks') or {}).items():
-                nets.setdefault(net, []).append('%s %s' % (nic['label'],
-                                                           channel))
-        if PROVISIONING_NETWORK not in nets:
+        nets = self.net.node_networks(node)
+        if PROVISIONING_NETWORK not in nets.get(BOOT_NIC, {}).values():
             raise RuntimeError('%s is not on the HIL network %s (HIL: %s)'
                                % (node.name, PROVISIONING_NETWORK, nets))
-        for net, where in sorted(nets.items()):
-            self.report.detail('%s: HIL network %s on %s'
-                               % (node.name, net, ', '.join(where)))
+        seen = self.net.check_switch_agrees(node)
+        for label in sorted(nets):
+            for channel, net in sorted(nets[label].items()):
+                self.report.detail(
+                    '%s: HIL network %s (VLAN %d) on %s %s; switch port %s '
+                    '(tag, trunks) %s' % (
+                        node.name, net, self.net.vlan(net), label, channel,
+                        node.ports[label], seen[label]))
 
     def _note_power_on(self, node):
         if node.powered_on is None and self.lab.vm_state(node.vm) == 'running':
             node.powered_on = time.monotonic()
 
-    def _wait_boot(self, node):
+    def _console_step(self, node, shown):
+        """Show new console lines; fail on BMI-BOOT-FAIL; note the marker.
+
+        Returns (text, number of lines shown).
+        """
         console = self.lab.console(node.vm)
+        self._note_power_on(node)
+        lines = console.lines(node.console_offset)
+        for ln in lines[shown:]:
+            self.report.detail('console %s | %s' % (node.name, ln))
+        text = console.text(node.console_offset)
+        m = re.search(MARKER_RE, text, re.M)
+        if m and node.to_marker is None:
+            if m.group(1) != node.name:
+                raise RuntimeError('%s booted as %r' % (node.name,
+                                                        m.group(1)))
+            node.to_marker = time.monotonic() - (
+                node.powered_on or node.deploy_started)
+        fail = re.search(r'^BMI-BOOT-FAIL.*$', text, re.M)
+        if fail:
+            raise RuntimeError('%s: %s (console: %s)'
+                               % (node.name, fail.group(0), console.path))
+        return text, len(lines)
+
+    def _wait_boot(self, node):
         deadline = time.monotonic() + self.boot_timeout
         shown = 0
         while True:
-            self._note_power_on(node)
-            lines = console.lines(node.console_offset)
-            for ln in lines[shown:]:
-                self.report.detail('console %s | %s' % (node.name, ln))
-            shown = len(lines)
-            text = console.text(node.console_offset)
-            m = re.search(MARKER_RE, text, re.M)
-            if m and node.to_marker is None:
-                if m.group(1) != node.name:
-                    raise RuntimeError('%s booted as %r' % (node.name,
-                                                            m.group(1)))
-                node.to_marker = time.monotonic() - (
-                    node.powered_on or node.deploy_started)
-            fail = re.search(r'^BMI-BOOT-FAIL.*$', text, re.M)
-            if fail:
-                raise RuntimeError('%s: %s (console: %s)'
-                                   % (node.name, fail.group(0), console.path))
+            _text, shown = self._console_step(node, shown)
             if (node.to_marker is not None
                     and self.lab.vm_state(node.vm) == 'shut off'):
-                node.lines = console.lines(node.console_offset)
+                node.lines = self.lab.console(node.vm).lines(
+                    node.console_offset)
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError('%s: no %s within %ss (console: %s)'
                                    % (node.name,
                                       'power-off' if node.to_marker
                                       else 'BMI-BOOT-OK marker',
-                                      self.boot_timeout, console.path))
+                                      self.boot_timeout,
+                                      self.lab.console(node.vm).path))
             time.sleep(0.5)
 
     def _snapshot(self, node):
@@ -413,8 +630,11 @@ class Scenario(object):
     def check_nothing_left(self):
         """Check that the nodes left nothing behind.
 
-        :raises: RuntimeError naming each clone, target, HIL attachment or
-            VolumeTarget left for one of the nodes.
+        Every switch port is on no VLAN (its guard alone) and HIL shows
+        no attachment.
+
+        :raises: RuntimeError naming each clone, target, HIL attachment,
+            switch VLAN or VolumeTarget left for one of the nodes.
         """
         left = []
         uuids = [n.uuid for n in self.nodes if n.uuid]
@@ -429,19 +649,24 @@ class Scenario(object):
             if u in targets:
                 left.append('iSCSI target of %s' % u)
         for node in self.nodes:
-            info = self.hil('/v0/node/%s' % node.name)
-            for nic in info.get('nics') or []:
-                if nic.get('networks'):
+            for label, nets in self.net.node_networks(node).items():
+                if nets:
                     left.append('HIL attachment %s/%s: %s'
-                                % (node.name, nic.get('label'),
-                                   nic['networks']))
+                                % (node.name, label, nets))
+            for label, port in node.ports.items():
+                vlans = self.net.switch.tenant_vlans(port)
+                if vlans != (None, []):
+                    left.append('switch port %s (%s/%s) on VLANs %s'
+                                % (port, node.name, label, vlans))
             if node.uuid and self.ironic.volume_target.list(node=node.uuid):
                 left.append('VolumeTarget of %s' % node.name)
         if left:
             raise RuntimeError('left behind: %s' % '; '.join(left))
-        self.report.detail('no clone, no iSCSI target, no HIL attachment, '
-                           'no VolumeTarget left for %s'
-                           % ', '.join(n.name for n in self.nodes))
+        self.report.detail(
+            'no clone, no iSCSI target, no HIL attachment, no VolumeTarget '
+            'left; every switch port on its guard VLAN alone: %s'
+            % ', '.join('%s %s' % (p, self.net.switch.port_vlans(p))
+                        for n in self.nodes for p in n.ports.values()))
 
     def _rbd_names(self):
         """Names of the RBD images in the clone pool."""
@@ -468,13 +693,20 @@ class Scenario(object):
         self.lab.remove_vm(node.vm)
 
     def cleanup(self):
-        """Remove nodes, VMs and images this run created; report errors."""
+        """Remove what this run created; return the errors.
+
+        Nodes, VMs, HIL records, switch ports, networks and images.
+        """
         errors = []
         for node in self.nodes:
             try:
                 self._remove_node(node)
             except Exception as e:
                 errors.append('%s: %s' % (node.name, e))
+            errors += self.net.unregister(node)
+        for network in self.networks:
+            errors += self.net.delete_network(network)
+        self.networks = []
         for image in reversed(self.images):
             try:
                 self.bmi_manage('image', 'delete', image, show=False)
@@ -486,13 +718,131 @@ class Scenario(object):
     def summary(self):
         header = ('node', 'time to ACTIVE', 'power-on to marker',
                   'console log')
-        lines = ['', 'Summary', '  %-14s %-16s %-22s %s' % header]
+        lines = ['', 'Summary', '  %-16s %-16s %-22s %s' % header]
         for n in self.nodes:
-            lines.append('  %-14s %-16s %-22s %s' % (
+            lines.append('  %-16s %-16s %-22s %s' % (
                 n.name,
                 '%.1f s' % n.to_active if n.to_active else '-',
                 '%.1f s' % n.to_marker if n.to_marker else '-',
                 self.lab.console(n.vm).path))
+        return lines
+
+
+class TenantScenario(Scenario):
+    """Two projects, two VMs each, probing each other on tenant nets."""
+
+    PROJECTS = ('tenant-a', 'tenant-b')
+
+    def make_nodes(self, mac_byte):
+        nodes = []
+        for p, project in enumerate(self.PROJECTS):
+            for i in (1, 2):
+                index = 2 * p + i
+                nodes.append(Node(
+                    '%s-%s%d' % (self.prefix, project[-1], i), project,
+                    index, mac_byte, TENANT_SUBNET % (10 + index)))
+        return nodes
+
+    def expected(self, node):
+        """[(peer, 'reachable'|'blocked')] for ``node``'s probes."""
+        return [(peer, 'reachable' if peer.project == node.project
+                 else 'blocked') for peer in self.nodes if peer is not node]
+
+    def run(self):
+        r = self.report
+        with r.step('import the golden image (public) with bmi-manage'):
+            self.golden = self._import_image(visibility='public')
+        with r.step('create a tenant network per project in HIL'):
+            self.tenant_nets = {}
+            for project in self.PROJECTS:
+                name = '%s-net-%s' % (self.prefix, project)
+                self.networks.append(name)
+                vlan = self.net.create_network(name, project)
+                self.tenant_nets[project] = name
+                r.detail('HIL network %s of project %s: VLAN %d'
+                         % (name, project, vlan))
+            r.detail('provisioning network %s (public): VLAN %d'
+                     % (PROVISIONING_NETWORK,
+                        self.net.vlan(PROVISIONING_NETWORK)))
+        with r.step('define four VMs on the switch and enroll them in HIL '
+                    'and Ironic'):
+            self.enroll_all()
+        with r.step('deploy the four nodes at once, each with its '
+                    'project\'s tenant network and a probe plan'):
+            for node in self.nodes:
+                plan = probe_plan(node, self.expected(node))
+                self._deploy(node, self.golden, [{
+                    'network': self.tenant_nets[node.project],
+                    'nic': TENANT_NIC, 'channel': 'vlan/native'}],
+                    config_drive(plan))
+            for node in self.nodes:
+                self._wait_active(node)
+        with r.step('the guests probe each other on the tenant networks'):
+            self._wait_probes()
+        with r.step('check the probes'):
+            self.check_probes()
+        with r.step('undeploy the four nodes'):
+            self.undeploy_all()
+        with r.step('check that every switch port is on no VLAN and HIL '
+                    'shows no attachment'):
+            self.check_nothing_left()
+
+    def _wait_probes(self):
+        deadline = time.monotonic() + self.boot_timeout + 2 * PROBE_TIMEOUT
+        shown = {n.name: 0 for n in self.nodes}
+        waiting = list(self.nodes)
+        while waiting:
+            for node in list(waiting):
+                text, shown[node.name] = self._console_step(
+                    node, shown[node.name])
+                done = re.search(PROBES_DONE_RE, text, re.M)
+                if done and done.group(1) == node.name:
+                    node.to_probes = time.monotonic() - (
+                        node.powered_on or node.deploy_started)
+                    node.probes = [
+                        (m.group(2), m.group(3), m.group(4))
+                        for m in re.finditer(PROBE_RE, text, re.M)
+                        if m.group(1) == node.name]
+                    waiting.remove(node)
+            if waiting and time.monotonic() > deadline:
+                raise RuntimeError('no BMI-PROBES-DONE from %s (consoles: '
+                                   '%s)' % (
+                                       ', '.join(n.name for n in waiting),
+                                       ', '.join(self.lab.console(n.vm).path
+                                                 for n in waiting)))
+            time.sleep(0.5)
+
+    def probe_lines(self):
+        """(line, ok) per expected probe, in the issue's form."""
+        result = []
+        for node in self.nodes:
+            seen = {(to, kind): s for to, kind, s in node.probes}
+            for peer, expected in self.expected(node):
+                got = seen.get((peer.name, 'tenant-net'), 'missing')
+                result.append((
+                    'PROBE %s -> %s tenant-net: expected %s, seen %s'
+                    % (node.name, peer.name, expected, got),
+                    got == expected))
+        return result
+
+    def check_probes(self):
+        lines = self.probe_lines()
+        for line, _ok in lines:
+            self.report.line(line)
+        bad = [line for line, ok in lines if not ok]
+        if bad:
+            raise RuntimeError('%d probe(s) not as expected: %s'
+                               % (len(bad), '; '.join(bad)))
+
+    def summary(self):
+        header = ('node', 'project', 'time to ACTIVE', 'boot to probes done')
+        lines = ['', 'Summary (tenant networks)',
+                 '  %-14s %-10s %-16s %s' % header]
+        for n in self.nodes:
+            lines.append('  %-14s %-10s %-16s %s' % (
+                n.name, n.project,
+                '%.1f s' % n.to_active if n.to_active else '-',
+                '%.1f s' % n.to_probes if n.to_probes else '-'))
         return lines
 
 
@@ -502,6 +852,8 @@ def main(argv=None):
                         help='services.json (default: the lab state\'s)')
     parser.add_argument('--lab-dir', required=True)
     parser.add_argument('--image', required=True, help='raw golden image')
+    parser.add_argument('--only', choices=('tenants', 'snapshot'),
+                        help='run one scenario only')
     args = parser.parse_args(argv)
 
     def _terminate(signum, frame):
@@ -510,24 +862,34 @@ def main(argv=None):
 
     env = lab_state.load_services(args.services)
     ironic_env = lab_state.read_env(env['ironic_state'], 'Ironic')
-    hil_env = lab_state.read_env(env['hil_state'], 'The HIL test server')
     bmi_conf = os.path.join(env['ironic_state'], 'bmi.conf')
     CONF(args=[], project='bmi', default_config_files=[bmi_conf])
 
     # tools/demo.sh passes its start time: one clock for all the steps.
     report = Reporter(started_at=float(os.environ.get('BMI_DEMO_T0') or 0))
-    lab = vmlab.Lab(args.lab_dir, http_root=ironic_env['http_root'])
     rc = 0
-    scenario = None
+    scenarios = []
+    failed = None
     try:
-        with report.step('start libvirtd, sushy-emulator and the HTTP '
-                         'server'):
-            lab.start()
-            report.detail('Redfish %s, iPXE files %s from %s'
-                          % (lab.redfish_url, lab.url(), lab.http_root))
-        scenario = Scenario(lab, ironic_env['url'], bmi_conf,
-                            hil_env['url'], args.image, reporter=report)
-        scenario.run()
+        lab = vmlab.Lab.from_services(env, args.lab_dir)
+        net = LabNet(env)
+        report.detail('lab namespace %s: Redfish %s, iPXE files %s, tgtd '
+                      '%s, HIL %s' % (labnet.NETNS, lab.redfish_url,
+                                      labnet.HTTP_URL, env['tgtd_portal'],
+                                      net.admin.url))
+        kinds = [('tenants', TenantScenario, 0xb4),
+                 ('snapshot', Scenario, 0xb3)]
+        for kind, cls, mac_byte in kinds:
+            if args.only and args.only != kind:
+                continue
+            scenario = cls(lab, ironic_env['url'], bmi_conf, net,
+                           args.image, mac_byte=mac_byte, reporter=report)
+            scenarios.append(scenario)
+            try:
+                scenario.run()
+            finally:
+                for err in scenario.cleanup():
+                    report.say('cleanup: %s' % err)
     except StepFailed as e:
         rc = 1
         failed = e
@@ -536,22 +898,19 @@ def main(argv=None):
         failed = StepFailed(report.current or 'setup',
                             e if str(e) else 'interrupted')
     finally:
-        if scenario is not None:
-            for err in scenario.cleanup():
-                report.say('cleanup: %s' % err)
+        for scenario in scenarios:
             for line in scenario.summary():
                 print(line)
-        print('  logs: VM consoles %s, lab %s, Ironic %s'
-              % (os.path.join(lab.state_dir, 'console'), lab.log_dir,
+        print('  logs: VM consoles %s, Ironic %s'
+              % (os.path.join(os.path.abspath(args.lab_dir), 'console'),
                  os.path.join(env['ironic_state'], 'ironic.log')))
-        lab.stop()
     if rc:
         print('\nDEMO FAILED at step "%s": %s' % (failed.step, failed.error))
-        if scenario is not None:
+        for scenario in scenarios:
             for node in scenario.nodes:
                 if node.vm_uuid is None:
                     continue
-                tail = lab.console(node.vm).text(
+                tail = scenario.lab.console(node.vm).text(
                     node.console_offset).splitlines()[-15:]
                 if tail:
                     print('--- last console lines of %s' % node.vm)

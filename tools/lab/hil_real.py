@@ -252,8 +252,10 @@ def _pidfiles(base):
 
 
 def start(ns, base, port, workers=2):
-    """Start the API (gunicorn, 127.0.0.1:port inside ``ns``) and
-    serve-networks, each with a pid file; idempotent. Returns the URL."""
+    """Start the API and serve-networks; idempotent. Returns the URL.
+
+    gunicorn on 127.0.0.1:port inside ``ns``; each with a pid file.
+    """
     venv = _venv(base)
     api_pid, net_pid = _pidfiles(base)
     logdir = os.path.join(base, 'log')

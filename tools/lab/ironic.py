@@ -119,8 +119,10 @@ class IronicAIO(service.Service):
             mode=0o600)
 
     def hil_conf(self, env):
-        """The plugin's HIL: the lab's real HIL (its env.json), whose
-        non-admin user the plugin is; ``hil_url`` overrides it."""
+        """The plugin's HIL: the lab's real HIL, as its non-admin user.
+
+        From HIL's env.json; ``hil_url`` overrides it (null auth).
+        """
         if self.hil_url:
             return {'url': self.hil_url}
         hil = lab_state.read_env(env['hil_state'], 'HIL')

@@ -187,8 +187,11 @@ def stop_pid(pidfile, timeout=10.0, sig=signal.SIGTERM):
 
 
 def wait_tcp(name, host, port, timeout=30.0):
-    """Wait until ``host:port`` accepts inside ``name`` (bash's /dev/tcp
-    is not used: no shell strings; python3 -c with fixed code instead)."""
+    """Wait until ``host:port`` accepts inside ``name``.
+
+    bash's /dev/tcp is not used (no shell strings): python3 -c with fixed
+    code instead.
+    """
     code = ('import socket,sys;'
             's=socket.create_connection((sys.argv[1],int(sys.argv[2])),1)')
     deadline = time.monotonic() + timeout

@@ -179,8 +179,11 @@ class Switch(object):
 
     def add_veth(self, name, peer_ns, peer_name='eth0', cidr=None,
                  tag=None, guard=True):
-        """A veth pair: ``name`` on the switch, ``peer_name`` inside the
-        (existing) namespace ``peer_ns`` with address ``cidr``."""
+        """A veth pair: ``name`` on the switch, the peer in ``peer_ns``.
+
+        ``peer_name`` inside the (existing) namespace ``peer_ns``, with
+        address ``cidr``.
+        """
         if netns.run(self.ns, ['ip', 'link', 'show', name],
                      check=False).returncode != 0:
             tmp = name + 'p'
@@ -201,8 +204,10 @@ class Switch(object):
             self.guard_port(name)
 
     def add_internal(self, name, tag, cidr):
-        """A gateway address: internal port ``name`` on VLAN ``tag`` with
-        address ``cidr`` (e.g. 10.10.0.1/24) inside the namespace."""
+        """A gateway address: internal port ``name`` on VLAN ``tag``.
+
+        With address ``cidr`` (e.g. 10.10.0.1/24) inside the namespace.
+        """
         self.vsctl('--may-exist', 'add-port', self.bridge, name, '--',
                    'set', 'interface', name, 'type=internal',
                    '--', 'set', 'port', name, 'tag=%d' % tag)
@@ -217,8 +222,10 @@ class Switch(object):
             netns.run(self.ns, ['ip', 'link', 'del', name], check=False)
 
     def port_vlans(self, name):
-        """(tag or None, [trunks]) of port ``name``, as the switch says
-        (guard VLANs included; see tenant_vlans)."""
+        """(tag or None, [trunks]) of port ``name``, as the switch says.
+
+        Guard VLANs included; see tenant_vlans.
+        """
         out = self.vsctl('--format=json', '--columns=tag,trunks', 'list',
                          'port', name)
         row = json.loads(out)['data'][0]

@@ -88,8 +88,9 @@ class RenderTest(base.TestCase):
 
     def test_bmi_conf(self):
         path = config.write(os.path.join(self.state_dir, 'bmi.conf'),
-                            config.bmi_conf(self.env, '/srv/bmi',
-                                            'http://127.0.0.1:7095'),
+                            config.bmi_conf(self.env, '/srv/bmi', {
+                                'url': 'http://127.0.0.1:7000',
+                                'username': 'bmi', 'password': 'pw'}),
                             header='a header')
         self.assertEqual({
             'bmi': {'state_path': '/srv/bmi'},
@@ -97,11 +98,13 @@ class RenderTest(base.TestCase):
                      'keyring': self.env['ceph_keyring'],
                      'image_pool': 'bmi-images', 'clone_pool': 'bmi-images',
                      'glance_pool': 'images'},
-            'iscsi': {'portal_address': '127.0.0.1', 'portal_port': '3260',
+            'iscsi': {'portal_address': '10.78.0.1', 'portal_port': '3260',
                       'tgt_ceph_user': 'tgt'},
             'coordination': {'backend_url': 'file://%s/locks'
                              % self.st.root},
-            'hil': {'url': 'http://127.0.0.1:7095', 'auth_type': 'none'},
+            'hil': {'url': 'http://127.0.0.1:7000',
+                    'auth_type': 'http_basic', 'username': 'bmi',
+                    'password': 'pw'},
         }, {k: v for k, v in _parse(path).items() if k != 'none'})
         with open(path) as f:
             self.assertEqual('# a header\n', f.readline())
@@ -123,6 +126,16 @@ class RenderTest(base.TestCase):
                          parsed['deploy']['http_root'])
         self.assertEqual('false',
                          parsed['conductor']['force_power_state_during_sync'])
+        # The VMs fetch their iPXE files from nginx on the gateway.
+        self.assertEqual('http://10.78.0.1', parsed['deploy']['http_url'])
+        self.assertEqual('uefi', parsed['deploy']['default_boot_mode'])
+
+    def test_bmi_conf_with_a_password_is_0600(self):
+        path = config.write(os.path.join(self.state_dir, 'b.conf'),
+                            config.bmi_conf(self.env, '/srv/bmi'), mode=0o600)
+        self.assertEqual(0o600, os.stat(path).st_mode & 0o777)
+        self.assertEqual({'url': 'http://127.0.0.1:7000',
+                          'auth_type': 'none'}, _parse(path)['hil'])
 
     def test_ceph_only_conf(self):
         path = config.write(os.path.join(self.state_dir, 'c.conf'),
@@ -133,8 +146,11 @@ class RenderTest(base.TestCase):
 class ServiceTest(base.TestCase):
 
     def test_registry_order_and_unknown_names(self):
-        self.assertEqual(['ceph', 'tgtd', 'hil', 'ironic'],
-                         list(services.SERVICES)[:4])
+        # The namespace first; HIL before the gateway (its VLAN), the
+        # gateway before tgtd (its portal address), Ironic after them.
+        self.assertEqual(['netns', 'ceph', 'ovs', 'hil', 'gateway', 'http',
+                          'tgtd', 'ironic', 'libvirtd', 'sushy'],
+                         list(services.SERVICES))
         self.assertRaises(ValueError, services.get, 'nope')
         self.assertEqual(['tgtd', 'ironic'],
                          services._ordered(['ironic', 'tgtd']))
@@ -146,7 +162,8 @@ class ServiceTest(base.TestCase):
             self.assertIsInstance(svc, service.Service)
             self.assertEqual(name, svc.name)
             self.assertTrue(svc.pidfile.startswith(self.state_dir))
-            self.assertFalse(svc.is_running())
+            if name != 'netns':   # the machine's, not the state's
+                self.assertFalse(svc.is_running())
 
     def test_spawn_records_the_pid_and_stop_stops_it(self):
         class Sleeper(service.Service):

@@ -79,7 +79,7 @@ class SanbootScriptTest(base.TestCase):
     def export(self, **kwargs):
         return export.NodeExport(
             node_uuid='n', target_iqn='iqn.2026-11.org.massopen.bmi:n',
-            portal='127.0.0.1:3260', luns={1: 'pool/node-n'}, **kwargs)
+            portal='10.78.0.1:3260', luns={1: 'pool/node-n'}, **kwargs)
 
     def test_with_chap(self):
         script = e2e.sanboot_script(
@@ -91,7 +91,7 @@ class SanbootScriptTest(base.TestCase):
         self.assertIn('set password s3cret', lines)
         self.assertIn('set initiator-iqn '
                       'iqn.2026-11.org.massopen.bmi.initiator:node-1', lines)
-        self.assertIn('sanhook --drive 0x80 iscsi:10.0.2.2::3260:1:'
+        self.assertIn('sanhook --drive 0x80 iscsi:10.78.0.1::3260:1:'
                       'iqn.2026-11.org.massopen.bmi:n || goto fail', lines)
         self.assertIn('sanboot --no-describe || goto fail', lines)
 
@@ -105,7 +105,8 @@ class DefineVMTest(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.lab = vmlab.Lab(self.state_dir)
+        self.lab = vmlab.Lab('qemu+unix:///system?socket=/x',
+                             'http://127.0.0.1:8000', self.state_dir)
         self.virsh = self.useFixture(fixtures.MockPatchObject(
             self.lab, 'virsh', return_value='uuid-1\n')).mock
 
@@ -113,18 +114,24 @@ class DefineVMTest(base.TestCase):
         for name, mac in (('other-vm', '52:54:00:00:00:01'),
                           (vmlab.DOMAIN_PREFIX + 'n1', '52:54:00:00:00'),
                           (vmlab.DOMAIN_PREFIX + 'n1', 'zz:54:00:00:00:01')):
-            self.assertRaises(vmlab.LabError, self.lab.define_vm, name, mac,
-                              'http://10.0.2.2:8089/boot.ipxe')
+            self.assertRaises(vmlab.LabError, self.lab.define_vm, name,
+                              (mac, 'tb-1'))
         self.virsh.assert_not_called()
+
+    def test_from_services_needs_libvirtd_and_sushy(self):
+        env = {'services': {'libvirtd': {'running': True, 'uri': 'u'},
+                            'sushy': {'running': False, 'url': 'r'}}}
+        e = self.assertRaises(vmlab.LabError, vmlab.Lab.from_services, env,
+                              self.state_dir)
+        self.assertIn('sushy', str(e))
 
     def test_domain_xml(self):
         name = vmlab.DOMAIN_PREFIX + 'n1'
         console = self.lab.console(name)
-        os.makedirs(os.path.dirname(console.path))
         with open(console.path, 'w') as f:
             f.write('an earlier guest of that name\n')
-        uuid = self.lab.define_vm(name, '52:54:00:00:00:01',
-                                  'http://10.0.2.2:8089/boot.ipxe')
+        uuid = self.lab.define_vm(name, ('52:54:00:00:00:01', 'tb-1'),
+                                  ('52:54:00:00:00:02', 'tt-1'))
         self.assertEqual('uuid-1', uuid)
         path = os.path.join(self.state_dir, name + '.xml')
         self.virsh.assert_has_calls([mock.call('define', path),
@@ -133,13 +140,16 @@ class DefineVMTest(base.TestCase):
             xml = f.read()
         for expected in ("<domain type='qemu'", vmlab.OVMF_CODE,
                          "<model type='e1000'/>", vmlab.NIC_ROM,
-                         "<boot order='1'/>",
-                         'netdev.hostnet0.bootfile=http://10.0.2.2:8089/'
-                         'boot.ipxe',
-                         "<qemu:del capability='netdev.json'/>",
+                         "<target dev='tb-1' managed='no'/>",
+                         "<target dev='tt-1' managed='no'/>",
                          '<on_poweroff>destroy</on_poweroff>',
                          console.path):
             self.assertIn(expected, xml)
+        # The boot nic comes first and is the only one that boots.
+        self.assertLess(xml.index('tb-1'), xml.index('tt-1'))
+        self.assertEqual(1, xml.count('<boot order='))
+        self.assertLess(xml.index("<boot order='1'/>"), xml.index('tt-1'))
+        self.assertNotIn("type='user'", xml)
         self.assertFalse(os.path.exists(console.path))
 
 
