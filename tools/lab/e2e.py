@@ -364,10 +364,9 @@ class Scenario(object):
                      mac_byte) for i in (1, 2)]
 
     # -- helpers ---------------------------------------------------------
-    def baremetal(self, *args, show=None):
+    def baremetal(self, *args):
         """Run the ``baremetal`` CLI, as a user would; show the command."""
-        self.report.detail('$ baremetal %s' % ' '.join(
-            show if show is not None else args))
+        self.report.detail('$ baremetal %s' % ' '.join(args))
         return _run('baremetal %s' % ' '.join(args[:2]), BAREMETAL,
                     '--os-endpoint', self.ironic_url, '--os-auth-type',
                     'none', *args)
@@ -504,15 +503,19 @@ class Scenario(object):
                           'path': '/instance_info/hil_networks',
                           'value': tenant_networks})
         self.ironic.node.update(node.uuid, patch)
-        args = ['node', 'deploy', node.uuid]
-        show = list(args)
-        if configdrive:
-            args += ['--config-drive', configdrive]
-            show += ['--config-drive', '<probe plan>']
         node.deploy_started = time.monotonic()
         node.powered_on = None
         node.to_marker = None
-        self.baremetal(*args, show=show)
+        if not configdrive:
+            self.baremetal('node', 'deploy', node.uuid)
+            return
+        # A file: baremetal takes a string with a "/" (base64 has them)
+        # for a missing path.
+        path = os.path.join(self.lab.state_dir, '%s.configdrive'
+                            % node.name)
+        with open(path, 'w') as f:
+            f.write(configdrive)
+        self.baremetal('node', 'deploy', node.uuid, '--config-drive', path)
 
     def _wait_active(self, node):
         deadline = node.deploy_started + self.state_timeout
