@@ -12,7 +12,8 @@ class TestCase(base.BaseTestCase):
 
     def setUp(self):
         super().setUp()
-        self.conf_fixture = self.useFixture(config_fixture.Config(bmi_conf.CONF))
+        self.conf_fixture = self.useFixture(
+            config_fixture.Config(bmi_conf.CONF))
         self.config = self.conf_fixture.config
         self.state_dir = self.useFixture(fixtures.TempDir()).path
         self.config(state_path=self.state_dir, group='bmi')

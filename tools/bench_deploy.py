@@ -1,4 +1,16 @@
 #!/usr/bin/env python3
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Benchmark deploys through Ironic: bmi vs Ironic's fake deploy.
 
 Prints figures and ratios (no pass/fail), one run, side by side:
@@ -13,13 +25,12 @@ Prints figures and ratios (no pass/fail), one run, side by side:
 
     .venv/bin/python tools/bench_deploy.py [--sizes 1,10,50] [--rounds 3]
 
-Needs the services with Ironic (`tools/services.sh start`); reads
+Needs the services with Ironic (`make services-start`); reads
 $BMI_TEST_ENV (default .state/services.json) and the Ironic all-in-one's
 env.json. Everything it creates (nodes, images) is removed at the end.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -32,9 +43,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 from ironicclient import client as ir_client  # noqa: E402
 import rbd  # noqa: E402
 
-from bmi_driver.storage import images  # noqa: E402
-from bmi_driver.storage import rbd_utils  # noqa: E402
-import benchlib  # noqa: E402
+from bmi_driver.storage.ceph import library as images  # noqa: E402
+from bmi_driver.storage.ceph import rbd_utils  # noqa: E402
+from tools import benchlib  # noqa: E402
+from tools.lab import state as lab_state  # noqa: E402
 
 GiB = 1024 ** 3
 WAIT = 600
@@ -53,14 +65,11 @@ FAKE_NODE = dict(driver='fake-hardware', boot_interface='fake',
 
 def load_env():
     env = benchlib.load_env()
-    ironic_env = os.path.join(env.get('ironic_state', ''), 'env.json')
     try:
-        with open(ironic_env) as f:
-            env['ironic'] = json.load(f)
-    except OSError as e:
-        sys.exit('The Ironic all-in-one is not running (%s: %s): start it '
-                 'with `tools/services.sh start ironic`.'
-                 % (ironic_env, e.strerror))
+        env['ironic'] = lab_state.read_env(env.get('ironic_state'),
+                                           'The Ironic all-in-one')
+    except RuntimeError as e:
+        sys.exit(str(e))
     return env
 
 

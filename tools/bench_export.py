@@ -1,4 +1,16 @@
 #!/usr/bin/env python3
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Benchmark of the iSCSI export (one run; prints figures and ratios).
 
   .venv/bin/python tools/bench_export.py [--nodes 20] [--size-mib 1024]
@@ -39,11 +51,11 @@ import rados  # noqa: E402
 import rbd  # noqa: E402
 
 from bmi_driver.conf import CONF  # noqa: E402
-from bmi_driver.storage import export  # noqa: E402
+from bmi_driver.storage.ceph import library as images  # noqa: E402
 from bmi_driver.storage.export import base  # noqa: E402
+from bmi_driver.storage.export import manager as export  # noqa: E402
 from bmi_driver.storage.export import tgt  # noqa: E402
-from bmi_driver.storage import images  # noqa: E402
-import benchlib  # noqa: E402
+from tools import benchlib  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -202,8 +214,8 @@ def bench_export(tgtd, lib, cluster, golden, n):
         raw.append(timed(raw_calls)[0])
 
         mgr = export.ExportManager(library=lib)
-        target = base.TargetSpec(iqn=iqn, luns={1: spec},
-                                 chap_username=user, chap_secret='x' * 16)
+        target = base.ExportTarget(iqn=iqn, luns={1: spec},
+                                   chap_username=user, chap_secret='x' * 16)
 
         def backend_calls():
             mgr.backend.ensure_target(target)
@@ -246,7 +258,8 @@ def bench_read(tgtd, cluster, size_mib):
     clone_spec = cluster.snap_and_clone(name, 'snap', name + '-clone')
     mgr_backend = tgt.TgtExportBackend()
     iqn = 'iqn.2026-11.org.massopen.bench:read-%s' % name
-    mgr_backend.ensure_target(base.TargetSpec(iqn=iqn, luns={1: clone_spec}))
+    mgr_backend.ensure_target(
+        base.ExportTarget(iqn=iqn, luns={1: clone_spec}))
     conf = CONF.iscsi.tgt_ceph_conf
     user = CONF.iscsi.tgt_ceph_user
     rbd_src = ['rbd:%s:id=%s:conf=%s' % (clone_spec, user, conf)]
@@ -291,7 +304,7 @@ def bench_luns(tgtd, cluster, counts):
         while made < count:
             spec = cluster.snap_and_clone(parent, 'snap',
                                           '%s-%d' % (parent, made))
-            backend.ensure_target(base.TargetSpec(
+            backend.ensure_target(base.ExportTarget(
                 iqn='iqn.2026-11.org.massopen.bench:lun-%d' % made,
                 luns={1: spec}))
             made += 1

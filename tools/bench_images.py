@@ -1,4 +1,16 @@
 #!/usr/bin/env python3
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Benchmark the golden-image library against raw librbd, side by side.
 
 Prints figures and ratios (no pass/fail): clone + remove of a node disk
@@ -24,8 +36,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 import rados  # noqa: E402
 import rbd  # noqa: E402
 
-from bmi_driver.storage import images  # noqa: E402
-import benchlib  # noqa: E402
+from bmi_driver.storage.ceph import library as images  # noqa: E402
+from bmi_driver.storage.ceph import rbd_utils  # noqa: E402
+from tools import benchlib  # noqa: E402
 
 GiB = 1024 ** 3
 
@@ -66,7 +79,7 @@ def main():
         for size in (1, 10):
             raw = 'bench-raw-%dg-%s' % (size, uuid.uuid4().hex[:6])
             rbd.RBD().create(ioctx, raw, size * GiB,
-                             features=images._features())
+                             features=rbd_utils.features())
             made.append(('raw', raw))
             with rbd.Image(ioctx, raw) as image:
                 image.write(os.urandom(4 << 20), 0)
@@ -82,7 +95,7 @@ def main():
         def raw_cycle():
             name = 'node-' + str(uuid.uuid4())
             rbd.RBD().clone(ioctx, src.rbd_name, 'golden', ioctx, name,
-                            features=images._features())
+                            features=rbd_utils.features())
             rbd.RBD().remove(ioctx, name)
 
         def lib_cycle(img=src):

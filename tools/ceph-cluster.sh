@@ -1,4 +1,16 @@
 #!/usr/bin/env bash
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 # A throwaway one-node Ceph cluster on 127.0.0.1 for tests and the demo:
 # one mon, one mgr, one bluestore OSD on a sparse file, pools of size 1.
 #   tools/ceph-cluster.sh start DIR   boot (or re-use) the cluster in DIR
@@ -32,7 +44,10 @@ stop() {
         pid=$(cat "$dir/$d.pid" 2>/dev/null) || continue
         if kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+            for _ in $(seq 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.2
+            done
             kill -9 "$pid" 2>/dev/null || true
         fi
         rm -f "$dir/$d.pid"
@@ -91,37 +106,49 @@ create() {
     mkdir -p "$dir/log" "$dir/run" "$dir/mon.a" "$dir/osd.0" "$dir/mgr.x"
     uuidgen > "$dir/fsid"
     write_conf
-    ceph-authtool --create-keyring "$dir/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
-    ceph-authtool --create-keyring "$dir/ceph.client.admin.keyring" --gen-key -n client.admin \
-        --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' --cap mds 'allow *' >/dev/null
-    ceph-authtool "$dir/mon.keyring" --import-keyring "$dir/ceph.client.admin.keyring" >/dev/null
+    local admin=$dir/ceph.client.admin.keyring
+    ceph-authtool --create-keyring "$dir/mon.keyring" --gen-key -n mon. \
+        --cap mon 'allow *' >/dev/null
+    ceph-authtool --create-keyring "$admin" --gen-key -n client.admin \
+        --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' \
+        --cap mds 'allow *' >/dev/null
+    ceph-authtool "$dir/mon.keyring" --import-keyring "$admin" >/dev/null
     monmaptool --create --clobber --fsid "$(cat "$dir/fsid")" \
-        --addv a "[v2:127.0.0.1:$MON_PORT_V2,v1:127.0.0.1:$MON_PORT]" "$dir/monmap" >/dev/null
-    ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/mon.keyring"
+        --addv a "[v2:127.0.0.1:$MON_PORT_V2,v1:127.0.0.1:$MON_PORT]" \
+        "$dir/monmap" >/dev/null
+    ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" \
+        --keyring "$dir/mon.keyring"
     start_mon
-    local osd_uuid; osd_uuid=$(uuidgen)
+    local osd_uuid
+    osd_uuid=$(uuidgen)
     ceph_ osd new "$osd_uuid" >/dev/null
-    ceph-authtool --create-keyring "$dir/osd.0/keyring" --gen-key -n osd.0 >/dev/null
-    ceph_ auth add osd.0 osd 'allow *' mon 'allow profile osd' mgr 'allow profile osd' \
-        -i "$dir/osd.0/keyring" >/dev/null
+    ceph-authtool --create-keyring "$dir/osd.0/keyring" --gen-key -n osd.0 \
+        >/dev/null
+    ceph_ auth add osd.0 osd 'allow *' mon 'allow profile osd' \
+        mgr 'allow profile osd' -i "$dir/osd.0/keyring" >/dev/null
     cp "$dir/osd.0/keyring" "$dir/ceph.osd.0.keyring"
-    ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >"$dir/log/osd-mkfs.log" 2>&1
-    ceph_ auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' mds 'allow *' \
-        -o "$dir/ceph.mgr.x.keyring"
+    ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" \
+        >"$dir/log/osd-mkfs.log" 2>&1
+    ceph_ auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' \
+        mds 'allow *' -o "$dir/ceph.mgr.x.keyring"
     start_daemons
     # clone v2: children listed in milliseconds, no protection needed
-    ceph_ osd set-require-min-compat-client mimic --yes-i-really-mean-it >/dev/null 2>&1
+    ceph_ osd set-require-min-compat-client mimic --yes-i-really-mean-it \
+        >/dev/null 2>&1
     for p in "${POOLS[@]}"; do
         ceph_ osd pool create "$p" 32 32 >/dev/null 2>&1
         ceph_ osd pool set "$p" size 1 --yes-i-really-mean-it >/dev/null 2>&1
         rbd -c "$conf" pool init "$p"
     done
-    # The plugin's own user and tgtd's: "profile rbd" on the pools, nothing more.
+    # The plugin's own user and tgtd's: "profile rbd" on the pools, nothing
+    # more.
     local caps=""
-    for p in "${POOLS[@]}"; do caps="${caps:+$caps, }profile rbd pool=$p"; done
+    for p in "${POOLS[@]}"; do
+        caps="${caps:+$caps, }profile rbd pool=$p"
+    done
     for u in bmi tgt; do
-        ceph_ auth get-or-create "client.$u" mon 'profile rbd' osd "$caps" mgr "profile rbd" \
-            -o "$dir/ceph.client.$u.keyring"
+        ceph_ auth get-or-create "client.$u" mon 'profile rbd' osd "$caps" \
+            mgr "profile rbd" -o "$dir/ceph.client.$u.keyring"
     done
     touch "$dir/created"
 }
@@ -133,12 +160,16 @@ port_taken() {  # port_taken PORT: does anything listen on 127.0.0.1:PORT?
 start_mon() {
     running mon.a && return 0
     if port_taken "$MON_PORT" || port_taken "$MON_PORT_V2"; then
-        log "127.0.0.1:$MON_PORT or :$MON_PORT_V2 is taken by another process (another cluster?)"
+        log "127.0.0.1:$MON_PORT or :$MON_PORT_V2 is taken by another" \
+            "process (another cluster?)"
         exit 1
     fi
     ceph-mon -c "$conf" -i a -f >>"$dir/log/mon.a.stdout" 2>&1 &
     echo $! > "$dir/mon.a.pid"
-    for _ in $(seq 100); do ceph_ mon stat >/dev/null 2>&1 && return 0; sleep 0.2; done
+    for _ in $(seq 100); do
+        ceph_ mon stat >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
     log "monitor did not start: see $dir/log/mon.a.log"; exit 1
 }
 
@@ -154,12 +185,17 @@ start_daemons() {
     fi
 }
 
+pgs_clean() {  # all PGs active+clean (a cluster being created has none yet)
+    ! [ -e "$dir/created" ] || ceph_ pg stat 2>/dev/null |
+        grep -Eq '^[0-9]+ pgs: [0-9]+ active\+clean;'
+}
+
 wait_healthy() {
     local i
     for i in $(seq 300); do
         if ceph_ osd stat -f json 2>/dev/null | grep -q '"num_up_osds":1' &&
-           ceph_ mgr stat -f json 2>/dev/null | grep -q '"available":true' &&
-           { ! [ -e "$dir/created" ] || ceph_ pg stat 2>/dev/null | grep -Eq '^[0-9]+ pgs: [0-9]+ active\+clean;'; }; then
+                ceph_ mgr stat -f json 2>/dev/null |
+                grep -q '"available":true' && pgs_clean; then
             return 0
         fi
         sleep 0.2
@@ -178,7 +214,8 @@ start)
         create
     fi
     wait_healthy
-    awk -v a="$t0" -v b="$(date +%s.%N)" -v c="$conf" 'BEGIN { printf "[ceph] healthy in %.1f s: %s\n", b - a, c }'
+    awk -v a="$t0" -v b="$(date +%s.%N)" -v c="$conf" \
+        'BEGIN { printf "[ceph] healthy in %.1f s: %s\n", b - a, c }'
     ;;
 stop) stop; log "stopped" ;;
 wipe) stop; rm -rf "$dir"; log "wiped $dir" ;;

@@ -1,4 +1,16 @@
 #!/usr/bin/env bash
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 # `make demo`: two virtual machines boot, through Ironic, from copy-on-write
 # clones of a golden image in Ceph, exported by tgt and sanbooted by iPXE.
 #
@@ -6,8 +18,9 @@
 #
 # Installs what is missing (tools/install-deps.sh demo), builds the golden
 # image (cached in .state/demo), starts Ceph, tgtd, Ironic and the HIL test
-# server (tools/services.sh) and the VM lab (libvirtd, sushy-emulator, an
-# HTTP server for Ironic's iPXE files), then runs tests/functional/e2e.py:
+# server (python -m tools.lab start) and the VM lab (libvirtd,
+# sushy-emulator, an HTTP server for Ironic's iPXE files), then runs the
+# scenario of tools/lab/e2e.py:
 # import, enroll, deploy, boot, snapshot, deploy from the snapshot,
 # undeploy, check that nothing is left. Every service is on 127.0.0.1.
 # Whatever this script started is stopped at the end, also on failure or
@@ -31,32 +44,26 @@ failed_step=
 fail() { echo "DEMO FAILED at step \"$failed_step\"${1:+: $1}" >&2; exit 1; }
 run_step() {  # run_step NAME CMD...: one line per step, its time, or fail
     failed_step=$1; shift
-    local s; s=$(date +%s.%N)
+    local s
+    s=$(date +%s.%N)
     step "$failed_step ..."
     "$@" || fail
     step "$failed_step: ok ($(since "$s")s)"
 }
 
 # --- what is running already (left alone) and what we start (stopped) ----
-alive() { local p; p=$(cat "$1" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
-was_running() {
-    case $1 in
-    ceph) alive "$BMI_STATE/ceph/mon.a.pid" ;;
-    tgtd) alive "$BMI_STATE/tgtd.pid" ;;
-    ironic) alive "$BMI_STATE/ironic/ironic.pid" ;;
-    hil) alive "$BMI_STATE/hil/hil.pid" ;;
-    esac
-}
+lab() { "$VENV/bin/python" -W ignore -m tools.lab "$@"; }
+was_running() { [ -x "$VENV/bin/python" ] && lab status "$1" >/dev/null; }
 started=()
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [ -x "$VENV/bin/python" ] &&
-        "$VENV/bin/python" -m tests.functional.vmlab stop "$DEMO/lab" \
+        "$VENV/bin/python" -W ignore -m tools.lab.vmlab stop "$DEMO/lab" \
             >/dev/null 2>&1 || true
     if [ ${#started[@]} -gt 0 ]; then
         step "stopping what the demo started: ${started[*]}"
-        tools/services.sh stop "${started[@]}" >/dev/null 2>&1 || true
+        lab stop "${started[@]}" >/dev/null 2>&1 || true
     fi
     exit $rc
 }
@@ -64,11 +71,12 @@ trap cleanup EXIT
 trap 'failed_step="${failed_step:-setup} (interrupted)"; exit 130' INT TERM
 
 run_step "install dependencies" tools/install-deps.sh demo
-run_step "build the golden image (cached after the first run)" tools/demo/build-image.sh "$DEMO"
+run_step "build the golden image (cached after the first run)" \
+    tools/demo/build-image.sh "$DEMO"
 
 # Ironic settings and HIL nodes the demo needs (see the files).
-export BMI_IRONIC_EXTRA_CONF=$here/tools/demo/ironic-demo.conf
-export BMI_HIL_SEED=$here/tools/demo/hil-seed.json
+IRONIC_DEMO_CONF=$here/tools/demo/ironic-demo.conf
+HIL_SEED=$here/tools/demo/hil-seed.json
 
 for s in ceph tgtd hil ironic; do
     if was_running $s; then
@@ -78,18 +86,20 @@ for s in ceph tgtd hil ironic; do
         started+=("$s")
         # In a session of its own: Ctrl-C must not kill a service that the
         # clean-up still needs (undeploy talks to Ironic and HIL).
-        run_step "start $s" setsid -w tools/services.sh start $s
+        run_step "start $s" setsid -w "$VENV/bin/python" -W ignore \
+            -m tools.lab start "$s" --ironic-conf "$IRONIC_DEMO_CONF" \
+            --hil-seed "$HIL_SEED"
     fi
 done
-if ! grep -q "$BMI_IRONIC_EXTRA_CONF" "$BMI_STATE/ironic/env.json"; then
+if ! grep -q "$IRONIC_DEMO_CONF" "$BMI_STATE/ironic/env.json"; then
     failed_step="check Ironic's settings"
-    fail "Ironic runs without $BMI_IRONIC_EXTRA_CONF: stop it" \
-         "(tools/services.sh stop) and run the demo again"
+    fail "Ironic runs without $IRONIC_DEMO_CONF: stop it" \
+         "(make services-stop) and run the demo again"
 fi
 
 failed_step="the VM scenario"
 BMI_DEMO_T0=$T0 "$VENV/bin/python" -W ignore \
-    -m tests.functional.e2e \
+    -m tools.lab.e2e \
     --services "$BMI_STATE/services.json" --lab-dir "$DEMO/lab" \
     --image "$DEMO/bmi-demo.raw" || exit 1
 failed_step=

@@ -1,5 +1,18 @@
 #!/usr/bin/env bash
-# Install what bmi_driver's tests and demo need on a Debian 12 machine, as root.
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+# Install what bmi_driver's tests and demo need on a Debian 12 machine, as
+# root.
 # Idempotent: a second run only checks and returns quickly.
 #   tools/install-deps.sh [base|demo]
 #     base: Ceph, tgt, iSCSI initiators, qemu-img, the Python venv (make test)
@@ -14,12 +27,12 @@ STAMP_DIR=$here/.state
 mkdir -p "$STAMP_DIR"
 
 APT_BASE=(ceph-mon ceph-osd ceph-mgr ceph-common python3-rbd python3-rados
-          tgt tgt-rbd libiscsi-bin qemu-utils qemu-block-extra open-iscsi)
+    tgt tgt-rbd libiscsi-bin qemu-utils qemu-block-extra open-iscsi)
 APT_DEMO=(qemu-system-x86 ipxe-qemu ovmf
-          libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
-          libvirt-daemon-system python3-libvirt
-          syslinux syslinux-common mtools dosfstools busybox-static cpio fdisk
-          e2fsprogs)
+    libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+    libvirt-daemon-system python3-libvirt
+    syslinux syslinux-common mtools dosfstools busybox-static cpio fdisk
+    e2fsprogs)
 # make test boots VMs too (tests/functional/test_e2e_boot.py)
 APT_BASE+=("${APT_DEMO[@]}")
 
@@ -28,19 +41,23 @@ log() { printf '[install-deps] %s\n' "$*"; }
 apt_install() {
     local missing=()
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+            grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" != 0 ]; then
-        echo "install-deps: need root to apt-get install: ${missing[*]}" >&2; exit 1
+        echo "install-deps: need root to apt-get install: ${missing[*]}" >&2
+        exit 1
     fi
     log "apt-get install ${missing[*]}"
     # no daemon may be started by package scripts
     if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
     fi
     export DEBIAN_FRONTEND=noninteractive
-    if [ ! -e "$STAMP_DIR/apt-updated" ] || [ -n "$(find "$STAMP_DIR/apt-updated" -mmin +720)" ]; then
+    local stamp=$STAMP_DIR/apt-updated
+    if [ ! -e "$stamp" ] || [ -n "$(find "$stamp" -mmin +720)" ]; then
         apt-get update -qq
         touch "$STAMP_DIR/apt-updated"
     fi
@@ -48,12 +65,14 @@ apt_install() {
 }
 
 pick_python() {
-    # Ironic 39 needs Python >= 3.11; Debian's rbd/rados bindings are built for 3.11.
+    # Ironic 39 needs Python >= 3.11; Debian's rbd/rados bindings are
+    # built for 3.11.
     for py in "${BMI_PYTHON:-}" python3.11 python3 /usr/bin/python3; do
         [ -n "$py" ] || continue
         command -v "$py" >/dev/null 2>&1 || continue
-        if "$py" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' 2>/dev/null \
-           && "$py" -c 'import venv, ensurepip' 2>/dev/null; then
+        local is311='import sys; sys.exit(sys.version_info[:2] != (3, 11))'
+        if "$py" -c "$is311" 2>/dev/null &&
+                "$py" -c 'import venv, ensurepip' 2>/dev/null; then
             command -v "$py"; return 0
         fi
     done
@@ -65,12 +84,12 @@ link_bindings() {
     # Debian's rbd/rados (and libvirt) bindings are not on PyPI: expose just
     # those modules to a venv through a .pth file pointing at symlinks.
     local venv=$1 site
-    site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    site=$("$venv/bin/python" -c \
+        'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     mkdir -p "$venv/debian-bindings"
-    for m in /usr/lib/python3/dist-packages/rados.cpython-311-*.so \
-             /usr/lib/python3/dist-packages/rbd.cpython-311-*.so \
-             /usr/lib/python3/dist-packages/libvirtmod*.cpython-311-*.so \
-             /usr/lib/python3/dist-packages/libvirt*.py; do
+    local dist=/usr/lib/python3/dist-packages
+    for m in "$dist"/rados.cpython-311-*.so "$dist"/rbd.cpython-311-*.so \
+        "$dist"/libvirtmod*.cpython-311-*.so "$dist"/libvirt*.py; do
         [ -e "$m" ] && ln -sf "$m" "$venv/debian-bindings/"
     done
     echo "$venv/debian-bindings" > "$site/bmi-debian-bindings.pth"
@@ -78,16 +97,21 @@ link_bindings() {
 
 make_venv() {
     local reqs_hash
-    reqs_hash=$(cat "$here/requirements.txt" "$here/test-requirements.txt" "$here/setup.cfg" | sha256sum | cut -c1-16)
-    if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.bmi-reqs" 2>/dev/null)" = "$reqs_hash" ]; then
+    reqs_hash=$(cat "$here/requirements.txt" "$here/test-requirements.txt" \
+        "$here/setup.cfg" | sha256sum | cut -c1-16)
+    local have
+    have=$(cat "$VENV/.bmi-reqs" 2>/dev/null || true)
+    if [ -x "$VENV/bin/python" ] && [ "$have" = "$reqs_hash" ]; then
         return 0
     fi
-    local py; py=$(pick_python)
+    local py
+    py=$(pick_python)
     log "creating venv $VENV with $py"
     [ -x "$VENV/bin/python" ] || "$py" -m venv "$VENV"
     link_bindings "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -r "$here/requirements.txt" -r "$here/test-requirements.txt"
+    "$VENV/bin/pip" install -q -r "$here/requirements.txt" \
+        -r "$here/test-requirements.txt"
     "$VENV/bin/pip" install -q --no-deps -e "$here"
     "$VENV/bin/python" -c 'import rbd, rados, ironic'
     echo "$reqs_hash" > "$VENV/.bmi-reqs"

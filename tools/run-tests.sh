@@ -1,4 +1,16 @@
 #!/usr/bin/env bash
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 # `make test`: install what is missing, start the services, run the unit
 # tests then the functional tests, and stop every service it started, also
 # when tests fail. Ends with one line: "tests: N passed, N failed, N skipped".
@@ -17,14 +29,17 @@ rc=0
 passed=0 failed=0 skipped=0
 count() {  # add the last stestr run's figures to the totals
     local stats
-    stats=$("$VENV/bin/stestr" last --subunit | "$VENV/bin/subunit-stats" 2>/dev/null || true)
-    passed=$((passed + $(awk '/^Passed tests:/ {print $3}' <<<"$stats" || echo 0)))
-    failed=$((failed + $(awk '/^Failed tests:/ {print $3}' <<<"$stats" || echo 0)))
-    skipped=$((skipped + $(awk '/^Skipped tests:/ {print $3}' <<<"$stats" || echo 0)))
+    stats=$("$VENV/bin/stestr" last --subunit |
+        "$VENV/bin/subunit-stats" 2>/dev/null || true)
+    figure() { awk "/^$1 tests:/ {print \$3}" <<<"$stats" || echo 0; }
+    passed=$((passed + $(figure Passed)))
+    failed=$((failed + $(figure Failed)))
+    skipped=$((skipped + $(figure Skipped)))
 }
+lab() { "$VENV/bin/python" -m tools.lab "$@"; }
 cleanup() {
     step "stop services"
-    tools/services.sh stop || true
+    lab stop || true
 }
 trap cleanup EXIT
 
@@ -33,7 +48,7 @@ BMI_TEST_PATH=./tests/unit "$VENV/bin/stestr" run || rc=1
 count
 
 step "start services"
-tools/services.sh start
+lab start
 
 step "functional tests against the live services"
 ceph -c "$BMI_STATE/ceph/ceph.conf" -s | sed -n '/services:/,/data:/p'

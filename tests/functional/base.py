@@ -1,32 +1,28 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """Functional tests: against the live services `make test` starts.
 
-They read what the services are from the JSON file named by $BMI_TEST_ENV
-(written by tools/services.sh). A missing service fails the test loudly: it
-is never skipped.
+They read what the services are from services.json (the lab's,
+``tools.lab.state``; $BMI_TEST_ENV names another). A missing service fails
+the test loudly: it is never skipped.
 """
 
-import json
-import os
 import uuid
 
-from bmi_driver import conf as bmi_conf
 from tests import base
+from tools.lab import state as lab_state
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-
-
-def load_env():
-    path = os.environ.get('BMI_TEST_ENV',
-                          os.path.join(_REPO, '.state', 'services.json'))
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except OSError as e:
-        raise RuntimeError(
-            'Functional tests need the live services: run them with '
-            '`make test`, or `make services-start` first (%s: %s)'
-            % (path, e.strerror))
+load_env = lab_state.load_services
 
 
 class FunctionalTestCase(base.TestCase):
@@ -34,13 +30,7 @@ class FunctionalTestCase(base.TestCase):
     def setUp(self):
         super().setUp()
         self.env = load_env()
-        self.config(conf_file=self.env['ceph_conf'],
-                    user=self.env['ceph_user'],
-                    keyring=self.env['ceph_keyring'],
-                    image_pool=self.env['image_pool'],
-                    clone_pool=self.env['image_pool'],
-                    glance_pool=self.env['glance_pool'],
-                    group='ceph')
+        self.config(group='ceph', **lab_state.ceph_options(self.env))
 
     def unique(self, prefix='t'):
         """A name no other test (or earlier run) uses."""

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """End to end: real VMs boot from COW clones of a golden image.
 
 Nothing is faked but the hardware: TCG virtual machines (libvirt), powered
@@ -11,20 +23,24 @@ nodes wrote on its disk. A failing test carries the VM consoles.
   (CHAP, initiator ACL) -> iPXE ``sanhook``/``sanboot`` as Ironic's template
   does it; then ``snapshot_node`` and a second node from the snapshot.
 * ``IronicBootTest``: the demo's scenario through Ironic (e2e.Scenario).
+
+The VM lab, the scenario and the services are ``tools.lab``'s.
 """
 
-import json
 import os
 import subprocess
 import uuid
 
 from testtools import content
 
-from bmi_driver.storage import export
-from bmi_driver.storage import images
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.export import manager as export
 from tests.functional import base
-from tests.functional import e2e
-from tests.functional import vmlab
+from tools.lab import e2e
+from tools.lab import hil_emulator
+from tools.lab import ironic as lab_ironic
+from tools.lab import state as lab_state
+from tools.lab import vmlab
 
 BOOT_TIMEOUT = 240
 PROJECT = 'e2e'
@@ -32,9 +48,7 @@ PROJECT = 'e2e'
 
 def demo_image():
     """Build (or reuse) the demo's golden image; return its path."""
-    out_dir = os.path.join(
-        os.environ.get('BMI_STATE', os.path.join(vmlab.REPO, '.state')),
-        'demo')
+    out_dir = lab_state.State().demo_dir
     subprocess.run([os.path.join(vmlab.REPO, 'tools', 'demo',
                                  'build-image.sh'), out_dir],
                    check=True, stdout=subprocess.DEVNULL)
@@ -152,17 +166,12 @@ class SanbootTest(LabTestCase):
         self.assertIn('BMI-FOUND %s' % first, lines2)
 
 
-def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 class IronicBootTest(LabTestCase):
     """The demo's scenario through Ironic.
 
-    The test runs an Ironic all-in-one (tools/ironic-aio.sh, with
+    The test runs an Ironic all-in-one (tools.lab.ironic, with
     tools/demo/ironic-demo.conf) and a HIL test server seeded with the
-    e2e nodes (tools/hil-server.sh, tools/demo/hil-seed.json) of its own,
+    e2e nodes (tools.lab.hil_emulator, tools/demo/hil-seed.json) of its own,
     on ports of their own, next to the shared Ceph and tgtd; both are
     stopped by pid when the class is done.
     """
@@ -177,19 +186,20 @@ class IronicBootTest(LabTestCase):
     @classmethod
     def setUpClass(cls):
         env = base.load_env()
-        cls.services_env = dict(
-            os.environ, BMI_STATE=env['state_dir'],
-            BMI_IRONIC_PORT=cls.IRONIC_PORT, BMI_HIL_PORT=cls.HIL_PORT)
         cls.ironic_dir = os.path.join(env['state_dir'], 'e2e-ironic')
         cls.hil_dir = os.path.join(env['state_dir'], 'e2e-hil')
+        cls.hil = hil_emulator.HILEmulator(cls.hil_dir, port=cls.HIL_PORT,
+                                           seed=cls.HIL_SEED)
+        cls.aio = lab_ironic.IronicAIO(
+            cls.ironic_dir,
+            services_json=os.path.join(env['state_dir'], 'services.json'),
+            port=cls.IRONIC_PORT, hil_url=cls.hil.url,
+            extra_conf=[cls.EXTRA_CONF])
         try:
-            cls._service('hil-server.sh', 'start', cls.hil_dir,
-                         cls.HIL_SEED)
-            cls._service('ironic-aio.sh', 'start', cls.ironic_dir,
-                         cls.EXTRA_CONF)
-            cls.ironic_env = _read_json(os.path.join(cls.ironic_dir,
-                                                     'env.json'))
-            cls.hil_env = _read_json(os.path.join(cls.hil_dir, 'env.json'))
+            cls.hil.start()
+            cls.aio.start()
+            cls.ironic_env = lab_state.read_env(cls.ironic_dir, 'Ironic')
+            cls.hil_env = lab_state.read_env(cls.hil_dir, 'HIL')
             super().setUpClass()
         except Exception:
             cls._stop_services()
@@ -203,15 +213,11 @@ class IronicBootTest(LabTestCase):
             cls._stop_services()
 
     @classmethod
-    def _service(cls, script, *args):
-        subprocess.run([os.path.join(vmlab.REPO, 'tools', script)] +
-                       list(args), env=cls.services_env, check=True,
-                       stdout=subprocess.DEVNULL)
-
-    @classmethod
     def _stop_services(cls):
-        cls._service('ironic-aio.sh', 'stop', cls.ironic_dir)
-        cls._service('hil-server.sh', 'stop', cls.hil_dir)
+        try:
+            cls.aio.stop()
+        finally:
+            cls.hil.stop()
 
     @classmethod
     def lab_http_root(cls, env):

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """iSCSI export against the live Ceph cluster and real tgtd daemons.
 
 Most tests use the shared tgtd ($BMI_TEST_ENV's ``tgtd_portal``, control
@@ -18,9 +30,9 @@ import uuid
 import fixtures
 
 from bmi_driver import exception
-from bmi_driver.storage import export
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.export import manager as export
 from bmi_driver.storage.export import tgt
-from bmi_driver.storage import images
 from tests.functional import base
 from tests.functional import iscsi
 

@@ -1,8 +1,22 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The real HIL client against the HIL test server running as a process.
 
-Each test class starts its own server (``tests.hil_server.start_process``,
+Each test class starts its own server
+(``tools.lab.hil_emulator.start_process``,
 database auth, a seed of its own) on a free port and stops it by pid; one
-test also checks the server that ``tools/services.sh`` started for the
+test also checks the server that ``python -m tools.lab start`` started for
+the
 other functional tests (``<hil_state>/env.json``).
 """
 
@@ -17,7 +31,8 @@ import requests
 from bmi_driver import exception
 from bmi_driver.network import hil_client
 from tests.functional import base
-from tests import hil_server
+from tools.lab import hil_emulator
+from tools.lab import state as lab_state
 
 ADMIN = ('hil-admin', 'admin-pw-9f2c')
 MAC = '52:54:00:00:10:%02x'
@@ -57,10 +72,10 @@ class HILProcessTestCase(base.FunctionalTestCase):
         super().setUp()
         state = os.path.join(self.state_dir, 'hil-state.json')
         self.port = _free_port()
-        self.pid, self.url = hil_server.start_process(
+        self.pid, self.url = hil_emulator.start_process(
             self.port, state, seed=_seed(),
             log_path=os.path.join(self.state_dir, 'hil.log'))
-        self.addCleanup(hil_server.stop_process, self.pid)
+        self.addCleanup(hil_emulator.stop_process, self.pid)
         self.config(url=self.url, auth_type='http_basic',
                     action_poll_interval=0.05, action_timeout=20,
                     connect_retries=0, group='hil')
@@ -172,7 +187,7 @@ class TestClient(HILProcessTestCase):
         self.assertIn('nobody', str(e))
 
     def test_stopped_server_is_unreachable(self):
-        hil_server.stop_process(self.pid)
+        hil_emulator.stop_process(self.pid)
         e = self.assertRaises(exception.HILUnreachable,
                               hil_client.get_client().get_node, 'n1')
         self.assertIn(self.url, str(e))
@@ -180,21 +195,19 @@ class TestClient(HILProcessTestCase):
     def test_state_survives_restart(self):
         client = hil_client.get_client()
         client.connect_network('n1', 'eth0', 'prov')
-        hil_server.stop_process(self.pid)
+        hil_emulator.stop_process(self.pid)
         state = os.path.join(self.state_dir, 'hil-state.json')
-        self.pid, _ = hil_server.start_process(self.port, state)
-        self.addCleanup(hil_server.stop_process, self.pid)
+        self.pid, _ = hil_emulator.start_process(self.port, state)
+        self.addCleanup(hil_emulator.stop_process, self.pid)
         self.assertEqual({'vlan/native': 'prov'},
                          client.get_node('n1')['nics'][0]['networks'])
 
 
 class TestSharedServer(base.FunctionalTestCase):
-    """The HIL test server tools/services.sh starts for the other tests."""
+    """The HIL test server the lab starts for the other tests."""
 
     def test_answers(self):
-        path = os.path.join(self.env['hil_state'], 'env.json')
-        with open(path) as f:
-            env = json.load(f)
+        env = lab_state.read_env(self.env['hil_state'], 'The HIL server')
         os.kill(env['pid'], 0)
         self.config(url=env['url'], auth_type='none', connect_retries=0,
                     group='hil')

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The golden-image library against the live Ceph cluster."""
 
 import hashlib
@@ -10,8 +22,8 @@ import rados
 import rbd
 
 from bmi_driver import exception
-from bmi_driver.storage import images
-from bmi_driver.storage import rbd_utils
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.ceph import rbd_utils
 from tests.functional import base
 
 MiB = 1024 * 1024

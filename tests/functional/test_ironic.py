@@ -1,6 +1,18 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The bmi hardware type through a real Ironic all-in-one.
 
-Ironic (``tools/ironic-aio.sh``: sqlite, noauth, rpc_transport none) runs the
+Ironic (``tools.lab.ironic``: sqlite, noauth, rpc_transport none) runs the
 plugin against the live Ceph cluster and tgtd; nodes use fake power, so no
 machine boots: a real iSCSI initiator reads (and writes) the node's LUN
 instead, with the CHAP credentials Ironic hands to iPXE.
@@ -9,7 +21,6 @@ instead, with the CHAP credentials Ironic hands to iPXE.
 import base64
 import gzip
 import hashlib
-import json
 import os
 import socket
 import subprocess
@@ -18,16 +29,18 @@ import time
 import uuid
 
 import fixtures
-from ironicclient.common.apiclient import exceptions as ir_exc
 from ironicclient import client as ir_client
+from ironicclient.common.apiclient import exceptions as ir_exc
 import rbd
 
 from bmi_driver import exception
-from bmi_driver.storage import export
-from bmi_driver.storage import images
-from bmi_driver.storage import rbd_utils
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage.export import manager as export
 from tests.functional import base
 from tests.functional import iscsi
+from tools.lab import ironic as lab_ironic
+from tools.lab import state as lab_state
 
 MiB = 1024 ** 2
 GiB = 1024 ** 3
@@ -78,15 +91,8 @@ class IronicHelpers(base.FunctionalTestCase):
         self.tmp = self.useFixture(fixtures.TempDir()).path
 
     def use_ironic(self, state_dir):
-        """Talk to the Ironic whose tools/ironic-aio.sh state is there."""
-        path = os.path.join(state_dir or '', 'env.json')
-        try:
-            with open(path) as f:
-                self.ironic_env = json.load(f)
-        except OSError as e:
-            raise RuntimeError(
-                'Ironic all-in-one is not running (%s: %s): start it with '
-                '`tools/services.sh start ironic`' % (path, e.strerror))
+        """Talk to the Ironic all-in-one whose state is there."""
+        self.ironic_env = lab_state.read_env(state_dir, 'Ironic all-in-one')
         self.ironic = ir_client.get_client(
             '1', endpoint=self.ironic_env['url'], auth_type='none',
             os_ironic_api_version='latest')
@@ -173,15 +179,19 @@ class IronicHelpers(base.FunctionalTestCase):
         return target
 
     def node_export(self, node_uuid):
-        """The node's export as Ceph records it: Ironic's API masks the
-        CHAP secret of VolumeTargets."""
+        """The node's export as Ceph records it.
+
+        Ironic's API masks the CHAP secret of VolumeTargets.
+        """
         node_export = self.exports.get_export(node_uuid)
         self.assertIsNotNone(node_export)
         return node_export
 
     def lun_bytes(self, node_uuid, offset, length):
-        """``length`` bytes at ``offset`` of the node's disk, as read
-        through a real initiator."""
+        """``length`` bytes at ``offset`` of the node's disk.
+
+        They are read through a real initiator.
+        """
         with open(self.read_lun(node_uuid), 'rb') as f:
             f.seek(offset)
             return f.read(length)
@@ -227,7 +237,7 @@ class IronicHelpers(base.FunctionalTestCase):
 
 
 class IronicTestCase(IronicHelpers):
-    """The shared Ironic all-in-one that tools/services.sh started."""
+    """The shared Ironic all-in-one that the lab started."""
 
     def setUp(self):
         super().setUp()
@@ -386,7 +396,9 @@ class IronicTestCase(IronicHelpers):
         self.assert_released(node.uuid)
 
     def _glance_image(self, image_uuid, data):
-        """An image laid out as Glance's RBD store does: <pool>/<uuid>@snap.
+        """An image laid out as Glance's RBD store does it.
+
+        That is <pool>/<uuid>@snap.
         """
         pool = self.env['glance_pool']
         with rbd_utils.ClientPool().get() as client:
@@ -450,14 +462,12 @@ class UnreachableServicesTestCase(IronicHelpers):
         with socket.socket() as sock:
             sock.bind(('127.0.0.1', 0))
             port = sock.getsockname()[1]
-        env = dict(os.environ, BMI_IRONIC_PORT=str(port),
-                   BMI_STATE=self.env['state_dir'])
-        script = os.path.join(base._REPO, 'tools', 'ironic-aio.sh')
-        self.addCleanup(subprocess.run, [script, 'stop', state], env=env,
-                        capture_output=True, timeout=120)
-        proc = subprocess.run([script, 'start', state, extra], env=env,
-                              capture_output=True, text=True, timeout=300)
-        self.assertEqual(0, proc.returncode, proc.stderr[-3000:])
+        aio = lab_ironic.IronicAIO(
+            state, services_json=os.path.join(self.env['state_dir'],
+                                              'services.json'),
+            port=port, extra_conf=[extra])
+        self.addCleanup(aio.stop)
+        aio.start()
         self.use_ironic(state)
 
     def _refused(self, image_uuid):

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """bmi-manage as an operator runs it, against the live cluster."""
 
 import json
@@ -8,6 +20,7 @@ import sys
 import fixtures
 
 from tests.functional import base
+from tools.lab import config
 
 MiB = 1024 * 1024
 BMI_MANAGE = os.path.join(os.path.dirname(sys.executable), 'bmi-manage')
@@ -18,12 +31,8 @@ class BMIManageTest(base.FunctionalTestCase):
     def setUp(self):
         super().setUp()
         self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.conf = os.path.join(self.tmp, 'bmi.conf')
-        with open(self.conf, 'w') as f:
-            f.write('[ceph]\nconf_file = %s\nuser = %s\nkeyring = %s\n'
-                    'image_pool = %s\n' % (
-                        self.env['ceph_conf'], self.env['ceph_user'],
-                        self.env['ceph_keyring'], self.env['image_pool']))
+        self.conf = config.write(os.path.join(self.tmp, 'bmi.conf'),
+                                 config.ceph_only_conf(self.env))
 
     def bmi(self, *args, ok=True):
         proc = subprocess.run([BMI_MANAGE, '--config-file', self.conf]

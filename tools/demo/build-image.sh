@@ -1,4 +1,16 @@
 #!/usr/bin/env bash
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 # Build the demo's golden image: a small raw disk that boots under UEFI from
 # an iSCSI LUN and runs its OS from that LUN.
 #   tools/demo/build-image.sh OUT_DIR      -> OUT_DIR/bmi-demo.raw
@@ -47,8 +59,10 @@ fi
 if [ -z "$kernel_pkg" ]; then
     case $KERNEL_META in
     linux-image-[0-9]*) kernel_pkg=$KERNEL_META ;;
-    *) echo "build-image: cannot resolve $KERNEL_META (apt-get update?)" >&2
-       exit 1 ;;
+    *)
+        echo "build-image: cannot resolve $KERNEL_META (apt-get update?)" >&2
+        exit 1
+        ;;
     esac
 fi
 for bin in /bin/busybox /usr/sbin/iscsistart; do
@@ -58,7 +72,8 @@ done
 pkgver() { dpkg-query -W -f='${Version}' "$1"; }
 inputs="$(sha256sum "$0" | cut -c1-16) $kernel_pkg \
 busybox-static=$(pkgver busybox-static) open-iscsi=$(pkgver open-iscsi)"
-if [ -s "$image" ] && [ "$(cat "$image.inputs" 2>/dev/null)" = "$inputs" ]; then
+built=$(cat "$image.inputs" 2>/dev/null || true)
+if [ -s "$image" ] && [ "$built" = "$inputs" ]; then
     log "up to date: $image"
     exit 0
 fi
@@ -75,8 +90,10 @@ fetch() {  # fetch PACKAGE: the .deb of PACKAGE's candidate version in $debs
             grep -v -e '^W: Download is performed unsandboxed' -e '^Get:' \
                  -e '^Fetched' >&2 || true)
         f=$(ls "$debs/${pkg}_${ver/*:/}_"*.deb 2>/dev/null | head -n1 || true)
-        [ -n "$f" ] || { echo "build-image: download of $pkg failed" >&2
-                         exit 1; }
+        if [ -z "$f" ]; then
+            echo "build-image: download of $pkg failed" >&2
+            exit 1
+        fi
     fi
     echo "$f"
 }
@@ -106,28 +123,36 @@ done
 
 # Kernel modules: the closure of what the boot path needs, from modules.dep.
 WANT=(e1000 iscsi_ibft iscsi_tcp sd_mod ext4 crc32c_generic vfat nls_cp437
-      nls_ascii)
+    nls_ascii)
 busybox depmod -b "$work/kernel" "$kver"
 declare -A need=()
 add_mod() {  # add_mod NAME-or-PATH: the module and its dependencies
     local m=$1 line path deps
     case $m in
     */*) path=$m ;;
-    *) path=$(grep -E "(^|/)${m//_/[_-]}\.ko:" "$kmods/modules.dep" |
-              cut -d: -f1 | head -n1)
-       if [ -z "$path" ]; then
-           # built into the kernel: nothing to load
-           grep -qE "/${m//_/[_-]}\.ko$" "$kmods/modules.builtin" && return 0
-           echo "build-image: no module $m in $kver" >&2; exit 1
-       fi ;;
+    *)
+        path=$(grep -E "(^|/)${m//_/[_-]}\.ko:" "$kmods/modules.dep" |
+            cut -d: -f1 | head -n1)
+        if [ -z "$path" ]; then
+            # built into the kernel: nothing to load
+            grep -qE "/${m//_/[_-]}\.ko$" "$kmods/modules.builtin" &&
+                return 0
+            echo "build-image: no module $m in $kver" >&2
+            exit 1
+        fi
+        ;;
     esac
     [ -n "${need[$path]:-}" ] && return 0
     need[$path]=1
     line=$(grep -E "^${path//./\\.}:" "$kmods/modules.dep")
     deps=${line#*:}
-    for d in $deps; do add_mod "$d"; done
+    for d in $deps; do
+        add_mod "$d"
+    done
 }
-for m in "${WANT[@]}"; do add_mod "$m"; done
+for m in "${WANT[@]}"; do
+    add_mod "$m"
+done
 for path in "${!need[@]}"; do
     mkdir -p "$ird/lib/modules/$kver/$(dirname "$path")"
     cp "$kmods/$path" "$ird/lib/modules/$kver/$path"

@@ -25,7 +25,7 @@ from oslo_utils import uuidutils
 from stevedore import driver as stevedore_driver
 
 from bmi_driver.network import hil
-from tests.hil_server import server
+from tools.lab.hil_emulator import server
 
 MAC0 = '52:54:00:00:00:01'
 MAC1 = '52:54:00:00:00:02'

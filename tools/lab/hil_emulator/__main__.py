@@ -1,4 +1,18 @@
-"""Run the HIL test server: ``python -m tests.hil_server --port N --state F``.
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Run the HIL test server.
+
+    python -m tools.lab.hil_emulator --port N --state FILE
 
 It listens on 127.0.0.1 only. FILE is loaded when it exists (a seed, or the
 state a previous run left) and rewritten after every change. Stop it with
@@ -10,11 +24,11 @@ import json
 import signal
 import sys
 
-from tests.hil_server import server
+from tools.lab.hil_emulator import server
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m tests.hil_server',
+    parser = argparse.ArgumentParser(prog='python -m tools.lab.hil_emulator',
                                      description=__doc__.splitlines()[0])
     parser.add_argument('--port', type=int, default=7000,
                         help='TCP port on 127.0.0.1 (0: any free port)')

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """A lab of virtual bare metal for the demo and the end-to-end test.
 
 Runs, each bound to 127.0.0.1, each started in the background with its pid
@@ -14,15 +26,16 @@ Guests are UEFI (OVMF 4M) machines with one e1000 nic on QEMU user
 networking: the host is 10.0.2.2 inside, and the DHCP answer hands iPXE
 the boot script's URL. Each guest's serial console goes to a file.
 
-    python -m tests.functional.vmlab start|stop|status STATE_DIR
+    python -m tools.lab.vmlab start|stop|status STATE_DIR
+
+(also ``python -m tools.lab start|stop libvirtd sushy http``, in
+``.state/demo/lab``).
 """
 
 import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -31,17 +44,20 @@ from xml.sax import saxutils
 
 from oslo_concurrency import processutils
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-VENV_BIN = os.path.join(os.environ.get('BMI_VENV',
-                                       os.path.join(REPO, '.venv')), 'bin')
+from tools import lab
+from tools.lab import service
+
+REPO = lab.REPO
+VENV_BIN = lab.VENV_BIN
 
 OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd'
 OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd'
 OVMF_VARS_MS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd'
 NIC_ROM = '/usr/lib/ipxe/qemu/efi-e1000.rom'
 QEMU_CONF = '/etc/libvirt/qemu.conf'
-# What libvirtd's QEMU driver needs in a container without systemd.
+# What libvirtd's QEMU driver needs in a container without systemd. Its
+# first line marks the block in /etc/libvirt/qemu.conf: it keeps the module's
+# old path so that a machine that has the block does not get it twice.
 QEMU_CONF_BLOCK = """
 # --- bmi_driver demo (tests/functional/vmlab.py): no systemd, no cgroups
 user = "root"
@@ -95,20 +111,17 @@ DOMAIN_XML = """<domain type='qemu'
 """
 
 
-class LabError(Exception):
+class LabError(service.ServiceError):
     """The lab could not do what was asked; the text says why."""
 
 
 def _wait(predicate, timeout, interval=0.2, what='condition'):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise LabError('timed out after %ss waiting for %s'
-                           % (timeout, what))
-        time.sleep(interval)
+    try:
+        return service.wait_for(predicate, timeout, interval, what)
+    except LabError:
+        raise
+    except service.ServiceError as e:
+        raise LabError(str(e)) from None
 
 
 def _http_ok(url):
@@ -167,6 +180,118 @@ class Console(object):
             time.sleep(0.5)
 
 
+class _LabService(service.Service):
+    """A daemon of the VM lab: pid in the lab directory, log in log/."""
+
+    def __init__(self, state_dir, log_dir):
+        super().__init__(state_dir)
+        self.log_dir = log_dir
+
+    @property
+    def log_path(self):
+        return os.path.join(self.log_dir, '%s.log' % self.name)
+
+    def _alive_and(self, check, *args):
+        if not self.is_running():
+            raise LabError('%s exited: see %s' % (self.name, self.log_path))
+        return check(*args)
+
+
+class Libvirtd(_LabService):
+    """libvirtd with a private socket and no TCP/TLS (no systemd here)."""
+
+    name = 'libvirtd'
+
+    def __init__(self, state_dir, log_dir, run_dir, virsh):
+        super().__init__(state_dir, log_dir)
+        self.run_dir = run_dir
+        self.virsh = virsh
+
+    def start(self):
+        if self.is_running():
+            return
+        _ensure_qemu_conf()
+        os.makedirs(self.run_dir, exist_ok=True)
+        conf = os.path.join(self.state_dir, 'libvirtd.conf')
+        with open(conf, 'w') as f:
+            f.write('unix_sock_dir = "%s"\n'
+                    'unix_sock_rw_perms = "0700"\n'
+                    'auth_unix_ro = "none"\n'
+                    'auth_unix_rw = "none"\n'
+                    'log_outputs = "3:file:%s"\n'
+                    % (self.run_dir,
+                       os.path.join(self.log_dir, 'libvirtd-daemon.log')))
+        # No --listen: libvirtd serves its unix sockets only (no TCP/TLS).
+        self.spawn(['libvirtd', '-f', conf, '-p',
+                    os.path.join(self.run_dir, 'libvirtd.pid')])
+        _wait(lambda: self._alive_and(self._virsh_ok), 30, what='libvirtd')
+
+    def _virsh_ok(self):
+        try:
+            self.virsh('version')
+            return True
+        except processutils.ProcessExecutionError:
+            return False
+
+
+class Sushy(_LabService):
+    """sushy-tools' Redfish emulator (libvirt driver) on 127.0.0.1."""
+
+    name = 'sushy'
+
+    def __init__(self, state_dir, log_dir, port, libvirt_uri):
+        super().__init__(state_dir, log_dir)
+        self.port = port
+        self.libvirt_uri = libvirt_uri
+
+    @property
+    def url(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    def start(self):
+        if self.is_running():
+            return
+        conf = os.path.join(self.state_dir, 'sushy.conf')
+        with open(conf, 'w') as f:
+            f.write('SUSHY_EMULATOR_LISTEN_IP = %r\n'
+                    'SUSHY_EMULATOR_LISTEN_PORT = %d\n'
+                    'SUSHY_EMULATOR_LIBVIRT_URI = %r\n'
+                    'SUSHY_EMULATOR_BOOT_LOADER_MAP = %r\n'
+                    'SUSHY_EMULATOR_SECURE_BOOT_DISABLED_NVRAM = %r\n'
+                    'SUSHY_EMULATOR_SECURE_BOOT_ENABLED_NVRAM = %r\n'
+                    'SUSHY_EMULATOR_IGNORE_BOOT_DEVICE = False\n'
+                    % ('127.0.0.1', self.port, self.libvirt_uri,
+                       {'UEFI': {'x86_64': OVMF_CODE},
+                        'Legacy': {'x86_64': None}},
+                       OVMF_VARS, OVMF_VARS_MS))
+        self.spawn([os.path.join(VENV_BIN, 'sushy-emulator'),
+                    '--config', conf])
+        _wait(lambda: self._alive_and(_http_ok, self.url + '/redfish/v1/'),
+              30, what='sushy-emulator on %s' % self.url)
+
+
+class HttpBoot(_LabService):
+    """A plain HTTP server for iPXE files (Ironic's [deploy] http_root)."""
+
+    name = 'http'
+
+    def __init__(self, state_dir, log_dir, port, root):
+        super().__init__(state_dir, log_dir)
+        self.port = port
+        self.root = root
+
+    def start(self):
+        if self.is_running():
+            return
+        os.makedirs(self.root, exist_ok=True)
+        self.spawn([sys.executable, '-m', 'http.server',
+                    '--bind', '127.0.0.1', '--directory', self.root,
+                    str(self.port)])
+        _wait(lambda: self._alive_and(
+            _http_ok, 'http://127.0.0.1:%d/' % self.port),
+            15, what='HTTP server on port %d' % self.port)
+
+
 class Lab(object):
     """libvirtd + sushy-emulator + an HTTP server, in ``state_dir``."""
 
@@ -182,46 +307,20 @@ class Lab(object):
         self.log_dir = os.path.join(self.state_dir, 'log')
         self.socket = os.path.join(self.run_dir, 'libvirt-sock')
         self.uri = 'qemu:///system?socket=%s' % self.socket
+        # In start order; stopped in reverse.
+        self.services = [
+            Libvirtd(self.state_dir, self.log_dir, self.run_dir,
+                     lambda *a: self.virsh(*a)),
+            Sushy(self.state_dir, self.log_dir, self.sushy_port, self.uri),
+            HttpBoot(self.state_dir, self.log_dir, self.http_port,
+                     self.http_root),
+        ]
 
-    # -- bookkeeping -----------------------------------------------------
-    def _pidfile(self, name):
-        return os.path.join(self.state_dir, '%s.pid' % name)
+    def service(self, name):
+        return {s.name: s for s in self.services}[name]
 
     def _pid(self, name):
-        try:
-            with open(self._pidfile(name)) as f:
-                pid = int(f.read().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        return pid
-
-    def _spawn(self, name, argv, env=None):
-        log_path = os.path.join(self.log_dir, '%s.log' % name)
-        with open(log_path, 'ab') as log_file:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                    stdout=log_file, stderr=log_file,
-                                    env=env, start_new_session=True)
-        with open(self._pidfile(name), 'w') as f:
-            f.write('%d\n' % proc.pid)
-        return proc
-
-    def _stop(self, name, timeout=10):
-        pid = self._pid(name)
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            try:
-                _wait(lambda: self._pid(name) is None or _reap(pid),
-                      timeout, what='%s to exit' % name)
-            except LabError:
-                os.kill(pid, signal.SIGKILL)
-        try:
-            os.unlink(self._pidfile(name))
-        except FileNotFoundError:
-            pass
+        return self.service(name).pid()
 
     def url(self, path=''):
         """URL of the HTTP server as guests see it."""
@@ -232,31 +331,39 @@ class Lab(object):
         return 'http://127.0.0.1:%d' % self.sushy_port
 
     # -- start / stop ----------------------------------------------------
-    def start(self):
+    def start(self, names=None):
+        """Start the lab's daemons (or those ``names``)."""
         for d in (self.state_dir, self.run_dir, self.log_dir, self.http_root,
                   os.path.join(self.state_dir, 'nvram'),
                   os.path.join(self.state_dir, 'console')):
             os.makedirs(d, exist_ok=True)
-        self.start_libvirtd()
-        self.start_sushy()
-        self.start_http()
+        for svc in self.services:
+            if names is None or svc.name in names:
+                svc.start()
         self._write_env()
 
-    def stop(self):
-        """Stop everything the lab started; safe to call twice."""
+    def stop(self, names=None):
+        """Stop what the lab started (or those ``names``).
+
+        Safe to call twice. Stopping libvirtd first removes the lab's
+        guests.
+        """
         errors = []
-        if self._pid('libvirtd') is not None:
+        names = names or [s.name for s in self.services]
+        if 'libvirtd' in names and self._pid('libvirtd') is not None:
             try:
                 for name in self.domains():
                     self.remove_vm(name)
             except Exception as e:  # still stop the daemons
                 errors.append('removing domains: %s' % e)
-        for name in ('http', 'sushy', 'libvirtd'):
-            self._stop(name)
-        try:
-            os.unlink(os.path.join(self.state_dir, 'env.json'))
-        except FileNotFoundError:
-            pass
+        for svc in reversed(self.services):
+            if svc.name in names:
+                svc.stop()
+        if not any(s.is_running() for s in self.services):
+            try:
+                os.unlink(os.path.join(self.state_dir, 'env.json'))
+            except FileNotFoundError:
+                pass
         if errors:
             raise LabError('; '.join(errors))
 
@@ -266,74 +373,6 @@ class Lab(object):
                        'redfish_url': self.redfish_url,
                        'http_root': self.http_root,
                        'http_url': self.url().rstrip('/')}, f, indent=2)
-
-    def start_libvirtd(self):
-        if self._pid('libvirtd') is not None:
-            return
-        _ensure_qemu_conf()
-        conf = os.path.join(self.state_dir, 'libvirtd.conf')
-        with open(conf, 'w') as f:
-            f.write('unix_sock_dir = "%s"\n'
-                    'unix_sock_rw_perms = "0700"\n'
-                    'auth_unix_ro = "none"\n'
-                    'auth_unix_rw = "none"\n'
-                    'log_outputs = "3:file:%s"\n'
-                    % (self.run_dir,
-                       os.path.join(self.log_dir, 'libvirtd-daemon.log')))
-        # No --listen: libvirtd serves its unix sockets only (no TCP/TLS).
-        self._spawn('libvirtd', ['libvirtd', '-f', conf, '-p',
-                                 os.path.join(self.run_dir, 'libvirtd.pid')])
-        _wait(lambda: self._virsh_ok(), 30, what='libvirtd')
-
-    def _virsh_ok(self):
-        if self._pid('libvirtd') is None:
-            raise LabError('libvirtd exited: see %s'
-                           % os.path.join(self.log_dir, 'libvirtd.log'))
-        try:
-            self.virsh('version')
-            return True
-        except processutils.ProcessExecutionError:
-            return False
-
-    def start_sushy(self):
-        if self._pid('sushy') is not None:
-            return
-        conf = os.path.join(self.state_dir, 'sushy.conf')
-        with open(conf, 'w') as f:
-            f.write('SUSHY_EMULATOR_LISTEN_IP = %r\n'
-                    'SUSHY_EMULATOR_LISTEN_PORT = %d\n'
-                    'SUSHY_EMULATOR_LIBVIRT_URI = %r\n'
-                    'SUSHY_EMULATOR_BOOT_LOADER_MAP = %r\n'
-                    'SUSHY_EMULATOR_SECURE_BOOT_DISABLED_NVRAM = %r\n'
-                    'SUSHY_EMULATOR_SECURE_BOOT_ENABLED_NVRAM = %r\n'
-                    'SUSHY_EMULATOR_IGNORE_BOOT_DEVICE = False\n'
-                    % ('127.0.0.1', self.sushy_port, self.uri,
-                       {'UEFI': {'x86_64': OVMF_CODE},
-                        'Legacy': {'x86_64': None}},
-                       OVMF_VARS, OVMF_VARS_MS))
-        self._spawn('sushy', [os.path.join(VENV_BIN, 'sushy-emulator'),
-                              '--config', conf])
-        _wait(lambda: self._alive_and('sushy', _http_ok,
-                                      self.redfish_url + '/redfish/v1/'),
-              30, what='sushy-emulator on %s' % self.redfish_url)
-
-    def start_http(self):
-        if self._pid('http') is not None:
-            return
-        self._spawn('http', [sys.executable, '-m', 'http.server',
-                             '--bind', '127.0.0.1',
-                             '--directory', self.http_root,
-                             str(self.http_port)])
-        _wait(lambda: self._alive_and(
-            'http', _http_ok, 'http://127.0.0.1:%d/' % self.http_port),
-            15, what='HTTP server on port %d' % self.http_port)
-
-    def _alive_and(self, name, check, *args):
-        if self._pid(name) is None:
-            raise LabError('%s exited: see %s'
-                           % (name, os.path.join(self.log_dir,
-                                                 name + '.log')))
-        return check(*args)
 
     # -- guests ----------------------------------------------------------
     def virsh(self, *args):
@@ -412,19 +451,6 @@ class Lab(object):
                                'BootSourceOverrideMode': mode}})
 
 
-def _reap(pid):
-    """Collect ``pid`` if it is our child; True once it is gone."""
-    try:
-        done, _status = os.waitpid(pid, os.WNOHANG)
-        return done == pid
-    except ChildProcessError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-
 def _ensure_qemu_conf():
     with open(QEMU_CONF) as f:
         if QEMU_CONF_BLOCK.strip().splitlines()[0] in f.read():
@@ -435,7 +461,7 @@ def _ensure_qemu_conf():
 
 def main(argv):
     if len(argv) != 3 or argv[1] not in ('start', 'stop', 'status'):
-        print('usage: python -m tests.functional.vmlab start|stop|status '
+        print('usage: python -m tools.lab.vmlab start|stop|status '
               'STATE_DIR', file=sys.stderr)
         return 2
     lab = Lab(argv[2])

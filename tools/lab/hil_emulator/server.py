@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """A HIL-compatible REST server for tests and the demo.
 
 Written from ``../shared/hil-api.md`` (HIL's API as the real server
@@ -5,7 +17,9 @@ behaves): nodes with nics, projects, networks with VLAN channels, the
 asynchronous networking-action queue (one pending action per nic, applied
 after ``action_delay`` seconds, ERROR when the nic's switch is marked
 failing), HIL's error codes and ``{"type", "msg"}`` bodies, and null or
-database (HTTP Basic) authentication.
+database (HTTP Basic) authentication. It is over 500 lines because it is
+one emulator of one API: every route shares the state, its lock and the
+error bodies.
 
 State is a JSON document (see ``normalize_state`` for the seed format); it
 is written back to the state file after every change, so a test can read

@@ -1,6 +1,18 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The end-to-end path: VMs boot from cloned golden images through Ironic.
 
-Shared by ``make demo`` (``python -m tests.functional.e2e``, driven by
+Shared by ``make demo`` (``python -m tools.lab.e2e``, driven by
 tools/demo.sh) and ``tests/functional/test_e2e_boot.py``:
 
 1. import the demo's golden image with ``bmi-manage image import``;
@@ -17,6 +29,10 @@ tools/demo.sh) and ``tests/functional/test_e2e_boot.py``:
 5. undeploy both and check that no clone, iSCSI target, HIL attachment or
    VolumeTarget is left;
 6. remove what it created (nodes, images, VMs), also when a step failed.
+
+Over 500 lines because it is one story told in order (the steps, their
+checks, the clean-up, the summary and the demo's entry point): split, a
+reader would have to jump between files to follow one deploy.
 """
 
 import argparse
@@ -36,7 +52,8 @@ from oslo_concurrency import processutils
 
 from bmi_driver.conf import CONF
 from bmi_driver.storage.ceph import library as images
-from tests.functional import vmlab
+from tools.lab import state as lab_state
+from tools.lab import vmlab
 
 REPO = vmlab.REPO
 BAREMETAL = os.path.join(vmlab.VENV_BIN, 'baremetal')
@@ -394,8 +411,11 @@ class Scenario(object):
             time.sleep(0.5)
 
     def check_nothing_left(self):
-        """Raise when a clone, target, HIL attachment or VolumeTarget is
-        left for one of the nodes."""
+        """Check that the nodes left nothing behind.
+
+        :raises: RuntimeError naming each clone, target, HIL attachment or
+            VolumeTarget left for one of the nodes.
+        """
         left = []
         uuids = [n.uuid for n in self.nodes if n.uuid]
         disks = self._rbd_names()
@@ -476,15 +496,10 @@ class Scenario(object):
         return lines
 
 
-def _load_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--services', required=True,
-                        help='services.json written by tools/services.sh')
+    parser.add_argument('--services',
+                        help='services.json (default: the lab state\'s)')
     parser.add_argument('--lab-dir', required=True)
     parser.add_argument('--image', required=True, help='raw golden image')
     args = parser.parse_args(argv)
@@ -493,9 +508,9 @@ def main(argv=None):
         raise SystemExit('interrupted by signal %d' % signum)
     signal.signal(signal.SIGTERM, _terminate)
 
-    env = _load_json(args.services)
-    ironic_env = _load_json(os.path.join(env['ironic_state'], 'env.json'))
-    hil_env = _load_json(os.path.join(env['hil_state'], 'env.json'))
+    env = lab_state.load_services(args.services)
+    ironic_env = lab_state.read_env(env['ironic_state'], 'Ironic')
+    hil_env = lab_state.read_env(env['hil_state'], 'The HIL test server')
     bmi_conf = os.path.join(env['ironic_state'], 'bmi.conf')
     CONF(args=[], project='bmi', default_config_files=[bmi_conf])
 

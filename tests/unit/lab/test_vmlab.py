@@ -1,4 +1,16 @@
-"""Unit tests of the demo's helpers (tests/functional/vmlab.py, e2e.py).
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Unit tests of the VM lab and the e2e scenario (tools/lab/).
 
 They run no VM and no daemon: files are temporary, virsh is faked.
 """
@@ -10,8 +22,8 @@ import fixtures
 
 from bmi_driver.storage.export import manager as export
 from tests import base
-from tests.functional import e2e
-from tests.functional import vmlab
+from tools.lab import e2e
+from tools.lab import vmlab
 
 
 class ConsoleTest(base.TestCase):

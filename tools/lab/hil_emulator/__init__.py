@@ -1,15 +1,30 @@
-"""A HIL-compatible test server (see ``server.py``) and helpers to run it.
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""A HIL-compatible test server (see ``server.py``), helpers to run it, and
+its lab service (``HILEmulator``: ``python -m tools.lab start hil``).
 
 From a test::
 
-    pid, url = hil_server.start_process(7001, '/tmp/x/hil.json', seed={
+    from tools.lab import hil_emulator
+
+    pid, url = hil_emulator.start_process(7001, '/tmp/x/hil.json', seed={
         'projects': ['p1'],
         'nodes': {'node1': {'nics': [{'label': 'eth0',
                                       'macaddr': '52:54:00:00:00:01',
                                       'switch': 'sw0', 'port': 'gi1/0/1'}]}},
         'networks': {'bmi-provisioning': {'owner': 'admin', 'access': []}}})
     ...
-    hil_server.stop_process(pid)
+    hil_emulator.stop_process(pid)
 
 The seed format is described in ``server.normalize_state``. ``Admin``
 sets up and inspects a running server (its admin and debug routes).
@@ -25,8 +40,8 @@ import time
 
 import requests
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tools import lab
+from tools.lab import service
 
 # Children started here, so that stop_process can reap them.
 _CHILDREN = {}
@@ -34,7 +49,7 @@ _CHILDREN = {}
 
 def start_process(port, state_path, seed=None, action_delay=None,
                   log_path=None, timeout=30):
-    """Start ``python -m tests.hil_server`` on 127.0.0.1:port.
+    """Start ``python -m tools.lab.hil_emulator`` on 127.0.0.1:port.
 
     :param seed: a seed dict, or the path of a seed file; when given it
         replaces whatever ``state_path`` holds.
@@ -48,13 +63,13 @@ def start_process(port, state_path, seed=None, action_delay=None,
                 seed = json.load(f)
         with open(state_path, 'w') as f:
             json.dump(seed, f)
-    argv = [sys.executable, '-m', 'tests.hil_server', '--port', str(port),
-            '--state', state_path]
+    argv = [sys.executable, '-m', 'tools.lab.hil_emulator',
+            '--port', str(port), '--state', state_path]
     if action_delay is not None:
         argv += ['--action-delay', str(action_delay)]
     out = open(log_path, 'ab') if log_path else subprocess.DEVNULL
     try:
-        proc = subprocess.Popen(argv, cwd=_REPO, stdout=out,
+        proc = subprocess.Popen(argv, cwd=lab.REPO, stdout=out,
                                 stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -160,3 +175,74 @@ class Admin(object):
 
     def set_action_delay(self, seconds):
         self._call('PUT', '/_debug/action_delay', {'seconds': seconds})
+
+
+class HILEmulator(service.Service):
+    """The HIL test server as a lab service, in ``state_dir``.
+
+    State in ``hil-state.json`` (a ``seed`` file replaces it at start),
+    log in ``hil.log``, pid in ``hil.pid``; ``env.json`` says
+    ``{"url": ..., "pid": N, "state_file": ...}``.
+    """
+
+    name = 'hil'
+
+    def __init__(self, state_dir, port=None, seed=None, start_timeout=30):
+        super().__init__(state_dir)
+        self.port = int(port or os.environ.get('BMI_HIL_PORT', 7000))
+        self.seed = seed
+        self.start_timeout = start_timeout
+
+    @property
+    def url(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    @property
+    def state_file(self):
+        return os.path.join(self.state_dir, 'hil-state.json')
+
+    @property
+    def env_path(self):
+        return os.path.join(self.state_dir, 'env.json')
+
+    def info(self):
+        return dict(super().info(), url=self.url)
+
+    def start(self):
+        pid = self.pid()
+        if pid is not None:
+            self.log('already running (pid %d)', pid)
+            return
+        os.makedirs(self.state_dir, exist_ok=True)
+        try:
+            with socket.create_connection(('127.0.0.1', self.port),
+                                          timeout=1):
+                raise service.ServiceError(
+                    'port %d is taken by another process: set BMI_HIL_PORT'
+                    % self.port)
+        except OSError:
+            pass  # nothing listens: good
+        try:
+            pid, url = start_process(self.port, self.state_file,
+                                     seed=self.seed, log_path=self.log_path,
+                                     timeout=self.start_timeout)
+        except (RuntimeError, ValueError) as e:
+            raise service.ServiceError('the HIL test server did not start: '
+                                       '%s (see %s)' % (e, self.log_path))
+        with open(self.pidfile, 'w') as f:
+            f.write('%d\n' % pid)
+        with open(self.env_path, 'w') as f:
+            json.dump({'url': url, 'pid': pid,
+                       'state_file': self.state_file}, f)
+        self.log('HIL test server on %s (pid %d)', url, pid)
+
+    def stop(self):
+        pid = self.pid()
+        if pid is not None:
+            stop_process(pid)
+            self.log('stopped (pid %d)', pid)
+        self._forget()
+        try:
+            os.unlink(self.env_path)
+        except FileNotFoundError:
+            pass

@@ -1,3 +1,15 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
 """The HIL test server against HIL's API page (../shared/hil-api.md)."""
 
 import json
@@ -8,8 +20,8 @@ import fixtures
 import requests
 import testtools
 
-from tests import hil_server
-from tests.hil_server import server
+from tools.lab import hil_emulator
+from tools.lab.hil_emulator import server
 
 ADMIN = ('admin', 'admin-pw')
 ALICE = ('alice', 'alice-pw')
@@ -347,7 +359,7 @@ class TestRegistration(ServerTestCase):
         self.assertEqual(200, self.call('DELETE', '/node/node4').status_code)
 
     def test_admin_helper(self):
-        admin = hil_server.Admin(self.server.url)
+        admin = hil_emulator.Admin(self.server.url)
         admin.put_project('p3')
         admin.put_project('p3')
         admin.put_network('net-p3', owner='p3', access='p3')

@@ -1,0 +1,198 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Unit tests of the lab's state layout, services.json and renderer."""
+
+import configparser
+import json
+import os
+
+from tests import base
+from tools.lab import config
+from tools.lab import service
+from tools.lab import services
+from tools.lab import state as lab_state
+
+
+def _parse(path):
+    # Ironic's [DEFAULT] is a section like the others here.
+    parser = configparser.RawConfigParser(default_section='none')
+    parser.read(path)
+    return {name: dict(parser[name]) for name in parser}
+
+
+class StateTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.st = lab_state.State(os.path.join(self.state_dir, 'st'))
+
+    def test_services_json_round_trip(self):
+        written = self.st.write_services(tgtd_portal='127.0.0.1:3261',
+                                         tgtd_running=True)
+        env = lab_state.load_services(self.st.services_json)
+        self.assertEqual(written, env)
+        root = self.st.root
+        self.assertEqual(os.path.join(root, 'ceph', 'ceph.conf'),
+                         env['ceph_conf'])
+        self.assertEqual(os.path.join(root, 'ceph',
+                                      'ceph.client.bmi.keyring'),
+                         env['ceph_keyring'])
+        self.assertEqual(('bmi', 'tgt', 'bmi-images', 'images'),
+                         (env['ceph_user'], env['ceph_tgt_user'],
+                          env['image_pool'], env['glance_pool']))
+        self.assertEqual(os.path.join(root, 'ironic'), env['ironic_state'])
+        self.assertEqual(os.path.join(root, 'hil'), env['hil_state'])
+        self.assertTrue(env['tgtd_running'])
+
+    def test_missing_services_json_says_how_to_start(self):
+        e = self.assertRaises(RuntimeError, lab_state.load_services,
+                              os.path.join(self.state_dir, 'none.json'))
+        self.assertIn('make services-start', str(e))
+
+    def test_ceph_and_iscsi_options(self):
+        env = self.st.services(tgtd_portal='127.0.0.1:3261')
+        self.assertEqual({'conf_file': env['ceph_conf'], 'user': 'bmi',
+                          'keyring': env['ceph_keyring'],
+                          'image_pool': 'bmi-images',
+                          'clone_pool': 'bmi-images',
+                          'glance_pool': 'images'},
+                         lab_state.ceph_options(env))
+        self.assertEqual({'portal_address': '127.0.0.1', 'portal_port': 3261,
+                          'tgt_ceph_user': 'tgt'},
+                         lab_state.iscsi_options(env))
+
+    def test_configure_sets_the_plugin_options(self):
+        env = self.st.services()
+        lab_state.configure(self.conf_fixture.conf, env, ('ceph', 'iscsi'))
+        self.assertEqual(env['ceph_keyring'],
+                         self.conf_fixture.conf.ceph.keyring)
+        self.assertEqual(3260, self.conf_fixture.conf.iscsi.portal_port)
+
+
+class RenderTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.st = lab_state.State(os.path.join(self.state_dir, 'st'))
+        self.env = self.st.services()
+
+    def test_bmi_conf(self):
+        path = config.write(os.path.join(self.state_dir, 'bmi.conf'),
+                            config.bmi_conf(self.env, '/srv/bmi',
+                                            'http://127.0.0.1:7095'),
+                            header='a header')
+        self.assertEqual({
+            'bmi': {'state_path': '/srv/bmi'},
+            'ceph': {'conf_file': self.env['ceph_conf'], 'user': 'bmi',
+                     'keyring': self.env['ceph_keyring'],
+                     'image_pool': 'bmi-images', 'clone_pool': 'bmi-images',
+                     'glance_pool': 'images'},
+            'iscsi': {'portal_address': '127.0.0.1', 'portal_port': '3260',
+                      'tgt_ceph_user': 'tgt'},
+            'coordination': {'backend_url': 'file://%s/locks'
+                             % self.st.root},
+            'hil': {'url': 'http://127.0.0.1:7095', 'auth_type': 'none'},
+        }, {k: v for k, v in _parse(path).items() if k != 'none'})
+        with open(path) as f:
+            self.assertEqual('# a header\n', f.readline())
+
+    def test_ironic_conf(self):
+        d = os.path.join(self.state_dir, 'ironic')
+        path = config.write(os.path.join(d, 'ironic.conf'),
+                            config.ironic_conf(d, port=6395, debug=True))
+        parsed = _parse(path)
+        self.assertEqual('noauth', parsed['DEFAULT']['auth_strategy'])
+        self.assertEqual('true', parsed['DEFAULT']['debug'])
+        self.assertEqual('bmi,fake-hardware',
+                         parsed['DEFAULT']['enabled_hardware_types'])
+        self.assertEqual({'host_ip': '127.0.0.1', 'port': '6395',
+                          'api_workers': '1'}, parsed['api'])
+        self.assertEqual('sqlite:///%s/ironic.sqlite' % d,
+                         parsed['database']['connection'])
+        self.assertEqual(os.path.join(d, 'httpboot'),
+                         parsed['deploy']['http_root'])
+        self.assertEqual('false',
+                         parsed['conductor']['force_power_state_during_sync'])
+
+    def test_ceph_only_conf(self):
+        path = config.write(os.path.join(self.state_dir, 'c.conf'),
+                            config.ceph_only_conf(self.env))
+        self.assertEqual(['none', 'ceph'], list(_parse(path)))
+
+
+class ServiceTest(base.TestCase):
+
+    def test_registry_order_and_unknown_names(self):
+        self.assertEqual(['ceph', 'tgtd', 'hil', 'ironic'],
+                         list(services.SERVICES)[:4])
+        self.assertRaises(ValueError, services.get, 'nope')
+        self.assertEqual(['tgtd', 'ironic'],
+                         services._ordered(['ironic', 'tgtd']))
+
+    def test_every_service_has_a_pid_file_in_its_state(self):
+        st = lab_state.State(self.state_dir)
+        for name in services.SERVICES:
+            svc = services.get(name, st)
+            self.assertIsInstance(svc, service.Service)
+            self.assertEqual(name, svc.name)
+            self.assertTrue(svc.pidfile.startswith(self.state_dir))
+            self.assertFalse(svc.is_running())
+
+    def test_spawn_records_the_pid_and_stop_stops_it(self):
+        class Sleeper(service.Service):
+            name = 'sleeper'
+
+            def start(self):
+                self.spawn(['sleep', '60'])
+
+        svc = Sleeper(self.state_dir)
+        svc.start()
+        pid = svc.pid()
+        self.assertIsNotNone(pid)
+        with open(svc.pidfile) as f:
+            self.assertEqual(pid, int(f.read()))
+        svc.stop()
+        self.assertFalse(service.pid_alive(pid))
+        self.assertFalse(os.path.exists(svc.pidfile))
+        svc.stop()  # a second stop is a no-op
+
+    def test_stale_pid_file_is_not_running(self):
+        svc = services.get('tgtd', lab_state.State(self.state_dir))
+        with open(svc.pidfile, 'w') as f:
+            f.write('999999999\n')
+        self.assertIsNone(svc.pid())
+
+    def test_write_services_records_each_service(self):
+        st = lab_state.State(self.state_dir)
+        services.write_services(st)
+        with open(st.services_json) as f:
+            env = json.load(f)
+        self.assertEqual(set(services.SERVICES), set(env['services']))
+        self.assertFalse(env['tgtd_running'])
+
+    def test_netns_wraps_the_command(self):
+        svc = service.Service(self.state_dir, netns='bmi-lab')
+        self.assertEqual(['ip', 'netns', 'exec', 'bmi-lab', 'dnsmasq', '-k'],
+                         svc.argv(['dnsmasq', '-k']))
+        self.assertEqual(['true'], service.Service(self.state_dir).argv(
+            ['true']))
+
+    def test_run_fails_loudly_with_its_log(self):
+        svc = service.Service(self.state_dir)
+        svc.name = 'x'
+        svc.run(['true'])
+        e = self.assertRaises(service.ServiceError, svc.run,
+                              ['sh', '-c', 'echo nope; exit 3'])
+        self.assertIn('exit code 3', str(e))
+        with open(svc.log_path) as f:
+            self.assertEqual('nope\n', f.read())

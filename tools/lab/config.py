@@ -1,0 +1,126 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The one renderer of the lab's ``ironic.conf`` and ``bmi.conf``.
+
+``ironic_conf`` is Ironic all-in-one for the lab (sqlite, noauth, no RPC
+bus, the API on 127.0.0.1); ``bmi_conf`` is the plugin's configuration,
+made from ``services.json`` (``tools.lab.state``). Both are lists of
+``(section, [(option, value), ...])`` so that a test can read them without
+parsing; ``write`` turns them into files.
+"""
+
+import os
+
+from tools.lab import state as lab_state
+
+ENABLED_INTERFACES = [
+    ('enabled_hardware_types', 'bmi,fake-hardware'),
+    ('enabled_boot_interfaces', 'ipxe,fake'),
+    ('enabled_deploy_interfaces', 'bmi,fake'),
+    ('enabled_storage_interfaces', 'bmi,noop'),
+    ('enabled_vendor_interfaces', 'bmi,no-vendor,fake'),
+    ('enabled_network_interfaces', 'noop,hil'),
+    ('default_network_interface', 'noop'),
+    ('enabled_power_interfaces', 'fake,redfish'),
+    ('enabled_management_interfaces', 'fake,redfish'),
+    ('enabled_inspect_interfaces', 'no-inspect'),
+    ('enabled_raid_interfaces', 'no-raid'),
+    ('enabled_bios_interfaces', 'no-bios'),
+    ('enabled_console_interfaces', 'no-console'),
+    ('enabled_rescue_interfaces', 'no-rescue'),
+    ('enabled_firmware_interfaces', 'no-firmware'),
+]
+
+
+def _value(value):
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
+
+
+def render(sections, header=None):
+    """INI text of ``sections``; ``header`` becomes comment lines."""
+    lines = ['# %s' % h for h in (header or '').splitlines()]
+    for name, options in sections:
+        if lines:
+            lines.append('')
+        lines.append('[%s]' % name)
+        for key, value in options:
+            lines.append('%s = %s' % (key, _value(value)))
+    return '\n'.join(lines) + '\n'
+
+
+def write(path, sections, header=None, mode=0o644):
+    """Write ``sections`` to ``path`` (atomically)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, 'w') as f:
+        f.write(render(sections, header))
+    os.replace(tmp, path)
+    return path
+
+
+def ironic_conf(ironic_dir, port=6385, debug=False,
+                http_url='http://127.0.0.1:8089'):
+    """Ironic all-in-one with the bmi plugin, state in ``ironic_dir``."""
+    d = os.path.abspath(ironic_dir)
+    return [
+        ('DEFAULT', [('auth_strategy', 'noauth'),
+                     ('rpc_transport', 'none'),
+                     ('host', 'bmi-aio'),
+                     ('debug', bool(debug))] + ENABLED_INTERFACES),
+        ('api', [('host_ip', '127.0.0.1'), ('port', int(port)),
+                 ('api_workers', 1)]),
+        ('database', [('connection',
+                       'sqlite:///%s' % os.path.join(d, 'ironic.sqlite'))]),
+        ('dhcp', [('dhcp_provider', 'none')]),
+        ('deploy', [('http_root', os.path.join(d, 'httpboot')),
+                    ('http_url', http_url),
+                    ('fast_track', False)]),
+        ('pxe', [('tftp_root', os.path.join(d, 'tftpboot')),
+                 ('images_path', os.path.join(d, 'images')),
+                 ('instance_master_path', os.path.join(d, 'master_images'))]),
+        # A BMI node has no local disk: cleaning has nothing to do and is
+        # fast.
+        ('conductor', [('automated_clean', True),
+                       ('force_power_state_during_sync', False),
+                       ('heartbeat_interval', 5)]),
+        ('nova', [('send_power_notifications', False)]),
+        ('oslo_concurrency', [('lock_path', os.path.join(d, 'locks'))]),
+    ]
+
+
+def bmi_conf(env, bmi_state_path, hil_url='http://127.0.0.1:7000'):
+    """The plugin's configuration for the lab's services.
+
+    :param env: services.json (``tools.lab.state.load_services``).
+    :param bmi_state_path: the plugin's ``[bmi] state_path``.
+    :raises: KeyError naming a key services.json lacks.
+    """
+    iscsi = lab_state.iscsi_options(env)
+    return [
+        ('bmi', [('state_path', os.path.abspath(bmi_state_path))]),
+        ('ceph', list(lab_state.ceph_options(env).items())),
+        ('iscsi', [('portal_address', iscsi['portal_address']),
+                   ('portal_port', iscsi['portal_port']),
+                   ('tgt_ceph_user', iscsi['tgt_ceph_user'])]),
+        ('coordination', [('backend_url', 'file://%s' % os.path.join(
+            env['state_dir'], 'locks'))]),
+        ('hil', [('url', hil_url), ('auth_type', 'none')]),
+    ]
+
+
+def ceph_only_conf(env):
+    """A bmi.conf with the ``[ceph]`` section alone (bmi-manage's)."""
+    return [('ceph', list(lab_state.ceph_options(env).items()))]

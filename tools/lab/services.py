@@ -1,0 +1,113 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The services the CLI knows, in start order, and services.json.
+
+``SERVICES`` maps a name to a factory ``f(state, options) -> Service``;
+``DEFAULT`` is what ``make test`` needs. ``start`` starts the named
+services in registry order and rewrites services.json after each one;
+``stop`` stops them in reverse order (users first, what they use last).
+A new service is one more entry here.
+"""
+
+import collections
+
+from tools.lab import ceph
+from tools.lab import hil_emulator
+from tools.lab import ironic
+from tools.lab import state as lab_state
+from tools.lab import tgtd
+from tools.lab import vmlab
+
+
+class Options(object):
+    """Start options given on the command line (or by a caller)."""
+
+    def __init__(self, ironic_conf=(), hil_seed=None):
+        self.ironic_conf = list(ironic_conf)
+        self.hil_seed = hil_seed
+
+
+def _lab(st, opts):
+    # The demo's VM lab serves the shared Ironic's iPXE files.
+    return vmlab.Lab(st.lab_dir,
+                     http_root=st.path('ironic', 'httpboot'))
+
+
+SERVICES = collections.OrderedDict([
+    ('ceph', lambda st, opts: ceph.Ceph(st.ceph_dir)),
+    ('tgtd', lambda st, opts: tgtd.Tgtd(st.root)),
+    ('hil', lambda st, opts: hil_emulator.HILEmulator(
+        st.hil_dir, seed=opts.hil_seed)),
+    # Its bmi.conf is made from services.json: ceph and tgtd come first.
+    ('ironic', lambda st, opts: ironic.IronicAIO(
+        st.ironic_dir, services_json=st.services_json,
+        extra_conf=opts.ironic_conf)),
+    ('libvirtd', lambda st, opts: _lab(st, opts).service('libvirtd')),
+    ('sushy', lambda st, opts: _lab(st, opts).service('sushy')),
+    ('http', lambda st, opts: _lab(st, opts).service('http')),
+])
+DEFAULT = ('ceph', 'tgtd', 'hil', 'ironic')
+
+
+def get(name, st=None, opts=None):
+    """The service ``name`` of the lab state ``st``."""
+    try:
+        factory = SERVICES[name]
+    except KeyError:
+        raise ValueError('unknown service %r (known: %s)'
+                         % (name, ', '.join(SERVICES))) from None
+    return factory(st or lab_state.State(), opts or Options())
+
+
+def write_services(st):
+    """Rewrite services.json from what runs now."""
+    t = get('tgtd', st)
+    extra = {'services': {name: get(name, st).info() for name in SERVICES}}
+    return st.write_services(tgtd_portal=t.portal,
+                             tgtd_running=t.is_running(), extra=extra)
+
+
+def _ordered(names):
+    for n in names:
+        if n not in SERVICES:
+            raise ValueError('unknown service %r (known: %s)'
+                             % (n, ', '.join(SERVICES)))
+    return [n for n in SERVICES if n in names]
+
+
+def start(names=DEFAULT, st=None, opts=None):
+    st = st or lab_state.State()
+    write_services(st)
+    for name in _ordered(names):
+        get(name, st, opts).start()
+        write_services(st)
+
+
+def stop(names=None, st=None):
+    """Stop ``names`` (default: all), each by its pid.
+
+    Every one is tried even when an earlier one fails. Returns the errors.
+    """
+    st = st or lab_state.State()
+    errors = []
+    for name in reversed(_ordered(names or list(SERVICES))):
+        try:
+            if name == 'libvirtd':
+                # Its guests go first (vmlab.Lab.stop).
+                _lab(st, None).stop(['libvirtd'])
+            else:
+                get(name, st).stop()
+        except Exception as e:
+            errors.append('%s: %s' % (name, e))
+    write_services(st)
+    return errors
