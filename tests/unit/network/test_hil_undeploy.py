@@ -23,10 +23,10 @@ import requests
 from requests_mock.contrib import fixture as rm_fixture
 
 from bmi_driver.network import hil
-from tests.hil_server import server
 from tests.unit.network import test_hil
 from tests.unit.network.test_hil import LESSEE
 from tests.unit.network.test_hil import MACS
+from tools.lab.hil_emulator import server
 
 
 class Base(test_hil.HILNetworkTestCase):
