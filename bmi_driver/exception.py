@@ -151,9 +151,12 @@ class HILError(BmiException):
     """
     _msg_fmt = "HIL error: %(msg)s"
 
-    def __init__(self, message=None, status=None, type=None, **kwargs):
+    def __init__(self, message=None, status=None, type=None, hil_msg=None,
+                 **kwargs):
         self.status = status
         self.type = type
+        # HIL's own "msg", unchanged: what refusals are classified by.
+        self.hil_msg = hil_msg
         super().__init__(message, **kwargs)
 
 
@@ -175,6 +178,30 @@ class HILConflict(HILError):
 
 class HILBadRequest(HILError):
     _msg_fmt = "HIL: %(msg)s"
+
+
+class HILInvalidName(InvalidName, HILError):
+    """A HIL node, nic, network or project name that is not plain data.
+
+    Raised before any request is sent.  An InvalidInput, so that the
+    interfaces turn it into Ironic's InvalidParameterValue.
+    """
+    _msg_fmt = "Invalid HIL %(kind)s name %(value)r: %(reason)s"
+
+
+class HILNodeNotFound(HILNotFound):
+    _msg_fmt = "HIL does not know node %(node)s: %(msg)s"
+
+
+class HILNodeNotVisible(HILAuthError):
+    _msg_fmt = ("HIL node %(node)s is not visible to this HIL user: HIL holds "
+                "it for a project this user has no access to (another "
+                "project). HIL said: %(msg)s")
+
+
+class HILRefused(HILConflict):
+    """A 409 BlockedError that waiting does not clear."""
+    _msg_fmt = "HIL refused %(action)s on %(node)s/%(nic)s: %(msg)s"
 
 
 class HILActionFailed(HILError):

@@ -39,6 +39,7 @@ import requests
 
 from bmi_driver.conf import CONF
 from bmi_driver import exception
+from bmi_driver.network import hil_client
 
 LOG = log.getLogger(__name__)
 
@@ -48,6 +49,8 @@ GiB = 1024 ** 3
 _CONFIGDRIVE_TIMEOUT = 60
 
 _CHANNEL_RE = re.compile(r'^vlan/(native|[0-9]{1,4})$')
+# A tenant network's nic may be given by MAC address instead of HIL label.
+_MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
 
 
 # --- the image ------------------------------------------------------------
@@ -203,7 +206,18 @@ def hil_node_name(node):
         raise exception.NodeFactMissing(
             'Node %s has neither driver_info/hil_node nor a name: the hil '
             'network interface cannot find it in HIL.' % node.uuid)
-    return name
+    return _hil_name(node, 'node', name)
+
+
+def _hil_name(node, kind, value):
+    """A HIL name checked as data (see hil_client.check_name).
+
+    :raises: NodeFactInvalid, naming the Ironic node.
+    """
+    try:
+        return hil_client.check_name(kind, value)
+    except exception.HILInvalidName as e:
+        raise exception.NodeFactInvalid('Node %s: %s' % (node.uuid, e))
 
 
 def tenant_networks(node):
@@ -242,6 +256,9 @@ def tenant_networks(node):
             raise exception.NodeFactInvalid(
                 'instance_info/%s of node %s: channel %r is neither '
                 '"vlan/native" nor "vlan/<id>"' % (field, node.uuid, channel))
+        _hil_name(node, 'network', entry['network'])
+        if not _MAC_RE.match(entry['nic'].lower()):
+            _hil_name(node, 'nic', entry['nic'])
         key = (entry['nic'].lower(), entry['network'])
         if key in seen:
             raise exception.NodeFactInvalid(

@@ -28,6 +28,12 @@ Network model (doc/network.md has the whole story):
   VLANs; ``unconfigure_tenant_networks`` detaches them.
 * ``remove_provisioning_network`` detaches the provisioning network last,
   once the deploy interface has unexported the disk.
+* Undeploy and rollback work from HIL's state of the nics, not only from
+  driver_internal_info: every detach is sent to HIL, which waits out an
+  action still pending from an earlier call that gave up (see
+  :mod:`bmi_driver.network.hil_client`). A node that HIL does not know, or
+  holds for a project this HIL user cannot see, never blocks an undeploy:
+  a warning, and nothing to detach.
 
 VIFs are recorded on ports and port groups as Ironic's own interfaces do
 (``internal_info/tenant_vif_port_id``), so that Nova's ironic driver can
@@ -37,6 +43,7 @@ attach, detach and list them.
 import re
 
 from ironic.common import exception as ironic_exc
+from ironic.common import states
 from ironic.drivers import base
 from ironic.drivers.modules.network import common
 from oslo_log import log
@@ -55,6 +62,16 @@ DEPLOYED_PROJECT = 'hil_project'
 TENANT_ATTACHMENTS = 'hil_tenant_networks'
 
 _MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
+
+# States in which validate() asks HIL whether the node can be deployed:
+# before a deploy (Nova's vif_attach, "baremetal node validate") and in
+# prepare() (DEPLOYING), before anything is cloned or exported. Ironic
+# 39.0 also calls network.validate for vif_list/vif_detach, for cleaning
+# (also the automated cleaning that follows an undeploy) and for port
+# updates: there, a HIL that lost the node must not fail the node, and
+# BMI's cleaning needs no network, so only the node's own fields are
+# checked.
+_HIL_CHECK_STATES = frozenset([states.AVAILABLE, states.DEPLOYING])
 
 PROPERTIES = {
     'hil_node': 'Name of the node in HIL. Optional; default: the Ironic '
@@ -79,7 +96,11 @@ def hil_project(node):
     :raises: MissingParameterValue
     """
     with ironic_errors.as_ironic():
-        return node_facts.hil_project(node)
+        project = node_facts.hil_project(node)
+        try:
+            return hil_client.check_name('project', project)
+        except exception.HILInvalidName as e:
+            raise exception.NodeFactInvalid('Node %s: %s' % (node.uuid, e))
 
 
 def tenant_networks(node):
@@ -260,11 +281,24 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             holder = self._client().get_node(name).get('project')
         except exception.HILError as e:
             raise ironic_exc.InvalidParameterValue(
-                'Cannot validate node %(node)s with HIL: %(err)s'
-                % {'node': task.node.uuid, 'err': e})
+                self._lookup_refusal(task, name, e))
         refusal = self._refusal(task, name, holder, project)
         if refusal:
             raise ironic_exc.InvalidParameterValue(refusal)
+
+    @staticmethod
+    def _lookup_refusal(task, name, error):
+        """Why HIL's record of the node could not be read, as a sentence."""
+        if isinstance(error, exception.HILNodeNotFound):
+            return ('HIL does not know node %(hil)s of node %(node)s: '
+                    '%(err)s' % {'hil': name, 'node': task.node.uuid,
+                                 'err': error})
+        if isinstance(error, exception.HILNodeNotVisible):
+            return ('Deploy refused: HIL node %(hil)s of node %(node)s is '
+                    'held by another project (it is not visible to this '
+                    'HIL user).' % {'hil': name, 'node': task.node.uuid})
+        return ('Cannot validate node %(node)s with HIL: %(err)s'
+                % {'node': task.node.uuid, 'err': error})
 
     def _release_project(self, task, client, name):
         """Detach the node from the project the plugin connected it to."""
@@ -291,27 +325,63 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
     # --- validation ---
 
     def validate(self, task):
-        """Check the node's HIL mapping and that HIL knows node and nics.
+        """Check the node's HIL names; before a deploy, HIL itself.
+
+        Always: the HIL node name and the tenant networks of instance_info
+        are well-formed names (no request). In AVAILABLE and DEPLOYING
+        (prepare() calls this before the disk is cloned or exported): HIL
+        is reachable and knows the node; the node is in its project, or
+        free and [hil] allow_connect_free_node is set; every Ironic port
+        is a HIL nic, one is a boot nic; and, when the HIL user sees
+        cabling (HIL shows port and switch to admins only), every nic is
+        cabled to a switch port.
 
         :raises: InvalidParameterValue (also when HIL is unreachable or
             refuses the credentials), MissingParameterValue.
         """
-        hil_node_name(task.node)
+        name = hil_node_name(task.node)
         tenant_networks(task.node)
+        if task.node.provision_state not in _HIL_CHECK_STATES:
+            return
+        project = hil_project(task.node)
         try:
             client = self._client()
             name, info, labels = self._hil_view(task, client)
-        except exception.HILNotFound as e:
-            raise ironic_exc.InvalidParameterValue(
-                'HIL does not know node %(hil)s of node %(node)s: %(err)s'
-                % {'hil': hil_node_name(task.node), 'node': task.node.uuid,
-                   'err': e})
         except exception.HILError as e:
             raise ironic_exc.InvalidParameterValue(
-                'Cannot validate node %(node)s with HIL: %(err)s'
-                % {'node': task.node.uuid, 'err': e})
+                self._lookup_refusal(task, name, e))
+        refusal = self._refusal(task, name, info.get('project'), project)
+        if refusal:
+            raise ironic_exc.InvalidParameterValue(refusal)
         if task.ports:
             self._boot_nics(task, labels)
+        self._check_cabling(task, name, info, labels)
+
+    @staticmethod
+    def _check_cabling(task, name, info, labels):
+        """Refuse nics of the node that HIL shows without a switch port.
+
+        HIL 8c6de221 shows a nic's ``port`` and ``switch`` to admins only;
+        for other users it has no way to ask without changing something
+        (connect_network answers "No port is connected to given nic." only
+        when it is tried), and the deploy then fails at that connect.
+        """
+        nics = {n['label']: n for n in info.get('nics') or []}
+        uncabled = sorted(
+            label for label in set(labels.values())
+            if 'port' in nics.get(label, {})
+            and not nics[label].get('port'))
+        if uncabled:
+            raise ironic_exc.InvalidParameterValue(
+                'HIL node %(hil)s of node %(node)s: nic(s) %(nics)s are not '
+                'cabled to a switch port in HIL' % {
+                    'hil': name, 'node': task.node.uuid,
+                    'nics': ', '.join(uncabled)})
+        if any('port' not in nics.get(label, {})
+               for label in labels.values()):
+            LOG.debug('Node %(node)s: this HIL user does not see the '
+                      'cabling of HIL node %(hil)s; not checked',
+                      {'node': task.node.uuid, 'hil': name})
 
     # --- provisioning network ---
 
@@ -336,6 +406,13 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                                           hil_client.NATIVE):
                     connected.append(label)
         except exception.HILError as e:
+            if isinstance(e, exception.HILTimeout):
+                # Still queued in HIL: the undeploy that follows the failed
+                # deploy detaches every nic, waiting for it to land first.
+                LOG.warning('Node %(node)s: a HIL action is still pending '
+                            'on HIL node %(hil)s; the next operation on its '
+                            'nics reconciles it', {'node': task.node.uuid,
+                                                   'hil': name})
             self._rollback(task, client, name, network, connected, allocated)
             raise self._network_error(
                 task, 'connect the boot nic to %s' % network, e)
@@ -364,24 +441,62 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         :raises: NetworkError
         """
         network = CONF.hil.provisioning_network
+        name = hil_node_name(task.node)
         try:
             client = self._client()
-            name = hil_node_name(task.node)
-            info = client.get_node(name)
-            if self._is_ours(task, name, info):
-                for nic in info.get('nics') or []:
-                    if network in (nic.get('networks') or {}).values():
-                        client.detach_network(name, nic['label'], network)
-            self._release_project(task, client, name)
+            info = self._node_at_undeploy(task, client, name)
+            if info is not None:
+                if self._is_ours(task, name, info):
+                    # Every nic is asked, also one that does not show the
+                    # network: a connect that gave up may still be pending
+                    # there (HIL then makes the detach wait for it).
+                    errors = []
+                    for nic in info.get('nics') or []:
+                        try:
+                            client.detach_network(name, nic['label'],
+                                                  network)
+                        except exception.HILError as e:
+                            errors.append('%s: %s' % (nic['label'], e))
+                    if errors:
+                        raise exception.HILError(msg='; '.join(errors))
+                self._release_project(task, client, name)
         except exception.HILError as e:
             raise self._network_error(
                 task, 'detach the node from %s' % network, e)
-        if DEPLOYED_PROJECT in task.node.driver_internal_info:
-            task.node.del_driver_internal_info(DEPLOYED_PROJECT)
-            task.node.save()
+        self._forget(task, DEPLOYED_PROJECT, CONNECTED_PROJECT)
         LOG.info('Node %(node)s (HIL %(hil)s) is off provisioning network '
                  '%(net)s', {'node': task.node.uuid, 'hil': name,
                              'net': network})
+
+    @staticmethod
+    def _forget(task, *keys):
+        present = [k for k in keys if k in task.node.driver_internal_info]
+        for key in present:
+            task.node.del_driver_internal_info(key)
+        if present:
+            task.node.save()
+
+    @staticmethod
+    def _node_at_undeploy(task, client, name):
+        """HIL's record of the node, or None when there is none to undo.
+
+        A node HIL does not know (404 "Node ... does not exist."), or holds
+        for a project this HIL user has no access to (401), has no network
+        attachment this plugin could remove: a warning, not an error, so
+        that an undeploy (and Ironic's cleanup after a failed deploy) ends.
+        """
+        try:
+            return client.get_node(name)
+        except exception.HILNodeNotFound as e:
+            LOG.warning('Node %(node)s: HIL does not know node %(hil)s '
+                        '(%(err)s): no HIL networks to remove',
+                        {'node': task.node.uuid, 'hil': name, 'err': e})
+        except exception.HILNodeNotVisible as e:
+            LOG.warning('Node %(node)s: HIL holds node %(hil)s for a project '
+                        'this HIL user has no access to (%(err)s): its '
+                        'networks are left alone',
+                        {'node': task.node.uuid, 'hil': name, 'err': e})
+        return None
 
     # --- tenant networks ---
 
@@ -430,15 +545,25 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         """
         recorded = task.node.driver_internal_info.get(TENANT_ATTACHMENTS)
         wanted = {(a['nic'], a['network']) for a in recorded or []}
+        name = hil_node_name(task.node)
         try:
             client = self._client()
-            name = hil_node_name(task.node)
-            info = client.get_node(name)
+            info = self._node_at_undeploy(task, client, name)
         except exception.HILError as e:
             raise self._network_error(task, 'detach the tenant networks', e)
+        if info is None:
+            self._forget(task, TENANT_ATTACHMENTS)
+            return
         if not self._is_ours(task, name, info):
             wanted = set()
         else:
+            # What HIL has on the nics now counts too: an attachment of
+            # this deploy that landed after its connect gave up, or that
+            # the record lost. (The provisioning network is left for
+            # remove_provisioning_network.)
+            for nic in info.get('nics') or []:
+                for network in (nic.get('networks') or {}).values():
+                    wanted.add((nic['label'], network))
             try:
                 for entry in tenant_networks(task.node):
                     wanted.add((self._resolve_nic(info, entry['nic'], name),
@@ -447,8 +572,13 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                 LOG.warning('Node %(node)s: ignoring the tenant networks of '
                             'instance_info: %(err)s',
                             {'node': task.node.uuid, 'err': e})
+        # Tagged VLANs before a native one on the same nic: switches with
+        # HIL's native rule refuse the native VLAN's removal first.
+        natives = {(n['label'], (n.get('networks') or {}).get(
+            hil_client.NATIVE)) for n in info.get('nics') or []}
         errors = []
-        for label, network in sorted(wanted):
+        for label, network in sorted(
+                wanted, key=lambda w: (w in natives, w)):
             if network == CONF.hil.provisioning_network:
                 continue
             try:

@@ -10,6 +10,7 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
+
 """A client of HIL's REST API (``/v0``) on keystoneauth1.
 
 The session, authentication and adapter come from the ``[hil]`` group
@@ -19,14 +20,25 @@ become the ``HIL*`` exceptions of :mod:`bmi_driver.exception`.
 
 Nic operations are asynchronous in HIL: they answer 202 and a ``status_id``
 that this client polls until DONE or ERROR, within ``[hil] action_timeout``.
-A 409 while another action is pending on the nic is waited out and retried.
-Every operation is idempotent: connecting what is already connected the same
-way, or detaching what is not attached, succeeds without a request to
-change anything.
+A 409 BlockedError while another action is pending on the nic is waited out
+and retried; a BlockedError that can never clear (see
+:func:`blocked_is_permanent`) fails at once with HIL's message.
+
+Every nic operation is idempotent and lets HIL decide: the client always
+sends the connect or detach and reads HIL's refusal ("already attached",
+"not attached"), because HIL checks for a pending action on the nic before
+anything else. So an action that landed after an earlier call gave up (a
+timeout) is found by the next operation on that nic: it waits for it, then
+does what it was asked from HIL's state, not from a local record.
+
+Names (nodes, nics, networks, projects) are data: checked against HIL's own
+rule (:func:`check_name`) and percent-encoded in every URL path.
 """
 
 import json
+import re
 import time
+import urllib.parse
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
@@ -55,23 +67,153 @@ _ERRORS_BY_STATUS = {
 _MAX_BODY = 300
 
 
-class _Blocked(Exception):
-    """HIL answered BlockedError: an action is pending; try again later."""
+# --- names -----------------------------------------------------------------
+# HIL 8c6de221 has no rule for names on the server (plain db.String
+# columns); its own client library (hil/client/base.py, _find_reserved)
+# refuses every character outside [A-Za-z0-9 /$_.+!*'(),-], and '/'. We take
+# that set without the space, refuse '..' (a path segment to the server's
+# routing or to a proxy in front of it) and bound the length. A name that
+# passes is still percent-encoded (quote, safe='') in URL paths.
+_NAME_RE = re.compile(r"^[A-Za-z0-9$_.+!*'(),-]+$")
+MAX_NAME_LENGTH = 255
+NAME_KINDS = ('node', 'nic', 'network', 'project')
 
-    def __init__(self, error):
-        super().__init__(str(error))
-        self.error = error
+
+def check_name(kind, value):
+    """Refuse a HIL name that is not plain data.
+
+    :param kind: 'node', 'nic', 'network' or 'project', for the message.
+    :returns: the name.
+    :raises: HILInvalidName
+    """
+    def refuse(reason):
+        shown = value
+        if isinstance(value, str) and len(value) > 64:
+            shown = value[:64] + '...'
+        raise exception.HILInvalidName(kind=kind, value=shown, reason=reason)
+
+    if not isinstance(value, str) or not value:
+        refuse('a HIL name is a non-empty string')
+    if len(value) > MAX_NAME_LENGTH:
+        refuse('longer than %d characters' % MAX_NAME_LENGTH)
+    if not _NAME_RE.match(value):
+        bad = sorted({c for c in value if not _NAME_RE.match(c)})
+        refuse("HIL names hold only letters, digits and $_.+!*'(),- "
+               "(found %s)" % ', '.join(repr(c) for c in bad))
+    if '..' in value:
+        refuse("'..' is not allowed")
+    return value
+
+
+def _path(*parts):
+    """A URL path of literal segments, each percent-encoded."""
+    return '/' + '/'.join(urllib.parse.quote(str(p), safe='') for p in parts)
+
+
+# --- HIL's refusals ----------------------------------------------------------
+# HIL answers 409 BlockedError both for "try again later" and for refusals
+# that never clear. These are the BlockedError texts of HIL 8c6de221
+# (hil/api.py, hil/ext/switches/common.py, hil/ext/network_allocators/
+# vlan_pool.py) that waiting cannot clear. They are matched case-blind, on
+# collapsed whitespace, without trailing punctuation, as prefixes (a later
+# HIL may add detail after them).
+_PERMANENT_BLOCKS = (
+    # The switch rule (check_native_networks): a tagged VLAN needs a native
+    # one on the nic, and the native one goes last.
+    'please attach a native network first',
+    'please remove all trunked vlans before removing the native vlan',
+    # project_detach_node
+    'node attached to a network',
+    "node's obm is enabled",
+    # project_connect_node
+    'node is already owned by a project',
+    # node_connect_network; the caller reads the nic's state to tell.
+    'the network is already attached to the nic',
+    'the channel is already in use on the nic',
+    # Power, network creation, deletions: not used by the plugin, not worth
+    # waiting for either.
+    'obm is not enabled',
+    'network id is not available',
+    'project has nodes still',
+    'project still has',
+    'project can still access networks',
+    'network still connected to',
+    'nic is on a node that belongs to a project',
+    'the port is attached to a node',
+)
+# The transient ones of HIL 8c6de221: "A networking operation is already
+# active on the nic." (check_pending_action, which connect_network and
+# detach_network call before any other check of the nic), "Node has pending
+# network actions" (detach_node), "There are pending actions on this
+# network" (network deletion).
+_TRANSIENT_MARKERS = ('already active', 'pending')
+
+# Other texts of HIL 8c6de221 the client reads: detach_network's 400
+# BadArgumentError for a nic that is not on the network; get_or_404's "Node
+# <name> does not exist."; auth.require_project_access's 401
+# AuthorizationError, which is what a GET of another project's node
+# answers with database or Keystone auth (it does not say "held by another
+# project", nor which project); connect/detach_network's 409
+# ProjectMismatchError for a free node.
+_NOT_ATTACHED = 'the network is not attached to the nic'
+_NO_PROJECT_ACCESS = 'you do not have access to the required project'
+_NODE_NOT_IN_PROJECT = 'node not in project'
+
+
+def _normalize(msg):
+    return ' '.join(str(msg or '').lower().split()).rstrip(' .!')
+
+
+def blocked_is_permanent(msg):
+    """Whether a BlockedError text of HIL is a refusal that never clears.
+
+    An unknown text (another HIL version, another switch driver) counts as
+    transient: it is waited out, up to ``[hil] action_timeout``, and the
+    timeout then quotes HIL's text. A 409 refusal changed nothing in HIL,
+    so either choice leaves HIL as it was; waiting costs time, but giving
+    up at once on a text that would have cleared abandons, for example, a
+    detach at undeploy and leaves a tenant network on the nic. (Texts
+    checked against HIL commit 8c6de221.)
+    """
+    text = _normalize(msg)
+    if any(text.startswith(p) for p in _PERMANENT_BLOCKS):
+        return True
+    if not any(m in text for m in _TRANSIENT_MARKERS):
+        LOG.warning('HIL answered a BlockedError this client does not know '
+                    '(%r): treated as transient and waited out', msg)
+    return False
+
+
+# "Node <name> does not exist." (HIL 8c6de221); the name may come quoted
+# (Python reprs, u'...'), as HIL quotes names in other messages.
+_UNKNOWN_NODE_RE = re.compile(
+    r"""^node\s+u?(['"]?)(?P<name>.+)\1\s+does not exist$""")
+
+
+def _is_unknown_node(hil_msg, node):
+    """Whether a 404 text says that HIL has no node ``node``.
+
+    Not the 404 of an unknown user (database auth) or of another object:
+    those must not pass for "the node is gone".
+    """
+    match = _UNKNOWN_NODE_RE.match(_normalize(hil_msg))
+    return bool(match) and match.group('name') == node.lower()
+
+
+def _hil_says(error, text):
+    return _normalize(getattr(error, 'hil_msg', None)).startswith(text)
 
 
 def _error_from_response(resp):
     """The HILError matching an error response of HIL."""
     type_ = None
+    hil_msg = None
     try:
         body = json.loads(resp.text)
     except ValueError:
         body = None
     if isinstance(body, dict) and 'msg' in body:
-        msg = str(body['msg'])
+        msg = hil_msg = str(body['msg'])
         type_ = body.get('type')
     else:
         text = (resp.text or '').strip()
@@ -81,7 +223,16 @@ def _error_from_response(resp):
     else:
         msg = '%s (HTTP %d)' % (msg, resp.status_code)
     cls = _ERRORS_BY_STATUS.get(resp.status_code, exception.HILError)
-    return cls(msg=msg, status=resp.status_code, type=type_)
+    return cls(msg=msg, status=resp.status_code, type=type_,
+               hil_msg=hil_msg)
+
+
+class _Blocked(Exception):
+    """HIL answered a transient BlockedError: an action is pending."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
 
 
 class HILClient(object):
@@ -119,7 +270,10 @@ class HILClient(object):
     # --- plumbing ---
 
     def _request(self, method, path, body=None):
-        """Send one request; return the decoded JSON answer (or None)."""
+        """Send one request; return the decoded JSON answer (or None).
+
+        :param path: built with :func:`_path` (encoded segments).
+        """
         kwargs = {'raise_exc': False}
         if body is not None:
             kwargs['json'] = body
@@ -173,32 +327,70 @@ class HILClient(object):
             LOG.warning('HIL kept %(node)s/%(nic)s blocked for %(action)s: '
                         '%(err)s', {'node': node, 'nic': nic,
                                     'action': action, 'err': e.error})
-            raise exception.HILTimeout(action=action, node=node, nic=nic,
-                                       timeout=self.action_timeout)
+            raise exception.HILTimeout(
+                'HIL networking action %(action)s on %(node)s/%(nic)s did '
+                'not finish within %(timeout)s seconds: HIL kept answering '
+                '"%(msg)s"' % {'action': action, 'node': node, 'nic': nic,
+                               'timeout': self.action_timeout,
+                               'msg': e.error.hil_msg or e.error},
+                action=action, node=node, nic=nic,
+                timeout=self.action_timeout, status=409,
+                type='BlockedError', hil_msg=e.error.hil_msg)
 
-    def _post_action(self, path, body):
+    def _post_action(self, path, body, action, node, nic):
+        """POST a change; a BlockedError is _Blocked or HILRefused."""
         try:
             return self._request('POST', path, body)
         except exception.HILConflict as e:
-            if e.type == 'BlockedError':
-                raise _Blocked(e)
-            raise
+            if e.type != 'BlockedError':
+                raise
+            if blocked_is_permanent(e.hil_msg):
+                raise exception.HILRefused(
+                    action=action, node=node, nic=nic, msg=e.hil_msg,
+                    status=e.status, type=e.type, hil_msg=e.hil_msg)
+            raise _Blocked(e)
 
     # --- nodes and projects ---
 
     def list_nodes(self, which='all'):
         """Names of HIL's nodes: ``which`` is 'all' or 'free'."""
-        return self._request('GET', '/nodes/%s' % which)
+        if which not in ('all', 'free'):
+            raise ValueError('which must be "all" or "free", not %r'
+                             % (which,))
+        return self._request('GET', _path('nodes', which))
 
     def get_node(self, node):
-        """HIL's view of a node: project, metadata, nics and networks."""
-        return self._request('GET', '/node/%s' % node)
+        """HIL's view of a node: project, metadata, nics and networks.
+
+        :raises: HILInvalidName (before any request); HILNodeNotFound when
+            HIL does not know the node; HILNodeNotVisible when HIL holds it
+            for a project this HIL user has no access to.
+        """
+        check_name('node', node)
+        try:
+            return self._request('GET', _path('node', node))
+        except exception.HILNotFound as e:
+            if _is_unknown_node(e.hil_msg, node):
+                raise exception.HILNodeNotFound(
+                    node=node, msg=e.hil_msg, status=e.status, type=e.type,
+                    hil_msg=e.hil_msg)
+            raise
+        except exception.HILAuthError as e:
+            # Not a wrong password ("Authentication failed..."): HIL says
+            # the node belongs to a project we cannot see. It does not say
+            # which, and nor do we.
+            if _hil_says(e, _NO_PROJECT_ACCESS):
+                raise exception.HILNodeNotVisible(
+                    node=node, msg=e.hil_msg, status=e.status, type=e.type,
+                    hil_msg=e.hil_msg)
+            raise
 
     def get_network(self, network):
-        return self._request('GET', '/network/%s' % network)
+        check_name('network', network)
+        return self._request('GET', _path('network', network))
 
     def get_action(self, status_id):
-        return self._request('GET', '/networking_action/%s' % status_id)
+        return self._request('GET', _path('networking_action', status_id))
 
     def connect_node(self, project, node):
         """Allocate a free node to a project (no-op when already there).
@@ -207,12 +399,14 @@ class HILClient(object):
             was in the project.
         :raises: HILConflict if another project holds the node.
         """
+        check_name('project', project)
         holder = self.get_node(node).get('project')
         if holder == project:
             return False
         if holder is None:
             try:
-                self._request('POST', '/project/%s/connect_node' % project,
+                self._request('POST', _path('project', project,
+                                            'connect_node'),
                               {'node': node})
                 LOG.info('HIL: connected node %(node)s to project '
                          '%(project)s', {'node': node, 'project': project})
@@ -231,8 +425,11 @@ class HILClient(object):
 
         Waits for pending networking actions of the node to end.
 
-        :raises: HILConflict if the node still has network attachments.
+        :raises: HILRefused at once if the node still has network
+            attachments or its OBM enabled.
         """
+        check_name('project', project)
+
         def _detach():
             info = self.get_node(node)
             if info.get('project') != project:
@@ -241,12 +438,13 @@ class HILClient(object):
                               for n in info.get('nics', [])
                               for net in n.get('networks', {}).values())
             if attached:
-                raise exception.HILConflict(
-                    msg='node %s still has network attachments (%s)'
-                        % (node, ', '.join(attached)),
+                raise exception.HILRefused(
+                    action='detach_node', node=node, nic='*',
+                    msg='Node attached to a network (%s)'
+                        % ', '.join(attached),
                     status=409, type='BlockedError')
-            self._post_action('/project/%s/detach_node' % project,
-                              {'node': node})
+            self._post_action(_path('project', project, 'detach_node'),
+                              {'node': node}, 'detach_node', node, '*')
             LOG.info('HIL: detached node %(node)s from project %(project)s',
                      {'node': node, 'project': project})
             return True
@@ -264,38 +462,59 @@ class HILClient(object):
             msg='node %s has no nic %s' % (node, nic), status=404,
             type='NotFoundError')
 
+    def nic_networks(self, node, nic):
+        """{channel: network} of a nic, as HIL has it now."""
+        return self._nic(node, nic).get('networks') or {}
+
     def connect_network(self, node, nic, network, channel=NATIVE):
         """Attach a nic to a network on a channel and wait until done.
 
+        The connect is always sent: HIL refuses it while an action is
+        pending on the nic (waited out), and says "already attached" when
+        it is (then the nic's state tells whether that is success).
+
         :returns: True if HIL made the change now, False if the nic already
             was on that network on that channel.
-        :raises: HILConflict if the nic has the network on another channel
-            or the channel holds another network; HILActionFailed if the
-            switch failed; HILTimeout.
+        :raises: HILInvalidName; HILConflict if the nic has the network on
+            another channel or the channel holds another network;
+            HILRefused for a switch rule (no tagged VLAN without a native
+            one); HILActionFailed if the switch failed; HILTimeout.
         """
         channel = channel or NATIVE
+        check_name('node', node)
+        check_name('nic', nic)
+        check_name('network', network)
         deadline = self._deadline()
+        path = _path('node', node, 'nic', nic, 'connect_network')
 
         def _connect():
-            networks = self._nic(node, nic).get('networks') or {}
-            current = networks.get(channel)
-            if current == network:
-                return None
-            if current is not None:
-                raise exception.HILConflict(
-                    msg='channel %s of %s/%s already carries network %s'
-                        % (channel, node, nic, current),
-                    status=409, type='BlockedError')
-            for other_channel, name in networks.items():
-                if name == network:
+            try:
+                answer = self._post_action(
+                    path, {'network': network, 'channel': channel},
+                    'connect_network', node, nic)
+            except exception.HILRefused as refused:
+                # HIL checked for a pending action first: this is the
+                # nic's settled state.
+                networks = self.nic_networks(node, nic)
+                current = networks.get(channel)
+                if current == network:
+                    return None
+                if current is not None:
                     raise exception.HILConflict(
-                        msg='network %s is already on %s/%s, on channel %s '
-                            'instead of %s' % (network, node, nic,
-                                               other_channel, channel),
-                        status=409, type='BlockedError')
-            answer = self._post_action(
-                '/node/%s/nic/%s/connect_network' % (node, nic),
-                {'network': network, 'channel': channel})
+                        msg='channel %s of %s/%s already carries network %s'
+                            % (channel, node, nic, current),
+                        status=409, type='BlockedError',
+                        hil_msg=refused.hil_msg)
+                for other_channel, name in networks.items():
+                    if name == network:
+                        raise exception.HILConflict(
+                            msg='network %s is already on %s/%s, on channel '
+                                '%s instead of %s' % (network, node, nic,
+                                                      other_channel,
+                                                      channel),
+                            status=409, type='BlockedError',
+                            hil_msg=refused.hil_msg)
+                raise
             return answer['status_id']
 
         status_id = self._retry_while_blocked(_connect, 'connect_network',
@@ -317,24 +536,36 @@ class HILClient(object):
     def detach_network(self, node, nic, network):
         """Detach a network from a nic and wait until done.
 
+        The detach is always sent, also when the nic does not show the
+        network: an earlier connect that gave up may still be pending, and
+        HIL refuses the detach until it has landed (waited out), then the
+        detach undoes it. HIL's "not attached" is success.
+
         :returns: True if HIL made the change now, False if the network was
-            not attached.
-        :raises: HILActionFailed, HILTimeout.
+            not attached (or the node is free: a free node has none).
+        :raises: HILInvalidName, HILRefused (the switch rule: tagged VLANs
+            before the native one), HILActionFailed, HILTimeout.
         """
+        check_name('node', node)
+        check_name('nic', nic)
+        check_name('network', network)
         deadline = self._deadline()
+        path = _path('node', node, 'nic', nic, 'detach_network')
 
         def _detach():
-            networks = self._nic(node, nic).get('networks') or {}
-            if network not in networks.values():
-                return None
             try:
-                answer = self._post_action(
-                    '/node/%s/nic/%s/detach_network' % (node, nic),
-                    {'network': network})
-            except exception.HILBadRequest:
-                # Detached meanwhile ("not attached"): check again.
-                networks = self._nic(node, nic).get('networks') or {}
-                if network not in networks.values():
+                answer = self._post_action(path, {'network': network},
+                                           'detach_network', node, nic)
+            except exception.HILBadRequest as e:
+                if _hil_says(e, _NOT_ATTACHED):
+                    return None
+                raise
+            except exception.HILConflict as e:
+                # HIL refuses any nic change of a node in no project; such
+                # a node has no attachments (HIL's detach_node refuses a
+                # node that has some).
+                if (e.type == 'ProjectMismatchError'
+                        and _hil_says(e, _NODE_NOT_IN_PROJECT)):
                     return None
                 raise
             return answer['status_id']
@@ -379,6 +610,8 @@ class HILClient(object):
                        'left': deadline - time.monotonic()})
             return
         if status == 'PENDING':
+            # The action stays queued in HIL and may land later; the next
+            # connect or detach of this nic waits for it and reconciles.
             raise exception.HILTimeout(action=action, node=node, nic=nic,
                                        timeout=self.action_timeout)
         if status == 'ERROR':

@@ -14,6 +14,7 @@
 
 import base64
 import logging
+import time
 
 import fixtures
 from keystoneauth1 import fixture as ks_fixture
@@ -327,7 +328,7 @@ class TestConnectNetwork(ClientTestCase):
         self.assertTrue(self.client().connect_network(
             'node1', 'eth0', 'net-a', 'vlan/1001'))
         self.assertEqual({'network': 'net-a', 'channel': 'vlan/1001'},
-                         self.rm.request_history[1].json())
+                         self.requests_to('POST', CONNECT_URL)[0].json())
 
     def test_error(self):
         self.rm.get(NODE_URL, json=node())
@@ -351,25 +352,37 @@ class TestConnectNetwork(ClientTestCase):
         self.assertIn('did not finish within 0.1 seconds', str(e))
 
     def test_already_connected_is_success(self):
+        # HIL is asked (it checks for a pending action first) and its
+        # "already attached" is read against the nic's state.
         self.rm.get(NODE_URL, json=node({'vlan/native': 'net-a'}))
+        self.rm.post(CONNECT_URL, **error(
+            409, 'BlockedError', 'The network is already attached to the '
+            'nic.'))
         self.assertFalse(self.client().connect_network('node1', 'eth0',
                                                        'net-a'))
-        self.assertEqual([], self.requests_to('POST', CONNECT_URL))
+        self.assertEqual(1, len(self.requests_to('POST', CONNECT_URL)))
 
     def test_other_channel_is_conflict(self):
         self.rm.get(NODE_URL, json=node({'vlan/1001': 'net-a'}))
+        self.rm.post(CONNECT_URL, **error(
+            409, 'BlockedError', 'The network is already attached to the '
+            'nic.'))
         e = self.assertRaises(exception.HILConflict,
                               self.client().connect_network,
                               'node1', 'eth0', 'net-a')
         self.assertIn('vlan/1001', str(e))
-        self.assertEqual([], self.requests_to('POST', CONNECT_URL))
+        self.assertEqual(1, len(self.requests_to('POST', CONNECT_URL)))
 
     def test_channel_taken_is_conflict(self):
         self.rm.get(NODE_URL, json=node({'vlan/native': 'net-b'}))
+        self.rm.post(CONNECT_URL, **error(
+            409, 'BlockedError', 'The channel is already in use on the '
+            'nic.'))
         e = self.assertRaises(exception.HILConflict,
                               self.client().connect_network,
                               'node1', 'eth0', 'net-a')
         self.assertIn('net-b', str(e))
+        self.assertEqual(1, len(self.requests_to('POST', CONNECT_URL)))
 
     def test_blocked_waits_and_retries(self):
         self.rm.get(NODE_URL, json=node())
@@ -383,13 +396,17 @@ class TestConnectNetwork(ClientTestCase):
         self.assertEqual(2, len(self.requests_to('POST', CONNECT_URL)))
 
     def test_blocked_then_found_connected(self):
-        # Another client connected the same network meanwhile.
-        self.rm.get(NODE_URL, [{'json': node()},
-                               {'json': node({'vlan/native': 'net-a'})}])
-        self.rm.post(CONNECT_URL, **error(409, 'BlockedError', 'The network '
-                                          'is already attached to the nic.'))
+        # An earlier connect of the same network was pending: waited out,
+        # then HIL says it is attached.
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'net-a'}))
+        self.rm.post(CONNECT_URL, [
+            error(409, 'BlockedError', 'A networking operation is already '
+                  'active on the nic.'),
+            error(409, 'BlockedError', 'The network is already attached '
+                  'to the nic.')])
         self.assertFalse(self.client().connect_network('node1', 'eth0',
                                                        'net-a'))
+        self.assertEqual(2, len(self.requests_to('POST', CONNECT_URL)))
 
     def test_blocked_forever(self):
         self.rm.get(NODE_URL, json=node())
@@ -410,14 +427,15 @@ class TestConnectNetwork(ClientTestCase):
         self.assertEqual(1, len(self.requests_to('POST', CONNECT_URL)))
 
     def test_unknown_nic(self):
-        self.rm.get(NODE_URL, json=node())
-        self.assertRaises(exception.HILNotFound,
-                          self.client().connect_network,
-                          'node1', 'eth9', 'net-a')
+        self.rm.post(NODE_URL + '/nic/eth9/connect_network', **error(
+            404, 'NotFoundError', 'Nic eth9 on Node node1 does not exist.'))
+        e = self.assertRaises(exception.HILNotFound,
+                              self.client().connect_network,
+                              'node1', 'eth9', 'net-a')
+        self.assertNotIsInstance(e, exception.HILNodeNotFound)
 
     def test_status_record_dropped_but_state_reached(self):
-        self.rm.get(NODE_URL, [{'json': node()},
-                               {'json': node({'vlan/native': 'net-a'})}])
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'net-a'}))
         self.rm.post(CONNECT_URL, status_code=202,
                      json={'status_id': STATUS_ID})
         self.rm.get(ACTION_URL, **error(404, 'NotFoundError', 'gone'))
@@ -448,17 +466,23 @@ class TestDetachNetwork(ClientTestCase):
                          self.requests_to('POST', DETACH_URL)[0].json())
 
     def test_not_attached_is_success(self):
-        self.rm.get(NODE_URL, json=node({'vlan/native': 'prov'}))
-        self.assertFalse(self.client().detach_network('node1', 'eth0',
-                                                      'net-a'))
-        self.assertEqual([], self.requests_to('POST', DETACH_URL))
-
-    def test_detached_meanwhile(self):
-        self.rm.get(NODE_URL, [{'json': node({'vlan/native': 'net-a'})},
-                               {'json': node()}])
+        # Always asked: HIL would refuse while a connect is pending.
         self.rm.post(DETACH_URL, **error(400, 'BadArgumentError', 'The '
                                          'network is not attached to the '
                                          'nic.'))
+        self.assertFalse(self.client().detach_network('node1', 'eth0',
+                                                      'net-a'))
+        self.assertEqual(1, len(self.requests_to('POST', DETACH_URL)))
+
+    def test_other_bad_argument_is_an_error(self):
+        self.rm.post(DETACH_URL, **error(400, 'ValidationError', 'bad'))
+        self.assertRaises(exception.HILBadRequest,
+                          self.client().detach_network,
+                          'node1', 'eth0', 'net-a')
+
+    def test_free_node_has_nothing_attached(self):
+        self.rm.post(DETACH_URL, **error(409, 'ProjectMismatchError',
+                                         'Node not in project'))
         self.assertFalse(self.client().detach_network('node1', 'eth0',
                                                       'net-a'))
 
@@ -541,3 +565,206 @@ class TestNodes(ClientTestCase):
             error(409, 'BlockedError', 'Node has pending network actions'),
             {'text': ''}])
         self.assertTrue(self.client().detach_node('p1', 'node1'))
+
+
+class TestRefusals(ClientTestCase):
+    """HIL 8c6de221's permanent BlockedErrors fail at once."""
+
+    # (text as HIL 8c6de221 words it, where it comes from)
+    PERMANENT = [
+        'Please attach a native network first',
+        'Please remove all trunked Vlans before removing the native vlan',
+        'Node attached to a network',
+        "Node's obm is enabled.",
+        'Node is already owned by a project.',
+        'OBM is not enabled',
+    ]
+
+    def test_classification(self):
+        for text in self.PERMANENT:
+            self.assertTrue(hil_client.blocked_is_permanent(text), text)
+            # Robust to case, spacing and punctuation.
+            self.assertTrue(hil_client.blocked_is_permanent(
+                '  ' + text.upper().replace(' ', '  ') + '!'), text)
+        for text in ('A networking operation is already active on the nic.',
+                     'Node has pending network actions',
+                     'There are pending actions on this network'):
+            self.assertFalse(hil_client.blocked_is_permanent(text), text)
+
+    def test_unknown_text_is_waited_out_and_quoted(self):
+        warning = self.useFixture(fixtures.MockPatchObject(
+            hil_client.LOG, 'warning')).mock
+        self.rm.post(CONNECT_URL, **error(409, 'BlockedError',
+                                          'Switch is busy, come back'))
+        start = time.monotonic()
+        e = self.assertRaises(exception.HILTimeout,
+                              self.client(timeout=0.2).connect_network,
+                              'node1', 'eth0', 'net-a')
+        self.assertGreaterEqual(time.monotonic() - start, 0.2)
+        self.assertIn('Switch is busy, come back', str(e))
+        self.assertIn('does not know', warning.call_args_list[0][0][0])
+        self.assertGreater(len(self.requests_to('POST', CONNECT_URL)), 1)
+
+    def test_native_first_fails_at_once(self):
+        self.rm.get(NODE_URL, json=node())
+        self.rm.post(CONNECT_URL, **error(
+            409, 'BlockedError', 'Please attach a native network first'))
+        start = time.monotonic()
+        e = self.assertRaises(exception.HILRefused,
+                              self.client(timeout=30).connect_network,
+                              'node1', 'eth0', 'net-a', 'vlan/1001')
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertEqual('HIL refused connect_network on node1/eth0: Please '
+                         'attach a native network first', str(e))
+        self.assertEqual(409, e.status)
+        self.assertEqual(1, len(self.requests_to('POST', CONNECT_URL)))
+
+    def test_trunked_before_native_fails_at_once(self):
+        self.rm.post(DETACH_URL, **error(
+            409, 'BlockedError', 'Please remove all trunked Vlans before '
+            'removing the native vlan'))
+        e = self.assertRaises(exception.HILRefused,
+                              self.client(timeout=30).detach_network,
+                              'node1', 'eth0', 'prov')
+        self.assertIn('Please remove all trunked Vlans', str(e))
+        self.assertEqual(1, len(self.requests_to('POST', DETACH_URL)))
+
+    def test_detach_node_refusals_fail_at_once(self):
+        url = V0 + '/project/p1/detach_node'
+        for text in ('Node attached to a network', "Node's obm is enabled."):
+            self.rm.get(NODE_URL, json=node(project='p1'))
+            self.rm.post(url, **error(409, 'BlockedError', text))
+            e = self.assertRaises(exception.HILRefused,
+                                  self.client(timeout=30).detach_node,
+                                  'p1', 'node1')
+            self.assertIn(text, str(e))
+        self.assertEqual(2, len(self.requests_to('POST', url)))
+
+    def test_other_409s_are_not_retried(self):
+        self.rm.post(CONNECT_URL, **error(409, 'IllegalStateError', 'no'))
+        e = self.assertRaises(exception.HILConflict,
+                              self.client(timeout=30).connect_network,
+                              'node1', 'eth0', 'net-a')
+        self.assertNotIsInstance(e, exception.HILRefused)
+        self.assertEqual(1, len(self.requests_to('POST', CONNECT_URL)))
+
+
+class TestLateActions(ClientTestCase):
+    """An action that lands after the client gave up is reconciled."""
+
+    def test_connect_that_timed_out_is_undone_by_the_next_detach(self):
+        # The connect timed out; the nic shows nothing yet. The detach is
+        # sent anyway: HIL says the connect is still pending, then it
+        # lands, then the detach undoes it.
+        self.rm.get(NODE_URL, json=node())
+        self.rm.post(DETACH_URL, [
+            error(409, 'BlockedError', 'A networking operation is already '
+                  'active on the nic.'),
+            {'status_code': 202, 'json': {'status_id': STATUS_ID}}])
+        self.rm.get(ACTION_URL, **status('DONE', None))
+        self.assertTrue(self.client().detach_network('node1', 'eth0',
+                                                     'net-a'))
+        self.assertEqual(2, len(self.requests_to('POST', DETACH_URL)))
+
+    def test_detach_that_timed_out_then_connect(self):
+        # A detach is pending while the nic still shows the network: the
+        # connect waits for it and connects again, rather than taking the
+        # stale "already there" for success.
+        self.rm.get(NODE_URL, json=node({'vlan/native': 'net-a'}))
+        self.rm.post(CONNECT_URL, [
+            error(409, 'BlockedError', 'A networking operation is already '
+                  'active on the nic.'),
+            {'status_code': 202, 'json': {'status_id': STATUS_ID}}])
+        self.rm.get(ACTION_URL, **status('DONE'))
+        self.assertTrue(self.client().connect_network('node1', 'eth0',
+                                                      'net-a'))
+
+
+class TestNames(ClientTestCase):
+
+    def test_refused_before_any_request(self):
+        client = self.client()
+        for bad in ('x/../other', '?x', '#x', '..', 'a b', 'a\tb', 'a%2Fb',
+                    'a\x00b', 'é', '', 'n' * 256, None):
+            for call in (lambda: client.get_node(bad),
+                         lambda: client.get_network(bad),
+                         lambda: client.connect_node(bad, 'node1'),
+                         lambda: client.detach_node(bad, 'node1'),
+                         lambda: client.connect_network(bad, 'eth0', 'n'),
+                         lambda: client.connect_network('node1', bad, 'n'),
+                         lambda: client.connect_network('node1', 'eth0',
+                                                        bad),
+                         lambda: client.detach_network(bad, 'eth0', 'n'),
+                         lambda: client.detach_network('node1', bad, 'n'),
+                         lambda: client.detach_network('node1', 'eth0',
+                                                       bad)):
+                e = self.assertRaises(exception.HILInvalidName, call)
+                self.assertIsInstance(e, exception.InvalidInput)
+                self.assertIn('Invalid HIL', str(e))
+        self.assertEqual([], self.rm.request_history)
+
+    def test_dot_dot_message(self):
+        e = self.assertRaises(exception.HILInvalidName,
+                              hil_client.check_name, 'node', 'x/../other')
+        self.assertIn("'/'", str(e))
+        e = self.assertRaises(exception.HILInvalidName,
+                              hil_client.check_name, 'node', 'x..y')
+        self.assertIn("'..'", str(e))
+
+    def test_hil_names_pass(self):
+        for good in ('node1', 'Node-1_a.b', "a$+!*'(),-", '0' * 255):
+            self.assertEqual(good, hil_client.check_name('node', good))
+
+    def test_percent_encoded_in_paths(self):
+        self.rm.get(V0 + "/node/a%24b%2Bc%21%27%28%29%2C", json=node())
+        self.client().get_node("a$b+c!'(),")
+        self.assertEqual(1, self.rm.call_count)
+        self.rm.post(V0 + '/node/n%2A1/nic/e%2B0/connect_network',
+                     status_code=202, json={'status_id': 'x y'})
+        self.rm.get(V0 + '/networking_action/x%20y', **status('DONE'))
+        self.assertTrue(self.client().connect_network('n*1', 'e+0',
+                                                      'net-a'))
+
+
+class TestUnknownAndForeignNodes(ClientTestCase):
+
+    def test_unknown_node(self):
+        self.rm.get(NODE_URL, **error(404, 'NotFoundError',
+                                      'Node node1 does not exist.'))
+        e = self.assertRaises(exception.HILNodeNotFound,
+                              self.client().get_node, 'node1')
+        self.assertIn('HIL does not know node node1', str(e))
+
+    def test_unknown_user_is_not_an_unknown_node(self):
+        self.rm.get(NODE_URL, **error(404, 'NotFoundError',
+                                      'User bmi does not exist.'))
+        e = self.assertRaises(exception.HILNotFound,
+                              self.client().get_node, 'node1')
+        self.assertNotIsInstance(e, exception.HILNodeNotFound)
+
+    def test_node_of_another_project(self):
+        # HIL 8c6de221, database auth: GET of another project's node.
+        self.rm.get(NODE_URL, **error(
+            401, 'AuthorizationError',
+            'You do not have access to the required project.'))
+        e = self.assertRaises(exception.HILNodeNotVisible,
+                              self.client().get_node, 'node1')
+        self.assertIsInstance(e, exception.HILAuthError)
+        self.assertIn('HIL node node1 is not visible to this HIL user',
+                      str(e))
+        self.assertIn('another project', str(e))
+
+    def test_wrong_password_is_not_another_project(self):
+        self.rm.get(NODE_URL, **error(
+            401, 'AuthorizationError', 'Authentication failed. '
+            'Authentication is required to use this service.'))
+        e = self.assertRaises(exception.HILAuthError,
+                              self.client().get_node, 'node1')
+        self.assertNotIsInstance(e, exception.HILNodeNotVisible)
+
+    def test_connect_node_of_an_invisible_project(self):
+        self.rm.get(NODE_URL, **error(
+            401, 'AuthorizationError',
+            'You do not have access to the required project.'))
+        self.assertRaises(exception.HILNodeNotVisible,
+                          self.client().connect_node, 'p1', 'node1')
