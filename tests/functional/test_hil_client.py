@@ -55,8 +55,14 @@ def _seed():
         'auth': 'database',
         'users': {ADMIN[0]: {'password': ADMIN[1], 'admin': True}},
         'action_delay': 0.2,
+        # sw-strict refuses a tagged VLAN without a native one (as HIL's
+        # brocade and dellnos9 drivers do); n4's eth2 is cabled to it.
+        'native_first_switches': ['sw-strict'],
         'projects': ['proj-a', 'proj-b'],
         'nodes': {'n1': {'project': 'proj-a', 'nics': nics(1)},
+                  'n4': {'project': 'proj-a', 'nics': [
+                      {'label': 'eth2', 'macaddr': MAC % 99,
+                       'switch': 'sw-strict', 'port': 'te1/0/1'}]},
                   'n2': {'nics': nics(2)},
                   'n3': {'project': 'proj-b', 'nics': nics(3)}},
         'networks': {'prov': {'owner': 'admin', 'access': []},
@@ -149,9 +155,29 @@ class TestClient(HILProcessTestCase):
         # The other switch still works.
         self.assertTrue(client.connect_network('n1', 'eth1', 'prov'))
 
+    def test_permanent_blocked_errors_fail_fast_with_hils_message(self):
+        client = hil_client.get_client()
+        self.config(action_timeout=60, group='hil')
+        t0 = time.monotonic()
+        e = self.assertRaises(exception.HILConflict, client.connect_network,
+                              'n4', 'eth2', 'tenant-a', 'vlan/1101')
+        self.assertIn('Please attach a native network first', str(e))
+        # At once, not after [hil] action_timeout of polling.
+        self.assertLess(time.monotonic() - t0, 10)
+        client.connect_network('n4', 'eth2', 'tenant-b')
+        client.connect_network('n4', 'eth2', 'tenant-a', 'vlan/1101')
+        t0 = time.monotonic()
+        e = self.assertRaises(exception.HILConflict, client.detach_network,
+                              'n4', 'eth2', 'tenant-b')
+        self.assertIn('Please remove all trunked Vlans before removing the '
+                      'native vlan', str(e))
+        self.assertLess(time.monotonic() - t0, 10)
+        client.detach_network('n4', 'eth2', 'tenant-a')
+        client.detach_network('n4', 'eth2', 'tenant-b')
+
     def test_nodes_and_projects(self):
         client = hil_client.get_client()
-        self.assertEqual(['n1', 'n2', 'n3'], client.list_nodes())
+        self.assertEqual(['n1', 'n2', 'n3', 'n4'], client.list_nodes())
         self.assertEqual(['n2'], client.list_nodes('free'))
         self.assertTrue(client.connect_node('proj-a', 'n2'))
         self.assertFalse(client.connect_node('proj-a', 'n2'))
@@ -216,8 +242,11 @@ class TestRealHIL(base.FunctionalTestCase):
         with open(hil['user_password_file']) as f:
             password = f.read().strip()
         self.config(url=hil['url'], auth_type='http_basic',
-                    username=hil['user'], password=password,
                     connect_retries=0, group='hil')
+        loader = ks_loading.get_plugin_loader('http_basic')
+        self.conf_fixture.register_opts(
+            ks_loading.get_auth_plugin_conf_options(loader), group='hil')
+        self.config(username=hil['user'], password=password, group='hil')
         self.net = e2e.LabNet(self.env)
         self.node = e2e.Node(self.unique('hilc'), 'tenant-a', 1, 0xb8)
         self.net.add_ports(self.node)

@@ -84,7 +84,7 @@ PROBES_DONE_RE = r'^BMI-PROBES-DONE node=(\S+)\s*$'
 TENANT_SUBNET = '10.79.0.%d/24'
 # Per probe, in the guest: long enough for the slowest peer to boot
 # (four TCG guests on two cores), since a reachable probe waits for it.
-PROBE_TIMEOUT = 150
+PROBE_TIMEOUT = 120
 
 
 def sanboot_script(node_export, initiator_iqn):

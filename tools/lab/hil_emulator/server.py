@@ -122,7 +122,12 @@ def normalize_state(seed):
          "networks": {"net": {"owner": "admin" | <project>,
                               "access": [<project>, ...] (empty: public),
                               "net_id": "1001"}},
-         "failing_switches": ["sw0"]}
+         "failing_switches": ["sw0"],
+         "native_first_switches": ["sw0"]}
+
+    ``native_first_switches``: switches with the rule of HIL's brocade
+    and dellnos9 drivers (8c6de221; its ovs and mock drivers lack it): a
+    tagged VLAN needs a native one first, and the native one goes last.
 
     ``nics`` may also be a dict keyed by label. A nic without ``switch``
     and ``port`` is not cabled. A network without ``net_id`` gets a VLAN
@@ -138,6 +143,8 @@ def normalize_state(seed):
     state['projects'] = sorted(set(state.get('projects', [])))
     state['failing_switches'] = sorted(set(state.get('failing_switches',
                                                      [])))
+    state['native_first_switches'] = sorted(set(state.get(
+        'native_first_switches', [])))
     state.setdefault('actions', {})
     state['nodes'] = {name: normalize_node(node)
                       for name, node in state.get('nodes', {}).items()}
@@ -670,6 +677,11 @@ class API(object):
         if channel not in (NATIVE, 'vlan/%s' % net['net_id']):
             raise BadArgumentError(
                 'Channel %r, is not legal for this network.' % channel)
+        # Checked last, as HIL does (after the channel's legality).
+        if (channel != NATIVE and NATIVE not in nic['networks']
+                and nic['switch'] in self.st.get('native_first_switches',
+                                                 [])):
+            raise BlockedError('Please attach a native network first')
         status_id = self.hil._queue(node_name, label, body['network'],
                                     channel)
         return 202, {'status_id': status_id}
@@ -689,6 +701,11 @@ class API(object):
                     if n == body['network']]
         if not channels:
             raise BadArgumentError('The network is not attached to the nic.')
+        if (channels[0] == NATIVE and len(nic['networks']) > 1
+                and nic['switch'] in self.st.get('native_first_switches',
+                                                 [])):
+            raise BlockedError('Please remove all trunked Vlans before '
+                               'removing the native vlan')
         status_id = self.hil._queue(node_name, label, None, channels[0])
         return 202, {'status_id': status_id}
 
