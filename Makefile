@@ -34,10 +34,12 @@ deps:
 unit: deps
 	BMI_TEST_PATH=./tests/unit $(VENV)/bin/stestr run
 
-# Functional tests alone, against services already started with
-# `make services-start` (stop them with `make services-stop`).
+# Functional tests alone, inside the lab's network namespace, against the
+# services started with `make services-start` (stop them with `make
+# services-stop`).
 functional: deps
-	BMI_TEST_PATH=./tests/functional $(VENV)/bin/stestr run --concurrency 1
+	$(LAB) exec -- env BMI_TEST_PATH=./tests/functional \
+	    $(VENV)/bin/stestr run --concurrency 1
 
 services-start: deps
 	$(LAB) start

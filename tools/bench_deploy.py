@@ -21,11 +21,16 @@ Prints figures and ratios (no pass/fail), one run, side by side:
   (fake-hardware) on the same conductor, and their ratio (target <= 1.5x);
 * undeploy time (to AVAILABLE, cleaning included) for the same N;
 * time to ACTIVE of one node whose image is 1 GiB vs 10 GiB (the clone is
-  copy-on-write: the size should not matter).
+  copy-on-write: the size should not matter);
+* time to ACTIVE and undeploy of ``bmi`` nodes with the ``hil`` network
+  interface (the real HIL moving real Open vSwitch ports onto the
+  provisioning VLAN, nodes registered by HIL's admin) against the ``noop``
+  network interface, for N = 1 and 4 (``--hil-sizes``).
 
     .venv/bin/python tools/bench_deploy.py [--sizes 1,10,50] [--rounds 3]
 
-Needs the services with Ironic (`make services-start`); reads
+Needs the lab (`make services-start`) and runs inside its namespace
+(`tools/bench` does that: `python -m tools.lab exec -- ...`); reads
 $BMI_TEST_ENV (default .state/services.json) and the Ironic all-in-one's
 env.json. Everything it creates (nodes, images) is removed at the end.
 """
@@ -46,6 +51,7 @@ import rbd  # noqa: E402
 from bmi_driver.storage.ceph import library as images  # noqa: E402
 from bmi_driver.storage.ceph import rbd_utils  # noqa: E402
 from tools import benchlib  # noqa: E402
+from tools.lab import e2e  # noqa: E402
 from tools.lab import state as lab_state  # noqa: E402
 
 GiB = 1024 ** 3
@@ -107,19 +113,28 @@ class Bench:
 
     # --- nodes ------------------------------------------------------------
 
-    def create_nodes(self, count, fields, image):
+    def create_nodes(self, count, fields, image, hil_nodes=None):
+        """Create ``count`` nodes; return their UUIDs once available.
+
+        ``hil_nodes``: e2e.Node objects registered in HIL, one per node
+        (their boot nic is the Ironic port).
+        """
         made = []
         for i in range(count):
-            node = self.ironic.node.create(
-                name='bench-%s-%s-%d' % (self.tag, fields['driver'], i),
-                **fields)
+            name = 'bench-%s-%s-%s-%d' % (
+                self.tag, fields['driver'], fields['network_interface'], i)
+            mac = '52:54:01:%02x:%02x:%02x' % tuple(os.urandom(3))
+            patch = [{'op': 'add', 'path': '/instance_info/image_source',
+                      'value': image.uuid}]
+            if hil_nodes:
+                name, mac = hil_nodes[i].name, hil_nodes[i].mac
+                patch.append({'op': 'add', 'path': '/lessee',
+                              'value': hil_nodes[i].project})
+            node = self.ironic.node.create(name=name, **fields)
             self.nodes.append(node.uuid)
-            self.ironic.node.update(node.uuid, [
-                {'op': 'add', 'path': '/instance_info/image_source',
-                 'value': image.uuid}])
-            self.ironic.port.create(
-                node_uuid=node.uuid,
-                address='52:54:01:%02x:%02x:%02x' % tuple(os.urandom(3)))
+            self.ironic.node.update(node.uuid, patch)
+            self.ironic.port.create(node_uuid=node.uuid, address=mac,
+                                    pxe_enabled=True)
             made.append(node.uuid)
         self.transition(made, 'manage', 'manageable')
         self.transition(made, 'provide', 'available')
@@ -192,8 +207,11 @@ def main():
                         help='numbers of nodes deployed at once')
     parser.add_argument('--rounds', type=int, default=3,
                         help='rounds of the 1 GiB vs 10 GiB comparison')
+    parser.add_argument('--hil-sizes', default='1,4',
+                        help='numbers of nodes for hil vs noop')
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(',')]
+    hil_sizes = [int(n) for n in args.hil_sizes.split(',') if n]
 
     env = load_env()
     benchlib.configure_ceph(env)
@@ -239,8 +257,44 @@ def main():
             print('%7s  to ACTIVE median %.2f s  (min %.2f, max %.2f)'
                   % (label, statistics.median(samples), min(samples),
                      max(samples)))
+        if hil_sizes:
+            bench_hil(bench, env, small, hil_sizes)
     finally:
         bench.cleanup()
+
+
+def bench_hil(bench, env, image, sizes):
+    """bmi with the real HIL (``hil``) vs ``noop``, side by side."""
+    net = e2e.LabNet(env)
+    print()
+    print('Network interface: the real HIL (ovs driver, serve-networks) '
+          'vs noop, bmi deploy, fake power')
+    print('%5s  %-5s %12s %12s' % ('N', 'net', 'to ACTIVE', 'undeploy'))
+    hil_fields = dict(BMI_NODE, network_interface='hil')
+    for count in sizes:
+        figures = {}
+        nodes = [e2e.Node('bench-%s-h%d' % (bench.tag, i), 'e2e', i, 0xbe)
+                 for i in range(count)]
+        try:
+            for n in nodes:
+                net.add_ports(n)
+                net.register(n)
+            for label, fields, hil_nodes in (
+                    ('noop', BMI_NODE, None), ('hil', hil_fields, nodes)):
+                made = bench.create_nodes(count, fields, image, hil_nodes)
+                deploy = bench.transition(made, 'active', 'active')
+                undeploy = bench.transition(made, 'deleted', 'available')
+                bench.delete_nodes(made)
+                figures[label] = deploy
+                print('%5d  %-5s %10.2f s %10.2f s'
+                      % (count, label, deploy, undeploy))
+        finally:
+            for n in nodes:
+                for err in net.unregister(n):
+                    print('cleanup: %s' % err, file=sys.stderr)
+        print('%5d  hil/noop to ACTIVE %.2fx (+%.2f s)'
+              % (count, figures['hil'] / figures['noop'],
+                 figures['hil'] - figures['noop']))
 
 
 if __name__ == '__main__':
