@@ -94,7 +94,7 @@ class BMIStorage(base.StorageInterface):
         with ironic_errors.as_ironic():
             image_source = node_facts.get_image_source(node)
             size = node_facts.get_root_size(node)
-            project = node_facts.image_project(node)
+            project = node_facts.node_project(node)
             # Decode it before anything is created.
             configdrive = (node_facts.get_configdrive(
                 node, build=configdrive_utils.build_configdrive)
