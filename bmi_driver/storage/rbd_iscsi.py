@@ -118,8 +118,12 @@ class BMIStorage(base.StorageInterface):
                                               size=size, project=project)
                 if configdrive is not None:
                     lib.write_node_configdrive(node.uuid, configdrive)
+                # A fresh CHAP secret at every deploy and rebuild (issue
+                # 11); an active node (power on, take over) keeps its own.
                 node_export = export_manager.get_manager().export_node(
-                    node.uuid, initiator_iqn=initiator)
+                    node.uuid, initiator_iqn=initiator,
+                    fresh_credentials=(node.provision_state
+                                       != states.ACTIVE))
             self._save_boot_target(task, disk, node_export)
         except Exception:
             if node.provision_state != states.ACTIVE:
