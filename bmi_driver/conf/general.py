@@ -32,6 +32,47 @@ opts = [
                     'their BMCs (redfish) with when driver_info '
                     'redfish_verify_ca is missing or True, as [redfish] '
                     'verify_ca does for the redfish hardware type.'),
+    cfg.BoolOpt('trust_instance_project_id',
+                default=False,
+                help='Whether instance_info/project_id (written by Nova) '
+                     'names the project deploying a node. The node\'s '
+                     'project is its lessee, else its owner (fields only '
+                     'admins set); with this option also Nova\'s '
+                     'instance_info/project_id, between the two. Set it only '
+                     'where nobody but Nova writes instance_info: a node\'s '
+                     'owner or lessee can write any project there. The one '
+                     'project decides image visibility and HIL alike; a node '
+                     'without one may use public images only.'),
+    # Config drives given as a URL (issue 11): the conductor fetches them,
+    # and the node then reads the body as its LUN 2. Without a limit a
+    # tenant makes the conductor read an internal service for it.
+    cfg.ListOpt('configdrive_url_hosts',
+                default=[],
+                help='Hosts (name or address, optionally :port) the '
+                     'conductor may fetch a config drive from when '
+                     'instance_info/configdrive is a URL (for example the '
+                     'object store of [deploy] configdrive_use_object_store '
+                     'or Nova\'s). Empty: config drives by URL are '
+                     'refused. Compared with the URL\'s host as written, '
+                     'case-insensitively; an entry without a port allows '
+                     'the scheme\'s default port only.'),
+    cfg.BoolOpt('configdrive_url_allow_http',
+                default=False,
+                help='Allow plain http:// config-drive URLs (to the listed '
+                     'hosts). Default: https only.'),
+    cfg.IntOpt('configdrive_max_size',
+               default=64 * 1024 * 1024, min=1024,
+               help='Largest config drive in bytes, both as fetched from a '
+                    'URL and once decoded and decompressed. The default '
+                    'is Ironic 39\'s own limit: [api] '
+                    'max_json_body_size_provision (64 MiB) for the request '
+                    'that carries it, and the 64 MiB partition its agent '
+                    'writes it to.'),
+    cfg.IntOpt('configdrive_url_timeout',
+               default=60, min=1,
+               help='Seconds a config-drive download may take in total '
+                    '(connecting, waiting and reading together): a slow '
+                    'endless body is cut off at this time.'),
 ]
 
 

@@ -58,16 +58,27 @@ opts = [
     cfg.PortOpt('tgtadm_control_port',
                 default=0,
                 help='tgtd control port (tgtadm -C): selects the local '
-                     'tgtd instance.'),
+                     'tgtd instance, whose management socket is '
+                     '<tgtd_socket>.<port>.'),
+    cfg.StrOpt('tgtd_socket',
+               default='/var/run/tgtd/socket',
+               help='Path of tgtd\'s management sockets without the '
+                    '".<control port>" suffix (tgt 1.0.85\'s default; '
+                    'tgtadm\'s TGT_IPC_SOCKET). The plugin speaks this '
+                    'socket itself instead of running tgtadm, which would '
+                    'put CHAP secrets on its command line.'),
     cfg.StrOpt('tgtadm_root_helper',
-               help='Command that runs tgtadm as root when the plugin does '
-                    'not run as root (tgtd\'s control socket is root\'s), '
-                    'e.g. "sudo" or "sudo ironic-rootwrap '
-                    '/etc/ironic/rootwrap.conf". Unset: run tgtadm '
-                    'directly.'),
+               help='Command that runs the plugin\'s tgtd client as root '
+                    'when the plugin does not run as tgtd\'s user (tgtd '
+                    'accepts only its own uid and gid on its socket), e.g. '
+                    '"sudo" or "sudo ironic-rootwrap '
+                    '/etc/ironic/rootwrap.conf": it runs "<python> -m '
+                    'bmi_driver.storage.export.tgt_ipc", which reads the '
+                    'request (with any CHAP secret) on stdin. Unset: speak '
+                    'to the socket directly.'),
     cfg.IntOpt('tgtadm_timeout',
                default=30, min=1,
-               help='Seconds a tgtadm call may take.'),
+               help='Seconds a request to tgtd may take in all.'),
     cfg.StrOpt('tgt_ceph_user',
                default='tgt',
                help='Cephx user (without "client.") tgtd\'s RBD backing '

@@ -70,8 +70,10 @@ class BMIDeploy(base.DeployInterface):
         :raises: MissingParameterValue when ``instance_info/image_source``
             is missing.
         :raises: InvalidParameterValue when the node cannot boot from iSCSI,
-            the image is unknown or not visible to the node's project, or
-            Ceph or the iSCSI target daemon cannot be reached.
+            the image is unknown or not visible to the node's project (a
+            node of no project: public images only), its config-drive URL
+            is not allowed, or Ceph or the iSCSI target daemon cannot be
+            reached.
         """
         node = task.node
         if not isinstance(task.driver.storage, rbd_iscsi.BMIStorage):
@@ -89,12 +91,19 @@ class BMIDeploy(base.DeployInterface):
         with ironic_errors.as_ironic():
             image_source = node_facts.get_image_source(node)
             node_facts.get_root_size(node)
-            project = node_facts.image_project(node)
+            project = node_facts.node_project(node)
         as_invalid = ironic_exc.InvalidParameterValue
+        # Ironic 39 stores a config drive given to the provision API only
+        # after validate (conductor/deployments.py: start_deploy validates,
+        # do_node_deploy stores); one already in instance_info is checked
+        # here, a new one in prepare, before anything is cloned.
+        with ironic_errors.translated('checking the config drive',
+                                      node.uuid, as_=as_invalid):
+            node_facts.check_configdrive(node)
         with ironic_errors.translated('checking the image', node.uuid,
                                       as_=as_invalid):
-            source = library.ImageLibrary().resolve_source(image_source,
-                                                           project=project)
+            source = library.ImageLibrary().resolve_source(
+                image_source, project=project)
         with ironic_errors.translated('checking the iSCSI target daemon',
                                       node.uuid, as_=as_invalid):
             export_manager.get_manager().check()

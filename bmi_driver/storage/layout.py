@@ -57,6 +57,18 @@ GLANCE_SNAP = 'snap'
 TEMP_SNAP_PREFIX = 'bmi-snap-'
 REF_SNAP_PREFIX = 'bmi-ref-'
 
+
+class _AnyProject:
+    """The ``project`` of callers that may see every image (admins)."""
+
+    def __repr__(self):
+        return 'ANY_PROJECT'
+
+
+# Image visibility: the caller is an admin, not a node's project (which is
+# a name, or None for a node of no project: public images only).
+ANY_PROJECT = _AnyProject()
+
 # Every metadata key of the plugin starts with this.
 META_PREFIX = 'bmi.'
 

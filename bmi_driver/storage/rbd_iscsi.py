@@ -94,7 +94,7 @@ class BMIStorage(base.StorageInterface):
         with ironic_errors.as_ironic():
             image_source = node_facts.get_image_source(node)
             size = node_facts.get_root_size(node)
-            project = node_facts.image_project(node)
+            project = node_facts.node_project(node)
             # Decode it before anything is created.
             configdrive = (node_facts.get_configdrive(
                 node, build=configdrive_utils.build_configdrive)
@@ -118,8 +118,12 @@ class BMIStorage(base.StorageInterface):
                                               size=size, project=project)
                 if configdrive is not None:
                     lib.write_node_configdrive(node.uuid, configdrive)
+                # A fresh CHAP secret at every deploy and rebuild (issue
+                # 11); an active node (power on, take over) keeps its own.
                 node_export = export_manager.get_manager().export_node(
-                    node.uuid, initiator_iqn=initiator)
+                    node.uuid, initiator_iqn=initiator,
+                    fresh_credentials=(node.provision_state
+                                       != states.ACTIVE))
             self._save_boot_target(task, disk, node_export)
         except Exception:
             if node.provision_state != states.ACTIVE:

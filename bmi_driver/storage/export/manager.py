@@ -213,11 +213,16 @@ class ExportManager:
         """Raise TargetDaemonUnavailable when the daemon is not reachable."""
         self.backend.check()
 
-    def export_node(self, node_uuid, initiator_iqn=None):
+    def export_node(self, node_uuid, initiator_iqn=None,
+                    fresh_credentials=False):
         """Export a node's clone (LUN 1) and config drive (LUN 2).
 
         Idempotent: an exported node keeps its target and credentials; a
-        given ``initiator_iqn`` replaces the recorded one.
+        given ``initiator_iqn`` replaces the recorded one.  With
+        ``fresh_credentials`` (every deploy and rebuild) the node gets a new
+        CHAP secret even when its clone records one from an earlier
+        attempt; a target already served is then re-created (its sessions
+        end: the node is powered off while it is deployed).
 
         :raises InvalidName: bad node UUID or initiator IQN (nothing done).
         :raises CloneNotFound: the node has no clone (nothing done).
@@ -232,7 +237,13 @@ class ExportManager:
             disk = self.library.get_node_disk(node_uuid)
             recorded = _recorded(disk)
             wanted = self._wanted(node_uuid, iqn, disk, recorded,
-                                  initiator_iqn)
+                                  initiator_iqn, fresh_credentials)
+            if (fresh_credentials and recorded is not None
+                    and recorded.chap_username):
+                # tgtd cannot say which secret an account has: drop the
+                # target and its account so that the new one is served.
+                self.backend.remove_target(
+                    recorded.iqn, chap_username=recorded.chap_username)
             if wanted != recorded:
                 self.library.set_node_metadata(node_uuid, _record(wanted))
             try:
@@ -247,7 +258,8 @@ class ExportManager:
                   'chap': 'on' if wanted.chap_username else 'off'})
         return self._node_export(node_uuid, wanted)
 
-    def _wanted(self, node_uuid, iqn, disk, recorded, initiator_iqn):
+    def _wanted(self, node_uuid, iqn, disk, recorded, initiator_iqn,
+                fresh_credentials=False):
         initiator = initiator_iqn or (recorded and recorded.initiator_iqn)
         if (not initiator
                 and CONF.iscsi.initiator_binding == 'required'):
@@ -256,7 +268,8 @@ class ExportManager:
                        'initiator_binding is "required"' % node_uuid)
         user = secret = None
         if CONF.iscsi.chap:
-            if recorded and recorded.chap_username and recorded.chap_secret:
+            if (recorded and recorded.chap_username and recorded.chap_secret
+                    and not fresh_credentials):
                 user, secret = recorded.chap_username, recorded.chap_secret
             else:
                 user, secret = self.chap_username(node_uuid), _new_secret()

@@ -65,8 +65,9 @@ class BMIStorageTestCase(base.BMITestCase):
             self.node.uuid, base.IMAGE_UUID, size=10 * GiB,
             project=base.LESSEE)
         self.lib.write_node_configdrive.assert_not_called()
-        self.mgr.export_node.assert_called_once_with(self.node.uuid,
-                                                     initiator_iqn=None)
+        # A deploy: a fresh CHAP secret (issue 11).
+        self.mgr.export_node.assert_called_once_with(
+            self.node.uuid, initiator_iqn=None, fresh_credentials=True)
         [target] = self._targets()
         self.assertEqual(0, target.boot_index)
         self.assertEqual('iscsi', target.volume_type)
@@ -87,7 +88,8 @@ class BMIStorageTestCase(base.BMITestCase):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             task.driver.storage.attach_volumes(task)
         self.mgr.export_node.assert_called_once_with(
-            self.node.uuid, initiator_iqn='iqn.2026-11.test:node1')
+            self.node.uuid, initiator_iqn='iqn.2026-11.test:node1',
+            fresh_credentials=True)
 
     def test_attach_without_chap(self):
         self.mgr.export_node.return_value = dataclasses.replace(
@@ -174,8 +176,9 @@ class BMIStorageTestCase(base.BMITestCase):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             task.driver.storage.attach_volumes(task)
         self.lib.clone_for_node.assert_not_called()
-        self.mgr.export_node.assert_called_once_with(self.node.uuid,
-                                                     initiator_iqn=None)
+        # Power on or take over: the running OS keeps its credentials.
+        self.mgr.export_node.assert_called_once_with(
+            self.node.uuid, initiator_iqn=None, fresh_credentials=False)
         self.assertEqual(1, len(self._targets()))
 
     def test_attach_on_active_node_that_lost_its_disk(self):

@@ -36,8 +36,7 @@ class _Base(test_base.TestCase):
     def setUp(self):
         super().setUp()
         self.tgtd = fakes.FakeTgtd()
-        self.useFixture(fixtures.MockPatchObject(
-            tgt.processutils, 'execute', side_effect=self.tgtd.execute))
+        self.config(tgtd_socket=self.tgtd.serve(self), group='iscsi')
         self.log = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
         self.lib = fakes.FakeLibrary()
         self.lib.add_disk(NODE)
@@ -88,6 +87,21 @@ class ManagerTestCase(_Base):
         self.assertEqual(calls, self.tgtd.changes)
         self.assertEqual(1, self.lib.calls.count(('set_node_metadata',
                                                   NODE)))
+
+    def test_fresh_credentials_at_every_deploy(self):
+        # Issue 11: a deploy retried on a clone that records credentials
+        # (or a rebuild) does not reuse them; tgtd serves the new secret.
+        first = self.mgr.export_node(NODE)
+        again = self.mgr.export_node(NODE, fresh_credentials=True)
+        self.assertEqual(first.chap_username, again.chap_username)
+        self.assertNotEqual(first.chap_secret, again.chap_secret)
+        self.assertEqual(again.chap_secret,
+                         self.tgtd.accounts[again.chap_username])
+        self.assertEqual([again.chap_secret], self.secrets())
+        served = self.tgtd.by_iqn(again.target_iqn)
+        self.assertEqual([again.chap_username], served.accounts)
+        self.assertEqual(again.luns, served.luns)
+        self.assertNoSecret()
 
     def test_credentials_differ_per_node(self):
         self.lib.add_disk(NODE2)

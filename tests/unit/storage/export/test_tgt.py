@@ -12,6 +12,8 @@
 
 """The tgt backend against a fake tgtd (processutils.execute)."""
 
+import io
+import sys
 from unittest import mock
 
 import fixtures
@@ -19,6 +21,7 @@ import fixtures
 from bmi_driver import exception
 from bmi_driver.storage.export import base
 from bmi_driver.storage.export import tgt
+from bmi_driver.storage.export import tgt_ipc
 from tests import base as test_base
 from tests.unit.storage.export import fakes
 
@@ -65,9 +68,8 @@ class TgtBackendTestCase(test_base.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.tgtd = fakes.FakeTgtd()
-        self.useFixture(fixtures.MockPatchObject(
-            tgt.processutils, 'execute', side_effect=self.tgtd.execute))
+        self.tgtd = fakes.FakeTgtd(control_port=3)
+        self.config(tgtd_socket=self.tgtd.serve(self), group='iscsi')
         self.config(conf_file='/etc/ceph/test.conf', group='ceph')
         self.config(tgtadm_control_port=3, group='iscsi')
         self.log = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
@@ -241,28 +243,73 @@ class TgtBackendTestCase(test_base.TestCase):
             self.assertIn('control port 3', str(e))
             self.assertNoSecret(e)
 
-    def test_root_helper(self):
-        with mock.patch.object(tgt.processutils, 'execute',
-                               return_value=('', '')) as execute:
-            self.backend.check()
-            self.config(tgtadm_root_helper='sudo', tgtadm_timeout=7,
-                        group='iscsi')
-            self.backend.check()
-        argv = ('tgtadm', '-C', '3', '--lld', 'iscsi', '--mode', 'system',
-                '--op', 'show')
-        self.assertEqual(
-            [mock.call(*argv, timeout=30, run_as_root=False,
-                       root_helper=''),
-             mock.call(*argv, timeout=7, run_as_root=True,
-                       root_helper='sudo')],
-            execute.call_args_list)
+    def test_no_command_line_at_all(self):
+        # Issue 11: tgtadm took the secret as --password on its command
+        # line; the socket client runs nothing.
+        with mock.patch.object(tgt.processutils, 'execute') as execute:
+            self.backend.ensure_target(wanted())
+            self.backend.remove_target(IQN, chap_username='bmi-a')
+        execute.assert_not_called()
+        new = next(r for r in self.tgtd.raw if SECRET.encode() in r)
+        fields, body = tgt_ipc.unpack(new)
+        self.assertEqual(('account', 'new'), (fields['mode'], fields['op']))
+        self.assertEqual(b'user=bmi-a,password=%s\0' % SECRET.encode(),
+                         body)
+        self.assertNoSecret()
 
-    def test_tgtadm_missing(self):
+    def test_root_helper(self):
+        # The same client in a child run by the helper: the request, with
+        # the secret, on its stdin; its command line fixed.
+        def run(*cmd, **kwargs):
+            out = io.StringIO()
+            tgt_ipc.main(io.StringIO(kwargs['process_input']), out)
+            return out.getvalue(), ''
+
+        self.config(tgtadm_root_helper='sudo', tgtadm_timeout=7,
+                    group='iscsi')
         with mock.patch.object(tgt.processutils, 'execute',
-                               side_effect=FileNotFoundError(
-                                   2, 'No such file or directory')):
-            self.assertRaises(exception.TargetDaemonUnavailable,
+                               side_effect=run) as execute:
+            self.backend.ensure_target(wanted())
+            self.tgtd.down = True
+            e = self.assertRaises(exception.TargetDaemonUnavailable,
+                                  self.backend.check)
+        self.assertIn('closed the connection', str(e))
+        self.assertEqual(SECRET, self.tgtd.accounts['bmi-a'])
+        for call in execute.call_args_list:
+            self.assertEqual((sys.executable, '-m',
+                              'bmi_driver.storage.export.tgt_ipc'),
+                             call.args)
+            self.assertEqual({'timeout': 12, 'run_as_root': True,
+                              'root_helper': 'sudo'},
+                             {k: v for k, v in call.kwargs.items()
+                              if k != 'process_input'})
+        self.assertTrue(any(SECRET in c.kwargs['process_input']
+                            for c in execute.call_args_list))
+        self.assertNoSecret(e)
+
+    def test_root_helper_fails(self):
+        self.config(tgtadm_root_helper='sudo', group='iscsi')
+        with mock.patch.object(
+                tgt.processutils, 'execute',
+                side_effect=tgt.processutils.ProcessExecutionError(
+                    exit_code=1, stderr='sudo: a password is required')):
+            e = self.assertRaises(exception.TargetDaemonUnavailable,
+                                  self.backend.ensure_target, wanted())
+        self.assertIn("root helper 'sudo'", str(e))
+        self.assertNoSecret(e)
+
+    def test_socket_missing(self):
+        self.config(tgtd_socket='/nonexistent/tgtd/socket', group='iscsi')
+        e = self.assertRaises(exception.TargetDaemonUnavailable,
                               self.backend.check)
+        self.assertIn('no tgtd socket /nonexistent/tgtd/socket.3', str(e))
+
+    def test_comma_in_a_value_refused(self):
+        e = self.assertRaises(exception.ExportError,
+                              self.backend.ensure_target,
+                              wanted(chap_secret='a,b' + SECRET))
+        self.assertNotIn('a,b', str(e))
+        self.assertEqual({}, self.tgtd.targets)
 
     def test_remove(self):
         self.backend.ensure_target(wanted())
