@@ -114,7 +114,10 @@ class Bench:
                 name='bench-%s-%s-%d' % (self.tag, fields['driver'], i),
                 **fields)
             self.nodes.append(node.uuid)
+            # The operator owns the bench's nodes and images (a node with
+            # no project may deploy public images only).
             self.ironic.node.update(node.uuid, [
+                {'op': 'add', 'path': '/owner', 'value': 'admin'},
                 {'op': 'add', 'path': '/instance_info/image_source',
                  'value': image.uuid}])
             self.ironic.port.create(
