@@ -42,6 +42,7 @@ from urllib3 import exceptions as urllib3_exc
 
 from bmi_driver.conf import CONF
 from bmi_driver import exception
+from bmi_driver.network import boot_networks
 from bmi_driver.network import hil_client
 
 LOG = log.getLogger(__name__)
@@ -162,6 +163,21 @@ def hil_project(node):
             'Node %(node)s has no project for HIL: set its owner or lessee '
             '(or [hil] default_project).' % {'node': node.uuid})
     return project
+
+
+def boot_network(node):
+    """The node's boot network, or None in shared mode.
+
+    Per-project mode ([bmi] boot_networks_file): the boot network of the
+    node's HIL project (:func:`hil_project`, the one project, else [hil]
+    default_project), so that HIL, the target and the boot files agree.
+
+    :raises: NodeFactMissing when the node has no project.
+    :raises: BootNetworkMissing, BootNetworkConfigError
+    """
+    if not boot_networks.enabled():
+        return None
+    return boot_networks.for_project(hil_project(node))
 
 
 # --- the config drive -----------------------------------------------------

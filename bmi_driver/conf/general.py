@@ -73,6 +73,33 @@ opts = [
                help='Seconds a config-drive download may take in total '
                     '(connecting, waiting and reading together): a slow '
                     'endless body is cut off at this time.'),
+    # Per-project boot networks (issue 11): the boot and iSCSI traffic of
+    # a project's nodes on a HIL network of that project's own.
+    cfg.StrOpt('boot_networks_file',
+               help='JSON file of the per-project boot networks: '
+                    '{"<project>": {"hil_network": <HIL network>, '
+                    '"portal": "<gateway address>[:<port>]", "cidr": '
+                    '"<network>/<prefix>", "http_root": <directory>}}. '
+                    'Set ("per-project mode"): '
+                    'the boot nics of a node of project P join P\'s '
+                    'hil_network instead of [hil] provisioning_network, its '
+                    'target is announced on P\'s portal and accepts only '
+                    'initiators from P\'s cidr, and its iPXE files are '
+                    'published into P\'s http_root (served only on P\'s '
+                    'gateway address); a node whose project has no entry is '
+                    'refused. Re-read when it changes. Unset ("shared mode"): '
+                    'every tenant boots on the one provisioning network, '
+                    'which isolates no tenant\'s boot files or target from '
+                    'another (doc/network.md).'),
+    cfg.StrOpt('boot_file_mode',
+               default='0640',
+               help='Octal mode of the boot files published into a '
+                    'project\'s http_root (they hold the node\'s CHAP '
+                    'secret): readable by the web server through '
+                    'boot_file_group, by nobody else.'),
+    cfg.StrOpt('boot_file_group',
+               help='Group of the published boot files (the web server\'s, '
+                    'e.g. www-data). Unset: the conductor\'s own group.'),
 ]
 
 

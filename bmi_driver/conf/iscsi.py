@@ -54,6 +54,21 @@ opts = [
                          'Refuse to export a node whose initiator IQN is '
                          'not known')],
                help='Which initiators a node\'s target accepts.'),
+    cfg.StrOpt('initiator_network',
+               help='Address or network/prefix (e.g. 10.77.0.0/24) from '
+                    'which every target accepts initiators when no '
+                    'per-project boot network gives one ([bmi] '
+                    'boot_networks_file): the shared provisioning network. '
+                    'Unset: by initiator name when known, else any address '
+                    '(tgt\'s ALL) with CHAP.'),
+    cfg.BoolOpt('discovery_auth',
+                default=True,
+                help='Refuse unauthenticated iSCSI discovery (SendTargets) '
+                     'on the target daemon: a discovery CHAP account with a '
+                     'random secret that nobody is told is bound to tgtd '
+                     'globally. Nodes never discover: iPXE and the iBFT '
+                     'log in to their target by name. This applies to '
+                     'every target of that tgtd.'),
     # tgt
     cfg.PortOpt('tgtadm_control_port',
                 default=0,

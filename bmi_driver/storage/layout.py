@@ -86,7 +86,12 @@ META_IQN = 'bmi.export.iqn'
 META_INITIATOR = 'bmi.export.initiator'
 META_CHAP_USER = 'bmi.export.chap_user'
 META_CHAP_SECRET = 'bmi.export.chap_secret'
-EXPORT_KEYS = (META_IQN, META_INITIATOR, META_CHAP_USER, META_CHAP_SECRET)
+# Per-project boot networks: the target's address ACL ('': none) and the
+# portal the node was told ('': [iscsi] portal_address/portal_port).
+META_INITIATOR_ADDRESS = 'bmi.export.initiator_address'
+META_PORTAL = 'bmi.export.portal'
+EXPORT_KEYS = (META_IQN, META_INITIATOR, META_CHAP_USER, META_CHAP_SECRET,
+               META_INITIATOR_ADDRESS, META_PORTAL)
 
 # LUNs of a node's target.
 DISK_LUN = 1

@@ -29,6 +29,8 @@ another allocator (another host sharing no lock backend) is retried.
 
 import json
 import re
+import secrets
+import string
 import sys
 
 from oslo_concurrency import processutils
@@ -56,6 +58,9 @@ LOG = log.getLogger(__name__)
 _WRITE_CACHE_OFF = ('mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:'
                     '0xff:0x80:0x14:0:0:0:0:0:0')
 _NAME_PREFIXES = ('iqn.', 'eui.', 'naa.')
+# The discovery account (see ensure_discovery_auth).
+DISCOVERY_USER = 'bmi-discovery'
+_SECRET_ALPHABET = string.ascii_letters + string.digits
 
 _TARGET_RE = re.compile(r'^Target (\d+): (\S+)\s*$')
 _LUN_RE = re.compile(r'^LUN: (\d+)$')
@@ -133,6 +138,21 @@ def parse_targets(text):
                 current['sessions'] += 1
     finish()
     return targets
+
+
+def _wanted_acl(want):
+    """The ACL entries a target must have.
+
+    tgt 1.0.85 admits a login (and lists the target to a SendTargets) when
+    the initiator's address matches an address entry OR its name matches
+    a name entry (usr/iscsi; measured against tgtd, see doc/export.md):
+    a name next to an address would admit that name from anywhere, and a
+    name is whatever the initiator claims.  So an address ACL stands
+    alone.
+    """
+    if want.initiator_address:
+        return {want.initiator_address}
+    return {want.initiator_iqn or 'ALL'}
 
 
 def _is_initiator_name(entry):
@@ -259,7 +279,57 @@ class TgtExportBackend(base.ExportBackend):
                  {'iqn': iqn, 'tid': tid})
         return True
 
+    def ensure_discovery_auth(self):
+        """Bind a discovery CHAP account nobody knows: no SendTargets.
+
+        tgt 1.0.85 answers an unauthenticated SendTargets with every
+        target whose ACL admits the asker (measured: by address *or* by
+        the name the initiator gives).  An account bound without a tid
+        (tgtadm's "account bind" without --tid) makes discovery need CHAP;
+        its random secret is never stored, so discovery is refused to
+        all, while logins to a target by name are not affected
+        (measured).  A no-op once bound: tgtd answers "already exists".
+
+        :raises: TargetDaemonUnavailable, ExportError
+        """
+        if not CONF.iscsi.discovery_auth:
+            return
+        bind = dict(params=[('user', DISCOVERY_USER)])
+        try:
+            self._tgtd('account', 'bind', **bind)
+            LOG.info('tgtd: unauthenticated iSCSI discovery refused '
+                     '(account %s bound for discovery)', DISCOVERY_USER)
+            return
+        except TgtadmError as e:
+            if 'already exists' in e.reason:
+                return
+            if "can't find the account" not in e.reason:
+                raise exception.ExportError(
+                    reason='tgtd could not restrict discovery: %s'
+                    % e.reason)
+        secret = ''.join(secrets.choice(_SECRET_ALPHABET)
+                         for _ in range(32))
+        try:
+            self._tgtd('account', 'new', params=[('user', DISCOVERY_USER),
+                                                 ('password', secret)])
+        except TgtadmError as e:
+            if 'already exists' not in e.reason:
+                raise exception.ExportError(
+                    reason='tgtd could not create the discovery account: '
+                           '%s' % e.reason)
+        try:
+            self._tgtd('account', 'bind', **bind)
+        except TgtadmError as e:
+            if 'already exists' not in e.reason:
+                raise exception.ExportError(
+                    reason='tgtd could not restrict discovery: %s'
+                    % e.reason)
+        LOG.info('tgtd: unauthenticated iSCSI discovery refused (account '
+                 '%s bound for discovery)', DISCOVERY_USER)
+
     def ensure_target(self, want):
+        # Before the target exists: it is never listed to a SendTargets.
+        self.ensure_discovery_auth()
         target, created = self._create_target(want.iqn)
         try:
             changed = self._converge(target, want)
@@ -281,7 +351,7 @@ class TgtExportBackend(base.ExportBackend):
         served = base.ServedTarget(
             tid=target.tid, iqn=want.iqn, luns=dict(want.luns),
             accounts=((want.chap_username,) if want.chap_username else ()),
-            acl=(want.initiator_iqn or 'ALL',), sessions=target.sessions)
+            acl=tuple(sorted(_wanted_acl(want))), sessions=target.sessions)
         return served, status
 
     def _converge(self, target, want):
@@ -313,14 +383,17 @@ class TgtExportBackend(base.ExportBackend):
             self._add_account(tid, want)
             changed = True
 
-        wanted = {want.initiator_iqn or 'ALL'}
-        for entry in sorted(set(target.acl) - wanted):
-            self._call(want.iqn, 'unbind an initiator', 'target',
-                       'unbind', tid=tid, params=self._acl_params(entry))
-            changed = True
+        wanted = _wanted_acl(want)
+        # Bind before unbinding: a target is never left with no ACL (tgtd
+        # then refuses its own node) nor with a wider one than wanted
+        # for longer than this call.
         for entry in sorted(wanted - set(target.acl)):
             self._call(want.iqn, 'bind an initiator', 'target', 'bind',
                        tid=tid, params=self._acl_params(entry))
+            changed = True
+        for entry in sorted(set(target.acl) - wanted):
+            self._call(want.iqn, 'unbind an initiator', 'target',
+                       'unbind', tid=tid, params=self._acl_params(entry))
             changed = True
         return changed
 

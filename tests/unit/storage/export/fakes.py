@@ -143,6 +143,7 @@ class FakeTgtd:
         self.control_port = control_port
         self.targets = {}
         self.accounts = {}
+        self.discovery = []          # accounts bound without a tid
         self.lun_params = collections.defaultdict(list)
         self.calls = []
         self.raw = []                # the requests' bytes, as received
@@ -359,12 +360,22 @@ class FakeTgtd:
         if user not in self.accounts:
             self._fail("tgtadm: can't find the account")
         del self.accounts[user]
+        if user in self.discovery:
+            self.discovery.remove(user)
         for t in self.targets.values():
             if user in t.accounts:
                 t.accounts.remove(user)
         return ''
 
     def _account_bind(self, args, flags):
+        if '--tid' not in args:
+            # Discovery authentication; tgtd 1.0.85's answers, measured.
+            if args['--user'] not in self.accounts:
+                self._fail("tgtadm: can't find the account")
+            if args['--user'] in self.discovery:
+                self._fail('tgtadm: this account already exists')
+            self.discovery.append(args['--user'])
+            return ''
         t = self._target(args)
         if args['--user'] not in self.accounts:
             self._fail("tgtadm: can't find the account")

@@ -37,6 +37,9 @@ class _Base(test_base.TestCase):
         super().setUp()
         self.tgtd = fakes.FakeTgtd()
         self.config(tgtd_socket=self.tgtd.serve(self), group='iscsi')
+        # The discovery account has its own tests (DiscoveryAuthTestCase,
+        # test_tgt): here tgtd's accounts are the nodes' only.
+        self.config(discovery_auth=False, group='iscsi')
         self.log = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
         self.lib = fakes.FakeLibrary()
         self.lib.add_disk(NODE)
@@ -70,6 +73,8 @@ class ManagerTestCase(_Base):
         self.assertNotIn(exp.chap_secret, repr(exp))
         self.assertEqual({layout.META_IQN: exp.target_iqn,
                           layout.META_INITIATOR: '',
+                          layout.META_INITIATOR_ADDRESS: '',
+                          layout.META_PORTAL: '',
                           layout.META_CHAP_USER: exp.chap_username,
                           layout.META_CHAP_SECRET: exp.chap_secret},
                          self.lib.disks[NODE].metadata)

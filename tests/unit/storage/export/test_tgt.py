@@ -72,6 +72,8 @@ class TgtBackendTestCase(test_base.TestCase):
         self.config(tgtd_socket=self.tgtd.serve(self), group='iscsi')
         self.config(conf_file='/etc/ceph/test.conf', group='ceph')
         self.config(tgtadm_control_port=3, group='iscsi')
+        # Discovery authentication: DiscoveryAuthTestCase.
+        self.config(discovery_auth=False, group='iscsi')
         self.log = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
         self.backend = tgt.TgtExportBackend()
 
