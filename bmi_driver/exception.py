@@ -80,6 +80,10 @@ class BootNetworkMissing(InvalidInput):
                 "boots only on its own project's boot network.")
 
 
+class BootFilesError(BmiException):
+    _msg_fmt = "The node's iPXE files cannot be published: %(reason)s"
+
+
 class ConfigDriveError(BmiException):
     _msg_fmt = "The node's config drive cannot be used."
 

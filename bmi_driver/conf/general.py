@@ -92,7 +92,7 @@ opts = [
                     'which isolates no tenant\'s boot files or target from '
                     'another (doc/network.md).'),
     cfg.StrOpt('boot_file_mode',
-               default='0640',
+               default='0640', regex='^0?[0-7]{3}$',
                help='Octal mode of the boot files published into a '
                     'project\'s http_root (they hold the node\'s CHAP '
                     'secret): readable by the web server through '

@@ -79,6 +79,17 @@ class BMIDeployTestCase(base.BMITestCase):
         self.mgr.check.assert_called_once_with()
         self.lib.clone_for_node.assert_not_called()
 
+    def test_validate_asks_the_network_interface(self):
+        # HIL refuses at the API call, before DEPLOYING.
+        self.calls.validate.side_effect = ironic_exc.InvalidParameterValue(
+            'Deploy refused: HIL has node n in project other')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('Deploy refused', str(e))
+        self.lib.resolve_source.assert_not_called()
+        self.lib.clone_for_node.assert_not_called()
+
     def test_validate_unknown_image(self):
         self.lib.resolve_source.side_effect = exception.ImageNotFound(
             image=base.IMAGE_UUID)

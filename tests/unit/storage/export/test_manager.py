@@ -423,3 +423,43 @@ class ProcessManagerTestCase(test_base.TestCase):
         export.reset_manager()
         with mock.patch.object(export, 'load_backend', autospec=True):
             self.assertIsNot(first, export.get_manager())
+
+
+class BootNetworkExportTestCase(_Base):
+    """Per-project boot networks: portal and address ACL, recorded."""
+
+    def test_recorded_and_restored(self):
+        exp = self.mgr.export_node(NODE, initiator_iqn=INITIATOR,
+                                   portal='10.78.1.1:3260',
+                                   initiator_address='10.78.1.0/24')
+        self.assertEqual('10.78.1.1:3260', exp.portal)
+        meta = self.lib.disks[NODE].metadata
+        self.assertEqual('10.78.1.0/24',
+                         meta[layout.META_INITIATOR_ADDRESS])
+        self.assertEqual('10.78.1.1:3260', meta[layout.META_PORTAL])
+        self.assertEqual(['10.78.1.0/24'],
+                         self.tgtd.by_iqn(exp.target_iqn).acl)
+        # After a tgtd restart: the same ACL, the same portal told.
+        self.tgtd.targets.clear()
+        self.tgtd.accounts.clear()
+        self.mgr.reconcile()
+        self.assertEqual(['10.78.1.0/24'],
+                         self.tgtd.by_iqn(exp.target_iqn).acl)
+        self.assertEqual(exp, self.mgr.get_export(NODE))
+        [(listed, served)] = self.mgr.list_exports()
+        self.assertEqual('10.78.1.1:3260', listed.portal)
+
+    def test_shared_mode_network(self):
+        self.config(initiator_network='10.77.0.0/24', group='iscsi')
+        exp = self.mgr.export_node(NODE)
+        self.assertEqual(['10.77.0.0/24'],
+                         self.tgtd.by_iqn(exp.target_iqn).acl)
+
+    def test_address_checked_as_tgt_matches_it(self):
+        exp = self.mgr.export_node(NODE, initiator_address='10.78.1.5/32')
+        self.assertEqual(['10.78.1.5'],
+                         self.tgtd.by_iqn(exp.target_iqn).acl)
+        self.lib.add_disk(NODE2)
+        self.assertRaises(exception.InvalidName, self.mgr.export_node,
+                          NODE2, initiator_address='10.78.1.1/24')
+        self.assertNotIn(layout.META_IQN, self.lib.disks[NODE2].metadata)
