@@ -70,6 +70,20 @@ class NodeFactInvalid(InvalidInput):
     _msg_fmt = "A field of the node is not valid."
 
 
+class BootNetworkConfigError(InvalidInput):
+    _msg_fmt = "[bmi] boot_networks_file %(path)s is not valid: %(reason)s"
+
+
+class BootNetworkMissing(InvalidInput):
+    _msg_fmt = ("Project %(project)s has no boot network in [bmi] "
+                "boot_networks_file %(path)s: in per-project mode a node "
+                "boots only on its own project's boot network.")
+
+
+class BootFilesError(BmiException):
+    _msg_fmt = "The node's iPXE files cannot be published: %(reason)s"
+
+
 class ConfigDriveError(BmiException):
     _msg_fmt = "The node's config drive cannot be used."
 

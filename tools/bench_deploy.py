@@ -105,9 +105,11 @@ class Bench:
             self.rbd_bases.append(base)
             with rbd.Image(ioctx, base) as img:
                 img.write(b'BMI-BENCH' * 100, 0)
-        # The library snapshots it and clones the snapshot: no copy.
+        # The library snapshots it and clones the snapshot: no copy. Public,
+        # so that nodes leased to the lab's HIL projects may deploy it.
         image = self.lib.import_rbd('%s/%s' % (pool, base),
-                                    'bench-%s-%dg' % (self.tag, size // GiB))
+                                    'bench-%s-%dg' % (self.tag, size // GiB),
+                                    visibility='public')
         self.images.append(image.uuid)
         return image
 
@@ -124,7 +126,10 @@ class Bench:
             name = 'bench-%s-%s-%s-%d' % (
                 self.tag, fields['driver'], fields['network_interface'], i)
             mac = '52:54:01:%02x:%02x:%02x' % tuple(os.urandom(3))
-            patch = [{'op': 'add', 'path': '/instance_info/image_source',
+            # The operator owns the bench's nodes and images (a node with
+            # no project may deploy public images only).
+            patch = [{'op': 'add', 'path': '/owner', 'value': 'admin'},
+                     {'op': 'add', 'path': '/instance_info/image_source',
                       'value': image.uuid}]
             if hil_nodes:
                 name, mac = hil_nodes[i].name, hil_nodes[i].mac

@@ -102,6 +102,8 @@ CONF
 
 create() {
     log "creating a new cluster in $dir"
+    # Every key file below is made 0600 (the keyrings hold cephx secrets).
+    umask 077
     rm -rf "$dir/mon.a" "$dir/osd.0" "$dir/mgr.x" "$dir/log" "$dir/run"
     mkdir -p "$dir/log" "$dir/run" "$dir/mon.a" "$dir/osd.0" "$dir/mgr.x"
     uuidgen > "$dir/fsid"
@@ -213,6 +215,10 @@ start)
         stop
         create
     fi
+    # cephx keys are for root alone (also those of a cluster made by an
+    # older version of this script, which left them 0644).
+    chmod 0700 "$dir"
+    chmod 0600 "$dir"/*.keyring "$dir"/*/keyring 2>/dev/null || true
     wait_healthy
     awk -v a="$t0" -v b="$(date +%s.%N)" -v c="$conf" \
         'BEGIN { printf "[ceph] healthy in %.1f s: %s\n", b - a, c }'

@@ -29,24 +29,30 @@ messages unchanged.
 
 import base64
 import binascii
-import gzip
 import json
 import re
+import time
+import urllib.parse
+import zlib
 
 from oslo_log import log
 from oslo_utils import uuidutils
 import requests
+from urllib3 import exceptions as urllib3_exc
 
 from bmi_driver.conf import CONF
 from bmi_driver import exception
+from bmi_driver.network import boot_networks
 from bmi_driver.network import hil_client
 
 LOG = log.getLogger(__name__)
 
 GiB = 1024 ** 3
 
-# Seconds to wait for a config drive given as a URL.
-_CONFIGDRIVE_TIMEOUT = 60
+# Config drives by URL: the longest single socket wait (seconds) and the
+# largest single read (bytes).
+_READ_WAIT = 5
+_CHUNK = 64 * 1024
 
 _CHANNEL_RE = re.compile(r'^vlan/(native|[0-9]{1,4})$')
 # A tenant network's nic may be given by MAC address instead of HIL label.
@@ -97,50 +103,146 @@ def get_root_size(node):
 
 
 # --- the node's project ---------------------------------------------------
-# Two resolutions that DIFFER, kept apart on purpose: image_project() is
-# what the image library checks visibility against (and owns snapshots),
-# hil_project() is what HIL allocates the node to ([hil] project_source).
-# Merging them changes behaviour; issue 11 (tenant isolation) decides which
-# fields are trusted.
+# One resolution (issue 11) for image visibility, snapshots and HIL alike,
+# from the fields that only admins set: the lessee, else the owner.  Nova's
+# instance_info/project_id counts only where [bmi]
+# trust_instance_project_id says so: a node's owner or lessee may write
+# instance_info, so elsewhere it is a tenant's claim.  An untrusted
+# project_id is ignored rather than refused: Nova writes it on every boot,
+# also on nodes without a lessee, where a refusal would break every Nova
+# deploy; ignoring it can never widen what the node may see.
 
-def image_project(node):
-    """Return the project deploying the node (for image visibility).
+_NO_PROJECT = 'no project (public images only)'
 
-    The lessee uses a leased node; otherwise the project Nova recorded in
-    ``instance_info/project_id``; otherwise the node's owner.  None when
-    none of them is set.  (Not :func:`hil_project`: see above.)
+
+def node_project(node):
+    """Return the project a node is deployed for, or None.
+
+    The lessee, else (when [bmi] trust_instance_project_id is set) Nova's
+    ``instance_info/project_id``, else the owner.  None: the node belongs
+    to no project and may use public images only.
     """
-    return (node.lessee or node.instance_info.get('project_id')
-            or node.owner or None)
+    claimed = node.instance_info.get('project_id') or None
+    if CONF.bmi.trust_instance_project_id:
+        return node.lessee or claimed or node.owner or None
+    project = node.lessee or node.owner or None
+    if claimed and claimed != project:
+        LOG.warning('Node %(node)s: instance_info/project_id %(claim)s is '
+                    'ignored ([bmi] trust_instance_project_id is off); the '
+                    'node is deployed for %(project)s (its lessee or owner)',
+                    {'node': node.uuid, 'claim': claimed,
+                     'project': project or _NO_PROJECT})
+    return project
 
 
 def hil_project(node):
-    """The HIL project a node is deployed for, per [hil] project_source.
+    """The HIL project a node is deployed for: :func:`node_project`.
 
-    (Not :func:`image_project`: see above.)
+    [hil] project_source (deprecated) other than ``lessee`` still picks
+    another field, with a warning; [hil] default_project places a node of
+    no project in HIL (its images stay public ones).
 
-    :raises: NodeFactMissing when the source gives none and [hil]
+    :raises: NodeFactMissing when the node has no project and [hil]
         default_project is not set.
     """
     source = CONF.hil.project_source
     if source == 'lessee':
-        project = node.lessee or node.owner
-    elif source == 'owner':
-        project = node.owner
+        project = node_project(node)
     else:
-        project = node.driver_info.get('hil_project')
+        LOG.warning('Node %(node)s: [hil] project_source %(source)s is '
+                    'deprecated; HIL and image visibility may now disagree '
+                    'on the node\'s project',
+                    {'node': node.uuid, 'source': source})
+        if source == 'owner':
+            project = node.owner
+        else:
+            project = node.driver_info.get('hil_project')
     project = project or CONF.hil.default_project
     if not project:
         raise exception.NodeFactMissing(
-            'Node %(node)s has no HIL project: [hil] project_source is '
-            '%(source)s and gives nothing, and [hil] default_project is '
-            'not set.' % {'node': node.uuid, 'source': source})
+            'Node %(node)s has no project for HIL: set its owner or lessee '
+            '(or [hil] default_project).' % {'node': node.uuid})
     return project
+
+
+def boot_network(node):
+    """The node's boot network, or None in shared mode.
+
+    Per-project mode ([bmi] boot_networks_file): the boot network of the
+    node's HIL project (:func:`hil_project`, the one project, else [hil]
+    default_project), so that HIL, the target and the boot files agree.
+
+    :raises: NodeFactMissing when the node has no project.
+    :raises: BootNetworkMissing, BootNetworkConfigError
+    """
+    if not boot_networks.enabled():
+        return None
+    return boot_networks.for_project(hil_project(node))
 
 
 # --- the config drive -----------------------------------------------------
 
+def _refuse_url(node, why):
+    # The URL is often a temporary URL, a credential: never in the text.
+    raise exception.ConfigDriveError(
+        'Node %(node)s: the config drive URL is refused: %(why)s.' %
+        {'node': node.uuid, 'why': why})
+
+
+def _default_port(scheme):
+    return 443 if scheme == 'https' else 80
+
+
+def check_configdrive_url(node, url):
+    """Check a config-drive URL against the operator's [bmi] options.
+
+    :raises: ConfigDriveError (the URL itself is not in its message).
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        _refuse_url(node, 'it is not a valid URL')
+    scheme = parts.scheme.lower()
+    if scheme not in ('http', 'https'):
+        _refuse_url(node, 'only https:// (or, where [bmi] '
+                          'configdrive_url_allow_http is set, http://) '
+                          'is fetched')
+    if scheme == 'http' and not CONF.bmi.configdrive_url_allow_http:
+        _refuse_url(node, 'plain http is not allowed ([bmi] '
+                          'configdrive_url_allow_http)')
+    if parts.username is not None or parts.password is not None:
+        _refuse_url(node, 'it carries a user name or password')
+    host = (parts.hostname or '').lower()
+    if not host:
+        _refuse_url(node, 'it names no host')
+    port = port or _default_port(scheme)
+    allowed = set()
+    for entry in CONF.bmi.configdrive_url_hosts:
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        try:
+            listed = urllib.parse.urlsplit('//' + entry)
+            allowed.add((listed.hostname, listed.port
+                         or _default_port(scheme)))
+        except ValueError:
+            LOG.warning('[bmi] configdrive_url_hosts: %s is not a host '
+                        'or host:port, ignored', entry)
+    if (host, port) not in allowed:
+        _refuse_url(node, 'host %s port %d is not in [bmi] '
+                          'configdrive_url_hosts' % (host, port))
+
+
+def _too_big(node):
+    raise exception.ConfigDriveError(
+        'Node %(node)s: the config drive is larger than [bmi] '
+        'configdrive_max_size (%(max)d bytes).' %
+        {'node': node.uuid, 'max': CONF.bmi.configdrive_max_size})
+
+
 def _decode_configdrive(node, data):
+    limit = CONF.bmi.configdrive_max_size
     if isinstance(data, str):
         data = data.encode('ascii', 'replace')
     try:
@@ -149,13 +251,84 @@ def _decode_configdrive(node, data):
         raise exception.ConfigDriveError(
             'Node %s: the config drive is not base64 encoded.' % node.uuid)
     if data[:2] == b'\x1f\x8b':
+        # Bounded: a small gzip bomb must not fill the conductor's memory.
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
+            image = inflater.decompress(data, limit + 1)
+            if len(image) > limit or inflater.unconsumed_tail:
+                _too_big(node)
+            if not inflater.eof:
+                raise zlib.error('truncated')
+        except zlib.error as e:
             raise exception.ConfigDriveError(
                 'Node %(node)s: the config drive is not valid gzip: '
                 '%(err)s' % {'node': node.uuid, 'err': e})
+        data = image
+    if len(data) > limit:
+        _too_big(node)
     return data
+
+
+def _download_configdrive(node, url):
+    """GET ``url``: no redirects, at most the size limit, in the time limit.
+
+    :raises: ConfigDriveError
+    """
+    check_configdrive_url(node, url)
+    limit = CONF.bmi.configdrive_max_size
+    total = CONF.bmi.configdrive_url_timeout
+    deadline = time.monotonic() + total
+    body = bytearray()
+    # Each socket wait is short; the deadline, checked after every read,
+    # bounds the whole download, which a slow endless body would otherwise
+    # not (read1 returns after one socket read: urllib3 2.x).
+    wait = min(total, _READ_WAIT)
+    try:
+        with requests.get(url, timeout=(wait, wait), stream=True,
+                          allow_redirects=False,
+                          headers={'Accept-Encoding': 'identity'}) as resp:
+            if resp.is_redirect or 300 <= resp.status_code < 400:
+                raise exception.ConfigDriveError(
+                    'Node %(node)s: the config drive URL answered a '
+                    'redirect (HTTP %(code)d); redirects are not followed.'
+                    % {'node': node.uuid, 'code': resp.status_code})
+            resp.raise_for_status()
+            length = resp.headers.get('Content-Length')
+            if length and length.isdigit() and int(length) > limit:
+                _too_big(node)
+            while True:
+                if time.monotonic() > deadline:
+                    raise exception.ConfigDriveError(
+                        'Node %(node)s: the config drive download took '
+                        'longer than [bmi] configdrive_url_timeout '
+                        '(%(t)d s).' % {'node': node.uuid, 't': total})
+                chunk = resp.raw.read1(_CHUNK, decode_content=False)
+                if not chunk:
+                    break
+                body += chunk
+                if len(body) > limit:
+                    _too_big(node)
+    except (requests.RequestException, urllib3_exc.HTTPError) as e:
+        # The URL is a temporary URL: a credential, not to be logged.
+        raise exception.ConfigDriveError(
+            'Node %(node)s: cannot download the config drive: '
+            '%(err)s' % {'node': node.uuid, 'err': type(e).__name__})
+    return bytes(body)
+
+
+def _is_url(value):
+    return (isinstance(value, str)
+            and value[:8].lower().startswith(('http://', 'https://')))
+
+
+def check_configdrive(node):
+    """Refuse a config-drive URL the operator does not allow; no fetch.
+
+    :raises: ConfigDriveError
+    """
+    configdrive = node.instance_info.get('configdrive')
+    if _is_url(configdrive):
+        check_configdrive_url(node, configdrive)
 
 
 def get_configdrive(node, build=None):
@@ -163,12 +336,15 @@ def get_configdrive(node, build=None):
 
     The conductor stores it in ``instance_info/configdrive`` as gzipped,
     base64 encoded ISO 9660 (what Nova sends), as a URL (object store), or
-    as a JSON document that Ironic turns into an image.
+    as a JSON document that Ironic turns into an image.  A URL is fetched
+    only when [bmi] configdrive_url_hosts allows it, without redirects,
+    within [bmi] configdrive_url_timeout and configdrive_max_size.
 
     :param build: ``build(node, document)`` makes that image of a JSON
         document; the interfaces pass Ironic's
         ``configdrive_utils.build_configdrive``.
-    :raises: ConfigDriveError when it cannot be read or decoded.
+    :raises: ConfigDriveError when it is refused, cannot be read or
+        decoded, or is too large.
     """
     configdrive = node.instance_info.get('configdrive')
     if not configdrive:
@@ -179,17 +355,10 @@ def get_configdrive(node, build=None):
                 'Node %s: the config drive is a JSON document and nothing '
                 'was given to build it.' % node.uuid)
         configdrive = build(node, configdrive)
-    if (isinstance(configdrive, str)
-            and configdrive.startswith(('http://', 'https://'))):
-        try:
-            resp = requests.get(configdrive, timeout=_CONFIGDRIVE_TIMEOUT)
-            resp.raise_for_status()
-        except requests.RequestException as e:
-            # The URL is a temporary URL: a credential, not to be logged.
-            raise exception.ConfigDriveError(
-                'Node %(node)s: cannot download the config drive: '
-                '%(err)s' % {'node': node.uuid, 'err': type(e).__name__})
-        configdrive = resp.content
+    if _is_url(configdrive):
+        configdrive = _download_configdrive(node, configdrive)
+    elif len(configdrive) > CONF.bmi.configdrive_max_size * 4 // 3 + 4:
+        _too_big(node)
     return _decode_configdrive(node, configdrive)
 
 

@@ -32,6 +32,74 @@ opts = [
                     'their BMCs (redfish) with when driver_info '
                     'redfish_verify_ca is missing or True, as [redfish] '
                     'verify_ca does for the redfish hardware type.'),
+    cfg.BoolOpt('trust_instance_project_id',
+                default=False,
+                help='Whether instance_info/project_id (written by Nova) '
+                     'names the project deploying a node. The node\'s '
+                     'project is its lessee, else its owner (fields only '
+                     'admins set); with this option also Nova\'s '
+                     'instance_info/project_id, between the two. Set it only '
+                     'where nobody but Nova writes instance_info: a node\'s '
+                     'owner or lessee can write any project there. The one '
+                     'project decides image visibility and HIL alike; a node '
+                     'without one may use public images only.'),
+    # Config drives given as a URL (issue 11): the conductor fetches them,
+    # and the node then reads the body as its LUN 2. Without a limit a
+    # tenant makes the conductor read an internal service for it.
+    cfg.ListOpt('configdrive_url_hosts',
+                default=[],
+                help='Hosts (name or address, optionally :port) the '
+                     'conductor may fetch a config drive from when '
+                     'instance_info/configdrive is a URL (for example the '
+                     'object store of [deploy] configdrive_use_object_store '
+                     'or Nova\'s). Empty: config drives by URL are '
+                     'refused. Compared with the URL\'s host as written, '
+                     'case-insensitively; an entry without a port allows '
+                     'the scheme\'s default port only.'),
+    cfg.BoolOpt('configdrive_url_allow_http',
+                default=False,
+                help='Allow plain http:// config-drive URLs (to the listed '
+                     'hosts). Default: https only.'),
+    cfg.IntOpt('configdrive_max_size',
+               default=64 * 1024 * 1024, min=1024,
+               help='Largest config drive in bytes, both as fetched from a '
+                    'URL and once decoded and decompressed. The default '
+                    'is Ironic 39\'s own limit: [api] '
+                    'max_json_body_size_provision (64 MiB) for the request '
+                    'that carries it, and the 64 MiB partition its agent '
+                    'writes it to.'),
+    cfg.IntOpt('configdrive_url_timeout',
+               default=60, min=1,
+               help='Seconds a config-drive download may take in total '
+                    '(connecting, waiting and reading together): a slow '
+                    'endless body is cut off at this time.'),
+    # Per-project boot networks (issue 11): the boot and iSCSI traffic of
+    # a project's nodes on a HIL network of that project's own.
+    cfg.StrOpt('boot_networks_file',
+               help='JSON file of the per-project boot networks: '
+                    '{"<project>": {"hil_network": <HIL network>, '
+                    '"portal": "<gateway address>[:<port>]", "cidr": '
+                    '"<network>/<prefix>", "http_root": <directory>}}. '
+                    'Set ("per-project mode"): '
+                    'the boot nics of a node of project P join P\'s '
+                    'hil_network instead of [hil] provisioning_network, its '
+                    'target is announced on P\'s portal and accepts only '
+                    'initiators from P\'s cidr, and its iPXE files are '
+                    'published into P\'s http_root (served only on P\'s '
+                    'gateway address); a node whose project has no entry is '
+                    'refused. Re-read when it changes. Unset ("shared mode"): '
+                    'every tenant boots on the one provisioning network, '
+                    'which isolates no tenant\'s boot files or target from '
+                    'another (doc/network.md).'),
+    cfg.StrOpt('boot_file_mode',
+               default='0640', regex='^0?[0-7]{3}$',
+               help='Octal mode of the boot files published into a '
+                    'project\'s http_root (they hold the node\'s CHAP '
+                    'secret): readable by the web server through '
+                    'boot_file_group, by nobody else.'),
+    cfg.StrOpt('boot_file_group',
+               help='Group of the published boot files (the web server\'s, '
+                    'e.g. www-data). Unset: the conductor\'s own group.'),
 ]
 
 

@@ -50,12 +50,22 @@ opts = [
                choices=[('lessee', 'The node\'s lessee, else its owner.'),
                         ('owner', 'The node\'s owner.'),
                         ('driver_info', 'driver_info/hil_project.')],
+               deprecated_for_removal=True,
+               deprecated_since='issue 11',
+               deprecated_reason='A node has one project, for image '
+                                 'visibility and HIL alike: its lessee, '
+                                 'else its owner (see [bmi] '
+                                 'trust_instance_project_id). "lessee" is '
+                                 'that resolution; "owner" and '
+                                 '"driver_info" still work but make HIL '
+                                 'and image visibility disagree.',
                help='Where the HIL project of a node comes from. With '
                     'Keystone auth, HIL project names are Keystone project '
                     'IDs, as Ironic\'s owner and lessee are.'),
     cfg.StrOpt('default_project',
-               help='HIL project used when project_source gives none. '
-                    'Unset: such nodes cannot be deployed.'),
+               help='HIL project for a node that has no project (neither '
+                    'lessee nor owner). Such a node may still use public '
+                    'images only. Unset: such nodes cannot be deployed.'),
     cfg.BoolOpt('allow_connect_free_node',
                 default=False,
                 help='Connect a node that is free in HIL to the node\'s '

@@ -54,20 +54,46 @@ opts = [
                          'Refuse to export a node whose initiator IQN is '
                          'not known')],
                help='Which initiators a node\'s target accepts.'),
+    cfg.StrOpt('initiator_network',
+               help='Address or network/prefix (e.g. 10.77.0.0/24) from '
+                    'which every target accepts initiators when no '
+                    'per-project boot network gives one ([bmi] '
+                    'boot_networks_file): the shared provisioning network. '
+                    'Unset: by initiator name when known, else any address '
+                    '(tgt\'s ALL) with CHAP.'),
+    cfg.BoolOpt('discovery_auth',
+                default=True,
+                help='Refuse unauthenticated iSCSI discovery (SendTargets) '
+                     'on the target daemon: a discovery CHAP account with a '
+                     'random secret that nobody is told is bound to tgtd '
+                     'globally. Nodes never discover: iPXE and the iBFT '
+                     'log in to their target by name. This applies to '
+                     'every target of that tgtd.'),
     # tgt
     cfg.PortOpt('tgtadm_control_port',
                 default=0,
                 help='tgtd control port (tgtadm -C): selects the local '
-                     'tgtd instance.'),
+                     'tgtd instance, whose management socket is '
+                     '<tgtd_socket>.<port>.'),
+    cfg.StrOpt('tgtd_socket',
+               default='/var/run/tgtd/socket',
+               help='Path of tgtd\'s management sockets without the '
+                    '".<control port>" suffix (tgt 1.0.85\'s default; '
+                    'tgtadm\'s TGT_IPC_SOCKET). The plugin speaks this '
+                    'socket itself instead of running tgtadm, which would '
+                    'put CHAP secrets on its command line.'),
     cfg.StrOpt('tgtadm_root_helper',
-               help='Command that runs tgtadm as root when the plugin does '
-                    'not run as root (tgtd\'s control socket is root\'s), '
-                    'e.g. "sudo" or "sudo ironic-rootwrap '
-                    '/etc/ironic/rootwrap.conf". Unset: run tgtadm '
-                    'directly.'),
+               help='Command that runs the plugin\'s tgtd client as root '
+                    'when the plugin does not run as tgtd\'s user (tgtd '
+                    'accepts only its own uid and gid on its socket), e.g. '
+                    '"sudo" or "sudo ironic-rootwrap '
+                    '/etc/ironic/rootwrap.conf": it runs "<python> -m '
+                    'bmi_driver.storage.export.tgt_ipc", which reads the '
+                    'request (with any CHAP secret) on stdin. Unset: speak '
+                    'to the socket directly.'),
     cfg.IntOpt('tgtadm_timeout',
                default=30, min=1,
-               help='Seconds a tgtadm call may take.'),
+               help='Seconds a request to tgtd may take in all.'),
     cfg.StrOpt('tgt_ceph_user',
                default='tgt',
                help='Cephx user (without "client.") tgtd\'s RBD backing '

@@ -34,6 +34,8 @@ clean steps, so automated cleaning only runs what other interfaces bring
 (usually nothing) and finishes in seconds.
 """
 
+import os
+
 from ironic.common import exception as ironic_exc
 from ironic.common.i18n import _
 from ironic.common import states
@@ -47,6 +49,8 @@ from oslo_utils import excutils
 from bmi_driver.common import ironic_errors
 from bmi_driver.common import node_facts
 from bmi_driver.conf import CONF
+from bmi_driver.network import boot_files
+from bmi_driver.network import boot_networks
 from bmi_driver.storage.ceph import library
 from bmi_driver.storage.export import manager as export_manager
 from bmi_driver.storage import rbd_iscsi
@@ -54,12 +58,20 @@ from bmi_driver.storage import rbd_iscsi
 LOG = log.getLogger(__name__)
 
 WHOLE_DISK = 'whole-disk'
+# driver_internal_info: the project HTTP root the node's iPXE files were
+# published into (per-project mode), for their removal.
+BOOT_FILES_ROOT = 'bmi_boot_files_root'
 _FAILED_DEPLOY_STATES = (states.DEPLOYING, states.DEPLOYWAIT,
                          states.DEPLOYFAIL)
 
 
 class BMIDeploy(base.DeployInterface):
     """Boot the node from its own Ceph RBD clone over iSCSI."""
+
+    def __init__(self):
+        super().__init__()
+        # Said once per conductor start (the interface is made once).
+        boot_networks.warn_if_shared()
 
     def get_properties(self):
         return {}
@@ -70,8 +82,10 @@ class BMIDeploy(base.DeployInterface):
         :raises: MissingParameterValue when ``instance_info/image_source``
             is missing.
         :raises: InvalidParameterValue when the node cannot boot from iSCSI,
-            the image is unknown or not visible to the node's project, or
-            Ceph or the iSCSI target daemon cannot be reached.
+            the image is unknown or not visible to the node's project (a
+            node of no project: public images only), its config-drive URL
+            is not allowed, or Ceph or the iSCSI target daemon cannot be
+            reached.
         """
         node = task.node
         if not isinstance(task.driver.storage, rbd_iscsi.BMIStorage):
@@ -80,6 +94,10 @@ class BMIDeploy(base.DeployInterface):
                   'storage interface, not %(storage)s.') %
                 {'node': node.uuid, 'storage': node.get_interface('storage')})
         task.driver.storage.validate(task)
+        # HIL's refusals (node of another project, boot network not the
+        # project's own...) at the API call, before DEPLOYING: Ironic 39's
+        # do_node_deploy validates only the power and deploy interfaces.
+        task.driver.network.validate(task)
         if (getattr(task.driver.boot, 'ipxe_enabled', False)
                 and not (CONF.deploy.http_url and CONF.deploy.http_root)):
             raise ironic_exc.InvalidParameterValue(
@@ -89,12 +107,19 @@ class BMIDeploy(base.DeployInterface):
         with ironic_errors.as_ironic():
             image_source = node_facts.get_image_source(node)
             node_facts.get_root_size(node)
-            project = node_facts.image_project(node)
+            project = node_facts.node_project(node)
         as_invalid = ironic_exc.InvalidParameterValue
+        # Ironic 39 stores a config drive given to the provision API only
+        # after validate (conductor/deployments.py: start_deploy validates,
+        # do_node_deploy stores); one already in instance_info is checked
+        # here, a new one in prepare, before anything is cloned.
+        with ironic_errors.translated('checking the config drive',
+                                      node.uuid, as_=as_invalid):
+            node_facts.check_configdrive(node)
         with ironic_errors.translated('checking the image', node.uuid,
                                       as_=as_invalid):
-            source = library.ImageLibrary().resolve_source(image_source,
-                                                           project=project)
+            source = library.ImageLibrary().resolve_source(
+                image_source, project=project)
         with ironic_errors.translated('checking the iSCSI target daemon',
                                       node.uuid, as_=as_invalid):
             export_manager.get_manager().check()
@@ -156,6 +181,7 @@ class BMIDeploy(base.DeployInterface):
             task.driver.storage.attach_volumes(task)
             ironic_deploy_utils.populate_storage_driver_internal_info(task)
             task.driver.boot.prepare_instance(task)
+            _publish_boot_files(task)
 
     @base.deploy_step(priority=100)
     @task_manager.require_exclusive_lock
@@ -167,9 +193,17 @@ class BMIDeploy(base.DeployInterface):
         # Renders the sanboot configuration from the boot VolumeTarget and
         # sets persistent network boot.
         task.driver.boot.prepare_instance(task)
-        with manager_utils.power_state_for_network_configuration(task):
-            task.driver.network.configure_tenant_networks(task)
-        manager_utils.node_power_action(task, states.POWER_ON)
+        try:
+            # Per-project mode: where the node's boot network finds them.
+            _publish_boot_files(task)
+            with manager_utils.power_state_for_network_configuration(task):
+                task.driver.network.configure_tenant_networks(task)
+            manager_utils.node_power_action(task, states.POWER_ON)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                # A failed deploy leaves no boot file (with its CHAP
+                # secret) on the project's network.
+                _withdraw_boot_files(task, raise_errors=False)
         LOG.info('Node %(node)s powered on to boot its BMI disk',
                  {'node': node.uuid})
         return None
@@ -193,6 +227,7 @@ class BMIDeploy(base.DeployInterface):
         if node.provision_state in _FAILED_DEPLOY_STATES:
             self._release(task, power_off=not node.disable_power_off)
         else:
+            _withdraw_boot_files(task)
             task.driver.boot.clean_up_instance(task)
 
     def take_over(self, task):
@@ -234,6 +269,8 @@ class BMIDeploy(base.DeployInterface):
             ('removing the storage configuration',
              lambda: ironic_deploy_utils.tear_down_storage_configuration(
                  task)),
+            ('removing the published boot files',
+             lambda: _withdraw_boot_files(task)),
             ('removing the boot configuration',
              lambda: task.driver.boot.clean_up_instance(task)),
             ('leaving the provisioning network', lambda: _with_network_power(
@@ -249,6 +286,78 @@ class BMIDeploy(base.DeployInterface):
                 first_error = first_error or e
         if first_error is not None:
             raise first_error
+
+
+def _boot_macs(task):
+    return sorted({p.address.lower() for p in task.ports if p.address})
+
+
+def _publish_boot_files(task):
+    """Per-project mode: copy the node's iPXE files to its project's root.
+
+    After Ironic's ``prepare_instance`` wrote them into [deploy]
+    http_root.  The root is recorded for :func:`_withdraw_boot_files`.
+
+    :raises: InvalidParameterValue, MissingParameterValue, StorageError
+    """
+    node = task.node
+    with ironic_errors.as_ironic():
+        net = node_facts.boot_network(node)
+    if net is None:
+        return
+    recorded = node.driver_internal_info.get(BOOT_FILES_ROOT)
+    if recorded and recorded != net.http_root:
+        # The project moved: nothing stays where it no longer belongs.
+        _withdraw_from(task, recorded)
+    if recorded != net.http_root:
+        # Recorded first: a publish that fails half-way is withdrawn.
+        node.set_driver_internal_info(BOOT_FILES_ROOT, net.http_root)
+        node.save()
+    with ironic_errors.translated('publishing the boot files', node.uuid):
+        boot_files.publish(
+            CONF.deploy.http_root, net.http_root, node.uuid,
+            _boot_macs(task),
+            os.path.basename(CONF.pxe.ipxe_boot_script),
+            mode=int(CONF.bmi.boot_file_mode, 8),
+            group=CONF.bmi.boot_file_group)
+
+
+def _withdraw_from(task, root):
+    with ironic_errors.translated('removing the boot files', task.node.uuid):
+        boot_files.withdraw(root, task.node.uuid, _boot_macs(task))
+
+
+def _withdraw_boot_files(task, raise_errors=True):
+    """Remove the node's published iPXE files; idempotent.
+
+    From the root recorded at publication and the project's current one.
+    """
+    node = task.node
+    roots = []
+    recorded = node.driver_internal_info.get(BOOT_FILES_ROOT)
+    if recorded:
+        roots.append(recorded)
+    try:
+        with ironic_errors.as_ironic():
+            net = node_facts.boot_network(node)
+        if net is not None and net.http_root not in roots:
+            roots.append(net.http_root)
+    except (ironic_exc.InvalidParameterValue,
+            ironic_exc.MissingParameterValue) as e:
+        LOG.debug('Node %(node)s: no current boot network (%(err)s)',
+                  {'node': node.uuid, 'err': e})
+    try:
+        for root in roots:
+            _withdraw_from(task, root)
+    except Exception as e:
+        if raise_errors:
+            raise
+        LOG.error('Node %(node)s: could not remove its boot files: '
+                  '%(err)s', {'node': node.uuid, 'err': e})
+        return
+    if recorded:
+        node.del_driver_internal_info(BOOT_FILES_ROOT)
+        node.save()
 
 
 def _with_network_power(task, method):

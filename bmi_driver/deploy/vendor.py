@@ -98,7 +98,7 @@ class BMIVendorPassthru(base.VendorInterface):
             the snapshot fails; recorded on the node.
         """
         node = task.node
-        project = (project or node_facts.image_project(node)
+        project = (project or node_facts.node_project(node)
                    or CONF.bmi.default_project)
         try:
             with ironic_errors.translated('taking a snapshot', node.uuid):

@@ -21,12 +21,15 @@ Network model (doc/network.md has the whole story):
   A node that HIL holds for another project is refused; a free node is
   connected to the project only when ``[hil] allow_connect_free_node``.
 * ``add_provisioning_network``: every boot nic (port with ``pxe_enabled``)
-  joins ``[hil] provisioning_network`` on its native VLAN, before power-on.
+  joins the node's boot network on its native VLAN, before power-on: its
+  project's own in per-project mode ([bmi] boot_networks_file, checked in
+  ``validate``: HIL knows it, only that project may use it), else ``[hil]
+  provisioning_network``.
   It stays there while the node is active: the node's disk is remote.
 * ``configure_tenant_networks``: the networks listed in
   ``instance_info[<tenant_networks_field>]`` join their nics as tagged
   VLANs; ``unconfigure_tenant_networks`` detaches them.
-* ``remove_provisioning_network`` detaches the provisioning network last,
+* ``remove_provisioning_network`` detaches the boot network last,
   once the deploy interface has unexported the disk.
 * Undeploy and rollback work from HIL's state of the nics, not only from
   driver_internal_info: every detach is sent to HIL, which waits out an
@@ -60,6 +63,7 @@ LOG = log.getLogger(__name__)
 CONNECTED_PROJECT = 'hil_connected_project'
 DEPLOYED_PROJECT = 'hil_project'
 TENANT_ATTACHMENTS = 'hil_tenant_networks'
+BOOT_NETWORK = 'hil_boot_network'
 
 _MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
 
@@ -111,6 +115,19 @@ def tenant_networks(node):
     """
     with ironic_errors.as_ironic():
         return node_facts.tenant_networks(node)
+
+
+def boot_network(node):
+    """The HIL network of the node's boot nics.
+
+    Per-project mode ([bmi] boot_networks_file): the node's project's own
+    boot network; shared mode: [hil] provisioning_network.
+
+    :raises: InvalidParameterValue, MissingParameterValue
+    """
+    with ironic_errors.as_ironic():
+        net = node_facts.boot_network(node)
+    return net.hil_network if net else CONF.hil.provisioning_network
 
 
 def _nic_label(hil_info, port):
@@ -203,7 +220,7 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                     'Tenant network %(net)s cannot use the native VLAN of '
                     'boot nic %(nic)s: it carries %(prov)s' % {
                         'net': entry['network'], 'nic': label,
-                        'prov': CONF.hil.provisioning_network})
+                        'prov': boot_network(task.node)})
             plan.append((label, entry['network'], channel))
         return plan
 
@@ -356,6 +373,44 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         if task.ports:
             self._boot_nics(task, labels)
         self._check_cabling(task, name, info, labels)
+        self._check_boot_network(task, client, project)
+
+    @staticmethod
+    def _check_boot_network(task, client, project):
+        """In per-project mode: the project's boot network is its own.
+
+        HIL knows the network; the project may use it; no other project
+        may (a public network, or one open to others, would put their
+        nodes on this project's boot network).
+        """
+        with ironic_errors.as_ironic():
+            net = node_facts.boot_network(task.node)
+        if net is None:
+            return
+        try:
+            info = client.get_network(net.hil_network)
+        except exception.HILError as e:
+            raise ironic_exc.InvalidParameterValue(
+                'Boot network %(net)s of project %(project)s (node '
+                '%(node)s) cannot be used: %(err)s' % {
+                    'net': net.hil_network, 'project': project,
+                    'node': task.node.uuid, 'err': e})
+        access = info.get('access')
+        others = sorted(set(access or []) - {project})
+        why = None
+        if access is None:
+            why = 'it is public in HIL (every project may use it)'
+        elif others:
+            why = ('HIL gives also project(s) %s access to it'
+                   % ', '.join(others))
+        elif project not in access and info.get('owner') != project:
+            why = 'HIL does not give project %s access to it' % project
+        if why:
+            raise ironic_exc.InvalidParameterValue(
+                'Boot network %(net)s of project %(project)s (node '
+                '%(node)s) is not the project\'s own: %(why)s' % {
+                    'net': net.hil_network, 'project': project,
+                    'node': task.node.uuid, 'why': why})
 
     @staticmethod
     def _check_cabling(task, name, info, labels):
@@ -386,11 +441,15 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
     # --- provisioning network ---
 
     def add_provisioning_network(self, task):
-        """Put the boot nics on the provisioning network (native VLAN).
+        """Put the boot nics on the boot network (native VLAN).
+
+        The project's own boot network in per-project mode, else [hil]
+        provisioning_network; the network joined is recorded for the
+        teardown (driver_internal_info/hil_boot_network).
 
         :raises: NetworkError, InvalidParameterValue
         """
-        network = CONF.hil.provisioning_network
+        network = boot_network(task.node)
         client = self._client_or_error(task)
         try:
             name, info, labels = self._hil_view(task, client)
@@ -399,6 +458,10 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         boot = self._boot_nics(task, labels)
         connected = []
         allocated = False
+        if task.node.driver_internal_info.get(BOOT_NETWORK) != network:
+            # Before the connect: a connect that gives up may still land.
+            task.node.set_driver_internal_info(BOOT_NETWORK, network)
+            task.node.save()
         try:
             allocated = self._ensure_project(task, client, name, info)
             for label in boot:
@@ -434,13 +497,16 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                                              'err': e})
 
     def remove_provisioning_network(self, task):
-        """Take every nic of the node off the provisioning network.
+        """Take every nic of the node off its boot network.
 
-        Then free the node in HIL if the plugin connected it to the project.
+        The boot network recorded at deploy and the one the node would use
+        now (the registry may have changed meanwhile). Then free the node
+        in HIL if the plugin connected it to the project.
 
         :raises: NetworkError
         """
-        network = CONF.hil.provisioning_network
+        networks = self._boot_networks_to_leave(task)
+        network = ', '.join(networks)
         name = hil_node_name(task.node)
         try:
             client = self._client()
@@ -452,21 +518,44 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                     # there (HIL then makes the detach wait for it).
                     errors = []
                     for nic in info.get('nics') or []:
-                        try:
-                            client.detach_network(name, nic['label'],
-                                                  network)
-                        except exception.HILError as e:
-                            errors.append('%s: %s' % (nic['label'], e))
+                        for net in networks:
+                            try:
+                                client.detach_network(name, nic['label'],
+                                                      net)
+                            except exception.HILError as e:
+                                errors.append('%s/%s: %s'
+                                              % (nic['label'], net, e))
                     if errors:
                         raise exception.HILError(msg='; '.join(errors))
                 self._release_project(task, client, name)
         except exception.HILError as e:
             raise self._network_error(
                 task, 'detach the node from %s' % network, e)
-        self._forget(task, DEPLOYED_PROJECT, CONNECTED_PROJECT)
-        LOG.info('Node %(node)s (HIL %(hil)s) is off provisioning network '
+        self._forget(task, DEPLOYED_PROJECT, CONNECTED_PROJECT, BOOT_NETWORK)
+        LOG.info('Node %(node)s (HIL %(hil)s) is off boot network(s) '
                  '%(net)s', {'node': task.node.uuid, 'hil': name,
                              'net': network})
+
+    @staticmethod
+    def _boot_networks_to_leave(task):
+        """The recorded boot network and the current one, recorded first."""
+        networks = []
+        recorded = task.node.driver_internal_info.get(BOOT_NETWORK)
+        if recorded:
+            networks.append(recorded)
+        try:
+            current = boot_network(task.node)
+        except (ironic_exc.InvalidParameterValue,
+                ironic_exc.MissingParameterValue) as e:
+            if not recorded:
+                raise
+            LOG.warning('Node %(node)s: leaving its recorded boot network '
+                        '%(net)s only: %(err)s', {'node': task.node.uuid,
+                                                  'net': recorded, 'err': e})
+            current = recorded
+        if current not in networks:
+            networks.append(current)
+        return networks
 
     @staticmethod
     def _forget(task, *keys):
@@ -577,9 +666,16 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         natives = {(n['label'], (n.get('networks') or {}).get(
             hil_client.NATIVE)) for n in info.get('nics') or []}
         errors = []
+        boot = {CONF.hil.provisioning_network,
+                task.node.driver_internal_info.get(BOOT_NETWORK)}
+        try:
+            boot.add(boot_network(task.node))
+        except (ironic_exc.InvalidParameterValue,
+                ironic_exc.MissingParameterValue):
+            pass
         for label, network in sorted(
                 wanted, key=lambda w: (w in natives, w)):
-            if network == CONF.hil.provisioning_network:
+            if network in boot:
                 continue
             try:
                 client.detach_network(name, label, network)

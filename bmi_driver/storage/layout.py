@@ -57,6 +57,18 @@ GLANCE_SNAP = 'snap'
 TEMP_SNAP_PREFIX = 'bmi-snap-'
 REF_SNAP_PREFIX = 'bmi-ref-'
 
+
+class _AnyProject:
+    """The ``project`` of callers that may see every image (admins)."""
+
+    def __repr__(self):
+        return 'ANY_PROJECT'
+
+
+# Image visibility: the caller is an admin, not a node's project (which is
+# a name, or None for a node of no project: public images only).
+ANY_PROJECT = _AnyProject()
+
 # Every metadata key of the plugin starts with this.
 META_PREFIX = 'bmi.'
 
@@ -74,7 +86,12 @@ META_IQN = 'bmi.export.iqn'
 META_INITIATOR = 'bmi.export.initiator'
 META_CHAP_USER = 'bmi.export.chap_user'
 META_CHAP_SECRET = 'bmi.export.chap_secret'
-EXPORT_KEYS = (META_IQN, META_INITIATOR, META_CHAP_USER, META_CHAP_SECRET)
+# Per-project boot networks: the target's address ACL ('': none) and the
+# portal the node was told ('': [iscsi] portal_address/portal_port).
+META_INITIATOR_ADDRESS = 'bmi.export.initiator_address'
+META_PORTAL = 'bmi.export.portal'
+EXPORT_KEYS = (META_IQN, META_INITIATOR, META_CHAP_USER, META_CHAP_SECRET,
+               META_INITIATOR_ADDRESS, META_PORTAL)
 
 # LUNs of a node's target.
 DISK_LUN = 1

@@ -78,6 +78,9 @@ class BMIStorage(base.StorageInterface):
                 _('Node %(node)s: boot interface %(boot)s cannot boot from '
                   'an iSCSI volume; use "ipxe".') %
                 {'node': node.uuid, 'boot': node.get_interface('boot')})
+        with ironic_errors.as_ironic():
+            # Per-project mode: the node's project has a boot network.
+            node_facts.boot_network(node)
 
     def should_write_image(self, task):
         """Never: the clone already is the image."""
@@ -94,7 +97,10 @@ class BMIStorage(base.StorageInterface):
         with ironic_errors.as_ironic():
             image_source = node_facts.get_image_source(node)
             size = node_facts.get_root_size(node)
-            project = node_facts.image_project(node)
+            project = node_facts.node_project(node)
+            # Per-project mode: the portal on the project's boot network,
+            # and only that network's initiators.
+            boot_net = node_facts.boot_network(node)
             # Decode it before anything is created.
             configdrive = (node_facts.get_configdrive(
                 node, build=configdrive_utils.build_configdrive)
@@ -118,8 +124,15 @@ class BMIStorage(base.StorageInterface):
                                               size=size, project=project)
                 if configdrive is not None:
                     lib.write_node_configdrive(node.uuid, configdrive)
+                # A fresh CHAP secret at every deploy and rebuild (issue
+                # 11); an active node (power on, take over) keeps its own.
                 node_export = export_manager.get_manager().export_node(
-                    node.uuid, initiator_iqn=initiator)
+                    node.uuid, initiator_iqn=initiator,
+                    fresh_credentials=(node.provision_state
+                                       != states.ACTIVE),
+                    portal=boot_net.portal if boot_net else None,
+                    initiator_address=(boot_net.acl_address if boot_net
+                                       else None))
             self._save_boot_target(task, disk, node_export)
         except Exception:
             if node.provision_state != states.ACTIVE:

@@ -130,8 +130,14 @@ class IronicHelpers(base.FunctionalTestCase):
             management_interface='fake', vendor_interface='bmi',
             properties={'capabilities': 'iscsi_boot:True'})
         fields.update(kwargs)
+        owner = fields.pop('owner', 'admin')
         node = self.ironic.node.create(**fields)
         self.addCleanup(self._delete_node, node.uuid)
+        # The operator owns the hardware and the golden images: a node with
+        # no project may deploy public images only. With noauth a node
+        # cannot be created with an owner, but may get one.
+        self.ironic.node.update(node.uuid, [{'op': 'add', 'path': '/owner',
+                                             'value': owner}])
         self.ironic.port.create(node_uuid=node.uuid,
                                 address='52:54:00:%02x:%02x:%02x' % tuple(
                                     os.urandom(3)))

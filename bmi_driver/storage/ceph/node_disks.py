@@ -44,12 +44,15 @@ class NodeDisks:
     """
 
     @rbd_utils.retry_transient
-    def resolve_source(self, image_source, project=None):
+    def resolve_source(self, image_source, project=layout.ANY_PROJECT):
         """What a node would be cloned from for ``image_source``.
 
         ``image_source`` is a golden image (UUID or name) or the UUID of a
         Glance image in ``[ceph] glance_pool``.  A private golden image of
-        another project than ``project`` is refused.
+        another project than ``project`` is refused; ``project`` None (a
+        node of no project) may use public images only;
+        :data:`~bmi_driver.storage.layout.ANY_PROJECT` (an admin, the
+        default) any.
 
         :raises: ImageNotFound
         :raises: ImageNotVisible for a private image of another project.
@@ -69,11 +72,13 @@ class NodeDisks:
         except exception.InvalidName:
             raise exception.ImageNotFound(image=image_source)
         if img is not None:
-            if (project and img.visibility != 'public'
+            if (project is not layout.ANY_PROJECT
+                    and img.visibility != 'public'
                     and img.project != project):
-                raise exception.ImageNotVisible(image=img.uuid,
-                                                owner=img.project,
-                                                project=project)
+                raise exception.ImageNotVisible(
+                    image=img.uuid, owner=img.project,
+                    project=project or '(none: a node without owner or '
+                                       'lessee may use public images only)')
             return layout.ImageSource(
                 uuid=img.uuid, kind='golden', pool=img.pool,
                 rbd_name=img.rbd_name, snapshot=layout.GOLDEN_SNAP,
@@ -118,7 +123,7 @@ class NodeDisks:
 
     @rbd_utils.retry_transient
     def clone_for_node(self, node_uuid, image_source, size=None,
-                       project=None):
+                       project=layout.ANY_PROJECT):
         """The node's copy-on-write disk, made if missing.
 
         Idempotent: an existing clone of the same source is returned (grown
@@ -126,6 +131,8 @@ class NodeDisks:
         error, since the node's data would be lost.  The clone records
         nothing of its own: its name says the node, its parent the source
         and RBD its creation time; it inherits the golden image's metadata.
+
+        ``project`` as for :meth:`resolve_source`.
 
         :raises: InvalidName, InvalidInput (bad node UUID or size).
         :raises: ImageNotFound, ImageNotVisible

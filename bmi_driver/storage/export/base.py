@@ -28,13 +28,19 @@ class ExportTarget:
     """What one target must serve (and what a node's clone records).
 
     ``luns`` maps LUN numbers (1 and up; LUN 0 is the controller) to RBD
-    ``pool/image`` specs.  ``initiator_iqn`` None accepts any initiator
-    that passes CHAP; ``chap_username`` None disables CHAP.
+    ``pool/image`` specs.  ``initiator_address`` (an address or
+    ``network/prefix``) accepts only initiators from there, and then
+    ``initiator_iqn`` is recorded but not bound: tgt 1.0.85 accepts a login
+    that matches *either* its address or its name ACL (measured), and a
+    name is whatever the initiator says.  Without an address,
+    ``initiator_iqn`` None accepts any initiator that passes CHAP;
+    ``chap_username`` None disables CHAP.
     """
 
     iqn: str
     luns: dict
     initiator_iqn: str = None
+    initiator_address: str = None
     chap_username: str = None
     chap_secret: str = dataclasses.field(default=None, repr=False)
 
@@ -84,6 +90,9 @@ class ExportBackend(abc.ABC):
     @abc.abstractmethod
     def ensure_target(self, target):
         """Make the daemon serve ``target`` exactly; idempotent.
+
+        The ACL: ``initiator_address`` when set, else ``initiator_iqn``,
+        else any initiator.
 
         Creates the target when missing and converges an existing one (its
         LUNs, CHAP account and initiator ACL).  A target created by this

@@ -34,6 +34,7 @@ backend once, and the backend's caches (tgt's tid cache) live as long.
 
 import contextlib
 import dataclasses
+import ipaddress
 import re
 import secrets
 import string
@@ -111,6 +112,27 @@ def check_iscsi_name(kind, value):
     return value
 
 
+def check_initiator_address(value):
+    """An ACL address or network as tgt matches it; return it, or None.
+
+    tgt 1.0.85 never matches a ``network/prefix`` whose host bits are set
+    or whose prefix is the full length (/32, /128): the first is refused,
+    the second given as the bare address.
+
+    :raises: InvalidName
+    """
+    if value is None:
+        return None
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except (TypeError, ValueError) as e:
+        raise exception.InvalidName(kind='initiator address', value=value,
+                                    reason=str(e))
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
 def check_node_uuid(value):
     """A node UUID, the last part of its target IQN; return it, lower.
 
@@ -153,16 +175,33 @@ def _recorded(disk):
     return base.ExportTarget(
         iqn=metadata[layout.META_IQN], luns=layout.target_luns(disk),
         initiator_iqn=metadata.get(layout.META_INITIATOR) or None,
+        initiator_address=(metadata.get(layout.META_INITIATOR_ADDRESS)
+                           or None),
         chap_username=metadata.get(layout.META_CHAP_USER) or None,
         chap_secret=metadata.get(layout.META_CHAP_SECRET) or None)
 
 
-def _record(target):
-    """The clone metadata that records ``target``."""
+def _recorded_portal(disk):
+    """The portal the node was told, or None (the configured one)."""
+    return (disk.metadata or {}).get(layout.META_PORTAL) or None
+
+
+def _record(target, portal=None):
+    """The clone metadata that records ``target`` (told at ``portal``)."""
     return {layout.META_IQN: target.iqn,
             layout.META_INITIATOR: target.initiator_iqn or '',
+            layout.META_INITIATOR_ADDRESS: target.initiator_address or '',
             layout.META_CHAP_USER: target.chap_username or '',
-            layout.META_CHAP_SECRET: target.chap_secret or ''}
+            layout.META_CHAP_SECRET: target.chap_secret or '',
+            layout.META_PORTAL: portal or ''}
+
+
+def _current_record(disk):
+    """What the clone's metadata says of the export now, or None."""
+    metadata = disk.metadata or {}
+    if not metadata.get(layout.META_IQN):
+        return None
+    return {k: metadata.get(k, '') for k in layout.EXPORT_KEYS}
 
 
 def _new_secret():
@@ -213,11 +252,24 @@ class ExportManager:
         """Raise TargetDaemonUnavailable when the daemon is not reachable."""
         self.backend.check()
 
-    def export_node(self, node_uuid, initiator_iqn=None):
+    def export_node(self, node_uuid, initiator_iqn=None,
+                    fresh_credentials=False, portal=None,
+                    initiator_address=None):
         """Export a node's clone (LUN 1) and config drive (LUN 2).
 
+        ``portal`` (``address:port``) is what the node is told (default:
+        ``[iscsi] portal_address``/``portal_port``), ``initiator_address``
+        (an address or ``network/prefix``) the only initiators the target
+        accepts (default: ``[iscsi] initiator_network``; neither: by
+        initiator name when known, else any that passes CHAP): a
+        per-project boot network gives both.
+
         Idempotent: an exported node keeps its target and credentials; a
-        given ``initiator_iqn`` replaces the recorded one.
+        given ``initiator_iqn`` replaces the recorded one.  With
+        ``fresh_credentials`` (every deploy and rebuild) the node gets a new
+        CHAP secret even when its clone records one from an earlier
+        attempt; a target already served is then re-created (its sessions
+        end: the node is powered off while it is deployed).
 
         :raises InvalidName: bad node UUID or initiator IQN (nothing done).
         :raises CloneNotFound: the node has no clone (nothing done).
@@ -228,26 +280,39 @@ class ExportManager:
         iqn = self.target_iqn(node_uuid)
         if initiator_iqn is not None:
             check_iscsi_name('initiator IQN', initiator_iqn)
+        initiator_address = check_initiator_address(
+            initiator_address or CONF.iscsi.initiator_network or None)
         with locks.lock('export-%s' % node_uuid):
             disk = self.library.get_node_disk(node_uuid)
             recorded = _recorded(disk)
+            old_record = _current_record(disk)
             wanted = self._wanted(node_uuid, iqn, disk, recorded,
-                                  initiator_iqn)
-            if wanted != recorded:
-                self.library.set_node_metadata(node_uuid, _record(wanted))
+                                  initiator_iqn, fresh_credentials,
+                                  initiator_address)
+            if (fresh_credentials and recorded is not None
+                    and recorded.chap_username):
+                # tgtd cannot say which secret an account has: drop the
+                # target and its account so that the new one is served.
+                self.backend.remove_target(
+                    recorded.iqn, chap_username=recorded.chap_username)
+            new_record = _record(wanted, portal)
+            if new_record != old_record:
+                self.library.set_node_metadata(node_uuid, new_record)
             try:
                 _served, status = self.backend.ensure_target(wanted)
             except Exception:
                 with excutils.save_and_reraise_exception():
-                    self._restore_record(node_uuid, recorded, wanted)
+                    self._restore_record(node_uuid, old_record, new_record)
         LOG.info('Node %(node)s exported as %(iqn)s (%(status)s, '
-                 'initiator %(ini)s, CHAP %(chap)s)',
+                 'initiators %(ini)s, CHAP %(chap)s)',
                  {'node': node_uuid, 'iqn': wanted.iqn, 'status': status,
-                  'ini': wanted.initiator_iqn or 'any',
+                  'ini': (wanted.initiator_address or wanted.initiator_iqn
+                          or 'any'),
                   'chap': 'on' if wanted.chap_username else 'off'})
-        return self._node_export(node_uuid, wanted)
+        return self._node_export(node_uuid, wanted, portal)
 
-    def _wanted(self, node_uuid, iqn, disk, recorded, initiator_iqn):
+    def _wanted(self, node_uuid, iqn, disk, recorded, initiator_iqn,
+                fresh_credentials=False, initiator_address=None):
         initiator = initiator_iqn or (recorded and recorded.initiator_iqn)
         if (not initiator
                 and CONF.iscsi.initiator_binding == 'required'):
@@ -256,31 +321,33 @@ class ExportManager:
                        'initiator_binding is "required"' % node_uuid)
         user = secret = None
         if CONF.iscsi.chap:
-            if recorded and recorded.chap_username and recorded.chap_secret:
+            if (recorded and recorded.chap_username and recorded.chap_secret
+                    and not fresh_credentials):
                 user, secret = recorded.chap_username, recorded.chap_secret
             else:
                 user, secret = self.chap_username(node_uuid), _new_secret()
         return base.ExportTarget(iqn=recorded.iqn if recorded else iqn,
                                  luns=layout.target_luns(disk),
                                  initiator_iqn=initiator or None,
+                                 initiator_address=initiator_address,
                                  chap_username=user, chap_secret=secret)
 
-    def _restore_record(self, node_uuid, recorded, wanted):
-        if wanted == recorded:
+    def _restore_record(self, node_uuid, old_record, new_record):
+        if new_record == old_record:
             return
         try:
-            if recorded is None:
+            if old_record is None:
                 self.library.remove_node_metadata(node_uuid,
                                                   layout.EXPORT_KEYS)
             else:
-                self.library.set_node_metadata(node_uuid, _record(recorded))
+                self.library.set_node_metadata(node_uuid, old_record)
         except Exception as e:
             LOG.error('Could not restore the export record of node '
                       '%(node)s: %(err)s', {'node': node_uuid, 'err': e})
 
-    def _node_export(self, node_uuid, target):
+    def _node_export(self, node_uuid, target, portal=None):
         return NodeExport(node_uuid=node_uuid, target_iqn=target.iqn,
-                          portal=self.portal(), luns=target.luns,
+                          portal=portal or self.portal(), luns=target.luns,
                           chap_username=target.chap_username,
                           chap_secret=target.chap_secret,
                           initiator_iqn=target.initiator_iqn)
@@ -327,7 +394,7 @@ class ExportManager:
         recorded = _recorded(disk)
         if recorded is None or self.backend.get_target(recorded.iqn) is None:
             return None
-        return self._node_export(node_uuid, recorded)
+        return self._node_export(node_uuid, recorded, _recorded_portal(disk))
 
     def list_exports(self):
         """Every recorded export and every target of ours.
@@ -342,7 +409,8 @@ class ExportManager:
         for disk in self.library.list_node_disks():
             recorded = _recorded(disk)
             if recorded is not None:
-                rows.append((self._node_export(disk.node_uuid, recorded),
+                rows.append((self._node_export(disk.node_uuid, recorded,
+                                               _recorded_portal(disk)),
                              served.pop(recorded.iqn, None)))
         ours = self.iqn_prefix() + ':'
         rows.extend((None, t) for iqn, t in sorted(served.items())

@@ -12,9 +12,13 @@
 
 """The ``tgt`` export backend: Linux SCSI target framework's tgtd.
 
-Drives the local tgtd with ``tgtadm`` (through oslo.concurrency, argument
-lists only).  Each target's disks are RBD images served by tgt's RBD
-backing store (Debian ``tgt-rbd``), which opens them as the cephx user
+Drives the local tgtd through its management socket, spoken from Python
+(:mod:`~bmi_driver.storage.export.tgt_ipc`) rather than with ``tgtadm``,
+which takes a CHAP secret only on its command line (issue 11).  With
+``[iscsi] tgtadm_root_helper`` the same client runs as root in a child
+process that reads its request on stdin.  Each target's disks are RBD
+images served by tgt's RBD backing store (Debian ``tgt-rbd``), which opens
+them as the cephx user
 ``[iscsi] tgt_ceph_user`` (one rados client per LUN, inside tgtd).
 
 tgtd keeps everything in memory: after a restart it serves nothing, and
@@ -23,8 +27,11 @@ Target ids are allocated under the ``tgt-tid`` lock, and a collision with
 another allocator (another host sharing no lock backend) is retried.
 """
 
+import json
 import re
-import subprocess
+import secrets
+import string
+import sys
 
 from oslo_concurrency import processutils
 from oslo_log import log
@@ -35,6 +42,7 @@ from bmi_driver.common import locks
 from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.export import base
+from bmi_driver.storage.export import tgt_ipc
 
 try:
     import rados
@@ -49,10 +57,10 @@ LOG = log.getLogger(__name__)
 # "write-cache off"; tgt's default has it set.
 _WRITE_CACHE_OFF = ('mode_page=8:0:18:0x10:0:0xff:0xff:0:0:0xff:0xff:0xff:'
                     '0xff:0x80:0x14:0:0:0:0:0:0')
-_ENOTCONN = 107
-_DAEMON_DOWN = ("can't connect to the tgt daemon",
-                'failed to send request hdr to tgt daemon')
 _NAME_PREFIXES = ('iqn.', 'eui.', 'naa.')
+# The discovery account (see ensure_discovery_auth).
+DISCOVERY_USER = 'bmi-discovery'
+_SECRET_ALPHABET = string.ascii_letters + string.digits
 
 _TARGET_RE = re.compile(r'^Target (\d+): (\S+)\s*$')
 _LUN_RE = re.compile(r'^LUN: (\d+)$')
@@ -60,7 +68,7 @@ _NEXUS_RE = re.compile(r'^I_T nexus: \d+$')
 
 
 class TgtadmError(Exception):
-    """tgtadm answered an error (its stderr line, never the command)."""
+    """tgtd answered an error: tgtadm's text for it, never the request."""
 
     def __init__(self, reason, exit_code):
         self.reason = reason
@@ -132,6 +140,21 @@ def parse_targets(text):
     return targets
 
 
+def _wanted_acl(want):
+    """The ACL entries a target must have.
+
+    tgt 1.0.85 admits a login (and lists the target to a SendTargets) when
+    the initiator's address matches an address entry OR its name matches
+    a name entry (usr/iscsi; measured against tgtd, see doc/export.md):
+    a name next to an address would admit that name from anywhere, and a
+    name is whatever the initiator claims.  So an address ACL stands
+    alone.
+    """
+    if want.initiator_address:
+        return {want.initiator_address}
+    return {want.initiator_iqn or 'ALL'}
+
+
 def _is_initiator_name(entry):
     return entry.lower().startswith(_NAME_PREFIXES)
 
@@ -143,42 +166,70 @@ class TgtExportBackend(base.ExportBackend):
         self.control_port = CONF.iscsi.tgtadm_control_port
         self._next_tid = None
 
-    # --- tgtadm -----------------------------------------------------------
+    # --- tgtd's management socket -------------------------------------------
 
-    def _tgtadm(self, *args):
-        cmd = ['tgtadm', '-C', str(self.control_port), '--lld', 'iscsi']
-        cmd.extend(str(a) for a in args)
+    def _tgtd(self, mode, op, tid=None, lun=None, force=False, params=(),
+              target_ops=None):
+        """One request to tgtd; its text answer.
+
+        The one translation point of tgtd's answers: an unreachable daemon
+        is TargetDaemonUnavailable, a refusal TgtadmError (tgtadm's text,
+        which callers match); neither carries the request's parameters.
+        """
+        fields = {'force': force}
+        if tid is not None:
+            fields['tid'] = tid
+        if lun is not None:
+            fields['lun'] = lun
+        path = tgt_ipc.socket_path(CONF.iscsi.tgtd_socket, self.control_port)
+        timeout = CONF.iscsi.tgtadm_timeout
         try:
-            helper = CONF.iscsi.tgtadm_root_helper
+            if CONF.iscsi.tgtadm_root_helper:
+                return self._via_root_helper(path, mode, op, timeout, params,
+                                             target_ops, fields)
+            return tgt_ipc.request(path, mode, op, timeout, params=params,
+                                   target_ops=target_ops, **fields)
+        except tgt_ipc.TgtdError as e:
+            raise TgtadmError(e.reason, e.code)
+        except ValueError as e:
+            # A "," or NUL in a value; the message names the key only.
+            raise TgtadmError(str(e), None)
+        except tgt_ipc.Unreachable as e:
+            raise exception.TargetDaemonUnavailable(
+                reason='tgtd (control port %(port)s): %(err)s'
+                % {'port': self.control_port, 'err': e})
+
+    @staticmethod
+    def _via_root_helper(path, mode, op, timeout, params, target_ops,
+                         fields):
+        """tgt_ipc in a child run by the root helper; request on stdin."""
+        helper = CONF.iscsi.tgtadm_root_helper
+        request = json.dumps({'path': path, 'timeout': timeout,
+                              'mode': mode, 'op': op,
+                              'params': [list(p) for p in params],
+                              'target_ops': target_ops, 'fields': fields})
+        try:
             out, _err = processutils.execute(
-                *cmd, timeout=CONF.iscsi.tgtadm_timeout,
-                run_as_root=bool(helper), root_helper=helper or '')
-        except processutils.ProcessExecutionError as e:
-            reason = (e.stderr or '').strip()
-            if reason.startswith('tgtadm:'):
-                reason = reason[len('tgtadm:'):].strip()
-            if (e.exit_code == _ENOTCONN
-                    or any(s in reason for s in _DAEMON_DOWN)):
-                raise exception.TargetDaemonUnavailable(
-                    reason='tgtd (control port %(port)s): %(err)s'
-                    % {'port': self.control_port, 'err': reason})
-            raise TgtadmError(reason or 'exit code %s' % e.exit_code,
-                              e.exit_code)
-        except subprocess.TimeoutExpired:
-            raise exception.TargetDaemonUnavailable(
-                reason='tgtadm did not answer within %s seconds'
-                % CONF.iscsi.tgtadm_timeout)
-        except OSError as e:
-            raise exception.TargetDaemonUnavailable(
-                reason='cannot run tgtadm: %s' % e.strerror)
-        return out
+                sys.executable, '-m', tgt_ipc.__name__,
+                process_input=request, timeout=timeout + 5,
+                run_as_root=True, root_helper=helper)
+            answer = json.loads(out)
+        except (processutils.ProcessExecutionError, OSError,
+                ValueError) as e:
+            raise tgt_ipc.Unreachable(
+                'the root helper %(helper)r could not ask tgtd (%(err)s)'
+                % {'helper': helper, 'err': type(e).__name__})
+        if 'error' in answer:
+            raise tgt_ipc.TgtdError(answer['error'])
+        if 'unreachable' in answer:
+            raise tgt_ipc.Unreachable(answer['unreachable'])
+        return answer['out']
 
     def check(self):
-        self._tgtadm('--mode', 'system', '--op', 'show')
+        self._tgtd('system', 'show')
 
     def list_targets(self):
-        return parse_targets(self._tgtadm('--mode', 'target', '--op',
-                                          'show'))
+        return parse_targets(self._tgtd('target', 'show'))
 
     # --- targets ----------------------------------------------------------
 
@@ -214,8 +265,8 @@ class TgtExportBackend(base.ExportBackend):
     def _new_target(self, tid, iqn):
         """``target new``: True when made, False when tid or name exist."""
         try:
-            self._tgtadm('--mode', 'target', '--op', 'new',
-                         '--tid', tid, '--targetname', iqn)
+            self._tgtd('target', 'new', tid=tid,
+                       params=[('targetname', iqn)])
         except TgtadmError as e:
             if 'already exists' in e.reason:
                 self._next_tid = None
@@ -228,7 +279,57 @@ class TgtExportBackend(base.ExportBackend):
                  {'iqn': iqn, 'tid': tid})
         return True
 
+    def ensure_discovery_auth(self):
+        """Bind a discovery CHAP account nobody knows: no SendTargets.
+
+        tgt 1.0.85 answers an unauthenticated SendTargets with every
+        target whose ACL admits the asker (measured: by address *or* by
+        the name the initiator gives).  An account bound without a tid
+        (tgtadm's "account bind" without --tid) makes discovery need CHAP;
+        its random secret is never stored, so discovery is refused to
+        all, while logins to a target by name are not affected
+        (measured).  A no-op once bound: tgtd answers "already exists".
+
+        :raises: TargetDaemonUnavailable, ExportError
+        """
+        if not CONF.iscsi.discovery_auth:
+            return
+        bind = dict(params=[('user', DISCOVERY_USER)])
+        try:
+            self._tgtd('account', 'bind', **bind)
+            LOG.info('tgtd: unauthenticated iSCSI discovery refused '
+                     '(account %s bound for discovery)', DISCOVERY_USER)
+            return
+        except TgtadmError as e:
+            if 'already exists' in e.reason:
+                return
+            if "can't find the account" not in e.reason:
+                raise exception.ExportError(
+                    reason='tgtd could not restrict discovery: %s'
+                    % e.reason)
+        secret = ''.join(secrets.choice(_SECRET_ALPHABET)
+                         for _ in range(32))
+        try:
+            self._tgtd('account', 'new', params=[('user', DISCOVERY_USER),
+                                                 ('password', secret)])
+        except TgtadmError as e:
+            if 'already exists' not in e.reason:
+                raise exception.ExportError(
+                    reason='tgtd could not create the discovery account: '
+                           '%s' % e.reason)
+        try:
+            self._tgtd('account', 'bind', **bind)
+        except TgtadmError as e:
+            if 'already exists' not in e.reason:
+                raise exception.ExportError(
+                    reason='tgtd could not restrict discovery: %s'
+                    % e.reason)
+        LOG.info('tgtd: unauthenticated iSCSI discovery refused (account '
+                 '%s bound for discovery)', DISCOVERY_USER)
+
     def ensure_target(self, want):
+        # Before the target exists: it is never listed to a SendTargets.
+        self.ensure_discovery_auth()
         target, created = self._create_target(want.iqn)
         try:
             changed = self._converge(target, want)
@@ -250,7 +351,7 @@ class TgtExportBackend(base.ExportBackend):
         served = base.ServedTarget(
             tid=target.tid, iqn=want.iqn, luns=dict(want.luns),
             accounts=((want.chap_username,) if want.chap_username else ()),
-            acl=(want.initiator_iqn or 'ALL',), sessions=target.sessions)
+            acl=tuple(sorted(_wanted_acl(want))), sessions=target.sessions)
         return served, status
 
     def _converge(self, target, want):
@@ -270,42 +371,41 @@ class TgtExportBackend(base.ExportBackend):
             changed = True
         for lun in sorted(set(target.luns) - set(want.luns)):
             self._call(want.iqn, 'remove LUN %d' % lun,
-                       '--mode', 'logicalunit', '--op', 'delete',
-                       '--tid', tid, '--lun', lun)
+                       'logicalunit', 'delete', tid=tid, lun=lun)
             changed = True
 
         wanted = {want.chap_username} if want.chap_username else set()
         for user in sorted(set(target.accounts) - wanted):
-            self._call(want.iqn, 'unbind a CHAP account', '--mode',
-                       'account', '--op', 'unbind', '--tid', tid,
-                       '--user', user)
+            self._call(want.iqn, 'unbind a CHAP account', 'account',
+                       'unbind', tid=tid, params=[('user', user)])
             changed = True
         if want.chap_username and want.chap_username not in target.accounts:
             self._add_account(tid, want)
             changed = True
 
-        wanted = {want.initiator_iqn or 'ALL'}
-        for entry in sorted(set(target.acl) - wanted):
-            self._call(want.iqn, 'unbind an initiator',
-                       '--mode', 'target', '--op', 'unbind', '--tid', tid,
-                       *self._acl_args(entry))
-            changed = True
+        wanted = _wanted_acl(want)
+        # Bind before unbinding: a target is never left with no ACL (tgtd
+        # then refuses its own node) nor with a wider one than wanted
+        # for longer than this call.
         for entry in sorted(wanted - set(target.acl)):
-            self._call(want.iqn, 'bind an initiator',
-                       '--mode', 'target', '--op', 'bind', '--tid', tid,
-                       *self._acl_args(entry))
+            self._call(want.iqn, 'bind an initiator', 'target', 'bind',
+                       tid=tid, params=self._acl_params(entry))
+            changed = True
+        for entry in sorted(set(target.acl) - wanted):
+            self._call(want.iqn, 'unbind an initiator', 'target',
+                       'unbind', tid=tid, params=self._acl_params(entry))
             changed = True
         return changed
 
     @staticmethod
-    def _acl_args(entry):
+    def _acl_params(entry):
         if _is_initiator_name(entry):
-            return ('--initiator-name', entry)
-        return ('--initiator-address', entry)
+            return [('initiator-name', entry)]
+        return [('initiator-address', entry)]
 
-    def _call(self, iqn, what, *args):
+    def _call(self, iqn, what, mode, op, **kwargs):
         try:
-            return self._tgtadm(*args)
+            return self._tgtd(mode, op, **kwargs)
         except TgtadmError as e:
             raise exception.ExportError(
                 reason='tgtd could not %(what)s on target %(iqn)s: %(err)s'
@@ -313,13 +413,15 @@ class TgtExportBackend(base.ExportBackend):
 
     def _add_lun(self, tid, lun, path):
         conf = CONF.iscsi.tgt_ceph_conf or CONF.ceph.conf_file
-        args = ['--mode', 'logicalunit', '--op', 'new', '--tid', tid,
-                '--lun', lun, '--bstype', 'rbd', '--backing-store', path,
-                '--bsopts', 'conf=%s;id=%s' % (conf, CONF.iscsi.tgt_ceph_user)]
+        # In tgtadm's order: path, bstype, bsopts, bsoflags.
+        params = [('path', path), ('bstype', 'rbd'),
+                  ('bsopts', 'conf=%s;id=%s' % (conf,
+                                                CONF.iscsi.tgt_ceph_user))]
         if CONF.iscsi.bsoflags:
-            args += ['--bsoflags', CONF.iscsi.bsoflags]
+            params.append(('bsoflags', CONF.iscsi.bsoflags))
         try:
-            self._tgtadm(*args)
+            self._tgtd('logicalunit', 'new', tid=tid, lun=lun,
+                       params=params)
         except TgtadmError as e:
             raise exception.ExportError(
                 reason='tgtd could not open RBD image %(path)s as LUN '
@@ -335,9 +437,8 @@ class TgtExportBackend(base.ExportBackend):
             CONF.iscsi.lun_params.items()))
         if params:
             try:
-                self._tgtadm('--mode', 'logicalunit', '--op', 'update',
-                             '--tid', tid, '--lun', lun,
-                             '--params', ','.join(params))
+                self._tgtd('logicalunit', 'update', tid=tid, lun=lun,
+                           target_ops=','.join(params))
             except TgtadmError as e:
                 raise exception.ExportError(
                     reason='tgtd refused the LUN parameters %(params)s: '
@@ -385,10 +486,10 @@ class TgtExportBackend(base.ExportBackend):
 
     def _add_account(self, tid, want):
         user = want.chap_username
-        new = ('--mode', 'account', '--op', 'new', '--user', user,
-               '--password', want.chap_secret)
+        # The secret goes over tgtd's socket only: on no command line.
+        new = dict(params=[('user', user), ('password', want.chap_secret)])
         try:
-            self._tgtadm(*new)
+            self._tgtd('account', 'new', **new)
         except TgtadmError as e:
             if 'already exists' not in e.reason:
                 raise exception.ExportError(
@@ -396,15 +497,14 @@ class TgtExportBackend(base.ExportBackend):
                            '%(err)s' % {'user': user, 'err': e.reason})
             # A leftover whose secret is unknown: replace it.
             self._delete_account(user)
-            self._call(want.iqn, 'create CHAP account %s' % user, *new)
+            self._call(want.iqn, 'create CHAP account %s' % user,
+                       'account', 'new', **new)
         self._call(want.iqn, 'bind CHAP account %s' % user,
-                   '--mode', 'account', '--op', 'bind', '--tid', tid,
-                   '--user', user)
+                   'account', 'bind', tid=tid, params=[('user', user)])
 
     def _delete_account(self, user):
         try:
-            self._tgtadm('--mode', 'account', '--op', 'delete',
-                         '--user', user)
+            self._tgtd('account', 'delete', params=[('user', user)])
         except TgtadmError as e:
             if "can't find" not in e.reason:
                 raise exception.ExportError(
@@ -425,8 +525,7 @@ class TgtExportBackend(base.ExportBackend):
                       for a in t.accounts}
             users |= set(target.accounts) - others
             try:
-                self._tgtadm('--mode', 'target', '--op', 'delete',
-                             '--force', '--tid', target.tid)
+                self._tgtd('target', 'delete', tid=target.tid, force=True)
             except TgtadmError as e:
                 if "can't find" not in e.reason:
                     raise exception.ExportError(

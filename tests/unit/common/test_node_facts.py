@@ -14,7 +14,11 @@
 
 import base64
 import gzip
+import http.server
+import threading
+import time
 import types
+from unittest import mock
 
 from ironic.common import exception as ironic_exc
 from ironic.conductor import configdrive_utils
@@ -39,7 +43,7 @@ def _as_interfaces_call(func, **kwargs):
 # node_facts called through the interfaces' error translation.
 utils = types.SimpleNamespace(
     GiB=node_facts.GiB,
-    get_project=_as_interfaces_call(node_facts.image_project),
+    get_project=_as_interfaces_call(node_facts.node_project),
     get_root_size=_as_interfaces_call(node_facts.get_root_size),
     get_image_source=_as_interfaces_call(node_facts.get_image_source),
     get_configdrive=_as_interfaces_call(
@@ -56,6 +60,18 @@ class DeployUtilsTestCase(base.BMITestCase):
         self.node.instance_info = dict(self.node.instance_info, **kwargs)
 
     def test_project_precedence(self):
+        # Issue 11: instance_info/project_id is a tenant's claim, ignored
+        # unless [bmi] trust_instance_project_id says Nova alone writes it.
+        self.node.owner = 'owner'
+        self._info(project_id='nova')
+        self.assertEqual(base.LESSEE, utils.get_project(self.node))
+        self.node.lessee = None
+        self.assertEqual('owner', utils.get_project(self.node))
+        self.node.owner = None
+        self.assertIsNone(utils.get_project(self.node))
+
+    def test_project_precedence_trusting_nova(self):
+        self.config(trust_instance_project_id=True, group='bmi')
         self.node.owner = 'owner'
         self._info(project_id='nova')
         self.assertEqual(base.LESSEE, utils.get_project(self.node))
@@ -65,6 +81,30 @@ class DeployUtilsTestCase(base.BMITestCase):
         self.assertEqual('owner', utils.get_project(self.node))
         self.node.owner = None
         self.assertIsNone(utils.get_project(self.node))
+
+    def test_forged_project_id_ignored_and_logged(self):
+        self.node.lessee = None
+        self.node.owner = 'tenant-a'
+        self._info(project_id='tenant-b')
+        with mock.patch.object(node_facts.LOG, 'warning') as warning:
+            self.assertEqual('tenant-a', node_facts.node_project(self.node))
+            self.assertIn('is ignored', warning.call_args[0][0])
+            self.assertEqual('tenant-b', warning.call_args[0][1]['claim'])
+            # Nova's own, agreeing with the owner: nothing to say.
+            warning.reset_mock()
+            self._info(project_id='tenant-a')
+            self.assertEqual('tenant-a', node_facts.node_project(self.node))
+            warning.assert_not_called()
+
+    def test_one_resolution_for_images_and_hil(self):
+        self.node.owner = 'owner'
+        for lessee in (base.LESSEE, None):
+            self.node.lessee = lessee
+            for trusted in (False, True):
+                self.config(trust_instance_project_id=trusted, group='bmi')
+                self._info(project_id='nova')
+                self.assertEqual(node_facts.node_project(self.node),
+                                 node_facts.hil_project(self.node))
 
     def test_root_size(self):
         self.assertEqual(10 * utils.GiB, utils.get_root_size(self.node))
@@ -94,6 +134,9 @@ class DeployUtilsTestCase(base.BMITestCase):
         self.assertEqual(ISO, utils.get_configdrive(self.node))
 
     def test_configdrive_url(self):
+        # Issue 11: only to a listed host; http only where allowed.
+        self.config(configdrive_url_hosts=['swift.example.com'],
+                    configdrive_url_allow_http=True, group='bmi')
         url = 'http://swift.example.com/v1/cd?temp_url_sig=secret'
         self._info(configdrive=url)
         with requests_mock.Mocker() as m:
@@ -101,6 +144,8 @@ class DeployUtilsTestCase(base.BMITestCase):
             self.assertEqual(ISO, utils.get_configdrive(self.node))
 
     def test_configdrive_url_error_hides_the_url(self):
+        self.config(configdrive_url_hosts=['swift.example.com'],
+                    configdrive_url_allow_http=True, group='bmi')
         url = 'http://swift.example.com/v1/cd?temp_url_sig=secret'
         self._info(configdrive=url)
         with requests_mock.Mocker() as m:
@@ -145,11 +190,164 @@ class DeployUtilsTestCase(base.BMITestCase):
         self.assertEqual(ISO, node_facts.get_configdrive(
             self.node, build=lambda node, doc: built))
 
-    def test_two_project_resolutions_stay_apart(self):
-        # They disagree (issue 11 decides); this pins today's behaviour.
+    def test_hil_project_deprecated_sources_and_default(self):
+        # The one resolution by default; project_source's other values
+        # (deprecated) still pick their field; default_project places a
+        # node of no project in HIL.
         self.node.owner = 'owner'
         self.node.lessee = None
         self._info(project_id='nova')
-        self.config(project_source='lessee', group='hil')
-        self.assertEqual('nova', node_facts.image_project(self.node))
+        self.assertEqual('owner', node_facts.node_project(self.node))
         self.assertEqual('owner', node_facts.hil_project(self.node))
+        self.config(project_source='driver_info', group='hil')
+        self.node.driver_info = {'hil_project': 'hp'}
+        self.assertEqual('hp', node_facts.hil_project(self.node))
+        self.config(project_source='lessee', group='hil')
+        self.node.owner = None
+        self.assertRaises(exception.NodeFactMissing,
+                          node_facts.hil_project, self.node)
+        self.config(default_project='shared', group='hil')
+        self.assertEqual('shared', node_facts.hil_project(self.node))
+        self.assertIsNone(node_facts.node_project(self.node))
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """What a hostile or broken config-drive URL answers."""
+
+    def do_GET(self):
+        kind = self.path.split('?')[0].strip('/')
+        if kind == 'redirect':
+            self.send_response(302)
+            self.send_header('Location', 'http://127.0.0.1:6385/')
+            self.end_headers()
+            return
+        if kind == 'ok':
+            body = base64.b64encode(gzip.compress(ISO))
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.end_headers()  # no length: read until closed
+        try:
+            while not self.server.stopping.is_set():
+                # 'endless': fast; 'slow': a trickle below any socket
+                # timeout, which only a total time limit stops.
+                self.wfile.write(b'QUFB' * (4096 if kind == 'endless'
+                                            else 1))
+                self.wfile.flush()
+                if kind == 'slow':
+                    time.sleep(0.05)
+        except OSError:
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+class ConfigDriveURLTestCase(base.BMITestCase):
+    """Config drives by URL (issue 11): only what the operator allows."""
+
+    def setUp(self):
+        super().setUp()
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                      _Handler)
+        self.server.daemon_threads = True
+        self.server.stopping = threading.Event()
+        thread = threading.Thread(target=self.server.serve_forever)
+        thread.start()
+        self.addCleanup(thread.join)
+        self.addCleanup(self.server.server_close)
+        self.addCleanup(self.server.shutdown)
+        self.addCleanup(self.server.stopping.set)
+        self.host = '127.0.0.1:%d' % self.server.server_address[1]
+
+    def allow(self, **kw):
+        kw.setdefault('configdrive_url_hosts', [self.host])
+        kw.setdefault('configdrive_url_allow_http', True)
+        self.config(group='bmi', **kw)
+
+    def get(self, url):
+        self.node.instance_info = dict(self.node.instance_info,
+                                       configdrive=url)
+        return node_facts.get_configdrive(self.node)
+
+    def refused(self, url, text):
+        e = self.assertRaises(exception.ConfigDriveError, self.get, url)
+        self.assertIn(text, str(e))
+        self.assertNotIn('sig=', str(e))
+        return e
+
+    def test_allowed_url(self):
+        self.allow()
+        self.assertEqual(ISO, self.get('http://%s/ok' % self.host))
+
+    def test_no_url_by_default(self):
+        # The Ironic API on the conductor's host, the issue's example.
+        self.refused('https://127.0.0.1:6385/v1/nodes?sig=1',
+                     'not in [bmi] configdrive_url_hosts')
+        self.config(configdrive_url_allow_http=True, group='bmi')
+        self.refused('http://%s/ok?sig=1' % self.host,
+                     'not in [bmi] configdrive_url_hosts')
+
+    def test_https_only_by_default(self):
+        self.allow(configdrive_url_allow_http=False)
+        self.refused('http://%s/ok?sig=1' % self.host, 'plain http')
+
+    def test_host_and_port_must_match(self):
+        self.config(configdrive_url_hosts=['swift.example.com'],
+                    group='bmi')
+        node_facts.check_configdrive_url(
+            self.node, 'https://SWIFT.example.com/v1/x')
+        node_facts.check_configdrive_url(
+            self.node, 'https://swift.example.com:443/v1/x')
+        for url in ('https://swift.example.com:8443/x',
+                    'https://swift.example.com.evil.org/x',
+                    'https://evil.org/swift.example.com',
+                    'https://swift.example.com@evil.org/x',
+                    'https://u:p@swift.example.com/x',
+                    'ftp://swift.example.com/x',
+                    'https://[::1/x'):
+            self.assertRaises(exception.ConfigDriveError,
+                              node_facts.check_configdrive_url,
+                              self.node, url)
+
+    def test_redirect_not_followed(self):
+        self.allow()
+        self.refused('http://%s/redirect?sig=1' % self.host,
+                     'redirects are not followed')
+
+    def test_endless_stream_is_cut_at_the_size_cap(self):
+        self.allow(configdrive_max_size=256 * 1024)
+        self.refused('http://%s/endless?sig=1' % self.host,
+                     'larger than [bmi] configdrive_max_size')
+
+    def test_slow_stream_is_cut_at_the_time_limit(self):
+        self.allow(configdrive_url_timeout=1)
+        start = time.monotonic()
+        self.refused('http://%s/slow?sig=1' % self.host,
+                     'longer than [bmi] configdrive_url_timeout')
+        self.assertLess(time.monotonic() - start, 3)
+
+    def test_declared_length_over_the_cap(self):
+        self.allow(configdrive_max_size=1024)
+        self.refused('http://%s/ok?sig=1' % self.host,
+                     'larger than [bmi] configdrive_max_size')
+
+    def test_gzip_bomb_is_bounded(self):
+        self.config(configdrive_max_size=64 * 1024, group='bmi')
+        bomb = base64.b64encode(gzip.compress(b'\0' * (8 * 1024 * 1024)))
+        self.assertLess(len(bomb), 64 * 1024)
+        e = self.assertRaises(exception.ConfigDriveError, self.get,
+                              bomb.decode())
+        self.assertIn('larger than', str(e))
+
+    def test_check_configdrive_needs_no_fetch(self):
+        self.node.instance_info = dict(self.node.instance_info,
+                                       configdrive='https://evil.org/x')
+        self.assertRaises(exception.ConfigDriveError,
+                          node_facts.check_configdrive, self.node)
+        self.node.instance_info['configdrive'] = base64.b64encode(
+            ISO).decode()
+        node_facts.check_configdrive(self.node)

@@ -18,7 +18,11 @@ autospecced mocks, so the interfaces run unchanged against Ironic and fake
 only the outside world.
 """
 
+import json
+import os
 from unittest import mock
+
+import fixtures
 
 from ironic.drivers import base as drivers_base
 from ironic.tests.unit.db import base as db_base
@@ -28,6 +32,7 @@ from ironic.tests.unit.objects import utils as obj_utils
 # driver modules runs subprocesses (zeroconf's ctypes lookups), which
 # Ironic's TestCase forbids once a test runs.
 from bmi_driver.deploy import hardware  # noqa: F401
+from bmi_driver.network import boot_networks
 from bmi_driver.storage.ceph import library as images
 from bmi_driver.storage.export import manager as export
 from bmi_driver.storage import layout
@@ -95,6 +100,20 @@ class BMITestCase(db_base.DbTestCase):
             portal='192.0.2.10:3260', luns={1: self.disk.spec},
             chap_username=CHAP_USER, chap_secret=CHAP_SECRET)
         self.mgr.export_node.return_value = self.export
+
+    def boot_networks(self, registry):
+        """Per-project mode with ``registry`` as [bmi] boot_networks_file.
+
+        :returns: the path of the file.
+        """
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'boot-networks.json')
+        with open(path, 'w') as f:
+            json.dump(registry, f)
+        self.config(boot_networks_file=path, group='bmi')
+        boot_networks.reset_cache()
+        self.addCleanup(boot_networks.reset_cache)
+        return path
 
     def _patch(self, obj, attr):
         patcher = mock.patch.object(obj, attr, autospec=True)

@@ -79,6 +79,17 @@ class BMIDeployTestCase(base.BMITestCase):
         self.mgr.check.assert_called_once_with()
         self.lib.clone_for_node.assert_not_called()
 
+    def test_validate_asks_the_network_interface(self):
+        # HIL refuses at the API call, before DEPLOYING.
+        self.calls.validate.side_effect = ironic_exc.InvalidParameterValue(
+            'Deploy refused: HIL has node n in project other')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('Deploy refused', str(e))
+        self.lib.resolve_source.assert_not_called()
+        self.lib.clone_for_node.assert_not_called()
+
     def test_validate_unknown_image(self):
         self.lib.resolve_source.side_effect = exception.ImageNotFound(
             image=base.IMAGE_UUID)
@@ -98,6 +109,8 @@ class BMIDeployTestCase(base.BMITestCase):
         self.assertIn('private to project other', str(e))
 
     def test_validate_project_from_nova_instance_info(self):
+        # Issue 11: Nova's project_id counts only when trusted.
+        self.config(trust_instance_project_id=True, group='bmi')
         self.node.lessee = None
         self.node.owner = 'owner-project'
         self.node.instance_info = dict(self.node.instance_info,
@@ -107,6 +120,39 @@ class BMIDeployTestCase(base.BMITestCase):
             task.driver.deploy.validate(task)
         self.lib.resolve_source.assert_called_once_with(
             base.IMAGE_UUID, project='nova-project')
+
+    def test_validate_forged_project_id_is_not_used(self):
+        self.node.lessee = None
+        self.node.owner = 'owner-project'
+        self.node.instance_info = dict(self.node.instance_info,
+                                       project_id='victim-project')
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.validate(task)
+        self.lib.resolve_source.assert_called_once_with(
+            base.IMAGE_UUID, project='owner-project')
+
+    def test_validate_node_without_project(self):
+        # None, not ANY_PROJECT: the library allows public images only.
+        self.node.lessee = None
+        self.node.owner = None
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.validate(task)
+        self.lib.resolve_source.assert_called_once_with(
+            base.IMAGE_UUID, project=None)
+
+    def test_validate_refuses_configdrive_url(self):
+        self.node.instance_info = dict(
+            self.node.instance_info,
+            configdrive='http://127.0.0.1:6385/v1/nodes')
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('config drive URL is refused', str(e))
+        self.assertNotIn('6385/v1', str(e))
+        self.lib.clone_for_node.assert_not_called()
 
     def test_validate_missing_image_source(self):
         self.node.instance_info = {}

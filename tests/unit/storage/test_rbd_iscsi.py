@@ -65,8 +65,10 @@ class BMIStorageTestCase(base.BMITestCase):
             self.node.uuid, base.IMAGE_UUID, size=10 * GiB,
             project=base.LESSEE)
         self.lib.write_node_configdrive.assert_not_called()
-        self.mgr.export_node.assert_called_once_with(self.node.uuid,
-                                                     initiator_iqn=None)
+        # A deploy: a fresh CHAP secret (issue 11).
+        self.mgr.export_node.assert_called_once_with(
+            self.node.uuid, initiator_iqn=None, fresh_credentials=True,
+            portal=None, initiator_address=None)
         [target] = self._targets()
         self.assertEqual(0, target.boot_index)
         self.assertEqual('iscsi', target.volume_type)
@@ -87,7 +89,32 @@ class BMIStorageTestCase(base.BMITestCase):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             task.driver.storage.attach_volumes(task)
         self.mgr.export_node.assert_called_once_with(
-            self.node.uuid, initiator_iqn='iqn.2026-11.test:node1')
+            self.node.uuid, initiator_iqn='iqn.2026-11.test:node1',
+            fresh_credentials=True, portal=None, initiator_address=None)
+
+    def test_attach_on_the_projects_boot_network(self):
+        self.boot_networks({base.LESSEE: {
+            'hil_network': 'boot-a', 'portal': '10.78.1.1:3260',
+            'cidr': '10.78.1.0/24', 'http_root': '/srv/bmi-boot/a'}})
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.validate(task)
+            task.driver.storage.attach_volumes(task)
+        self.mgr.export_node.assert_called_once_with(
+            self.node.uuid, initiator_iqn=None, fresh_credentials=True,
+            portal='10.78.1.1:3260', initiator_address='10.78.1.0/24')
+
+    def test_validate_refuses_a_project_without_boot_network(self):
+        self.boot_networks({'someone-else': {
+            'hil_network': 'boot-b', 'portal': '10.78.2.1',
+            'cidr': '10.78.2.0/24', 'http_root': '/srv/bmi-boot/b'}})
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.storage.validate, task)
+            self.assertIn('has no boot network', str(e))
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              task.driver.storage.attach_volumes, task)
+        self.mgr.export_node.assert_not_called()
+        self.lib.clone_for_node.assert_not_called()
 
     def test_attach_without_chap(self):
         self.mgr.export_node.return_value = dataclasses.replace(
@@ -174,8 +201,10 @@ class BMIStorageTestCase(base.BMITestCase):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             task.driver.storage.attach_volumes(task)
         self.lib.clone_for_node.assert_not_called()
-        self.mgr.export_node.assert_called_once_with(self.node.uuid,
-                                                     initiator_iqn=None)
+        # Power on or take over: the running OS keeps its credentials.
+        self.mgr.export_node.assert_called_once_with(
+            self.node.uuid, initiator_iqn=None, fresh_credentials=False,
+            portal=None, initiator_address=None)
         self.assertEqual(1, len(self._targets()))
 
     def test_attach_on_active_node_that_lost_its_disk(self):

@@ -582,6 +582,15 @@ class ResolveSourceTestCase(ImagesTestCase):
         self.assertIn('used by project p2', str(e))
         self.library.resolve_source('private', 'p1')
         self.library.resolve_source('private')  # an admin: no project
+        self.library.resolve_source('private', layout.ANY_PROJECT)
+        # A node of no project (issue 11): public images only.
+        e = self.assertRaises(exception.ImageNotVisible,
+                              self.library.resolve_source, 'private', None)
+        self.assertIn('public images only', str(e))
+        self.library.resolve_source('public', None)
+        self.assertRaises(exception.ImageNotVisible,
+                          self.library.clone_for_node, NODE, 'private',
+                          project=None)
         self.assertEqual('public',
                          self.library.resolve_source('public', 'p2').project
                          and 'public')

@@ -12,18 +12,24 @@
 
 """Fakes of the outside world for the export tests: tgtd and the library.
 
-``FakeTgtd.execute`` stands in for ``processutils.execute`` running
-``tgtadm``: it keeps targets and accounts like tgtd 1.0.85 does, answers
-with its error texts and exit codes, and prints ``--op show`` in its format
-(recorded from the real daemon).
+``FakeTgtd`` serves tgtd's management protocol on a real unix socket (in a
+test's temporary directory): it decodes each request as tgtd 1.0.85 does,
+keeps targets and accounts like it, answers with its error codes, and
+prints ``show`` in its format (recorded from the real daemon).  ``calls``
+records each request as the tgtadm command line that would have sent it,
+so that tests read like tgtadm; nothing runs tgtadm.
 """
 
 import collections
 import dataclasses
+import os
+import socketserver
+import threading
 
-from oslo_concurrency import processutils
+import fixtures
 
 from bmi_driver import exception
+from bmi_driver.storage.export import tgt_ipc
 
 # Real output of `tgtadm --lld iscsi --mode target --op show` (tgt 1.0.85),
 # with a logged-in initiator, two accounts (one outgoing) and two ACLs.
@@ -117,18 +123,35 @@ class _Target:
     sessions: int = 0
 
 
-class FakeTgtd:
-    """tgtd behind tgtadm, in memory."""
+class _Fail(Exception):
+    def __init__(self, code):
+        self.code = code
 
-    def __init__(self):
+
+# tgtadm's option of each request parameter (usr/tgtadm.c, 1.0.85).
+_OPTION = {'targetname': '--targetname', 'initiator-name':
+           '--initiator-name', 'initiator-address': '--initiator-address',
+           'user': '--user', 'password': '--password',
+           'path': '--backing-store', 'bstype': '--bstype',
+           'bsopts': '--bsopts', 'bsoflags': '--bsoflags'}
+
+
+class FakeTgtd:
+    """tgtd behind its management socket, in memory."""
+
+    def __init__(self, control_port=0):
+        self.control_port = control_port
         self.targets = {}
         self.accounts = {}
+        self.discovery = []          # accounts bound without a tid
         self.lun_params = collections.defaultdict(list)
         self.calls = []
+        self.raw = []                # the requests' bytes, as received
         self.changes = 0             # successful mutating calls
-        self.down = False
+        self.down = False            # closes connections unanswered
         self.fail_lun_new = None     # error text for logicalunit new
         self.steal_tids = 0          # next N "target new" fail: tid taken
+        self._lock = threading.Lock()
 
     # --- helpers for tests ----------------------------------------------
 
@@ -136,35 +159,106 @@ class FakeTgtd:
         return next((t for t in self.targets.values() if t.iqn == iqn),
                     None)
 
-    # --- processutils.execute ---------------------------------------------
+    # --- the socket -----------------------------------------------------
 
-    def execute(self, *cmd, **kwargs):
-        assert cmd[0] == 'tgtadm', cmd
-        assert all(isinstance(a, str) for a in cmd), cmd
-        self.calls.append(list(cmd))
-        if self.down:
-            self._fail('tgtadm: failed to send request hdr to tgt daemon, '
-                       'Transport endpoint is not connected', 107)
-        args = {}
-        flags = set()
-        i = 1
-        while i < len(cmd):
-            if cmd[i] in ('--force', '--outgoing'):
-                flags.add(cmd[i])
-                i += 1
-            else:
-                args[cmd[i]] = cmd[i + 1]
-                i += 2
-        handler = getattr(self, '_%s_%s' % (args['--mode'], args['--op']))
-        out = handler(args, flags)
-        if args['--op'] != 'show':
-            self.changes += 1
-        return out, ''
+    def serve(self, test):
+        """Listen in ``test``'s temporary directory until it ends.
+
+        :returns: the socket base path ([iscsi] tgtd_socket).
+        """
+        tmp = test.useFixture(fixtures.TempDir()).path
+        base = os.path.join(tmp, 'socket')
+        fake = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                fake._handle(self.request)
+
+        server = socketserver.UnixStreamServer(
+            tgt_ipc.socket_path(base, self.control_port), Handler)
+        thread = threading.Thread(target=server.serve_forever,
+                                  kwargs={'poll_interval': 0.05})
+        thread.start()
+        test.addCleanup(thread.join)
+        test.addCleanup(server.server_close)
+        test.addCleanup(server.shutdown)
+        return base
 
     @staticmethod
-    def _fail(msg, code=22):
-        raise processutils.ProcessExecutionError(
-            stdout='', stderr=msg + '\n', exit_code=code, cmd='tgtadm ...')
+    def _read(conn, count):
+        data = b''
+        while len(data) < count:
+            chunk = conn.recv(count - len(data))
+            if not chunk:
+                raise EOFError()
+            data += chunk
+        return data
+
+    def _handle(self, conn):
+        try:
+            header = self._read(conn, tgt_ipc._REQ.size)
+            fields, _ = tgt_ipc.unpack(header)
+            body = self._read(conn, fields['len'] - tgt_ipc._REQ.size)
+        except EOFError:
+            return
+        if self.down:
+            return  # as tgtd does with a peer it refuses
+        self.raw.append(header + body)
+        with self._lock:
+            code, out = self.execute(fields, body)
+        payload = out.encode() + b'\0' if out else b''
+        conn.sendall(tgt_ipc._RSP.pack(code, tgt_ipc._RSP.size
+                                       + len(payload)) + payload)
+
+    def execute(self, fields, body):
+        """Run one decoded request: (error code, text)."""
+        assert body == b'' or body.endswith(b'\0'), body
+        text = body[:-1].decode()
+        params = {}
+        target_ops = None
+        if 'targetOps ' in text:
+            text, _sep, target_ops = text.partition('targetOps ')
+            text = text.rstrip(',')
+            assert target_ops.endswith(','), target_ops
+            target_ops = target_ops[:-1]
+        for pair in filter(None, text.split(',')):
+            key, _sep, value = pair.partition('=')
+            params[key] = value
+        args = {'--mode': fields['mode'], '--op': fields['op']}
+        cmd = ['tgtadm', '-C', str(self.control_port), '--lld',
+               fields['lld'], '--mode', fields['mode'], '--op',
+               fields['op']]
+        if fields['tid'] != tgt_ipc.NO_TID:
+            args['--tid'] = str(fields['tid'])
+            cmd += ['--tid', args['--tid']]
+        if fields['lun'] is not None:
+            args['--lun'] = str(fields['lun'])
+            cmd += ['--lun', args['--lun']]
+        for key, value in params.items():
+            args[_OPTION[key]] = value
+            cmd += [_OPTION[key], value]
+        if target_ops is not None:
+            args['--params'] = target_ops
+            cmd += ['--params', target_ops]
+        flags = set()
+        if fields['force']:
+            flags.add('--force')
+            cmd.append('--force')
+        self.calls.append(cmd)
+        handler = getattr(self, '_%s_%s' % (fields['mode'], fields['op']))
+        try:
+            out = handler(args, flags)
+        except _Fail as e:
+            return e.code, ''
+        if fields['op'] != 'show':
+            self.changes += 1
+        return 0, out
+
+    @staticmethod
+    def _fail(msg):
+        text = msg[len('tgtadm: '):] if msg.startswith('tgtadm: ') else msg
+        raise _Fail(tgt_ipc.ERRORS.index(text) if text in tgt_ipc.ERRORS
+                    else 1)
 
     def _target(self, args):
         tid = int(args['--tid'])
@@ -230,7 +324,7 @@ class FakeTgtd:
         t = self._target(args)
         entry = args.get('--initiator-name') or args['--initiator-address']
         if entry not in t.acl:
-            self._fail("tgtadm: can't find the access control rule")
+            self._fail('tgtadm: this access control rule does not exist')
         t.acl.remove(entry)
         return ''
 
@@ -266,12 +360,22 @@ class FakeTgtd:
         if user not in self.accounts:
             self._fail("tgtadm: can't find the account")
         del self.accounts[user]
+        if user in self.discovery:
+            self.discovery.remove(user)
         for t in self.targets.values():
             if user in t.accounts:
                 t.accounts.remove(user)
         return ''
 
     def _account_bind(self, args, flags):
+        if '--tid' not in args:
+            # Discovery authentication; tgtd 1.0.85's answers, measured.
+            if args['--user'] not in self.accounts:
+                self._fail("tgtadm: can't find the account")
+            if args['--user'] in self.discovery:
+                self._fail('tgtadm: this account already exists')
+            self.discovery.append(args['--user'])
+            return ''
         t = self._target(args)
         if args['--user'] not in self.accounts:
             self._fail("tgtadm: can't find the account")

@@ -36,8 +36,10 @@ class _Base(test_base.TestCase):
     def setUp(self):
         super().setUp()
         self.tgtd = fakes.FakeTgtd()
-        self.useFixture(fixtures.MockPatchObject(
-            tgt.processutils, 'execute', side_effect=self.tgtd.execute))
+        self.config(tgtd_socket=self.tgtd.serve(self), group='iscsi')
+        # The discovery account has its own tests (DiscoveryAuthTestCase,
+        # test_tgt): here tgtd's accounts are the nodes' only.
+        self.config(discovery_auth=False, group='iscsi')
         self.log = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
         self.lib = fakes.FakeLibrary()
         self.lib.add_disk(NODE)
@@ -71,6 +73,8 @@ class ManagerTestCase(_Base):
         self.assertNotIn(exp.chap_secret, repr(exp))
         self.assertEqual({layout.META_IQN: exp.target_iqn,
                           layout.META_INITIATOR: '',
+                          layout.META_INITIATOR_ADDRESS: '',
+                          layout.META_PORTAL: '',
                           layout.META_CHAP_USER: exp.chap_username,
                           layout.META_CHAP_SECRET: exp.chap_secret},
                          self.lib.disks[NODE].metadata)
@@ -88,6 +92,21 @@ class ManagerTestCase(_Base):
         self.assertEqual(calls, self.tgtd.changes)
         self.assertEqual(1, self.lib.calls.count(('set_node_metadata',
                                                   NODE)))
+
+    def test_fresh_credentials_at_every_deploy(self):
+        # Issue 11: a deploy retried on a clone that records credentials
+        # (or a rebuild) does not reuse them; tgtd serves the new secret.
+        first = self.mgr.export_node(NODE)
+        again = self.mgr.export_node(NODE, fresh_credentials=True)
+        self.assertEqual(first.chap_username, again.chap_username)
+        self.assertNotEqual(first.chap_secret, again.chap_secret)
+        self.assertEqual(again.chap_secret,
+                         self.tgtd.accounts[again.chap_username])
+        self.assertEqual([again.chap_secret], self.secrets())
+        served = self.tgtd.by_iqn(again.target_iqn)
+        self.assertEqual([again.chap_username], served.accounts)
+        self.assertEqual(again.luns, served.luns)
+        self.assertNoSecret()
 
     def test_credentials_differ_per_node(self):
         self.lib.add_disk(NODE2)
@@ -404,3 +423,43 @@ class ProcessManagerTestCase(test_base.TestCase):
         export.reset_manager()
         with mock.patch.object(export, 'load_backend', autospec=True):
             self.assertIsNot(first, export.get_manager())
+
+
+class BootNetworkExportTestCase(_Base):
+    """Per-project boot networks: portal and address ACL, recorded."""
+
+    def test_recorded_and_restored(self):
+        exp = self.mgr.export_node(NODE, initiator_iqn=INITIATOR,
+                                   portal='10.78.1.1:3260',
+                                   initiator_address='10.78.1.0/24')
+        self.assertEqual('10.78.1.1:3260', exp.portal)
+        meta = self.lib.disks[NODE].metadata
+        self.assertEqual('10.78.1.0/24',
+                         meta[layout.META_INITIATOR_ADDRESS])
+        self.assertEqual('10.78.1.1:3260', meta[layout.META_PORTAL])
+        self.assertEqual(['10.78.1.0/24'],
+                         self.tgtd.by_iqn(exp.target_iqn).acl)
+        # After a tgtd restart: the same ACL, the same portal told.
+        self.tgtd.targets.clear()
+        self.tgtd.accounts.clear()
+        self.mgr.reconcile()
+        self.assertEqual(['10.78.1.0/24'],
+                         self.tgtd.by_iqn(exp.target_iqn).acl)
+        self.assertEqual(exp, self.mgr.get_export(NODE))
+        [(listed, served)] = self.mgr.list_exports()
+        self.assertEqual('10.78.1.1:3260', listed.portal)
+
+    def test_shared_mode_network(self):
+        self.config(initiator_network='10.77.0.0/24', group='iscsi')
+        exp = self.mgr.export_node(NODE)
+        self.assertEqual(['10.77.0.0/24'],
+                         self.tgtd.by_iqn(exp.target_iqn).acl)
+
+    def test_address_checked_as_tgt_matches_it(self):
+        exp = self.mgr.export_node(NODE, initiator_address='10.78.1.5/32')
+        self.assertEqual(['10.78.1.5'],
+                         self.tgtd.by_iqn(exp.target_iqn).acl)
+        self.lib.add_disk(NODE2)
+        self.assertRaises(exception.InvalidName, self.mgr.export_node,
+                          NODE2, initiator_address='10.78.1.1/24')
+        self.assertNotIn(layout.META_IQN, self.lib.disks[NODE2].metadata)

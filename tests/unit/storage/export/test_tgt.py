@@ -12,6 +12,8 @@
 
 """The tgt backend against a fake tgtd (processutils.execute)."""
 
+import io
+import sys
 from unittest import mock
 
 import fixtures
@@ -19,6 +21,7 @@ import fixtures
 from bmi_driver import exception
 from bmi_driver.storage.export import base
 from bmi_driver.storage.export import tgt
+from bmi_driver.storage.export import tgt_ipc
 from tests import base as test_base
 from tests.unit.storage.export import fakes
 
@@ -61,21 +64,25 @@ class ParseTestCase(test_base.TestCase):
                          tgt.parse_targets(text))
 
 
-class TgtBackendTestCase(test_base.TestCase):
+class _BackendBase(test_base.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.tgtd = fakes.FakeTgtd()
-        self.useFixture(fixtures.MockPatchObject(
-            tgt.processutils, 'execute', side_effect=self.tgtd.execute))
+        self.tgtd = fakes.FakeTgtd(control_port=3)
+        self.config(tgtd_socket=self.tgtd.serve(self), group='iscsi')
         self.config(conf_file='/etc/ceph/test.conf', group='ceph')
         self.config(tgtadm_control_port=3, group='iscsi')
+        # Discovery authentication: DiscoveryAuthTestCase.
+        self.config(discovery_auth=False, group='iscsi')
         self.log = self.useFixture(fixtures.FakeLogger(level='DEBUG'))
         self.backend = tgt.TgtExportBackend()
 
     def assertNoSecret(self, *texts):
         for text in texts + (self.log.output,):
             self.assertNotIn(SECRET, str(text))
+
+
+class TgtBackendTestCase(_BackendBase):
 
     def test_create(self):
         target, status = self.backend.ensure_target(wanted())
@@ -241,28 +248,73 @@ class TgtBackendTestCase(test_base.TestCase):
             self.assertIn('control port 3', str(e))
             self.assertNoSecret(e)
 
-    def test_root_helper(self):
-        with mock.patch.object(tgt.processutils, 'execute',
-                               return_value=('', '')) as execute:
-            self.backend.check()
-            self.config(tgtadm_root_helper='sudo', tgtadm_timeout=7,
-                        group='iscsi')
-            self.backend.check()
-        argv = ('tgtadm', '-C', '3', '--lld', 'iscsi', '--mode', 'system',
-                '--op', 'show')
-        self.assertEqual(
-            [mock.call(*argv, timeout=30, run_as_root=False,
-                       root_helper=''),
-             mock.call(*argv, timeout=7, run_as_root=True,
-                       root_helper='sudo')],
-            execute.call_args_list)
+    def test_no_command_line_at_all(self):
+        # Issue 11: tgtadm took the secret as --password on its command
+        # line; the socket client runs nothing.
+        with mock.patch.object(tgt.processutils, 'execute') as execute:
+            self.backend.ensure_target(wanted())
+            self.backend.remove_target(IQN, chap_username='bmi-a')
+        execute.assert_not_called()
+        new = next(r for r in self.tgtd.raw if SECRET.encode() in r)
+        fields, body = tgt_ipc.unpack(new)
+        self.assertEqual(('account', 'new'), (fields['mode'], fields['op']))
+        self.assertEqual(b'user=bmi-a,password=%s\0' % SECRET.encode(),
+                         body)
+        self.assertNoSecret()
 
-    def test_tgtadm_missing(self):
+    def test_root_helper(self):
+        # The same client in a child run by the helper: the request, with
+        # the secret, on its stdin; its command line fixed.
+        def run(*cmd, **kwargs):
+            out = io.StringIO()
+            tgt_ipc.main(io.StringIO(kwargs['process_input']), out)
+            return out.getvalue(), ''
+
+        self.config(tgtadm_root_helper='sudo', tgtadm_timeout=7,
+                    group='iscsi')
         with mock.patch.object(tgt.processutils, 'execute',
-                               side_effect=FileNotFoundError(
-                                   2, 'No such file or directory')):
-            self.assertRaises(exception.TargetDaemonUnavailable,
+                               side_effect=run) as execute:
+            self.backend.ensure_target(wanted())
+            self.tgtd.down = True
+            e = self.assertRaises(exception.TargetDaemonUnavailable,
+                                  self.backend.check)
+        self.assertIn('closed the connection', str(e))
+        self.assertEqual(SECRET, self.tgtd.accounts['bmi-a'])
+        for call in execute.call_args_list:
+            self.assertEqual((sys.executable, '-m',
+                              'bmi_driver.storage.export.tgt_ipc'),
+                             call.args)
+            self.assertEqual({'timeout': 12, 'run_as_root': True,
+                              'root_helper': 'sudo'},
+                             {k: v for k, v in call.kwargs.items()
+                              if k != 'process_input'})
+        self.assertTrue(any(SECRET in c.kwargs['process_input']
+                            for c in execute.call_args_list))
+        self.assertNoSecret(e)
+
+    def test_root_helper_fails(self):
+        self.config(tgtadm_root_helper='sudo', group='iscsi')
+        with mock.patch.object(
+                tgt.processutils, 'execute',
+                side_effect=tgt.processutils.ProcessExecutionError(
+                    exit_code=1, stderr='sudo: a password is required')):
+            e = self.assertRaises(exception.TargetDaemonUnavailable,
+                                  self.backend.ensure_target, wanted())
+        self.assertIn("root helper 'sudo'", str(e))
+        self.assertNoSecret(e)
+
+    def test_socket_missing(self):
+        self.config(tgtd_socket='/nonexistent/tgtd/socket', group='iscsi')
+        e = self.assertRaises(exception.TargetDaemonUnavailable,
                               self.backend.check)
+        self.assertIn('no tgtd socket /nonexistent/tgtd/socket.3', str(e))
+
+    def test_comma_in_a_value_refused(self):
+        e = self.assertRaises(exception.ExportError,
+                              self.backend.ensure_target,
+                              wanted(chap_secret='a,b' + SECRET))
+        self.assertNotIn('a,b', str(e))
+        self.assertEqual({}, self.tgtd.targets)
 
     def test_remove(self):
         self.backend.ensure_target(wanted())
@@ -326,3 +378,62 @@ class DiagnoseTestCase(test_base.TestCase):
 
     def test_nothing_found(self):
         self.assertEqual('see the tgtd log', self.diagnose())
+
+
+class AddressACLTestCase(_BackendBase):
+    """Per-project boot networks: an address ACL, and only that."""
+
+    def test_address_alone_even_with_a_known_initiator(self):
+        # tgt 1.0.85 admits address OR name (measured): no name next to it.
+        self.backend.ensure_target(wanted(initiator_iqn=INITIATOR,
+                                          initiator_address='10.78.1.0/24'))
+        self.assertEqual(['10.78.1.0/24'], self.tgtd.by_iqn(IQN).acl)
+
+    def test_converges_from_all_never_empty(self):
+        self.backend.ensure_target(wanted())
+        self.assertEqual(['ALL'], self.tgtd.by_iqn(IQN).acl)
+        _t, status = self.backend.ensure_target(
+            wanted(initiator_address='10.78.1.0/24'))
+        self.assertEqual(base.UPDATED, status)
+        self.assertEqual(['10.78.1.0/24'], self.tgtd.by_iqn(IQN).acl)
+        binds = [c for c in self.tgtd.calls
+                 if '--op' in c and c[c.index('--op') + 1] in ('bind',
+                                                               'unbind')
+                 and '--mode' in c and c[c.index('--mode') + 1] == 'target']
+        # Bound before ALL is unbound: never a moment without an ACL.
+        self.assertEqual(['bind', 'unbind'],
+                         [c[c.index('--op') + 1] for c in binds[-2:]])
+
+
+class DiscoveryAuthTestCase(_BackendBase):
+
+    def setUp(self):
+        super().setUp()
+        self.config(discovery_auth=True, group='iscsi')
+
+    def test_bound_before_the_first_target(self):
+        self.backend.ensure_target(wanted())
+        self.assertEqual([tgt.DISCOVERY_USER], self.tgtd.discovery)
+        secret = self.tgtd.accounts[tgt.DISCOVERY_USER]
+        self.assertEqual(32, len(secret))
+        first_target = next(i for i, c in enumerate(self.tgtd.calls)
+                            if 'target' in c and 'new' in c)
+        bind = next(i for i, c in enumerate(self.tgtd.calls)
+                    if 'account' in c and 'bind' in c and '--tid' not in c)
+        self.assertLess(bind, first_target)
+        self.assertNotIn(secret, self.log.output)
+
+    def test_once(self):
+        self.backend.ensure_target(wanted())
+        before = self.tgtd.changes
+        self.backend.ensure_target(wanted())
+        self.assertEqual(before, self.tgtd.changes)
+        self.assertEqual([tgt.DISCOVERY_USER], self.tgtd.discovery)
+
+    def test_after_a_tgtd_restart(self):
+        self.backend.ensure_target(wanted())
+        self.tgtd.accounts.clear()
+        self.tgtd.discovery.clear()
+        self.tgtd.targets.clear()
+        self.backend.ensure_target(wanted())
+        self.assertEqual([tgt.DISCOVERY_USER], self.tgtd.discovery)

@@ -1,0 +1,295 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The per-project boot networks, as the operator lists them.
+
+``[bmi] boot_networks_file`` is a JSON object, one entry per project::
+
+    {"<project>": {"hil_network": "boot-p",
+                   "portal": "10.78.1.1:3260",
+                   "cidr": "10.78.1.0/24",
+                   "http_root": "/srv/bmi-boot/p"}}
+
+``hil_network``: the HIL network of the project's boot nics (native VLAN);
+``portal``: the gateway's address on it (and the iSCSI port, default
+3260), what the node's VolumeTarget announces; ``cidr``: the network
+itself, the address ACL of every target of the project; ``http_root``: the
+directory the project's boot files are published into, which the web
+server serves on the gateway address only.
+
+The file is read again whenever its modification time or size changes
+(a cheap ``stat`` per lookup), and refused as a whole, with every problem
+named, when an entry is malformed or two entries would let one project's
+nodes reach the other's (same HIL network, overlapping networks, nested
+HTTP roots).  Nothing here imports Ironic.
+"""
+
+import dataclasses
+import ipaddress
+import json
+import os
+import threading
+
+from oslo_log import log
+
+from bmi_driver.conf import CONF
+from bmi_driver import exception
+from bmi_driver.network import hil_client
+
+LOG = log.getLogger(__name__)
+
+DEFAULT_ISCSI_PORT = 3260
+_KEYS = frozenset(['hil_network', 'portal', 'cidr', 'http_root'])
+
+
+@dataclasses.dataclass(frozen=True)
+class BootNetwork:
+    """One project's boot network."""
+
+    project: str
+    hil_network: str
+    portal_address: str
+    portal_port: int
+    cidr: str
+    http_root: str
+
+    @property
+    def portal(self):
+        """``address:port`` (``[v6]:port``), as a VolumeTarget says it."""
+        address = self.portal_address
+        if ':' in address:
+            address = '[%s]' % address
+        return '%s:%d' % (address, self.portal_port)
+
+    @property
+    def acl_address(self):
+        """The network as tgt's ``initiator-address`` ACL must say it.
+
+        tgt 1.0.85 (usr/iscsi/target.c, measured) matches ``a.b.c.d/n``
+        only when the host bits of ``a.b.c.d`` are zero and n < 32: a
+        ``/32`` (or ``/128``) entry never matches, so a single address is
+        given bare.
+        """
+        network = ipaddress.ip_network(self.cidr)
+        if network.prefixlen == network.max_prefixlen:
+            return str(network.network_address)
+        return str(network)
+
+
+def enabled():
+    """Whether per-project boot networks are configured."""
+    return bool(CONF.bmi.boot_networks_file)
+
+
+class _Cache:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.key = None
+        self.networks = None
+
+
+_CACHE = _Cache()
+
+
+def _invalid(path, problems):
+    return exception.BootNetworkConfigError(
+        path=path, reason='; '.join(problems))
+
+
+def _parse_portal(value):
+    """``address[:port]`` → (address, port). :raises: ValueError"""
+    if not isinstance(value, str) or not value:
+        raise ValueError('must be "<address>[:<port>]"')
+    port = DEFAULT_ISCSI_PORT
+    if value.startswith('['):
+        address, sep, rest = value[1:].partition(']')
+        if not sep or (rest and not rest.startswith(':')):
+            raise ValueError('must be "[<IPv6 address>]:<port>"')
+        if rest:
+            port = rest[1:]
+    elif value.count(':') == 1:
+        address, port = value.split(':')
+    else:
+        address = value
+    address = str(ipaddress.ip_address(address))
+    if not str(port).isdigit() or not 0 < int(port) < 65536:
+        raise ValueError('port %r is not a TCP port' % (port,))
+    return address, int(port)
+
+
+def _entry(project, raw, problems):
+    """One checked BootNetwork, or None (its problems appended)."""
+    where = 'project %r' % project
+    try:
+        hil_client.check_name('project', project)
+    except exception.HILInvalidName as e:
+        problems.append(str(e))
+        return None
+    if not isinstance(raw, dict):
+        problems.append('%s: the entry must be an object' % where)
+        return None
+    missing = sorted(_KEYS - set(raw))
+    unknown = sorted(set(raw) - _KEYS)
+    if missing or unknown:
+        problems.append('%s: %s' % (where, ', '.join(
+            ['missing %s' % k for k in missing]
+            + ['unknown key %s' % k for k in unknown])))
+        return None
+    before = len(problems)
+    network = raw['hil_network']
+    try:
+        hil_client.check_name('network', network)
+    except exception.HILInvalidName as e:
+        problems.append('%s: %s' % (where, e))
+    if network == CONF.hil.provisioning_network:
+        problems.append('%s: hil_network %s is [hil] provisioning_network, '
+                        'which every project shares' % (where, network))
+    try:
+        cidr = ipaddress.ip_network(raw['cidr'], strict=True)
+    except (TypeError, ValueError) as e:
+        # strict: tgt silently never matches an ACL with host bits set.
+        problems.append('%s: cidr %r is not a network address/prefix '
+                        '(%s)' % (where, raw['cidr'], e))
+        cidr = None
+    try:
+        address, port = _parse_portal(raw['portal'])
+    except ValueError as e:
+        problems.append('%s: portal %r: %s' % (where, raw['portal'], e))
+        address = port = None
+    if (cidr is not None and address is not None
+            and ipaddress.ip_address(address) not in cidr):
+        problems.append('%s: portal address %s is not in cidr %s (the '
+                        'gateway needs an address on the boot network)'
+                        % (where, address, cidr))
+    root = raw['http_root']
+    if (not isinstance(root, str) or not os.path.isabs(root)
+            or '..' in root.split('/')):
+        problems.append('%s: http_root %r must be an absolute path without '
+                        '".."' % (where, root))
+    if len(problems) > before:
+        return None
+    return BootNetwork(project=project, hil_network=network,
+                       portal_address=address, portal_port=port,
+                       cidr=str(cidr), http_root=os.path.normpath(root))
+
+
+def _inside(path, root):
+    return path == root or path.startswith(root.rstrip('/') + '/')
+
+
+def _check_apart(networks, problems):
+    """Entries that would let one project's nodes reach another's."""
+    items = sorted(networks.values(), key=lambda n: n.project)
+    for i, a in enumerate(items):
+        for b in items[i + 1:]:
+            pair = 'projects %r and %r' % (a.project, b.project)
+            if a.hil_network == b.hil_network:
+                problems.append('%s share hil_network %s'
+                                % (pair, a.hil_network))
+            if ipaddress.ip_network(a.cidr).overlaps(
+                    ipaddress.ip_network(b.cidr)):
+                problems.append('%s have overlapping cidrs %s and %s'
+                                % (pair, a.cidr, b.cidr))
+            if (_inside(a.http_root, b.http_root)
+                    or _inside(b.http_root, a.http_root)):
+                problems.append('%s have nested http_roots %s and %s'
+                                % (pair, a.http_root, b.http_root))
+
+
+def parse(path, text):
+    """The boot networks of a file's text: {project: BootNetwork}.
+
+    :raises: BootNetworkConfigError naming every problem.
+    """
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise _invalid(path, ['not JSON: %s' % e])
+    if not isinstance(raw, dict):
+        raise _invalid(path, ['must be a JSON object {"<project>": {...}}'])
+    problems = []
+    networks = {}
+    for project, entry in sorted(raw.items()):
+        network = _entry(project, entry, problems)
+        if network is not None:
+            networks[project] = network
+    if not problems:
+        _check_apart(networks, problems)
+    if problems:
+        raise _invalid(path, problems)
+    return networks
+
+
+def load():
+    """Every project's boot network, or None in shared mode.
+
+    Read again when the file's modification time, size or inode changed.
+
+    :raises: BootNetworkConfigError when the file cannot be read or is
+        invalid (also after a change: the last good version is not used,
+        a broken registry must not keep a project on a stale network).
+    """
+    path = CONF.bmi.boot_networks_file
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise _invalid(path, ['cannot be read: %s' % (e.strerror or e)])
+    key = (path, st.st_mtime_ns, st.st_size, st.st_ino)
+    with _CACHE.lock:
+        if _CACHE.key == key:
+            return _CACHE.networks
+        try:
+            with open(path, encoding='utf-8') as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise _invalid(path, ['cannot be read: %s' % e])
+        networks = parse(path, text)
+        _CACHE.key, _CACHE.networks = key, networks
+        LOG.info('Boot networks of %(n)d project(s) read from %(path)s',
+                 {'n': len(networks), 'path': path})
+        return networks
+
+
+def for_project(project):
+    """The boot network of ``project``, or None in shared mode.
+
+    :raises: BootNetworkMissing when per-project mode is on and the
+        project (None: a node of no project) has no entry.
+    :raises: BootNetworkConfigError
+    """
+    networks = load()
+    if networks is None:
+        return None
+    network = networks.get(project) if project else None
+    if network is None:
+        raise exception.BootNetworkMissing(
+            project=project or '(none)', path=CONF.bmi.boot_networks_file)
+    return network
+
+
+def reset_cache():
+    """Forget the file read last (tests)."""
+    with _CACHE.lock:
+        _CACHE.key = _CACHE.networks = None
+
+
+def warn_if_shared():
+    """Log, once per call, that boot traffic is not isolated per tenant."""
+    if not enabled():
+        LOG.warning('[bmi] boot_networks_file is not set: every tenant\'s '
+                    'nodes boot on the one provisioning network, where '
+                    'each node can reach the boot files and the iSCSI '
+                    'portal of every other. Tenant isolation of boot '
+                    'traffic is OFF (doc/network.md, "Per-project boot '
+                    'networks").')
