@@ -21,13 +21,15 @@ tgtd on the gateway's address, and run the demo image's OS
 switch ports onto VLANs. A failing test carries the VM consoles.
 
 * ``SanbootTest``: the storage path alone: library clone -> tgt export
-  (CHAP, initiator ACL) -> iPXE ``sanhook``/``sanboot`` as Ironic's template
-  does it; then ``snapshot_node`` and a second node from the snapshot. The
-  boot port is put on the provisioning VLAN directly (no Ironic, no HIL
-  node).
+  (CHAP, the address ACL of project e2e's boot network) -> iPXE
+  ``sanhook``/``sanboot`` as Ironic's template does it; then
+  ``snapshot_node`` and a second node from the snapshot. The boot port is
+  put on e2e's boot VLAN directly (no Ironic, no HIL node), its iPXE file
+  into e2e's HTTP root.
 * ``IronicBootTest``: the demo's scenarios through Ironic and the real
-  HIL (e2e.TenantScenario: two projects probe each other; e2e.Scenario:
-  deploy, snapshot, deploy from the snapshot).
+  HIL (e2e.TenantScenario: two projects on their own boot networks probe
+  each other, each other's boot files and targets; e2e.Scenario: deploy,
+  snapshot, deploy from the snapshot).
 """
 
 import os
@@ -40,7 +42,6 @@ from bmi_driver.storage.ceph import library as images
 from bmi_driver.storage.export import manager as export
 from tests.functional import base
 from tools.lab import e2e
-from tools.lab import labnet
 from tools.lab import state as lab_state
 from tools.lab import vmlab
 
@@ -101,14 +102,12 @@ class SanbootTest(LabTestCase):
         super().setUp()
         self.config(tgt_ceph_user=self.env['ceph_tgt_user'],
                     tgt_ceph_conf=self.env['ceph_conf'], group='iscsi')
-        host, port = self.env['tgtd_portal'].rsplit(':', 1)
-        self.config(portal_address=host, portal_port=int(port),
-                    group='iscsi')
         self.lib = images.ImageLibrary()
         self.mgr = export.ExportManager(library=self.lib)
         self.mgr.check()
         self.tag = uuid.uuid4().hex[:8]
-        self.http_root = self.services['services']['http']['root']
+        self.boot_net = self.net.boot_networks[PROJECT]
+        self.http_root = self.boot_net.http_root
 
     def boot(self, name, image_uuid, index):
         """Clone, export and sanboot ``image_uuid`` as node ``name``."""
@@ -116,8 +115,10 @@ class SanbootTest(LabTestCase):
         node_uuid = str(uuid.uuid4())
         self.lib.clone_for_node(node_uuid, image_uuid, project=PROJECT)
         self.addCleanup(self.lib.remove_node_disk, node_uuid)
-        node_export = self.mgr.export_node(node_uuid,
-                                           initiator_iqn=node.initiator)
+        node_export = self.mgr.export_node(
+            node_uuid, initiator_iqn=node.initiator,
+            portal=self.boot_net.portal,
+            initiator_address=self.boot_net.cidr)
         self.addCleanup(self.mgr.unexport_node, node_uuid)
         self.assertIsNotNone(node_export.chap_secret)
 
@@ -132,7 +133,7 @@ class SanbootTest(LabTestCase):
         self.net.add_ports(node)
         self.addCleanup(self._del_ports, node)
         self.net.switch.set_tag(node.boot_port,
-                                self.net.vlan(labnet.PROVISIONING_NETWORK))
+                                self.net.vlan(self.boot_net.hil_network))
         vm_uuid = self.lab.define_vm(node.vm, (node.mac, node.boot_port))
         self.vms.append(node.vm)
         self.addCleanup(self.lab.remove_vm, node.vm)
@@ -209,13 +210,38 @@ class IronicBootTest(LabTestCase):
         scenario = self.scenario(e2e.TenantScenario, 'e2t', 0xb7)
         scenario.run()
         lines = scenario.probe_lines()
-        # 4 nodes x 3 peers, each as expected; both outcomes present.
-        self.assertEqual(12, len(lines))
+        self.progress.extend(line for line, _ok in lines)
         for line, ok in lines:
             self.assertTrue(ok, line)
-        text = '\n'.join(line for line, _ok in lines)
-        self.assertIn('expected reachable, seen reachable', text)
-        self.assertIn('expected blocked, seen blocked', text)
+        # Every kind, with both outcomes where the issue asks for them.
+        kinds = {}
+        for line, _ok in lines:
+            head, _sep, tail = line.partition(': ')
+            kinds.setdefault(head.split()[-1], set()).add(tail)
+        ok_reachable = 'expected reachable, seen reachable'
+        ok_blocked = 'expected blocked, seen blocked'
+        self.assertEqual({ok_reachable, ok_blocked}, kinds['tenant-net'])
+        self.assertEqual({ok_reachable, ok_blocked}, kinds['boot-files'])
+        self.assertEqual({ok_blocked}, kinds['iscsi-login'])
+        self.assertEqual({ok_reachable}, kinds['own-disk'])
+        a_nodes = [n for n in scenario.nodes if scenario.attacker(n)]
+        for node in a_nodes:
+            victim = scenario.victim(node).name
+            mine = [line for line, _ok in lines
+                    if line.startswith('PROBE %s -> ' % node.name)]
+            # B's <uuid>/config and pxelinux.cfg/<mac>, at B's gateway
+            # address and at A's own; B's target at both portals, as B's
+            # initiator and as A's own, with B's CHAP user and secret.
+            self.assertEqual(4, len([
+                ln for ln in mine if ' -> %s/' % victim in ln
+                and ' boot-files:' in ln]), mine)
+            self.assertEqual(4, len([
+                ln for ln in mine if ' -> %s@' % victim in ln
+                and ' iscsi-login:' in ln]), mine)
+            self.assertIn('PROBE %s -> %s boot-files: %s'
+                          % (node.name, node.name, ok_reachable), mine)
+            self.assertIn('PROBE %s -> %s own-disk: %s'
+                          % (node.name, node.name, ok_reachable), mine)
         self.progress.extend(scenario.summary())
 
     def _cleanup(self, scenario):

@@ -107,7 +107,8 @@ def ironic_conf(ironic_dir, port=6385, debug=False,
     ]
 
 
-def bmi_conf(env, bmi_state_path, hil=None):
+def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,
+             boot_file_group=None):
     """The plugin's configuration for the lab's services.
 
     :param env: services.json (``tools.lab.state.load_services``).
@@ -115,18 +116,32 @@ def bmi_conf(env, bmi_state_path, hil=None):
     :param hil: ``{'url', 'username', 'password'}`` of the plugin's
         (non-admin) HIL user; without a username, HIL's null auth. With a
         password the file must be written 0600 (``write(..., mode)``).
+    :param boot_networks_file: the per-project boot networks (the
+        README's operator path); None: shared mode.
+    :param boot_file_group: the web server's group (published boot files
+        are 0640 of it).
     :raises: KeyError naming a key services.json lacks.
     """
     iscsi = lab_state.iscsi_options(env)
+    bmi = [('state_path', os.path.abspath(bmi_state_path))]
+    if boot_networks_file:
+        bmi.append(('boot_networks_file',
+                    os.path.abspath(boot_networks_file)))
+    if boot_file_group:
+        bmi.append(('boot_file_group', boot_file_group))
+    hil_opts = hil_options(hil or {'url': 'http://127.0.0.1:7000'})
+    # A node of no project (neither owner nor lessee) boots on the
+    # operator's boot network; its images stay public ones.
+    hil_opts.append(('default_project', 'admin'))
     return [
-        ('bmi', [('state_path', os.path.abspath(bmi_state_path))]),
+        ('bmi', bmi),
         ('ceph', list(lab_state.ceph_options(env).items())),
         ('iscsi', [('portal_address', iscsi['portal_address']),
                    ('portal_port', iscsi['portal_port']),
                    ('tgt_ceph_user', iscsi['tgt_ceph_user'])]),
         ('coordination', [('backend_url', 'file://%s' % os.path.join(
             env['state_dir'], 'locks'))]),
-        ('hil', hil_options(hil or {'url': 'http://127.0.0.1:7000'})),
+        ('hil', hil_opts),
     ]
 
 

@@ -16,13 +16,18 @@ Shared by ``make demo`` (``python -m tools.lab.e2e``, driven by
 tools/demo.sh, inside the lab's namespace) and
 ``tests/functional/test_e2e_boot.py``. Two scenarios:
 
-``TenantScenario`` (issue 10): two HIL projects, two VMs each, deployed
-at once through Ironic with the ``hil`` network interface; each node's
-second nic joins its project's tenant network (``vlan/native``), all four
-on the same subnet so that only the VLANs separate them. Each node's
-config drive is a probe plan (doc/probes.md): it pings its peer (expected
-reachable) and both nodes of the other project (expected blocked). The
-scenario prints ``PROBE <from> -> <to> tenant-net: expected X, seen Y``
+``TenantScenario`` (issues 10 and 11): two HIL projects, two VMs each,
+deployed through Ironic with the ``hil`` network interface; each node's
+boot nic is on its project's own boot network, its second nic joins its
+project's tenant network (``vlan/native``), all four on the same subnet
+so that only the VLANs separate them. Each node's config drive is a probe
+plan (doc/probes.md): it pings its peer (expected reachable) and both
+nodes of the other project (expected blocked), fetches its own boot file
+(reachable) and writes its own disk (reachable). Project B deploys first;
+then each node of project A gets, in its plan, one B node's CHAP user,
+secret and target IQN as Ceph records them, and tries B's boot files and
+B's target with them, at B's gateway address and at A's (all blocked).
+The scenario prints ``PROBE <from> -> <to> <kind>: expected X, seen Y``
 per probe, checks that the switch agrees with HIL (each port's tag and
 trunks, minus its guard VLAN, are the VLANs of the HIL networks on that
 nic), undeploys, and checks that every port is on no VLAN and HIL shows
@@ -65,6 +70,7 @@ from oslo_concurrency import processutils
 
 from bmi_driver.conf import CONF
 from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.export import manager as export_manager
 from tools.lab import hil_real
 from tools.lab import labnet
 from tools.lab import state as lab_state
@@ -75,7 +81,6 @@ REPO = vmlab.REPO
 BAREMETAL = os.path.join(vmlab.VENV_BIN, 'baremetal')
 BMI_MANAGE = os.path.join(vmlab.VENV_BIN, 'bmi-manage')
 INITIATOR_PREFIX = 'iqn.2026-11.org.massopen.bmi.initiator'
-PROVISIONING_NETWORK = labnet.PROVISIONING_NETWORK
 BOOT_NIC, TENANT_NIC = 'boot', 'tenant'
 MARKER_RE = r'^BMI-BOOT-OK node=(\S+)\s*$'
 FOUND_RE = r'^BMI-FOUND (\S+)\s*$'
@@ -214,6 +219,8 @@ class LabNet(object):
                                          hil_env['admin_user'],
                                          f.read().strip())
         self.hil_switch = hil_env['switch']
+        # Each project's boot network (its gateway address, HTTP root).
+        self.boot_networks = labnet.boot_networks(env['state_dir'])
         self.switch = switch.Switch(labnet.NETNS,
                                     svcs['ovs']['state_dir'],
                                     bridge=labnet.BRIDGE)
@@ -317,16 +324,35 @@ class LabNet(object):
         return []
 
 
-def probe_plan(node, peers):
-    """The probe plan (doc/probes.md) of ``node`` to [(peer, expected)]."""
+class Probe(object):
+    """One probe of a node's plan and what the scenario expects of it."""
+
+    def __init__(self, kind, to, expected, args):
+        self.kind = kind
+        self.to = to
+        self.expected = expected
+        self.args = [str(a) for a in args]
+
+    def plan_line(self):
+        return ' '.join(['probe', self.kind, self.to] + self.args)
+
+    def __repr__(self):
+        return '%s -> %s (%s)' % (self.kind, self.to, self.expected)
+
+
+def probe_plan(node, probes):
+    """The probe plan (doc/probes.md) of ``node``: [Probe]."""
     lines = ['BMI-PLAN 1', 'node %s' % node.name,
              'tenant %s %s' % (node.tenant_mac, node.tenant_ip),
              'timeout %d' % PROBE_TIMEOUT]
-    for peer, _expected in peers:
-        lines.append('probe tenant-net %s %s'
-                     % (peer.name, peer.tenant_ip.split('/')[0]))
+    lines += [p.plan_line() for p in probes]
     lines.append('end')
-    return '\n'.join(lines) + '\n'
+    text = '\n'.join(lines) + '\n'
+    # The guest reads the plan's first 4096 bytes (doc/probes.md).
+    if len(text) > 4096:
+        raise ValueError('probe plan of %s is %d bytes (> 4096)'
+                         % (node.name, len(text)))
+    return text
 
 
 def config_drive(text):
@@ -358,6 +384,7 @@ class Scenario(object):
         self.networks = []        # HIL networks created
         self.golden = None
         self.snapshot = None
+        self.plans = {}             # node name -> [Probe]
 
     def make_nodes(self, mac_byte):
         return [Node('%s-node-%d' % (self.prefix, i), self.project, i,
@@ -548,9 +575,17 @@ class Scenario(object):
                 node.name, t.properties.get('target_iqn'),
                 t.properties.get('target_lun'), t.volume_id))
         nets = self.net.node_networks(node)
-        if PROVISIONING_NETWORK not in nets.get(BOOT_NIC, {}).values():
-            raise RuntimeError('%s is not on the HIL network %s (HIL: %s)'
-                               % (node.name, PROVISIONING_NETWORK, nets))
+        boot_net = self.net.boot_networks[node.project]
+        if nets.get(BOOT_NIC, {}).get('vlan/native') != boot_net.hil_network:
+            raise RuntimeError('%s\'s boot nic is not on its project\'s '
+                               'boot network %s (HIL: %s)'
+                               % (node.name, boot_net.hil_network, nets))
+        for t in targets:
+            portal = t.properties.get('target_portal')
+            if portal != boot_net.portal:
+                raise RuntimeError('%s boots from portal %s, not its '
+                                   'project\'s %s' % (node.name, portal,
+                                                      boot_net.portal))
         seen = self.net.check_switch_agrees(node)
         for label in sorted(nets):
             for channel, net in sorted(nets[label].items()):
@@ -663,11 +698,18 @@ class Scenario(object):
                                 % (port, node.name, label, vlans))
             if node.uuid and self.ironic.volume_target.list(node=node.uuid):
                 left.append('VolumeTarget of %s' % node.name)
+            root = self.net.boot_networks[node.project].http_root
+            for path in (os.path.join(root, node.uuid or '-', 'config'),
+                         os.path.join(root, 'pxelinux.cfg',
+                                      node.mac.replace(':', '-'))):
+                if os.path.exists(path):
+                    left.append('boot file %s' % path)
         if left:
             raise RuntimeError('left behind: %s' % '; '.join(left))
         self.report.detail(
-            'no clone, no iSCSI target, no HIL attachment, no VolumeTarget '
-            'left; every switch port on its guard VLAN alone: %s'
+            'no clone, no iSCSI target, no HIL attachment, no VolumeTarget, '
+            'no published boot file left; every switch port on its guard '
+            'VLAN alone: %s'
             % ', '.join('%s %s' % (p, self.net.switch.port_vlans(p))
                         for n in self.nodes for p in n.ports.values()))
 
@@ -746,13 +788,61 @@ class TenantScenario(Scenario):
                     index, mac_byte, TENANT_SUBNET % (10 + index)))
         return nodes
 
-    def expected(self, node):
-        """[(peer, 'reachable'|'blocked')] for ``node``'s probes."""
-        return [(peer, 'reachable' if peer.project == node.project
-                 else 'blocked') for peer in self.nodes if peer is not node]
+    def attacker(self, node):
+        """Project A's nodes attack project B's: the i-th the i-th."""
+        return node.project == self.PROJECTS[0]
+
+    def victim(self, node):
+        i = [n for n in self.nodes if n.project == node.project].index(node)
+        return [n for n in self.nodes if n.project != node.project][i]
+
+    def expected(self, node, victim_export=None):
+        """[Probe] of ``node``'s plan.
+
+        Every node: its peers on the tenant networks (its project's
+        reachable, the other's blocked), its own boot file on its boot
+        network (reachable), its own disk (reachable). A node of project
+        A also tries its victim in B: B's node's boot files (``<uuid>/
+        config`` and ``pxelinux.cfg/<mac>``, at B's gateway address and at
+        A's own) and a login to its target with B's CHAP user, secret,
+        target IQN (``victim_export``, from Ceph), at B's portal and at
+        A's, as B's initiator and as A's own: all blocked.
+        """
+        probes = [Probe('tenant-net', peer.name,
+                        'reachable' if peer.project == node.project
+                        else 'blocked', [peer.tenant_ip.split('/')[0]])
+                  for peer in self.nodes if peer is not node]
+        own = self.net.boot_networks[node.project]
+        probes.append(Probe('boot-files', node.name, 'reachable',
+                            ['%s/%s/config' % (own.url, node.uuid)]))
+        if self.attacker(node):
+            v = self.victim(node)
+            theirs = self.net.boot_networks[v.project]
+            mac = v.mac.replace(':', '-')
+            for gw in (theirs, own):
+                probes += [
+                    Probe('boot-files', '%s/config@%s' % (v.name,
+                                                          gw.address),
+                          'blocked', ['%s/%s/config' % (gw.url, v.uuid)]),
+                    Probe('boot-files', '%s/mac@%s' % (v.name, gw.address),
+                          'blocked', ['%s/pxelinux.cfg/%s' % (gw.url, mac)])]
+            if victim_export is not None:
+                ex = victim_export
+                for gw in (theirs, own):
+                    for who, initiator in (('its-iqn', v.initiator),
+                                           ('own-iqn', node.initiator)):
+                        probes.append(Probe(
+                            'iscsi-login', '%s@%s/%s' % (v.name, gw.address,
+                                                         who),
+                            'blocked', [gw.address, 3260, ex.target_iqn,
+                                        initiator, ex.chap_username,
+                                        ex.chap_secret]))
+        probes.append(Probe('own-disk', node.name, 'reachable', ['root']))
+        return probes
 
     def run(self):
         r = self.report
+        a, b = self.PROJECTS
         with r.step('import the golden image (public) with bmi-manage'):
             self.golden = self._import_image(visibility='public')
         with r.step('create a tenant network per project in HIL'):
@@ -762,25 +852,34 @@ class TenantScenario(Scenario):
                 self.networks.append(name)
                 vlan = self.net.create_network(name, project)
                 self.tenant_nets[project] = name
-                r.detail('HIL network %s of project %s: VLAN %d'
-                         % (name, project, vlan))
-            r.detail('provisioning network %s (public): VLAN %d'
-                     % (PROVISIONING_NETWORK,
-                        self.net.vlan(PROVISIONING_NETWORK)))
+                bn = self.net.boot_networks[project]
+                r.detail('HIL network %s of project %s: VLAN %d; its boot '
+                         'network %s: VLAN %d, gateway %s, portal %s'
+                         % (name, project, vlan, bn.hil_network,
+                            self.net.vlan(bn.hil_network), bn.address,
+                            bn.portal))
         with r.step('define four VMs on the switch and enroll them in HIL '
                     'and Ironic'):
             self.enroll_all()
-        with r.step('deploy the four nodes at once, each with its '
-                    'project\'s tenant network and a probe plan'):
+        self.plans = {}
+        with r.step('deploy the nodes of %s, each with its tenant network '
+                    'and a probe plan' % b):
             for node in self.nodes:
-                plan = probe_plan(node, self.expected(node))
-                self._deploy(node, self.golden, [{
-                    'network': self.tenant_nets[node.project],
-                    'nic': TENANT_NIC, 'channel': 'vlan/native'}],
-                    config_drive(plan))
+                if node.project == b:
+                    self._deploy_with_plan(node)
+            exports = {n.name: self._wait_export(n) for n in self.nodes
+                       if n.project == b}
+        with r.step('deploy the nodes of %s with plans that hold %s\'s '
+                    'CHAP user, secret and target IQN (taken from Ceph)'
+                    % (a, b)):
+            for node in self.nodes:
+                if node.project == a:
+                    self._deploy_with_plan(
+                        node, exports[self.victim(node).name])
             for node in self.nodes:
                 self._wait_active(node)
-        with r.step('the guests probe each other on the tenant networks'):
+        with r.step('the guests probe each other, the boot files, the '
+                    'targets and their own disks'):
             self._wait_probes()
         with r.step('check the probes'):
             self.check_probes()
@@ -789,6 +888,34 @@ class TenantScenario(Scenario):
         with r.step('check that every switch port is on no VLAN and HIL '
                     'shows no attachment'):
             self.check_nothing_left()
+
+    def _deploy_with_plan(self, node, victim_export=None):
+        self.plans[node.name] = self.expected(node, victim_export)
+        plan = probe_plan(node, self.plans[node.name])
+        self._deploy(node, self.golden, [{
+            'network': self.tenant_nets[node.project],
+            'nic': TENANT_NIC, 'channel': 'vlan/native'}],
+            config_drive(plan))
+
+    def _wait_export(self, node):
+        """The node's export as Ceph records it, once it exists."""
+        mgr = export_manager.ExportManager()
+        deadline = node.deploy_started + self.state_timeout
+        while True:
+            n = self._node(node)
+            if n.provision_state in ('deploy failed', 'error'):
+                raise RuntimeError('%s: %s: %s' % (
+                    node.name, n.provision_state, n.last_error))
+            ex = mgr.get_export(node.uuid)
+            if ex is not None and ex.chap_secret:
+                self.report.detail(
+                    '%s\'s target %s, CHAP user %s (secret from Ceph)'
+                    % (node.name, ex.target_iqn, ex.chap_username))
+                return ex
+            if time.monotonic() > deadline:
+                raise RuntimeError('%s has no export after %ss'
+                                   % (node.name, self.state_timeout))
+            time.sleep(0.5)
 
     def _wait_probes(self):
         deadline = time.monotonic() + self.boot_timeout + 2 * PROBE_TIMEOUT
@@ -820,12 +947,12 @@ class TenantScenario(Scenario):
         result = []
         for node in self.nodes:
             seen = {(to, kind): s for to, kind, s in node.probes}
-            for peer, expected in self.expected(node):
-                got = seen.get((peer.name, 'tenant-net'), 'missing')
+            for p in self.plans.get(node.name, []):
+                got = seen.get((p.to, p.kind), 'missing')
                 result.append((
-                    'PROBE %s -> %s tenant-net: expected %s, seen %s'
-                    % (node.name, peer.name, expected, got),
-                    got == expected))
+                    'PROBE %s -> %s %s: expected %s, seen %s'
+                    % (node.name, p.to, p.kind, p.expected, got),
+                    got == p.expected))
         return result
 
     def check_probes(self):
@@ -876,10 +1003,12 @@ def main(argv=None):
     try:
         lab = vmlab.Lab.from_services(env, args.lab_dir)
         net = LabNet(env)
-        report.detail('lab namespace %s: Redfish %s, iPXE files %s, tgtd '
-                      '%s, HIL %s' % (labnet.NETNS, lab.redfish_url,
-                                      labnet.HTTP_URL, env['tgtd_portal'],
-                                      net.admin.url))
+        report.detail('lab namespace %s: Redfish %s, HIL %s; boot networks '
+                      '(iPXE files and tgtd portal on the gateway address '
+                      'of each project): %s' % (
+                          labnet.NETNS, lab.redfish_url, net.admin.url,
+                          ', '.join('%s %s' % (p, n.address) for p, n in
+                                    sorted(net.boot_networks.items()))))
         kinds = [('tenants', TenantScenario, 0xb4),
                  ('snapshot', Scenario, 0xb3)]
         for kind, cls, mac_byte in kinds:

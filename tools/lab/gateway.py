@@ -40,19 +40,23 @@ def start_dnsmasq(ns, state, iface, first, last, boot_url, hosts=(),
                        os.path.join(state, name + '.out'))
 
 
-def start_nginx(ns, state, listen, root, name='nginx'):
-    """nginx serving ``root`` on ``listen`` (``ADDR:PORT``), no listings.
+def start_nginx(ns, state, servers, name='nginx', user=None):
+    """nginx with one server per ``(listen, root, allow)`` of ``servers``.
 
-    A generated config keeps pid, logs and temp dirs under ``state``
-    (Debian's defaults are /run/nginx.pid and /var/lib/nginx). Returns
-    the master's pid.
+    ``listen`` is ``ADDR:PORT``, ``allow`` the one network (or None) whose
+    clients it answers (403 to anyone else), no listings. A generated
+    config keeps pid, logs and temp dirs under ``state`` (Debian's
+    defaults are /run/nginx.pid and /var/lib/nginx); ``user``: the
+    workers' user (and group). Returns the master's pid.
     """
     os.makedirs(state, exist_ok=True)
     tmp = os.path.join(state, name + '-tmp')
     os.makedirs(tmp, exist_ok=True)
     conf = os.path.join(state, name + '.conf')
-    lines = [
-        'daemon off;', 'worker_processes 1;',
+    lines = ['daemon off;', 'worker_processes 1;']
+    if user:
+        lines.append('user %s %s;' % (user, user))
+    lines += [
         'pid %s;' % os.path.join(state, name + '.nginx-pid'),
         'error_log %s info;' % os.path.join(state, name + '-error.log'),
         'events { worker_connections 64; }',
@@ -62,16 +66,24 @@ def start_nginx(ns, state, listen, root, name='nginx'):
     ]
     for kind in ('client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'):
         lines.append('  %s_temp_path %s;' % (kind, os.path.join(tmp, kind)))
-    lines += [
-        '  server {',
-        '    listen %s;' % listen,
-        '    root %s;' % root,
-        # Off is nginx's default; said here because boot files of one
-        # node must never be listed to another (issue 11).
-        '    autoindex off;',
-        '    index nonexistent-index;',
-        '  }',
-        '}', '']
+    for listen, root, allow in servers:
+        lines += [
+            '  server {',
+            '    listen %s;' % listen,
+            '    root %s;' % root,
+            # Off is nginx's default; said here because boot files of
+            # one node must never be listed to another (issue 11).
+            '    autoindex off;',
+            '    index nonexistent-index;',
+        ]
+        if allow:
+            # The gateway takes packets for any of its addresses on any
+            # port (weak host model): a node of another boot network can
+            # reach this address, so only this network's clients are
+            # answered (rp_filter drops forged source addresses).
+            lines += ['    allow %s;' % allow, '    deny all;']
+        lines.append('  }')
+    lines += ['}', '']
     with open(conf, 'w') as f:
         f.write('\n'.join(lines))
     return netns.spawn(ns, ['nginx', '-c', conf, '-e',

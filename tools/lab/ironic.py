@@ -33,6 +33,7 @@ import urllib.request
 
 from tools import lab
 from tools.lab import config
+from tools.lab import labnet
 from tools.lab import service
 from tools.lab import state as lab_state
 
@@ -87,6 +88,10 @@ class IronicAIO(service.Service):
                 os.path.join(self.state_dir, 'bmi.conf')] + self.extra_conf
 
     @property
+    def boot_networks_file(self):
+        return os.path.join(self.state_dir, 'boot-networks.json')
+
+    @property
     def env_path(self):
         return os.path.join(self.state_dir, 'env.json')
 
@@ -111,9 +116,15 @@ class IronicAIO(service.Service):
             self.state_dir, self.port, self.debug),
             header='Written by tools.lab.ironic: Ironic all-in-one for '
                    "bmi_driver's lab.")
+        # Per-project boot networks, the README's operator path: the
+        # registry of the lab's projects (tools.lab.labnet).
+        registry = labnet.write_registry(self.boot_networks_file,
+                                         env['state_dir'])
         # The plugin's HIL user and its password: bmi.conf is 0600.
         config.write(bmi_conf, config.bmi_conf(
-            env, os.path.join(self.state_dir, 'bmi'), self.hil_conf(env)),
+            env, os.path.join(self.state_dir, 'bmi'), self.hil_conf(env),
+            boot_networks_file=registry,
+            boot_file_group=labnet.HTTP_USER),
             header='Written by tools.lab.ironic from %s.'
                    % lab_state.services_path(self.services_json),
             mode=0o600)
@@ -175,6 +186,7 @@ class IronicAIO(service.Service):
             json.dump({'url': self.url, 'pid': proc.pid,
                        'conf': self.conf_files,
                        'http_root': os.path.join(self.state_dir, 'httpboot'),
+                       'boot_networks_file': self.boot_networks_file,
                        'log': self.log_path}, f, indent=2)
         self.log('Ironic on %s (pid %d, log %s)', self.url, proc.pid,
                  self.log_path)

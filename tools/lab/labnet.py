@@ -26,11 +26,17 @@ Every lab service runs inside the network namespace ``bmi-lab``
   database auth, on the namespace's 127.0.0.1 (``hil_real.py``); at
   start its admin registers the switch, the lab's projects, the
   plugin's non-admin user and the public provisioning network;
-* ``gateway``: internal switch port ``gw-prov`` with 10.78.0.1/24 on the
-  provisioning network's VLAN (read from HIL) and dnsmasq on it (DHCP
-  only, the boot file ``http://10.78.0.1/boot.ipxe``);
-* ``http``: nginx on 10.78.0.1:80 serving Ironic's ``[deploy]
-  http_root``, no directory listings.
+* ``gateway``: per-project boot networks (issue 11): for each project of
+  ``BOOT_PROJECTS`` an internal switch port ``gw-<project>`` with
+  10.78.N.1/24 on the VLAN HIL gave that project's network ``boot-<p>``,
+  and a dnsmasq on it (DHCP only, boot file
+  ``http://10.78.N.1/boot.ipxe``); strict reverse-path filtering and no
+  forwarding inside the namespace;
+* ``http``: nginx, one ``server`` per project on 10.78.N.1:80 serving
+  that project's HTTP root only (``allow`` its network, no listings).
+  Nothing serves Ironic's ``[deploy] http_root``: it holds every node's
+  CHAP secret (the plugin publishes each node's files into its
+  project's root).
 
 Passwords live in 0600 files under the HIL state dir only.
 """
@@ -52,16 +58,71 @@ HIL_SWITCH = 'br-lab'
 HIL_PORT = 7000
 HIL_ADMIN = 'lab-admin'
 HIL_USER = 'bmi'
-# The projects of the lab's tenants (demo, e2e and their two tenants).
-HIL_PROJECTS = ('demo', 'e2e', 'tenant-a', 'tenant-b')
+# The lab's projects: the operator's own ("admin": the nodes of the
+# functional tests and the bench, and [hil] default_project for a node of
+# no project), the demo's, the e2e test's and the two tenants. Each has a
+# boot network of its own (BOOT_NETWORKS).
+HIL_PROJECTS = ('admin', 'demo', 'e2e', 'tenant-a', 'tenant-b')
+BOOT_PROJECTS = HIL_PROJECTS
+# [hil] provisioning_network stays a HIL network of its own (public), but
+# in per-project mode no node boots on it and the gateway has no address
+# there: it can no longer be a project's boot network.
 PROVISIONING_NETWORK = 'bmi-provisioning'
-GW_PORT = 'gw-prov'
-GW_ADDRESS = '10.78.0.1'
-GW_CIDR = GW_ADDRESS + '/24'
-DHCP_RANGE = ('10.78.0.100', '10.78.0.199')
-BOOT_URL = 'http://%s/boot.ipxe' % GW_ADDRESS
-HTTP_URL = 'http://%s' % GW_ADDRESS
-TGTD_PORTAL = GW_ADDRESS + ':3260'
+# Ironic's [deploy] http_url. Nothing listens there (no gateway address
+# on the provisioning network): Ironic's boot.ipxe chains relative paths,
+# which each project's own server answers.
+HTTP_URL = 'http://10.78.0.1'
+# tgtd's portal for the lab's own initiators (functional tests, the
+# plugin's shared-mode default): loopback inside the namespace, which no
+# VM can reach (Linux drops 127/8 arriving on a non-loopback interface).
+# The nodes' portals are the boot networks' gateway addresses.
+TGTD_PORTAL = '127.0.0.1:3260'
+# nginx's workers run as this user; the published boot files (0640) are
+# of its group ([bmi] boot_file_group).
+HTTP_USER = 'www-data'
+
+
+class BootNetwork(object):
+    """Project ``project``'s boot network, the N-th of the lab."""
+
+    def __init__(self, project, index, state_root):
+        self.project = project
+        self.index = index
+        self.hil_network = 'boot-' + project
+        self.address = '10.78.%d.1' % index
+        self.cidr = '10.78.%d.0/24' % index
+        self.prefix = self.address + '/24'
+        self.dhcp_range = ('10.78.%d.100' % index, '10.78.%d.199' % index)
+        # IFNAMSIZ: at most 15 characters.
+        self.port = ('gw-' + project)[:15]
+        self.portal = self.address + ':3260'
+        self.boot_url = 'http://%s/boot.ipxe' % self.address
+        self.url = 'http://%s' % self.address
+        self.http_root = os.path.join(state_root, 'boot', project)
+
+    def entry(self):
+        """Its entry in [bmi] boot_networks_file."""
+        return {'hil_network': self.hil_network, 'portal': self.portal,
+                'cidr': self.cidr, 'http_root': self.http_root}
+
+
+def boot_networks(state_root):
+    """{project: BootNetwork} of the lab, 10.78.1.0/24 and up."""
+    return {p: BootNetwork(p, i, os.path.abspath(state_root))
+            for i, p in enumerate(BOOT_PROJECTS, 1)}
+
+
+def write_registry(path, state_root):
+    """Write the plugin's [bmi] boot_networks_file (atomically)."""
+    doc = {p: n.entry() for p, n in boot_networks(state_root).items()}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(doc, f, indent=2, sort_keys=True)
+        f.write('\n')
+    os.replace(path + '.tmp', path)
+    return path
+
+
 # What a node's boot.ipxe does before Ironic has written its own (a
 # SanbootTest, say): the same convention as Ironic 39's boot.ipxe, a
 # per-MAC file under pxelinux.cfg/.
@@ -155,9 +216,11 @@ class HIL(service.Service):
 
     name = 'hil'
 
-    def __init__(self, state_dir, port=HIL_PORT):
+    def __init__(self, state_dir, port=HIL_PORT, state_root=None):
         super().__init__(state_dir)
         self.port = int(port)
+        self.state_root = state_root or os.path.dirname(
+            os.path.abspath(state_dir))
 
     @property
     def url(self):
@@ -204,10 +267,15 @@ class HIL(service.Service):
             'users': {HIL_USER: {'password': user_pw,
                                  'projects': list(HIL_PROJECTS)}},
             'switch': {'name': HIL_SWITCH, 'bridge': BRIDGE},
-            # Admin-owned and public (empty access): every project's
-            # boot nics may join it.
-            'networks': {PROVISIONING_NETWORK: {'owner': 'admin',
-                                                'access': ''}},
+            # The shared provisioning network: admin-owned and public
+            # (empty access); no node of the lab boots on it. Each
+            # project's boot network: admin-owned (a tenant cannot delete
+            # or open it), access = that project alone (the plugin's
+            # validate refuses anything else).
+            'networks': dict(
+                {PROVISIONING_NETWORK: {'owner': 'admin', 'access': ''}},
+                **{n.hil_network: {'owner': 'admin', 'access': p}
+                   for p, n in boot_networks(self.state_root).items()}),
         })
         with open(self.env_path, 'w') as f:
             json.dump({'url': self.url, 'switch': HIL_SWITCH,
@@ -241,65 +309,118 @@ def network_vlan(client, network):
 
 
 class Gateway(service.Service):
-    """gw-prov on the provisioning VLAN, and dnsmasq on it."""
+    """A gateway port and a dnsmasq per project boot network.
+
+    Inside the lab's namespace the gateway is one host with an address on
+    every boot network. Linux takes a packet for any of its addresses on
+    any interface (the weak host model), so what keeps project A's nodes
+    from project B's services is: strict reverse-path filtering (a forged
+    source address of B's network arriving on A's port is dropped), no
+    forwarding between the ports, and services that accept only their
+    own network (tgtd's per-target ACL, nginx's ``allow``).
+    """
 
     name = 'gateway'
 
-    def __init__(self, state_dir, ovs_dir, hil_dir):
+    def __init__(self, state_dir, ovs_dir, hil_dir, state_root):
         super().__init__(state_dir)
         self.ovs_dir = ovs_dir
         self.hil_dir = hil_dir
+        self.networks = boot_networks(state_root)
+
+    def _dnsmasq(self, net):
+        return 'dnsmasq-' + net.project
 
     @property
     def pidfile(self):
-        return os.path.join(self.state_dir, 'dnsmasq.pid')
+        # The first project's dnsmasq stands for the service.
+        first = sorted(self.networks.values(), key=lambda n: n.index)[0]
+        return os.path.join(self.state_dir, self._dnsmasq(first) + '.pid')
+
+    def is_running(self):
+        return all(netns.read_pid(os.path.join(
+            self.state_dir, self._dnsmasq(n) + '.pid'))
+            for n in self.networks.values())
 
     def info(self):
-        return dict(super().info(), address=GW_ADDRESS, port=GW_PORT,
-                    boot_url=BOOT_URL)
+        return dict(super().info(), networks={
+            p: {'address': n.address, 'port': n.port, 'cidr': n.cidr,
+                'boot_url': n.boot_url, 'hil_network': n.hil_network,
+                'vlan': self.vlan_of(n)}
+            for p, n in self.networks.items()})
+
+    def vlan_of(self, net):
+        try:
+            with open(os.path.join(self.state_dir,
+                                   'vlan-' + net.project)) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
 
     def start(self):
         if self.is_running():
             return
-        vlan = network_vlan(HIL(self.hil_dir).admin(), PROVISIONING_NETWORK)
+        os.makedirs(self.state_dir, exist_ok=True)
+        # Before the ports exist: new interfaces take "default".
+        netns.run(NETNS, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=0',
+                          'net.ipv4.conf.all.rp_filter=1',
+                          'net.ipv4.conf.default.rp_filter=1'])
+        admin = HIL(self.hil_dir).admin()
         sw = switch.Switch(NETNS, self.ovs_dir, bridge=BRIDGE)
-        sw.add_internal(GW_PORT, vlan, GW_CIDR)
-        gw.start_dnsmasq(NETNS, self.state_dir, GW_PORT, DHCP_RANGE[0],
-                         DHCP_RANGE[1], BOOT_URL)
-        with open(os.path.join(self.state_dir, 'vlan'), 'w') as f:
-            f.write('%d\n' % vlan)
-        self.log('%s %s on VLAN %d (HIL network %s), DHCP %s-%s',
-                 GW_PORT, GW_CIDR, vlan, PROVISIONING_NETWORK, *DHCP_RANGE)
+        for net in sorted(self.networks.values(), key=lambda n: n.index):
+            vlan = network_vlan(admin, net.hil_network)
+            sw.add_internal(net.port, vlan, net.prefix)
+            netns.run(NETNS, ['sysctl', '-q', '-w',
+                              'net.ipv4.conf.%s.rp_filter=1' % net.port])
+            gw.start_dnsmasq(NETNS, self.state_dir, net.port,
+                             net.dhcp_range[0], net.dhcp_range[1],
+                             net.boot_url, name=self._dnsmasq(net))
+            with open(os.path.join(self.state_dir,
+                                   'vlan-' + net.project), 'w') as f:
+                f.write('%d\n' % vlan)
+            self.log('%s %s on VLAN %d (HIL network %s of %s), DHCP %s-%s',
+                     net.port, net.prefix, vlan, net.hil_network,
+                     net.project, *net.dhcp_range)
 
     def stop(self):
-        super().stop()
-        # The internal port goes with the switch.
+        for net in self.networks.values():
+            gw.stop(self.state_dir, self._dnsmasq(net))
+        self._forget()
+        # The internal ports go with the switch.
 
 
 class HttpBoot(service.Service):
-    """nginx on the gateway address: Ironic's http_root, no listings."""
+    """nginx: one server per project boot network, its HTTP root only."""
 
     name = 'http'
 
-    def __init__(self, state_dir, root):
+    def __init__(self, state_dir, state_root):
         super().__init__(state_dir)
-        self.root = root
+        self.networks = boot_networks(state_root)
 
     @property
     def pidfile(self):
         return os.path.join(self.state_dir, 'nginx.pid')
 
     def info(self):
-        return dict(super().info(), url=HTTP_URL, root=self.root)
+        return dict(super().info(), servers={
+            p: {'url': n.url, 'root': n.http_root}
+            for p, n in self.networks.items()})
 
     def start(self):
         if self.is_running():
             return
-        os.makedirs(self.root, exist_ok=True)
-        boot = os.path.join(self.root, 'boot.ipxe')
-        if not os.path.exists(boot):
-            with open(boot, 'w') as f:
-                f.write(BOOT_IPXE)
-        gw.start_nginx(NETNS, self.state_dir, GW_ADDRESS + ':80', self.root)
-        netns.wait_tcp(NETNS, GW_ADDRESS, 80, timeout=15)
-        self.log('nginx on %s serving %s', HTTP_URL, self.root)
+        servers = []
+        for net in sorted(self.networks.values(), key=lambda n: n.index):
+            os.makedirs(net.http_root, mode=0o755, exist_ok=True)
+            boot = os.path.join(net.http_root, 'boot.ipxe')
+            if not os.path.exists(boot):
+                with open(boot, 'w') as f:
+                    f.write(BOOT_IPXE)
+            servers.append((net.address + ':80', net.http_root, net.cidr))
+        gw.start_nginx(NETNS, self.state_dir, servers, user=HTTP_USER)
+        for net in self.networks.values():
+            netns.wait_tcp(NETNS, net.address, 80, timeout=15)
+        self.log('nginx: %s', ', '.join(
+            '%s -> %s' % (n.url, n.http_root)
+            for n in sorted(self.networks.values(), key=lambda n: n.index)))

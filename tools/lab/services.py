@@ -49,14 +49,15 @@ SERVICES = collections.OrderedDict([
     ('netns', lambda st, opts: labnet.Netns(st.root)),
     ('ceph', lambda st, opts: ceph.Ceph(st.ceph_dir)),
     ('ovs', lambda st, opts: labnet.OVS(st.ovs_dir)),
-    ('hil', lambda st, opts: labnet.HIL(st.hil_dir)),
-    # The gateway's address is on the provisioning network's VLAN, which
-    # HIL allocates: after hil. tgtd's portal is that address.
+    ('hil', lambda st, opts: labnet.HIL(st.hil_dir, state_root=st.root)),
+    # The gateway's addresses are on the project boot networks' VLANs,
+    # which HIL allocates: after hil. tgtd listens on those addresses.
     ('gateway', lambda st, opts: labnet.Gateway(
-        st.path('gateway'), st.ovs_dir, st.hil_dir)),
-    ('http', lambda st, opts: labnet.HttpBoot(
-        st.path('gateway'), st.path('ironic', 'httpboot'))),
-    ('tgtd', lambda st, opts: tgtd.Tgtd(st.root)),
+        st.path('gateway'), st.ovs_dir, st.hil_dir, st.root)),
+    ('http', lambda st, opts: labnet.HttpBoot(st.path('gateway'), st.root)),
+    ('tgtd', lambda st, opts: tgtd.Tgtd(st.root, extra_portals=[
+        n.portal for n in sorted(labnet.boot_networks(st.root).values(),
+                                 key=lambda n: n.index)])),
     # Its bmi.conf is made from services.json: ceph, hil and tgtd first.
     ('ironic', lambda st, opts: ironic.IronicAIO(
         st.ironic_dir, services_json=st.services_json,

@@ -15,10 +15,13 @@
 ``$BMI_STATE`` (default ``.state/`` in the checkout) holds:
 
 * ``ceph/``: the one-node cluster (``ceph.conf``, keyrings, pid files);
-* ``tgtd.pid``, ``log/tgtd.log``: the shared tgtd (portal on the
-  gateway, 10.78.0.1:3260);
+* ``tgtd.pid``, ``log/tgtd.log``: the shared tgtd (portals 127.0.0.1:3260
+  and the gateway's address on each project boot network);
+* ``boot/<project>/``: each project's HTTP root (its nodes' iPXE files,
+  published by the plugin, served on its boot network only);
 * ``ironic/``: Ironic all-in-one (``ironic.conf``, ``bmi.conf``,
-  ``env.json``, log, sqlite, http_root);
+  ``env.json``, log, sqlite, http_root, ``boot-networks.json``: the
+  plugin's ``[bmi] boot_networks_file``);
 * ``hil/``: the real HIL (venv, ``hil.cfg``, sqlite, ``env.json``, the
   0600 password files), ``ovs/``: Open vSwitch's database and logs,
   ``gateway/``: dnsmasq and nginx, ``libvirt/``, ``sushy/``;
@@ -41,9 +44,10 @@ CEPH_USER = 'bmi'
 CEPH_TGT_USER = 'tgt'
 IMAGE_POOL = 'bmi-images'
 GLANCE_POOL = 'images'
-# tgtd listens on the gateway's address on the provisioning network
-# (tools.lab.labnet.GW_ADDRESS), inside the lab's namespace.
-TGTD_PORTAL = '10.78.0.1:3260'
+# tgtd's portal for the lab's own initiators: loopback inside the lab's
+# namespace, out of every VM's reach. The nodes' portals are on their
+# project boot networks (tools.lab.labnet.BOOT_NETWORKS, boot-networks.json).
+TGTD_PORTAL = '127.0.0.1:3260'
 
 
 def state_root(root=None):

@@ -31,10 +31,15 @@ def _tgtadm(*args, control_port=None):
 class Tgtd(service.Service):
     name = 'tgtd'
 
-    def __init__(self, state_dir, portal=None, threads=None):
+    def __init__(self, state_dir, portal=None, threads=None,
+                 extra_portals=()):
         super().__init__(state_dir)
         self.portal = (portal or os.environ.get('BMI_TGTD_PORTAL')
                        or lab_state.TGTD_PORTAL)
+        # The nodes' portals: the gateway's address on each project boot
+        # network (tgtd takes one --iscsi portal=, the rest through
+        # tgtadm --mode portal --op new, tgt 1.0.85).
+        self.extra_portals = list(extra_portals)
         # -t: fewer worker threads per LUN (each RBD LUN has its own rados
         # client, about 31 threads with tgtd's default).
         self.threads = int(threads or os.environ.get('BMI_TGTD_THREADS', 4))
@@ -44,7 +49,13 @@ class Tgtd(service.Service):
         return os.path.join(self.state_dir, 'log', 'tgtd.log')
 
     def info(self):
-        return dict(super().info(), portal=self.portal)
+        return dict(super().info(), portal=self.portal,
+                    portals=[self.portal] + self.extra_portals)
+
+    def portals(self):
+        """The portals tgtd listens on, as it says (``ADDR:PORT``)."""
+        shown = _tgtadm('--mode', 'portal', '--op', 'show').stdout
+        return re.findall(r'^Portal: (\S+),\d+\s*$', shown, re.M)
 
     @staticmethod
     def answers():
@@ -61,7 +72,15 @@ class Tgtd(service.Service):
                     '--iscsi', 'portal=%s' % self.portal])
         service.wait_for(lambda: self.check_alive() and self.answers(), 5,
                          0.1, 'tgtd to answer (see %s)' % self.log_path)
-        self.log('tgtd on %s', self.portal)
+        for portal in self.extra_portals:
+            proc = _tgtadm('--mode', 'portal', '--op', 'new', '--param',
+                           'portal=' + portal)
+            if proc.returncode:
+                self.stop()
+                raise service.ServiceError('tgtd: portal %s: %s' % (
+                    portal, (proc.stderr or proc.stdout).strip()))
+        self.log('tgtd on %s', ', '.join(
+            self.portals() or [self.portal] + self.extra_portals))
 
     def stop(self):
         pid = self.pid()
