@@ -131,13 +131,16 @@ class IronicHelpers(base.FunctionalTestCase):
             properties={'capabilities': 'iscsi_boot:True'})
         fields.update(kwargs)
         owner = fields.pop('owner', 'admin')
+        lessee = fields.pop('lessee', None)
         node = self.ironic.node.create(**fields)
         self.addCleanup(self._delete_node, node.uuid)
         # The operator owns the hardware and the golden images: a node with
         # no project may deploy public images only. With noauth a node
-        # cannot be created with an owner, but may get one.
-        self.ironic.node.update(node.uuid, [{'op': 'add', 'path': '/owner',
-                                             'value': owner}])
+        # cannot be created with an owner or lessee, but may get them.
+        patch = [{'op': 'add', 'path': '/%s' % k, 'value': v}
+                 for k, v in (('owner', owner), ('lessee', lessee)) if v]
+        if patch:
+            self.ironic.node.update(node.uuid, patch)
         self.ironic.port.create(node_uuid=node.uuid,
                                 address='52:54:00:%02x:%02x:%02x' % tuple(
                                     os.urandom(3)))
@@ -203,14 +206,17 @@ class IronicHelpers(base.FunctionalTestCase):
             return f.read(length)
 
     def read_lun(self, node_uuid, lun=1):
+        # At the node's portal: the gateway's address on its project's
+        # boot network, whose network is the target's address ACL (the
+        # gateway's own address is in it; 127.0.0.1 is not).
         exp = self.node_export(node_uuid)
-        return iscsi.read_lun(self.portal, exp.target_iqn, lun,
+        return iscsi.read_lun(exp.portal, exp.target_iqn, lun,
                               exp.chap_username, exp.chap_secret,
                               dest=self.tmp)
 
     def write_lun(self, node_uuid, offset, data):
         exp = self.node_export(node_uuid)
-        write_lun(self.portal, exp.target_iqn, 1, exp.chap_username,
+        write_lun(exp.portal, exp.target_iqn, 1, exp.chap_username,
                   exp.chap_secret, offset, data)
 
     def assert_released(self, node_uuid):
@@ -305,7 +311,7 @@ class IronicTestCase(IronicHelpers):
         # A real initiator reads the golden image from the node's LUN.
         path = self.read_lun(node.uuid)
         self.assertEqual(digest, _sha256_prefix(path, IMAGE_SIZE))
-        self.assertTrue(iscsi.login_refused(self.portal,
+        self.assertTrue(iscsi.login_refused(exp.portal,
                                             props['target_iqn']))
 
         self.ironic.node.set_provision_state(node.uuid, 'deleted')
@@ -377,9 +383,9 @@ class IronicTestCase(IronicHelpers):
         iso = b'CD001' + os.urandom(64 * 1024)
         configdrive = base64.b64encode(gzip.compress(iso)).decode()
 
-        node = self.create_node(lessee='nova-project')
+        node = self.create_node(lessee='tenant-a')
         self.deploy(node.uuid, glance_uuid, configdrive=configdrive,
-                    root_gb=1, project_id='nova-project',
+                    root_gb=1, project_id='tenant-a',
                     display_name='vm-1', capabilities={'boot_option':
                                                        'local'})
         target = self.boot_target(node.uuid)
@@ -441,14 +447,15 @@ class IronicTestCase(IronicHelpers):
 
     def test_private_image_of_another_project_is_refused(self):
         image, _digest = self.golden()
-        node = self.create_node(lessee='someone-else')
+        # A lab project (its boot network exists) without the image.
+        node = self.create_node(lessee='tenant-b')
         self.ironic.node.update(node.uuid, [
             {'op': 'add', 'path': '/instance_info/image_source',
              'value': image.uuid}])
         e = self.assertRaises(ir_exc.BadRequest,
                               self.ironic.node.set_provision_state,
                               node.uuid, 'active')
-        self.assertIn('cannot be used by project someone-else', str(e))
+        self.assertIn('cannot be used by project tenant-b', str(e))
         self.assert_released(node.uuid)
 
 

@@ -16,8 +16,11 @@ import configparser
 import json
 import os
 
+from bmi_driver.network import boot_files
+from bmi_driver.network import boot_networks
 from tests import base
 from tools.lab import config
+from tools.lab import labnet
 from tools.lab import service
 from tools.lab import services
 from tools.lab import state as lab_state
@@ -98,13 +101,15 @@ class RenderTest(base.TestCase):
                      'keyring': self.env['ceph_keyring'],
                      'image_pool': 'bmi-images', 'clone_pool': 'bmi-images',
                      'glance_pool': 'images'},
-            'iscsi': {'portal_address': '10.78.0.1', 'portal_port': '3260',
+            # The lab's own initiators; the nodes' portals are their
+            # boot networks' (test_bmi_conf_per_project_mode).
+            'iscsi': {'portal_address': '127.0.0.1', 'portal_port': '3260',
                       'tgt_ceph_user': 'tgt'},
             'coordination': {'backend_url': 'file://%s/locks'
                              % self.st.root},
             'hil': {'url': 'http://127.0.0.1:7000',
                     'auth_type': 'http_basic', 'username': 'bmi',
-                    'password': 'pw'},
+                    'password': 'pw', 'default_project': 'admin'},
         }, {k: v for k, v in _parse(path).items() if k != 'none'})
         with open(path) as f:
             self.assertEqual('# a header\n', f.readline())
@@ -135,7 +140,37 @@ class RenderTest(base.TestCase):
                             config.bmi_conf(self.env, '/srv/bmi'), mode=0o600)
         self.assertEqual(0o600, os.stat(path).st_mode & 0o777)
         self.assertEqual({'url': 'http://127.0.0.1:7000',
-                          'auth_type': 'none'}, _parse(path)['hil'])
+                          'auth_type': 'none', 'default_project': 'admin'},
+                         _parse(path)['hil'])
+
+    def test_bmi_conf_per_project_mode(self):
+        registry = labnet.write_registry(
+            os.path.join(self.state_dir, 'ironic', 'boot-networks.json'),
+            self.st.root)
+        path = config.write(os.path.join(self.state_dir, 'p.conf'),
+                            config.bmi_conf(self.env, '/srv/bmi',
+                                            boot_networks_file=registry,
+                                            boot_file_group='www-data'))
+        self.assertEqual({'state_path': '/srv/bmi',
+                          'boot_networks_file': registry,
+                          'boot_file_group': 'www-data'},
+                         _parse(path)['bmi'])
+        with open(registry) as f:
+            text = f.read()
+        # The plugin's own parser accepts it: one network per project,
+        # apart from each other and from [deploy] http_root.
+        networks = boot_networks.parse(registry, text)
+        self.assertEqual(set(labnet.BOOT_PROJECTS), set(networks))
+        for project, net in networks.items():
+            self.assertEqual('boot-' + project, net.hil_network)
+            self.assertTrue(net.portal.endswith(':3260'))
+            self.assertEqual(os.path.join(self.st.root, 'boot', project),
+                             net.http_root)
+            boot_files.check_roots(
+                os.path.join(self.st.root, 'ironic', 'httpboot'),
+                net.http_root)
+        self.assertEqual(len(networks),
+                         len({n.portal for n in networks.values()}))
 
     def test_ceph_only_conf(self):
         path = config.write(os.path.join(self.state_dir, 'c.conf'),
