@@ -95,7 +95,7 @@ PROBE_TIMEOUT = 120
 def sanboot_script(node_export, initiator_iqn):
     """The iPXE script Ironic's template renders for an iSCSI boot volume.
 
-    The guest reaches the portal on the gateway (10.78.0.1).
+    The guest reaches the portal on the gateway (its boot network's).
     """
     host, port = node_export.portal.rsplit(':', 1)
     lines = ['#!ipxe']

@@ -61,8 +61,9 @@ HIL_USER = 'bmi'
 # The lab's projects: the operator's own ("admin": the nodes of the
 # functional tests and the bench, and [hil] default_project for a node of
 # no project), the demo's, the e2e test's and the two tenants. Each has a
-# boot network of its own (BOOT_NETWORKS).
-HIL_PROJECTS = ('admin', 'demo', 'e2e', 'tenant-a', 'tenant-b')
+# boot network of its own (``boot_networks``: 10.78.1.0/24 tenant-a,
+# .2 tenant-b, .3 admin, .4 demo, .5 e2e).
+HIL_PROJECTS = ('tenant-a', 'tenant-b', 'admin', 'demo', 'e2e')
 BOOT_PROJECTS = HIL_PROJECTS
 # [hil] provisioning_network stays a HIL network of its own (public), but
 # in per-project mode no node boots on it and the gateway has no address

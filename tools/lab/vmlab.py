@@ -26,7 +26,8 @@ by that pid:
 Guests are UEFI (OVMF 4M) machines with two e1000 nics on tap devices
 that are ports of the lab's Open vSwitch (``tools.lab.labnet``): the boot
 nic first (iPXE ROM, boot order 1), then the tenant nic. The DHCP answer
-of the gateway hands iPXE ``http://10.78.0.1/boot.ipxe``. Each guest's
+of the gateway on the node's project boot network hands iPXE
+``http://10.78.N.1/boot.ipxe``. Each guest's
 serial console goes to a file.
 
     python -m tools.lab start libvirtd sushy
