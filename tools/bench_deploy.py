@@ -94,10 +94,10 @@ class Bench:
 
     # --- images -----------------------------------------------------------
 
-    def golden(self, size):
+    def golden(self, size, visibility='private'):
         """A golden image of ``size`` bytes, made without copying data."""
         pool = self.env['image_pool']
-        base = 'bench-base-%s-%d' % (self.tag, size // GiB)
+        base = 'bench-base-%s-%d-%s' % (self.tag, size // GiB, visibility)
         with rbd_utils.ClientPool().get() as client:
             ioctx = client.ioctx(pool)
             rbd.RBD().create(ioctx, base, size, old_format=False,
@@ -105,11 +105,12 @@ class Bench:
             self.rbd_bases.append(base)
             with rbd.Image(ioctx, base) as img:
                 img.write(b'BMI-BENCH' * 100, 0)
-        # The library snapshots it and clones the snapshot: no copy. Public,
-        # so that nodes leased to the lab's HIL projects may deploy it.
+        # The library snapshots it and clones the snapshot: no copy. The hil
+        # nodes' one is public: their lessee (a lab project) must see it.
         image = self.lib.import_rbd('%s/%s' % (pool, base),
-                                    'bench-%s-%dg' % (self.tag, size // GiB),
-                                    visibility='public')
+                                    'bench-%s-%dg-%s' % (
+                                        self.tag, size // GiB, visibility),
+                                    visibility=visibility)
         self.images.append(image.uuid)
         return image
 
@@ -263,7 +264,10 @@ def main():
                   % (label, statistics.median(samples), min(samples),
                      max(samples)))
         if hil_sizes:
-            bench_hil(bench, env, small, hil_sizes)
+            # Public: the hil nodes have a project (lessee), the image
+            # must be visible to it.
+            bench_hil(bench, env, bench.golden(1 * GiB, 'public'),
+                      hil_sizes)
     finally:
         bench.cleanup()
 

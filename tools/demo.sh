@@ -76,8 +76,7 @@ else
     started=yes
     # In a session of its own: Ctrl-C must not kill a service that the
     # clean-up still needs (undeploy talks to Ironic and HIL).
-    run_step "start the lab (namespace bmi-lab, switch, HIL, gateway," \
-        "Ceph, tgtd, Ironic, libvirtd, sushy)" \
+    run_step "start the lab (namespace bmi-lab and its services)" \
         setsid -w "$VENV/bin/python" -W ignore -m tools.lab start
 fi
 

@@ -225,8 +225,9 @@ class TestNetworks(ServerTestCase):
         self.assertEqual({}, net['connected-nodes'])
 
     def test_list_and_delete(self):
-        names = [n['name'] for n in self.call('GET', '/networks').json()]
-        self.assertEqual(['net-a', 'net-b', 'prov'], names)
+        nets = self.call('GET', '/networks').json()
+        self.assertEqual(['net-a', 'net-b', 'prov'], sorted(nets))
+        self.assertIsNone(nets['prov']['projects'])
         self.assertEqual(200, self.call('DELETE', '/network/net-b')
                          .status_code)
         self.assertError(self.call('GET', '/network/net-b'), 404,
@@ -341,10 +342,14 @@ class TestNetworkingActions(ServerTestCase):
 class TestRegistration(ServerTestCase):
 
     def test_register_node_and_nic(self):
+        obmd = {'uri': 'http://obmd/node/node4', 'admin_token': 't'}
         self.assertEqual(200, self.call('PUT', '/node/node4', {
-            'obm': {'type': 'ipmi'}, 'metadata': {'k': [1]}}).status_code)
+            'obmd': obmd, 'metadata': {'k': [1]}}).status_code)
         self.assertError(self.call('PUT', '/node/node4', {
-            'obm': {'type': 'ipmi'}}), 409, 'DuplicateError')
+            'obmd': obmd}), 409, 'DuplicateError')
+        # The old "obm" form is refused, as the real server does.
+        self.assertError(self.call('PUT', '/node/node6', {
+            'obm': {'type': 'ipmi'}}), 400, 'ValidationError')
         self.assertError(self.call('PUT', '/node/node5', {}), 400,
                          'ValidationError')
         self.assertEqual(200, self.call('PUT', '/node/node4/nic/eth0', {

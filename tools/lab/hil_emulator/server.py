@@ -444,12 +444,16 @@ class API(object):
                      'metadata': metadata, 'nics': nics}
 
     def register_node(self, caller, body, name):
-        if (not isinstance(body, dict) or set(body) - {'obm', 'metadata'}
-                or not isinstance(body.get('obm'), dict)
-                or not isinstance(body['obm'].get('type'), str)
+        # HIL 8c6de221 registers nodes with the external obmd daemon's
+        # endpoint (there is no "obm" type any more).
+        obmd = body.get('obmd') if isinstance(body, dict) else None
+        if (not isinstance(body, dict) or set(body) - {'obmd', 'metadata'}
+                or not isinstance(obmd, dict)
+                or set(obmd) != {'uri', 'admin_token'}
+                or not all(isinstance(v, str) for v in obmd.values())
                 or not isinstance(body.get('metadata', {}), dict)):
-            raise ValidationError('Expected {"obm": {"type": ...}, '
-                                  '"metadata": {...}}')
+            raise ValidationError('Expected {"obmd": {"uri": ..., '
+                                  '"admin_token": ...}, "metadata": {...}}')
         caller.require_admin()
         if name in self.st['nodes']:
             raise DuplicateError('Node %r already exists.' % name)
@@ -571,11 +575,13 @@ class API(object):
     # --- networks ---
 
     def list_networks(self, caller, body):
+        # As HIL 8c6de221: a dict by name, open to everyone; a non-admin
+        # sees the public networks only.
         self._no_body(body)
-        caller.require_admin()
-        return 200, [{'name': name, 'network_id': net['net_id'],
-                      'projects': sorted(net['access']) or None}
-                     for name, net in sorted(self.st['networks'].items())]
+        return 200, {name: {'network_id': net['net_id'],
+                            'projects': sorted(net['access']) or None}
+                     for name, net in sorted(self.st['networks'].items())
+                     if caller.admin or not net['access']}
 
     def create_network(self, caller, body, name):
         body = _schema(body, required=('owner', 'access', 'net_id'))
