@@ -265,6 +265,10 @@ class IronicTestCase(IronicHelpers):
             '--property', 'capabilities=iscsi_boot:True',
             '-f', 'value', '-c', 'uuid')
         self.addCleanup(self._delete_node, node_uuid)
+        # The operator's node (a node of no project may deploy public
+        # images only; the golden image is the operator's, private).
+        # noauth refuses an owner at create, not afterwards.
+        self.baremetal('node', 'set', name, '--owner', 'admin')
         node = self.ironic.node.get(node_uuid)
         self.assertEqual(('ipxe', 'bmi', 'bmi'), (
             node.boot_interface, node.deploy_interface,

@@ -77,10 +77,10 @@ class CmdlinePoller(threading.Thread):
         super().__init__(daemon=True)
         self.seen = set()
         self.polls = 0
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self):
-        while not self._stop.is_set():
+        while not self._done.is_set():
             for pid in os.listdir('/proc'):
                 if not pid.isdigit():
                     continue
@@ -90,14 +90,31 @@ class CmdlinePoller(threading.Thread):
                 except OSError:
                     pass
             self.polls += 1
-            self._stop.wait(0.005)
+            self._done.wait(0.005)
 
     def stop(self):
-        self._stop.set()
+        self._done.set()
         self.join(10)
 
 
-class ProjectTestCase(test_ironic.IronicTestCase):
+class LabIronicTestCase(test_ironic.IronicHelpers):
+    """The lab's Ironic all-in-one (not IronicTestCase: its tests)."""
+
+    def setUp(self):
+        super().setUp()
+        self.use_ironic(self.env.get('ironic_state'))
+
+    def project_image(self, project, visibility='private'):
+        path = os.path.join(self.tmp, 'image-%s.raw' % project)
+        with open(path, 'wb') as f:
+            f.write(os.urandom(test_ironic.IMAGE_SIZE))
+        image = self.lib.import_file(path, self.unique('img'),
+                                     project=project, visibility=visibility)
+        self.addCleanup(self._delete_image, image.uuid)
+        return image
+
+
+class ProjectTestCase(LabIronicTestCase):
     """One resolution of the node's project, from admin-set fields."""
 
     def _refused_deploy(self, node_uuid, image_uuid, **info):
@@ -115,19 +132,10 @@ class ProjectTestCase(test_ironic.IronicTestCase):
                           self.lib.get_node_disk, node_uuid)
         return str(e)
 
-    def _private_image(self, project):
-        path = os.path.join(self.tmp, 'private.raw')
-        with open(path, 'wb') as f:
-            f.write(os.urandom(test_ironic.IMAGE_SIZE))
-        image = self.lib.import_file(path, self.unique('priv'),
-                                     project=project)
-        self.addCleanup(self._delete_image, image.uuid)
-        return image
-
     def test_forged_project_id_gives_no_private_image(self):
         # A node leased to tenant-a; its lessee writes instance_info and
         # claims tenant-b, whose private image it wants.
-        image = self._private_image('tenant-b')
+        image = self.project_image('tenant-b')
         node = self.create_node(lessee='tenant-a')
         msg = self._refused_deploy(node.uuid, image.uuid,
                                    project_id='tenant-b')
@@ -138,23 +146,18 @@ class ProjectTestCase(test_ironic.IronicTestCase):
         node = self.create_node(owner=None)
         n = self.ironic.node.get(node.uuid)
         self.assertEqual((None, None), (n.owner, n.lessee))
-        private = self._private_image('admin')
+        private = self.project_image('admin')
         msg = self._refused_deploy(node.uuid, private.uuid)
         self.assertIn('private to project admin', msg)
 
-        path = os.path.join(self.tmp, 'public.raw')
-        with open(path, 'wb') as f:
-            f.write(os.urandom(test_ironic.IMAGE_SIZE))
-        public = self.lib.import_file(path, self.unique('pub'),
-                                      project='admin', visibility='public')
-        self.addCleanup(self._delete_image, public.uuid)
+        public = self.project_image('admin', visibility='public')
         self.deploy(node.uuid, public.uuid)
         self.ironic.node.set_provision_state(node.uuid, 'deleted')
         self.wait(node.uuid, 'available')
         self.assert_released(node.uuid)
 
 
-class SecretsTestCase(test_ironic.IronicTestCase):
+class SecretsTestCase(LabIronicTestCase):
     """No secret on a command line; discovery lists nothing."""
 
     def test_no_chap_secret_on_any_command_line(self):
@@ -308,7 +311,7 @@ class ConfigDriveURLTestCase(test_ironic.IronicHelpers):
                         % grown)
 
 
-class UnknownHILNodeTestCase(test_ironic.IronicTestCase):
+class UnknownHILNodeTestCase(LabIronicTestCase):
     """A node HIL does not know: refused at deploy, no obstacle to undeploy.
 
     Real HIL (the plugin's non-admin user), real switch ports; fake power,
@@ -385,7 +388,7 @@ class UnknownHILNodeTestCase(test_ironic.IronicTestCase):
         self.assert_released(node.uuid)
 
     def test_undeploy_of_a_node_hil_lost_succeeds(self):
-        image, _digest = self.golden()
+        image = self.project_image('e2e')
         hil = self._hil_node(3)
         node = self._ironic_node(hil)
         self.deploy(node.uuid, image.uuid)
