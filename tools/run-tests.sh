@@ -50,6 +50,11 @@ step "unit tests"
 BMI_TEST_PATH=./tests/unit "$VENV/bin/stestr" run || rc=1
 count
 
+# The e2e tests' golden image, built here: inside the lab's namespace
+# (where the tests run) apt cannot reach Debian's mirror.
+step "build the demo image"
+tools/demo/build-image.sh "$BMI_STATE/demo"
+
 step "start services"
 lab start
 
