@@ -95,6 +95,36 @@ class RequestTestCase(test_base.TestCase):
                               self.path, 'system', 'show', 5)
         self.assertIn('own uid and gid', str(e))
 
+    def test_full_backlog_is_waited_out(self):
+        # A unix socket with a timeout connects non-blocking: a full
+        # listen backlog gives EAGAIN at once (50 parallel exports did),
+        # which must be retried within the deadline, not reported.
+        real = socket.socket.connect
+        calls = []
+
+        def connect(sock, address):
+            calls.append(address)
+            if len(calls) < 3:
+                raise BlockingIOError(11, 'Resource temporarily unavailable')
+            return real(sock, address)
+
+        self.useFixture(fixtures.MonkeyPatch('socket.socket.connect',
+                                             connect))
+        self.assertEqual('', tgt_ipc.request(
+            self.path, 'target', 'new', 5, tid=1,
+            params=[('targetname', 'iqn.2026-11.x:y')]))
+        self.assertEqual(3, len(calls))
+
+    def test_full_backlog_past_the_deadline(self):
+        def connect(sock, address):
+            raise BlockingIOError(11, 'Resource temporarily unavailable')
+
+        self.useFixture(fixtures.MonkeyPatch('socket.socket.connect',
+                                             connect))
+        e = self.assertRaises(tgt_ipc.Unreachable, tgt_ipc.request,
+                              self.path, 'system', 'show', 0.2)
+        self.assertIn('did not answer within', str(e))
+
     def test_missing_socket(self):
         self.assertRaises(tgt_ipc.Unreachable, tgt_ipc.request,
                           self.path + 'x', 'system', 'show', 5)
