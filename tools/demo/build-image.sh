@@ -188,6 +188,15 @@ initiator=$(cat $ibft/initiator/initiator-name)
 say "initiator $initiator, target $(cat $ibft/target0/target-name 2>/dev/null)"
 iscsistart -N >/tmp/iscsistart.log 2>&1 || {
     cat /tmp/iscsistart.log; fail "iscsistart -N (network from iBFT)"; }
+# The default route that DHCP gave iPXE (the iBFT's gateway), as any OS
+# configured by DHCP has it: probes of the gateway's other addresses then
+# meet the gateway's own defences, not this node's routing table.
+gw=$(cat $ibft/ethernet0/gateway 2>/dev/null)
+case $gw in
+''|0.0.0.0) ;;
+*) ip route replace default via "$gw" 2>/dev/null &&
+    say "default route via $gw" ;;
+esac
 iscsistart -b >>/tmp/iscsistart.log 2>&1 || {
     cat /tmp/iscsistart.log; fail "iscsistart -b (login from iBFT)"; }
 root=

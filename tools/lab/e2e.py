@@ -221,6 +221,8 @@ class LabNet(object):
         self.hil_switch = hil_env['switch']
         # Each project's boot network (its gateway address, HTTP root).
         self.boot_networks = labnet.boot_networks(env['state_dir'])
+        self.http_access_log = os.path.join(svcs['http']['state_dir'],
+                                            'nginx-access.log')
         self.switch = switch.Switch(labnet.NETNS,
                                     svcs['ovs']['state_dir'],
                                     bridge=labnet.BRIDGE)
@@ -963,6 +965,39 @@ class TenantScenario(Scenario):
         if bad:
             raise RuntimeError('%d probe(s) not as expected: %s'
                                % (len(bad), '; '.join(bad)))
+        self.check_refused_by_the_gateway()
+
+    def check_refused_by_the_gateway(self):
+        """A's fetches at B's address reached B's server, which said 403.
+
+        So the blocked ``boot-files`` probes at B's gateway address were
+        stopped by the gateway's defence (nginx's ``allow`` of B's
+        network), not by the guest's routing.
+
+        :raises: RuntimeError naming the victim whose file no 403 shows.
+        """
+        with open(self.net.http_access_log, errors='replace') as f:
+            log = f.read()
+        for node in self.nodes:
+            if not self.attacker(node):
+                continue
+            v = self.victim(node)
+            own = self.net.boot_networks[node.project]
+            prefix = own.address.rsplit('.', 1)[0] + '.'
+            refused = re.findall(r'^(%s\d+) .*"GET /%s/config HTTP/[\d.]+" '
+                                 r'403 ' % (re.escape(prefix), v.uuid),
+                                 log, re.M)
+            if not refused:
+                raise RuntimeError(
+                    'no request of %s for %s\'s boot file reached %s\'s '
+                    'server (%s): blocked by routing, not by the gateway'
+                    % (node.name, v.name, v.project,
+                       self.net.http_access_log))
+            self.report.detail(
+                'gateway: %s\'s GET of %s\'s boot file at %s was refused '
+                '(403, from %s)' % (node.name, v.name,
+                                    self.net.boot_networks[v.project].address,
+                                    refused[0]))
 
     def summary(self):
         header = ('node', 'project', 'time to ACTIVE', 'boot to probes done')
