@@ -45,6 +45,7 @@ LIBRARY_PREFIXES = (
     'bmi_driver.storage.names',
     'bmi_driver.network.boot_files',
     'bmi_driver.network.boot_networks',
+    'bmi_driver.network.hil_api',
     'bmi_driver.network.hil_client',
     'bmi_driver.network.hil_node',
     'bmi_driver.common.node_facts',
