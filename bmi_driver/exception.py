@@ -194,6 +194,17 @@ class HILBadRequest(HILError):
     _msg_fmt = "HIL: %(msg)s"
 
 
+class HILNodeUnfit(InvalidInput):
+    """HIL's view of a node does not allow what is asked (no HILError).
+
+    Raised by :mod:`bmi_driver.network.hil_node` with a complete sentence:
+    a port that is no HIL nic, no boot nic, an uncabled nic, a boot network
+    that is not the project's own, a tenant network that cannot be joined.
+    Not a HILError: HIL answered, and what it said rules the node out.
+    """
+    _msg_fmt = "%(reason)s"
+
+
 class HILInvalidName(InvalidName, HILError):
     """A HIL node, nic, network or project name that is not plain data.
 

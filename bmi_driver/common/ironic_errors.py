@@ -13,7 +13,7 @@
 """Map bmi_driver's exceptions to Ironic's at the interface boundary.
 
 The one module besides the interfaces that imports Ironic.  The library
-(``bmi_driver.storage``, ``bmi_driver.network.hil_client``,
+(``bmi_driver.storage``, the ``bmi_driver.network`` library modules,
 ``bmi_driver.common.node_facts``) raises
 :class:`bmi_driver.exception.BmiException` subclasses.  Ironic's conductor
 only understands its own exceptions: ``InvalidParameterValue`` turns into a

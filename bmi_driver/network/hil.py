@@ -38,12 +38,14 @@ Network model (doc/network.md has the whole story):
   holds for a project this HIL user cannot see, never blocks an undeploy:
   a warning, and nothing to detach.
 
+This module is the Ironic glue (task, ports, driver_internal_info, Ironic's
+exceptions); what needs no Ironic (HIL's view of the node, the plans of
+what to connect and detach) is :mod:`bmi_driver.network.hil_node`.
+
 VIFs are recorded on ports and port groups as Ironic's own interfaces do
 (``internal_info/tenant_vif_port_id``), so that Nova's ironic driver can
 attach, detach and list them.
 """
-
-import re
 
 from ironic.common import exception as ironic_exc
 from ironic.common import states
@@ -53,9 +55,9 @@ from oslo_log import log
 
 from bmi_driver.common import ironic_errors
 from bmi_driver.common import node_facts
-from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.network import hil_client
+from bmi_driver.network import hil_node
 
 LOG = log.getLogger(__name__)
 
@@ -64,8 +66,6 @@ CONNECTED_PROJECT = 'hil_connected_project'
 DEPLOYED_PROJECT = 'hil_project'
 TENANT_ATTACHMENTS = 'hil_tenant_networks'
 BOOT_NETWORK = 'hil_boot_network'
-
-_MAC_RE = re.compile(r'^([0-9a-f]{2}:){5}[0-9a-f]{2}$')
 
 # States in which validate() asks HIL whether the node can be deployed:
 # before a deploy (Nova's vif_attach, "baremetal node validate") and in
@@ -84,13 +84,16 @@ PROPERTIES = {
                    '"driver_info". Optional.',
 }
 
+# The library's errors as Ironic's, the message word for word.
+_as_ironic = ironic_errors.as_ironic
+
 
 def hil_node_name(node):
     """The HIL node an Ironic node maps to.
 
     :raises: MissingParameterValue
     """
-    with ironic_errors.as_ironic():
+    with _as_ironic():
         return node_facts.hil_node_name(node)
 
 
@@ -99,12 +102,8 @@ def hil_project(node):
 
     :raises: MissingParameterValue
     """
-    with ironic_errors.as_ironic():
-        project = node_facts.hil_project(node)
-        try:
-            return hil_client.check_name('project', project)
-        except exception.HILInvalidName as e:
-            raise exception.NodeFactInvalid('Node %s: %s' % (node.uuid, e))
+    with _as_ironic():
+        return hil_node.hil_project(node)
 
 
 def tenant_networks(node):
@@ -113,7 +112,7 @@ def tenant_networks(node):
     :returns: a list of {'network', 'nic', 'channel' (or None)}.
     :raises: InvalidParameterValue when the value is malformed.
     """
-    with ironic_errors.as_ironic():
+    with _as_ironic():
         return node_facts.tenant_networks(node)
 
 
@@ -125,22 +124,8 @@ def boot_network(node):
 
     :raises: InvalidParameterValue, MissingParameterValue
     """
-    with ironic_errors.as_ironic():
-        net = node_facts.boot_network(node)
-    return net.hil_network if net else CONF.hil.provisioning_network
-
-
-def _nic_label(hil_info, port):
-    """The label of the HIL nic an Ironic port is, or None."""
-    label = port.extra.get('hil_nic')
-    nics = hil_info.get('nics') or []
-    if label:
-        return label if any(n['label'] == label for n in nics) else None
-    address = (port.address or '').lower()
-    for nic in nics:
-        if (nic.get('macaddr') or '').lower() == address:
-            return nic['label']
-    return None
+    with _as_ironic():
+        return hil_node.boot_network(node)
 
 
 class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
@@ -159,70 +144,9 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         """(HIL node name, HIL's node record, {port uuid: nic label})."""
         name = hil_node_name(task.node)
         info = client.get_node(name)
-        labels = {}
-        missing = []
-        for port in task.ports:
-            label = _nic_label(info, port)
-            if label is None:
-                missing.append(port.extra.get('hil_nic') or port.address)
-            labels[port.uuid] = label
-        if missing:
-            raise ironic_exc.InvalidParameterValue(
-                'HIL node %(hil)s has no nic for port(s) %(ports)s of node '
-                '%(node)s (HIL nics: %(nics)s)' % {
-                    'hil': name, 'ports': ', '.join(missing),
-                    'node': task.node.uuid,
-                    'nics': ', '.join('%s=%s' % (n['label'], n['macaddr'])
-                                      for n in info.get('nics') or [])})
+        with _as_ironic():
+            labels = hil_node.nic_labels(task.node, name, info, task.ports)
         return name, info, labels
-
-    @staticmethod
-    def _boot_nics(task, labels):
-        boot = sorted({labels[p.uuid] for p in task.ports if p.pxe_enabled})
-        if not boot:
-            raise ironic_exc.InvalidParameterValue(
-                'Node %s has no port with pxe_enabled: the hil network '
-                'interface cannot tell which nic carries the disk.'
-                % task.node.uuid)
-        return boot
-
-    @staticmethod
-    def _resolve_nic(info, nic, node):
-        """A nic named by HIL label or MAC address, as its label."""
-        for n in info.get('nics') or []:
-            if n['label'] == nic:
-                return nic
-        if _MAC_RE.match(nic.lower()):
-            for n in info.get('nics') or []:
-                if (n.get('macaddr') or '').lower() == nic.lower():
-                    return n['label']
-        raise ironic_exc.InvalidParameterValue(
-            'Tenant network nic %(nic)s is not a nic (label or MAC) of HIL '
-            'node %(hil)s' % {'nic': nic, 'hil': node})
-
-    def _tenant_plan(self, task, client, name, info, labels):
-        """The tenant attachments to make: [(label, network, channel)]."""
-        boot = set(self._boot_nics(task, labels))
-        plan = []
-        for entry in tenant_networks(task.node):
-            label = self._resolve_nic(info, entry['nic'], name)
-            channel = entry['channel']
-            if channel is None:
-                channels = client.get_network(entry['network'])['channels']
-                tagged = [c for c in channels if c != hil_client.NATIVE]
-                if not tagged:
-                    raise ironic_exc.InvalidParameterValue(
-                        'HIL network %s has no tagged VLAN channel'
-                        % entry['network'])
-                channel = tagged[0]
-            if label in boot and channel == hil_client.NATIVE:
-                raise ironic_exc.InvalidParameterValue(
-                    'Tenant network %(net)s cannot use the native VLAN of '
-                    'boot nic %(nic)s: it carries %(prov)s' % {
-                        'net': entry['network'], 'nic': label,
-                        'prov': boot_network(task.node)})
-            plan.append((label, entry['network'], channel))
-        return plan
 
     def _ensure_project(self, task, client, name, info):
         """Check (or make) HIL's allocation of the node to its project.
@@ -231,7 +155,7 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         """
         project = hil_project(task.node)
         holder = info.get('project')
-        refusal = self._refusal(task, name, holder, project)
+        refusal = hil_node.refusal(task.node, name, holder, project)
         if refusal:
             raise ironic_exc.NetworkError(refusal)
         connected = holder != project and client.connect_node(project, name)
@@ -246,43 +170,11 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
 
     @staticmethod
     def _is_ours(task, name, info):
-        """Whether HIL has the node in the project it is deployed for.
-
-        Networks of a node that HIL holds for another project are never
-        touched, also when Ironic cleans up after a refused deploy.
-        """
-        project = task.node.driver_internal_info.get(DEPLOYED_PROJECT)
-        if not project:
-            try:
-                project = hil_project(task.node)
-            except ironic_exc.MissingParameterValue:
-                project = None
-        holder = info.get('project')
-        if holder is not None and holder != project:
-            LOG.warning('Node %(node)s: HIL has node %(hil)s in project '
-                        '%(holder)s, not %(project)s: its networks are left '
-                        'alone', {'node': task.node.uuid, 'hil': name,
-                                  'holder': holder, 'project': project})
-        # A free node has no network attachments in HIL.
-        return holder is not None and holder == project
-
-    @staticmethod
-    def _refusal(task, name, holder, project):
-        """Why the node cannot be deployed for project, or None."""
-        if holder == project:
-            return None
-        if holder is not None:
-            return ('Deploy refused: HIL has node %(hil)s in project '
-                    '%(holder)s, but Ironic node %(node)s is for project '
-                    '%(project)s.' % {'hil': name, 'holder': holder,
-                                      'node': task.node.uuid,
-                                      'project': project})
-        if not CONF.hil.allow_connect_free_node:
-            return ('Deploy refused: HIL node %(hil)s is not allocated to '
-                    'project %(project)s (it is free). Connect it in HIL, '
-                    'or set [hil] allow_connect_free_node.'
-                    % {'hil': name, 'project': project})
-        return None
+        """Whether HIL has the node in the project it is deployed for."""
+        with _as_ironic():
+            return hil_node.is_ours(
+                task.node, name, info,
+                task.node.driver_internal_info.get(DEPLOYED_PROJECT))
 
     def validate_project(self, task):
         """Check, changing nothing, that HIL lets the node be deployed.
@@ -298,24 +190,10 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             holder = self._client().get_node(name).get('project')
         except exception.HILError as e:
             raise ironic_exc.InvalidParameterValue(
-                self._lookup_refusal(task, name, e))
-        refusal = self._refusal(task, name, holder, project)
+                hil_node.lookup_refusal(task.node, name, e))
+        refusal = hil_node.refusal(task.node, name, holder, project)
         if refusal:
             raise ironic_exc.InvalidParameterValue(refusal)
-
-    @staticmethod
-    def _lookup_refusal(task, name, error):
-        """Why HIL's record of the node could not be read, as a sentence."""
-        if isinstance(error, exception.HILNodeNotFound):
-            return ('HIL does not know node %(hil)s of node %(node)s: '
-                    '%(err)s' % {'hil': name, 'node': task.node.uuid,
-                                 'err': error})
-        if isinstance(error, exception.HILNodeNotVisible):
-            return ('Deploy refused: HIL node %(hil)s of node %(node)s is '
-                    'held by another project (it is not visible to this '
-                    'HIL user).' % {'hil': name, 'node': task.node.uuid})
-        return ('Cannot validate node %(node)s with HIL: %(err)s'
-                % {'node': task.node.uuid, 'err': error})
 
     def _release_project(self, task, client, name):
         """Detach the node from the project the plugin connected it to."""
@@ -366,77 +244,16 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             name, info, labels = self._hil_view(task, client)
         except exception.HILError as e:
             raise ironic_exc.InvalidParameterValue(
-                self._lookup_refusal(task, name, e))
-        refusal = self._refusal(task, name, info.get('project'), project)
+                hil_node.lookup_refusal(task.node, name, e))
+        refusal = hil_node.refusal(task.node, name, info.get('project'),
+                                   project)
         if refusal:
             raise ironic_exc.InvalidParameterValue(refusal)
-        if task.ports:
-            self._boot_nics(task, labels)
-        self._check_cabling(task, name, info, labels)
-        self._check_boot_network(task, client, project)
-
-    @staticmethod
-    def _check_boot_network(task, client, project):
-        """In per-project mode: the project's boot network is its own.
-
-        HIL knows the network; the project may use it; no other project
-        may (a public network, or one open to others, would put their
-        nodes on this project's boot network).
-        """
-        with ironic_errors.as_ironic():
-            net = node_facts.boot_network(task.node)
-        if net is None:
-            return
-        try:
-            info = client.get_network(net.hil_network)
-        except exception.HILError as e:
-            raise ironic_exc.InvalidParameterValue(
-                'Boot network %(net)s of project %(project)s (node '
-                '%(node)s) cannot be used: %(err)s' % {
-                    'net': net.hil_network, 'project': project,
-                    'node': task.node.uuid, 'err': e})
-        access = info.get('access')
-        others = sorted(set(access or []) - {project})
-        why = None
-        if access is None:
-            why = 'it is public in HIL (every project may use it)'
-        elif others:
-            why = ('HIL gives also project(s) %s access to it'
-                   % ', '.join(others))
-        elif project not in access and info.get('owner') != project:
-            why = 'HIL does not give project %s access to it' % project
-        if why:
-            raise ironic_exc.InvalidParameterValue(
-                'Boot network %(net)s of project %(project)s (node '
-                '%(node)s) is not the project\'s own: %(why)s' % {
-                    'net': net.hil_network, 'project': project,
-                    'node': task.node.uuid, 'why': why})
-
-    @staticmethod
-    def _check_cabling(task, name, info, labels):
-        """Refuse nics of the node that HIL shows without a switch port.
-
-        HIL 8c6de221 shows a nic's ``port`` and ``switch`` to admins only;
-        for other users it has no way to ask without changing something
-        (connect_network answers "No port is connected to given nic." only
-        when it is tried), and the deploy then fails at that connect.
-        """
-        nics = {n['label']: n for n in info.get('nics') or []}
-        uncabled = sorted(
-            label for label in set(labels.values())
-            if 'port' in nics.get(label, {})
-            and not nics[label].get('port'))
-        if uncabled:
-            raise ironic_exc.InvalidParameterValue(
-                'HIL node %(hil)s of node %(node)s: nic(s) %(nics)s are not '
-                'cabled to a switch port in HIL' % {
-                    'hil': name, 'node': task.node.uuid,
-                    'nics': ', '.join(uncabled)})
-        if any('port' not in nics.get(label, {})
-               for label in labels.values()):
-            LOG.debug('Node %(node)s: this HIL user does not see the '
-                      'cabling of HIL node %(hil)s; not checked',
-                      {'node': task.node.uuid, 'hil': name})
+        with _as_ironic():
+            if task.ports:
+                hil_node.boot_nics(task.node, task.ports, labels)
+            hil_node.check_cabling(task.node, name, info, labels)
+            hil_node.check_boot_network(client, task.node, project)
 
     # --- provisioning network ---
 
@@ -455,7 +272,8 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             name, info, labels = self._hil_view(task, client)
         except exception.HILError as e:
             raise self._network_error(task, 'find the node', e)
-        boot = self._boot_nics(task, labels)
+        with _as_ironic():
+            boot = hil_node.boot_nics(task.node, task.ports, labels)
         connected = []
         allocated = False
         if task.node.driver_internal_info.get(BOOT_NETWORK) != network:
@@ -505,28 +323,18 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
 
         :raises: NetworkError
         """
-        networks = self._boot_networks_to_leave(task)
+        with _as_ironic():
+            networks = hil_node.boot_networks_to_leave(
+                task.node, task.node.driver_internal_info.get(BOOT_NETWORK))
         network = ', '.join(networks)
         name = hil_node_name(task.node)
         try:
             client = self._client()
-            info = self._node_at_undeploy(task, client, name)
+            info = hil_node.node_at_undeploy(client, task.node, name)
             if info is not None:
                 if self._is_ours(task, name, info):
-                    # Every nic is asked, also one that does not show the
-                    # network: a connect that gave up may still be pending
-                    # there (HIL then makes the detach wait for it).
-                    errors = []
-                    for nic in info.get('nics') or []:
-                        for net in networks:
-                            try:
-                                client.detach_network(name, nic['label'],
-                                                      net)
-                            except exception.HILError as e:
-                                errors.append('%s/%s: %s'
-                                              % (nic['label'], net, e))
-                    if errors:
-                        raise exception.HILError(msg='; '.join(errors))
+                    hil_node.detach_boot_networks(client, name, info,
+                                                  networks)
                 self._release_project(task, client, name)
         except exception.HILError as e:
             raise self._network_error(
@@ -537,55 +345,12 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                              'net': network})
 
     @staticmethod
-    def _boot_networks_to_leave(task):
-        """The recorded boot network and the current one, recorded first."""
-        networks = []
-        recorded = task.node.driver_internal_info.get(BOOT_NETWORK)
-        if recorded:
-            networks.append(recorded)
-        try:
-            current = boot_network(task.node)
-        except (ironic_exc.InvalidParameterValue,
-                ironic_exc.MissingParameterValue) as e:
-            if not recorded:
-                raise
-            LOG.warning('Node %(node)s: leaving its recorded boot network '
-                        '%(net)s only: %(err)s', {'node': task.node.uuid,
-                                                  'net': recorded, 'err': e})
-            current = recorded
-        if current not in networks:
-            networks.append(current)
-        return networks
-
-    @staticmethod
     def _forget(task, *keys):
         present = [k for k in keys if k in task.node.driver_internal_info]
         for key in present:
             task.node.del_driver_internal_info(key)
         if present:
             task.node.save()
-
-    @staticmethod
-    def _node_at_undeploy(task, client, name):
-        """HIL's record of the node, or None when there is none to undo.
-
-        A node HIL does not know (404 "Node ... does not exist."), or holds
-        for a project this HIL user has no access to (401), has no network
-        attachment this plugin could remove: a warning, not an error, so
-        that an undeploy (and Ironic's cleanup after a failed deploy) ends.
-        """
-        try:
-            return client.get_node(name)
-        except exception.HILNodeNotFound as e:
-            LOG.warning('Node %(node)s: HIL does not know node %(hil)s '
-                        '(%(err)s): no HIL networks to remove',
-                        {'node': task.node.uuid, 'hil': name, 'err': e})
-        except exception.HILNodeNotVisible as e:
-            LOG.warning('Node %(node)s: HIL holds node %(hil)s for a project '
-                        'this HIL user has no access to (%(err)s): its '
-                        'networks are left alone',
-                        {'node': task.node.uuid, 'hil': name, 'err': e})
-        return None
 
     # --- tenant networks ---
 
@@ -597,26 +362,33 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         :raises: NetworkError, InvalidParameterValue
         """
         done = []
-        try:
-            client = self._client()
-            name, info, labels = self._hil_view(task, client)
-            plan = self._tenant_plan(task, client, name, info, labels)
-            if not plan:
-                return
-            self._ensure_project(task, client, name, info)
-            for label, network, channel in plan:
-                if client.connect_network(name, label, network, channel):
-                    done.append((label, network))
-        except exception.HILError as e:
-            for label, network in reversed(done):
-                try:
-                    client.detach_network(name, label, network)
-                except exception.HILError as undo_error:
-                    LOG.warning('Node %(node)s: could not detach %(net)s '
-                                'from %(nic)s after a failure: %(err)s',
-                                {'node': task.node.uuid, 'net': network,
-                                 'nic': label, 'err': undo_error})
-            raise self._network_error(task, 'join the tenant networks', e)
+        # Outside the try: HIL's errors are the try's, the library's other
+        # errors (HILNodeUnfit, node facts) become Ironic's.
+        with _as_ironic():
+            try:
+                client = self._client()
+                name, info, labels = self._hil_view(task, client)
+                plan = hil_node.tenant_plan(client, task.node, name, info,
+                                            task.ports, labels)
+                if not plan:
+                    return
+                self._ensure_project(task, client, name, info)
+                for label, network, channel in plan:
+                    if client.connect_network(name, label, network,
+                                              channel):
+                        done.append((label, network))
+            except exception.HILError as e:
+                for label, network in reversed(done):
+                    try:
+                        client.detach_network(name, label, network)
+                    except exception.HILError as undo_error:
+                        LOG.warning('Node %(node)s: could not detach '
+                                    '%(net)s from %(nic)s after a failure: '
+                                    '%(err)s', {'node': task.node.uuid,
+                                                'net': network, 'nic': label,
+                                                'err': undo_error})
+                raise self._network_error(task, 'join the tenant networks',
+                                          e)
         task.node.set_driver_internal_info(
             TENANT_ATTACHMENTS,
             [{'nic': label, 'network': network, 'channel': channel}
@@ -633,54 +405,23 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         :raises: NetworkError after trying every detachment.
         """
         recorded = task.node.driver_internal_info.get(TENANT_ATTACHMENTS)
-        wanted = {(a['nic'], a['network']) for a in recorded or []}
         name = hil_node_name(task.node)
         try:
             client = self._client()
-            info = self._node_at_undeploy(task, client, name)
+            info = hil_node.node_at_undeploy(client, task.node, name)
         except exception.HILError as e:
             raise self._network_error(task, 'detach the tenant networks', e)
         if info is None:
             self._forget(task, TENANT_ATTACHMENTS)
             return
-        if not self._is_ours(task, name, info):
-            wanted = set()
-        else:
-            # What HIL has on the nics now counts too: an attachment of
-            # this deploy that landed after its connect gave up, or that
-            # the record lost. (The provisioning network is left for
-            # remove_provisioning_network.)
-            for nic in info.get('nics') or []:
-                for network in (nic.get('networks') or {}).values():
-                    wanted.add((nic['label'], network))
-            try:
-                for entry in tenant_networks(task.node):
-                    wanted.add((self._resolve_nic(info, entry['nic'], name),
-                                entry['network']))
-            except ironic_exc.InvalidParameterValue as e:
-                LOG.warning('Node %(node)s: ignoring the tenant networks of '
-                            'instance_info: %(err)s',
-                            {'node': task.node.uuid, 'err': e})
-        # Tagged VLANs before a native one on the same nic: switches with
-        # HIL's native rule refuse the native VLAN's removal first.
-        natives = {(n['label'], (n.get('networks') or {}).get(
-            hil_client.NATIVE)) for n in info.get('nics') or []}
-        errors = []
-        boot = {CONF.hil.provisioning_network,
-                task.node.driver_internal_info.get(BOOT_NETWORK)}
-        try:
-            boot.add(boot_network(task.node))
-        except (ironic_exc.InvalidParameterValue,
-                ironic_exc.MissingParameterValue):
-            pass
-        for label, network in sorted(
-                wanted, key=lambda w: (w in natives, w)):
-            if network in boot:
-                continue
-            try:
-                client.detach_network(name, label, network)
-            except exception.HILError as e:
-                errors.append('%s/%s: %s' % (label, network, e))
+        ours = self._is_ours(task, name, info)
+        with _as_ironic():
+            wanted = hil_node.tenant_attachments(task.node, name, info,
+                                                 recorded, ours)
+            order = hil_node.detach_order(
+                task.node, info, wanted,
+                task.node.driver_internal_info.get(BOOT_NETWORK))
+        errors = hil_node.detach_each(client, name, order)
         if errors:
             raise self._network_error(task, 'detach the tenant networks',
                                       '; '.join(errors))

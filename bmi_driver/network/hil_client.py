@@ -22,7 +22,8 @@ Nic operations are asynchronous in HIL: they answer 202 and a ``status_id``
 that this client polls until DONE or ERROR, within ``[hil] action_timeout``.
 A 409 BlockedError while another action is pending on the nic is waited out
 and retried; a BlockedError that can never clear (see
-:func:`blocked_is_permanent`) fails at once with HIL's message.
+:func:`~bmi_driver.network.hil_api.blocked_is_permanent`) fails at once
+with HIL's message.
 
 Every nic operation is idempotent and lets HIL decide: the client always
 sends the connect or detach and reads HIL's refusal ("already attached",
@@ -32,13 +33,14 @@ timeout) is found by the next operation on that nic: it waits for it, then
 does what it was asked from HIL's state, not from a local record.
 
 Names (nodes, nics, networks, projects) are data: checked against HIL's own
-rule (:func:`check_name`) and percent-encoded in every URL path.
+rule (:func:`~bmi_driver.network.hil_api.check_name`) and percent-encoded
+in every URL path. What HIL's answers mean (names, error bodies, refusal
+texts) is :mod:`bmi_driver.network.hil_api`; this module sends the requests
+and waits for the actions.
 """
 
 import json
-import re
 import time
-import urllib.parse
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
@@ -47,184 +49,21 @@ import tenacity
 
 from bmi_driver.conf import CONF
 from bmi_driver import exception
+from bmi_driver.network import hil_api
 
 LOG = log.getLogger(__name__)
 
 GROUP = 'hil'
 
-NATIVE = 'vlan/native'
+# HIL's names and refusal texts live in hil_api; these stay reachable here
+# for the callers of the client.
+NATIVE = hil_api.NATIVE
+MAX_NAME_LENGTH = hil_api.MAX_NAME_LENGTH
+NAME_KINDS = hil_api.NAME_KINDS
+check_name = hil_api.check_name
+blocked_is_permanent = hil_api.blocked_is_permanent
+
 _API = '/v0'
-
-_ERRORS_BY_STATUS = {
-    400: exception.HILBadRequest,
-    401: exception.HILAuthError,
-    403: exception.HILAuthError,
-    404: exception.HILNotFound,
-    409: exception.HILConflict,
-}
-
-# Longest piece of a non-JSON error body quoted in an exception.
-_MAX_BODY = 300
-
-
-# --- names -----------------------------------------------------------------
-# HIL 8c6de221 has no rule for names on the server (plain db.String
-# columns); its own client library (hil/client/base.py, _find_reserved)
-# refuses every character outside [A-Za-z0-9 /$_.+!*'(),-], and '/'. We take
-# that set without the space, refuse '..' (a path segment to the server's
-# routing or to a proxy in front of it) and bound the length. A name that
-# passes is still percent-encoded (quote, safe='') in URL paths.
-_NAME_RE = re.compile(r"^[A-Za-z0-9$_.+!*'(),-]+$")
-MAX_NAME_LENGTH = 255
-NAME_KINDS = ('node', 'nic', 'network', 'project')
-
-
-def check_name(kind, value):
-    """Refuse a HIL name that is not plain data.
-
-    :param kind: 'node', 'nic', 'network' or 'project', for the message.
-    :returns: the name.
-    :raises: HILInvalidName
-    """
-    def refuse(reason):
-        shown = value
-        if isinstance(value, str) and len(value) > 64:
-            shown = value[:64] + '...'
-        raise exception.HILInvalidName(kind=kind, value=shown, reason=reason)
-
-    if not isinstance(value, str) or not value:
-        refuse('a HIL name is a non-empty string')
-    if len(value) > MAX_NAME_LENGTH:
-        refuse('longer than %d characters' % MAX_NAME_LENGTH)
-    if not _NAME_RE.match(value):
-        bad = sorted({c for c in value if not _NAME_RE.match(c)})
-        refuse("HIL names hold only letters, digits and $_.+!*'(),- "
-               "(found %s)" % ', '.join(repr(c) for c in bad))
-    if '..' in value:
-        refuse("'..' is not allowed")
-    return value
-
-
-def _path(*parts):
-    """A URL path of literal segments, each percent-encoded."""
-    return '/' + '/'.join(urllib.parse.quote(str(p), safe='') for p in parts)
-
-
-# --- HIL's refusals ----------------------------------------------------------
-# HIL answers 409 BlockedError both for "try again later" and for refusals
-# that never clear. These are the BlockedError texts of HIL 8c6de221
-# (hil/api.py, hil/ext/switches/common.py, hil/ext/network_allocators/
-# vlan_pool.py) that waiting cannot clear. They are matched case-blind, on
-# collapsed whitespace, without trailing punctuation, as prefixes (a later
-# HIL may add detail after them).
-_PERMANENT_BLOCKS = (
-    # The switch rule (check_native_networks): a tagged VLAN needs a native
-    # one on the nic, and the native one goes last.
-    'please attach a native network first',
-    'please remove all trunked vlans before removing the native vlan',
-    # project_detach_node
-    'node attached to a network',
-    "node's obm is enabled",
-    # project_connect_node
-    'node is already owned by a project',
-    # node_connect_network; the caller reads the nic's state to tell.
-    'the network is already attached to the nic',
-    'the channel is already in use on the nic',
-    # Power, network creation, deletions: not used by the plugin, not worth
-    # waiting for either.
-    'obm is not enabled',
-    'network id is not available',
-    'project has nodes still',
-    'project still has',
-    'project can still access networks',
-    'network still connected to',
-    'nic is on a node that belongs to a project',
-    'the port is attached to a node',
-)
-# The transient ones of HIL 8c6de221: "A networking operation is already
-# active on the nic." (check_pending_action, which connect_network and
-# detach_network call before any other check of the nic), "Node has pending
-# network actions" (detach_node), "There are pending actions on this
-# network" (network deletion).
-_TRANSIENT_MARKERS = ('already active', 'pending')
-
-# Other texts of HIL 8c6de221 the client reads: detach_network's 400
-# BadArgumentError for a nic that is not on the network; get_or_404's "Node
-# <name> does not exist."; auth.require_project_access's 401
-# AuthorizationError, which is what a GET of another project's node
-# answers with database or Keystone auth (it does not say "held by another
-# project", nor which project); connect/detach_network's 409
-# ProjectMismatchError for a free node.
-_NOT_ATTACHED = 'the network is not attached to the nic'
-_NO_PROJECT_ACCESS = 'you do not have access to the required project'
-_NODE_NOT_IN_PROJECT = 'node not in project'
-
-
-def _normalize(msg):
-    return ' '.join(str(msg or '').lower().split()).rstrip(' .!')
-
-
-def blocked_is_permanent(msg):
-    """Whether a BlockedError text of HIL is a refusal that never clears.
-
-    An unknown text (another HIL version, another switch driver) counts as
-    transient: it is waited out, up to ``[hil] action_timeout``, and the
-    timeout then quotes HIL's text. A 409 refusal changed nothing in HIL,
-    so either choice leaves HIL as it was; waiting costs time, but giving
-    up at once on a text that would have cleared abandons, for example, a
-    detach at undeploy and leaves a tenant network on the nic. (Texts
-    checked against HIL commit 8c6de221.)
-    """
-    text = _normalize(msg)
-    if any(text.startswith(p) for p in _PERMANENT_BLOCKS):
-        return True
-    if not any(m in text for m in _TRANSIENT_MARKERS):
-        LOG.warning('HIL answered a BlockedError this client does not know '
-                    '(%r): treated as transient and waited out', msg)
-    return False
-
-
-# "Node <name> does not exist." (HIL 8c6de221); the name may come quoted
-# (Python reprs, u'...'), as HIL quotes names in other messages.
-_UNKNOWN_NODE_RE = re.compile(
-    r"""^node\s+u?(['"]?)(?P<name>.+)\1\s+does not exist$""")
-
-
-def _is_unknown_node(hil_msg, node):
-    """Whether a 404 text says that HIL has no node ``node``.
-
-    Not the 404 of an unknown user (database auth) or of another object:
-    those must not pass for "the node is gone".
-    """
-    match = _UNKNOWN_NODE_RE.match(_normalize(hil_msg))
-    return bool(match) and match.group('name') == node.lower()
-
-
-def _hil_says(error, text):
-    return _normalize(getattr(error, 'hil_msg', None)).startswith(text)
-
-
-def _error_from_response(resp):
-    """The HILError matching an error response of HIL."""
-    type_ = None
-    hil_msg = None
-    try:
-        body = json.loads(resp.text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and 'msg' in body:
-        msg = hil_msg = str(body['msg'])
-        type_ = body.get('type')
-    else:
-        text = (resp.text or '').strip()
-        msg = text[:_MAX_BODY] or resp.reason or 'no message'
-    if type_:
-        msg = '%s (%s, HTTP %d)' % (msg, type_, resp.status_code)
-    else:
-        msg = '%s (HTTP %d)' % (msg, resp.status_code)
-    cls = _ERRORS_BY_STATUS.get(resp.status_code, exception.HILError)
-    return cls(msg=msg, status=resp.status_code, type=type_,
-               hil_msg=hil_msg)
 
 
 class _Blocked(Exception):
@@ -272,7 +111,7 @@ class HILClient(object):
     def _request(self, method, path, body=None):
         """Send one request; return the decoded JSON answer (or None).
 
-        :param path: built with :func:`_path` (encoded segments).
+        :param path: built with :func:`hil_api.path` (encoded segments).
         """
         kwargs = {'raise_exc': False}
         if body is not None:
@@ -293,7 +132,7 @@ class HILClient(object):
         except ks_exc.ClientException as e:
             raise exception.HILError(msg='%s %s: %s' % (method, path, e))
         if resp.status_code >= 400:
-            raise _error_from_response(resp)
+            raise hil_api.error_from_response(resp)
         if not resp.text:
             return None
         try:
@@ -302,7 +141,7 @@ class HILClient(object):
             raise exception.HILError(
                 msg='%s %s answered %d with a body that is not JSON: %s'
                     % (method, path, resp.status_code,
-                       resp.text[:_MAX_BODY]),
+                       resp.text[:hil_api.MAX_BODY]),
                 status=resp.status_code)
 
     def _deadline(self):
@@ -357,7 +196,7 @@ class HILClient(object):
         if which not in ('all', 'free'):
             raise ValueError('which must be "all" or "free", not %r'
                              % (which,))
-        return self._request('GET', _path('nodes', which))
+        return self._request('GET', hil_api.path('nodes', which))
 
     def get_node(self, node):
         """HIL's view of a node: project, metadata, nics and networks.
@@ -368,9 +207,9 @@ class HILClient(object):
         """
         check_name('node', node)
         try:
-            return self._request('GET', _path('node', node))
+            return self._request('GET', hil_api.path('node', node))
         except exception.HILNotFound as e:
-            if _is_unknown_node(e.hil_msg, node):
+            if hil_api.is_unknown_node(e.hil_msg, node):
                 raise exception.HILNodeNotFound(
                     node=node, msg=e.hil_msg, status=e.status, type=e.type,
                     hil_msg=e.hil_msg)
@@ -379,7 +218,7 @@ class HILClient(object):
             # Not a wrong password ("Authentication failed..."): HIL says
             # the node belongs to a project we cannot see. It does not say
             # which, and nor do we.
-            if _hil_says(e, _NO_PROJECT_ACCESS):
+            if hil_api.hil_says(e, hil_api.NO_PROJECT_ACCESS):
                 raise exception.HILNodeNotVisible(
                     node=node, msg=e.hil_msg, status=e.status, type=e.type,
                     hil_msg=e.hil_msg)
@@ -387,10 +226,11 @@ class HILClient(object):
 
     def get_network(self, network):
         check_name('network', network)
-        return self._request('GET', _path('network', network))
+        return self._request('GET', hil_api.path('network', network))
 
     def get_action(self, status_id):
-        return self._request('GET', _path('networking_action', status_id))
+        return self._request('GET', hil_api.path('networking_action',
+                                                 status_id))
 
     def connect_node(self, project, node):
         """Allocate a free node to a project (no-op when already there).
@@ -405,8 +245,8 @@ class HILClient(object):
             return False
         if holder is None:
             try:
-                self._request('POST', _path('project', project,
-                                            'connect_node'),
+                self._request('POST', hil_api.path('project', project,
+                                                   'connect_node'),
                               {'node': node})
                 LOG.info('HIL: connected node %(node)s to project '
                          '%(project)s', {'node': node, 'project': project})
@@ -443,8 +283,9 @@ class HILClient(object):
                     msg='Node attached to a network (%s)'
                         % ', '.join(attached),
                     status=409, type='BlockedError')
-            self._post_action(_path('project', project, 'detach_node'),
-                              {'node': node}, 'detach_node', node, '*')
+            self._post_action(
+                hil_api.path('project', project, 'detach_node'),
+                {'node': node}, 'detach_node', node, '*')
             LOG.info('HIL: detached node %(node)s from project %(project)s',
                      {'node': node, 'project': project})
             return True
@@ -485,7 +326,7 @@ class HILClient(object):
         check_name('nic', nic)
         check_name('network', network)
         deadline = self._deadline()
-        path = _path('node', node, 'nic', nic, 'connect_network')
+        path = hil_api.path('node', node, 'nic', nic, 'connect_network')
 
         def _connect():
             try:
@@ -550,14 +391,14 @@ class HILClient(object):
         check_name('nic', nic)
         check_name('network', network)
         deadline = self._deadline()
-        path = _path('node', node, 'nic', nic, 'detach_network')
+        path = hil_api.path('node', node, 'nic', nic, 'detach_network')
 
         def _detach():
             try:
                 answer = self._post_action(path, {'network': network},
                                            'detach_network', node, nic)
             except exception.HILBadRequest as e:
-                if _hil_says(e, _NOT_ATTACHED):
+                if hil_api.hil_says(e, hil_api.NOT_ATTACHED):
                     return None
                 raise
             except exception.HILConflict as e:
@@ -565,7 +406,8 @@ class HILClient(object):
                 # a node has no attachments (HIL's detach_node refuses a
                 # node that has some).
                 if (e.type == 'ProjectMismatchError'
-                        and _hil_says(e, _NODE_NOT_IN_PROJECT)):
+                        and hil_api.hil_says(
+                            e, hil_api.NODE_NOT_IN_PROJECT)):
                     return None
                 raise
             return answer['status_id']

@@ -26,7 +26,9 @@ metadata (the cephx users of the plugin and of tgtd, and Ceph admins); it is
 never logged nor put in an exception message.
 
 Node disks: LUN 1 is the node's clone, LUN 2 its config drive
-(``node-<uuid>-config``) when it has one.
+(``node-<uuid>-config``) when it has one.  Every name (IQNs, initiator
+addresses, node UUIDs) is checked by
+:mod:`~bmi_driver.storage.export.iscsi_names` before anything is recorded.
 
 One manager serves a process (:func:`get_manager`): stevedore loads the
 backend once, and the backend's caches (tgt's tid cache) live as long.
@@ -34,8 +36,6 @@ backend once, and the backend's caches (tgt's tid cache) live as long.
 
 import contextlib
 import dataclasses
-import ipaddress
-import re
 import secrets
 import string
 import threading
@@ -50,8 +50,8 @@ from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.ceph import library as ceph_library
 from bmi_driver.storage.export import base
+from bmi_driver.storage.export import iscsi_names
 from bmi_driver.storage import layout
-from bmi_driver.storage import names
 
 LOG = log.getLogger(__name__)
 
@@ -59,13 +59,12 @@ NAMESPACE = 'bmi_driver.export_backends'
 
 CHAP_USER_PREFIX = 'bmi-'
 _SECRET_ALPHABET = string.ascii_letters + string.digits
-# RFC 3720/3722: at most 223 bytes; we accept the plain ASCII subset.
-IQN_MAX = 223
-_IQN_RE = re.compile(r'^iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.'
-                     r'[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*'
-                     r'[a-z0-9])?)*(:[a-z0-9.:_-]+)?$')
-_EUI_RE = re.compile(r'^eui\.[0-9A-F]{16}$')
-_NAA_RE = re.compile(r'^naa\.([0-9A-F]{16}|[0-9A-F]{32})$')
+
+# The name checks live in iscsi_names; reachable here for callers.
+IQN_MAX = iscsi_names.IQN_MAX
+check_iscsi_name = iscsi_names.check_iscsi_name
+check_initiator_address = iscsi_names.check_initiator_address
+check_node_uuid = iscsi_names.check_node_uuid
 
 
 def load_backend(name=None):
@@ -89,57 +88,6 @@ def load_backend(name=None):
         raise exception.ExportBackendNotFound(
             name=name, reason='no entry point in namespace %s' % NAMESPACE)
     return mgr.driver
-
-
-def check_iscsi_name(kind, value):
-    """Check an iSCSI name (iqn., eui. or naa. format); return it.
-
-    :raises: InvalidName
-    """
-    if not isinstance(value, str) or not value:
-        raise exception.InvalidName(kind=kind, value=value,
-                                    reason='must be a non-empty string')
-    if len(value) > IQN_MAX:
-        raise exception.InvalidName(kind=kind, value=value,
-                                    reason='longer than %d bytes' % IQN_MAX)
-    if not (_IQN_RE.match(value) or _EUI_RE.match(value)
-            or _NAA_RE.match(value)):
-        raise exception.InvalidName(
-            kind=kind, value=value,
-            reason='not an iSCSI name: expected iqn.yyyy-mm.reversed.domain'
-                   '[:name] in lower case, eui.<16 hex> or naa.<16 or 32 '
-                   'hex>')
-    return value
-
-
-def check_initiator_address(value):
-    """An ACL address or network as tgt matches it; return it, or None.
-
-    tgt 1.0.85 never matches a ``network/prefix`` whose host bits are set
-    or whose prefix is the full length (/32, /128): the first is refused,
-    the second given as the bare address.
-
-    :raises: InvalidName
-    """
-    if value is None:
-        return None
-    try:
-        network = ipaddress.ip_network(value, strict=True)
-    except (TypeError, ValueError) as e:
-        raise exception.InvalidName(kind='initiator address', value=value,
-                                    reason=str(e))
-    if network.prefixlen == network.max_prefixlen:
-        return str(network.network_address)
-    return str(network)
-
-
-def check_node_uuid(value):
-    """A node UUID, the last part of its target IQN; return it, lower.
-
-    :raises: InvalidName
-    """
-    return names.node_uuid(
-        value, reason='not a UUID (it names the node\'s iSCSI target)')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,8 @@ which takes a CHAP secret only on its command line (issue 11).  With
 process that reads its request on stdin.  Each target's disks are RBD
 images served by tgt's RBD backing store (Debian ``tgt-rbd``), which opens
 them as the cephx user
-``[iscsi] tgt_ceph_user`` (one rados client per LUN, inside tgtd).
+``[iscsi] tgt_ceph_user`` (one rados client per LUN, inside tgtd).  The
+parser of its ``show`` output is :mod:`~bmi_driver.storage.export.tgt_show`.
 
 tgtd keeps everything in memory: after a restart it serves nothing, and
 ``ExportManager.reconcile()`` re-creates the targets from what Ceph records.
@@ -28,7 +29,6 @@ another allocator (another host sharing no lock backend) is retried.
 """
 
 import json
-import re
 import secrets
 import string
 import sys
@@ -43,6 +43,7 @@ from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.export import base
 from bmi_driver.storage.export import tgt_ipc
+from bmi_driver.storage.export import tgt_show
 
 try:
     import rados
@@ -62,9 +63,9 @@ _NAME_PREFIXES = ('iqn.', 'eui.', 'naa.')
 DISCOVERY_USER = 'bmi-discovery'
 _SECRET_ALPHABET = string.ascii_letters + string.digits
 
-_TARGET_RE = re.compile(r'^Target (\d+): (\S+)\s*$')
-_LUN_RE = re.compile(r'^LUN: (\d+)$')
-_NEXUS_RE = re.compile(r'^I_T nexus: \d+$')
+# The parser of tgtd's show output lives in tgt_show; reachable here for
+# callers.
+parse_targets = tgt_show.parse_targets
 
 
 class TgtadmError(Exception):
@@ -78,66 +79,6 @@ class TgtadmError(Exception):
 
 class _TidTaken(Exception):
     pass
-
-
-def parse_targets(text):
-    """Parse ``tgtadm --mode target --op show`` into [ServedTarget].
-
-    The format is indented text: ``Target N: IQN`` at column 0, sections
-    (``LUN information:``, ``Account information:``, ``ACL
-    information:``...) one level in.  Unknown sections and lines are
-    ignored, so that another tgt version's extra fields do no harm.
-    """
-    targets = []
-    current = None
-    section = None
-    lun = None
-
-    def finish():
-        if current is not None:
-            targets.append(base.ServedTarget(
-                tid=current['tid'], iqn=current['iqn'],
-                luns=current['luns'], accounts=tuple(current['accounts']),
-                acl=tuple(current['acl']), sessions=current['sessions']))
-
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip(' '))
-        body = line.strip()
-        match = _TARGET_RE.match(line)
-        if indent == 0:
-            finish()
-            current = None
-            if match:
-                current = {'tid': int(match.group(1)),
-                           'iqn': match.group(2), 'luns': {},
-                           'accounts': [], 'acl': [], 'sessions': 0}
-            section = lun = None
-            continue
-        if current is None:
-            continue
-        if indent <= 4 and body.endswith(':'):
-            section = body[:-1].strip().lower()
-            lun = None
-            continue
-        if section == 'lun information':
-            m = _LUN_RE.match(body)
-            if m:
-                lun = int(m.group(1))
-            elif lun and body.startswith('Backing store path:'):
-                path = body.split(':', 1)[1].strip()
-                current['luns'][lun] = path
-        elif section == 'account information':
-            if not body.endswith('(outgoing)'):
-                current['accounts'].append(body)
-        elif section == 'acl information':
-            current['acl'].append(body)
-        elif section == 'i_t nexus information':
-            if _NEXUS_RE.match(body):
-                current['sessions'] += 1
-    finish()
-    return targets
 
 
 def _wanted_acl(want):

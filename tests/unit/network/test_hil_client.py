@@ -23,6 +23,7 @@ import requests
 from requests_mock.contrib import fixture as rm_fixture
 
 from bmi_driver import exception
+from bmi_driver.network import hil_api
 from bmi_driver.network import hil_client
 from tests import base
 
@@ -593,7 +594,7 @@ class TestRefusals(ClientTestCase):
 
     def test_unknown_text_is_waited_out_and_quoted(self):
         warning = self.useFixture(fixtures.MockPatchObject(
-            hil_client.LOG, 'warning')).mock
+            hil_api.LOG, 'warning')).mock
         self.rm.post(CONNECT_URL, **error(409, 'BlockedError',
                                           'Switch is busy, come back'))
         start = time.monotonic()
