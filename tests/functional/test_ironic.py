@@ -99,6 +99,26 @@ class IronicHelpers(base.FunctionalTestCase):
 
     # --- helpers ----------------------------------------------------------
 
+    def start_ironic(self, extra_conf):
+        """An Ironic all-in-one of the test's own, with extra_conf added.
+
+        It uses the shared Ceph, tgtd and HIL, on a free API port.
+        """
+        state = os.path.join(self.tmp, 'ironic')
+        extra = os.path.join(self.tmp, 'extra.conf')
+        with open(extra, 'w') as f:
+            f.write(extra_conf)
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            port = sock.getsockname()[1]
+        aio = lab_ironic.IronicAIO(
+            state, services_json=os.path.join(self.env['state_dir'],
+                                              'services.json'),
+            port=port, extra_conf=[extra])
+        self.addCleanup(aio.stop)
+        aio.start()
+        self.use_ironic(state)
+
     def golden(self, size=IMAGE_SIZE):
         """A fresh golden image of random content: (image, sha256)."""
         path = os.path.join(self.tmp, 'golden.raw')
@@ -470,22 +490,6 @@ class UnreachableServicesTestCase(IronicHelpers):
     the plugin at a Ceph monitor or a tgtd control port where nothing
     listens; the shared services are not touched.
     """
-
-    def start_ironic(self, extra_conf):
-        state = os.path.join(self.tmp, 'ironic')
-        extra = os.path.join(self.tmp, 'extra.conf')
-        with open(extra, 'w') as f:
-            f.write(extra_conf)
-        with socket.socket() as sock:
-            sock.bind(('127.0.0.1', 0))
-            port = sock.getsockname()[1]
-        aio = lab_ironic.IronicAIO(
-            state, services_json=os.path.join(self.env['state_dir'],
-                                              'services.json'),
-            port=port, extra_conf=[extra])
-        self.addCleanup(aio.stop)
-        aio.start()
-        self.use_ironic(state)
 
     def _refused(self, image_uuid):
         node = self.create_node()

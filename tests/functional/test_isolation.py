@@ -33,7 +33,6 @@ need the real thing:
 
 import http.server
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -45,7 +44,6 @@ from bmi_driver import exception
 from tests.functional import test_ironic
 from tools.lab import e2e
 from tools.lab import hil_real
-from tools.lab import ironic as lab_ironic
 
 MiB = 1024 ** 2
 
@@ -269,23 +267,10 @@ class ConfigDriveURLTestCase(test_ironic.IronicHelpers):
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.addCleanup(server.server_close)
         self.addCleanup(server.shutdown)
-        state = os.path.join(self.tmp, 'ironic')
-        extra = os.path.join(self.tmp, 'extra.conf')
-        with open(extra, 'w') as f:
-            f.write('[bmi]\nconfigdrive_url_hosts = 127.0.0.1:%d\n'
-                    'configdrive_url_allow_http = true\n'
-                    'configdrive_max_size = %d\n'
-                    'configdrive_url_timeout = 5\n' % (port, 16 * MiB))
-        with socket.socket() as sock:
-            sock.bind(('127.0.0.1', 0))
-            api_port = sock.getsockname()[1]
-        aio = lab_ironic.IronicAIO(
-            state, services_json=os.path.join(self.env['state_dir'],
-                                              'services.json'),
-            port=api_port, extra_conf=[extra])
-        self.addCleanup(aio.stop)
-        aio.start()
-        self.use_ironic(state)
+        self.start_ironic('[bmi]\nconfigdrive_url_hosts = 127.0.0.1:%d\n'
+                          'configdrive_url_allow_http = true\n'
+                          'configdrive_max_size = %d\n'
+                          'configdrive_url_timeout = 5\n' % (port, 16 * MiB))
         image, _digest = self.golden()
         pid = self.ironic_env['pid']
         before = _rss_kib(pid)
