@@ -53,6 +53,15 @@ def error(status_code, type_, msg):
     return {'status_code': status_code, 'json': {'type': type_, 'msg': msg}}
 
 
+def pending():
+    """HIL's answer while another networking action is pending on the nic.
+
+    The one BlockedError worth waiting for (HIL 8c6de221's wording).
+    """
+    return error(409, 'BlockedError', 'A networking operation is already '
+                 'active on the nic.')
+
+
 class ClientTestCase(base.TestCase):
 
     def setUp(self):
@@ -388,8 +397,7 @@ class TestConnectNetwork(ClientTestCase):
     def test_blocked_waits_and_retries(self):
         self.rm.get(NODE_URL, json=node())
         self.rm.post(CONNECT_URL, [
-            error(409, 'BlockedError', 'A networking operation is already '
-                  'active on the nic.'),
+            pending(),
             {'status_code': 202, 'json': {'status_id': STATUS_ID}}])
         self.rm.get(ACTION_URL, **status('DONE'))
         self.assertTrue(self.client().connect_network('node1', 'eth0',
@@ -401,8 +409,7 @@ class TestConnectNetwork(ClientTestCase):
         # then HIL says it is attached.
         self.rm.get(NODE_URL, json=node({'vlan/native': 'net-a'}))
         self.rm.post(CONNECT_URL, [
-            error(409, 'BlockedError', 'A networking operation is already '
-                  'active on the nic.'),
+            pending(),
             error(409, 'BlockedError', 'The network is already attached '
                   'to the nic.')])
         self.assertFalse(self.client().connect_network('node1', 'eth0',
@@ -659,8 +666,7 @@ class TestLateActions(ClientTestCase):
         # lands, then the detach undoes it.
         self.rm.get(NODE_URL, json=node())
         self.rm.post(DETACH_URL, [
-            error(409, 'BlockedError', 'A networking operation is already '
-                  'active on the nic.'),
+            pending(),
             {'status_code': 202, 'json': {'status_id': STATUS_ID}}])
         self.rm.get(ACTION_URL, **status('DONE', None))
         self.assertTrue(self.client().detach_network('node1', 'eth0',
@@ -673,8 +679,7 @@ class TestLateActions(ClientTestCase):
         # stale "already there" for success.
         self.rm.get(NODE_URL, json=node({'vlan/native': 'net-a'}))
         self.rm.post(CONNECT_URL, [
-            error(409, 'BlockedError', 'A networking operation is already '
-                  'active on the nic.'),
+            pending(),
             {'status_code': 202, 'json': {'status_id': STATUS_ID}}])
         self.rm.get(ACTION_URL, **status('DONE'))
         self.assertTrue(self.client().connect_network('node1', 'eth0',
