@@ -155,6 +155,17 @@ class TargetNotFound(ExportError):
     _msg_fmt = "No iSCSI target for %(name)s."
 
 
+class ExportNotServed(ExportError):
+    _msg_fmt = ("The iSCSI export of node %(node)s is not served by the "
+                "target daemon: %(reason)s")
+
+
+class StaleDisk(BmiException):
+    _msg_fmt = ("The disk %(clone)s of node %(node)s belongs to deployment "
+                "%(found)s, not to the node's deployment %(expected)s: it is "
+                "never reused nor exported.")
+
+
 # --- HIL -------------------------------------------------------------------
 
 class HILError(BmiException):

@@ -100,6 +100,26 @@ opts = [
     cfg.StrOpt('boot_file_group',
                help='Group of the published boot files (the web server\'s, '
                     'e.g. www-data). Unset: the conductor\'s own group.'),
+    # Issue 12: exports heal themselves, and nodes deleted from Ironic leave
+    # nothing behind.
+    cfg.IntOpt('reconcile_interval',
+               default=30, min=0,
+               help='Seconds between two runs of the conductor\'s periodic '
+                    'reconcile (also run once when the conductor starts): '
+                    'every ACTIVE bmi node that Ironic\'s hash ring maps to '
+                    'this conductor gets its target, LUNs and CHAP account '
+                    'back on this conductor\'s tgtd as Ceph records them; '
+                    'targets under [iscsi] iqn_prefix there that belong to '
+                    'no such node are removed; and the disks, exports and '
+                    'boot files of nodes Ironic no longer has are removed '
+                    '(after orphan_grace). Every repair is logged and '
+                    'recorded in the node\'s history. 0 disables it.'),
+    cfg.IntOpt('orphan_grace',
+               default=300, min=0,
+               help='Seconds a node clone must have been seen without its '
+                    'node in Ironic\'s database (deleted) before the '
+                    'periodic reconcile removes it with its export and boot '
+                    'files.'),
 ]
 
 

@@ -39,6 +39,7 @@ import os
 from ironic.common import exception as ironic_exc
 from ironic.common.i18n import _
 from ironic.common import states
+from ironic.conductor import periodics
 from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
 from ironic.drivers import base
@@ -49,6 +50,7 @@ from oslo_utils import excutils
 from bmi_driver.common import ironic_errors
 from bmi_driver.common import node_facts
 from bmi_driver.conf import CONF
+from bmi_driver.deploy import heal
 from bmi_driver.network import boot_files
 from bmi_driver.network import boot_networks
 from bmi_driver.storage.ceph import library
@@ -157,7 +159,10 @@ class BMIDeploy(base.DeployInterface):
             # Glance does not know.
             if node.instance_info.get('image_type') != WHOLE_DISK:
                 node.set_instance_info('image_type', WHOLE_DISK)
-                node.save()
+            # Each deploy's own clone (issue 12): one of another
+            # deployment is removed, never reused.
+            rbd_iscsi.new_deployment(node)
+            node.save()
             try:
                 task.driver.storage.attach_volumes(task)
                 ironic_deploy_utils.populate_storage_driver_internal_info(
@@ -198,6 +203,8 @@ class BMIDeploy(base.DeployInterface):
             _publish_boot_files(task)
             with manager_utils.power_state_for_network_configuration(task):
                 task.driver.network.configure_tenant_networks(task)
+            # The node must find its disk: tgtd may have died since prepare.
+            _verify_export(task)
             manager_utils.node_power_action(task, states.POWER_ON)
         except Exception:
             with excutils.save_and_reraise_exception():
@@ -231,12 +238,31 @@ class BMIDeploy(base.DeployInterface):
             task.driver.boot.clean_up_instance(task)
 
     def take_over(self, task):
-        """Recreate this conductor's iSCSI targets from Ceph's records."""
+        """Check that this conductor's gateway now serves the node.
+
+        Ironic 39.0.0's ``_do_takeover`` calls ``prepare`` first, which
+        exported this node alone on this conductor's gateway and pointed
+        its VolumeTarget, its record in Ceph and its boot files there.
+        """
         node = task.node
-        with ironic_errors.translated('re-exporting disks', node.uuid):
-            report = export_manager.get_manager().reconcile()
-        LOG.info('Took over node %(node)s; iSCSI exports reconciled: '
-                 '%(report)s', {'node': node.uuid, 'report': report})
+        node_export = _verify_export(task)
+        heal.record(node, 'bmi: taken over by this conductor; the disk is '
+                          'exported as %s at %s' % (node_export.target_iqn,
+                                                    node_export.portal))
+
+    @periodics.periodic(
+        spacing=lambda: CONF.bmi.reconcile_interval,
+        enabled=lambda: CONF.bmi.reconcile_interval > 0,
+        run_immediately=True)
+    def reconcile_exports(self, manager, context):
+        """Heal this conductor's exports; sweep deleted nodes' leftovers.
+
+        Ironic 39.0.0 collects the periodics of every enabled interface
+        (base_manager._collect_periodic_tasks) and runs them in the
+        conductor with (manager, context); run_immediately: the check at
+        conductor start.  See :mod:`bmi_driver.deploy.heal`.
+        """
+        heal.reconcile(manager, context)
 
     def prepare_cleaning(self, task):
         """Nothing to prepare: a diskless node has nothing to erase."""
@@ -286,6 +312,16 @@ class BMIDeploy(base.DeployInterface):
                 first_error = first_error or e
         if first_error is not None:
             raise first_error
+
+
+def _verify_export(task):
+    """The node's export, checked to be served (target, LUNs, account).
+
+    :raises: StorageError naming what is missing.
+    """
+    with ironic_errors.translated('checking that its iSCSI export is '
+                                  'served', task.node.uuid):
+        return export_manager.get_manager().verify_export(task.node.uuid)
 
 
 def _boot_macs(task):

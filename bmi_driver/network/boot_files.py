@@ -195,3 +195,71 @@ def withdraw(project_root, node_uuid, macs):
                                                   '; '.join(errors)))
     LOG.debug('Node %(node)s: iPXE files withdrawn from %(root)s',
               {'node': node_uuid, 'root': project_root})
+
+
+def withdraw_all(root, node_uuid):
+    """Remove every boot file of ``node_uuid`` from ``root``, MACs unknown.
+
+    For a node Ironic no longer has (deleted, its ports gone): its
+    ``<uuid>/`` directory, and each ``pxelinux.cfg`` entry that links into
+    it (Ironic's shared ``http_root``) or is a copy of its ``config`` (a
+    project's root).  Missing is fine.
+
+    :returns: the number of files removed.
+    :raises: BootFilesError when a file cannot be removed.
+    """
+    node_dir = os.path.join(root, node_uuid)
+    try:
+        with open(os.path.join(node_dir, CONFIG), 'rb') as f:
+            config = f.read()
+    except OSError:
+        config = None
+    doomed = []
+    pxe_dir = os.path.join(root, PXE_DIR)
+    try:
+        entries = sorted(os.listdir(pxe_dir))
+    except OSError:
+        entries = []
+    for name in entries:
+        path = os.path.join(pxe_dir, name)
+        if os.path.islink(path):
+            if node_uuid in os.readlink(path):
+                doomed.append(path)
+            continue
+        if not config or not os.path.isfile(path):
+            continue
+        try:
+            with open(path, 'rb') as f:
+                same = f.read() == config
+        except OSError:
+            continue
+        if same:
+            doomed.append(path)
+    try:
+        doomed.extend(os.path.join(node_dir, name)
+                      for name in sorted(os.listdir(node_dir)))
+    except OSError:
+        pass
+    errors = []
+    removed = 0
+    for path in doomed:
+        try:
+            os.unlink(path)
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            errors.append('%s: %s' % (path, e.strerror or e))
+    try:
+        os.rmdir(node_dir)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        errors.append('%s: %s' % (node_dir, e.strerror or e))
+    if errors:
+        raise exception.BootFilesError(
+            reason='cannot remove from %s: %s' % (root, '; '.join(errors)))
+    if removed:
+        LOG.info('Node %(node)s: %(n)d boot file(s) removed from %(root)s',
+                 {'node': node_uuid, 'n': removed, 'root': root})
+    return removed

@@ -34,6 +34,10 @@ Pools: ``[ceph] image_pool`` (golden images) and ``[ceph] clone_pool``
         bmi.export.chap_user    incoming CHAP user ('' = CHAP off)
         bmi.export.chap_secret  its secret
 
+    and the deployment it belongs to (``bmi.deployment``, made at each
+    deploy's prepare and kept in the node's driver_internal_info too), so
+    that a node re-enrolled with an old UUID never gets an old clone.
+
 ``node-<node uuid>-config``
     The node's config drive, when it has one (``bmi.checksum``).
 
@@ -92,6 +96,10 @@ META_INITIATOR_ADDRESS = 'bmi.export.initiator_address'
 META_PORTAL = 'bmi.export.portal'
 EXPORT_KEYS = (META_IQN, META_INITIATOR, META_CHAP_USER, META_CHAP_SECRET,
                META_INITIATOR_ADDRESS, META_PORTAL)
+
+# The deployment a clone belongs to (a UUID made at prepare): a clone of
+# another deployment is never reused nor exported again (issue 12).
+META_DEPLOYMENT = 'bmi.deployment'
 
 # LUNs of a node's target.
 DISK_LUN = 1
@@ -204,6 +212,11 @@ class NodeDisk:
     @property
     def spec(self):
         return rbd_spec(self.pool, self.rbd_name)
+
+
+def disk_deployment(disk):
+    """The deployment id the node's ``disk`` records, or None."""
+    return (getattr(disk, 'metadata', None) or {}).get(META_DEPLOYMENT) or None
 
 
 def target_luns(disk):

@@ -37,6 +37,7 @@ from ironic.drivers import utils as driver_utils
 from ironic import objects
 from oslo_log import log
 from oslo_utils import strutils
+from oslo_utils import uuidutils
 
 from bmi_driver.common import ironic_errors
 from bmi_driver.common import node_facts
@@ -48,6 +49,11 @@ from bmi_driver.storage import layout
 LOG = log.getLogger(__name__)
 
 BOOT_INDEX = 0
+# driver_internal_info: the deployment the node's clone belongs to, made at
+# each deploy's prepare and recorded on the clone too (layout.py): a clone
+# of another deployment (a node re-enrolled with an old UUID) is never
+# reused nor exported.
+DEPLOYMENT = 'bmi_deployment'
 # Marks the VolumeTargets this interface manages (VolumeTarget.extra).
 MANAGED_BY = 'bmi'
 
@@ -109,19 +115,13 @@ class BMIStorage(base.StorageInterface):
         lib = library.ImageLibrary()
         try:
             with ironic_errors.translated('attaching the disk', node.uuid):
-                disk = None
-                if node.provision_state == states.ACTIVE:
-                    # Power on or take over: the node keeps the disk it has,
-                    # whatever became of its image since.
-                    try:
-                        disk = lib.get_node_disk(node.uuid)
-                    except exception.CloneNotFound:
-                        LOG.warning('Active node %(node)s has lost its '
-                                    'disk: cloning its image again',
-                                    {'node': node.uuid})
-                if disk is None:
+                disk = _disk_of_deployment(lib, node)
+                if disk is None or node.provision_state != states.ACTIVE:
+                    # Idempotent: the clone made by an earlier attempt of
+                    # this deployment is returned (grown if needed).
                     disk = lib.clone_for_node(node.uuid, image_source,
                                               size=size, project=project)
+                _stamp_deployment(lib, node, disk)
                 if configdrive is not None:
                     lib.write_node_configdrive(node.uuid, configdrive)
                 # A fresh CHAP secret at every deploy and rebuild (issue
@@ -130,7 +130,7 @@ class BMIStorage(base.StorageInterface):
                     node.uuid, initiator_iqn=initiator,
                     fresh_credentials=(node.provision_state
                                        != states.ACTIVE),
-                    portal=boot_net.portal if boot_net else None,
+                    portal=_portal_for(boot_net),
                     initiator_address=(boot_net.acl_address if boot_net
                                        else None))
             self._save_boot_target(task, disk, node_export)
@@ -229,6 +229,71 @@ def has_iscsi_boot(node):
     caps = driver_utils.capabilities_to_dict(
         node.properties.get('capabilities'))
     return strutils.bool_from_string(caps.get('iscsi_boot', False))
+
+
+def new_deployment(node):
+    """Give the node a new deployment id (each deploy's prepare)."""
+    deployment = uuidutils.generate_uuid()
+    node.set_driver_internal_info(DEPLOYMENT, deployment)
+    return deployment
+
+
+def node_deployment(node):
+    """The node's deployment id, or None (deployed before issue 12)."""
+    return (node.driver_internal_info or {}).get(DEPLOYMENT)
+
+
+def _disk_of_deployment(lib, node):
+    """The node's clone if it belongs to the node's deployment, else None.
+
+    Deploying: a clone of another deployment (an earlier attempt, or a
+    deleted node whose UUID was enrolled again) is unexported and removed,
+    never reused.  ACTIVE (power on, take over): the node keeps the disk it
+    has, whatever became of its image since; a clone of another deployment
+    is refused (StaleDisk), a lost one is cloned again.
+
+    :raises: StaleDisk, CephError, ExportError
+    """
+    try:
+        disk = lib.get_node_disk(node.uuid)
+    except exception.CloneNotFound:
+        if node.provision_state == states.ACTIVE:
+            LOG.warning('Active node %(node)s has lost its disk: cloning its '
+                        'image again', {'node': node.uuid})
+        return None
+    expected = node_deployment(node)
+    found = layout.disk_deployment(disk)
+    if not expected or found == expected:
+        return disk
+    if node.provision_state == states.ACTIVE:
+        raise exception.StaleDisk(node=node.uuid, clone=disk.spec,
+                                  found=found or '(none)', expected=expected)
+    LOG.warning('Node %(node)s: its clone %(clone)s belongs to deployment '
+                '%(found)s, not %(expected)s: removing it',
+                {'node': node.uuid, 'clone': disk.spec,
+                 'found': found or '(none)', 'expected': expected})
+    export_manager.get_manager().unexport_node(node.uuid)
+    lib.remove_node_disk(node.uuid)
+    return None
+
+
+def _stamp_deployment(lib, node, disk):
+    deployment = node_deployment(node)
+    if deployment and layout.disk_deployment(disk) != deployment:
+        lib.set_node_metadata(node.uuid,
+                              {layout.META_DEPLOYMENT: deployment})
+        disk.metadata = dict(disk.metadata or {},
+                             **{layout.META_DEPLOYMENT: deployment})
+
+
+def _portal_for(boot_net):
+    """The portal of this conductor's gateway (None: [iscsi] portal_*).
+
+    The registry gives this conductor's gateway's address on the node's
+    boot network (branch multi: for_project() per conductor host), so a
+    node taken over is told the new gateway.  The one place that asks.
+    """
+    return boot_net.portal if boot_net is not None else None
 
 
 def _initiator_iqn(task):

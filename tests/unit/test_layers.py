@@ -26,11 +26,13 @@ from tests import base
 _PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'bmi_driver')
 
-# The modules allowed to import ironic: the hardware type, the interfaces
-# and the glue that maps bmi_driver's errors to Ironic's.
+# The modules allowed to import ironic: the hardware type, the interfaces,
+# the deploy interface's periodic reconcile (deploy/heal.py) and the glue
+# that maps bmi_driver's errors to Ironic's.
 IRONIC_IMPORTERS = {
     'bmi_driver.common.ironic_errors',
     'bmi_driver.deploy.diskless',
+    'bmi_driver.deploy.heal',
     'bmi_driver.deploy.hardware',
     'bmi_driver.deploy.vendor',
     'bmi_driver.network.hil',

@@ -59,6 +59,8 @@ NAMESPACE = 'bmi_driver.export_backends'
 
 CHAP_USER_PREFIX = 'bmi-'
 _SECRET_ALPHABET = string.ascii_letters + string.digits
+# reconcile(nodes=...): a node no longer to be served when its turn came.
+SKIPPED = 'skipped'
 
 # The name checks live in iscsi_names; reachable here for callers.
 IQN_MAX = iscsi_names.IQN_MAX
@@ -113,6 +115,11 @@ class ReconcileReport:
     removed: list = dataclasses.field(default_factory=list)
     foreign: list = dataclasses.field(default_factory=list)
     failed: dict = dataclasses.field(default_factory=dict)
+    # reconcile(nodes=...): nodes whose clone or record is gone, and the
+    # status of every node asked for (created, updated, unchanged, lost,
+    # failed).
+    lost: list = dataclasses.field(default_factory=list)
+    nodes: dict = dataclasses.field(default_factory=dict)
 
 
 def _recorded(disk):
@@ -365,28 +372,49 @@ class ExportManager:
                     if iqn.startswith(ours))
         return rows
 
-    def reconcile(self):
+    def reconcile(self, nodes=None, is_stray=None, is_wanted=None):
         """Make the target daemon serve what Ceph records, and only that.
 
-        Re-creates (or repairs) the target of every node whose clone
-        records an export, and removes the targets under our IQN prefix
-        that no clone records.  Targets of others are left alone.  A node
-        that fails is reported and does not stop the others.
+        ``nodes`` None (``bmi-manage target reconcile``, one gateway for
+        every node): re-creates (or repairs) the target of every node whose
+        clone records an export, and removes the targets under our IQN
+        prefix that no clone records.
 
-        :returns: ReconcileReport
+        ``nodes`` given (the conductor's periodic, one gateway per
+        conductor): ``{node uuid: deployment id or None}`` of the nodes
+        this gateway must serve; only their targets are re-created (a clone
+        of another deployment than the one given is not exported:
+        ``report.failed``), and every other target under our prefix is
+        removed when ``is_stray(node_uuid)``, asked under the node's export
+        lock, says so (None: always); the records in Ceph are left alone
+        (another gateway may serve the node now).  ``is_wanted(node_uuid)``,
+        asked under the node's export lock too, can call off the repair of
+        a node of ``nodes`` (status ``skipped``: undeployed meanwhile).
+
+        Targets of others are left alone.  A node that fails is reported
+        and does not stop the others.
+
+        :returns: ReconcileReport (``report.nodes``: {node uuid: status})
         :raises TargetDaemonUnavailable: the daemon is not reachable.
         """
         report = ReconcileReport()
         expected = {}
-        for disk in self.library.list_node_disks():
-            recorded = _recorded(disk)
-            if recorded is not None:
-                expected[recorded.iqn] = disk.node_uuid
+        if nodes is None:
+            for disk in self.library.list_node_disks():
+                recorded = _recorded(disk)
+                if recorded is not None:
+                    expected[recorded.iqn] = disk.node_uuid
+            wanted = {}
+        else:
+            wanted = {check_node_uuid(u): d for u, d in dict(nodes).items()}
+            expected = {self.target_iqn(u): u for u in wanted}
         served = self.backend.list_targets()
 
         for iqn, node_uuid in sorted(expected.items()):
             try:
-                status = self._reconcile_node(node_uuid)
+                status = self._reconcile_node(node_uuid,
+                                              wanted.get(node_uuid),
+                                              is_wanted)
             except exception.TargetDaemonUnavailable:
                 raise
             except exception.BmiException as e:
@@ -394,9 +422,15 @@ class ExportManager:
                           '%(err)s', {'iqn': iqn, 'node': node_uuid,
                                       'err': e})
                 report.failed[iqn] = str(e)
+                report.nodes[node_uuid] = 'failed'
+                continue
+            report.nodes[node_uuid] = status or 'lost'
+            if status == SKIPPED:
                 continue
             if status is not None:
                 getattr(report, status).append(iqn)
+            elif nodes is not None:
+                report.lost.append(node_uuid)
 
         ours = self.iqn_prefix() + ':'
         for target in served:
@@ -406,7 +440,13 @@ class ExportManager:
                 report.foreign.append(target.iqn)
                 continue
             try:
-                if self._remove_orphan(target.iqn[len(ours):], target.iqn):
+                if nodes is None:
+                    removed = self._remove_orphan(target.iqn[len(ours):],
+                                                  target.iqn)
+                else:
+                    removed = self._remove_stray(target.iqn[len(ours):],
+                                                 target.iqn, is_stray)
+                if removed:
                     report.removed.append(target.iqn)
             except exception.TargetDaemonUnavailable:
                 raise
@@ -421,8 +461,87 @@ class ExportManager:
                   'f': len(report.failed)})
         return report
 
-    def _reconcile_node(self, node_uuid):
+    def _remove_stray(self, suffix, iqn, is_stray):
+        """Remove a target of ours this gateway must not serve (see reconcile).
+
+        Its record in Ceph stays: the node may be served by another
+        gateway, or be deployed here right now (``is_stray`` says no then).
+        """
+        try:
+            node_uuid = check_node_uuid(suffix)
+        except exception.InvalidName:
+            node_uuid = None
+        guard = (locks.lock('export-%s' % node_uuid) if node_uuid
+                 else contextlib.nullcontext())
+        with guard:
+            if node_uuid and is_stray is not None and not is_stray(node_uuid):
+                return False
+            self.backend.remove_target(
+                iqn, chap_username=(self.chap_username(node_uuid)
+                                    if node_uuid else None))
+        LOG.info('Reconcile: removed target %(iqn)s, which this gateway '
+                 'must not serve', {'iqn': iqn})
+        return True
+
+    def verify_export(self, node_uuid):
+        """Check that the daemon serves the node's export as Ceph records.
+
+        The target, every recorded LUN and the CHAP account must be there
+        (what a node needs to boot); the deploy step asks before power-on.
+
+        :raises ExportNotServed: with what is missing.
+        :raises CloneNotFound, TargetDaemonUnavailable, CephError
+        """
+        node_uuid = check_node_uuid(node_uuid)
+        disk = self.library.get_node_disk(node_uuid)
+        recorded = _recorded(disk)
+        if recorded is None:
+            raise exception.ExportNotServed(
+                node=node_uuid, reason='its clone records no export')
+        served = self.backend.get_target(recorded.iqn)
+        if served is None:
+            raise exception.ExportNotServed(
+                node=node_uuid, reason='no target %s' % recorded.iqn)
+        missing = sorted(set(recorded.luns) - set(served.luns))
+        if missing:
+            raise exception.ExportNotServed(
+                node=node_uuid, reason='target %s lacks LUN(s) %s' % (
+                    recorded.iqn, ', '.join(map(str, missing))))
+        if (recorded.chap_username
+                and recorded.chap_username not in served.accounts):
+            raise exception.ExportNotServed(
+                node=node_uuid, reason='target %s has no CHAP account %s'
+                % (recorded.iqn, recorded.chap_username))
+        return self._node_export(node_uuid, recorded, _recorded_portal(disk))
+
+    def remove_node(self, node_uuid, still_gone=None):
+        """Remove the export and the disk of a node Ironic no longer has.
+
+        Under the node's export lock; ``still_gone()``, asked under it,
+        can call it off (the node was enrolled again meanwhile).
+
+        :returns: True when something was removed.
+        :raises: TargetDaemonUnavailable, ExportError, CephError
+        """
+        node_uuid = check_node_uuid(node_uuid)
         with locks.lock('export-%s' % node_uuid):
+            if still_gone is not None and not still_gone():
+                return False
+            self.backend.remove_target(self.target_iqn(node_uuid),
+                                       chap_username=self.chap_username(
+                                           node_uuid))
+            try:
+                self.library.remove_node_disk(node_uuid)
+            except exception.CloneNotFound:
+                pass
+        LOG.info('Node %(node)s is gone from Ironic: its target, CHAP '
+                 'account and disk were removed', {'node': node_uuid})
+        return True
+
+    def _reconcile_node(self, node_uuid, deployment=None, is_wanted=None):
+        with locks.lock('export-%s' % node_uuid):
+            if is_wanted is not None and not is_wanted(node_uuid):
+                return SKIPPED
             # Read again under the lock: it may have changed meanwhile.
             try:
                 disk = self.library.get_node_disk(node_uuid)
@@ -431,6 +550,11 @@ class ExportManager:
             recorded = _recorded(disk)
             if recorded is None:
                 return None
+            found = layout.disk_deployment(disk)
+            if deployment and found != deployment:
+                raise exception.StaleDisk(node=node_uuid, clone=disk.spec,
+                                          found=found or '(none)',
+                                          expected=deployment)
             _served, status = self.backend.ensure_target(recorded)
         if status != base.UNCHANGED:
             LOG.info('Reconcile: target %(iqn)s of node %(node)s %(st)s',

@@ -24,6 +24,7 @@ from unittest import mock
 
 import fixtures
 
+from ironic.common import states
 from ironic.drivers import base as drivers_base
 from ironic.tests.unit.db import base as db_base
 from ironic.tests.unit.objects import utils as obj_utils
@@ -32,6 +33,7 @@ from ironic.tests.unit.objects import utils as obj_utils
 # driver modules runs subprocesses (zeroconf's ctypes lookups), which
 # Ironic's TestCase forbids once a test runs.
 from bmi_driver.deploy import hardware  # noqa: F401
+from bmi_driver import exception
 from bmi_driver.network import boot_networks
 from bmi_driver.storage.ceph import library as images
 from bmi_driver.storage.export import manager as export
@@ -89,8 +91,30 @@ class BMITestCase(db_base.DbTestCase):
             node_uuid=self.node.uuid, pool='bmi-images',
             rbd_name='node-%s' % self.node.uuid, size=10 * 1024 ** 3,
             parent='bmi-images/img-%s@golden' % IMAGE_UUID)
-        self.lib.clone_for_node.return_value = self.disk
-        self.lib.get_node_disk.return_value = self.disk
+        # Ceph as the fakes see it: a node being deployed has no clone
+        # until it is cloned, an ACTIVE one (set_state) has one.
+        self.disk_exists = False
+
+        def clone(*args, **kwargs):
+            self.disk_exists = True
+            return self.disk
+
+        def get_disk(node_uuid):
+            if not self.disk_exists:
+                raise exception.CloneNotFound(node=node_uuid,
+                                              clone=self.disk.rbd_name)
+            return self.disk
+
+        def remove_disk(node_uuid):
+            self.disk_exists = False
+
+        def set_metadata(node_uuid, metadata):
+            self.disk.metadata.update(metadata)
+
+        self.lib.clone_for_node.side_effect = clone
+        self.lib.get_node_disk.side_effect = get_disk
+        self.lib.remove_node_disk.side_effect = remove_disk
+        self.lib.set_node_metadata.side_effect = set_metadata
         self.lib.resolve_source.return_value = layout.ImageSource(
             uuid=IMAGE_UUID, kind='golden', pool='bmi-images',
             rbd_name='img-%s' % IMAGE_UUID, snapshot='golden',
@@ -123,3 +147,5 @@ class BMITestCase(db_base.DbTestCase):
     def set_state(self, state):
         self.node.provision_state = state
         self.node.save()
+        if state == states.ACTIVE:
+            self.disk_exists = True

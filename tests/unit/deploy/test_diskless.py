@@ -14,6 +14,8 @@
 
 from unittest import mock
 
+import fixtures
+
 from ironic.common import exception as ironic_exc
 from ironic.common import states
 from ironic.conductor import task_manager
@@ -24,6 +26,7 @@ from ironic import objects
 
 from bmi_driver.deploy import diskless as bmi_deploy
 from bmi_driver import exception
+from bmi_driver.storage import layout
 from bmi_driver.storage import rbd_iscsi as bmi_storage
 from tests.unit.deploy import base
 
@@ -355,18 +358,79 @@ class BMIDeployTestCase(base.BMITestCase):
         self.assertEqual(['clean_up_instance'], self._names())
         self.lib.remove_node_disk.assert_not_called()
 
-    def test_take_over_reconciles_exports(self):
+    def test_take_over_checks_this_node_is_served(self):
         self.set_state(states.ACTIVE)
+        self.mgr.verify_export.return_value = self.export
         with task_manager.acquire(self.context, self.node.uuid) as task:
             task.driver.deploy.take_over(task)
-        self.mgr.reconcile.assert_called_once_with()
+        self.mgr.verify_export.assert_called_once_with(self.node.uuid)
+        # Only this node: never every clone of the pool.
+        self.mgr.reconcile.assert_not_called()
+        [event] = objects.NodeHistory.list_by_node_id(self.context,
+                                                      self.node.id)
+        self.assertIn('taken over', event.event)
+        self.assertIn(self.export.portal, event.event)
+        self.assertNotIn(base.CHAP_SECRET, event.event)
 
     def test_take_over_tgtd_down(self):
-        self.mgr.reconcile.side_effect = exception.TargetDaemonUnavailable(
-            reason='down')
+        self.mgr.verify_export.side_effect = (
+            exception.TargetDaemonUnavailable(reason='down'))
         with task_manager.acquire(self.context, self.node.uuid) as task:
             self.assertRaises(ironic_exc.StorageError,
                               task.driver.deploy.take_over, task)
+
+    def test_take_over_prepare_exports_at_this_gateway(self):
+        # Ironic 39.0.0 _do_takeover: prepare, then take_over.
+        self.set_state(states.ACTIVE)
+        self.boot_networks({base.LESSEE: {
+            'hil_network': 'boot-a', 'portal': '10.78.1.2:3260',
+            'cidr': '10.78.1.0/24', 'http_root': self.useFixture(
+                fixtures.TempDir()).path}})
+        self.mgr.verify_export.return_value = self.export
+        with mock.patch.object(bmi_deploy, '_publish_boot_files'):
+            with task_manager.acquire(self.context, self.node.uuid) as task:
+                task.driver.deploy.prepare(task)
+                task.driver.deploy.take_over(task)
+        kwargs = self.mgr.export_node.call_args.kwargs
+        self.assertEqual('10.78.1.2:3260', kwargs['portal'])
+        self.assertFalse(kwargs['fresh_credentials'])
+        self.lib.clone_for_node.assert_not_called()
+
+    def test_deploy_fails_before_power_on_when_not_served(self):
+        self.set_state(states.DEPLOYING)
+        self.mgr.verify_export.side_effect = exception.ExportNotServed(
+            node=self.node.uuid, reason='no target x')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.StorageError,
+                                  task.driver.deploy.deploy, task)
+        self.assertIn('not served', str(e))
+        self.assertNotIn('power power on', self._names())
+
+    def test_prepare_gives_a_new_deployment_each_time(self):
+        self.set_state(states.DEPLOYING)
+        seen = []
+        for _ in range(2):
+            with task_manager.acquire(self.context, self.node.uuid) as task:
+                task.driver.deploy.prepare(task)
+                seen.append(task.node.driver_internal_info[
+                    bmi_storage.DEPLOYMENT])
+        self.assertNotEqual(seen[0], seen[1])
+        self.assertEqual(seen[1],
+                         self.disk.metadata[layout.META_DEPLOYMENT])
+
+    def test_reconcile_is_a_periodic_of_the_interval(self):
+        from futurist import periodics as futurist_periodics
+        from ironic.conductor import periodics
+        method = bmi_deploy.BMIDeploy.reconcile_exports
+        self.assertTrue(futurist_periodics.is_periodic(method))
+        self.config(reconcile_interval=7, group='bmi')
+        periodics.refresh_periodic_attributes(method)
+        self.assertEqual(7, method._periodic_spacing)
+        self.assertTrue(method._is_periodic)
+        self.assertTrue(method._periodic_run_immediately)
+        self.config(reconcile_interval=0, group='bmi')
+        periodics.refresh_periodic_attributes(method)
+        self.assertFalse(method._is_periodic)
 
     # --- cleaning ---------------------------------------------------------
 

@@ -1,0 +1,240 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The periodic reconcile of the ``bmi`` deploy interface (issue 12).
+
+Run by the conductor every ``[bmi] reconcile_interval`` seconds and once
+at its start (:meth:`BMIDeploy.reconcile_exports`):
+
+1. every ACTIVE bmi node that Ironic's hash ring maps to this conductor
+   has its target, LUNs and CHAP account on this conductor's target daemon
+   as its clone's record in Ceph says (re-created when tgtd lost them);
+2. nothing else of ours is exported there: targets under ``[iscsi]
+   iqn_prefix`` of nodes that are another conductor's, deleted, or in a
+   state without a disk are removed;
+3. the clones, targets, accounts and boot files of nodes Ironic no longer
+   has (deleted, also in maintenance: Ironic 39.0.0's ``destroy_node``
+   loads no driver and calls no interface) are removed once they have been
+   seen gone for ``[bmi] orphan_grace`` seconds.
+
+Races: a node that Ironic has locked (a reservation: deploy, undeploy,
+power actions...) is never touched; the check is made again under the
+node's export lock (``export-<uuid>``, :mod:`bmi_driver.common.locks`),
+which every export and unexport of the node takes too.  Every repair is
+logged and recorded in the node's history.
+
+Part of the deploy interface: it imports Ironic.
+"""
+
+import time
+
+from ironic.common import exception as ironic_exc
+from ironic.common import states
+from ironic.conductor import utils as manager_utils
+from ironic import objects
+from oslo_log import log
+
+from bmi_driver.conf import CONF
+from bmi_driver import exception
+from bmi_driver.network import boot_files
+from bmi_driver.network import boot_networks
+from bmi_driver.storage.ceph import library
+from bmi_driver.storage.export import manager as export_manager
+from bmi_driver.storage import rbd_iscsi
+
+LOG = log.getLogger(__name__)
+
+# The deploy interface's name (setup.cfg, ironic.hardware.interfaces.deploy).
+DEPLOY_INTERFACE = 'bmi'
+EVENT_TYPE = 'monitoring'
+
+# States in which a node has no disk: a target of it is a leftover.
+# (Cleaning, error and failed states are left to undeploy and its retries.)
+_NO_DISK_STATES = frozenset([states.ENROLL, states.VERIFYING,
+                             states.MANAGEABLE, states.AVAILABLE,
+                             states.INSPECTING, states.INSPECTWAIT,
+                             states.INSPECTFAIL])
+
+# Node clones without a node in Ironic, by UUID: when first seen so.
+_gone_since = {}
+
+
+def record(node, event, error=False):
+    """Log ``event`` and add it to the node's history."""
+    (LOG.error if error else LOG.info)('Node %(node)s: %(event)s',
+                                       {'node': node.uuid, 'event': event})
+    try:
+        manager_utils.node_history_record(node, event=event,
+                                          event_type=EVENT_TYPE, error=error)
+    except Exception as e:
+        LOG.warning('Node %(node)s: could not record history: %(err)s',
+                    {'node': node.uuid, 'err': e})
+
+
+def _get_node(context, node_uuid):
+    try:
+        return objects.Node.get_by_uuid(context, node_uuid)
+    except ironic_exc.NodeNotFound:
+        return None
+
+
+def _mapped_here(manager, node):
+    # Ironic 39.0.0 base_manager: the hash ring check iter_nodes uses.
+    return manager._mapped_to_this_conductor(node.uuid, node.driver,
+                                             node.conductor_group)
+
+
+def _serves(manager, node):
+    """Whether this conductor must serve ``node``'s disk now."""
+    return (node is not None and node.reservation is None
+            and node.deploy_interface == DEPLOY_INTERFACE
+            and node.provision_state == states.ACTIVE
+            and _mapped_here(manager, node))
+
+
+def _is_stray(manager, context, node_uuid):
+    """Whether this conductor's gateway must not serve ``node_uuid``.
+
+    Asked under the node's export lock: a node Ironic holds is never
+    stray (it may be deploying right now).
+    """
+    node = _get_node(context, node_uuid)
+    if node is None:
+        return True
+    if node.reservation is not None:
+        return False
+    if not _mapped_here(manager, node):
+        return True
+    return (node.deploy_interface != DEPLOY_INTERFACE
+            or node.provision_state in _NO_DISK_STATES)
+
+
+def reconcile(manager, context):
+    """One run of the periodic reconcile (see the module's text).
+
+    :raises: nothing: every problem is logged (and recorded on the node it
+        concerns); the next run tries again.
+    """
+    try:
+        _reconcile_exports(manager, context)
+    except Exception as e:
+        LOG.error('Reconcile of this conductor\'s iSCSI exports failed: '
+                  '%(err)s', {'err': e})
+    try:
+        sweep_deleted(manager, context)
+    except Exception as e:
+        LOG.error('Sweep of the disks of deleted nodes failed: %(err)s',
+                  {'err': e})
+
+
+def _reconcile_exports(manager, context):
+    wanted = {}
+    for node_uuid, _drv, _grp, state, reservation, iface, dii in (
+            manager.iter_nodes(fields=['provision_state', 'reservation',
+                                       'deploy_interface',
+                                       'driver_internal_info'])):
+        if (iface == DEPLOY_INTERFACE and state == states.ACTIVE
+                and reservation is None):
+            wanted[node_uuid] = (dii or {}).get(rbd_iscsi.DEPLOYMENT)
+
+    def still_wanted(node_uuid):
+        return _serves(manager, _get_node(context, node_uuid))
+
+    mgr = export_manager.get_manager()
+    report = mgr.reconcile(
+        nodes=wanted, is_wanted=still_wanted,
+        is_stray=lambda node_uuid: _is_stray(manager, context, node_uuid))
+    for node_uuid, status in sorted(report.nodes.items()):
+        if status in (None, 'unchanged', 'skipped'):
+            continue
+        node = _get_node(context, node_uuid)
+        if node is None:
+            continue
+        iqn = mgr.target_iqn(node_uuid)
+        if status == 'created':
+            record(node, 'bmi: the iSCSI target %s was missing on this '
+                         'conductor\'s gateway (target daemon restarted?): '
+                         're-created with its LUNs and CHAP account from '
+                         'Ceph\'s record' % iqn)
+        elif status == 'updated':
+            record(node, 'bmi: the iSCSI target %s on this conductor\'s '
+                         'gateway differed from Ceph\'s record (LUNs, CHAP '
+                         'account or ACL): repaired' % iqn)
+        elif status == 'lost':
+            record(node, 'bmi: the node is ACTIVE but its disk or its export '
+                         'record is gone from Ceph: nothing to export; '
+                         'rebuild the node', error=True)
+        else:
+            record(node, 'bmi: re-exporting %s failed: %s'
+                   % (iqn, report.failed.get(iqn, status)), error=True)
+    for iqn in report.removed:
+        LOG.info('Reconcile: target %(iqn)s removed from this conductor\'s '
+                 'gateway: its node is not served here', {'iqn': iqn})
+
+
+def _boot_roots():
+    roots = []
+    if CONF.deploy.http_root:
+        roots.append(CONF.deploy.http_root)
+    networks = boot_networks.load() or {}
+    roots.extend(sorted({n.http_root for n in networks.values()}))
+    return roots
+
+
+def sweep_deleted(manager, context, now=None):
+    """Remove disks, exports and boot files of nodes Ironic no longer has.
+
+    Any conductor may do it (the clone pool is shared); a clone is removed
+    only after it has been seen without its node for ``[bmi]
+    orphan_grace`` seconds, and only if the node is still missing under
+    its export lock.
+
+    :returns: the UUIDs of the nodes whose leftovers were removed.
+    """
+    now = time.monotonic() if now is None else now
+    known = {row[0] for row in
+             manager.dbapi.get_nodeinfo_list(columns=['uuid'])}
+    disks = library.ImageLibrary().list_node_disks()
+    gone = {d.node_uuid for d in disks if d.node_uuid not in known}
+    for node_uuid in list(_gone_since):
+        if node_uuid not in gone:
+            del _gone_since[node_uuid]
+    removed = []
+    for node_uuid in sorted(gone):
+        since = _gone_since.setdefault(node_uuid, now)
+        if now - since < CONF.bmi.orphan_grace:
+            continue
+        mgr = export_manager.get_manager()
+        try:
+            done = mgr.remove_node(
+                node_uuid,
+                still_gone=lambda u=node_uuid: _get_node(context, u) is None)
+            if done:
+                for root in _boot_roots():
+                    boot_files.withdraw_all(root, node_uuid)
+        except exception.BmiException as e:
+            LOG.error('Node %(node)s is gone from Ironic, but removing its '
+                      'disk, export or boot files failed (next run tries '
+                      'again): %(err)s', {'node': node_uuid, 'err': e})
+            continue
+        _gone_since.pop(node_uuid, None)
+        if done:
+            LOG.warning('Node %(node)s was deleted from Ironic with its disk '
+                        'still there: its clone, target, CHAP account and '
+                        'boot files were removed', {'node': node_uuid})
+            removed.append(node_uuid)
+    return removed
+
+
+def reset():
+    """Forget what the sweep has seen (tests)."""
+    _gone_since.clear()
