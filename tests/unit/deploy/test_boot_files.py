@@ -93,6 +93,27 @@ class BootFilesTestCase(base.BMITestCase):
         self.assertEqual(self.root_a, self.node.driver_internal_info[
             diskless.BOOT_FILES_ROOT])
 
+    def test_withdraw_all_without_macs(self):
+        # A node deleted from Ironic: its ports (MACs) are gone too.
+        self.deploy()
+        other = os.path.join(self.root_a, 'pxelinux.cfg', '52-54-00-ff-ff-ff')
+        with open(other, 'w') as f:
+            f.write('#!ipxe\nanother node\n')
+        self.assertEqual(2, boot_files.withdraw_all(self.root_a,
+                                                    self.node.uuid))
+        self.assertGreaterEqual(
+            boot_files.withdraw_all(self.shared, self.node.uuid), 2)
+        for root in (self.root_a, self.shared):
+            self.assertFalse(os.path.exists(os.path.join(root,
+                                                         self.node.uuid)))
+            self.assertFalse(os.path.lexists(
+                os.path.join(root, 'pxelinux.cfg', self.mac)))
+        self.assertTrue(os.path.exists(other))
+        self.assertTrue(os.path.exists(os.path.join(self.root_a,
+                                                    'boot.ipxe')))
+        self.assertEqual(0, boot_files.withdraw_all(self.root_a,
+                                                    self.node.uuid))
+
     def test_withdrawn_at_tear_down(self):
         self.deploy()
         self.set_state(states.DELETING)

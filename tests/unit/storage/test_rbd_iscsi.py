@@ -23,6 +23,7 @@ from ironic import objects
 from ironic.tests.unit.objects import utils as obj_utils
 
 from bmi_driver import exception
+from bmi_driver.storage import layout
 from bmi_driver.storage import rbd_iscsi as bmi_storage
 from tests.unit.deploy import base
 
@@ -206,6 +207,59 @@ class BMIStorageTestCase(base.BMITestCase):
             self.node.uuid, initiator_iqn=None, fresh_credentials=False,
             portal=None, initiator_address=None)
         self.assertEqual(1, len(self._targets()))
+
+    # --- deployments (issue 12) --------------------------------------------
+
+    def _with_deployment(self, node_has, disk_has):
+        if node_has:
+            self.node.driver_internal_info = {
+                bmi_storage.DEPLOYMENT: node_has}
+            self.node.save()
+        self.disk_exists = True
+        if disk_has:
+            self.disk.metadata[layout.META_DEPLOYMENT] = disk_has
+
+    def test_deploying_removes_a_clone_of_another_deployment(self):
+        # A node re-enrolled with the UUID of a deleted one.
+        self._with_deployment('new', 'old')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.lib.clone_for_node.assert_called_once()
+        self.assertEqual('new', self.disk.metadata[layout.META_DEPLOYMENT])
+        self.assertTrue(
+            self.mgr.export_node.call_args.kwargs['fresh_credentials'])
+
+    def test_deploying_removes_a_clone_without_deployment(self):
+        self._with_deployment('new', None)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+
+    def test_deploying_reuses_its_own_clone(self):
+        self._with_deployment('same', 'same')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.lib.remove_node_disk.assert_not_called()
+        self.lib.set_node_metadata.assert_not_called()
+
+    def test_active_node_refuses_a_clone_of_another_deployment(self):
+        self.set_state(states.ACTIVE)
+        self._with_deployment('mine', 'someone-elses')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.StorageError,
+                                  task.driver.storage.attach_volumes, task)
+        self.assertIn('someone-elses', str(e))
+        self.mgr.export_node.assert_not_called()
+        self.lib.remove_node_disk.assert_not_called()
+
+    def test_active_node_deployed_before_deployments_keeps_its_disk(self):
+        self.set_state(states.ACTIVE)
+        self._with_deployment(None, None)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.mgr.export_node.assert_called_once()
 
     def test_attach_on_active_node_that_lost_its_disk(self):
         self.set_state(states.ACTIVE)

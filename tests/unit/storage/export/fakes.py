@@ -435,6 +435,10 @@ class FakeLibrary:
         self.get_node_disk(node_uuid)
         self.disks[node_uuid].metadata.update(metadata)
 
+    def remove_node_disk(self, node_uuid):
+        self.calls.append(('remove_node_disk', node_uuid))
+        self.disks.pop(node_uuid, None)
+
     def remove_node_metadata(self, node_uuid, keys):
         self.calls.append(('remove_node_metadata', node_uuid))
         self.get_node_disk(node_uuid)

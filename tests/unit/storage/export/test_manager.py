@@ -347,6 +347,116 @@ class ReconcileTestCase(_Base):
                           self.mgr.reconcile)
 
 
+class ConductorReconcileTestCase(ReconcileTestCase):
+    """reconcile(nodes=...): one conductor's nodes on its own gateway."""
+
+    def test_only_the_given_nodes_are_served(self):
+        self.tgtd.targets.clear()
+        self.tgtd.accounts.clear()
+        report = self.mgr.reconcile(nodes={NODE: None})
+        self.assertEqual([self.a.target_iqn], report.created)
+        self.assertEqual({NODE: 'created'}, report.nodes)
+        self.assertIsNone(self.tgtd.by_iqn(self.b.target_iqn))
+
+    def test_targets_of_other_nodes_removed_when_stray(self):
+        asked = []
+
+        def is_stray(node_uuid):
+            asked.append(node_uuid)
+            return True
+
+        report = self.mgr.reconcile(nodes={NODE: None}, is_stray=is_stray)
+        self.assertEqual([NODE2], asked)
+        self.assertEqual([self.b.target_iqn], report.removed)
+        self.assertIsNone(self.tgtd.by_iqn(self.b.target_iqn))
+        self.assertNotIn(self.b.chap_username, self.tgtd.accounts)
+        # The record stays: another gateway may serve the node now.
+        self.assertEqual(self.b.target_iqn,
+                         self.lib.disks[NODE2].metadata[layout.META_IQN])
+        self.assertIsNotNone(self.tgtd.by_iqn(self.a.target_iqn))
+
+    def test_a_node_held_elsewhere_is_kept(self):
+        report = self.mgr.reconcile(nodes={NODE: None},
+                                    is_stray=lambda node_uuid: False)
+        self.assertEqual([], report.removed)
+        self.assertIsNotNone(self.tgtd.by_iqn(self.b.target_iqn))
+
+    def test_repair_called_off_under_the_lock(self):
+        self.tgtd.targets.clear()
+        report = self.mgr.reconcile(nodes={NODE: None},
+                                    is_wanted=lambda node_uuid: False)
+        self.assertEqual({NODE: export.SKIPPED}, report.nodes)
+        self.assertEqual([], report.created)
+        self.assertIsNone(self.tgtd.by_iqn(self.a.target_iqn))
+
+    def test_clone_of_another_deployment_is_not_exported(self):
+        self.lib.disks[NODE].metadata[layout.META_DEPLOYMENT] = 'old'
+        self.tgtd.targets.clear()
+        report = self.mgr.reconcile(nodes={NODE: 'new'})
+        self.assertEqual({NODE: 'failed'}, report.nodes)
+        self.assertIn('deployment old', report.failed[self.a.target_iqn])
+        self.assertIsNone(self.tgtd.by_iqn(self.a.target_iqn))
+        report = self.mgr.reconcile(nodes={NODE: 'old'})
+        self.assertEqual({NODE: 'created'}, report.nodes)
+
+    def test_lost_disk_is_reported(self):
+        del self.lib.disks[NODE]
+        report = self.mgr.reconcile(nodes={NODE: None})
+        self.assertEqual([NODE], report.lost)
+        self.assertEqual({NODE: 'lost'}, report.nodes)
+
+
+class VerifyExportTestCase(_Base):
+
+    def setUp(self):
+        super().setUp()
+        self.lib.add_disk(NODE2, configdrive=True)
+        self.exp = self.mgr.export_node(NODE2)
+
+    def test_served(self):
+        self.assertEqual(self.exp, self.mgr.verify_export(NODE2))
+
+    def test_no_target(self):
+        self.tgtd.targets.clear()
+        e = self.assertRaises(exception.ExportNotServed,
+                              self.mgr.verify_export, NODE2)
+        self.assertIn('no target %s' % self.exp.target_iqn, str(e))
+
+    def test_missing_lun(self):
+        del self.tgtd.by_iqn(self.exp.target_iqn).luns[2]
+        e = self.assertRaises(exception.ExportNotServed,
+                              self.mgr.verify_export, NODE2)
+        self.assertIn('lacks LUN(s) 2', str(e))
+
+    def test_missing_account(self):
+        self.tgtd.by_iqn(self.exp.target_iqn).accounts[:] = []
+        e = self.assertRaises(exception.ExportNotServed,
+                              self.mgr.verify_export, NODE2)
+        self.assertIn('no CHAP account', str(e))
+        self.assertNotIn(self.exp.chap_secret, str(e))
+
+    def test_not_exported(self):
+        self.assertRaises(exception.ExportNotServed,
+                          self.mgr.verify_export, NODE)
+
+
+class RemoveNodeTestCase(_Base):
+
+    def test_removes_target_account_and_disk(self):
+        exp = self.mgr.export_node(NODE)
+        self.assertTrue(self.mgr.remove_node(NODE, still_gone=lambda: True))
+        self.assertIsNone(self.tgtd.by_iqn(exp.target_iqn))
+        self.assertNotIn(exp.chap_username, self.tgtd.accounts)
+        self.assertNotIn(NODE, self.lib.disks)
+
+    def test_called_off(self):
+        exp = self.mgr.export_node(NODE)
+        self.assertFalse(self.mgr.remove_node(NODE,
+                                              still_gone=lambda: False))
+        self.assertIsNotNone(self.tgtd.by_iqn(exp.target_iqn))
+        self.assertIn(NODE, self.lib.disks)
+
+
 class LoadBackendTestCase(test_base.TestCase):
 
     def test_default(self):

@@ -1,0 +1,209 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""The periodic reconcile of the bmi deploy interface (deploy/heal.py).
+
+Ironic's database is real (its unit-test sqlite), the export manager is
+real, on the fake tgtd (its management socket) and an in-memory clone
+pool; only the conductor's hash ring is given as the set of nodes it maps
+here.
+"""
+
+import os
+
+import fixtures
+from ironic.common import states
+from ironic import objects
+from ironic.tests.unit.objects import utils as obj_utils
+
+from bmi_driver.common import locks
+from bmi_driver.conf import CONF
+from bmi_driver.deploy import heal
+from bmi_driver.storage.export import manager as export
+from bmi_driver.storage import layout
+from bmi_driver.storage import rbd_iscsi
+from tests.unit.deploy import base
+from tests.unit.storage.export import fakes
+
+# Captured before BMITestCase mocks the class.
+RealManager = export.ExportManager
+OTHER = '0a6c1c8e-7d7b-4d0f-8d0e-3c1f7e9b2a10'
+GONE = '11111111-2222-4333-8444-555555555555'
+
+
+class FakeConductor:
+    """What heal asks of Ironic 39's conductor manager: its DB and ring."""
+
+    def __init__(self, dbapi, mine=None):
+        self.dbapi = dbapi
+        self.mine = mine
+
+    def _mapped_to_this_conductor(self, node_uuid, driver, group):
+        return self.mine is None or node_uuid in self.mine
+
+    def iter_nodes(self, fields=None, **kwargs):
+        columns = ['uuid', 'driver', 'conductor_group'] + list(fields or ())
+        for row in self.dbapi.get_nodeinfo_list(columns=columns, **kwargs):
+            if self._mapped_to_this_conductor(*row[:3]):
+                yield row
+
+
+class HealTestCase(base.BMITestCase):
+
+    def setUp(self):
+        super().setUp()
+        tmp = self.useFixture(fixtures.TempDir()).path
+        self.config(backend_url='file://%s/locks' % tmp,
+                    group='coordination')
+        self.addCleanup(locks.reset)
+        self.tgtd = fakes.FakeTgtd()
+        self.config(tgtd_socket=self.tgtd.serve(self), group='iscsi')
+        self.config(discovery_auth=False, group='iscsi')
+        self.pool = fakes.FakeLibrary()
+        self.lib.list_node_disks.side_effect = self.pool.list_node_disks
+        self.real = RealManager(library=self.pool)
+        export._MANAGER = self.real
+        heal.reset()
+        self.addCleanup(heal.reset)
+        self.conductor = FakeConductor(self.dbapi)
+        self.deployment = 'dep-1'
+        self.node.provision_state = states.ACTIVE
+        self.node.driver_internal_info = {
+            rbd_iscsi.DEPLOYMENT: self.deployment}
+        self.node.save()
+        disk = self.pool.add_disk(self.node.uuid, configdrive=True)
+        disk.metadata[layout.META_DEPLOYMENT] = self.deployment
+        self.exp = self.real.export_node(self.node.uuid)
+
+    def history(self, node=None):
+        return [e.event for e in objects.NodeHistory.list_by_node_id(
+            self.context, (node or self.node).id)]
+
+    def run_once(self):
+        heal.reconcile(self.conductor, self.context)
+
+    def test_tgtd_restart_is_healed_and_recorded(self):
+        accounts = dict(self.tgtd.accounts)
+        self.tgtd.targets.clear()
+        self.tgtd.accounts.clear()
+        self.run_once()
+        target = self.tgtd.by_iqn(self.exp.target_iqn)
+        self.assertEqual(self.exp.luns, target.luns)
+        self.assertEqual(accounts, self.tgtd.accounts)
+        self.assertEqual(self.exp, self.real.verify_export(self.node.uuid))
+        [event] = self.history()
+        self.assertIn('re-created', event)
+        self.assertNotIn(self.exp.chap_secret, event)
+        # Nothing to repair the second time: no new record.
+        self.run_once()
+        self.assertEqual(1, len(self.history()))
+
+    def test_locked_node_is_not_touched(self):
+        self.tgtd.targets.clear()
+        self.node.reservation = 'another-conductor'
+        self.node.save()
+        self.run_once()
+        self.assertIsNone(self.tgtd.by_iqn(self.exp.target_iqn))
+        self.assertEqual([], self.history())
+
+    def test_node_of_another_conductor_is_removed_from_this_gateway(self):
+        self.conductor.mine = set()
+        self.run_once()
+        self.assertIsNone(self.tgtd.by_iqn(self.exp.target_iqn))
+        self.assertNotIn(self.exp.chap_username, self.tgtd.accounts)
+        # Its record stays for the conductor that serves it now.
+        self.assertEqual(self.exp.target_iqn,
+                         self.pool.disks[self.node.uuid].metadata[
+                             layout.META_IQN])
+
+    def test_targets_of_diskless_and_busy_nodes(self):
+        other = obj_utils.create_test_node(
+            self.context, uuid=OTHER, driver='bmi', deploy_interface='bmi',
+            provision_state=states.AVAILABLE)
+        self.pool.add_disk(OTHER)
+        leftover = self.real.export_node(OTHER)
+        busy = self.real.target_iqn(OTHER)
+        other.reservation = 'me'
+        other.provision_state = states.DEPLOYING
+        other.save()
+        self.run_once()
+        # Being deployed: its fresh target is never removed.
+        self.assertIsNotNone(self.tgtd.by_iqn(busy))
+        other.reservation = None
+        other.provision_state = states.AVAILABLE
+        other.save()
+        self.run_once()
+        self.assertIsNone(self.tgtd.by_iqn(leftover.target_iqn))
+        self.assertIsNotNone(self.tgtd.by_iqn(self.exp.target_iqn))
+
+    def test_clone_of_another_deployment_is_never_exported(self):
+        self.pool.disks[self.node.uuid].metadata[
+            layout.META_DEPLOYMENT] = 'an-old-one'
+        self.tgtd.targets.clear()
+        self.run_once()
+        self.assertIsNone(self.tgtd.by_iqn(self.exp.target_iqn))
+        [event] = self.history()
+        self.assertIn('belongs to deployment an-old-one', event)
+
+    def test_lost_disk_is_an_error_in_history(self):
+        del self.pool.disks[self.node.uuid]
+        self.run_once()
+        [event] = objects.NodeHistory.list_by_node_id(self.context,
+                                                      self.node.id)
+        self.assertEqual('ERROR', event.severity)
+        self.assertIn('rebuild', event.event)
+
+    def test_tgtd_down_is_logged_not_raised(self):
+        self.tgtd.down = True
+        self.run_once()
+
+    # --- nodes Ironic no longer has ----------------------------------------
+
+    def _deleted_node(self):
+        disk = self.pool.add_disk(GONE)
+        disk.metadata[layout.META_DEPLOYMENT] = 'dep-gone'
+        gone = self.real.export_node(GONE)
+        root = CONF.deploy.http_root
+        os.makedirs(os.path.join(root, GONE))
+        os.makedirs(os.path.join(root, 'pxelinux.cfg'))
+        with open(os.path.join(root, GONE, 'config'), 'w') as f:
+            f.write('#!ipxe\nsanboot iscsi:...:%s\n' % GONE)
+        os.symlink('../%s/config' % GONE,
+                   os.path.join(root, 'pxelinux.cfg', '52-54-00-00-00-09'))
+        return gone, root
+
+    def test_deleted_node_leaves_nothing_after_the_grace(self):
+        gone, root = self._deleted_node()
+        self.config(orphan_grace=60, group='bmi')
+        self.assertEqual([], heal.sweep_deleted(self.conductor, self.context,
+                                                now=1000.0))
+        self.assertIn(GONE, self.pool.disks)
+        self.assertEqual([GONE], heal.sweep_deleted(
+            self.conductor, self.context, now=1061.0))
+        self.assertNotIn(GONE, self.pool.disks)
+        self.assertIsNone(self.tgtd.by_iqn(gone.target_iqn))
+        self.assertNotIn(gone.chap_username, self.tgtd.accounts)
+        self.assertFalse(os.path.exists(os.path.join(root, GONE)))
+        self.assertEqual([], os.listdir(os.path.join(root, 'pxelinux.cfg')))
+        # The live node is untouched.
+        self.assertIn(self.node.uuid, self.pool.disks)
+        self.assertIsNotNone(self.tgtd.by_iqn(self.exp.target_iqn))
+
+    def test_node_enrolled_again_within_the_grace_is_kept(self):
+        self._deleted_node()
+        self.config(orphan_grace=60, group='bmi')
+        heal.sweep_deleted(self.conductor, self.context, now=1000.0)
+        obj_utils.create_test_node(self.context, uuid=GONE, driver='bmi',
+                                   provision_state=states.ENROLL)
+        self.assertEqual([], heal.sweep_deleted(
+            self.conductor, self.context, now=2000.0))
+        self.assertIn(GONE, self.pool.disks)
