@@ -24,7 +24,10 @@ at its start (:meth:`BMIDeploy.reconcile_exports`):
 3. the clones, targets, accounts and boot files of nodes Ironic no longer
    has (deleted, also in maintenance: Ironic 39.0.0's ``destroy_node``
    loads no driver and calls no interface) are removed once they have been
-   seen gone for ``[bmi] orphan_grace`` seconds.
+   seen gone for ``[bmi] orphan_grace`` seconds (a target of a node
+   unknown to Ironic too).  Only clones that record an export under our
+   ``[iscsi] iqn_prefix`` are ours: another Ironic sharing the pool and
+   the gateway needs a prefix of its own (doc/export.md).
 
 Races: a node that Ironic has locked (a reservation: deploy, undeploy,
 power actions...) is never touched; the check is made again under the
@@ -49,6 +52,7 @@ from bmi_driver.network import boot_files
 from bmi_driver.network import boot_networks
 from bmi_driver.storage.ceph import library
 from bmi_driver.storage.export import manager as export_manager
+from bmi_driver.storage import layout
 from bmi_driver.storage import rbd_iscsi
 
 LOG = log.getLogger(__name__)
@@ -109,13 +113,31 @@ def _is_stray(manager, context, node_uuid):
     """
     node = _get_node(context, node_uuid)
     if node is None:
-        return True
+        # Not in Ironic (deleted, or exported by hand): after the grace.
+        return _gone_long_enough(node_uuid)
     if node.reservation is not None:
         return False
     if not _mapped_here(manager, node):
         return True
     return (node.deploy_interface != DEPLOY_INTERFACE
             or node.provision_state in _NO_DISK_STATES)
+
+
+def _gone_long_enough(node_uuid, now=None):
+    now = time.monotonic() if now is None else now
+    since = _gone_since.setdefault(node_uuid, now)
+    return now - since >= CONF.bmi.orphan_grace
+
+
+def _ours(disk, prefix):
+    """Whether the clone is of this deployment of the plugin.
+
+    Its recorded IQN is under our ``[iscsi] iqn_prefix``: another Ironic
+    sharing the clone pool (with its own prefix, as doc/export.md asks)
+    keeps its clones.
+    """
+    iqn = (disk.metadata or {}).get(layout.META_IQN) or ''
+    return iqn.startswith(prefix + ':')
 
 
 def reconcile(manager, context):
@@ -203,17 +225,18 @@ def sweep_deleted(manager, context, now=None):
     now = time.monotonic() if now is None else now
     known = {row[0] for row in
              manager.dbapi.get_nodeinfo_list(columns=['uuid'])}
+    mgr = export_manager.get_manager()
+    prefix = mgr.iqn_prefix()
     disks = library.ImageLibrary().list_node_disks()
-    gone = {d.node_uuid for d in disks if d.node_uuid not in known}
+    gone = {d.node_uuid for d in disks
+            if d.node_uuid not in known and _ours(d, prefix)}
     for node_uuid in list(_gone_since):
-        if node_uuid not in gone:
+        if node_uuid in known:
             del _gone_since[node_uuid]
     removed = []
     for node_uuid in sorted(gone):
-        since = _gone_since.setdefault(node_uuid, now)
-        if now - since < CONF.bmi.orphan_grace:
+        if not _gone_long_enough(node_uuid, now):
             continue
-        mgr = export_manager.get_manager()
         try:
             done = mgr.remove_node(
                 node_uuid,

@@ -207,3 +207,23 @@ class HealTestCase(base.BMITestCase):
         self.assertEqual([], heal.sweep_deleted(
             self.conductor, self.context, now=2000.0))
         self.assertIn(GONE, self.pool.disks)
+
+    def test_clone_of_another_ironic_is_kept(self):
+        # Another deployment sharing the pool, with its own IQN prefix.
+        disk = self.pool.add_disk(GONE)
+        disk.metadata[layout.META_IQN] = 'iqn.2026-12.org.other:%s' % GONE
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([], heal.sweep_deleted(self.conductor, self.context))
+        self.assertIn(GONE, self.pool.disks)
+
+    def test_target_of_an_unknown_node_waits_for_the_grace(self):
+        self.pool.add_disk(GONE)
+        gone = self.real.export_node(GONE)
+        del self.pool.disks[GONE]
+        self.config(orphan_grace=3600, group='bmi')
+        self.run_once()
+        self.assertIsNotNone(self.tgtd.by_iqn(gone.target_iqn))
+        self.config(orphan_grace=0, group='bmi')
+        self.run_once()
+        self.assertIsNone(self.tgtd.by_iqn(gone.target_iqn))
+        self.assertNotIn(gone.chap_username, self.tgtd.accounts)
