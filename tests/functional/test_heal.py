@@ -106,8 +106,9 @@ class HealTestCase(test_ironic.IronicHelpers):
         os.kill(pid, signal.SIGKILL)
         lab_service.wait_for(lambda: not lab_service.pid_alive(pid), 10,
                              0.1, 'tgtd to die')
+        self.assertRaises(exception.TargetDaemonUnavailable,
+                          self.exports.verify_export, node.uuid)
         tgtd.start()
-        self.assertFalse(self.served(node.uuid))
         healed = self.until(lambda: self.served(node.uuid),
                             INTERVAL * 2 + 10, 'the target back')
 
