@@ -163,6 +163,12 @@ class BMIDeploy(base.DeployInterface):
             # deployment is removed, never reused.
             rbd_iscsi.new_deployment(node)
             node.save()
+            # Boot files of a deleted node of the same UUID: Ironic would
+            # keep them, without this node's MACs (the deploy step renders
+            # the node's own).
+            with ironic_errors.translated('removing leftover boot files',
+                                          node.uuid):
+                heal.withdraw_leftover_boot_files(node.uuid)
             try:
                 task.driver.storage.attach_volumes(task)
                 ironic_deploy_utils.populate_storage_driver_internal_info(

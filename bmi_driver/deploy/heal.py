@@ -212,6 +212,21 @@ def _boot_roots():
     return roots
 
 
+def withdraw_leftover_boot_files(node_uuid):
+    """Remove every boot file of ``node_uuid``, MACs unknown; idempotent.
+
+    From Ironic's ``[deploy] http_root`` and every project's root: those
+    of a deleted node, or of the node of the same UUID that was deleted
+    before this one was enrolled (Ironic 39.0.0's
+    ``pxe_utils.prepare_instance_pxe_config`` keeps an existing
+    ``<uuid>/config`` and then links no new MAC to it).
+
+    :raises: BootFilesError, BootNetworkConfigError
+    """
+    for root in _boot_roots():
+        boot_files.withdraw_all(root, node_uuid)
+
+
 def sweep_deleted(manager, context, now=None):
     """Remove disks, exports and boot files of nodes Ironic no longer has.
 
@@ -242,8 +257,7 @@ def sweep_deleted(manager, context, now=None):
                 node_uuid,
                 still_gone=lambda u=node_uuid: _get_node(context, u) is None)
             if done:
-                for root in _boot_roots():
-                    boot_files.withdraw_all(root, node_uuid)
+                withdraw_leftover_boot_files(node_uuid)
         except exception.BmiException as e:
             LOG.error('Node %(node)s is gone from Ironic, but removing its '
                       'disk, export or boot files failed (next run tries '

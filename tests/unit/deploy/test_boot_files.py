@@ -93,6 +93,21 @@ class BootFilesTestCase(base.BMITestCase):
         self.assertEqual(self.root_a, self.node.driver_internal_info[
             diskless.BOOT_FILES_ROOT])
 
+    def test_deploy_drops_files_of_a_deleted_node_of_the_same_uuid(self):
+        # Ironic 39.0.0 keeps an existing <uuid>/config and would link no
+        # MAC of the new node to it.
+        os.makedirs(os.path.join(self.shared, self.node.uuid))
+        os.makedirs(os.path.join(self.shared, 'pxelinux.cfg'))
+        with open(os.path.join(self.shared, self.node.uuid, 'config'),
+                  'w') as f:
+            f.write('#!ipxe\nthe old tenant\n')
+        old = os.path.join(self.shared, 'pxelinux.cfg', '52-54-00-0f-0f-0f')
+        os.symlink('../%s/config' % self.node.uuid, old)
+        self.deploy()
+        self.assertFalse(os.path.lexists(old))
+        with open(os.path.join(self.root_a, 'pxelinux.cfg', self.mac)) as f:
+            self.assertNotIn('the old tenant', f.read())
+
     def test_withdraw_all_without_macs(self):
         # A node deleted from Ironic: its ports (MACs) are gone too.
         self.deploy()
