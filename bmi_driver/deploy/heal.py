@@ -97,12 +97,24 @@ def _mapped_here(manager, node):
                                              node.conductor_group)
 
 
+def _ours_by_affinity(manager, affinity):
+    """Whether this conductor deployed or took over the node.
+
+    Ironic 39.0.0 sets ``conductor_affinity`` at deploy and take-over
+    (``_do_takeover``, also from ``_sync_local_state`` up to its interval
+    after the ring moved a node): until then the previous conductor's
+    gateway serves the node, and this one must not export it twice.
+    """
+    return affinity is None or affinity == manager.conductor.id
+
+
 def _serves(manager, node):
     """Whether this conductor must serve ``node``'s disk now."""
     return (node is not None and node.reservation is None
             and node.deploy_interface == DEPLOY_INTERFACE
             and node.provision_state == states.ACTIVE
-            and _mapped_here(manager, node))
+            and _mapped_here(manager, node)
+            and _ours_by_affinity(manager, node.conductor_affinity))
 
 
 def _is_stray(manager, context, node_uuid):
@@ -118,7 +130,9 @@ def _is_stray(manager, context, node_uuid):
     if node.reservation is not None:
         return False
     if not _mapped_here(manager, node):
-        return True
+        # Taken over by another conductor (not merely mapped elsewhere:
+        # until the take-over this gateway is still the node's).
+        return not _ours_by_affinity(manager, node.conductor_affinity)
     return (node.deploy_interface != DEPLOY_INTERFACE
             or node.provision_state in _NO_DISK_STATES)
 
@@ -160,12 +174,14 @@ def reconcile(manager, context):
 
 def _reconcile_exports(manager, context):
     wanted = {}
-    for node_uuid, _drv, _grp, state, reservation, iface, dii in (
+    for node_uuid, _drv, _grp, state, reservation, iface, dii, aff in (
             manager.iter_nodes(fields=['provision_state', 'reservation',
                                        'deploy_interface',
-                                       'driver_internal_info'])):
+                                       'driver_internal_info',
+                                       'conductor_affinity'])):
         if (iface == DEPLOY_INTERFACE and state == states.ACTIVE
-                and reservation is None):
+                and reservation is None
+                and _ours_by_affinity(manager, aff)):
             wanted[node_uuid] = (dii or {}).get(rbd_iscsi.DEPLOYMENT)
 
     def still_wanted(node_uuid):

@@ -19,6 +19,7 @@ here.
 """
 
 import os
+from unittest import mock
 
 import fixtures
 from ironic.common import states
@@ -43,9 +44,10 @@ GONE = '11111111-2222-4333-8444-555555555555'
 class FakeConductor:
     """What heal asks of Ironic 39's conductor manager: its DB and ring."""
 
-    def __init__(self, dbapi, mine=None):
+    def __init__(self, dbapi, mine=None, conductor_id=None):
         self.dbapi = dbapi
         self.mine = mine
+        self.conductor = mock.Mock(id=conductor_id)
 
     def _mapped_to_this_conductor(self, node_uuid, driver, group):
         return self.mine is None or node_uuid in self.mine
@@ -74,7 +76,11 @@ class HealTestCase(base.BMITestCase):
         export._MANAGER = self.real
         heal.reset()
         self.addCleanup(heal.reset)
-        self.conductor = FakeConductor(self.dbapi)
+        mine = self.dbapi.register_conductor({'hostname': 'this-one',
+                                              'drivers': ['bmi']})
+        self.other_id = self.dbapi.register_conductor(
+            {'hostname': 'other', 'drivers': ['bmi']}).id
+        self.conductor = FakeConductor(self.dbapi, conductor_id=mine.id)
         self.deployment = 'dep-1'
         self.node.provision_state = states.ACTIVE
         self.node.driver_internal_info = {
@@ -115,8 +121,24 @@ class HealTestCase(base.BMITestCase):
         self.assertIsNone(self.tgtd.by_iqn(self.exp.target_iqn))
         self.assertEqual([], self.history())
 
+    def test_node_mapped_elsewhere_is_kept_until_taken_over(self):
+        self.conductor.mine = set()
+        self.node.conductor_affinity = self.conductor.conductor.id
+        self.node.save()
+        self.run_once()
+        self.assertIsNotNone(self.tgtd.by_iqn(self.exp.target_iqn))
+
+    def test_node_mapped_here_not_yet_taken_over_is_not_exported(self):
+        self.tgtd.targets.clear()
+        self.node.conductor_affinity = self.other_id
+        self.node.save()
+        self.run_once()
+        self.assertIsNone(self.tgtd.by_iqn(self.exp.target_iqn))
+
     def test_node_of_another_conductor_is_removed_from_this_gateway(self):
         self.conductor.mine = set()
+        self.node.conductor_affinity = self.other_id
+        self.node.save()
         self.run_once()
         self.assertIsNone(self.tgtd.by_iqn(self.exp.target_iqn))
         self.assertNotIn(self.exp.chap_username, self.tgtd.accounts)
