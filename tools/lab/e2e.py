@@ -365,6 +365,9 @@ def config_drive(text):
 class Scenario(object):
     """The snapshot path; ``run()`` then always ``cleanup()``."""
 
+    # The busybox demo OS runs in a few MiB.
+    vm_memory_mib = 384
+
     def __init__(self, lab, ironic_url, bmi_conf, net, image_path,
                  prefix='demo', project='demo', mac_byte=0xb3,
                  reporter=None, boot_timeout=240, state_timeout=240):
@@ -486,7 +489,8 @@ class Scenario(object):
         self.net.register(node)
         node.vm_uuid = self.lab.define_vm(
             node.vm, (node.mac, node.boot_port),
-            (node.tenant_mac, node.tenant_port))
+            (node.tenant_mac, node.tenant_port),
+            memory_mib=self.vm_memory_mib)
         ic = self.ironic
         n = ic.node.create(
             name=node.name, driver='bmi',
