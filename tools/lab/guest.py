@@ -173,12 +173,22 @@ class GuestScenario(e2e.Scenario):
                                               m.group(0)))
 
     def _host_keys(self, node):
-        """The host keys cloud-init printed on the console."""
-        text = self.lab.console(node.vm).text(node.console_offset)
-        m = re.search(HOST_KEYS_RE, text, re.S)
-        if not m:
-            raise RuntimeError('%s: cloud-init printed no host keys'
-                               % node.name)
+        """The host keys cloud-init prints on the console.
+
+        After the user-data (cloud-init's final stage runs keys-to-console
+        after scripts-user): waited for, up to ``ssh_timeout``.
+        """
+        deadline = time.monotonic() + self.ssh_timeout
+        while True:
+            text = self.lab.console(node.vm).text(node.console_offset)
+            m = re.search(HOST_KEYS_RE, text, re.S)
+            if m:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError('%s: cloud-init printed no host keys '
+                                   'within %ss' % (node.name,
+                                                   self.ssh_timeout))
+            time.sleep(2)
         # Lines may carry cloud-init's "ec2: " prefix.
         lines = [re.sub(r'^(ec2:\s*)', '', ln.strip())
                  for ln in m.group(1).splitlines()]
