@@ -23,9 +23,10 @@ marker), and checks what a user would:
   ip=<address>`` on the console;
 * SSH: a login with the run's key (a key made for the run, in a 0700
   directory, its public half only in the config drive) as cloud-init's
-  default user, whose command reports the hostname the config drive set
-  and the iSCSI disk the root is mounted from; the guest's host key is
-  the one cloud-init printed on the console;
+  default user, whose command reports the hostname the config drive set,
+  the iSCSI disk the root is mounted from and (through sudo) the target
+  of the live iSCSI session: the node's own; the guest's host key is the
+  one cloud-init printed on the console;
 * undeploy leaves nothing (``Scenario.check_nothing_left``).
 """
 
@@ -208,8 +209,10 @@ class GuestScenario(e2e.Scenario):
                 '-o', 'StrictHostKeyChecking=yes',
                 '-o', 'UserKnownHostsFile=' + known,
                 '-o', 'ConnectTimeout=5', '%s@%s' % (GUEST_USER, ip),
+                # The live iSCSI session (its sysfs entry, through the sudo
+                # rule cloud-init gave the default user).
                 'hostname; findmnt -n -o SOURCE /; '
-                'cat /sys/firmware/ibft/target0/target-name']
+                'sudo -n cat /sys/class/iscsi_session/session*/targetname']
         self.report.detail('$ ssh %s@%s hostname; findmnt ...'
                            % (GUEST_USER, ip))
         deadline = time.monotonic() + self.ssh_timeout
