@@ -63,6 +63,8 @@ class GuestScenario(e2e.Scenario):
     vm_memory_mib = 1024
 
     def __init__(self, *args, ssh_timeout=120, **kwargs):
+        # Power-on to cloud-init's user-data: about 130 s under TCG here.
+        kwargs.setdefault('boot_timeout', 900)
         super().__init__(*args, **kwargs)
         self.ssh_timeout = ssh_timeout
         self.key_dir = None
