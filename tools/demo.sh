@@ -18,12 +18,15 @@
 #   tools/demo.sh
 #
 # Installs what is missing (tools/install-deps.sh demo, outside any
-# namespace), builds the golden image (cached in .state/demo), starts the
+# namespace), builds the golden images (cached in .state/demo), starts the
 # lab (python -m tools.lab start: the network namespace bmi-lab and, inside
 # it, Ceph, Open vSwitch, the real HIL, the gateway's dnsmasq and nginx,
 # tgtd, Ironic, libvirtd, sushy-tools), then runs the scenarios of
 # tools/lab/e2e.py inside the namespace: two projects' VMs probe each other
-# on their tenant networks, then deploy, snapshot, deploy from the snapshot.
+# on their tenant networks, then deploy, snapshot, deploy from the snapshot;
+# last, a Debian 12 guest (tools/demo/build-debian.sh) boots from its clone,
+# cloud-init applies the config drive Ironic built, and an SSH login runs a
+# command on it (tools/lab/guest.py).
 # If it started the lab, it stops every service by pid and deletes the
 # namespace at the end, also on failure or Ctrl-C; a lab that was already
 # running is left alone.
@@ -69,6 +72,8 @@ trap 'failed_step="${failed_step:-setup} (interrupted)"; exit 130' INT TERM
 run_step "install dependencies" tools/install-deps.sh demo
 run_step "build the golden image (cached after the first run)" \
     tools/demo/build-image.sh "$DEMO"
+run_step "build the Debian guest's golden image (cached after the first run)" \
+    tools/demo/build-debian.sh "$DEMO"
 
 if lab status >/dev/null 2>&1; then
     step "the lab runs already: left alone"
@@ -84,6 +89,7 @@ failed_step="the VM scenarios"
 lab exec -- env BMI_DEMO_T0="$T0" "$VENV/bin/python" -W ignore \
     -m tools.lab.e2e \
     --services "$BMI_STATE/services.json" --lab-dir "$DEMO/lab" \
-    --image "$DEMO/bmi-demo.raw" || exit 1
+    --image "$DEMO/bmi-demo.raw" --guest-image "$DEMO/bmi-debian.raw" ||
+    exit 1
 failed_step=
 step "demo done"

@@ -35,6 +35,10 @@ APT_DEMO=(qemu-system-x86 ipxe-qemu ovmf
     libvirt-daemon-system python3-libvirt
     syslinux syslinux-common mtools dosfstools busybox-static cpio fdisk
     e2fsprogs)
+# The real guest (tools/demo/build-debian.sh) and the config drives Ironic
+# builds from JSON (openstacksdk's configdrive.pack runs genisoimage); the
+# test's SSH login.
+APT_DEMO+=(debootstrap genisoimage openssh-client)
 # The lab network (checked on Debian 12, Dec 2026): Open vSwitch 3.1
 # (userspace datapath), dnsmasq-base 2.90 (DHCP only), nginx-light 1.22,
 # ethtool (tx checksum offload off on internal ports), iputils-ping, sudo

@@ -52,8 +52,9 @@ count
 
 # The e2e tests' golden image, built here: inside the lab's namespace
 # (where the tests run) apt cannot reach Debian's mirror.
-step "build the demo image"
+step "build the demo images (outside the lab: they need Debian's mirror)"
 tools/demo/build-image.sh "$BMI_STATE/demo"
+tools/demo/build-debian.sh "$BMI_STATE/demo"
 
 step "start services"
 lab start

@@ -169,8 +169,8 @@ class SanbootTest(LabTestCase):
         self.assertIn('BMI-FOUND %s' % first, lines2)
 
 
-class IronicBootTest(LabTestCase):
-    """The demo's scenarios through the lab's Ironic and the real HIL."""
+class IronicLabTestCase(LabTestCase):
+    """Scenarios of tools.lab through the lab's Ironic and the real HIL."""
 
     def setUp(self):
         super().setUp()
@@ -197,6 +197,15 @@ class IronicBootTest(LabTestCase):
         self.vms = [n.vm for n in scenario.nodes]
         self.addCleanup(self._cleanup, scenario)
         return scenario
+
+    def _cleanup(self, scenario):
+        errors = scenario.cleanup()
+        if errors:
+            self.fail('cleanup failed: %s' % '; '.join(errors))
+
+
+class IronicBootTest(IronicLabTestCase):
+    """The demo's scenarios through the lab's Ironic and the real HIL."""
 
     def test_deploy_snapshot_deploy_from_snapshot_undeploy(self):
         scenario = self.scenario(e2e.Scenario, 'e2e', 0xb6, project=PROJECT)
@@ -243,8 +252,3 @@ class IronicBootTest(LabTestCase):
             self.assertIn('PROBE %s -> %s own-disk: %s'
                           % (node.name, node.name, ok_reachable), mine)
         self.progress.extend(scenario.summary())
-
-    def _cleanup(self, scenario):
-        errors = scenario.cleanup()
-        if errors:
-            self.fail('cleanup failed: %s' % '; '.join(errors))

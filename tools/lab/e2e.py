@@ -365,6 +365,9 @@ def config_drive(text):
 class Scenario(object):
     """The snapshot path; ``run()`` then always ``cleanup()``."""
 
+    # The busybox demo OS runs in a few MiB.
+    vm_memory_mib = 384
+
     def __init__(self, lab, ironic_url, bmi_conf, net, image_path,
                  prefix='demo', project='demo', mac_byte=0xb3,
                  reporter=None, boot_timeout=240, state_timeout=240):
@@ -486,7 +489,8 @@ class Scenario(object):
         self.net.register(node)
         node.vm_uuid = self.lab.define_vm(
             node.vm, (node.mac, node.boot_port),
-            (node.tenant_mac, node.tenant_port))
+            (node.tenant_mac, node.tenant_port),
+            memory_mib=self.vm_memory_mib)
         ic = self.ironic
         n = ic.node.create(
             name=node.name, driver='bmi',
@@ -1017,7 +1021,10 @@ def main(argv=None):
                         help='services.json (default: the lab state\'s)')
     parser.add_argument('--lab-dir', required=True)
     parser.add_argument('--image', required=True, help='raw golden image')
-    parser.add_argument('--only', choices=('tenants', 'snapshot'),
+    parser.add_argument('--guest-image',
+                        help='the Debian guest\'s raw golden image '
+                             '(tools/demo/build-debian.sh): boot it too')
+    parser.add_argument('--only', choices=('tenants', 'snapshot', 'guest'),
                         help='run one scenario only')
     args = parser.parse_args(argv)
 
@@ -1044,13 +1051,18 @@ def main(argv=None):
                           labnet.NETNS, lab.redfish_url, net.admin.url,
                           ', '.join('%s %s' % (p, n.address) for p, n in
                                     sorted(net.boot_networks.items()))))
-        kinds = [('tenants', TenantScenario, 0xb4),
-                 ('snapshot', Scenario, 0xb3)]
-        for kind, cls, mac_byte in kinds:
+        kinds = [('tenants', TenantScenario, 0xb4, args.image),
+                 ('snapshot', Scenario, 0xb3, args.image)]
+        if args.guest_image:
+            # Imported here: tools.lab.guest builds on this module.
+            from tools.lab import guest
+            kinds.append(('guest', guest.GuestScenario, 0xb5,
+                          args.guest_image))
+        for kind, cls, mac_byte, image in kinds:
             if args.only and args.only != kind:
                 continue
             scenario = cls(lab, ironic_env['url'], bmi_conf, net,
-                           args.image, mac_byte=mac_byte, reporter=report)
+                           image, mac_byte=mac_byte, reporter=report)
             scenarios.append(scenario)
             try:
                 scenario.run()

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+# Build the real guest: a Debian 12 golden image that boots under UEFI from
+# an iSCSI LUN and runs systemd, cloud-init and sshd from that LUN.
+#   tools/demo/build-debian.sh OUT_DIR      -> OUT_DIR/bmi-debian.raw
+#
+# Everything comes from Debian's packages through debootstrap (the mirror
+# of this machine's apt sources, or BMI_DEBIAN_MIRROR). No loop device, no
+# mount of the image: the filesystems are built with `mke2fs -d` and mtools.
+#
+# The disk (GPT, BMI_DEBIAN_DISK_MIB, default 3072 MiB):
+#   1 ESP (FAT, label BMI-ESP): systemd-boot, Debian's kernel and initrd
+#   2 root (ext4, label bmi-root): Debian 12 (minbase + systemd, open-iscsi,
+#     cloud-init, openssh-server)
+# Boot path (checked with Debian 12's open-iscsi 2.1.8): iPXE's sanboot
+# leaves an iBFT; the kernel command line has `iscsi_auto`, so open-iscsi's
+# initramfs script brings up the nic the iBFT names (`iscsistart -N`, then
+# DHCP on that nic only) and logs in from the iBFT (`iscsistart -b`, with
+# its CHAP credentials). No other nic is touched.
+# cloud-init reads the config drive (the `config-2` ISO 9660 on the node's
+# second LUN) and applies hostname, SSH keys and user-data; its network
+# configuration is disabled, so the nic that carries the root disk stays as
+# the initramfs set it (a reconfigured or restarted boot nic would take the
+# root disk away).
+# Every clone starts as a new machine: no machine-id and no SSH host keys
+# are in the image (systemd and cloud-init make them at first boot).
+#
+# A second run with the same inputs returns at once (stamp file).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:?usage: build-debian.sh OUT_DIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+image=$out/bmi-debian.raw
+SUITE=bookworm
+DISK_MIB=${BMI_DEBIAN_DISK_MIB:-3072}
+ESP_MIB=128
+PKGS=linux-image-amd64,systemd,systemd-sysv,udev,kmod,initramfs-tools
+PKGS+=,busybox,open-iscsi,cloud-init,openssh-server,sudo,iproute2
+PKGS+=,isc-dhcp-client,systemd-boot-efi,e2fsprogs
+# debootstrap does not resolve virtual packages: python3-cryptography (for
+# cloud-init) needs python3-cffi-backend-api-*, which this one provides.
+PKGS+=,python3-cffi-backend
+log() { printf '[build-debian] %s\n' "$*"; }
+
+mirror() {  # the first Debian mirror of this machine's apt sources
+    local m
+    m=$(grep -h -E '^(URIs:|deb )' /etc/apt/sources.list.d/*.sources \
+        /etc/apt/sources.list 2>/dev/null |
+        grep -v -e security -e '^#' | awk '{print ($1 == "deb") ? $2 : $2}' |
+        head -n1 || true)
+    echo "${m:-http://deb.debian.org/debian}"
+}
+MIRROR=${BMI_DEBIAN_MIRROR:-$(mirror)}
+command -v debootstrap >/dev/null || { echo "build-debian: debootstrap" \
+    "missing: run tools/install-deps.sh" >&2; exit 1; }
+
+inputs="$(sha256sum "$0" | cut -c1-16) $SUITE $MIRROR $DISK_MIB"
+built=$(cat "$image.inputs" 2>/dev/null || true)
+if [ -s "$image" ] && [ "$built" = "$inputs" ]; then
+    log "up to date: $image"
+    exit 0
+fi
+
+work=$(mktemp -d "$out/build-debian.XXXXXX")
+# Kept on failure (its logs say why), removed on success.
+trap 'rc=$?; if [ $rc = 0 ]; then rm -rf "$work"; else
+    echo "build-debian: see $work" >&2; fi' EXIT
+rootd=$work/root
+log "debootstrap $SUITE from $MIRROR (a few minutes)"
+debootstrap --variant=minbase --include="$PKGS" "$SUITE" "$rootd" \
+    "$MIRROR" > "$work/debootstrap.log" 2>&1 || {
+    tail -n 30 "$work/debootstrap.log" >&2
+    echo "build-debian: debootstrap failed" >&2
+    exit 1
+}
+
+# --- configuration ----------------------------------------------------------
+echo 'ISCSI_AUTO=true' > "$rootd/etc/iscsi/iscsi.initramfs"
+# The nic driver of the lab's VMs (e1000) and the iBFT reader must be in
+# the initramfs: the root disk is behind them.
+printf 'e1000\niscsi_ibft\niscsi_tcp\n' >> "$rootd/etc/initramfs-tools/modules"
+printf 'LABEL=bmi-root / ext4 errors=remount-ro 0 1\n' > "$rootd/etc/fstab"
+echo bmi-debian > "$rootd/etc/hostname"
+cat > "$rootd/etc/cloud/cloud.cfg.d/90-bmi.cfg" <<'CFG'
+# bmi: the config drive is the only data source (LUN 2, label config-2).
+datasource_list: [ ConfigDrive, None ]
+# The boot nic carries the iSCSI root disk: cloud-init must not rewrite or
+# restart it (Nova's network_data.json describes it too).
+network: {config: disabled}
+CFG
+# A fresh identity for every clone.
+: > "$rootd/etc/machine-id"
+rm -f "$rootd/var/lib/dbus/machine-id" "$rootd"/etc/ssh/ssh_host_*
+rm -rf "$rootd"/var/cache/apt/archives/*.deb "$rootd"/var/lib/apt/lists/*
+log "update-initramfs (with open-iscsi's iBFT login)"
+chroot "$rootd" update-initramfs -u -k all > "$work/initramfs.log" 2>&1 || {
+    tail -n 30 "$work/initramfs.log" >&2
+    echo "build-debian: update-initramfs failed" >&2
+    exit 1
+}
+kver=$(basename "$(ls -d "$rootd"/lib/modules/* | head -n1)")
+
+# --- root filesystem (partition 2) -----------------------------------------
+root_mib=$((DISK_MIB - ESP_MIB - 2))
+truncate -s "${root_mib}M" "$work/root.img"
+mke2fs -q -F -t ext4 -L bmi-root -d "$rootd" "$work/root.img"
+
+# --- ESP (partition 1) ------------------------------------------------------
+esp=$work/esp.img
+mkfs.vfat -C -n BMI-ESP "$esp" $((ESP_MIB * 1024)) >/dev/null
+export MTOOLS_SKIP_CHECK=1
+mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/bmi
+mcopy -i "$esp" "$rootd/usr/lib/systemd/boot/efi/systemd-bootx64.efi" \
+    ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$esp" "$rootd/boot/vmlinuz-$kver" ::/bmi/vmlinuz
+mcopy -i "$esp" "$rootd/boot/initrd.img-$kver" ::/bmi/initrd.img
+printf 'default bmi.conf\ntimeout 0\neditor no\n' > "$work/loader.conf"
+cat > "$work/bmi.conf" <<CFG
+title Debian 12 on bmi ($kver)
+linux /bmi/vmlinuz
+initrd /bmi/initrd.img
+options root=LABEL=bmi-root ro iscsi_auto console=ttyS0,115200
+CFG
+mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
+mcopy -i "$esp" "$work/bmi.conf" ::/loader/entries/bmi.conf
+
+# --- the disk ---------------------------------------------------------------
+disk=$work/disk.raw
+truncate -s "${DISK_MIB}M" "$disk"
+sfdisk -q "$disk" <<CFG
+label: gpt
+start=1MiB, size=${ESP_MIB}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP
+start=$((ESP_MIB + 1))MiB, size=${root_mib}MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=bmi-root
+CFG
+dd if="$esp" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+dd if="$work/root.img" of="$disk" bs=1M seek=$((ESP_MIB + 1)) \
+    conv=notrunc,sparse status=none
+mv "$disk" "$image"
+echo "$inputs" > "$image.inputs"
+log "built $image ($DISK_MIB MiB, Debian $SUITE, kernel $kver)"
