@@ -353,7 +353,9 @@ class NodeDisks:
         node_uuid = names.node_uuid(node_uuid)
         project = self._new_image_args(name, project, visibility)
         with self._clients.get() as client:
-            self._check_name_free(client, name)
+            # The new image's project asks: another project's image that
+            # holds the name is not named in the error.
+            self._check_name_free(client, name, asker=project)
             ioctx = client.ioctx(self.clone_pool)
             rbd_name = layout.node_rbd_name(node_uuid)
             temp = layout.TEMP_SNAP_PREFIX + uuidutils.generate_uuid()
@@ -369,7 +371,7 @@ class NodeDisks:
                     client, ioctx, rbd_name, temp,
                     self._new_meta(name, project, visibility,
                                    'snapshot:node %s' % node_uuid),
-                    progress)
+                    progress, asker=project)
             finally:
                 try:
                     with rbd.Image(ioctx, rbd_name) as disk:
