@@ -135,6 +135,15 @@ class LocalFileError(InvalidInput):
     _msg_fmt = "%(path)s: %(reason)s"
 
 
+class GlanceError(BmiException):
+    _msg_fmt = "Glance cannot be asked about images: %(reason)s"
+
+
+class GlanceImageUnusable(InvalidInput):
+    """A Glance image bmi cannot boot: the message says why."""
+    _msg_fmt = "Glance image %(image)s cannot be booted: %(reason)s"
+
+
 class CloneNotFound(BmiException):
     _msg_fmt = "Node %(node)s has no disk clone (%(clone)s)."
 

@@ -124,9 +124,21 @@ def write_raw(ioctx, rbd_name, path, size, progress):
 
 
 def _qemu_rbd_target(rbd_name):
+    return qemu_rbd(CONF.ceph.image_pool, rbd_name)
+
+
+def qemu_rbd(pool, rbd_name, snapshot=None):
+    """qemu-img's name of an RBD image (or snapshot), as the plugin's user.
+
+    Names and snapshots come from Ceph (RBD names have no ``:``); the
+    option values are escaped as qemu's rbd driver wants.
+    """
     def esc(value):
         return value.replace('\\', '\\\\').replace(':', '\\:')
-    parts = ['rbd:%s/%s' % (CONF.ceph.image_pool, rbd_name),
+    spec = '%s/%s' % (pool, rbd_name)
+    if snapshot:
+        spec += '@' + snapshot
+    parts = ['rbd:' + spec,
              'id=' + esc(CONF.ceph.user),
              'conf=' + esc(CONF.ceph.conf_file)]
     if CONF.ceph.keyring:
@@ -269,3 +281,70 @@ def check_qcow2(path):
         LOG.info('%(path)s: qemu-img check found %(n)d leaked cluster(s) '
                  '(harmless: space only)',
                  {'path': path, 'n': report['leaks']})
+
+
+def inspect_rbd(pool, rbd_name, snapshot, fmt):
+    """(virtual size) of an RBD snapshot holding a ``fmt`` image.
+
+    Glance's bytes are a user's: as for a local file, a backing or data
+    file (which would make qemu-img read this host's files) is refused,
+    and a qcow2 must pass ``qemu-img check``.
+
+    :raises: ImageFormatError
+    """
+    src = qemu_rbd(pool, rbd_name, snapshot)
+    where = '%s/%s@%s' % (pool, rbd_name, snapshot)
+    try:
+        out, _err = processutils.execute(
+            'qemu-img', 'info', '--output=json', '-f', fmt, src,
+            prlimit=QEMU_IMG_LIMITS)
+        info = json.loads(out)
+    except (processutils.ProcessExecutionError, ValueError) as e:
+        raise exception.ImageFormatError(
+            path=where, reason='qemu-img cannot read it as %s: %s'
+            % (fmt, str(getattr(e, 'stderr', '') or e).strip()))
+    if info.get('backing-filename') or (
+            info.get('format-specific', {}).get('data', {})
+            .get('data-file')):
+        raise exception.ImageFormatError(
+            path=where, reason='it refers to a backing or data file')
+    size = info.get('virtual-size') or 0
+    if size <= 0 or size % SECTOR:
+        raise exception.ImageFormatError(
+            path=where, reason='its virtual size (%d bytes) is not a whole '
+            'number of %d-byte sectors' % (size, SECTOR))
+    if fmt == 'qcow2':
+        try:
+            out, err = processutils.execute(
+                'qemu-img', 'check', '--output=json', '-f', 'qcow2', src,
+                prlimit=QEMU_IMG_LIMITS, check_exit_code=[0, 2, 3])
+            report = json.loads(out)
+        except (processutils.ProcessExecutionError, ValueError) as e:
+            raise exception.ImageFormatError(
+                path=where, reason='qemu-img check failed: %s'
+                % str(getattr(e, 'stderr', '') or e).strip())
+        if report.get('corruptions') or report.get('check-errors'):
+            raise exception.ImageFormatError(
+                path=where, reason='qemu-img check found %d error(s)'
+                % ((report.get('corruptions') or 0)
+                   + (report.get('check-errors') or 0)))
+    return size
+
+
+def convert_rbd(pool, rbd_name, snapshot, fmt, target_name):
+    """Convert an RBD snapshot of format ``fmt`` into a raw image.
+
+    The target is an existing, empty image of ``[ceph] image_pool``
+    (``-n``): its zeros stay unallocated.
+
+    :raises: ImageFormatError when qemu-img fails.
+    """
+    try:
+        processutils.execute(
+            'qemu-img', 'convert', '-n', '-f', fmt, '-O', 'raw',
+            '-m', '4', '-W', qemu_rbd(pool, rbd_name, snapshot),
+            _qemu_rbd_target(target_name))
+    except processutils.ProcessExecutionError as e:
+        raise exception.ImageFormatError(
+            path='%s/%s@%s' % (pool, rbd_name, snapshot),
+            reason='qemu-img convert failed: %s' % (e.stderr or e).strip())

@@ -552,6 +552,7 @@ class CloneTestCase(ImagesTestCase):
         glance_id = uuidutils.generate_uuid()
         self.cluster.add_image(GLANCE, glance_id, _data(units.Mi, 'g'),
                                snap='snap')
+        self.glance_api.add(glance_id, visibility='public')
         disk = self.library.clone_for_node(NODE, glance_id.upper())
         self.assertEqual('%s/%s@snap' % (GLANCE, glance_id), disk.parent)
         self.assertEqual(self.library.get_node_disk(NODE), disk)
@@ -602,14 +603,24 @@ class ResolveSourceTestCase(ImagesTestCase):
     def test_glance_image(self):
         glance_id = uuidutils.generate_uuid()
         self.cluster.add_image(GLANCE, glance_id, self.content, snap='snap')
+        self.glance_api.add(glance_id, owner='p2')
         src = self.library.resolve_source(glance_id, project='p2')
         self.assertEqual('glance', src.kind)
         self.assertEqual('%s/%s@snap' % (GLANCE, glance_id), src.spec)
         self.assertEqual(len(self.content), src.size)
 
-    def test_glance_image_without_snap_not_found(self):
+    def test_glance_image_without_snap_unusable(self):
         glance_id = uuidutils.generate_uuid()
         self.cluster.add_image(GLANCE, glance_id, self.content)
+        self.glance_api.add(glance_id)
+        e = self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.resolve_source, glance_id)
+        self.assertIn('which Ceph does not have', str(e))
+
+    def test_glance_pool_alone_is_not_an_image_source(self):
+        # Issue 13: bytes in Glance's pool that Glance does not know.
+        glance_id = uuidutils.generate_uuid()
+        self.cluster.add_image(GLANCE, glance_id, self.content, snap='snap')
         self.assertRaises(exception.ImageNotFound,
                           self.library.resolve_source, glance_id)
 
@@ -621,9 +632,11 @@ class ResolveSourceTestCase(ImagesTestCase):
 
     def test_no_glance_pool(self):
         self.config(glance_pool='nope', group='ceph')
-        self.assertRaises(exception.ImageNotFound,
-                          self.library.resolve_source,
-                          uuidutils.generate_uuid())
+        glance_id = uuidutils.generate_uuid()
+        self.glance_api.add(glance_id)
+        e = self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.resolve_source, glance_id)
+        self.assertIn('not in a snapshot of [ceph] glance_pool nope', str(e))
 
 
 class NodeDiskTestCase(ImagesTestCase):
@@ -1166,3 +1179,161 @@ class InputHardeningTestCase(ImagesTestCase):
         self.library.check_new_name('free', asker='p2')
         self.assertRaises(exception.InvalidName, self.library.check_new_name,
                           'bad name')
+
+
+class GlanceSourceTestCase(ImagesTestCase):
+    """Issue 13: Glance images, as Glance's API describes them."""
+
+    def add_glance(self, data=None, snap='snap', **fields):
+        glance_id = uuidutils.generate_uuid()
+        self.cluster.add_image(GLANCE, glance_id,
+                               self.content if data is None else data,
+                               snap=snap)
+        self.glance_api.add(glance_id, **fields)
+        return glance_id
+
+    def test_visibility_against_the_node_project(self):
+        cases = [
+            ({'visibility': 'public'}, {'p1': True, 'p2': True, None: True}),
+            ({'visibility': 'community'},
+             {'p1': True, 'p2': True, None: True}),
+            ({'visibility': 'private'},
+             {'p1': True, 'p2': False, None: False}),
+            ({'visibility': 'shared'},
+             {'p1': True, 'p2': True, 'p3': False, 'p4': False,
+              None: False})]
+        for fields, expect in cases:
+            glance_id = self.add_glance(**fields)
+            self.glance_api.members[glance_id] = {'p2': 'accepted',
+                                                  'p3': 'pending',
+                                                  'p4': 'rejected'}
+            for project, ok in expect.items():
+                if ok:
+                    src = self.library.resolve_source(glance_id, project)
+                    self.assertEqual('glance', src.kind)
+                    continue
+                e = self.assertRaises(exception.ImageNotVisible,
+                                      self.library.resolve_source,
+                                      glance_id, project)
+                self.assertNotIn('p1', str(e))  # the owner is not named
+            self.library.resolve_source(glance_id, layout.ANY_PROJECT)
+
+    def test_unusable_images_refused_naming_why(self):
+        for fields, reason in [
+                ({'status': 'queued'}, 'status is queued'),
+                ({'disk_format': 'iso'}, 'disk format is iso'),
+                ({'disk_format': 'ploop'}, 'disk format is ploop'),
+                ({'container_format': 'ovf'}, 'container format is ovf'),
+                ({'direct_url': None}, 'not in Ceph'),
+                ({'direct_url': 'file:///var/lib/glance/x'}, 'not in Ceph'),
+                ({'direct_url': 'rbd://f/other/x/snap'}, 'other/x@snap')]:
+            glance_id = self.add_glance(**fields)
+            e = self.assertRaises(exception.GlanceImageUnusable,
+                                  self.library.resolve_source, glance_id)
+            self.assertIn(reason, str(e))
+            self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.clone_for_node, NODE, glance_id)
+        self.assertNotIn('node-' + NODE, self.cluster.names(POOL))
+
+    def test_glance_unreachable_is_a_glance_error(self):
+        glance_id = self.add_glance()
+        self.glance_api.down = True
+        e = self.assertRaises(exception.GlanceError,
+                              self.library.resolve_source, glance_id)
+        self.assertIn('Glance is down', str(e))
+
+    def test_raw_is_cloned_from_glance_snapshot(self):
+        glance_id = self.add_glance(visibility='public')
+        disk = self.library.clone_for_node(NODE, glance_id, project='p9')
+        self.assertEqual('%s/%s@snap' % (GLANCE, glance_id), disk.parent)
+        self.assertEqual(0, self.cluster.count('write'))
+
+    def _fake_qemu_img(self, raw):
+        """qemu-img on the fake cluster.
+
+        info and check describe a qcow2 of ``raw``'s size; convert writes
+        ``raw`` into the target.
+        """
+        calls = []
+
+        def execute(*cmd, **kwargs):
+            calls.append(cmd)
+            if cmd[1] == 'info':
+                return json.dumps({'format': 'qcow2',
+                                   'virtual-size': len(raw)}), ''
+            if cmd[1] == 'check':
+                return json.dumps({'check-errors': 0}), ''
+            assert cmd[1] == 'convert', cmd
+            pool, name = cmd[-1].split(':')[1].split('/')
+            self.cluster.write(self.cluster.image(pool, name), 0, raw)
+            return '', ''
+        self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', side_effect=execute))
+        return calls
+
+    def test_qcow2_converted_once_then_cloned_from_the_cache(self):
+        raw = _data(3 * units.Mi, 'raw')
+        glance_id = self.add_glance(data=b'qcow2 bytes'.ljust(4096, b'\0'),
+                                    disk_format='qcow2',
+                                    visibility='public')
+        calls = self._fake_qemu_img(raw)
+        src = self.library.resolve_source(glance_id, 'p2')
+        self.assertEqual('glance-convert', src.kind)
+        self.assertEqual([], calls)  # validate converts nothing
+        disk = self.library.clone_for_node(NODE, glance_id, project='p2')
+        cache = 'glance-cache-' + glance_id
+        self.assertEqual('%s/%s@golden' % (POOL, cache), disk.parent)
+        self.assertEqual(raw, self.cluster.content(POOL, disk.rbd_name))
+        self.assertEqual(['info', 'check', 'convert'],
+                         [c[1] for c in calls])
+        self.assertIn('rbd:%s/%s@snap:id=bmi' % (GLANCE, glance_id),
+                      calls[2][-2])
+        meta = self.cluster.image(POOL, cache).metadata
+        self.assertEqual((glance_id, 'sha512:' + 'ab' * 64, 'qcow2'),
+                         (meta['bmi.glance.id'], meta['bmi.glance.key'],
+                          meta['bmi.glance.format']))
+        # The second deploy clones the cache: no qemu-img at all.
+        self.assertEqual('glance-cache',
+                         self.library.resolve_source(glance_id).kind)
+        disk2 = self.library.clone_for_node(NODE2, glance_id)
+        self.assertEqual(disk.parent, disk2.parent)
+        self.assertEqual(3, len(calls))
+        # Not a golden image: not listed.
+        self.assertEqual([], self.library.list())
+        self.assertEqual([glance_id], self.library.list_glance_cache())
+
+    def test_bad_qcow2_leaves_no_cache(self):
+        glance_id = self.add_glance(disk_format='qcow2')
+        self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', return_value=(json.dumps(
+                {'format': 'qcow2', 'virtual-size': units.Mi,
+                 'backing-filename': '/etc/shadow'}), '')))
+        e = self.assertRaises(exception.ImageFormatError,
+                              self.library.clone_for_node, NODE, glance_id)
+        self.assertIn('backing or data file', str(e))
+        self.assertEqual([], [n for n in self.cluster.names(POOL)
+                              if n.startswith('glance-cache')
+                              or n.startswith('node-')])
+
+    def test_cache_dropped_when_glance_deletes_the_image(self):
+        raw = _data(units.Mi, 'gone')
+        glance_id = self.add_glance(disk_format='vmdk')
+        self._fake_qemu_img(raw)
+        self.library.clone_for_node(NODE, glance_id)
+        del self.glance_api.images[glance_id]
+        # Still cloned by NODE: kept, at lookup and by the sweep.
+        self.assertRaises(exception.ImageNotFound,
+                          self.library.resolve_source, glance_id)
+        self.assertEqual([], self.library.sweep_glance_cache())
+        self.assertEqual([glance_id], self.library.list_glance_cache())
+        self.library.remove_node_disk(NODE)
+        self.assertEqual([glance_id], self.library.sweep_glance_cache())
+        self.assertEqual([], self.library.list_glance_cache())
+        # And at lookup, when nothing clones it.
+        glance_id = self.add_glance(disk_format='vdi')
+        self.library.clone_for_node(NODE, glance_id)
+        self.library.remove_node_disk(NODE)
+        del self.glance_api.images[glance_id]
+        self.assertRaises(exception.ImageNotFound,
+                          self.library.clone_for_node, NODE, glance_id)
+        self.assertEqual([], self.library.list_glance_cache())
