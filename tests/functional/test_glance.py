@@ -23,9 +23,6 @@ import subprocess
 import time
 
 import fixtures
-from keystoneauth1 import noauth
-from keystoneauth1 import session as ks_session
-import openstack.connection
 from oslo_utils import uuidutils
 import rados
 import rbd
@@ -37,6 +34,7 @@ from bmi_driver.storage.export import manager as export
 from bmi_driver.storage import glance_client
 from bmi_driver.storage import layout
 from tests.functional import base
+from tests.functional import glance_api
 from tests.functional import iscsi
 from tools.lab import state as lab_state
 
@@ -47,12 +45,7 @@ class GlanceImagesTest(base.FunctionalTestCase):
 
     def setUp(self):
         super().setUp()
-        glance = (self.env.get('services') or {}).get('glance') or {}
-        if not glance.get('running'):
-            # Loud, never a skip: the lab must run Glance.
-            self.fail('the lab\'s Glance is not running: python -m '
-                      'tools.lab start netns ceph glance')
-        self.glance_env = glance
+        self.glance_env = glance_api.glance_env(self.env)
         self.config(group='glance', **lab_state.glance_options(self.env))
         self.lib = images.ImageLibrary(clients=rbd_utils.ClientPool(),
                                        glance=glance_client.GlanceClient())
@@ -65,23 +58,14 @@ class GlanceImagesTest(base.FunctionalTestCase):
 
     # -- helpers ---------------------------------------------------------
 
-    def as_project(self, project, roles='member,reader'):
-        """An openstacksdk connection to Glance acting as ``project``."""
-        sess = ks_session.Session(auth=noauth.NoAuth(), additional_headers={
-            'X-Identity-Status': 'Confirmed', 'X-Project-Id': project,
-            'X-User-Id': 'user-' + project, 'X-Roles': roles})
-        return openstack.connection.Connection(
-            session=sess, image_endpoint_override=self.glance_env['url'])
+    def as_project(self, project):
+        return glance_api.connect(self.env, project)
 
     def upload(self, path, disk_format, project, visibility='private'):
-        roles = 'admin,member,reader' if visibility == 'public' else None
-        conn = self.as_project(project, roles or 'member,reader')
-        img = conn.image.create_image(
-            name=self.unique('g'), filename=path, disk_format=disk_format,
-            container_format='bare', visibility=visibility,
-            allow_duplicates=True, validate_checksum=False)
+        conn, img = glance_api.upload(self.env, project, path, disk_format,
+                                      self.unique('g'), visibility)
         self.addCleanup(self._delete_image, conn, img.id)
-        return conn, conn.image.get_image(img.id)
+        return conn, img
 
     @staticmethod
     def _delete_image(conn, image_id):
