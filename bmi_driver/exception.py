@@ -121,8 +121,10 @@ class ImageBusy(BmiException):
 
 
 class ImageNotVisible(BmiException):
-    _msg_fmt = ("Image %(image)s is private to project %(owner)s and cannot "
-                "be used by project %(project)s.")
+    # The owner is kept (kwargs) for logs, never put in the message: the
+    # caller is of another project and must not learn who owns the image.
+    _msg_fmt = ("Image %(image)s is not visible to project %(project)s: it "
+                "is private to another project.")
 
 
 class ImageFormatError(InvalidInput):
@@ -131,6 +133,15 @@ class ImageFormatError(InvalidInput):
 
 class LocalFileError(InvalidInput):
     _msg_fmt = "%(path)s: %(reason)s"
+
+
+class GlanceError(BmiException):
+    _msg_fmt = "Glance cannot be asked about images: %(reason)s"
+
+
+class GlanceImageUnusable(InvalidInput):
+    """A Glance image bmi cannot boot: the message says why."""
+    _msg_fmt = "Glance image %(image)s cannot be booted: %(reason)s"
 
 
 class CloneNotFound(BmiException):

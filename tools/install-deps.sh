@@ -129,6 +129,31 @@ make_venv() {
     echo "$reqs_hash" > "$VENV/.bmi-reqs"
 }
 
+# The lab's Glance (tools/lab/glance.py): glance 31.0.0, the release of
+# OpenStack 2025.2, in a venv of its own (its dependencies are not
+# Ironic's), pinned by tools/lab/glance-constraints.txt; the rbd store
+# needs Debian's rbd/rados bindings as the plugin does.
+GLANCE_VERSION=31.0.0
+make_glance_venv() {
+    local venv=$1 stamp
+    local constraints=$here/tools/lab/glance-constraints.txt
+    stamp=$(sha256sum < "$constraints" | cut -c1-16)
+    local have
+    have=$(cat "$venv/.bmi-glance" 2>/dev/null || true)
+    if [ -x "$venv/bin/glance-api" ] && [ "$have" = "$stamp" ]; then
+        return 0
+    fi
+    local py
+    py=$(pick_python)
+    log "creating Glance's venv $venv (glance $GLANCE_VERSION)"
+    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+    link_bindings "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q -c "$constraints" "glance==$GLANCE_VERSION"
+    "$venv/bin/python" -c 'import rbd, rados, glance_store, glance'
+    echo "$stamp" > "$venv/.bmi-glance"
+}
+
 if [ "$what" = --link-bindings ]; then
     link_bindings "$2"; exit 0
 fi
@@ -137,6 +162,7 @@ if [ "$what" = demo ]; then
     apt_install "${APT_DEMO[@]}"
 fi
 make_venv
+make_glance_venv "$(cd "${BMI_STATE:-$here/.state}" && pwd)/glance/venv"
 # The real HIL (not on PyPI): its source tarball and py2 constraints are in
 # ../shared/vendor beside the checkout (BMI_HIL_VENDOR names another
 # place); installed into $BMI_STATE/hil/hil-venv under pyenv's Python

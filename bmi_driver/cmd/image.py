@@ -150,3 +150,18 @@ class DeleteImage(command.Command):
 
     def take_action(self, args):
         library.ImageLibrary().delete(args.image)
+
+
+class SweepGlanceCache(lister.Lister):
+    """Drop converted copies of images Glance no longer has.
+
+    A copy that nodes still clone stays until they are torn down.
+    """
+
+    def take_action(self, args):
+        lib = library.ImageLibrary()
+        dropped = lib.sweep_glance_cache()
+        kept = lib.list_glance_cache()
+        return (('glance_image', 'cache'),
+                [(i, 'dropped') for i in dropped]
+                + [(i, 'kept') for i in kept])

@@ -85,7 +85,8 @@ def get_image_source(node):
 def get_root_size(node):
     """Return ``instance_info/root_gb`` in bytes, or None when not set.
 
-    :raises: NodeFactInvalid when it is not a non-negative integer.
+    :raises: NodeFactInvalid when it is not a non-negative integer or is
+        larger than ``[bmi] max_root_gb``.
     """
     root_gb = node.instance_info.get('root_gb')
     if root_gb in (None, ''):
@@ -99,6 +100,12 @@ def get_root_size(node):
             'Node %(node)s: instance_info/root_gb must be a non-negative '
             'integer, not %(value)r.' %
             {'node': node.uuid, 'value': root_gb})
+    if root_gb > CONF.bmi.max_root_gb:
+        raise exception.NodeFactInvalid(
+            'Node %(node)s: instance_info/root_gb %(value)d is larger than '
+            'the %(max)d GiB this cloud allows ([bmi] max_root_gb).' %
+            {'node': node.uuid, 'value': root_gb,
+             'max': CONF.bmi.max_root_gb})
     return root_gb * GiB or None
 
 

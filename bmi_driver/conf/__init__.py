@@ -21,10 +21,11 @@ from oslo_config import cfg
 from bmi_driver.conf import ceph
 from bmi_driver.conf import coordination
 from bmi_driver.conf import general
+from bmi_driver.conf import glance
 from bmi_driver.conf import hil
 from bmi_driver.conf import iscsi
 
 CONF = cfg.CONF
 
-for _module in (general, ceph, coordination, hil, iscsi):
+for _module in (general, ceph, coordination, glance, hil, iscsi):
     _module.register_opts(CONF)

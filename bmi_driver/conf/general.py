@@ -43,6 +43,14 @@ opts = [
                      'owner or lessee can write any project there. The one '
                      'project decides image visibility and HIL alike; a node '
                      'without one may use public images only.'),
+    # Each GiB of root_gb is a GiB a tenant may write into the shared Ceph
+    # cluster (the clone grows on demand): an operator bound, checked at
+    # validate, before anything is cloned.
+    cfg.IntOpt('max_root_gb',
+               default=1024, min=1,
+               help='Largest instance_info/root_gb (GiB) a node may ask '
+                    'for; its clone grows to that size in Ceph. Larger '
+                    'values are refused when the deploy is validated.'),
     # Config drives given as a URL (issue 11): the conductor fetches them,
     # and the node then reads the body as its LUN 2. Without a limit a
     # tenant makes the conductor read an internal service for it.

@@ -15,10 +15,11 @@
 from bmi_driver.conf import ceph
 from bmi_driver.conf import coordination
 from bmi_driver.conf import general
+from bmi_driver.conf import glance
 from bmi_driver.conf import hil
 from bmi_driver.conf import iscsi
 
-_MODULES = (general, ceph, iscsi, coordination, hil)
+_MODULES = (general, ceph, iscsi, coordination, hil, glance)
 
 
 def list_opts():

@@ -38,6 +38,17 @@ LOG = log.getLogger(__name__)
 RESULT_KEY = 'bmi_snapshot'
 
 
+def _snapshot_project(node, project):
+    """The owner of a node's snapshot: as given, else the node's project.
+
+    A project given as '' stays '' (and is refused): only a project left
+    out takes the default.
+    """
+    if project is not None:
+        return project
+    return node_facts.node_project(node) or CONF.bmi.default_project
+
+
 class BMIVendorPassthru(base.VendorInterface):
     """Vendor passthru methods of BMI nodes."""
 
@@ -82,6 +93,16 @@ class BMIVendorPassthru(base.VendorInterface):
             raise ironic_exc.InvalidParameterValue(
                 _('Unknown snapshot argument(s): %s; expected name, project '
                   'and visibility.') % ', '.join(sorted(unknown)))
+        # The call is asynchronous (202): what can be refused is refused
+        # here, synchronously, so the caller sees it (the name, its
+        # project, and a name already taken, checked again when it runs).
+        with ironic_errors.translated(
+                'checking the snapshot\'s name', node.uuid,
+                as_=ironic_exc.InvalidParameterValue):
+            names.image_name(name)
+            project = _snapshot_project(node, kwargs.get('project'))
+            names.project(project)
+            library.ImageLibrary().check_new_name(name, asker=project)
 
     @base.passthru(['POST'], async_call=True,
                    description=_('Save the node\'s current disk as a new '
@@ -98,8 +119,7 @@ class BMIVendorPassthru(base.VendorInterface):
             the snapshot fails; recorded on the node.
         """
         node = task.node
-        project = (project or node_facts.node_project(node)
-                   or CONF.bmi.default_project)
+        project = _snapshot_project(node, project)
         try:
             with ironic_errors.translated('taking a snapshot', node.uuid):
                 image = library.ImageLibrary().snapshot_node(

@@ -40,6 +40,13 @@ Pools: ``[ceph] image_pool`` (golden images) and ``[ceph] clone_pool``
 
 ``node-<node uuid>-config``
     The node's config drive, when it has one (``bmi.checksum``).
+``glance-cache-<glance image id>`` (``image_pool``)
+    The raw conversion of a Glance image that is not raw (qcow2, vmdk,
+    vdi, vhdx), made once and cloned by every node that boots it; its
+    protected snapshot ``golden``; ``bmi.glance.id``, ``bmi.glance.key``
+    (Glance's ``os_hash_algo:os_hash_value``), ``bmi.glance.format``.
+    Not a golden image: it has no name and is not listed; it goes when
+    Glance no longer has the image (and no node clones it).
 
 A node's target serves its disk as LUN 1 (LUN 0 is the controller) and its
 config drive, when it has one, as LUN 2.
@@ -60,6 +67,13 @@ GOLDEN_SNAP = 'golden'
 GLANCE_SNAP = 'snap'
 TEMP_SNAP_PREFIX = 'bmi-snap-'
 REF_SNAP_PREFIX = 'bmi-ref-'
+
+# Converted Glance images.
+CACHE_PREFIX = 'glance-cache-'
+CACHE_PART_SUFFIX = '.part'
+META_GLANCE_ID = 'bmi.glance.id'
+META_GLANCE_KEY = 'bmi.glance.key'
+META_GLANCE_FORMAT = 'bmi.glance.format'
 
 
 class _AnyProject:
@@ -116,6 +130,10 @@ def node_rbd_name(node_uuid):
 
 def configdrive_rbd_name(node_uuid):
     return NODE_PREFIX + node_uuid + CONFIG_SUFFIX
+
+
+def cache_rbd_name(glance_id):
+    return CACHE_PREFIX + glance_id
 
 
 def rbd_spec(pool, rbd_name, snapshot=None):
@@ -181,9 +199,15 @@ def new_golden_metadata(name, project, visibility, created_at, source,
 
 @dataclasses.dataclass
 class ImageSource:
-    """Something a node can be cloned from: a golden or a Glance image."""
+    """Something a node can be cloned from: a golden or a Glance image.
+
+    ``kind``: ``golden``; ``glance`` (a raw Glance image: its own RBD
+    snapshot); ``glance-cache`` (the converted copy of a Glance image);
+    ``glance-convert`` (that copy, not made yet: ``convert_from`` is the
+    Glance image's RBD spec, ``disk_format`` its format).
+    """
     uuid: str
-    kind: str  # 'golden' or 'glance'
+    kind: str
     pool: str
     rbd_name: str
     snapshot: str
@@ -192,6 +216,9 @@ class ImageSource:
     visibility: str = None
     # The source's own bmi.* metadata, which a clone inherits.
     metadata: dict = dataclasses.field(default_factory=dict)
+    convert_from: str = None
+    disk_format: str = None
+    cache_key: str = None
 
     @property
     def spec(self):

@@ -222,7 +222,7 @@ class ImageLibraryTest(base.FunctionalTestCase):
 
     # -- references ------------------------------------------------------
 
-    def test_glance_style_reference_import_and_direct_clone(self):
+    def test_glance_style_reference_import(self):
         glance_pool = self.env['glance_pool']
         glance_id = uuidutils.generate_uuid()
         content = os.urandom(MiB) + bytes(3 * MiB)
@@ -249,15 +249,9 @@ class ImageLibraryTest(base.FunctionalTestCase):
         self.assertEqual('%s/%s@snap' % (glance_pool, glance_id), img.parent)
         disk = self.cloned(img.uuid)
         self.assertEqual(content, self.read_rbd(disk.pool, disk.rbd_name))
-
-        # the Nova path: the Glance UUID itself is an image source
-        source = self.lib.resolve_source(glance_id)
-        self.assertEqual(('glance', '%s/%s@snap' % (glance_pool, glance_id)),
-                         (source.kind, source.spec))
-        direct = self.cloned(glance_id, size=8 * MiB)
-        self.assertEqual(source.spec, direct.parent)
-        self.assertEqual(content + bytes(4 * MiB),
-                         self.read_rbd(direct.pool, direct.rbd_name))
+        # (A Glance UUID as a node's image source is asked of the real
+        # Glance: tests/functional/test_glance.py. Bytes written into its
+        # pool by hand are no image: issue 13.)
 
     # -- config drives ---------------------------------------------------
 

@@ -31,13 +31,12 @@ import uuid
 import fixtures
 from ironicclient import client as ir_client
 from ironicclient.common.apiclient import exceptions as ir_exc
-import rbd
 
 from bmi_driver import exception
 from bmi_driver.storage.ceph import library as images
-from bmi_driver.storage.ceph import rbd_utils
 from bmi_driver.storage.export import manager as export
 from tests.functional import base
+from tests.functional import glance_api
 from tests.functional import iscsi
 from tools.lab import ironic as lab_ironic
 from tools.lab import state as lab_state
@@ -401,9 +400,9 @@ class IronicTestCase(IronicHelpers):
                                                 IMAGE_SIZE))
 
     def test_nova_style_glance_image_with_configdrive(self):
-        glance_uuid = str(uuid.uuid4())
         data = os.urandom(IMAGE_SIZE)
-        self._glance_image(glance_uuid, data)
+        # Issue 13: made as a user makes it, through Glance's API.
+        glance_uuid = self._glance_image(data, 'tenant-a')
         iso = b'CD001' + os.urandom(64 * 1024)
         configdrive = base64.b64encode(gzip.compress(iso)).decode()
 
@@ -431,29 +430,20 @@ class IronicTestCase(IronicHelpers):
         self.wait(node.uuid, 'available')
         self.assert_released(node.uuid)
 
-    def _glance_image(self, image_uuid, data):
-        """An image laid out as Glance's RBD store does it.
+    def _glance_image(self, data, project):
+        """A raw image uploaded to the lab's Glance as ``project``.
 
-        That is <pool>/<uuid>@snap.
+        Glance's rbd store lays it out as <glance pool>/<uuid>@snap.
         """
-        pool = self.env['glance_pool']
-        with rbd_utils.ClientPool().get() as client:
-            ioctx = client.ioctx(pool)
-            rbd.RBD().create(ioctx, image_uuid, len(data), old_format=False,
-                             features=rbd.RBD_FEATURE_LAYERING)
-            with rbd.Image(ioctx, image_uuid) as img:
-                img.write(data, 0)
-                img.create_snap('snap')
-                img.protect_snap('snap')
-        self.addCleanup(self._remove_glance_image, image_uuid)
-
-    def _remove_glance_image(self, image_uuid):
-        with rbd_utils.ClientPool().get() as client:
-            ioctx = client.ioctx(self.env['glance_pool'])
-            with rbd.Image(ioctx, image_uuid) as img:
-                img.unprotect_snap('snap')
-                img.remove_snap('snap')
-            rbd.RBD().remove(ioctx, image_uuid)
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'disk.raw')
+        with open(path, 'wb') as f:
+            f.write(data)
+        conn, img = glance_api.upload(self.env, project, path, 'raw',
+                                      self.unique('nova'))
+        self.addCleanup(conn.image.delete_image, img.id,
+                        ignore_missing=True)
+        return img.id
 
     def test_unknown_image_fails_validation_and_creates_nothing(self):
         node = self.create_node()

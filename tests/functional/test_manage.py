@@ -31,8 +31,29 @@ class BMIManageTest(base.FunctionalTestCase):
     def setUp(self):
         super().setUp()
         self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.conf = config.write(os.path.join(self.tmp, 'bmi.conf'),
-                                 config.ceph_only_conf(self.env))
+        # The lock files of the names lock (issue 13) in a state path
+        # that the test's bmi-manage processes share.
+        self.conf = config.write(
+            os.path.join(self.tmp, 'bmi.conf'),
+            config.ceph_only_conf(self.env)
+            + [('bmi', [('state_path', os.path.join(self.tmp, 'state'))])])
+
+    def bmi_parallel(self, *argvs):
+        """Run bmi-manage commands at once: their finished processes."""
+        procs = [subprocess.Popen([BMI_MANAGE, '--config-file', self.conf]
+                                  + list(argv), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for argv in argvs]
+        for proc in procs:
+            proc.out, proc.err = proc.communicate(timeout=120)
+        return procs
+
+    def raw_file(self, name='disk.raw', size=8 * MiB):
+        path = os.path.join(self.tmp, name)
+        with open(path, 'wb') as f:
+            f.write(os.urandom(MiB))
+            f.truncate(size)
+        return path
 
     def bmi(self, *args, ok=True):
         proc = subprocess.run([BMI_MANAGE, '--config-file', self.conf]
@@ -81,3 +102,91 @@ class BMIManageTest(base.FunctionalTestCase):
                              proc.stderr)
         self.assertEqual('', self.bmi('image', 'list', '--project', project,
                                       '-f', 'value').stdout)
+
+    # -- issue 13: bad input refused before anything is written ----------
+
+    def test_parallel_imports_and_renames_to_one_name_give_one_image(self):
+        project = self.unique('race')
+        raw = self.raw_file()
+        name = self.unique('same')
+        procs = self.bmi_parallel(*[
+            ('image', 'import', name, '--file', raw, '--project', project,
+             '-f', 'value', '-c', 'uuid') for _ in range(4)])
+        made = [p.out.strip() for p in procs if p.returncode == 0]
+        for uuid in made:
+            self.addCleanup(self.bmi, 'image', 'delete', uuid, ok=False)
+        self.assertEqual(1, len(made), [p.err for p in procs])
+        self.assertEqual(3, len([p for p in procs if p.returncode == 1
+                                 and 'already exists' in p.err]))
+        others = []
+        for i in range(4):
+            uuid = self.bmi('image', 'import', self.unique('r'), '--file',
+                            raw, '--project', project, '-f', 'value', '-c',
+                            'uuid').stdout.strip()
+            self.addCleanup(self.bmi, 'image', 'delete', uuid, ok=False)
+            others.append(uuid)
+        target = self.unique('renamed')
+        procs = self.bmi_parallel(*[('image', 'rename', uuid, target)
+                                    for uuid in others])
+        self.assertEqual(1, len([p for p in procs if p.returncode == 0]),
+                         [p.err for p in procs])
+        listed = json.loads(self.bmi('image', 'list', '--project', project,
+                                     '-f', 'json').stdout)
+        self.assertEqual(1, [i['name'] for i in listed].count(name))
+        self.assertEqual(1, [i['name'] for i in listed].count(target))
+
+    def test_issue13_bad_inputs_refused_with_nothing_written(self):
+        project = self.unique('bad13')
+        good = os.path.join(self.tmp, 'good.qcow2')
+        subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
+                        self.raw_file(), good], check=True)
+        truncated = os.path.join(self.tmp, 'truncated.qcow2')
+        with open(good, 'rb') as src, open(truncated, 'wb') as out:
+            out.write(src.read(100 * 1024))
+        tried = []
+        for args, reason in (
+                (('--file', truncated, '--project', project),
+                 'qemu-img check found'),
+                (('--file', self.tmp, '--project', project),
+                 'is a directory'),
+                (('--file', '/dev/null', '--project', project),
+                 'is a device'),
+                # Once stored as project admin.
+                (('--file', good, '--project', ''), 'Invalid project')):
+            tried.append(self.unique())
+            proc = self.bmi('image', 'import', tried[-1], *args, ok=False)
+            self.assertEqual(1, proc.returncode, proc.stderr)
+            self.assertIn(reason, proc.stderr)
+            self.assertEqual(1, len(proc.stderr.strip().splitlines()))
+        self.assertEqual('', self.bmi('image', 'list', '--project', project,
+                                      '-f', 'value').stdout)
+        for name in tried:
+            self.assertIn('not found', self.bmi('image', 'show', name,
+                                                ok=False).stderr)
+
+    def test_file_names_are_files_not_qemu_protocols(self):
+        # json:{...} once made qemu-img read other.raw; a:b.qcow2 could
+        # not be opened at all.
+        project = self.unique('names13')
+        mine = self.raw_file('mine.raw')
+        other = self.raw_file('other.raw')
+        odd = 'json:{"file.driver":"file","file.filename":"other.raw"}'
+        for name in (odd, 'a:b.qcow2'):
+            subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O',
+                            'qcow2', mine, os.path.join(self.tmp, name)],
+                           check=True)
+            proc = subprocess.run(
+                [BMI_MANAGE, '--config-file', self.conf, 'image', 'import',
+                 self.unique(), '--file', name, '--project', project, '-f',
+                 'json'], capture_output=True, text=True, timeout=120,
+                cwd=self.tmp)
+            self.assertEqual(0, proc.returncode, proc.stderr)
+            img = json.loads(proc.stdout)
+            self.addCleanup(self.bmi, 'image', 'delete', img['uuid'],
+                            ok=False)
+            out = os.path.join(self.tmp, img['uuid'] + '.raw')
+            self.bmi('image', 'export', img['uuid'], out)
+            with open(mine, 'rb') as a, open(out, 'rb') as b:
+                self.assertEqual(a.read(), b.read())
+        with open(other, 'rb') as a, open(mine, 'rb') as b:
+            self.assertNotEqual(a.read(), b.read())

@@ -142,7 +142,13 @@ def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,
         ('coordination', [('backend_url', 'file://%s' % os.path.join(
             env['state_dir'], 'locks'))]),
         ('hil', hil_opts),
-    ]
+    ] + glance_section(env)
+
+
+def glance_section(env):
+    """``[glance]`` when the lab's Glance is in services.json."""
+    opts = lab_state.glance_options(env)
+    return [('glance', sorted(opts.items()))] if opts else []
 
 
 def hil_options(hil):
@@ -158,5 +164,6 @@ def hil_options(hil):
 
 
 def ceph_only_conf(env):
-    """A bmi.conf with the ``[ceph]`` section alone (bmi-manage's)."""
-    return [('ceph', list(lab_state.ceph_options(env).items()))]
+    """A bmi.conf with ``[ceph]`` (and ``[glance]``): bmi-manage's."""
+    return ([('ceph', list(lab_state.ceph_options(env).items()))]
+            + glance_section(env))

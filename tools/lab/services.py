@@ -27,6 +27,7 @@ and re-executes itself there (``__main__``).
 import collections
 
 from tools.lab import ceph
+from tools.lab import glance
 from tools.lab import ironic
 from tools.lab import labnet
 from tools.lab import state as lab_state
@@ -48,6 +49,9 @@ def _libvirtd(st, opts):
 SERVICES = collections.OrderedDict([
     ('netns', lambda st, opts: labnet.Netns(st.root)),
     ('ceph', lambda st, opts: ceph.Ceph(st.ceph_dir)),
+    # Glance's rbd store is the lab's images pool: after ceph.
+    ('glance', lambda st, opts: glance.Glance(st.path('glance'),
+                                              st.ceph_dir)),
     ('ovs', lambda st, opts: labnet.OVS(st.ovs_dir)),
     ('hil', lambda st, opts: labnet.HIL(st.hil_dir, state_root=st.root)),
     # The gateway's addresses are on the project boot networks' VLANs,

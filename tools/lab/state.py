@@ -181,6 +181,19 @@ def ceph_options(env):
             'glance_pool': env['glance_pool']}
 
 
+def glance_options(env):
+    """services.json -> the plugin's ``[glance]`` options, or {}.
+
+    The lab's Glance has no Keystone: auth_type none on its service
+    endpoint, where every request is an admin's (tools/lab/glance.py).
+    """
+    glance = (env.get('services') or {}).get('glance') or {}
+    if not glance.get('service_url'):
+        return {}
+    return {'auth_type': 'none',
+            'endpoint_override': glance['service_url']}
+
+
 def iscsi_options(env):
     """services.json -> the plugin's ``[iscsi]`` options for its tgtd."""
     host, port = env['tgtd_portal'].rsplit(':', 1)
@@ -194,7 +207,8 @@ def configure(conf, env, groups=('ceph',)):
 
     As overrides: for tools that parse no configuration file.
     """
-    mapping = {'ceph': ceph_options, 'iscsi': iscsi_options}
+    mapping = {'ceph': ceph_options, 'iscsi': iscsi_options,
+               'glance': glance_options}
     for group in groups:
         for key, value in mapping[group](env).items():
             conf.set_override(key, value, group=group)

@@ -26,6 +26,7 @@ import uuid as uuidlib
 from oslo_log import log
 from oslo_utils import uuidutils
 
+from bmi_driver.common import locks
 from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.ceph import rbd_utils
@@ -35,6 +36,15 @@ from bmi_driver.storage import layout
 from bmi_driver.storage import names
 
 LOG = log.getLogger(__name__)
+
+# Every check-and-claim of a golden image's name holds this lock (tooz,
+# [coordination] backend_url): the check reads every image's bmi.name, and
+# the claim writes the new image's before the lock goes, so two imports,
+# copies, renames or snapshots to one name cannot both pass the check.
+# Held for metadata operations only, never while bytes move.  The default
+# file backend serializes one host; several hosts that change the library
+# (conductors, bmi-manage) need a shared backend, as for the exports.
+NAMES_LOCK = 'golden-image-names'
 
 
 def _now():
@@ -108,12 +118,61 @@ class GoldenImages:
                 continue
         raise exception.ImageNotFound(image=ref)
 
-    def _check_name_free(self, client, name):
+    def _check_name_free(self, client, name, asker=layout.ANY_PROJECT):
+        """Refuse a taken name; name the holder only to who may see it.
+
+        ``asker`` is the project on whose behalf the name is wanted
+        (:data:`~bmi_driver.storage.layout.ANY_PROJECT`: an admin).
+        """
         try:
             existing = self._find(client, name, count_clones=False)
         except exception.ImageNotFound:
             return
-        raise exception.ImageExists(name=name, image=existing.uuid)
+        if (asker is layout.ANY_PROJECT or existing.project == asker
+                or existing.visibility == 'public'):
+            raise exception.ImageExists(name=name, image=existing.uuid)
+        # Names are unique over all projects: that it is taken must be
+        # said, but not by which image of which project.
+        raise exception.ImageExists(
+            'An image named %s already exists; choose another name.' % name,
+            name=name)
+
+    def check_new_name(self, name, asker=layout.ANY_PROJECT):
+        """Whether ``name`` may be given to a new golden image now.
+
+        A quick answer for callers that must refuse early (the snapshot
+        passthru); the operation itself checks again under the lock.
+
+        :raises: InvalidName, ImageExists
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        names.image_name(name)
+        with self._clients.get() as client:
+            self._check_name_free(client, name, asker)
+
+    @staticmethod
+    def _names_lock():
+        return locks.lock(NAMES_LOCK)
+
+    @staticmethod
+    def _claim_name(ioctx, rbd_name, name, meta=None):
+        """Give a just-made image its name (under the names lock).
+
+        A clone inherits its parent's record: ``meta`` (the new image's
+        whole record) replaces it at once, so that no second image carries
+        the parent's name.  Undone with the image when the operation fails.
+        """
+        try:
+            with rbd_utils.ceph_errors(name):
+                with rbd.Image(ioctx, rbd_name) as image:
+                    if meta is None:
+                        rbd_utils.set_metadata(image, layout.META_NAME, name)
+                    else:
+                        rbd_utils.reset_metadata(image, meta)
+        except BaseException:
+            rbd_utils.undo(ioctx, rbd_name, 'name claim')
+            raise
 
     def _seal(self, ioctx, rbd_name, meta):
         """Record a golden image's metadata and protect its snapshot."""
@@ -132,7 +191,10 @@ class GoldenImages:
         """Check a new golden image's name and visibility: its owner."""
         names.image_name(name)
         names.visibility(visibility)
-        return names.project(project or CONF.bmi.default_project)
+        # Only a project left out takes the default: '' is refused, not
+        # stored as the default project.
+        return names.project(CONF.bmi.default_project if project is None
+                             else project)
 
     # -- operations ------------------------------------------------------
 
@@ -179,7 +241,6 @@ class GoldenImages:
         project = self._new_image_args(name, project, visibility)
         fmt, size = transfer.inspect_file(path)
         with self._clients.get() as client:
-            self._check_name_free(client, name)
             image_uuid = uuidutils.generate_uuid()
             rbd_name = layout.golden_rbd_name(image_uuid)
             ioctx = client.ioctx(self.image_pool)
@@ -187,9 +248,12 @@ class GoldenImages:
                      '%(name)s (%(uuid)s)', {'path': path, 'fmt': fmt,
                                              'size': size, 'name': name,
                                              'uuid': image_uuid})
-            with rbd_utils.ceph_errors(name):
-                rbd.RBD().create(ioctx, rbd_name, size,
-                                 features=rbd_utils.features())
+            with self._names_lock():
+                self._check_name_free(client, name)
+                with rbd_utils.ceph_errors(name):
+                    rbd.RBD().create(ioctx, rbd_name, size,
+                                     features=rbd_utils.features())
+                self._claim_name(ioctx, rbd_name, name)
             try:
                 with rbd_utils.ceph_errors(name):
                     if fmt == 'raw':
@@ -226,7 +290,7 @@ class GoldenImages:
         src = names.rbd_ref(ref)
         project = self._new_image_args(name, project, visibility)
         with self._clients.get() as client:
-            self._check_name_free(client, name)
+            self._check_name_free(client, name)  # before any snapshot
             src_ioctx = client.ioctx(src.pool)
             image_uuid = uuidutils.generate_uuid()
             rbd_name = layout.golden_rbd_name(image_uuid)
@@ -240,14 +304,18 @@ class GoldenImages:
                     elif snap not in rbd_utils.snap_names(source):
                         raise exception.ImageNotFound(image=ref)
             try:
-                with rbd_utils.ceph_errors(ref):
-                    rbd.RBD().clone(src_ioctx, src.image, snap, ioctx,
-                                    rbd_name, features=rbd_utils.features())
                 meta = self._new_meta(name, project, visibility,
                                       'rbd:%s/%s@%s' % (src.pool, src.image,
                                                         snap))
                 if made_snap:
                     meta[layout.META_REF_SNAP] = made_snap
+                with self._names_lock():
+                    self._check_name_free(client, name)
+                    with rbd_utils.ceph_errors(ref):
+                        rbd.RBD().clone(src_ioctx, src.image, snap, ioctx,
+                                        rbd_name,
+                                        features=rbd_utils.features())
+                    self._claim_name(ioctx, rbd_name, name, meta)
                 with rbd_utils.ceph_errors(name):
                     self._seal(ioctx, rbd_name, meta)
             except BaseException:
@@ -354,11 +422,12 @@ class GoldenImages:
             img = self._find(client, ref)
             if img.name == new_name:
                 return img
-            self._check_name_free(client, new_name)
-            with rbd_utils.ceph_errors(img.name):
-                with rbd.Image(client.ioctx(self.image_pool),
-                               img.rbd_name) as image:
-                    image.metadata_set(layout.META_NAME, new_name)
+            with self._names_lock():
+                self._check_name_free(client, new_name)
+                with rbd_utils.ceph_errors(img.name):
+                    with rbd.Image(client.ioctx(self.image_pool),
+                                   img.rbd_name) as image:
+                        image.metadata_set(layout.META_NAME, new_name)
             LOG.info('Renamed image %(uuid)s from %(old)s to %(new)s',
                      {'uuid': img.uuid, 'old': img.name, 'new': new_name})
             return self._read_golden(client, img.uuid)
@@ -384,7 +453,8 @@ class GoldenImages:
             new = self._flat_copy(
                 client, client.ioctx(src.pool), src.rbd_name,
                 layout.GOLDEN_SNAP,
-                self._new_meta(new_name, project or src.project,
+                self._new_meta(new_name,
+                               src.project if project is None else project,
                                visibility or src.visibility,
                                'copy:%s' % src.uuid, src.checksum),
                 progress)
@@ -393,18 +463,24 @@ class GoldenImages:
             return self._read_golden(client, new)
 
     def _flat_copy(self, client, src_ioctx, src_name, src_snap, meta,
-                   progress=None):
+                   progress=None, asker=layout.ANY_PROJECT):
         """Clone ``src_name@src_snap`` into a new golden image, flatten it.
 
         Flattening copies every allocated block from the parents, so the
-        result depends on nothing; unallocated blocks stay sparse.
+        result depends on nothing; unallocated blocks stay sparse.  The
+        name is checked and claimed under the names lock; ``asker`` as for
+        :meth:`_check_name_free`.
         """
         image_uuid = uuidutils.generate_uuid()
         rbd_name = layout.golden_rbd_name(image_uuid)
         ioctx = client.ioctx(self.image_pool)
-        with rbd_utils.ceph_errors(meta[layout.META_NAME]):
-            rbd.RBD().clone(src_ioctx, src_name, src_snap, ioctx, rbd_name,
-                            features=rbd_utils.features())
+        name = meta[layout.META_NAME]
+        with self._names_lock():
+            self._check_name_free(client, name, asker)
+            with rbd_utils.ceph_errors(name):
+                rbd.RBD().clone(src_ioctx, src_name, src_snap, ioctx,
+                                rbd_name, features=rbd_utils.features())
+            self._claim_name(ioctx, rbd_name, name, meta)
         try:
             with rbd_utils.ceph_errors(meta[layout.META_NAME]):
                 with rbd.Image(ioctx, rbd_name) as image:

@@ -23,6 +23,7 @@ operation allows, and undoes what it did when it fails part way.
 """
 
 from bmi_driver.conf import CONF
+from bmi_driver.storage.ceph import glance_images
 from bmi_driver.storage.ceph import golden
 from bmi_driver.storage.ceph import node_disks
 from bmi_driver.storage.ceph import rbd_utils
@@ -30,15 +31,19 @@ from bmi_driver.storage.ceph import rbd_utils
 _CLIENTS = rbd_utils.ClientPool()
 
 
-class ImageLibrary(golden.GoldenImages, node_disks.NodeDisks):
-    """Golden images and node clones in Ceph RBD.
+class ImageLibrary(golden.GoldenImages, node_disks.NodeDisks,
+                   glance_images.GlanceImages):
+    """Golden images and node clones in Ceph RBD (and Glance's images).
 
     :param clients: the connection pool to borrow from (tests may pass
         their own); the process-wide pool by default.
+    :param glance: a :class:`bmi_driver.storage.glance_client.GlanceClient`
+        (tests may pass their own); loaded from ``[glance]`` on first use.
     """
 
-    def __init__(self, clients=None):
+    def __init__(self, clients=None, glance=None):
         self._clients = clients or _CLIENTS
+        self._glance_client = glance
 
     @property
     def image_pool(self):

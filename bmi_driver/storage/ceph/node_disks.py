@@ -25,7 +25,6 @@ import hashlib
 from oslo_log import log
 from oslo_utils import uuidutils
 
-from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.ceph import rbd_utils
 from bmi_driver.storage.ceph.rbd_utils import rbd
@@ -48,14 +47,21 @@ class NodeDisks:
         """What a node would be cloned from for ``image_source``.
 
         ``image_source`` is a golden image (UUID or name) or the UUID of a
-        Glance image in ``[ceph] glance_pool``.  A private golden image of
-        another project than ``project`` is refused; ``project`` None (a
-        node of no project) may use public images only;
-        :data:`~bmi_driver.storage.layout.ANY_PROJECT` (an admin, the
-        default) any.
+        Glance image (asked of Glance's API, bytes in ``[ceph]
+        glance_pool``: :mod:`bmi_driver.storage.ceph.glance_images`).  A
+        private golden image of another project than ``project`` is
+        refused; ``project`` None (a node of no project) may use public
+        images only; :data:`~bmi_driver.storage.layout.ANY_PROJECT` (an
+        admin, the default) any.  A Glance image that must be converted
+        is not converted here (``kind`` ``glance-convert``): the clone
+        does it.
 
         :raises: ImageNotFound
         :raises: ImageNotVisible for a private image of another project.
+        :raises: GlanceImageUnusable for a Glance image bmi cannot boot
+            (not active, a format other than raw, qcow2, vmdk, vdi, vhdx,
+            not in Ceph).
+        :raises: GlanceError when Glance cannot be asked.
         :raises: CephError (and CephConnectionError, CephPoolNotFound) when
             Ceph fails.
         """
@@ -85,17 +91,10 @@ class NodeDisks:
                 size=img.size, project=img.project,
                 visibility=img.visibility, metadata=img.metadata())
         if uuidutils.is_uuid_like(image_source):
-            glance_name = str(image_source).lower()
-            try:
-                with rbd.Image(client.ioctx(CONF.ceph.glance_pool),
-                               glance_name, snapshot=layout.GLANCE_SNAP,
-                               read_only=True) as image:
-                    return layout.ImageSource(
-                        uuid=glance_name, kind='glance',
-                        pool=CONF.ceph.glance_pool, rbd_name=glance_name,
-                        snapshot=layout.GLANCE_SNAP, size=image.size())
-            except (rbd.ImageNotFound, exception.CephPoolNotFound):
-                pass
+            # Not a golden image: Glance says what it is and who may boot
+            # it (issue 13); never Glance's RBD pool read blindly.
+            return self._resolve_glance(client, str(image_source).lower(),
+                                        project)
         raise exception.ImageNotFound(image=image_source)
 
     def _read_node_disk(self, client, node_uuid):
@@ -148,6 +147,9 @@ class NodeDisks:
             source = image_source
             if not isinstance(source, layout.ImageSource):
                 source = self._resolve(client, image_source, project)
+            if source.kind == 'glance-convert':
+                # Converted once; later deploys find the copy.
+                source = self._ensure_glance_cache(client, source)
             ioctx = client.ioctx(self.clone_pool)
             rbd_name = layout.node_rbd_name(node_uuid)
             with rbd_utils.ceph_errors(rbd_name):
@@ -353,7 +355,9 @@ class NodeDisks:
         node_uuid = names.node_uuid(node_uuid)
         project = self._new_image_args(name, project, visibility)
         with self._clients.get() as client:
-            self._check_name_free(client, name)
+            # The new image's project asks: another project's image that
+            # holds the name is not named in the error.
+            self._check_name_free(client, name, asker=project)
             ioctx = client.ioctx(self.clone_pool)
             rbd_name = layout.node_rbd_name(node_uuid)
             temp = layout.TEMP_SNAP_PREFIX + uuidutils.generate_uuid()
@@ -369,7 +373,7 @@ class NodeDisks:
                     client, ioctx, rbd_name, temp,
                     self._new_meta(name, project, visibility,
                                    'snapshot:node %s' % node_uuid),
-                    progress)
+                    progress, asker=project)
             finally:
                 try:
                     with rbd.Image(ioctx, rbd_name) as disk:

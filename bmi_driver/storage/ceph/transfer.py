@@ -21,13 +21,17 @@ to write a qcow2 straight into an RBD image.
 import hashlib
 import json
 import os
+import stat
 
 from oslo_concurrency import processutils
+from oslo_log import log
 from oslo_utils import units
 
 from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.ceph.rbd_utils import rbd
+
+LOG = log.getLogger(__name__)
 
 SECTOR = 512
 # qemu-img may use this much memory and CPU time on an untrusted file.
@@ -120,14 +124,38 @@ def write_raw(ioctx, rbd_name, path, size, progress):
 
 
 def _qemu_rbd_target(rbd_name):
+    return qemu_rbd(CONF.ceph.image_pool, rbd_name)
+
+
+def qemu_rbd(pool, rbd_name, snapshot=None):
+    """qemu-img's name of an RBD image (or snapshot), as the plugin's user.
+
+    Names and snapshots come from Ceph (RBD names have no ``:``); the
+    option values are escaped as qemu's rbd driver wants.
+    """
     def esc(value):
         return value.replace('\\', '\\\\').replace(':', '\\:')
-    parts = ['rbd:%s/%s' % (CONF.ceph.image_pool, rbd_name),
+    spec = '%s/%s' % (pool, rbd_name)
+    if snapshot:
+        spec += '@' + snapshot
+    parts = ['rbd:' + spec,
              'id=' + esc(CONF.ceph.user),
              'conf=' + esc(CONF.ceph.conf_file)]
     if CONF.ceph.keyring:
         parts.append('keyring=' + esc(CONF.ceph.keyring))
     return ':'.join(parts)
+
+
+def qemu_file(path):
+    """``path`` as qemu-img must be given it: ``file:<absolute path>``.
+
+    qemu-img (7.2) parses a filename with a colon before any slash as a
+    protocol (``json:{...}``, ``nbd:``, ``rbd:``...): ``json:{...}`` names
+    another file than the one checked, and ``a:b.qcow2`` cannot be opened
+    at all.  The ``file:`` prefix forces its file protocol, which takes the
+    rest verbatim (commas and colons included).
+    """
+    return 'file:' + os.path.abspath(path)
 
 
 def convert_into(path, fmt, rbd_name):
@@ -138,7 +166,7 @@ def convert_into(path, fmt, rbd_name):
     try:
         processutils.execute(
             'qemu-img', 'convert', '-n', '-f', fmt, '-O', 'raw',
-            '-m', '4', '-W', path, _qemu_rbd_target(rbd_name))
+            '-m', '4', '-W', qemu_file(path), _qemu_rbd_target(rbd_name))
     except processutils.ProcessExecutionError as e:
         raise exception.ImageFormatError(
             path=path, reason='qemu-img convert failed: %s'
@@ -151,17 +179,17 @@ def inspect_file(path):
     Only raw and qcow2 are accepted; a qcow2 that names a backing or
     data file is refused (it would read other files of this host).
 
-    :raises: LocalFileError when the file is missing or unreadable.
+    A qcow2 must also pass ``qemu-img check`` (a truncated one would
+    otherwise be converted into zeros without an error).
+
+    :raises: LocalFileError when the file is missing, unreadable or not a
+        regular file.
     :raises: ImageFormatError when it is not a usable raw or qcow2 image.
     """
-    if not os.path.isfile(path):
-        raise exception.LocalFileError(path=path,
-                                       reason='no such file')
-    if not os.access(path, os.R_OK):
-        raise exception.LocalFileError(path=path, reason='not readable')
+    check_regular_file(path)
     try:
         out, _err = processutils.execute(
-            'qemu-img', 'info', '--output=json', path,
+            'qemu-img', 'info', '--output=json', qemu_file(path),
             prlimit=QEMU_IMG_LIMITS)
         info = json.loads(out)
     except (processutils.ProcessExecutionError, ValueError) as e:
@@ -185,4 +213,138 @@ def inspect_file(path):
         raise exception.ImageFormatError(
             path=path, reason='its size (%d bytes) is not a whole '
             'number of %d-byte sectors' % (size, SECTOR))
+    if fmt == 'qcow2':
+        check_qcow2(path)
     return fmt, size
+
+
+def check_regular_file(path):
+    """Refuse what is not a readable regular file, saying what it is.
+
+    :raises: LocalFileError
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise exception.LocalFileError(path=path, reason='no such file')
+    except PermissionError:
+        raise exception.LocalFileError(path=path, reason='not accessible')
+    except OSError as e:
+        raise exception.LocalFileError(path=path, reason=e.strerror)
+    if stat.S_ISDIR(mode):
+        raise exception.LocalFileError(
+            path=path, reason='is a directory, not a disk image file')
+    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
+        raise exception.LocalFileError(
+            path=path, reason='is a device, not a regular file (copy the '
+            'device into a file first)')
+    if not stat.S_ISREG(mode):
+        raise exception.LocalFileError(path=path,
+                                       reason='is not a regular file')
+    if not os.access(path, os.R_OK):
+        raise exception.LocalFileError(path=path, reason='not readable')
+
+
+# qemu-img check's exit codes (qemu-img(1), QEMU 7.2): 0 consistent, 1 the
+# check could not finish, 2 corrupted, 3 only leaked clusters (space
+# wasted, every guest byte still right), 63 not supported by the format.
+_CHECK_OK = (0, 3)
+
+
+def check_qcow2(path):
+    """``qemu-img check`` a qcow2 file within limits: refuse corruption.
+
+    :raises: ImageFormatError
+    """
+    try:
+        out, err = processutils.execute(
+            'qemu-img', 'check', '--output=json', '-f', 'qcow2',
+            qemu_file(path), prlimit=QEMU_IMG_LIMITS,
+            check_exit_code=[0, 2, 3])
+    except processutils.ProcessExecutionError as e:
+        raise exception.ImageFormatError(
+            path=path, reason='qemu-img check failed: %s'
+            % str(e.stderr or e).strip())
+    try:
+        report = json.loads(out)
+    except ValueError:
+        report = {}
+    bad = (report.get('corruptions', 0) or 0) + (
+        report.get('check-errors', 0) or 0)
+    if not report or bad:
+        first = (err or '').strip().splitlines()[:1]
+        raise exception.ImageFormatError(
+            path=path, reason='qemu-img check found %s%s' % (
+                '%d error(s)' % bad if report else 'no usable report',
+                (': ' + first[0]) if first else ''))
+    if report.get('leaks'):
+        LOG.info('%(path)s: qemu-img check found %(n)d leaked cluster(s) '
+                 '(harmless: space only)',
+                 {'path': path, 'n': report['leaks']})
+
+
+def inspect_rbd(pool, rbd_name, snapshot, fmt):
+    """(virtual size) of an RBD snapshot holding a ``fmt`` image.
+
+    Glance's bytes are a user's: as for a local file, a backing or data
+    file (which would make qemu-img read this host's files) is refused,
+    and a qcow2 must pass ``qemu-img check``.
+
+    :raises: ImageFormatError
+    """
+    src = qemu_rbd(pool, rbd_name, snapshot)
+    where = '%s/%s@%s' % (pool, rbd_name, snapshot)
+    try:
+        out, _err = processutils.execute(
+            'qemu-img', 'info', '--output=json', '-f', fmt, src,
+            prlimit=QEMU_IMG_LIMITS)
+        info = json.loads(out)
+    except (processutils.ProcessExecutionError, ValueError) as e:
+        raise exception.ImageFormatError(
+            path=where, reason='qemu-img cannot read it as %s: %s'
+            % (fmt, str(getattr(e, 'stderr', '') or e).strip()))
+    if info.get('backing-filename') or (
+            info.get('format-specific', {}).get('data', {})
+            .get('data-file')):
+        raise exception.ImageFormatError(
+            path=where, reason='it refers to a backing or data file')
+    size = info.get('virtual-size') or 0
+    if size <= 0 or size % SECTOR:
+        raise exception.ImageFormatError(
+            path=where, reason='its virtual size (%d bytes) is not a whole '
+            'number of %d-byte sectors' % (size, SECTOR))
+    if fmt == 'qcow2':
+        try:
+            out, err = processutils.execute(
+                'qemu-img', 'check', '--output=json', '-f', 'qcow2', src,
+                prlimit=QEMU_IMG_LIMITS, check_exit_code=[0, 2, 3])
+            report = json.loads(out)
+        except (processutils.ProcessExecutionError, ValueError) as e:
+            raise exception.ImageFormatError(
+                path=where, reason='qemu-img check failed: %s'
+                % str(getattr(e, 'stderr', '') or e).strip())
+        if report.get('corruptions') or report.get('check-errors'):
+            raise exception.ImageFormatError(
+                path=where, reason='qemu-img check found %d error(s)'
+                % ((report.get('corruptions') or 0)
+                   + (report.get('check-errors') or 0)))
+    return size
+
+
+def convert_rbd(pool, rbd_name, snapshot, fmt, target_name):
+    """Convert an RBD snapshot of format ``fmt`` into a raw image.
+
+    The target is an existing, empty image of ``[ceph] image_pool``
+    (``-n``): its zeros stay unallocated.
+
+    :raises: ImageFormatError when qemu-img fails.
+    """
+    try:
+        processutils.execute(
+            'qemu-img', 'convert', '-n', '-f', fmt, '-O', 'raw',
+            '-m', '4', '-W', qemu_rbd(pool, rbd_name, snapshot),
+            _qemu_rbd_target(target_name))
+    except processutils.ProcessExecutionError as e:
+        raise exception.ImageFormatError(
+            path='%s/%s@%s' % (pool, rbd_name, snapshot),
+            reason='qemu-img convert failed: %s' % (e.stderr or e).strip())

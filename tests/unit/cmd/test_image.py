@@ -63,6 +63,15 @@ class BMIManageImageTest(base.TestCase):
         self.assertEqual('deb12', rows[0]['name'])
         self.assertEqual(2, rows[0]['clones'])
 
+    def test_cache_sweep(self):
+        self.lib.sweep_glance_cache.return_value = ['g1']
+        self.lib.list_glance_cache.return_value = ['g2']
+        self.assertEqual(0, self.run_cli('image', 'cache', 'sweep', '-f',
+                                         'json'))
+        self.assertEqual([{'glance_image': 'g1', 'cache': 'dropped'},
+                          {'glance_image': 'g2', 'cache': 'kept'}],
+                         json.loads(self.stdout.getvalue()))
+
     def test_import_file_value(self):
         self.lib.import_file.return_value = _image()
         self.assertEqual(0, self.run_cli('image', 'import', 'deb12',

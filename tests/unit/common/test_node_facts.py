@@ -116,6 +116,19 @@ class DeployUtilsTestCase(base.BMITestCase):
         self.assertRaises(ironic_exc.InvalidParameterValue,
                           utils.get_root_size, self.node)
 
+    def test_root_size_bounded_by_the_operator(self):
+        # Issue 13: [bmi] max_root_gb (default 1024).
+        self._info(root_gb=1024)
+        self.assertEqual(1024 * utils.GiB, utils.get_root_size(self.node))
+        self._info(root_gb=1025)
+        e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                              utils.get_root_size, self.node)
+        self.assertIn('max_root_gb', str(e))
+        self.config(max_root_gb=20, group='bmi')
+        self._info(root_gb=21)
+        self.assertRaises(ironic_exc.InvalidParameterValue,
+                          utils.get_root_size, self.node)
+
     def test_image_source_uuid(self):
         self.assertEqual(base.IMAGE_UUID, utils.get_image_source(self.node))
         self._info(image_source='http://example.com/img.qcow2')

@@ -105,11 +105,13 @@ class BMIDeployTestCase(base.BMITestCase):
 
     def test_validate_image_of_another_project(self):
         self.lib.resolve_source.side_effect = exception.ImageNotVisible(
-            image=base.IMAGE_UUID, owner='other', project=base.LESSEE)
+            image=base.IMAGE_UUID, owner='owner-x', project=base.LESSEE)
         with task_manager.acquire(self.context, self.node.uuid) as task:
             e = self.assertRaises(ironic_exc.InvalidParameterValue,
                                   task.driver.deploy.validate, task)
-        self.assertIn('private to project other', str(e))
+        self.assertIn('private to another project', str(e))
+        # Issue 13: the owner is not told to another project.
+        self.assertNotIn('owner-x', str(e))
 
     def test_validate_project_from_nova_instance_info(self):
         # Issue 11: Nova's project_id counts only when trusted.
@@ -181,6 +183,18 @@ class BMIDeployTestCase(base.BMITestCase):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             self.assertRaises(ironic_exc.InvalidParameterValue,
                               task.driver.deploy.validate, task)
+
+    def test_validate_root_gb_over_the_operator_bound(self):
+        # Issue 13: refused at validate, before anything is cloned.
+        self.config(max_root_gb=100, group='bmi')
+        self.node.instance_info = dict(self.node.instance_info,
+                                       root_gb=101)
+        self.node.save()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('max_root_gb', str(e))
+        self.lib.clone_for_node.assert_not_called()
 
     def test_validate_needs_iscsi_boot(self):
         self.node.properties = {}

@@ -51,6 +51,29 @@ class BMIVendorTestCase(base.BMITestCase):
         self._validate(name='snap-1', visibility='public', project='p',
                        http_method='POST')
 
+    def test_validate_checks_the_name_before_the_call_returns(self):
+        # Issue 13: the call is asynchronous; what can be refused is
+        # refused by validate, synchronously.
+        self._validate(name='snap-1')
+        self.lib.check_new_name.assert_called_once_with('snap-1',
+                                                        asker=base.LESSEE)
+        for bad in ('bad name', 'x' * 64, NEW_UUID):
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              self._validate, name=bad)
+        self.lib.check_new_name.side_effect = exception.ImageExists(
+            'An image named snap-1 already exists; choose another name.',
+            name='snap-1')
+        e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                              self._validate, name='snap-1')
+        self.assertIn('already exists', str(e))
+        self.lib.snapshot_node.assert_not_called()
+
+    def test_validate_refuses_an_empty_project(self):
+        e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                              self._validate, name='x', project='')
+        self.assertIn('project', str(e))
+        self.lib.check_new_name.assert_not_called()
+
     def test_validate_needs_name(self):
         e = self.assertRaises(ironic_exc.MissingParameterValue,
                               self._validate)

@@ -183,7 +183,8 @@ class ServiceTest(base.TestCase):
     def test_registry_order_and_unknown_names(self):
         # The namespace first; HIL before the gateway (its VLAN), the
         # gateway before tgtd (its portal address), Ironic after them.
-        self.assertEqual(['netns', 'ceph', 'ovs', 'hil', 'gateway', 'http',
+        self.assertEqual(['netns', 'ceph', 'glance', 'ovs', 'hil', 'gateway',
+                          'http',
                           'tgtd', 'ironic', 'libvirtd', 'sushy'],
                          list(services.SERVICES))
         self.assertRaises(ValueError, services.get, 'nope')

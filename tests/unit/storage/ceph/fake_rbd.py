@@ -28,11 +28,13 @@ narrow it.  Every call is recorded in ``cluster.calls`` as ``(op, name)``.
 """
 
 import itertools
+import json
 
 import fixtures
 
 from bmi_driver.storage.ceph import library
 from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage import glance_client
 from tests import base
 
 BLOCK = 4096
@@ -283,6 +285,24 @@ class rbd:  # noqa: N801 - stands for the module
         def list(self, ioctx):
             ioctx.cluster.call('list', ioctx.name)
             return sorted(ioctx.images)
+
+        def rename(self, ioctx, src, dest):
+            cluster = ioctx.cluster
+            cluster.call('rename', src)
+            image = ioctx.images.get(src)
+            if image is None:
+                raise rbd.ImageNotFound('error renaming image', 2)
+            if dest in ioctx.images:
+                raise rbd.ImageExists('error renaming image', 17)
+            if image.watchers:
+                raise rbd.ImageBusy('error renaming image', 16)
+            del ioctx.images[src]
+            image.name = dest
+            ioctx.images[dest] = image
+            for snap_name, snap in image.snaps.items():
+                for pool, child in snap.children:
+                    kid = cluster.pools[pool][child]
+                    kid.parent = (ioctx.name, dest, snap_name)
 
     class Image:
         def __init__(self, ioctx, name=None, snapshot=None, read_only=False,
@@ -668,6 +688,57 @@ def _find_trashed(parent, child):
     raise AssertionError('dangling parent link')
 
 
+class _Response:
+    def __init__(self, status_code, body=None):
+        self.status_code = status_code
+        self.content = json.dumps(body).encode() if body is not None else b''
+        self._body = body
+
+    def json(self):
+        return self._body
+
+
+class FakeGlanceAPI:
+    """Glance's v2 API for the library (a keystoneauth1 Adapter's get()).
+
+    ``add(image_id, **fields)`` records an image as Glance 31.0.0 answers
+    it (active, raw, bare, private to ``p1``, its bytes at ``images/<id>
+    @snap`` unless told otherwise); ``members[image_id]`` its members.
+    """
+
+    def __init__(self):
+        self.images = {}
+        self.members = {}
+        self.calls = []
+        self.down = False
+
+    def add(self, image_id, **fields):
+        body = {'id': image_id, 'status': 'active', 'disk_format': 'raw',
+                'container_format': 'bare', 'size': 0,
+                'virtual_size': None, 'checksum': 'c0ffee',
+                'os_hash_algo': 'sha512', 'os_hash_value': 'ab' * 64,
+                'visibility': 'private', 'owner': 'p1',
+                'direct_url': 'rbd://fsid/images/%s/snap' % image_id}
+        body.update(fields)
+        self.images[image_id] = body
+        return body
+
+    def get(self, path, raise_exc=True):
+        self.calls.append(path)
+        if self.down:
+            from keystoneauth1 import exceptions as ks_exc
+            raise ks_exc.ConnectFailure('Glance is down')
+        parts = path.strip('/').split('/')
+        body = self.images.get(parts[2]) if len(parts) > 2 else None
+        if body is None:
+            return _Response(404, {'message': 'not found'})
+        if parts[3:] == ['members']:
+            return _Response(200, {'members': [
+                {'member_id': m, 'status': st}
+                for m, st in self.members.get(parts[2], {}).items()]})
+        return _Response(200, body)
+
+
 class FakeCeph(fixtures.Fixture):
     """Puts the fake bindings in place of the real ones, on a new cluster."""
 
@@ -683,6 +754,7 @@ class FakeCeph(fixtures.Fixture):
         # Every module of the library that names the binding.
         for target in ('bmi_driver.storage.ceph.rbd_utils.rbd',
                        'bmi_driver.storage.ceph.golden.rbd',
+                       'bmi_driver.storage.ceph.glance_images.rbd',
                        'bmi_driver.storage.ceph.node_disks.rbd',
                        'bmi_driver.storage.ceph.transfer.rbd'):
             self.useFixture(fixtures.MockPatch(target, rbd))
@@ -700,7 +772,10 @@ class TestCase(base.TestCase):
         self.config(connect_retry_interval=0, group='ceph')
         self.cluster = self.useFixture(FakeCeph()).cluster
         self.clients = rbd_utils.ClientPool()
-        self.library = library.ImageLibrary(clients=self.clients)
+        self.glance_api = FakeGlanceAPI()
+        self.library = library.ImageLibrary(
+            clients=self.clients,
+            glance=glance_client.GlanceClient(adapter=self.glance_api))
         self.addCleanup(self._check_nothing_left_open)
         self.addCleanup(self.clients.clear)
 

@@ -15,6 +15,8 @@
 import hashlib
 import json
 import os
+import threading
+import time
 from unittest import mock
 
 import fixtures
@@ -76,6 +78,40 @@ class ImagesTestCase(fake_rbd.TestCase):
         out = json.dumps(info)
         return self.useFixture(fixtures.MockPatchObject(
             processutils, 'execute', return_value=(out, ''))).mock
+
+    def _fake_qemu_img_convert(self):
+        """qemu-img convert into the fake cluster (it cannot reach it).
+
+        The real qemu-img converts to a raw file, whose bytes go into the
+        fake image the target names; every other command runs for real.
+        """
+        calls = []
+
+        def execute(*cmd, **kwargs):
+            if cmd[:2] != ('qemu-img', 'convert'):
+                return _real_execute(*cmd, **kwargs)
+            calls.append(cmd)
+            fmt = cmd[cmd.index('-f') + 1]
+            raw = os.path.join(self.tmp, 'converted.raw')
+            _real_execute('qemu-img', 'convert', '-f', fmt, '-O', 'raw',
+                          cmd[-2], raw)
+            pool, name = cmd[-1].split(':')[1].split('/')
+            with open(raw, 'rb') as f:
+                self.cluster.write(self.cluster.image(pool, name), 0,
+                                   f.read())
+            os.unlink(raw)
+            return '', ''
+        self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', side_effect=execute))
+        return calls
+
+    def make_qcow2(self, data):
+        raw = self.make_file(data, 'src.raw')
+        path = os.path.join(self.tmp, 'disk.qcow2')
+        _real_execute('qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
+                      raw, path)
+        os.unlink(raw)
+        return path
 
     def assert_untouched(self, before):
         """The fake cluster made no call at all (input refused first)."""
@@ -178,8 +214,9 @@ class ImportFileTestCase(ImagesTestCase):
         path = self.make_file(b'x' * 512)
         self.assertRaises(exception.ImageFormatError,
                           self.library.import_file, path, 'x')
+        # Issue 13: the path goes to qemu-img as file:<absolute path>.
         execute.assert_called_once_with(
-            'qemu-img', 'info', '--output=json', path,
+            'qemu-img', 'info', '--output=json', 'file:' + path,
             prlimit=transfer.QEMU_IMG_LIMITS)
 
     def test_qemu_img_fails_or_babbles(self):
@@ -214,40 +251,6 @@ class ImportFileTestCase(ImagesTestCase):
         self.assertIn('(1000 bytes) is not a whole number', str(e))
         self.assertEqual([], self.cluster.calls)
 
-    def _fake_qemu_img_convert(self):
-        """qemu-img convert into the fake cluster (it cannot reach it).
-
-        The real qemu-img converts to a raw file, whose bytes go into the
-        fake image the target names; every other command runs for real.
-        """
-        calls = []
-
-        def execute(*cmd, **kwargs):
-            if cmd[:2] != ('qemu-img', 'convert'):
-                return _real_execute(*cmd, **kwargs)
-            calls.append(cmd)
-            fmt = cmd[cmd.index('-f') + 1]
-            raw = os.path.join(self.tmp, 'converted.raw')
-            _real_execute('qemu-img', 'convert', '-f', fmt, '-O', 'raw',
-                          cmd[-2], raw)
-            pool, name = cmd[-1].split(':')[1].split('/')
-            with open(raw, 'rb') as f:
-                self.cluster.write(self.cluster.image(pool, name), 0,
-                                   f.read())
-            os.unlink(raw)
-            return '', ''
-        self.useFixture(fixtures.MockPatchObject(
-            processutils, 'execute', side_effect=execute))
-        return calls
-
-    def make_qcow2(self, data):
-        raw = self.make_file(data, 'src.raw')
-        path = os.path.join(self.tmp, 'disk.qcow2')
-        _real_execute('qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
-                      raw, path)
-        os.unlink(raw)
-        return path
-
     def test_import_qcow2(self):
         self.config(keyring='/etc/ceph/k:ring', conf_file='/etc/ceph/c.conf',
                     group='ceph')
@@ -262,7 +265,7 @@ class ImportFileTestCase(ImagesTestCase):
         self.assertEqual(1, len(calls))
         self.assertEqual(
             ('qemu-img', 'convert', '-n', '-f', 'qcow2', '-O', 'raw', '-m',
-             '4', '-W', path,
+             '4', '-W', 'file:' + path,
              'rbd:%s/%s:id=bmi:conf=/etc/ceph/c.conf:keyring=/etc/ceph/k\\:'
              'ring' % (POOL, img.rbd_name)), calls[0])
 
@@ -549,6 +552,7 @@ class CloneTestCase(ImagesTestCase):
         glance_id = uuidutils.generate_uuid()
         self.cluster.add_image(GLANCE, glance_id, _data(units.Mi, 'g'),
                                snap='snap')
+        self.glance_api.add(glance_id, visibility='public')
         disk = self.library.clone_for_node(NODE, glance_id.upper())
         self.assertEqual('%s/%s@snap' % (GLANCE, glance_id), disk.parent)
         self.assertEqual(self.library.get_node_disk(NODE), disk)
@@ -578,8 +582,9 @@ class ResolveSourceTestCase(ImagesTestCase):
         self.import_raw('public', project='p1', visibility='public')
         e = self.assertRaises(exception.ImageNotVisible,
                               self.library.resolve_source, 'private', 'p2')
-        self.assertIn('private to project p1', str(e))
-        self.assertIn('used by project p2', str(e))
+        self.assertIn('not visible to project p2', str(e))
+        # Issue 13: the error does not name the owner.
+        self.assertNotIn('p1', str(e))
         self.library.resolve_source('private', 'p1')
         self.library.resolve_source('private')  # an admin: no project
         self.library.resolve_source('private', layout.ANY_PROJECT)
@@ -598,14 +603,24 @@ class ResolveSourceTestCase(ImagesTestCase):
     def test_glance_image(self):
         glance_id = uuidutils.generate_uuid()
         self.cluster.add_image(GLANCE, glance_id, self.content, snap='snap')
+        self.glance_api.add(glance_id, owner='p2')
         src = self.library.resolve_source(glance_id, project='p2')
         self.assertEqual('glance', src.kind)
         self.assertEqual('%s/%s@snap' % (GLANCE, glance_id), src.spec)
         self.assertEqual(len(self.content), src.size)
 
-    def test_glance_image_without_snap_not_found(self):
+    def test_glance_image_without_snap_unusable(self):
         glance_id = uuidutils.generate_uuid()
         self.cluster.add_image(GLANCE, glance_id, self.content)
+        self.glance_api.add(glance_id)
+        e = self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.resolve_source, glance_id)
+        self.assertIn('which Ceph does not have', str(e))
+
+    def test_glance_pool_alone_is_not_an_image_source(self):
+        # Issue 13: bytes in Glance's pool that Glance does not know.
+        glance_id = uuidutils.generate_uuid()
+        self.cluster.add_image(GLANCE, glance_id, self.content, snap='snap')
         self.assertRaises(exception.ImageNotFound,
                           self.library.resolve_source, glance_id)
 
@@ -617,9 +632,11 @@ class ResolveSourceTestCase(ImagesTestCase):
 
     def test_no_glance_pool(self):
         self.config(glance_pool='nope', group='ceph')
-        self.assertRaises(exception.ImageNotFound,
-                          self.library.resolve_source,
-                          uuidutils.generate_uuid())
+        glance_id = uuidutils.generate_uuid()
+        self.glance_api.add(glance_id)
+        e = self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.resolve_source, glance_id)
+        self.assertIn('not in a snapshot of [ceph] glance_pool nope', str(e))
 
 
 class NodeDiskTestCase(ImagesTestCase):
@@ -986,3 +1003,337 @@ class ConfigdriveLeftoverTestCase(ImagesTestCase):
         self.library.write_node_configdrive(NODE, b'cd')
         self.assertEqual(b'cd'.ljust(512, b'\0'), self.cluster.content(
             POOL, 'node-%s-config' % NODE))
+
+
+class InputHardeningTestCase(ImagesTestCase):
+    """Issue 13: bad input refused before anything is written."""
+
+    def test_empty_project_refused_not_defaulted(self):
+        path = self.make_file(self.content)
+        self.import_raw()
+        before = list(self.cluster.calls)
+        for call in (
+                lambda: self.library.import_file(path, 'x', project=''),
+                lambda: self.library.import_rbd(GLANCE + '/a@snap', 'x',
+                                                project=''),
+                lambda: self.library.snapshot_node(NODE, 'x', project=''),
+                lambda: self.library.copy('ubuntu', 'x', project='')):
+            e = self.assertRaises(exception.InvalidName, call)
+            self.assertIn('project', str(e))
+        self.assertEqual(before, self.cluster.calls)
+
+    def test_directory_device_and_fifo_said_as_such(self):
+        fifo = os.path.join(self.tmp, 'pipe')
+        os.mkfifo(fifo)
+        for path, reason in ((self.tmp, 'is a directory'),
+                             ('/dev/null', 'is a device'),
+                             (fifo, 'not a regular file'),
+                             (os.path.join(self.tmp, 'nope'),
+                              'no such file')):
+            e = self.assertRaises(exception.LocalFileError,
+                                  self.library.import_file, path, 'x')
+            self.assertIn(reason, str(e))
+        self.assertEqual([], self.cluster.calls)
+
+    def test_truncated_qcow2_refused_by_qemu_img_check(self):
+        good = self.make_qcow2(_data(4 * units.Mi, 'q'))
+        truncated = os.path.join(self.tmp, 'truncated.qcow2')
+        with open(good, 'rb') as src, open(truncated, 'wb') as out:
+            out.write(src.read(100 * units.Ki))
+        e = self.assertRaises(exception.ImageFormatError,
+                              self.library.import_file, truncated, 'x')
+        self.assertIn('qemu-img check found', str(e))
+        self.assertEqual([], self.cluster.calls)
+
+    def test_qemu_img_check_argv_and_leaks(self):
+        path = self.make_file(b'q' * 512, 'disk.qcow2')
+        answers = [(json.dumps({'format': 'qcow2', 'virtual-size': 512}),
+                    ''),
+                   (json.dumps({'check-errors': 0, 'leaks': 2}), '')]
+        execute = self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', side_effect=answers)).mock
+        self.assertEqual(('qcow2', 512), transfer.inspect_file(path))
+        execute.assert_called_with(
+            'qemu-img', 'check', '--output=json', '-f', 'qcow2',
+            'file:' + path, prlimit=transfer.QEMU_IMG_LIMITS,
+            check_exit_code=[0, 2, 3])
+        execute.side_effect = [
+            answers[0], processutils.ProcessExecutionError(
+                exit_code=1, stderr='check could not complete\n')]
+        e = self.assertRaises(exception.ImageFormatError,
+                              transfer.inspect_file, path)
+        self.assertIn('could not complete', str(e))
+
+    def _in_tmp(self):
+        cwd = os.getcwd()
+        os.chdir(self.tmp)
+        self.addCleanup(os.chdir, cwd)
+
+    def test_name_with_a_colon_is_a_file(self):
+        self._in_tmp()
+        data = _data(2 * units.Mi, 'colon')
+        os.rename(self.make_qcow2(data), os.path.join(self.tmp, 'a:b.qcow2'))
+        self._fake_qemu_img_convert()
+        img = self.library.import_file('a:b.qcow2', 'colon')
+        self.assertEqual(data, self.cluster.content(POOL, img.rbd_name,
+                                                    'golden'))
+
+    def test_json_pseudo_protocol_is_just_a_file_name(self):
+        # Before issue 13, qemu-img read the file the JSON named (here
+        # other.raw) while the library had checked this one.
+        self._in_tmp()
+        self.make_file(_data(2 * units.Mi, 'other'), 'other.raw')
+        name = 'json:{"file.driver":"file","file.filename":"other.raw"}'
+        data = _data(2 * units.Mi, 'mine')
+        os.rename(self.make_qcow2(data), os.path.join(self.tmp, name))
+        self._fake_qemu_img_convert()
+        img = self.library.import_file(name, 'plain')
+        self.assertEqual(data, self.cluster.content(POOL, img.rbd_name,
+                                                    'golden'))
+
+    def _racing(self, calls):
+        """Run ``calls`` at once, each check of a name held open a while.
+
+        Without the names lock every call passes the check before any
+        claims the name.
+        """
+        from bmi_driver.storage.ceph import golden
+        real = golden.GoldenImages._check_name_free
+
+        def slow(self_, *args, **kwargs):
+            result = real(self_, *args, **kwargs)
+            time.sleep(0.05)
+            return result
+        self.useFixture(fixtures.MockPatchObject(
+            golden.GoldenImages, '_check_name_free', slow))
+        results = [None] * len(calls)
+
+        def run(i):
+            try:
+                results[i] = calls[i]()
+            except Exception as e:
+                results[i] = e
+        threads = [threading.Thread(target=run, args=(i,))
+                   for i in range(len(calls))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return results
+
+    def _named(self, name):
+        return [n for n in self.golden_names()
+                if self.cluster.image(POOL, n).metadata.get('bmi.name')
+                == name]
+
+    def test_parallel_imports_to_one_name_give_one_image(self):
+        paths = [self.make_file(self.content, 'd%d.raw' % i)
+                 for i in range(4)]
+        results = self._racing([
+            (lambda p=p: self.library.import_file(p, 'same'))
+            for p in paths])
+        made = [r for r in results if isinstance(r, layout.GoldenImage)]
+        refused = [r for r in results
+                   if isinstance(r, exception.ImageExists)]
+        self.assertEqual((1, 3), (len(made), len(refused)), results)
+        self.assertEqual([made[0].rbd_name], self._named('same'))
+        self.assertEqual(made[0].uuid, self.library.get('same').uuid)
+
+    def test_parallel_renames_to_one_name_give_one_image(self):
+        imgs = [self.import_raw('r%d' % i) for i in range(4)]
+        results = self._racing([
+            (lambda i=i: self.library.rename(i.uuid, 'same')) for i in imgs])
+        self.assertEqual(1, len([r for r in results
+                                 if isinstance(r, layout.GoldenImage)]),
+                         results)
+        self.assertEqual(1, len(self._named('same')))
+
+    def test_parallel_copy_and_import_to_one_name(self):
+        self.import_raw('src')
+        path = self.make_file(self.content, 'other.raw')
+        results = self._racing([
+            lambda: self.library.copy('src', 'same'),
+            lambda: self.library.import_file(path, 'same')])
+        self.assertEqual(1, len([r for r in results
+                                 if isinstance(r, layout.GoldenImage)]),
+                         results)
+        self.assertEqual(1, len(self._named('same')))
+
+    def test_taken_name_of_another_project_not_named(self):
+        theirs = self.import_raw('taken', project='p1')
+        self.library.clone_for_node(NODE, 'taken')
+        for asker in ('p2', 'p1'):
+            e = self.assertRaises(exception.ImageExists,
+                                  self.library.check_new_name, 'taken',
+                                  asker=asker)
+            self.assertEqual(asker == 'p1', theirs.uuid in str(e))
+        e = self.assertRaises(exception.ImageExists,
+                              self.library.snapshot_node, NODE, 'taken',
+                              project='p2')
+        self.assertNotIn(theirs.uuid, str(e))
+        self.assertNotIn('p1', str(e))
+        # An admin (bmi-manage) is told which image holds it.
+        e = self.assertRaises(exception.ImageExists,
+                              self.library.check_new_name, 'taken')
+        self.assertIn(theirs.uuid, str(e))
+        self.library.check_new_name('free', asker='p2')
+        self.assertRaises(exception.InvalidName, self.library.check_new_name,
+                          'bad name')
+
+
+class GlanceSourceTestCase(ImagesTestCase):
+    """Issue 13: Glance images, as Glance's API describes them."""
+
+    def add_glance(self, data=None, snap='snap', **fields):
+        glance_id = uuidutils.generate_uuid()
+        self.cluster.add_image(GLANCE, glance_id,
+                               self.content if data is None else data,
+                               snap=snap)
+        self.glance_api.add(glance_id, **fields)
+        return glance_id
+
+    def test_visibility_against_the_node_project(self):
+        cases = [
+            ({'visibility': 'public'}, {'p1': True, 'p2': True, None: True}),
+            ({'visibility': 'community'},
+             {'p1': True, 'p2': True, None: True}),
+            ({'visibility': 'private'},
+             {'p1': True, 'p2': False, None: False}),
+            ({'visibility': 'shared'},
+             {'p1': True, 'p2': True, 'p3': False, 'p4': False,
+              None: False})]
+        for fields, expect in cases:
+            glance_id = self.add_glance(**fields)
+            self.glance_api.members[glance_id] = {'p2': 'accepted',
+                                                  'p3': 'pending',
+                                                  'p4': 'rejected'}
+            for project, ok in expect.items():
+                if ok:
+                    src = self.library.resolve_source(glance_id, project)
+                    self.assertEqual('glance', src.kind)
+                    continue
+                e = self.assertRaises(exception.ImageNotVisible,
+                                      self.library.resolve_source,
+                                      glance_id, project)
+                self.assertNotIn('p1', str(e))  # the owner is not named
+            self.library.resolve_source(glance_id, layout.ANY_PROJECT)
+
+    def test_unusable_images_refused_naming_why(self):
+        for fields, reason in [
+                ({'status': 'queued'}, 'status is queued'),
+                ({'disk_format': 'iso'}, 'disk format is iso'),
+                ({'disk_format': 'ploop'}, 'disk format is ploop'),
+                ({'container_format': 'ovf'}, 'container format is ovf'),
+                ({'direct_url': None}, 'not in Ceph'),
+                ({'direct_url': 'file:///var/lib/glance/x'}, 'not in Ceph'),
+                ({'direct_url': 'rbd://f/other/x/snap'}, 'other/x@snap')]:
+            glance_id = self.add_glance(**fields)
+            e = self.assertRaises(exception.GlanceImageUnusable,
+                                  self.library.resolve_source, glance_id)
+            self.assertIn(reason, str(e))
+            self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.clone_for_node, NODE, glance_id)
+        self.assertNotIn('node-' + NODE, self.cluster.names(POOL))
+
+    def test_glance_unreachable_is_a_glance_error(self):
+        glance_id = self.add_glance()
+        self.glance_api.down = True
+        e = self.assertRaises(exception.GlanceError,
+                              self.library.resolve_source, glance_id)
+        self.assertIn('Glance is down', str(e))
+
+    def test_raw_is_cloned_from_glance_snapshot(self):
+        glance_id = self.add_glance(visibility='public')
+        disk = self.library.clone_for_node(NODE, glance_id, project='p9')
+        self.assertEqual('%s/%s@snap' % (GLANCE, glance_id), disk.parent)
+        self.assertEqual(0, self.cluster.count('write'))
+
+    def _fake_qemu_img(self, raw):
+        """qemu-img on the fake cluster.
+
+        info and check describe a qcow2 of ``raw``'s size; convert writes
+        ``raw`` into the target.
+        """
+        calls = []
+
+        def execute(*cmd, **kwargs):
+            calls.append(cmd)
+            if cmd[1] == 'info':
+                return json.dumps({'format': 'qcow2',
+                                   'virtual-size': len(raw)}), ''
+            if cmd[1] == 'check':
+                return json.dumps({'check-errors': 0}), ''
+            assert cmd[1] == 'convert', cmd
+            pool, name = cmd[-1].split(':')[1].split('/')
+            self.cluster.write(self.cluster.image(pool, name), 0, raw)
+            return '', ''
+        self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', side_effect=execute))
+        return calls
+
+    def test_qcow2_converted_once_then_cloned_from_the_cache(self):
+        raw = _data(3 * units.Mi, 'raw')
+        glance_id = self.add_glance(data=b'qcow2 bytes'.ljust(4096, b'\0'),
+                                    disk_format='qcow2',
+                                    visibility='public')
+        calls = self._fake_qemu_img(raw)
+        src = self.library.resolve_source(glance_id, 'p2')
+        self.assertEqual('glance-convert', src.kind)
+        self.assertEqual([], calls)  # validate converts nothing
+        disk = self.library.clone_for_node(NODE, glance_id, project='p2')
+        cache = 'glance-cache-' + glance_id
+        self.assertEqual('%s/%s@golden' % (POOL, cache), disk.parent)
+        self.assertEqual(raw, self.cluster.content(POOL, disk.rbd_name))
+        self.assertEqual(['info', 'check', 'convert'],
+                         [c[1] for c in calls])
+        self.assertIn('rbd:%s/%s@snap:id=bmi' % (GLANCE, glance_id),
+                      calls[2][-2])
+        meta = self.cluster.image(POOL, cache).metadata
+        self.assertEqual((glance_id, 'sha512:' + 'ab' * 64, 'qcow2'),
+                         (meta['bmi.glance.id'], meta['bmi.glance.key'],
+                          meta['bmi.glance.format']))
+        # The second deploy clones the cache: no qemu-img at all.
+        self.assertEqual('glance-cache',
+                         self.library.resolve_source(glance_id).kind)
+        disk2 = self.library.clone_for_node(NODE2, glance_id)
+        self.assertEqual(disk.parent, disk2.parent)
+        self.assertEqual(3, len(calls))
+        # Not a golden image: not listed.
+        self.assertEqual([], self.library.list())
+        self.assertEqual([glance_id], self.library.list_glance_cache())
+
+    def test_bad_qcow2_leaves_no_cache(self):
+        glance_id = self.add_glance(disk_format='qcow2')
+        self.useFixture(fixtures.MockPatchObject(
+            processutils, 'execute', return_value=(json.dumps(
+                {'format': 'qcow2', 'virtual-size': units.Mi,
+                 'backing-filename': '/etc/shadow'}), '')))
+        e = self.assertRaises(exception.ImageFormatError,
+                              self.library.clone_for_node, NODE, glance_id)
+        self.assertIn('backing or data file', str(e))
+        self.assertEqual([], [n for n in self.cluster.names(POOL)
+                              if n.startswith('glance-cache')
+                              or n.startswith('node-')])
+
+    def test_cache_dropped_when_glance_deletes_the_image(self):
+        raw = _data(units.Mi, 'gone')
+        glance_id = self.add_glance(disk_format='vmdk')
+        self._fake_qemu_img(raw)
+        self.library.clone_for_node(NODE, glance_id)
+        del self.glance_api.images[glance_id]
+        # Still cloned by NODE: kept, at lookup and by the sweep.
+        self.assertRaises(exception.ImageNotFound,
+                          self.library.resolve_source, glance_id)
+        self.assertEqual([], self.library.sweep_glance_cache())
+        self.assertEqual([glance_id], self.library.list_glance_cache())
+        self.library.remove_node_disk(NODE)
+        self.assertEqual([glance_id], self.library.sweep_glance_cache())
+        self.assertEqual([], self.library.list_glance_cache())
+        # And at lookup, when nothing clones it.
+        glance_id = self.add_glance(disk_format='vdi')
+        self.library.clone_for_node(NODE, glance_id)
+        self.library.remove_node_disk(NODE)
+        del self.glance_api.images[glance_id]
+        self.assertRaises(exception.ImageNotFound,
+                          self.library.clone_for_node, NODE, glance_id)
+        self.assertEqual([], self.library.list_glance_cache())

@@ -1,0 +1,217 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""What Glance knows about an image, read through its API (v2).
+
+keystoneauth1 from the ``[glance]`` options (:mod:`bmi_driver.conf.glance`):
+in a cloud a service user's token and the catalogue; in the lab
+``auth_type = none`` with ``endpoint_override``.  The plugin reads as a
+service that sees every project's images and decides itself who may boot
+which (:meth:`GlanceImage.visible_to`), from what Glance says: visibility,
+owner, members and their status.
+
+Checked against Glance 31.0.0 (OpenStack 2025.2): ``GET /v2/images/{id}``
+(``direct_url`` and ``locations`` need ``show_image_direct_url`` /
+``show_multiple_locations``), ``GET /v2/images/{id}/members/{project}``.
+"""
+
+import dataclasses
+import urllib.parse
+
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import loading as ks_loading
+from oslo_log import log
+from oslo_utils import uuidutils
+
+from bmi_driver.conf import CONF
+from bmi_driver.conf import glance as glance_conf
+from bmi_driver import exception
+from bmi_driver.storage import layout
+
+LOG = log.getLogger(__name__)
+
+GROUP = glance_conf.GROUP
+
+# Cloned as they are: the RBD snapshot is the disk.
+CLONED_FORMATS = ('raw',)
+# Converted once by qemu-img into a cached raw image, then cloned.
+CONVERTED_FORMATS = ('qcow2', 'vmdk', 'vdi', 'vhdx')
+CONTAINER_FORMATS = ('bare',)
+
+
+@dataclasses.dataclass
+class GlanceImage:
+    """An image as Glance describes it."""
+    id: str
+    status: str
+    disk_format: str
+    container_format: str
+    size: int
+    virtual_size: int
+    checksum: str
+    hash_algo: str
+    hash_value: str
+    visibility: str
+    owner: str
+    # The RBD spec of its bytes (pool/image@snap), or None when they are
+    # not in Ceph.
+    rbd_spec: str = None
+    # project -> member status; filled by GlanceClient for shared images.
+    members: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def cache_key(self):
+        """What the converted copy is keyed by, with the image id."""
+        if self.hash_value:
+            return '%s:%s' % (self.hash_algo, self.hash_value)
+        return 'md5:%s' % self.checksum if self.checksum else ''
+
+    def visible_to(self, project):
+        """Whether a node of ``project`` may boot this image.
+
+        Public and community images: every project (and a node of no
+        project); shared: the owner and members whose membership is
+        accepted; private: the owner.
+        """
+        if project is layout.ANY_PROJECT:
+            return True
+        if self.visibility in ('public', 'community'):
+            return True
+        if project is None:
+            return False
+        if self.owner == project:
+            return True
+        return (self.visibility == 'shared'
+                and self.members.get(project) == 'accepted')
+
+
+def parse_rbd_url(url):
+    """glance_store's ``rbd://<fsid>/<pool>/<image>/<snap>``: a spec.
+
+    :returns: ``pool/image@snap``, or None for another store's URL.
+    """
+    if not url or not url.startswith('rbd://'):
+        return None
+    parts = [urllib.parse.unquote(p) for p in url[len('rbd://'):].split('/')]
+    if len(parts) != 4 or not all(parts):
+        return None
+    _fsid, pool, image, snap = parts
+    return layout.rbd_spec(pool, image, snap)
+
+
+def _rbd_spec(body):
+    spec = parse_rbd_url(body.get('direct_url'))
+    if spec:
+        return spec
+    for loc in body.get('locations') or ():
+        spec = parse_rbd_url((loc or {}).get('url'))
+        if spec:
+            return spec
+    return None
+
+
+class GlanceClient:
+    """Glance's v2 API, as the image library needs it.
+
+    :param adapter: a keystoneauth1 Adapter; by default loaded from the
+        ``[glance]`` options.
+    """
+
+    def __init__(self, adapter=None):
+        self.adapter = adapter or self._load_adapter()
+
+    @staticmethod
+    def _load_adapter():
+        try:
+            auth = ks_loading.load_auth_from_conf_options(CONF, GROUP)
+            session = ks_loading.load_session_from_conf_options(
+                CONF, GROUP, auth=auth)
+            return ks_loading.load_adapter_from_conf_options(
+                CONF, GROUP, session=session, auth=auth)
+        except (ks_exc.NoMatchingPlugin, ks_exc.MissingRequiredOptions,
+                ks_exc.OptionError, TypeError) as e:
+            raise exception.GlanceError(
+                reason='invalid [glance] options: %s' % e)
+
+    def _get(self, path):
+        """GET ``path``: (status code, decoded JSON or None)."""
+        try:
+            resp = self.adapter.get(path, raise_exc=False)
+        except (ks_exc.ConnectionError, ks_exc.EndpointNotFound,
+                ks_exc.MissingAuthPlugin, ks_exc.AuthorizationFailure,
+                ks_exc.DiscoveryFailure, ks_exc.HttpError) as e:
+            raise exception.GlanceError(reason='%s: %s'
+                                        % (type(e).__name__, e))
+        if resp.status_code >= 500 or resp.status_code in (401, 403):
+            raise exception.GlanceError(
+                reason='GET %s answered HTTP %d' % (path, resp.status_code))
+        try:
+            body = resp.json() if resp.content else None
+        except ValueError:
+            body = None
+        return resp.status_code, body
+
+    def get_image(self, image_id, with_members=True):
+        """The image ``image_id`` as Glance describes it.
+
+        :param with_members: for a shared image, read its members too.
+        :raises: ImageNotFound when Glance does not know it (or it is
+            deleted).
+        :raises: GlanceError when Glance cannot be asked.
+        """
+        if not uuidutils.is_uuid_like(image_id):
+            raise exception.ImageNotFound(image=image_id)
+        quoted = urllib.parse.quote(image_id, safe='')
+        status, body = self._get('/v2/images/%s' % quoted)
+        if status == 404 or not isinstance(body, dict):
+            raise exception.ImageNotFound(image=image_id)
+        if status != 200:
+            raise exception.GlanceError(
+                reason='GET image %s answered HTTP %d' % (image_id, status))
+        img = GlanceImage(
+            id=body.get('id', image_id), status=body.get('status') or '',
+            disk_format=body.get('disk_format') or '',
+            container_format=body.get('container_format') or '',
+            size=int(body.get('size') or 0),
+            virtual_size=int(body.get('virtual_size') or 0),
+            checksum=body.get('checksum') or '',
+            hash_algo=body.get('os_hash_algo') or '',
+            hash_value=body.get('os_hash_value') or '',
+            visibility=body.get('visibility') or 'private',
+            owner=body.get('owner') or '',
+            rbd_spec=_rbd_spec(body))
+        if with_members and img.visibility == 'shared':
+            img.members = self.members(img.id)
+        return img
+
+    def members(self, image_id):
+        """{member project: status} of a shared image.
+
+        :raises: GlanceError
+        """
+        quoted = urllib.parse.quote(image_id, safe='')
+        status, body = self._get('/v2/images/%s/members' % quoted)
+        if status != 200 or not isinstance(body, dict):
+            return {}
+        return {m.get('member_id'): m.get('status')
+                for m in body.get('members') or () if isinstance(m, dict)}
+
+    def exists(self, image_id):
+        """Whether Glance still has the image (deleted ones it has not).
+
+        :raises: GlanceError
+        """
+        try:
+            img = self.get_image(image_id, with_members=False)
+        except exception.ImageNotFound:
+            return False
+        return img.status not in ('deleted', 'pending_delete', 'killed')

@@ -1,0 +1,180 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Benchmark deploys of Glance images (issue 13), against the lab's Glance.
+
+Prints figures and ratios (no pass/fail): the first clone of a 1 GiB
+qcow2 Glance image (its conversion) against ``qemu-img convert`` of the
+same RBD snapshot alone (target <= 1.1x), and later clones of it (the
+cache) against clones of a raw Glance image (target 1.0x).
+
+    .venv/bin/python tools/bench_glance.py [--rounds N]
+
+Needs the lab with Glance (`python -m tools.lab start netns ceph glance`);
+reads .state/services.json.  The images are uploaded through Glance's API.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from keystoneauth1 import noauth  # noqa: E402
+from keystoneauth1 import session as ks_session  # noqa: E402
+import openstack.connection  # noqa: E402
+import rados  # noqa: E402
+import rbd  # noqa: E402
+
+from bmi_driver.conf import CONF  # noqa: E402
+from bmi_driver.storage.ceph import library as images  # noqa: E402
+from bmi_driver.storage.ceph import rbd_utils  # noqa: E402
+from bmi_driver.storage.ceph import transfer  # noqa: E402
+from bmi_driver.storage import glance_client  # noqa: E402
+from tools import benchlib  # noqa: E402
+from tools.lab import state as lab_state  # noqa: E402
+
+GiB = 1024 ** 3
+MiB = 1024 ** 2
+
+
+def fmt(samples):
+    return '%8.1f ms median  %8.1f ms mean  (n=%d)' % (
+        statistics.median(samples) * 1e3, statistics.mean(samples) * 1e3,
+        len(samples))
+
+
+def glance_conn(url, project):
+    sess = ks_session.Session(auth=noauth.NoAuth(), additional_headers={
+        'X-Identity-Status': 'Confirmed', 'X-Project-Id': project,
+        'X-User-Id': 'bench', 'X-Roles': 'admin,member,reader'})
+    return openstack.connection.Connection(session=sess,
+                                           image_endpoint_override=url)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--rounds', type=int, default=10)
+    args = parser.parse_args()
+    env = benchlib.load_env()
+    benchlib.configure_ceph(env)
+    glance = (env.get('services') or {}).get('glance') or {}
+    if not glance.get('running'):
+        sys.exit('bench_glance: the lab\'s Glance is not running')
+    for key, value in lab_state.glance_options(env).items():
+        CONF.set_override(key, value, group='glance')
+    lib = images.ImageLibrary(glance=glance_client.GlanceClient())
+    conn = glance_conn(glance['url'], 'bench')
+    tmp = tempfile.mkdtemp(prefix='bench-glance-')
+    made, nodes = [], []
+    cluster = rados.Rados(conffile=env['ceph_conf'], rados_id='bmi',
+                          conf={'keyring': env['ceph_keyring']})
+    cluster.connect(timeout=10)
+    ioctx = cluster.open_ioctx(env['image_pool'])
+    try:
+        # 1 GiB with data in a quarter of it (an OS image is not full).
+        raw = os.path.join(tmp, 'disk.raw')
+        with open(raw, 'wb') as f:
+            for i in range(0, GiB, 4 * MiB):
+                if i % (16 * MiB) == 0:
+                    f.seek(i)
+                    f.write(os.urandom(4 * MiB))
+            f.truncate(GiB)
+        qcow2 = os.path.join(tmp, 'disk.qcow2')
+        subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
+                        raw, qcow2], check=True)
+        ids = {}
+        for fmt_name, path in (('raw', raw), ('qcow2', qcow2)):
+            t0 = time.perf_counter()
+            img = conn.image.create_image(
+                name='bench-%s' % fmt_name, filename=path,
+                disk_format=fmt_name, container_format='bare',
+                visibility='public', allow_duplicates=True,
+                validate_checksum=False)
+            made.append(img.id)
+            ids[fmt_name] = img.id
+            print('upload %-5s to Glance: %.1f s' % (
+                fmt_name, time.perf_counter() - t0))
+        pool = env['glance_pool']
+
+        # qemu-img convert alone: the same snapshot into a scratch image.
+        scratch = 'bench-convert-%s' % uuid.uuid4().hex[:8]
+        rbd.RBD().create(ioctx, scratch, GiB, features=rbd_utils.features())
+        try:
+            t0 = time.perf_counter()
+            subprocess.run(
+                ['qemu-img', 'convert', '-n', '-f', 'qcow2', '-O', 'raw',
+                 '-m', '4', '-W',
+                 transfer.qemu_rbd(pool, ids['qcow2'], 'snap'),
+                 transfer.qemu_rbd(env['image_pool'], scratch)],
+                check=True)
+            alone = time.perf_counter() - t0
+        finally:
+            rbd.RBD().remove(ioctx, scratch)
+
+        node = str(uuid.uuid4())
+        nodes.append(node)
+        t0 = time.perf_counter()
+        lib.clone_for_node(node, ids['qcow2'])
+        first = time.perf_counter() - t0
+
+        def clones(image_id):
+            samples = []
+            for _ in range(args.rounds):
+                n = str(uuid.uuid4())
+                t0 = time.perf_counter()
+                lib.clone_for_node(n, image_id)
+                samples.append(time.perf_counter() - t0)
+                lib.remove_node_disk(n)
+            return samples
+        clones(ids['raw'])  # warm up
+        later = clones(ids['qcow2'])
+        raw_s = clones(ids['raw'])
+
+        print('== Glance image deploys (1 GiB, Glance pool %s) ==' % pool)
+        print('qemu-img convert alone   : %8.1f ms' % (alone * 1e3))
+        print('first deploy (converts)  : %8.1f ms' % (first * 1e3))
+        print('  ratio first/convert    : %.2fx  (target <= 1.1x)'
+              % (first / alone))
+        print('later deploys (cache)    : %s' % fmt(later))
+        print('raw Glance image deploys : %s' % fmt(raw_s))
+        print('  ratio cache/raw        : %.2fx  (target 1.0x)' % (
+            statistics.median(later) / statistics.median(raw_s)))
+    finally:
+        for node in nodes:
+            try:
+                lib.remove_node_disk(node)
+            except Exception as e:
+                print('cleanup: %s' % e, file=sys.stderr)
+        for image_id in made:
+            try:
+                conn.image.delete_image(image_id, ignore_missing=True)
+            except Exception as e:
+                print('cleanup: %s' % e, file=sys.stderr)
+        try:
+            lib.sweep_glance_cache()
+        except Exception as e:
+            print('cleanup: %s' % e, file=sys.stderr)
+        ioctx.close()
+        cluster.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
