@@ -719,8 +719,8 @@ def parse_args(argv=None):
     parser.add_argument('--fault-rate', type=float,
                         default=env_float('SOAK_FAULT_RATE', 0.5))
     parser.add_argument('--faults', type=lambda s: s.split(','),
-                        default=os.environ.get('SOAK_FAULTS',
-                                               ','.join(FAULTS)).split(','))
+                        default=(os.environ.get('SOAK_FAULTS')
+                                 or ','.join(FAULTS)).split(','))
     parser.add_argument('--time', type=int, default=env_int('SOAK_TIME',
                                                             3600))
     parser.add_argument('--op-timeout', type=int,
