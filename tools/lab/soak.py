@@ -395,10 +395,11 @@ class Soak(object):
                       properties={'capabilities': 'iscsi_boot:True'})
         if node_uuid:
             fields['uuid'] = node_uuid
-        node = self.api(self.ironic.node.create,
-                        name='soak-%s-%d-%s' % (self.tag, slot.index,
-                                                uuid.uuid4().hex[:4]),
-                        **fields)
+        # The hil network interface finds the HIL node by the Ironic
+        # node's name.
+        name = (slot.hil_node.name if slot.hil_node else 'soak-%s-%d-%s'
+                % (self.tag, slot.index, uuid.uuid4().hex[:4]))
+        node = self.api(self.ironic.node.create, name=name, **fields)
         slot.uuid = node.uuid
         self.known.add(node.uuid)
         self.deleted.discard(node.uuid)
@@ -458,10 +459,18 @@ class Soak(object):
             else:
                 continue
             name, target, wanted, kwargs = op
-            self.api(self.ironic.node.set_provision_state, slot.uuid,
-                     target, **kwargs)
-            slot.op = (name, wanted, time.monotonic())
             self.tally.cycles += 1
+            try:
+                self.api(self.ironic.node.set_provision_state, slot.uuid,
+                         target, **kwargs)
+            except Exception as e:
+                # Refused (validate failed, HIL unreachable...): a failure
+                # with its message; recover() judges what it left.
+                self.tally.failed += 1
+                slot.failure = '%s refused: %s' % (name, e)
+                say('FAILED node %s %s', slot.uuid, slot.failure)
+                continue
+            slot.op = (name, wanted, time.monotonic())
 
     def finish_ops(self):
         for slot in self.slots:
