@@ -457,6 +457,14 @@ class Soak(object):
                     ('undeploy', 'deleted', 'available', {}),
                     ('rebuild', 'rebuild', 'active', {})])
             else:
+                if slot.failure is None and not n.target_provision_state:
+                    # Came to rest elsewhere (an enroll's cleaning that
+                    # failed, say): a failure of its own.
+                    self.tally.failed += 1
+                    slot.failure = 'at rest in %s%s: %s' % (
+                        state, ' (maintenance)' if n.maintenance else '',
+                        n.last_error)
+                    say('FAILED node %s %s', slot.uuid, slot.failure)
                 continue
             name, target, wanted, kwargs = op
             self.tally.cycles += 1
@@ -538,6 +546,7 @@ class Soak(object):
             return 'no ACTIVE node to delete'
         slot = self.rng.choice(active)
         old = slot.uuid
+        self.tally.cycles += 1
         self.api(self.ironic.node.set_maintenance, old, True,
                  maint_reason='soak: node delete in maintenance')
         self.api(self.ironic.node.delete, old)
@@ -671,6 +680,16 @@ def run(args, tally):
             rnd += 1
             fault = (rng.choice(faults) if faults
                      and rng.random() < args.fault_rate else None)
+            if fault == 'node_delete':
+                # On a node at rest (ACTIVE): before the round's
+                # operations, which would give it one.
+                tally.faults += 1
+                try:
+                    what = soak_fault(Faults(lab, rng, soak), fault)
+                except Exception as e:
+                    what = 'could not be injected: %s' % e
+                say('round %d fault %s: %s', rnd, fault, what)
+                fault = None
             soak.start_ops()
             if fault:
                 time.sleep(rng.uniform(0, 0.5))
