@@ -106,6 +106,22 @@ def _alive(pid):
         return False
 
 
+def at_rest(node):
+    """Whether Ironic is done with the node for now.
+
+    A failed state keeps its target (Ironic 39.0.0: ``deploy failed``
+    keeps ``active``), so a failed state is at rest whatever its target.
+    """
+    return (node.provision_state in FAILED_STATES
+            or not node.target_provision_state)
+
+
+def fine(node):
+    """AVAILABLE or ACTIVE, at rest, not in maintenance."""
+    return (node.provision_state in ('available', 'active')
+            and not node.target_provision_state and not node.maintenance)
+
+
 def _wait_dead(pid, timeout=15):
     service.wait_for(lambda: not _alive(pid), timeout, 0.05,
                      'pid %d to die' % pid)
@@ -427,7 +443,7 @@ class Soak(object):
         deadline = time.monotonic() + (timeout or self.op_timeout)
         while True:
             n = self.node(node_uuid)
-            stable = not n.target_provision_state
+            stable = at_rest(n)
             if stable and (n.provision_state == state
                            or n.provision_state in FAILED_STATES
                            or n.provision_state in ('available', 'active',
@@ -449,15 +465,17 @@ class Soak(object):
                 kwargs = {}
                 if self.rng.random() < 0.5:
                     from tools.lab import e2e
+                    # Bytes: ironicclient 5.x takes a str for a path.
                     kwargs['configdrive'] = e2e.config_drive(
-                        'soak %s %d\n' % (self.tag, self.tally.cycles))
+                        'soak %s %d\n' % (self.tag, self.tally.cycles)
+                    ).encode()
                 op = ('deploy', 'active', 'active', kwargs)
             elif state == 'active':
                 op = self.rng.choice([
                     ('undeploy', 'deleted', 'available', {}),
                     ('rebuild', 'rebuild', 'active', {})])
             else:
-                if slot.failure is None and not n.target_provision_state:
+                if slot.failure is None and at_rest(n):
                     # Came to rest elsewhere (an enroll's cleaning that
                     # failed, say): a failure of its own.
                     self.tally.failed += 1
@@ -488,8 +506,7 @@ class Soak(object):
             left = max(5, self.op_timeout - (time.monotonic() - started))
             n = self.wait_state(slot.uuid, wanted, timeout=left)
             slot.op = None
-            if (n.provision_state == wanted and not n.maintenance
-                    and not n.target_provision_state):
+            if n.provision_state == wanted and fine(n):
                 continue
             self.tally.failed += 1
             slot.failure = '%s: %s%s: %s' % (
@@ -504,19 +521,16 @@ class Soak(object):
                 continue
             n = self.node(slot.uuid)
             for _attempt in range(3):
-                if (n.provision_state in ('available', 'active')
-                        and not n.maintenance
-                        and not n.target_provision_state):
+                if fine(n) or not at_rest(n) or n.maintenance or (
+                        n.provision_state not in NOVA_RECOVERS):
                     break
-                if (n.provision_state not in NOVA_RECOVERS
-                        or n.maintenance or n.target_provision_state):
-                    break
-                with contextlib.suppress(Exception):
+                try:
                     self.api(self.ironic.node.set_provision_state,
                              slot.uuid, 'deleted')
+                except Exception as e:
+                    say('undeploy of node %s refused: %s', slot.uuid, e)
                 n = self.wait_state(slot.uuid, 'available')
-            if (n.provision_state in ('available', 'active')
-                    and not n.maintenance and not n.target_provision_state):
+            if fine(n):
                 self.tally.healed += 1
                 say('healed node %s (was %s)', slot.uuid, slot.failure)
                 slot.failure = None
@@ -616,10 +630,12 @@ class Soak(object):
         """Wait (bounded) for the plugin to converge; the final census."""
         deadline = time.monotonic() + timeout
         while True:
-            busy = [n.uuid for n in self.api(
-                self.ironic.node.list, limit=0,
-                fields=['uuid', 'target_provision_state'])
-                if n.uuid in self.known and n.target_provision_state]
+            listed = self.api(self.ironic.node.list, limit=0,
+                              fields=['uuid', 'provision_state',
+                                      'target_provision_state'])
+            busy = [n.uuid for n in listed
+                    if n.uuid in self.known and not at_rest(n)
+                    and n.uuid not in self.retired]
             leaked, silent = self.census()
             if (not busy and not leaked and not silent) or \
                     time.monotonic() > deadline:

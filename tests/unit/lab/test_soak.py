@@ -257,6 +257,20 @@ class RecoverTest(base.TestCase):
             B, 'deleted')
         self.assertIsNone(s.slots[0].failure)
 
+    def test_deploy_failed_keeps_its_target_and_is_undeployed(self):
+        # Ironic 39.0.0 leaves target_provision_state 'active' on a
+        # failed deploy: at rest all the same.
+        s = self.make([FakeNode('deploy failed', target='active'),
+                       FakeNode('available')])
+        s.recover()
+        self.assertEqual((1, 0), (s.tally.healed, s.tally.operator))
+
+    def test_still_busy_needs_a_person(self):
+        s = self.make([FakeNode('deploying', target='active')])
+        s.recover()
+        self.assertEqual((0, 1), (s.tally.healed, s.tally.operator))
+        s.ironic.node.set_provision_state.assert_not_called()
+
     def test_clean_failed_needs_a_person(self):
         s = self.make([FakeNode('clean failed', maintenance=True)])
         s.recover()
