@@ -284,14 +284,31 @@ class Faults(object):
         away = db + '.soak-away'
         os.rename(db, away)
         try:
+            answer = self._hil_answer()
             time.sleep(hold)
         finally:
             # HIL's sqlite made an empty file meanwhile: replace it.
             os.replace(away, db)
+        what = 'HIL database away for %.1f s, HIL answered %s' % (hold,
+                                                                  answer)
         if not self.lab.service('hil').is_running():
+            # serve-networks exits when its database goes away.
             self.lab.restart('hil')
-            return 'HIL database away for %.1f s (HIL restarted)' % hold
-        return 'HIL database away for %.1f s' % hold
+            what += ' (HIL restarted)'
+        return what
+
+    def _hil_answer(self):
+        """What HIL answers now (an HTTP status), as its admin."""
+        from tools.lab import hil_real
+        if self.soak.net is None:
+            return 'unknown'
+        try:
+            self.soak.net.admin.call('GET', 'projects')
+            return 200
+        except hil_real.HILError as e:
+            return e.status
+        except OSError as e:
+            return 'nothing (%s)' % e
 
     def pool_quota(self):
         hold = self.rng.uniform(3, 10)
@@ -487,6 +504,12 @@ class Soak(object):
             name, target, wanted, kwargs = op
             self.tally.cycles += 1
             try:
+                if name == 'deploy':
+                    # As Nova does before each deploy: Ironic 39.0.0
+                    # clears instance_info at undeploy.
+                    self.api(self.ironic.node.update, slot.uuid, [
+                        {'op': 'add', 'path': '/instance_info/image_source',
+                         'value': self.image}])
                 self.api(self.ironic.node.set_provision_state, slot.uuid,
                          target, **kwargs)
             except Exception as e:
