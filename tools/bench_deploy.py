@@ -242,26 +242,21 @@ def main():
                 bench.delete_nodes(nodes)
                 figures[label] = (deploy, undeploy)
                 print('%5d  %-6s %10.2f s %10.3f s %10.2f s'
-                      % (count, label, deploy, deploy / count, undeploy))
+                      % (count, label, deploy, deploy / count, undeploy),
+                      flush=True)
             rows.append((count, figures))
+            # Row by row: a run cut short keeps what it measured.
+            benchlib.write_summary('deploy', deploy_rows(rows, env))
         print()
         print('%5s  %18s  %18s'
               % ('N', 'deploy bmi/fake', 'undeploy bmi/fake'))
-        conductors = benchlib.conductors(env)
-        summary = []
         for count, figures in rows:
             print('%5d  %17.2fx  %17.2fx' % (
                 count, figures['bmi'][0] / figures['fake'][0],
                 figures['bmi'][1] / figures['fake'][1]))
-            summary.append({
-                'n': count, 'conductors': conductors,
-                'bmi_s': figures['bmi'][0], 'fake_s': figures['fake'][0],
-                'bmi_available_s': figures['bmi'][1],
-                'fake_available_s': figures['fake'][1],
-                'ratio': figures['bmi'][0] / figures['fake'][0]})
-        benchlib.write_summary('deploy', summary)
         print('summary: %s (%d conductor(s); targets: 100 ACTIVE < 10 s, '
-              'bmi/fake <= 1.3x)' % (benchlib.summary_path(), conductors))
+              'bmi/fake <= 1.3x)' % (benchlib.summary_path(),
+                                     benchlib.conductors(env)))
 
         print()
         print('One node, image size (clone is copy-on-write), %d rounds'
@@ -283,6 +278,20 @@ def main():
                       hil_sizes)
     finally:
         bench.cleanup()
+
+
+def deploy_rows(rows, env):
+    """summary.json's ``deploy`` rows: [{n, conductors, bmi_s, ...}].
+
+    ``rows``: [(N, {label: (to ACTIVE, to AVAILABLE)})].
+    """
+    conductors = benchlib.conductors(env)
+    return [{'n': count, 'conductors': conductors,
+             'bmi_s': figures['bmi'][0], 'fake_s': figures['fake'][0],
+             'bmi_available_s': figures['bmi'][1],
+             'fake_available_s': figures['fake'][1],
+             'ratio': figures['bmi'][0] / figures['fake'][0]}
+            for count, figures in rows]
 
 
 def bench_hil(bench, env, image, sizes):
