@@ -89,6 +89,12 @@ def say(fmt, *args):
     print('soak: ' + (fmt % args if args else fmt), flush=True)
 
 
+def oneline(text, limit=400):
+    """An error (HIL's HTML pages, tracebacks) on one bounded line."""
+    text = ' '.join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
 def env_int(name, default):
     return int(os.environ.get(name) or default)
 
@@ -498,7 +504,7 @@ class Soak(object):
                     self.tally.failed += 1
                     slot.failure = 'at rest in %s%s: %s' % (
                         state, ' (maintenance)' if n.maintenance else '',
-                        n.last_error)
+                        oneline(n.last_error))
                     say('FAILED node %s %s', slot.uuid, slot.failure)
                 continue
             name, target, wanted, kwargs = op
@@ -516,7 +522,7 @@ class Soak(object):
                 # Refused (validate failed, HIL unreachable...): a failure
                 # with its message; recover() judges what it left.
                 self.tally.failed += 1
-                slot.failure = '%s refused: %s' % (name, e)
+                slot.failure = '%s refused: %s' % (name, oneline(e))
                 say('FAILED node %s %s', slot.uuid, slot.failure)
                 continue
             slot.op = (name, wanted, time.monotonic())
@@ -534,7 +540,8 @@ class Soak(object):
             self.tally.failed += 1
             slot.failure = '%s: %s%s: %s' % (
                 name, n.provision_state,
-                ' (maintenance)' if n.maintenance else '', n.last_error)
+                ' (maintenance)' if n.maintenance else '',
+                oneline(n.last_error))
             say('FAILED node %s %s', slot.uuid, slot.failure)
 
     def recover(self):
@@ -555,13 +562,14 @@ class Soak(object):
                 n = self.wait_state(slot.uuid, 'available')
             if fine(n):
                 self.tally.healed += 1
-                say('healed node %s (was %s)', slot.uuid, slot.failure)
+                say('healed node %s (%s)', slot.uuid, oneline(slot.failure,
+                                                              120))
                 slot.failure = None
                 continue
             self.tally.operator += 1
             say('OPERATOR node %s is %s%s after %s: %s', slot.uuid,
                 n.provision_state, ' (maintenance)' if n.maintenance
-                else '', slot.failure, n.last_error)
+                else '', slot.failure, oneline(n.last_error))
             # Out of rotation, counted once; a fresh node takes its slot.
             slot.failure = None
             self.retired.append(slot.uuid)
