@@ -20,7 +20,7 @@ LAB = $(VENV)/bin/python -m tools.lab
 SHELL_SCRIPTS = $(shell find tools -name '*.sh') tools/bench .ci/run
 
 .PHONY: test demo deps unit functional services-start services-stop \
-        genconfig pep8 bench clean
+        genconfig pep8 bench soak clean
 
 test:
 	tools/run-tests.sh
@@ -56,6 +56,10 @@ pep8: deps
 
 bench: deps
 	tools/bench
+
+# The fault soak (issue 12): SOAK_CYCLES=N (default 200) make soak.
+soak: deps
+	tools/soak.sh
 
 clean: services-stop
 	rm -rf .state .stestr

@@ -16,6 +16,9 @@ Both come from the lab (``tools.lab.state``): this module only adapts
 them to a benchmark that parses no configuration file.
 """
 
+import json
+import os
+
 from bmi_driver.conf import CONF
 from tools import lab
 from tools.lab import state as lab_state
@@ -36,3 +39,41 @@ def configure_ceph(env):
     """Parse no config file; point [ceph] at the services' cluster."""
     CONF([], project='bmi', default_config_files=[])
     lab_state.configure(CONF, env, groups=('ceph',))
+
+
+def summary_path():
+    """``$BMI_STATE/bench/summary.json``: every benchmark's key figures."""
+    return os.path.join(lab_state.state_root(), 'bench', 'summary.json')
+
+
+def write_summary(key, value, path=None):
+    """Set ``key`` of summary.json to ``value``, keeping the other keys.
+
+    Each benchmark writes its own part (bench_deploy "deploy",
+    bench_export "export" and "read"); the file is replaced atomically.
+    Returns the whole summary.
+    """
+    path = path or summary_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        doc = {}
+    doc[key] = value
+    with open(path + '.tmp', 'w') as f:
+        json.dump(doc, f, indent=2, sort_keys=True)
+        f.write('\n')
+    os.replace(path + '.tmp', path)
+    return doc
+
+
+def conductors(env):
+    """How many conductors the lab runs (services.json).
+
+    The all-in-one lab has one (``ironic``); a lab with several lists
+    ``conductor*`` (or ``ironic-conductor*``) services.
+    """
+    names = [n for n in env.get('services', {})
+             if n.startswith(('conductor', 'ironic-conductor'))]
+    return len(names) or 1

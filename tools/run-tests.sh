@@ -66,6 +66,19 @@ lab exec -- env BMI_TEST_PATH=./tests/functional \
     "$VENV/bin/stestr" run --concurrency 1 || rc=1
 count
 
+# A short fault soak (tools/lab/soak.py) against the same services: its
+# last line is the soak's figures; it fails unless leaked=0 operator=0.
+step "short fault soak (SOAK_CYCLES=${SOAK_CYCLES:-20})"
+soak_rc=0
+lab exec -- env SOAK_CYCLES="${SOAK_CYCLES:-20}" \
+    SOAK_SETTLE="${SOAK_SETTLE:-90}" SOAK_TIME="${SOAK_TIME:-900}" \
+    "$VENV/bin/python" -m tools.lab.soak || soak_rc=$?
+if [ "$soak_rc" -eq 0 ]; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1)); rc=1
+fi
+
 step "summary"
 if [ "$passed" -eq 0 ]; then
     echo "no test ran"; rc=1
