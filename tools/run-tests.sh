@@ -14,8 +14,9 @@
 # `make test`: install what is missing (outside any namespace), run the unit
 # tests, start the lab (every service inside the network namespace bmi-lab,
 # which `python -m tools.lab start` creates), run the functional tests inside
-# that namespace, and stop every service by pid and delete the namespace,
-# also when tests fail. Ends with one line: "tests: N passed, N failed,
+# that namespace, then the same with the two-conductor lab
+# (BMI_LAB_CONDUCTORS=2, tests/multi), and stop every service by pid and
+# delete the namespace, also when tests fail. Ends with one line: "tests: N passed, N failed,
 # N skipped".
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +65,22 @@ lab exec -- ceph -c "$BMI_STATE/ceph/ceph.conf" -s |
 lab exec -- env BMI_TEST_PATH=./tests/functional \
     "$VENV/bin/stestr" run --concurrency 1 || rc=1
 count
+
+# Issue 12: Ironic as a cloud runs it (tools/lab/multi.py): MariaDB,
+# JSON-RPC, one API and two conductors, each with its own tgtd gateway,
+# etcd for the plugin's locks. Its own lab, so a fresh namespace.
+step "stop the all-in-one lab"
+lab stop || rc=1
+step "start the two-conductor lab"
+export BMI_LAB_CONDUCTORS=2
+if lab start; then
+    step "multi-conductor tests"
+    lab exec -- env BMI_TEST_PATH=./tests/multi \
+        "$VENV/bin/stestr" run --concurrency 1 || rc=1
+    count
+else
+    echo "the two-conductor lab did not start"; rc=1
+fi
 
 step "summary"
 if [ "$passed" -eq 0 ]; then
