@@ -145,7 +145,8 @@ def write_services(st):
     for k in (1, 2):
         c = infos['conductor-%d' % k]
         hosts[c['host']] = dict(c, name='conductor-%d' % k,
-                                tgtd=infos['tgtd-%d' % k])
+                                tgtd=dict(infos['tgtd-%d' % k],
+                                          name='tgtd-%d' % k))
     extra = {'services': infos,
              'multi': {'conductors': n, 'api': infos['ironic-api']['url'],
                        'hosts': hosts}}

@@ -271,6 +271,7 @@ class ServiceTest(base.TestCase):
                          sorted(hosts))
         self.assertEqual(2, hosts['127.0.0.1:8092']['tgtd']['control_port'])
         self.assertEqual('conductor-2', hosts['127.0.0.1:8092']['name'])
+        self.assertEqual('tgtd-2', hosts['127.0.0.1:8092']['tgtd']['name'])
 
     def test_every_service_has_a_pid_file_in_its_state(self):
         st = lab_state.State(self.state_dir)
