@@ -33,12 +33,14 @@ nodes reach the other's (same HIL network, overlapping networks, nested
 HTTP roots).  Nothing here imports Ironic.
 
 Several conductors, each with a gateway of its own (README, "Several
-conductors"): an entry may also say ``"portals": {"<conductor host>":
-"<address>[:<port>]", ...}``, each conductor's gateway address on the
-network, by Ironic's ``[DEFAULT] host`` of that conductor. ``portal``
-stays the one of any host not listed. ``for_project`` answers with the
-portal of the conductor it runs in (``conductor_host()``), so a node
-exported or taken over by a conductor announces that conductor's gateway.
+conductors and gateways"): an entry may also say ``"portals":
+{"<conductor>": "<address>[:<port>]", ...}``, each conductor's gateway
+address on the network, by the conductor's name in Ironic
+(``conductor_host()``: ``[DEFAULT] host``, plus ``:<port>`` on a JSON-RPC
+port other than 8089). ``portal`` stays the one of any host not listed.
+``for_project`` answers with the portal of the conductor it runs in, so a
+node exported or taken over by a conductor announces that conductor's
+gateway.
 """
 
 import dataclasses
@@ -60,6 +62,9 @@ LOG = log.getLogger(__name__)
 DEFAULT_ISCSI_PORT = 3260
 _KEYS = frozenset(['hil_network', 'portal', 'cidr', 'http_root'])
 _OPTIONAL_KEYS = frozenset(['portals'])
+# Ironic 39.0.0's [json_rpc] port default: a conductor on another port is
+# registered as "<host>:<port>".
+_JSON_RPC_DEFAULT_PORT = 8089
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,16 +129,30 @@ def _format_portal(address, port):
 
 
 def conductor_host():
-    """The ``[DEFAULT] host`` of the conductor this code runs in.
+    """The name of the conductor this code runs in, as Ironic knows it.
 
-    Ironic 39.0.0 registers ``host`` (default: the machine's hostname) on
-    the global CONF the plugin shares; a process without Ironic's options
-    (bmi-manage, unit tests) gets the hostname, as Ironic would.
+    The name in its hash ring, ``baremetal conductor list`` and a node's
+    ``conductor`` field: ``[DEFAULT] host`` (default: the machine's
+    hostname), with ``:<[json_rpc] port>`` appended when ``rpc_transport``
+    is ``json-rpc`` and the port is not the default 8089, as Ironic
+    39.0.0's ``BaseConductorManager.prepare_host`` registers it. Read from
+    the global CONF the plugin shares with Ironic; a process without
+    Ironic's options (bmi-manage, unit tests) gets the hostname.
     """
     try:
-        return CONF.host or socket.gethostname()
+        host = CONF.host or socket.gethostname()
     except cfg.NoSuchOptError:
         return socket.gethostname()
+    try:
+        port = CONF.json_rpc.port
+        json_rpc = CONF.rpc_transport == 'json-rpc'
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        return host
+    if json_rpc and port != _JSON_RPC_DEFAULT_PORT:
+        if ':' in host:
+            host = '[%s]' % host
+        host = '%s:%d' % (host, port)
+    return host
 
 
 def enabled():

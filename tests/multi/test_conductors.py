@@ -14,8 +14,8 @@
 
 Against the multi-conductor lab (``BMI_LAB_CONDUCTORS=2 python -m
 tools.lab start``; ``tools/run-tests.sh`` runs it after the functional
-suite): Ironic on MariaDB, JSON-RPC, one API, conductors ``127.0.0.1:8091``
-and ``127.0.0.1:8092``, each with its own tgtd (control port K) and portal
+suite): Ironic on MariaDB, JSON-RPC, one API, conductors ``127.0.1.1:8091``
+and ``127.0.1.2:8092``, each with its own tgtd (control port K) and portal
 10.78.N.K on the project boot networks.
 
 Nodes are spread by Ironic's hash ring; each node's target is on its

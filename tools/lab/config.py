@@ -155,9 +155,13 @@ def multi_ironic_conf(ironic_dir, database_url, port=6385, debug=False,
 
 
 def conductor_conf(host, json_rpc_port):
-    """One conductor's own settings: its name and its JSON-RPC port."""
+    """One conductor's own settings: its name and its JSON-RPC server.
+
+    ``host`` is also the address it listens on: Ironic 39.0.0's
+    JSON-RPC client dials ``<host>:<port>``.
+    """
     return [('DEFAULT', [('host', host)]),
-            ('json_rpc', [('port', int(json_rpc_port))])]
+            ('json_rpc', [('host_ip', host), ('port', int(json_rpc_port))])]
 
 
 def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,

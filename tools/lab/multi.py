@@ -26,9 +26,9 @@ all inside the lab's namespace:
   and 10.78.N.K:3260 on every project boot network;
 * ``ironic-api``: ``ironic-api`` alone, JSON-RPC to the conductors;
 * ``conductor-K``: ``ironic-conductor`` with ``[DEFAULT] host``
-  ``127.0.0.1:809K``: Ironic 39.0.0's JSON-RPC client reaches a conductor
-  at its host name (``host[:port]``), and both conductors share the
-  namespace's loopback, so the name carries the port. Its own
+  ``127.0.1.K`` and ``[json_rpc] port`` 809K, known to Ironic as
+  ``127.0.1.K:809K`` (Ironic 39.0.0's JSON-RPC client reaches a conductor
+  at its host name, and both share the namespace's loopback). Its own
   ``bmi.conf``: its tgtd's control port and portal, etcd for locks, the
   registry that gives every conductor's gateway per project.
 
@@ -71,9 +71,24 @@ def conductors():
     return n
 
 
+def conductor_address(k):
+    """Conductor K's ``[DEFAULT] host`` and JSON-RPC address: 127.0.1.K.
+
+    Ironic 39.0.0's JSON-RPC client dials a conductor at its host name,
+    and both conductors share the namespace's loopback: each has an
+    address of its own there (all of 127/8 is local).
+    """
+    return '127.0.1.%d' % int(k)
+
+
 def conductor_host(k):
-    """Conductor K's ``[DEFAULT] host``: ``host:port`` of its JSON-RPC."""
-    return '127.0.0.1:%d' % json_rpc_port(k)
+    """Conductor K's name in Ironic: ``127.0.1.K:809K``.
+
+    Ironic 39.0.0 registers a conductor whose ``[json_rpc] port`` is not
+    8089 as ``<host>:<port>`` (what the ring, the API's ``conductor``
+    field and the plugin's registry say).
+    """
+    return '%s:%d' % (conductor_address(k), json_rpc_port(k))
 
 
 def json_rpc_port(k):
@@ -385,7 +400,7 @@ class Conductor(_IronicProcess):
         os.makedirs(os.path.join(self.state_dir, 'bmi'), exist_ok=True)
         os.makedirs(os.path.join(env['state_dir'], 'locks'), exist_ok=True)
         config.write(self.conf_files[1], config.conductor_conf(
-            self.host, json_rpc_port(self.k)),
+            conductor_address(self.k), json_rpc_port(self.k)),
             header='Written by tools.lab.multi: conductor %d.' % self.k)
         registry = labnet.write_registry(self.boot_networks_file,
                                          env['state_dir'], hosts(self.n))

@@ -190,9 +190,10 @@ class RenderTest(base.TestCase):
         self.assertEqual('bmi,fake-hardware',
                          parsed['DEFAULT']['enabled_hardware_types'])
         own = _parse(config.write(os.path.join(d, 'c.conf'),
-                                  config.conductor_conf('h:8091', 8091)))
-        self.assertEqual(('h:8091', '8091'),
-                         (own['DEFAULT']['host'], own['json_rpc']['port']))
+                                  config.conductor_conf('127.0.1.2', 8092)))
+        self.assertEqual(('127.0.1.2', '127.0.1.2', '8092'),
+                         (own['DEFAULT']['host'], own['json_rpc']['host_ip'],
+                          own['json_rpc']['port']))
         bmi = _parse(config.write(os.path.join(d, 'b.conf'), config.bmi_conf(
             self.env, '/srv/bmi', iscsi={'portal_address': '127.0.0.2',
                                          'portal_port': 3260,
@@ -267,11 +268,11 @@ class ServiceTest(base.TestCase):
         self.assertEqual(2, services.get('gateway', st).gateways)
         doc = services.write_services(st)
         hosts = doc['multi']['hosts']
-        self.assertEqual(['127.0.0.1:8091', '127.0.0.1:8092'],
+        self.assertEqual(['127.0.1.1:8091', '127.0.1.2:8092'],
                          sorted(hosts))
-        self.assertEqual(2, hosts['127.0.0.1:8092']['tgtd']['control_port'])
-        self.assertEqual('conductor-2', hosts['127.0.0.1:8092']['name'])
-        self.assertEqual('tgtd-2', hosts['127.0.0.1:8092']['tgtd']['name'])
+        self.assertEqual(2, hosts['127.0.1.2:8092']['tgtd']['control_port'])
+        self.assertEqual('conductor-2', hosts['127.0.1.2:8092']['name'])
+        self.assertEqual('tgtd-2', hosts['127.0.1.2:8092']['tgtd']['name'])
 
     def test_every_service_has_a_pid_file_in_its_state(self):
         st = lab_state.State(self.state_dir)

@@ -174,6 +174,18 @@ class TestPerConductorPortals(_Base):
                 owner='a', lessee=None, driver_info={},
                 instance_info={})).portal)
 
+    def test_json_rpc_port_is_part_of_the_name(self):
+        # Ironic 39.0.0 registers "<host>:<port>" on a non-default port.
+        self.config(host='c1')
+        self.config(rpc_transport='json-rpc')
+        self.config(port=8091, group='json_rpc')
+        self.assertEqual('c1:8091', boot_networks.conductor_host())
+        self.config(port=8089, group='json_rpc')
+        self.assertEqual('c1', boot_networks.conductor_host())
+        self.config(port=8091, group='json_rpc')
+        self.config(rpc_transport='oslo')
+        self.assertEqual('c1', boot_networks.conductor_host())
+
     def test_bad_portals(self):
         self.refused({'a': dict(A, portals=['10.78.1.2'])},
                      'portals must be an object')
