@@ -33,6 +33,7 @@ import os
 import signal
 import time
 
+from bmi_driver.storage.export import manager as export
 from tests.functional import iscsi
 from tests.functional import test_ironic
 from tools.lab import service
@@ -63,6 +64,7 @@ class MultiConductorTestCase(test_ironic.IronicHelpers):
         self.use_ironic(self.env['services']['ironic-api']['state_dir'])
         with open(self.ironic_env['boot_networks_file']) as f:
             self.registry = json.load(f)
+        self._managers = {}
 
     def ironic_log(self, lines=25):
         """The tails of the API's and every conductor's logs."""
@@ -90,6 +92,15 @@ class MultiConductorTestCase(test_ironic.IronicHelpers):
         self.assertEqual(self.hosts[host]['tgtd']['control_port'],
                          tgtd.control_port)
         return set(tgtd.targets())
+
+    def manager(self, host):
+        """An ExportManager on conductor ``host``'s tgtd (as it has)."""
+        if host not in self._managers:
+            port = self.hosts[host]['tgtadm_control_port']
+            self.config(tgtadm_control_port=port, group='iscsi')
+            self._managers[host] = export.ExportManager()
+            self.assertEqual(port, self._managers[host].backend.control_port)
+        return self._managers[host]
 
     def conductor_of(self, node_uuid):
         return self.ironic.node.get(node_uuid, fields=['conductor']).conductor
@@ -130,8 +141,11 @@ class MultiConductorTestCase(test_ironic.IronicHelpers):
         portal = self.gateway_portal(host)
         self.assertEqual(portal, target.properties['target_portal'])
         self.assertEqual(iqn, target.properties['target_iqn'])
-        # The CHAP secret as Ceph records it (Ironic's API masks it).
-        exp = self.node_export(node_uuid)
+        # The export as Ceph records it (Ironic's API masks the CHAP
+        # secret), served by that conductor's tgtd.
+        exp = self.manager(host).get_export(node_uuid)
+        self.assertIsNotNone(exp, 'node %s is not exported on %s'
+                             % (node_uuid, host))
         self.assertEqual(portal, exp.portal)
         path = iscsi.read_lun(portal, iqn, 1, exp.chap_username,
                               exp.chap_secret, dest=self.tmp)
