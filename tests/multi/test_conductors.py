@@ -42,6 +42,7 @@ from tools.lab import state as lab_state
 
 PROJECT = 'admin'
 TAKEOVER_WAIT = 180
+RESTART_SETTLE = 90
 MIN_PER_CONDUCTOR = 2
 MAX_NODES = 12
 
@@ -175,6 +176,18 @@ class MultiConductorTestCase(test_ironic.IronicHelpers):
         st = lab_state.State()
         lab_services.get(name, st).start()
         lab_services.write_services(st)
+        # The dead conductor's gateway still served the targets it had;
+        # back, it hands them on (the ring moves some nodes back). Before
+        # the nodes are deleted, no disk may stay open on both gateways
+        # (RBD refuses to remove an open image): bounded, the deletes
+        # then say what is left.
+        hosts = sorted(self.hosts)
+        deadline = time.monotonic() + RESTART_SETTLE
+        while time.monotonic() < deadline:
+            if not (self.tgtd_targets(hosts[0])
+                    & self.tgtd_targets(hosts[1])):
+                return
+            time.sleep(2)
 
     def wait_for(self, predicate, what, timeout=TAKEOVER_WAIT):
         deadline = time.monotonic() + timeout
