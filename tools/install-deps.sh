@@ -45,8 +45,12 @@ APT_DEMO+=(debootstrap genisoimage openssh-client)
 # (HIL's ovs driver runs "sudo ovs-vsctl" even as root).
 APT_NET=(openvswitch-switch dnsmasq-base nginx-light ethtool iputils-ping
     sudo tcpdump iproute2)
+# Several conductors (tests/multi, make bench; checked on Debian 12, Dec
+# 2026): MariaDB 10.11 as Ironic's shared database (Ironic removed
+# PostgreSQL), etcd 3.4 for the plugin's tooz locks (etcd3+http).
+APT_MULTI=(mariadb-server etcd-server)
 # make test boots VMs too (tests/functional/test_e2e_boot.py)
-APT_BASE+=("${APT_DEMO[@]}" "${APT_NET[@]}")
+APT_BASE+=("${APT_DEMO[@]}" "${APT_NET[@]}" "${APT_MULTI[@]}")
 
 log() { printf '[install-deps] %s\n' "$*"; }
 

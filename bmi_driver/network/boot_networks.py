@@ -31,14 +31,26 @@ The file is read again whenever its modification time or size changes
 named, when an entry is malformed or two entries would let one project's
 nodes reach the other's (same HIL network, overlapping networks, nested
 HTTP roots).  Nothing here imports Ironic.
+
+Several conductors, each with a gateway of its own (README, "Several
+conductors and gateways"): an entry may also say ``"portals":
+{"<conductor>": "<address>[:<port>]", ...}``, each conductor's gateway
+address on the network, by the conductor's name in Ironic
+(``conductor_host()``: ``[DEFAULT] host``, plus ``:<port>`` on a JSON-RPC
+port other than 8089). ``portal`` stays the one of any host not listed.
+``for_project`` answers with the portal of the conductor it runs in, so a
+node exported or taken over by a conductor announces that conductor's
+gateway.
 """
 
 import dataclasses
 import ipaddress
 import json
 import os
+import socket
 import threading
 
+from oslo_config import cfg
 from oslo_log import log
 
 from bmi_driver.conf import CONF
@@ -49,6 +61,10 @@ LOG = log.getLogger(__name__)
 
 DEFAULT_ISCSI_PORT = 3260
 _KEYS = frozenset(['hil_network', 'portal', 'cidr', 'http_root'])
+_OPTIONAL_KEYS = frozenset(['portals'])
+# Ironic 39.0.0's [json_rpc] port default: a conductor on another port is
+# registered as "<host>:<port>".
+_JSON_RPC_DEFAULT_PORT = 8089
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,14 +77,35 @@ class BootNetwork:
     portal_port: int
     cidr: str
     http_root: str
+    #: ((conductor host, address, port), ...): the per-conductor gateways
+    #: ("portals"); empty when every conductor announces ``portal``.
+    host_portals: tuple = ()
 
     @property
     def portal(self):
         """``address:port`` (``[v6]:port``), as a VolumeTarget says it."""
-        address = self.portal_address
-        if ':' in address:
-            address = '[%s]' % address
-        return '%s:%d' % (address, self.portal_port)
+        return _format_portal(self.portal_address, self.portal_port)
+
+    def portal_for(self, host):
+        """The portal conductor ``host``'s gateway has on this network."""
+        for name, address, port in self.host_portals:
+            if name == host:
+                return _format_portal(address, port)
+        return self.portal
+
+    @property
+    def all_portals(self):
+        """Every portal of this network, of every conductor's gateway."""
+        return frozenset([self.portal] + [
+            _format_portal(a, p) for _h, a, p in self.host_portals])
+
+    def for_host(self, host):
+        """This network as conductor ``host`` announces it."""
+        for name, address, port in self.host_portals:
+            if name == host:
+                return dataclasses.replace(self, portal_address=address,
+                                           portal_port=port)
+        return self
 
     @property
     def acl_address(self):
@@ -83,6 +120,39 @@ class BootNetwork:
         if network.prefixlen == network.max_prefixlen:
             return str(network.network_address)
         return str(network)
+
+
+def _format_portal(address, port):
+    if ':' in address:
+        address = '[%s]' % address
+    return '%s:%d' % (address, port)
+
+
+def conductor_host():
+    """The name of the conductor this code runs in, as Ironic knows it.
+
+    The name in its hash ring, ``baremetal conductor list`` and a node's
+    ``conductor`` field: ``[DEFAULT] host`` (default: the machine's
+    hostname), with ``:<[json_rpc] port>`` appended when ``rpc_transport``
+    is ``json-rpc`` and the port is not the default 8089, as Ironic
+    39.0.0's ``BaseConductorManager.prepare_host`` registers it. Read from
+    the global CONF the plugin shares with Ironic; a process without
+    Ironic's options (bmi-manage, unit tests) gets the hostname.
+    """
+    try:
+        host = CONF.host or socket.gethostname()
+    except cfg.NoSuchOptError:
+        return socket.gethostname()
+    try:
+        port = CONF.json_rpc.port
+        json_rpc = CONF.rpc_transport == 'json-rpc'
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        return host
+    if json_rpc and port != _JSON_RPC_DEFAULT_PORT:
+        if ':' in host:
+            host = '[%s]' % host
+        host = '%s:%d' % (host, port)
+    return host
 
 
 def enabled():
@@ -138,7 +208,7 @@ def _entry(project, raw, problems):
         problems.append('%s: the entry must be an object' % where)
         return None
     missing = sorted(_KEYS - set(raw))
-    unknown = sorted(set(raw) - _KEYS)
+    unknown = sorted(set(raw) - _KEYS - _OPTIONAL_KEYS)
     if missing or unknown:
         problems.append('%s: %s' % (where, ', '.join(
             ['missing %s' % k for k in missing]
@@ -170,6 +240,8 @@ def _entry(project, raw, problems):
         problems.append('%s: portal address %s is not in cidr %s (the '
                         'gateway needs an address on the boot network)'
                         % (where, address, cidr))
+    host_portals = _host_portals(where, raw.get('portals', {}), cidr,
+                                 problems)
     root = raw['http_root']
     if (not isinstance(root, str) or not os.path.isabs(root)
             or '..' in root.split('/')):
@@ -179,7 +251,42 @@ def _entry(project, raw, problems):
         return None
     return BootNetwork(project=project, hil_network=network,
                        portal_address=address, portal_port=port,
-                       cidr=str(cidr), http_root=os.path.normpath(root))
+                       cidr=str(cidr), http_root=os.path.normpath(root),
+                       host_portals=host_portals)
+
+
+def _host_portals(where, raw, cidr, problems):
+    """The checked ``portals`` of an entry: ((host, address, port), ...)."""
+    if not isinstance(raw, dict):
+        problems.append('%s: portals must be an object {"<conductor '
+                        'host>": "<address>[:<port>]"}' % where)
+        return ()
+    found = []
+    seen = {}
+    for host, value in sorted(raw.items()):
+        if not host:
+            problems.append('%s: portals: empty conductor host' % where)
+            continue
+        try:
+            address, port = _parse_portal(value)
+        except ValueError as e:
+            problems.append('%s: portals %r: %r: %s' % (where, host, value,
+                                                        e))
+            continue
+        if cidr is not None and ipaddress.ip_address(address) not in cidr:
+            problems.append('%s: portals %r: address %s is not in cidr %s'
+                            % (where, host, address, cidr))
+            continue
+        if (address, port) in seen:
+            # Two gateways on one portal: a take-over would not move the
+            # node anywhere.
+            problems.append('%s: portals %r and %r share %s'
+                            % (where, seen[(address, port)], host,
+                               _format_portal(address, port)))
+            continue
+        seen[(address, port)] = host
+        found.append((host, address, port))
+    return tuple(found)
 
 
 def _inside(path, root):
@@ -261,8 +368,11 @@ def load():
         return networks
 
 
-def for_project(project):
+def for_project(project, host=None):
     """The boot network of ``project``, or None in shared mode.
+
+    Its ``portal`` is the one of conductor ``host``'s gateway (default:
+    this conductor's, ``conductor_host()``).
 
     :raises: BootNetworkMissing when per-project mode is on and the
         project (None: a node of no project) has no entry.
@@ -275,7 +385,7 @@ def for_project(project):
     if network is None:
         raise exception.BootNetworkMissing(
             project=project or '(none)', path=CONF.bmi.boot_networks_file)
-    return network
+    return network.for_host(host or conductor_host())
 
 
 def reset_cache():

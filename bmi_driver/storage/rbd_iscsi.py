@@ -199,19 +199,23 @@ class BMIStorage(base.StorageInterface):
             # "configdrive_lun": Ironic's API masks keys with "configdrive".)
             properties['config_drive_lun'] = layout.CONFIGDRIVE_LUN
         extra = {'managed_by': MANAGED_BY, 'rbd': disk.spec}
+        # Ironic 39.0.0's volume_targets.volume_id is a String(36): MariaDB
+        # refuses the RBD spec (sqlite never checked the length). The
+        # node's UUID names its disk; the spec itself is in extra['rbd'].
+        volume_id = node.uuid
         target = next((t for t in task.volume_targets
                        if t.boot_index == BOOT_INDEX), None)
         if target is None:
             target = objects.VolumeTarget(
                 task.context, node_id=node.id, volume_type='iscsi',
-                boot_index=BOOT_INDEX, volume_id=disk.spec,
+                boot_index=BOOT_INDEX, volume_id=volume_id,
                 properties=properties, extra=extra)
             target.create()
             LOG.info('Created boot volume target %(target)s for node '
                      '%(node)s', {'target': target.uuid, 'node': node.uuid})
         else:
             target.volume_type = 'iscsi'
-            target.volume_id = disk.spec
+            target.volume_id = volume_id
             target.properties = properties
             target.extra = dict(target.extra or {}, **extra)
             target.save()

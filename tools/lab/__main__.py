@@ -72,7 +72,7 @@ def main(argv=None):
     opts = services.Options(args.ironic_conf)
     try:
         if args.action == 'start':
-            names = args.services or list(services.DEFAULT)
+            names = args.services or list(services.default())
             if not labnet.inside():
                 if 'netns' in names or not netns.exists(labnet.NETNS):
                     services.start(['netns'], st, opts)

@@ -13,7 +13,9 @@
 """The one renderer of the lab's ``ironic.conf`` and ``bmi.conf``.
 
 ``ironic_conf`` is Ironic all-in-one for the lab (sqlite, noauth, no RPC
-bus, the API on 127.0.0.1); ``bmi_conf`` is the plugin's configuration,
+bus, the API on 127.0.0.1); ``multi_ironic_conf`` and ``conductor_conf``
+the multi-conductor lab's (MariaDB, JSON-RPC, one API and several
+conductors); ``bmi_conf`` is the plugin's configuration,
 made from ``services.json`` (``tools.lab.state``). Both are lists of
 ``(section, [(option, value), ...])`` so that a test can read them without
 parsing; ``write`` turns them into files.
@@ -107,8 +109,63 @@ def ironic_conf(ironic_dir, port=6385, debug=False,
     ]
 
 
+def override(sections, changes):
+    """``sections`` with ``changes`` ({section: {option: value}}) applied.
+
+    An option already there keeps its place with the new value; new
+    options and sections go at the end.
+    """
+    out = []
+    changes = {k: dict(v) for k, v in changes.items()}
+    for name, options in sections:
+        new = changes.pop(name, {})
+        opts = [(k, new.pop(k) if k in new else v) for k, v in options]
+        out.append((name, opts + list(new.items())))
+    out += [(name, list(opts.items())) for name, opts in changes.items()]
+    return out
+
+
+def multi_ironic_conf(ironic_dir, database_url, port=6385, debug=False,
+                      heartbeat_timeout=10):
+    """Ironic split into an API and several conductors (issue 12).
+
+    The settings every process shares (the conductors' own ``host`` and
+    ``[json_rpc] port`` are in ``conductor_conf``): MariaDB instead of
+    sqlite, JSON-RPC between the API and the conductors instead of one
+    process (Ironic 39.0.0: ``rpc_transport = json-rpc``, each conductor
+    serves ``[json_rpc] port``; the API finds a node's conductor through
+    the hash ring of the conductors registered in the database). The
+    conductor timings are short so that a dead conductor's nodes move in
+    seconds: it is dead after ``heartbeat_timeout`` s without a
+    heartbeat, the ring is rebuilt at most ``hash_ring_reset_interval`` s
+    later, and the new owner takes ACTIVE nodes over at its next
+    ``sync_local_state_interval``.
+
+    ``database_url`` holds a password: write the file 0600.
+    """
+    return override(ironic_conf(ironic_dir, port, debug), {
+        'DEFAULT': {'rpc_transport': 'json-rpc',
+                    'hash_ring_reset_interval': 3},
+        'database': {'connection': database_url},
+        'json_rpc': {'auth_strategy': 'noauth', 'host_ip': '127.0.0.1'},
+        'conductor': {'heartbeat_interval': 2,
+                      'heartbeat_timeout': int(heartbeat_timeout),
+                      'sync_local_state_interval': 5},
+    })
+
+
+def conductor_conf(host, json_rpc_port):
+    """One conductor's own settings: its name and its JSON-RPC server.
+
+    ``host`` is also the address it listens on: Ironic 39.0.0's
+    JSON-RPC client dials ``<host>:<port>``.
+    """
+    return [('DEFAULT', [('host', host)]),
+            ('json_rpc', [('host_ip', host), ('port', int(json_rpc_port))])]
+
+
 def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,
-             boot_file_group=None):
+             boot_file_group=None, iscsi=None, coordination_url=None):
     """The plugin's configuration for the lab's services.
 
     :param env: services.json (``tools.lab.state.load_services``).
@@ -120,9 +177,20 @@ def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,
         README's operator path); None: shared mode.
     :param boot_file_group: the web server's group (published boot files
         are 0640 of it).
+    :param iscsi: this conductor's own gateway, ``[iscsi]`` options
+        (``portal_address``, ``portal_port``, ``tgtadm_control_port``)
+        over services.json's one tgtd.
+    :param coordination_url: the tooz backend (default: the file backend
+        in the lab's ``locks/``).
     :raises: KeyError naming a key services.json lacks.
     """
-    iscsi = lab_state.iscsi_options(env)
+    iscsi = dict(lab_state.iscsi_options(env), **(iscsi or {}))
+    iscsi_opts = [('portal_address', iscsi['portal_address']),
+                  ('portal_port', iscsi['portal_port']),
+                  ('tgt_ceph_user', iscsi['tgt_ceph_user'])]
+    if 'tgtadm_control_port' in iscsi:
+        iscsi_opts.append(('tgtadm_control_port',
+                           iscsi['tgtadm_control_port']))
     bmi = [('state_path', os.path.abspath(bmi_state_path))]
     if boot_networks_file:
         bmi.append(('boot_networks_file',
@@ -136,11 +204,9 @@ def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,
     return [
         ('bmi', bmi),
         ('ceph', list(lab_state.ceph_options(env).items())),
-        ('iscsi', [('portal_address', iscsi['portal_address']),
-                   ('portal_port', iscsi['portal_port']),
-                   ('tgt_ceph_user', iscsi['tgt_ceph_user'])]),
-        ('coordination', [('backend_url', 'file://%s' % os.path.join(
-            env['state_dir'], 'locks'))]),
+        ('iscsi', iscsi_opts),
+        ('coordination', [('backend_url', coordination_url or (
+            'file://%s' % os.path.join(env['state_dir'], 'locks')))]),
         ('hil', hil_opts),
     ] + glance_section(env)
 

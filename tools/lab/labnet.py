@@ -101,10 +101,29 @@ class BootNetwork(object):
         self.url = 'http://%s' % self.address
         self.http_root = os.path.join(state_root, 'boot', project)
 
-    def entry(self):
-        """Its entry in [bmi] boot_networks_file."""
-        return {'hil_network': self.hil_network, 'portal': self.portal,
-                'cidr': self.cidr, 'http_root': self.http_root}
+    def gateway_address(self, k):
+        """Gateway ``k``'s address on this network.
+
+        The multi-conductor lab has one gateway per conductor, 10.78.N.K;
+        gateway 1 is ``address``.
+        """
+        return '10.78.%d.%d' % (self.index, k)
+
+    def gateway_portal(self, k):
+        return self.gateway_address(k) + ':3260'
+
+    def entry(self, hosts=()):
+        """Its entry in [bmi] boot_networks_file.
+
+        ``hosts``: the conductors' names, the K-th one's gateway being
+        gateway K ("portals"); none: one gateway for all.
+        """
+        entry = {'hil_network': self.hil_network, 'portal': self.portal,
+                 'cidr': self.cidr, 'http_root': self.http_root}
+        if hosts:
+            entry['portals'] = {h: self.gateway_portal(k)
+                                for k, h in enumerate(hosts, 1)}
+        return entry
 
 
 def boot_networks(state_root):
@@ -113,9 +132,12 @@ def boot_networks(state_root):
             for i, p in enumerate(BOOT_PROJECTS, 1)}
 
 
-def write_registry(path, state_root):
-    """Write the plugin's [bmi] boot_networks_file (atomically)."""
-    doc = {p: n.entry() for p, n in boot_networks(state_root).items()}
+def write_registry(path, state_root, hosts=()):
+    """Write the plugin's [bmi] boot_networks_file (atomically).
+
+    ``hosts``: the conductors, each with its own gateway (``entry``).
+    """
+    doc = {p: n.entry(hosts) for p, n in boot_networks(state_root).items()}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + '.tmp', 'w') as f:
         json.dump(doc, f, indent=2, sort_keys=True)
@@ -323,11 +345,16 @@ class Gateway(service.Service):
 
     name = 'gateway'
 
-    def __init__(self, state_dir, ovs_dir, hil_dir, state_root):
+    def __init__(self, state_dir, ovs_dir, hil_dir, state_root,
+                 gateways=1):
         super().__init__(state_dir)
         self.ovs_dir = ovs_dir
         self.hil_dir = hil_dir
         self.networks = boot_networks(state_root)
+        # The multi-conductor lab: the gateway of conductor K has
+        # 10.78.N.K on every boot network. They share the lab's one port
+        # per network (and its dnsmasq); tgtd-K listens on its own.
+        self.gateways = int(gateways)
 
     def _dnsmasq(self, net):
         return 'dnsmasq-' + net.project
@@ -371,6 +398,10 @@ class Gateway(service.Service):
         for net in sorted(self.networks.values(), key=lambda n: n.index):
             vlan = network_vlan(admin, net.hil_network)
             sw.add_internal(net.port, vlan, net.prefix)
+            for k in range(2, self.gateways + 1):
+                netns.run(NETNS, ['ip', 'addr', 'replace',
+                                  net.gateway_address(k) + '/24', 'dev',
+                                  net.port])
             netns.run(NETNS, ['sysctl', '-q', '-w',
                               'net.ipv4.conf.%s.rp_filter=1' % net.port])
             gw.start_dnsmasq(NETNS, self.state_dir, net.port,
@@ -395,9 +426,11 @@ class HttpBoot(service.Service):
 
     name = 'http'
 
-    def __init__(self, state_dir, state_root):
+    def __init__(self, state_dir, state_root, gateways=1):
         super().__init__(state_dir)
         self.networks = boot_networks(state_root)
+        # Each gateway's address serves the project's boot files.
+        self.gateways = int(gateways)
 
     @property
     def pidfile(self):
@@ -418,10 +451,14 @@ class HttpBoot(service.Service):
             if not os.path.exists(boot):
                 with open(boot, 'w') as f:
                     f.write(BOOT_IPXE)
-            servers.append((net.address + ':80', net.http_root, net.cidr))
+            for k in range(1, self.gateways + 1):
+                servers.append((net.gateway_address(k) + ':80',
+                                net.http_root, net.cidr))
         gw.start_nginx(NETNS, self.state_dir, servers, user=HTTP_USER)
         for net in self.networks.values():
-            netns.wait_tcp(NETNS, net.address, 80, timeout=15)
+            for k in range(1, self.gateways + 1):
+                netns.wait_tcp(NETNS, net.gateway_address(k), 80,
+                               timeout=15)
         self.log('nginx: %s', ', '.join(
             '%s -> %s' % (n.url, n.http_root)
             for n in sorted(self.networks.values(), key=lambda n: n.index)))

@@ -13,7 +13,12 @@
 """The services the CLI knows, in start order, and services.json.
 
 ``SERVICES`` maps a name to a factory ``f(state, options) -> Service``;
-``DEFAULT`` is what ``make test`` and ``make demo`` need: all of them.
+``DEFAULT`` is what ``make test`` and ``make demo`` need: the single
+Ironic all-in-one on sqlite with the one tgtd; ``MULTI`` the
+multi-conductor lab's (``BMI_LAB_CONDUCTORS=2``, ``tools.lab.multi``:
+MariaDB, etcd, a tgtd per conductor, ironic-api and the conductors), which
+``default()`` picks by that variable. A stop without names stops every
+service of both (each one by its pid, a no-op when it does not run).
 ``start`` starts the named services in registry order and rewrites
 services.json after each one; ``stop`` stops them in reverse order (users
 first, what they use last, the namespace at the very end). A new service
@@ -30,6 +35,7 @@ from tools.lab import ceph
 from tools.lab import glance
 from tools.lab import ironic
 from tools.lab import labnet
+from tools.lab import multi
 from tools.lab import state as lab_state
 from tools.lab import tgtd
 from tools.lab import vmlab
@@ -46,6 +52,29 @@ def _libvirtd(st, opts):
     return vmlab.Libvirtd(st.path('libvirt'), netns=labnet.NETNS)
 
 
+def _gateways():
+    return multi.conductors()
+
+
+def _tgtd(k):
+    """Conductor K's gateway: tgtd -C K on 127.0.0.K and 10.78.N.K."""
+    def factory(st, opts):
+        return tgtd.Tgtd(
+            st.path('tgtd-%d' % k), portal=multi.tgtd_portal(k),
+            control_port=k, name='tgtd-%d' % k, extra_portals=[
+                n.gateway_portal(k) for n in sorted(
+                    labnet.boot_networks(st.root).values(),
+                    key=lambda n: n.index)])
+    return factory
+
+
+def _conductor(k):
+    def factory(st, opts):
+        return multi.Conductor(st.path('ironic-multi'), st.services_json, k,
+                               n=_gateways())
+    return factory
+
+
 SERVICES = collections.OrderedDict([
     ('netns', lambda st, opts: labnet.Netns(st.root)),
     ('ceph', lambda st, opts: ceph.Ceph(st.ceph_dir)),
@@ -57,8 +86,10 @@ SERVICES = collections.OrderedDict([
     # The gateway's addresses are on the project boot networks' VLANs,
     # which HIL allocates: after hil. tgtd listens on those addresses.
     ('gateway', lambda st, opts: labnet.Gateway(
-        st.path('gateway'), st.ovs_dir, st.hil_dir, st.root)),
-    ('http', lambda st, opts: labnet.HttpBoot(st.path('gateway'), st.root)),
+        st.path('gateway'), st.ovs_dir, st.hil_dir, st.root,
+        gateways=_gateways())),
+    ('http', lambda st, opts: labnet.HttpBoot(st.path('gateway'), st.root,
+                                              gateways=_gateways())),
     ('tgtd', lambda st, opts: tgtd.Tgtd(st.root, extra_portals=[
         n.portal for n in sorted(labnet.boot_networks(st.root).values(),
                                  key=lambda n: n.index)])),
@@ -66,11 +97,31 @@ SERVICES = collections.OrderedDict([
     ('ironic', lambda st, opts: ironic.IronicAIO(
         st.ironic_dir, services_json=st.services_json,
         extra_conf=opts.ironic_conf)),
+    # The multi-conductor lab (tools.lab.multi).
+    ('mariadb', lambda st, opts: multi.MariaDB(st.path('mariadb'))),
+    ('etcd', lambda st, opts: multi.Etcd(st.path('etcd'))),
+    ('tgtd-1', _tgtd(1)),
+    ('tgtd-2', _tgtd(2)),
+    ('ironic-api', lambda st, opts: multi.IronicApi(
+        st.path('ironic-multi'), st.services_json, n=_gateways())),
+    ('conductor-1', _conductor(1)),
+    ('conductor-2', _conductor(2)),
     ('libvirtd', _libvirtd),
     ('sushy', lambda st, opts: vmlab.Sushy(
         st.path('sushy'), _libvirtd(st, opts).uri, netns=labnet.NETNS)),
 ])
-DEFAULT = tuple(SERVICES)
+_MULTI_ONLY = ('mariadb', 'etcd', 'tgtd-1', 'tgtd-2', 'ironic-api',
+               'conductor-1', 'conductor-2')
+DEFAULT = tuple(n for n in SERVICES if n not in _MULTI_ONLY)
+# No VMs: the multi-conductor tests, the soak and the bench use fake
+# power (libvirtd and sushy may still be started by name).
+MULTI = tuple(n for n in SERVICES
+              if n not in ('tgtd', 'ironic', 'libvirtd', 'sushy'))
+
+
+def default():
+    """The services of the lab ``BMI_LAB_CONDUCTORS`` selects."""
+    return MULTI if multi.conductors() > 1 else DEFAULT
 
 
 def get(name, st=None, opts=None):
@@ -84,9 +135,25 @@ def get(name, st=None, opts=None):
 
 
 def write_services(st):
-    """Rewrite services.json from what runs now."""
+    """Rewrite services.json from what runs now.
+
+    ``multi``: the multi-conductor lab, for its tests: ``conductors`` (how
+    many run in this mode), ``api`` (Ironic's URL), ``hosts`` {conductor
+    host: {name, pid, running, log, conf, tgtadm_control_port, portal,
+    tgtd: its tgtd's info}}.
+    """
     t = get('tgtd', st)
-    extra = {'services': {name: get(name, st).info() for name in SERVICES}}
+    infos = {name: get(name, st).info() for name in SERVICES}
+    n = multi.conductors()
+    hosts = {}
+    for k in (1, 2):
+        c = infos['conductor-%d' % k]
+        hosts[c['host']] = dict(c, name='conductor-%d' % k,
+                                tgtd=dict(infos['tgtd-%d' % k],
+                                          name='tgtd-%d' % k))
+    extra = {'services': infos,
+             'multi': {'conductors': n, 'api': infos['ironic-api']['url'],
+                       'hosts': hosts}}
     return st.write_services(tgtd_portal=t.portal,
                              tgtd_running=t.is_running(), extra=extra)
 
@@ -99,8 +166,9 @@ def _ordered(names):
     return [n for n in SERVICES if n in names]
 
 
-def start(names=DEFAULT, st=None, opts=None):
+def start(names=None, st=None, opts=None):
     st = st or lab_state.State()
+    names = names or default()
     write_services(st)
     for name in _ordered(names):
         get(name, st, opts).start()

@@ -10,7 +10,13 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""The shared tgtd (tgt 1.0.85 with its RBD backing store)."""
+"""tgtd (tgt 1.0.85 with its RBD backing store).
+
+The single lab runs one (``tgtd``, control port 0); the multi-conductor
+lab one per conductor (``tgtd-1``, ``tgtd-2``: ``tgtd -C K``, each its own
+management socket ``/var/run/tgtd/socket.K`` and its own portals), every
+``tgtadm`` call of a service going to its own control port.
+"""
 
 import os
 import re
@@ -32,8 +38,11 @@ class Tgtd(service.Service):
     name = 'tgtd'
 
     def __init__(self, state_dir, portal=None, threads=None,
-                 extra_portals=()):
+                 extra_portals=(), control_port=0, name=None):
         super().__init__(state_dir)
+        if name:
+            self.name = name
+        self.control_port = int(control_port)
         self.portal = (portal or os.environ.get('BMI_TGTD_PORTAL')
                        or lab_state.TGTD_PORTAL)
         # The nodes' portals: the gateway's address on each project boot
@@ -46,21 +55,31 @@ class Tgtd(service.Service):
 
     @property
     def log_path(self):
-        return os.path.join(self.state_dir, 'log', 'tgtd.log')
+        return os.path.join(self.state_dir, 'log', '%s.log' % self.name)
 
     def info(self):
         return dict(super().info(), portal=self.portal,
-                    portals=[self.portal] + self.extra_portals)
+                    portals=[self.portal] + self.extra_portals,
+                    control_port=self.control_port)
+
+    def tgtadm(self, *args):
+        """``tgtadm --lld iscsi -C <our control port> ARGS``."""
+        return _tgtadm(*args, control_port=self.control_port)
 
     def portals(self):
         """The portals tgtd listens on, as it says (``ADDR:PORT``)."""
-        shown = _tgtadm('--mode', 'portal', '--op', 'show').stdout
+        shown = self.tgtadm('--mode', 'portal', '--op', 'show').stdout
         return re.findall(r'^Portal: (\S+),\d+\s*$', shown, re.M)
 
-    @staticmethod
-    def answers():
-        """Whether a tgtd answers on the default control port."""
-        return _tgtadm('--mode', 'system', '--op', 'show').returncode == 0
+    def targets(self):
+        """The IQNs of the targets this tgtd serves."""
+        shown = self.tgtadm('--mode', 'target', '--op', 'show').stdout
+        return re.findall(r'^Target \d+: (\S+)\s*$', shown, re.M)
+
+    def answers(self):
+        """Whether a tgtd answers on our control port."""
+        return self.tgtadm('--mode', 'system', '--op',
+                           'show').returncode == 0
 
     def start(self):
         if self.is_running():
@@ -68,18 +87,19 @@ class Tgtd(service.Service):
         if self.answers():
             raise service.ServiceError(
                 'a tgtd that is not ours already runs: stop it first')
-        self.spawn(['tgtd', '-f', '-t', str(self.threads),
+        self.spawn(['tgtd', '-f', '-C', str(self.control_port),
+                    '-t', str(self.threads),
                     '--iscsi', 'portal=%s' % self.portal])
         service.wait_for(lambda: self.check_alive() and self.answers(), 5,
                          0.1, 'tgtd to answer (see %s)' % self.log_path)
         for portal in self.extra_portals:
-            proc = _tgtadm('--mode', 'portal', '--op', 'new', '--param',
-                           'portal=' + portal)
+            proc = self.tgtadm('--mode', 'portal', '--op', 'new',
+                               '--param', 'portal=' + portal)
             if proc.returncode:
                 self.stop()
                 raise service.ServiceError('tgtd: portal %s: %s' % (
                     portal, (proc.stderr or proc.stdout).strip()))
-        self.log('tgtd on %s', ', '.join(
+        self.log('tgtd -C %d on %s', self.control_port, ', '.join(
             self.portals() or [self.portal] + self.extra_portals))
 
     def stop(self):
@@ -88,11 +108,11 @@ class Tgtd(service.Service):
             # SIGTERM is not reliable for tgtd, and it refuses to exit
             # while it has targets: delete them (closing their RBD images,
             # so no watch lingers), then ask it to exit.
-            shown = _tgtadm('--mode', 'target', '--op', 'show').stdout
+            shown = self.tgtadm('--mode', 'target', '--op', 'show').stdout
             for tid in re.findall(r'^Target (\d+):', shown, re.M):
-                _tgtadm('--mode', 'target', '--op', 'delete', '--force',
-                        '--tid', tid)
-            _tgtadm('--mode', 'system', '--op', 'delete')
+                self.tgtadm('--mode', 'target', '--op', 'delete', '--force',
+                            '--tid', tid)
+            self.tgtadm('--mode', 'system', '--op', 'delete')
             try:
                 service.wait_for(lambda: not service.pid_alive(pid), 5, 0.1)
             except service.ServiceError:

@@ -16,6 +16,8 @@ import configparser
 import json
 import os
 
+import fixtures
+
 from bmi_driver.network import boot_files
 from bmi_driver.network import boot_networks
 from tests import base
@@ -172,6 +174,49 @@ class RenderTest(base.TestCase):
         self.assertEqual(len(networks),
                          len({n.portal for n in networks.values()}))
 
+    def test_multi_conductor_confs(self):
+        d = os.path.join(self.state_dir, 'ironic-multi')
+        url = 'mysql+pymysql://ironic:pw@localhost/ironic?unix_socket=/s'
+        path = config.write(os.path.join(d, 'ironic.conf'),
+                            config.multi_ironic_conf(d, url), mode=0o600)
+        self.assertEqual(0o600, os.stat(path).st_mode & 0o777)
+        parsed = _parse(path)
+        self.assertEqual('json-rpc', parsed['DEFAULT']['rpc_transport'])
+        self.assertEqual(url, parsed['database']['connection'])
+        self.assertEqual({'auth_strategy': 'noauth',
+                          'host_ip': '127.0.0.1'}, parsed['json_rpc'])
+        self.assertEqual('10', parsed['conductor']['heartbeat_timeout'])
+        # What stays as in the all-in-one.
+        self.assertEqual('bmi,fake-hardware',
+                         parsed['DEFAULT']['enabled_hardware_types'])
+        own = _parse(config.write(os.path.join(d, 'c.conf'),
+                                  config.conductor_conf('127.0.1.2', 8092)))
+        self.assertEqual(('127.0.1.2', '127.0.1.2', '8092'),
+                         (own['DEFAULT']['host'], own['json_rpc']['host_ip'],
+                          own['json_rpc']['port']))
+        bmi = _parse(config.write(os.path.join(d, 'b.conf'), config.bmi_conf(
+            self.env, '/srv/bmi', iscsi={'portal_address': '127.0.0.2',
+                                         'portal_port': 3260,
+                                         'tgtadm_control_port': 2},
+            coordination_url='etcd3+http://127.0.0.1:2379')))
+        self.assertEqual({'portal_address': '127.0.0.2',
+                          'portal_port': '3260', 'tgt_ceph_user': 'tgt',
+                          'tgtadm_control_port': '2'}, bmi['iscsi'])
+        self.assertEqual('etcd3+http://127.0.0.1:2379',
+                         bmi['coordination']['backend_url'])
+
+    def test_registry_gives_each_conductor_its_gateway(self):
+        registry = labnet.write_registry(
+            os.path.join(self.state_dir, 'boot-networks.json'),
+            self.st.root, hosts=['c1', 'c2'])
+        with open(registry) as f:
+            networks = boot_networks.parse(registry, f.read())
+        admin = networks['admin']
+        self.assertEqual('10.78.3.1:3260', admin.portal_for('c1'))
+        self.assertEqual('10.78.3.2:3260', admin.portal_for('c2'))
+        self.assertEqual('10.78.1.2:3260',
+                         networks['tenant-a'].portal_for('c2'))
+
     def test_ceph_only_conf(self):
         path = config.write(os.path.join(self.state_dir, 'c.conf'),
                             config.ceph_only_conf(self.env))
@@ -186,10 +231,49 @@ class ServiceTest(base.TestCase):
         self.assertEqual(['netns', 'ceph', 'glance', 'ovs', 'hil', 'gateway',
                           'http',
                           'tgtd', 'ironic', 'libvirtd', 'sushy'],
-                         list(services.SERVICES))
+                         list(services.DEFAULT))
+        # The multi-conductor lab: the database and etcd before the
+        # gateways' tgtds, the API (dbsync) before the conductors.
+        self.assertEqual(['netns', 'ceph', 'ovs', 'hil', 'gateway', 'http',
+                          'mariadb', 'etcd', 'tgtd-1', 'tgtd-2',
+                          'ironic-api', 'conductor-1', 'conductor-2'],
+                         list(services.MULTI))
+        self.assertEqual(set(services.SERVICES),
+                         set(services.DEFAULT) | set(services.MULTI)
+                         | {'libvirtd', 'sushy'})
         self.assertRaises(ValueError, services.get, 'nope')
         self.assertEqual(['tgtd', 'ironic'],
                          services._ordered(['ironic', 'tgtd']))
+
+    def test_the_mode_is_chosen_by_bmi_lab_conductors(self):
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_CONDUCTORS'))
+        self.assertEqual(services.DEFAULT, services.default())
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_CONDUCTORS',
+                                                     '2'))
+        self.assertEqual(services.MULTI, services.default())
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_CONDUCTORS',
+                                                     '3'))
+        self.assertRaises(ValueError, services.default)
+
+    def test_each_conductor_has_its_own_gateway(self):
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_CONDUCTORS',
+                                                     '2'))
+        st = lab_state.State(self.state_dir)
+        t1, t2 = services.get('tgtd-1', st), services.get('tgtd-2', st)
+        self.assertEqual((1, 2), (t1.control_port, t2.control_port))
+        self.assertEqual(('127.0.0.1:3260', '127.0.0.2:3260'),
+                         (t1.portal, t2.portal))
+        self.assertIn('10.78.3.1:3260', t1.extra_portals)
+        self.assertIn('10.78.3.2:3260', t2.extra_portals)
+        self.assertNotEqual(t1.pidfile, t2.pidfile)
+        self.assertEqual(2, services.get('gateway', st).gateways)
+        doc = services.write_services(st)
+        hosts = doc['multi']['hosts']
+        self.assertEqual(['127.0.1.1:8091', '127.0.1.2:8092'],
+                         sorted(hosts))
+        self.assertEqual(2, hosts['127.0.1.2:8092']['tgtd']['control_port'])
+        self.assertEqual('conductor-2', hosts['127.0.1.2:8092']['name'])
+        self.assertEqual('tgtd-2', hosts['127.0.1.2:8092']['tgtd']['name'])
 
     def test_every_service_has_a_pid_file_in_its_state(self):
         st = lab_state.State(self.state_dir)

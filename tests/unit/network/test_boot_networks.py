@@ -17,6 +17,8 @@ import os
 import types
 
 import fixtures
+# Registers Ironic 39.0.0's [DEFAULT] host, as in a conductor.
+from ironic import conf as ironic_conf  # noqa: F401
 
 from bmi_driver.common import node_facts
 from bmi_driver import exception
@@ -138,6 +140,61 @@ class TestRegistry(_Base):
         e = self.assertRaises(exception.BootNetworkConfigError,
                               boot_networks.load)
         self.assertIn('cannot be read', str(e))
+
+
+class TestPerConductorPortals(_Base):
+    """Each conductor's own gateway on the network ("portals")."""
+
+    PORTALS = {'conductor-1': '10.78.1.1:3260', 'conductor-2': '10.78.1.2'}
+
+    def test_each_conductor_announces_its_gateway(self):
+        self.write({'a': dict(A, portals=self.PORTALS), 'b': B})
+        net = boot_networks.load()['a']
+        self.assertEqual('10.78.1.2:3260', net.portal_for('conductor-2'))
+        self.assertEqual('10.78.1.1:3260', net.portal_for('other'))
+        self.assertEqual(frozenset(['10.78.1.1:3260', '10.78.1.2:3260']),
+                         net.all_portals)
+        c2 = boot_networks.for_project('a', host='conductor-2')
+        self.assertEqual(('10.78.1.2', 3260, '10.78.1.2:3260'),
+                         (c2.portal_address, c2.portal_port, c2.portal))
+        self.assertEqual(net.cidr, c2.cidr)
+        # A project without "portals": the same portal for every host.
+        self.assertEqual('10.78.2.1:3260', boot_networks.for_project(
+            'b', host='conductor-2').portal)
+
+    def test_default_host_is_the_conductors(self):
+        self.write({'a': dict(A, portals=self.PORTALS)})
+        self.config(host='conductor-2')
+        self.assertEqual('conductor-2', boot_networks.conductor_host())
+        self.assertEqual('10.78.1.2:3260',
+                         boot_networks.for_project('a').portal)
+        self.assertEqual('10.78.1.2:3260', node_facts.boot_network(
+            types.SimpleNamespace(
+                uuid='1be26c0b-03f2-4d2e-ae87-c02d7f33c123', name='n1',
+                owner='a', lessee=None, driver_info={},
+                instance_info={})).portal)
+
+    def test_json_rpc_port_is_part_of_the_name(self):
+        # Ironic 39.0.0 registers "<host>:<port>" on a non-default port.
+        self.config(host='c1')
+        self.config(rpc_transport='json-rpc')
+        self.config(port=8091, group='json_rpc')
+        self.assertEqual('c1:8091', boot_networks.conductor_host())
+        self.config(port=8089, group='json_rpc')
+        self.assertEqual('c1', boot_networks.conductor_host())
+        self.config(port=8091, group='json_rpc')
+        self.config(rpc_transport='oslo')
+        self.assertEqual('c1', boot_networks.conductor_host())
+
+    def test_bad_portals(self):
+        self.refused({'a': dict(A, portals=['10.78.1.2'])},
+                     'portals must be an object')
+        self.refused({'a': dict(A, portals={'c2': '10.78.9.2'})},
+                     "portals 'c2': address 10.78.9.2 is not in cidr")
+        self.refused({'a': dict(A, portals={'c2': 'gw'})}, "portals 'c2'")
+        self.refused({'a': dict(A, portals={'c1': '10.78.1.2',
+                                            'c2': '10.78.1.2:3260'})},
+                     "portals 'c1' and 'c2' share 10.78.1.2:3260")
 
 
 class TestCache(_Base):
