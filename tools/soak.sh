@@ -26,11 +26,12 @@ export BMI_STATE=${BMI_STATE:-$here/.state}
 export BMI_TEST_ENV=$BMI_STATE/services.json
 lab() { "$VENV/bin/python" -m tools.lab "$@"; }
 # No VM: fake power. Everything else the plugin talks to, real.
-SOAK_SERVICES=(netns ceph ovs hil gateway http tgtd ironic)
+# The two-conductor lab by default (its conductor kills are real
+# take-overs); BMI_LAB_CONDUCTORS=1 soaks the all-in-one lab.
+export BMI_LAB_CONDUCTORS=${BMI_LAB_CONDUCTORS:-2}
 started=""
-if ! [ -e "$BMI_TEST_ENV" ] || ! lab status "${SOAK_SERVICES[@]:1}" \
-        >/dev/null; then
-    lab start "${SOAK_SERVICES[@]}"
+if ! [ -e "$BMI_TEST_ENV" ] || ! lab status >/dev/null; then
+    lab start
     started=yes
 fi
 [ -z "$started" ] || trap 'lab stop' EXIT
