@@ -511,11 +511,11 @@ def remove_or_trash(client, ioctx, rbd_name, probe=True):
             blocklist_watchers(client, ioctx, rbd_name)
             return 'removed' if remove_if_present(ioctx, rbd_name,
                                                   False) else None
-        except (rbd.ImageBusy, exception.CephError) as e:
-            LOG.warning('Could not remove %(img)s after blocklisting its '
-                        'watchers: %(err)s', {'img': rbd_name, 'err': e})
         except rbd.ImageNotFound:
             return None
+        except (rbd.Error, rados.Error, exception.CephError) as e:
+            LOG.warning('Could not remove %(img)s after blocklisting its '
+                        'watchers: %(err)s', {'img': rbd_name, 'err': e})
     try:
         rbd.RBD().trash_move(ioctx, rbd_name, delay=CONF.ceph.trash_delay)
     except rbd.ImageNotFound:
@@ -547,7 +547,7 @@ def sweep_trash(client, ioctx, is_ours, now=None):
                 rbd.RBD().trash_remove(ioctx, entry['id'])
         except rbd.ImageNotFound:
             continue
-        except (rbd.Error, exception.CephError) as e:
+        except (rbd.Error, rados.Error, exception.CephError) as e:
             LOG.warning('Could not remove %(img)s (%(id)s) from the RBD '
                         'trash: %(err)s; next sweep',
                         {'img': name, 'id': entry['id'], 'err': e})
