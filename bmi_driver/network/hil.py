@@ -50,6 +50,7 @@ attach, detach and list them.
 from ironic.common import exception as ironic_exc
 from ironic.common import states
 from ironic.conductor import periodics
+from ironic.conductor import utils as manager_utils
 from ironic.drivers import base
 from ironic.drivers.modules.network import common
 from oslo_log import log
@@ -482,6 +483,12 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             return
         LOG.info('Node %(node)s: detached the HIL networks a failed '
                  'teardown had left', {'node': node.uuid})
+        # In the node's history, not as an error: last_error keeps what
+        # made the teardown fail.
+        manager_utils.node_history_record(
+            node, event='HIL networks left by a failed teardown detached',
+            event_type='hil-cleanup')
+        node.save()
 
     # --- cleaning: BMI nodes are diskless, there is nothing to clean ---
 

@@ -514,6 +514,9 @@ class TestLeftoverRetry(HILNetworkTestCase):
         self.node.refresh()
         self.assertFalse(hil._has_hil_leftovers(self.node))
         self.assertEqual(states.ERROR, self.node.provision_state)
+        self.assertIn('hil-cleanup', [h.event_type for h in
+                                      objects.NodeHistory.list_by_node_id(
+                                          self.context, self.node.id)])
 
     def test_active_nodes_are_left_alone(self):
         self.node.provision_state = states.ACTIVE
