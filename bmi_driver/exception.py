@@ -103,6 +103,15 @@ class CephPoolNotFound(CephError):
     _msg_fmt = "Ceph pool %(pool)s does not exist."
 
 
+class CephPoolFull(CephError):
+    """A pool at (or near) its quota or out of space: writes would block."""
+    _msg_fmt = "Ceph pool %(pool)s is full (quota or capacity): %(reason)s"
+
+
+class CephUnhealthy(CephError):
+    _msg_fmt = "The Ceph cluster is %(status)s: %(reason)s"
+
+
 class ImageNotFound(BmiException):
     _msg_fmt = "Image %(image)s not found."
 

@@ -88,6 +88,15 @@ mon cluster log file = $dir/log/cluster.log
 mgr data = $dir/mgr.\$id
 mgr initial modules =
 
+# tgtd's RBD backing store (one rados client per LUN) reads this file:
+# without op timeouts a full pool blocks librbd, and with it tgtd's main
+# loop, for ever (issue 12). Shorter than the plugin's [iscsi]
+# tgtadm_timeout (30 s), so a LUN on a blocked pool fails first.
+[client.tgt]
+rados osd op timeout = ${BMI_TGT_CEPH_OP_TIMEOUT:-10}
+rados mon op timeout = ${BMI_TGT_CEPH_OP_TIMEOUT:-10}
+client mount timeout = ${BMI_TGT_CEPH_OP_TIMEOUT:-10}
+
 [osd]
 osd data = $dir/osd.\$id
 osd objectstore = bluestore

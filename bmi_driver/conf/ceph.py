@@ -54,6 +54,33 @@ opts = [
     cfg.FloatOpt('connect_retry_interval',
                  default=1.0, min=0,
                  help='Seconds before the first retry; doubled each time.'),
+    cfg.FloatOpt('pool_full_ratio',
+                 default=0.9, min=0.0, max=1.0,
+                 help='A deploy is refused when the clone pool has used '
+                      'this fraction of its quota (max_bytes or '
+                      'max_objects, "ceph osd pool set-quota"); a pool '
+                      'Ceph flags full or nearfull is refused anyway.'),
+    cfg.BoolOpt('blocklist_stale_watchers',
+                default=True,
+                help='When a node disk being removed is still watched '
+                     '(a gateway\'s tgtd that died keeps its RBD watch for '
+                     'about 30 s), add the watching client addresses to '
+                     'Ceph\'s OSD blocklist ("osd blocklist add") and remove '
+                     'the disk at once. Needs mon "profile rbd".'),
+    cfg.IntOpt('blocklist_expiry',
+               default=600, min=60,
+               help='Seconds a blocklisted stale watcher stays '
+                    'blocklisted.'),
+    cfg.IntOpt('trash_delay',
+               default=0, min=0,
+               help='A node disk that cannot be removed now (busy, Ceph '
+                    'errors) is moved to the pool\'s RBD trash with this '
+                    'deferment in seconds; the sweep removes it after.'),
+    cfg.IntOpt('sweep_interval',
+               default=60, min=0,
+               help='Seconds between two runs of the conductor\'s periodic '
+                    'sweep of node disks left in the clone pool\'s RBD '
+                    'trash; 0 disables it.'),
     cfg.IntOpt('transfer_chunk_mib',
                default=8, min=1, max=256,
                help='Size in MiB of the chunks streamed by import, export '

@@ -80,6 +80,13 @@ opts = [
                help='Seconds a HIL networking action (including the wait '
                     'for an earlier action pending on the same nic) may '
                     'take before the operation fails.'),
+    cfg.IntOpt('cleanup_interval',
+               default=60, min=0,
+               help='Seconds between two runs of the conductor\'s periodic '
+                    'retry of HIL detachments that a failed undeploy, '
+                    'rollback or cleaning left (nodes in error, deploy '
+                    'failed, clean failed, available or manageable that '
+                    'still record HIL attachments); 0 disables it.'),
 ]
 
 

@@ -63,6 +63,10 @@ WHOLE_DISK = 'whole-disk'
 # driver_internal_info: the project HTTP root the node's iPXE files were
 # published into (per-project mode), for their removal.
 BOOT_FILES_ROOT = 'bmi_boot_files_root'
+# validate() before a new disk: deploy, rebuild, retried deploy (Ironic 39
+# validates in the state the node is in when the request arrives).
+_NEW_DISK_STATES = (states.AVAILABLE, states.ACTIVE, states.DEPLOYFAIL,
+                    states.ERROR, states.DEPLOYING)
 _FAILED_DEPLOY_STATES = (states.DEPLOYING, states.DEPLOYWAIT,
                          states.DEPLOYFAIL)
 
@@ -125,6 +129,12 @@ class BMIDeploy(base.DeployInterface):
         with ironic_errors.translated('checking the iSCSI target daemon',
                                       node.uuid, as_=as_invalid):
             export_manager.get_manager().check()
+        if node.provision_state in _NEW_DISK_STATES:
+            # A full pool blocks librbd writes (and so tgtd) instead of
+            # failing them: refuse before anything is cloned (issue 12).
+            with ironic_errors.translated('checking Ceph\'s capacity',
+                                          node.uuid, as_=as_invalid):
+                library.ImageLibrary().check_capacity()
         LOG.debug('Node %(node)s will boot a clone of %(kind)s image '
                   '%(image)s (%(pool)s/%(rbd)s@%(snap)s)',
                   {'node': node.uuid, 'kind': source.kind,

@@ -49,12 +49,15 @@ attach, detach and list them.
 
 from ironic.common import exception as ironic_exc
 from ironic.common import states
+from ironic.conductor import periodics
+from ironic.conductor import utils as manager_utils
 from ironic.drivers import base
 from ironic.drivers.modules.network import common
 from oslo_log import log
 
 from bmi_driver.common import ironic_errors
 from bmi_driver.common import node_facts
+from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.network import hil_client
 from bmi_driver.network import hil_node
@@ -76,6 +79,20 @@ BOOT_NETWORK = 'hil_boot_network'
 # BMI's cleaning needs no network, so only the node's own fields are
 # checked.
 _HIL_CHECK_STATES = frozenset([states.AVAILABLE, states.DEPLOYING])
+
+# Nodes whose HIL attachments a failed teardown may have left: not being
+# deployed nor in use, so every attachment they still record is stale
+# (Ironic 39.0 states). The periodic retry detaches them.
+_LEFTOVER_STATES = [states.ERROR, states.DEPLOYFAIL, states.CLEANFAIL,
+                    states.AVAILABLE, states.MANAGEABLE]
+_LEFTOVER_KEYS = (TENANT_ATTACHMENTS, BOOT_NETWORK, CONNECTED_PROJECT)
+
+
+def _has_hil_leftovers(node):
+    """periodics.node_periodic's predicate: the node records attachments."""
+    info = node.driver_internal_info or {}
+    return any(info.get(key) for key in _LEFTOVER_KEYS)
+
 
 PROPERTIES = {
     'hil_node': 'Name of the node in HIL. Optional; default: the Ironic '
@@ -431,6 +448,47 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         if wanted:
             LOG.info('Node %(node)s (HIL %(hil)s) left its tenant networks',
                      {'node': task.node.uuid, 'hil': name})
+
+    # --- the retry of a failed teardown ---
+
+    @periodics.node_periodic(
+        purpose='detaching HIL networks a failed teardown left',
+        spacing=lambda: CONF.hil.cleanup_interval,
+        filters={'provision_state_in': _LEFTOVER_STATES, 'reserved': False},
+        predicate=_has_hil_leftovers,
+        predicate_extra_fields=['driver_internal_info'])
+    def detach_leftovers(self, task, manager, context):
+        """Retry the HIL detachments of a failed undeploy, rollback, clean.
+
+        A HIL that was down or answered errors during a teardown leaves
+        the node in error (or deploy/clean failed) with its attachments
+        recorded in driver_internal_info; once HIL answers again this
+        detaches them, as the teardown would have, without an operator.
+        The node's state is left as it is.
+        """
+        node = task.node
+        if (node.provision_state not in _LEFTOVER_STATES
+                or not _has_hil_leftovers(node)):
+            return False
+        task.upgrade_lock(purpose='detaching HIL leftovers')
+        try:
+            self.unconfigure_tenant_networks(task)
+            self.remove_provisioning_network(task)
+        except (ironic_exc.NetworkError, ironic_exc.InvalidParameterValue,
+                ironic_exc.MissingParameterValue) as e:
+            LOG.warning('Node %(node)s: HIL leftovers of a failed teardown '
+                        'still attached, next try in %(sec)d s: %(err)s',
+                        {'node': node.uuid,
+                         'sec': CONF.hil.cleanup_interval, 'err': e})
+            return
+        LOG.info('Node %(node)s: detached the HIL networks a failed '
+                 'teardown had left', {'node': node.uuid})
+        # In the node's history, not as an error: last_error keeps what
+        # made the teardown fail.
+        manager_utils.node_history_record(
+            node, event='HIL networks left by a failed teardown detached',
+            event_type='hil-cleanup')
+        node.save()
 
     # --- cleaning: BMI nodes are diskless, there is nothing to clean ---
 

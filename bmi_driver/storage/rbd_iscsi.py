@@ -32,6 +32,7 @@ from ironic.common import exception as ironic_exc
 from ironic.common.i18n import _
 from ironic.common import states
 from ironic.conductor import configdrive_utils
+from ironic.conductor import periodics
 from ironic.drivers import base
 from ironic.drivers import utils as driver_utils
 from ironic import objects
@@ -41,6 +42,7 @@ from oslo_utils import uuidutils
 
 from bmi_driver.common import ironic_errors
 from bmi_driver.common import node_facts
+from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.ceph import library
 from bmi_driver.storage.export import manager as export_manager
@@ -166,8 +168,25 @@ class BMIStorage(base.StorageInterface):
         try:
             with ironic_errors.translated('detaching the disk', node.uuid):
                 # Unexport first: RBD refuses to remove an open image.
-                export_manager.get_manager().unexport_node(node.uuid)
-                library.ImageLibrary().remove_node_disk(node.uuid)
+                try:
+                    export_manager.get_manager().unexport_node(node.uuid)
+                except exception.TargetDaemonUnavailable as e:
+                    # Safe to go on: a tgtd that is down serves nothing and
+                    # keeps nothing across a restart (its targets live in
+                    # its memory); one that does not answer is cut off
+                    # from the disk by the blocklist below, and its
+                    # leftover target (no clone records it) is removed by
+                    # reconcile. The node's own OS is powered off already.
+                    LOG.warning('Node %(node)s: tgtd cannot unexport its '
+                                'disk (%(err)s); removing the disk anyway',
+                                {'node': node.uuid, 'err': e})
+                trashed = library.ImageLibrary().remove_node_disk(
+                    node.uuid, stale_watch=True)
+                if trashed:
+                    LOG.warning('Node %(node)s: %(imgs)s moved to the RBD '
+                                'trash; the sweep removes it within [ceph] '
+                                'sweep_interval', {'node': node.uuid,
+                                                   'imgs': trashed})
         except ironic_exc.StorageError as e:
             if raise_errors:
                 raise
@@ -175,12 +194,36 @@ class BMIStorage(base.StorageInterface):
                       {'node': node.uuid, 'err': e})
             return
         for target in managed_targets(task):
-            target.destroy()
+            try:
+                target.destroy()
+            except ironic_exc.VolumeTargetNotFound:
+                # Another conductor's interrupted teardown got there first.
+                continue
             LOG.info('Deleted boot volume target %(target)s of node '
                      '%(node)s', {'target': target.uuid, 'node': node.uuid})
         _refresh_targets(task)
         LOG.info('Node %(node)s: disk unexported and deleted',
                  {'node': node.uuid})
+
+    @periodics.periodic(
+        spacing=lambda: CONF.ceph.sweep_interval,
+        enabled=lambda: CONF.ceph.sweep_interval > 0)
+    def sweep_removed_disks(self, manager, context):
+        """Remove the node disks a teardown had to leave in the RBD trash.
+
+        Ironic 39.0.0 collects periodics of the enabled interfaces
+        (conductor/base_manager.py: _collect_periodic_tasks) and calls
+        them with (manager, context).  Each conductor sweeps the shared
+        trash; removals are idempotent.
+        """
+        try:
+            removed, left = library.ImageLibrary().sweep_removed_disks()
+        except exception.BmiException as e:
+            LOG.warning('Sweeping the RBD trash failed: %s', e)
+            return
+        if removed or left:
+            LOG.info('RBD trash sweep: removed %(removed)s, left '
+                     '%(left)s', {'removed': removed, 'left': left})
 
     def _save_boot_target(self, task, disk, node_export):
         """Create or refresh the node's boot VolumeTarget."""

@@ -222,18 +222,24 @@ class NodeDisks:
             return disks
 
     @rbd_utils.retry_transient
-    def remove_node_disk(self, node_uuid):
+    def remove_node_disk(self, node_uuid, stale_watch=False):
         """Remove the node's clone and config drive; missing is fine.
 
         Leftover temporary snapshots of an interrupted snapshot_node() go
-        with it.  A disk still open (exported) is refused as busy.
+        with it.  A disk still open (exported) is refused as busy, unless
+        ``stale_watch`` (the node is being torn down and its export was
+        removed, or its gateway is dead): then its watchers are
+        blocklisted and what still cannot go is moved to the RBD trash for
+        :meth:`sweep_removed_disks` (see ``rbd_utils.remove_or_trash``).
 
+        :returns: the names moved to the trash (usually none).
         :raises: InvalidName
         :raises: ImageBusy while the disk is exported.
-        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
-            Ceph fails.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound,
+            CephPoolFull) when Ceph fails.
         """
         node_uuid = names.node_uuid(node_uuid)
+        trashed = []
         with self._clients.get() as client:
             ioctx = client.ioctx(self.clone_pool)
             # A config drive is usually absent, the clone usually there.
@@ -241,9 +247,51 @@ class NodeDisks:
                                      True),
                                     (layout.node_rbd_name(node_uuid), False)):
                 with rbd_utils.ceph_errors(rbd_name):
-                    if rbd_utils.remove_if_present(ioctx, rbd_name, probe):
-                        LOG.info('Removed %(img)s of node %(node)s',
-                                 {'img': rbd_name, 'node': node_uuid})
+                    if stale_watch:
+                        done = rbd_utils.remove_or_trash(client, ioctx,
+                                                         rbd_name, probe)
+                    else:
+                        done = rbd_utils.remove_if_present(
+                            ioctx, rbd_name, probe) and 'removed'
+                if done == 'trashed':
+                    trashed.append(rbd_name)
+                elif done:
+                    LOG.info('Removed %(img)s of node %(node)s',
+                             {'img': rbd_name, 'node': node_uuid})
+        return trashed
+
+    @rbd_utils.retry_transient
+    def sweep_removed_disks(self):
+        """Remove the node disks waiting in the clone pool's RBD trash.
+
+        :returns: (removed, left): lists of image names.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound)
+        """
+        def is_ours(name):
+            rest = name[len(layout.NODE_PREFIX):]
+            if rest.endswith(layout.CONFIG_SUFFIX):
+                rest = rest[:-len(layout.CONFIG_SUFFIX)]
+            return (name.startswith(layout.NODE_PREFIX)
+                    and uuidutils.is_uuid_like(rest))
+
+        with self._clients.get() as client:
+            with rbd_utils.ceph_errors('the RBD trash'):
+                return rbd_utils.sweep_trash(
+                    client, client.ioctx(self.clone_pool), is_ours)
+
+    @rbd_utils.retry_transient
+    def check_capacity(self):
+        """Refuse new node disks when the clone pool or Ceph cannot take them.
+
+        :raises: CephPoolFull (quota reached or near it, pool flagged full
+            or nearfull, no space), CephUnhealthy (HEALTH_ERR), CephError
+        """
+        with self._clients.get() as client:
+            client.ioctx(self.clone_pool)
+            problem = rbd_utils.capacity_problem(
+                client, self.clone_pool, CONF.ceph.pool_full_ratio)
+        if problem is not None:
+            raise problem
 
     @rbd_utils.retry_transient
     def set_node_metadata(self, node_uuid, metadata):

@@ -26,7 +26,9 @@ its end.
 """
 
 import contextlib
+import datetime
 import functools
+import json
 import queue
 import threading
 
@@ -183,13 +185,45 @@ def retry_transient(func):
                 multiplier=CONF.ceph.connect_retry_interval, max=30),
             before_sleep=_log_retry,
             reraise=True)
+
+        def attempt():
+            try:
+                return func(*args, **kwargs)
+            except _transient_errors() as e:
+                # A pool at its quota blocks every write until the op
+                # timeout (measured on Ceph 16.2: open for write, create
+                # and remove all end in ETIMEDOUT after
+                # rados_osd_op_timeout): say so instead of retrying.
+                full = _full_pool_error(args, e)
+                if full is not None:
+                    raise full from e
+                raise
         try:
-            return retrying(func, *args, **kwargs)
+            return retrying(attempt)
         except _transient_errors() as e:
             raise exception.CephError(
                 reason='%s failed after %d attempts: %s'
                 % (func.__name__, CONF.ceph.connect_retries + 1, e))
     return wrapper
+
+
+def _full_pool_error(args, error):
+    """CephPoolFull when a timeout came from a full pool, else None."""
+    clients = getattr(args[0], '_clients', None) if args else None
+    if clients is None:
+        return None
+    try:
+        with clients.get() as client:
+            for pool, flags in pool_flags(client).items():
+                if pool in (CONF.ceph.clone_pool, CONF.ceph.image_pool) and (
+                        flags & {'full', 'full_quota'}):
+                    return exception.CephPoolFull(
+                        pool=pool, reason='Ceph flags it %s; the operation '
+                        'timed out (%s)' % (', '.join(sorted(flags)), error))
+    except Exception as e:
+        LOG.debug('Could not read the pool flags after %(err)s: %(e)s',
+                  {'err': error, 'e': e})
+    return None
 
 
 def _log_retry(retry_state):
@@ -203,6 +237,11 @@ def map_rbd_error(error, image):
     """Our exception for an rbd/rados error about ``image``."""
     if isinstance(error, rbd.ImageNotFound):
         return exception.ImageNotFound(image=image)
+    if isinstance(error, (rbd.DiskQuotaExceeded, rbd.NoSpace)):
+        return exception.CephPoolFull(
+            pool=CONF.ceph.clone_pool,
+            reason='quota exceeded or no space left writing %s (%s)'
+            % (image, error))
     if isinstance(error, rbd.ImageBusy):
         return exception.ImageBusy(image=image, reason=str(error))
     if isinstance(error, rbd.ImageHasSnapshots):
@@ -359,3 +398,161 @@ def remove_if_present(ioctx, rbd_name, probe=True):
     except rbd.ImageNotFound:
         return False
     return True
+
+
+# -- the cluster's state, through monitor commands ---------------------------
+
+def mon_command(client, prefix, **args):
+    """A monitor command's JSON answer.
+
+    :raises: CephError when the monitor refuses it.
+    """
+    cmd = dict(args, prefix=prefix, format='json')
+    ret, out, status = client.cluster.mon_command(json.dumps(cmd), b'')
+    if ret:
+        raise exception.CephError(reason='"%s" failed: %s (%d)'
+                                  % (prefix, status, ret))
+    return json.loads(out) if out else {}
+
+
+def pool_flags(client):
+    """{pool name: set of its OSD map flags (full, full_quota, ...)}."""
+    dump = mon_command(client, 'osd dump')
+    return {p['pool_name']: set(filter(None, p.get('flags_names', '')
+                                       .split(',')))
+            for p in dump.get('pools', [])}
+
+
+def capacity_problem(client, pool, ratio):
+    """Why ``pool`` cannot take new disks now, or None.
+
+    The pool's flags (Ceph sets ``full_quota`` at the quota, ``full`` and
+    ``nearfull`` from the OSDs' fill ratios), its quota against its usage
+    (``osd pool get-quota`` reports both) at ``ratio``, and the cluster's
+    HEALTH_ERR.  Checked against Ceph 16.2.
+    """
+    flags = pool_flags(client).get(pool, set())
+    bad = flags & {'full', 'full_quota', 'nearfull'}
+    if bad:
+        return exception.CephPoolFull(
+            pool=pool, reason='Ceph flags it %s' % ', '.join(sorted(bad)))
+    quota = mon_command(client, 'osd pool get-quota', pool=pool)
+    for what, used_key, max_key in (
+            ('bytes', 'current_num_bytes', 'quota_max_bytes'),
+            ('objects', 'current_num_objects', 'quota_max_objects')):
+        limit = quota.get(max_key) or 0
+        used = quota.get(used_key) or 0
+        if limit and used >= ratio * limit:
+            return exception.CephPoolFull(
+                pool=pool, reason='%d of its quota of %d %s used '
+                '(refused from %d%%, [ceph] pool_full_ratio)'
+                % (used, limit, what, round(ratio * 100)))
+    for p in mon_command(client, 'df').get('pools', []):
+        if p.get('name') == pool and p.get('stats', {}).get(
+                'max_avail', 1) == 0:
+            return exception.CephPoolFull(
+                pool=pool, reason='no space left on its OSDs (df max_avail '
+                '0)')
+    health = mon_command(client, 'health')
+    if health.get('status') == 'HEALTH_ERR':
+        checks = health.get('checks', {})
+        return exception.CephUnhealthy(
+            status='HEALTH_ERR', reason='; '.join(
+                '%s: %s' % (name, c.get('summary', {}).get('message', ''))
+                for name, c in sorted(checks.items())
+                if c.get('severity') == 'HEALTH_ERR') or 'see ceph -s')
+    return None
+
+
+def blocklist_watchers(client, ioctx, rbd_name=None, image_id=None):
+    """Blocklist every client watching an image; their addresses.
+
+    Only for an image being removed: its node is undeployed, so whoever
+    still watches it is a dead gateway (a tgtd killed keeps its watch
+    until the OSD times it out, about 30 s) or one that must not serve it
+    any more.  Each tgtd RBD LUN has a rados client of its own, so the
+    blocklist cuts that LUN's connection only.  The entry expires after
+    ``[ceph] blocklist_expiry``.
+
+    :raises: rbd.Error, CephError
+    """
+    with rbd.Image(ioctx, rbd_name, image_id=image_id,
+                   read_only=True) as image:
+        addrs = sorted({w['addr'] for w in image.watchers_list()})
+    for addr in addrs:
+        mon_command(client, 'osd blocklist', blocklistop='add', addr=addr,
+                    expire=float(CONF.ceph.blocklist_expiry))
+        LOG.warning('Blocklisted %(addr)s for %(sec)d s: it still watched '
+                    '%(img)s, which is being removed',
+                    {'addr': addr, 'sec': CONF.ceph.blocklist_expiry,
+                     'img': rbd_name or image_id})
+    return addrs
+
+
+def remove_or_trash(client, ioctx, rbd_name, probe=True):
+    """Remove an image; 'removed', 'trashed' or None (was not there).
+
+    A busy image (a stale watch) gets its watchers blocklisted
+    (``[ceph] blocklist_stale_watchers``) and is removed again; what still
+    cannot be removed goes to the pool's RBD trash (which frees its name,
+    so a new deploy of the node never finds the old disk), for
+    :func:`sweep_trash`.
+
+    :raises: rbd.Error when even the move to the trash fails.
+    """
+    try:
+        return 'removed' if remove_if_present(ioctx, rbd_name,
+                                              probe) else None
+    except rbd.ImageBusy as e:
+        LOG.warning('%(img)s is still open elsewhere: %(err)s',
+                    {'img': rbd_name, 'err': e})
+    if CONF.ceph.blocklist_stale_watchers:
+        try:
+            blocklist_watchers(client, ioctx, rbd_name)
+            return 'removed' if remove_if_present(ioctx, rbd_name,
+                                                  False) else None
+        except rbd.ImageNotFound:
+            return None
+        except (rbd.Error, rados.Error, exception.CephError) as e:
+            LOG.warning('Could not remove %(img)s after blocklisting its '
+                        'watchers: %(err)s', {'img': rbd_name, 'err': e})
+    try:
+        rbd.RBD().trash_move(ioctx, rbd_name, delay=CONF.ceph.trash_delay)
+    except rbd.ImageNotFound:
+        return None
+    LOG.warning('Moved %(img)s to the RBD trash: the periodic sweep removes '
+                'it', {'img': rbd_name})
+    return 'trashed'
+
+
+def sweep_trash(client, ioctx, is_ours, now=None):
+    """Remove the trashed images ``is_ours(name)`` whose deferment ended.
+
+    A busy one gets its watchers blocklisted first (see
+    :func:`remove_or_trash`).  :returns: (removed, left) name lists.
+    """
+    now = now or datetime.datetime.now()
+    removed, left = [], []
+    for entry in list(rbd.RBD().trash_list(ioctx)):
+        name = entry['name']
+        if not is_ours(name) or entry['deferment_end_time'] > now:
+            continue
+        try:
+            try:
+                rbd.RBD().trash_remove(ioctx, entry['id'])
+            except rbd.ImageBusy:
+                if not CONF.ceph.blocklist_stale_watchers:
+                    raise
+                blocklist_watchers(client, ioctx, image_id=entry['id'])
+                rbd.RBD().trash_remove(ioctx, entry['id'])
+        except rbd.ImageNotFound:
+            continue
+        except (rbd.Error, rados.Error, exception.CephError) as e:
+            LOG.warning('Could not remove %(img)s (%(id)s) from the RBD '
+                        'trash: %(err)s; next sweep',
+                        {'img': name, 'id': entry['id'], 'err': e})
+            left.append(name)
+            continue
+        LOG.info('Removed %(img)s from the RBD trash', {'img': name})
+        removed.append(name)
+    return removed, left

@@ -82,6 +82,20 @@ class BMIDeployTestCase(base.BMITestCase):
         self.mgr.check.assert_called_once_with()
         self.lib.clone_for_node.assert_not_called()
 
+    def test_validate_checks_ceph_capacity(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.validate(task)
+        self.lib.check_capacity.assert_called_once_with()
+
+    def test_validate_refuses_a_full_pool(self):
+        self.lib.check_capacity.side_effect = exception.CephPoolFull(
+            pool='bmi-images', reason='100 of its quota of 100 objects used')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.validate, task)
+        self.assertIn('Ceph pool bmi-images is full (quota', str(e))
+        self.lib.clone_for_node.assert_not_called()
+
     def test_validate_asks_the_network_interface(self):
         # HIL refuses at the API call, before DEPLOYING.
         self.calls.validate.side_effect = ironic_exc.InvalidParameterValue(
@@ -258,7 +272,8 @@ class BMIDeployTestCase(base.BMITestCase):
              'add_provisioning_network', 'unconfigure_tenant_networks',
              'detach_volumes', 'clean_up_instance',
              'remove_provisioning_network'], self._names())
-        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, stale_watch=True)
         self.assertEqual([], self._targets())
 
     def test_prepare_network_invalid_creates_nothing(self):
@@ -282,7 +297,8 @@ class BMIDeployTestCase(base.BMITestCase):
             ['validate', 'power power off', 'unconfigure_tenant_networks',
              'clean_up_instance', 'detach_volumes', 'attach_volumes',
              'add_provisioning_network'], self._names())
-        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, stale_watch=True)
         self.assertEqual(2, self.lib.clone_for_node.call_count)
         self.assertEqual(1, len(self._targets()))
 
@@ -339,7 +355,8 @@ class BMIDeployTestCase(base.BMITestCase):
              'detach_volumes', 'clean_up_instance',
              'remove_provisioning_network'], self._names())
         self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
-        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, stale_watch=True)
         self.assertEqual([], self._targets())
 
     def test_tear_down_tries_every_step_and_raises_the_first_error(self):
@@ -352,7 +369,8 @@ class BMIDeployTestCase(base.BMITestCase):
                                   task.driver.deploy.tear_down, task)
         self.assertIn('switch down', str(e))
         self.assertIn('remove_provisioning_network', self._names())
-        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, stale_watch=True)
 
     def test_clean_up_after_failed_deploy_releases_everything(self):
         self._deployed()

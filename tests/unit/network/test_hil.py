@@ -16,7 +16,12 @@ HIL is the in-process HIL-compatible test server (the outside world); the
 nodes, ports and tasks are Ironic's own.
 """
 
+import inspect
+from unittest import mock
+
 from ironic.common import exception as ironic_exc
+from ironic.common import states
+from ironic.conductor import periodics
 from ironic.conductor import task_manager
 from ironic import objects
 from ironic.tests.unit.db import base as db_base
@@ -465,3 +470,70 @@ class TestVIFs(HILNetworkTestCase):
                                              'port_uuid': port.uuid})
             self.assertEqual('vif-1', self.interface.get_current_vif(
                 task, port))
+
+
+class TestLeftoverRetry(HILNetworkTestCase):
+    """Issue 12: a teardown that met HIL errors is finished later."""
+
+    def setUp(self):
+        super().setUp()
+        self.set_tenant_networks([{'network': 'net-b', 'nic': 'eth0'}])
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+            self.interface.configure_tenant_networks(task)
+        self.url = self.hil.url
+
+    def _teardown_fails(self):
+        self.config(url='http://127.0.0.1:9', group='hil')
+        with self.acquire() as task:
+            self.assertRaises(ironic_exc.NetworkError,
+                              self.interface.unconfigure_tenant_networks,
+                              task)
+        self.node.refresh()
+        self.node.provision_state = states.ERROR
+        self.node.save()
+
+    def _retry(self):
+        with task_manager.acquire(self.context, self.node.uuid,
+                                  shared=True) as task:
+            # The method itself, below node_periodic's loop over nodes.
+            return inspect.unwrap(hil.HILNetwork.detach_leftovers)(
+                self.interface, task, mock.Mock(), self.context)
+
+    def test_leftovers_detached_when_hil_answers_again(self):
+        self._teardown_fails()
+        self.assertTrue(hil._has_hil_leftovers(self.node))
+        # HIL still down: nothing changes, no exception.
+        self._retry()
+        self.assertEqual({'eth0': {'vlan/native': 'prov',
+                                   'vlan/1002': 'net-b'}, 'eth1': {}},
+                         self.networks())
+        self.config(url=self.url, group='hil')
+        self._retry()
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+        self.node.refresh()
+        self.assertFalse(hil._has_hil_leftovers(self.node))
+        self.assertEqual(states.ERROR, self.node.provision_state)
+        self.assertIn('hil-cleanup', [h.event_type for h in
+                                      objects.NodeHistory.list_by_node_id(
+                                          self.context, self.node.id)])
+
+    def test_active_nodes_are_left_alone(self):
+        self.node.provision_state = states.ACTIVE
+        self.node.save()
+        self.assertIs(False, self._retry())
+        self.assertEqual({'eth0': {'vlan/native': 'prov',
+                                   'vlan/1002': 'net-b'}, 'eth1': {}},
+                         self.networks())
+
+    def test_periodic_filters_and_spacing(self):
+        method = hil.HILNetwork.detach_leftovers
+        self.config(cleanup_interval=11, group='hil')
+        periodics.refresh_periodic_attributes(method)
+        self.assertEqual(11, method._periodic_spacing)
+        self.assertTrue(method._is_periodic)
+        self.config(cleanup_interval=0, group='hil')
+        periodics.refresh_periodic_attributes(method)
+        self.assertFalse(method._is_periodic)
+        for state in (states.ACTIVE, states.DEPLOYING, states.DEPLOYWAIT):
+            self.assertNotIn(state, hil._LEFTOVER_STATES)

@@ -15,9 +15,12 @@
 import base64
 import dataclasses
 import gzip
+from unittest import mock
 
+from futurist import periodics as fp
 from ironic.common import exception as ironic_exc
 from ironic.common import states
+from ironic.conductor import periodics
 from ironic.conductor import task_manager
 from ironic import objects
 from ironic.tests.unit.objects import utils as obj_utils
@@ -179,7 +182,8 @@ class BMIStorageTestCase(base.BMITestCase):
         self.assertIn('connection refused', str(e))
         self.assertIn(self.node.uuid, str(e))
         self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
-        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, stale_watch=True)
         self.assertEqual([], self._targets())
 
     def test_attach_unknown_image_is_invalid(self):
@@ -297,8 +301,65 @@ class BMIStorageTestCase(base.BMITestCase):
             self.assertEqual([other.uuid],
                              [t.uuid for t in task.volume_targets])
         self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
-        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, stale_watch=True)
         self.assertEqual([other.uuid], [t.uuid for t in self._targets()])
+
+    def test_detach_removes_the_disk_when_tgtd_is_down(self):
+        # Issue 12: a rollback or undeploy with tgtd dead still removes
+        # the clone and the VolumeTarget.
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.mgr.unexport_node.side_effect = (
+            exception.TargetDaemonUnavailable(reason='no tgtd socket'))
+        self.set_state(states.DELETING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.detach_volumes(task)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, stale_watch=True)
+        self.assertEqual([], self._targets())
+
+    def test_detach_keeps_the_target_when_ceph_fails(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.lib.remove_node_disk.side_effect = exception.CephPoolFull(
+            pool='bmi-images', reason='Ceph flags it full_quota')
+        self.set_state(states.DELETING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.StorageError,
+                                  task.driver.storage.detach_volumes, task)
+        self.assertIn('quota', str(e))
+        self.assertEqual(1, len(self._targets()))
+
+    def test_detach_volume_target_already_gone(self):
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.set_state(states.DELETING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            for t in self._targets():
+                objects.VolumeTarget.get_by_uuid(self.context,
+                                                 t.uuid).destroy()
+            task.driver.storage.detach_volumes(task)
+        self.assertEqual([], self._targets())
+
+    def test_sweep_periodic(self):
+        self.lib.sweep_removed_disks.return_value = (['node-x'], [])
+        storage = bmi_storage.BMIStorage()
+        storage.sweep_removed_disks(mock.Mock(), self.context)
+        self.lib.sweep_removed_disks.assert_called_once_with()
+        self.lib.sweep_removed_disks.side_effect = exception.CephError(
+            reason='down')
+        storage.sweep_removed_disks(mock.Mock(), self.context)
+
+    def test_sweep_periodic_spacing_is_an_option(self):
+        self.config(sweep_interval=7, group='ceph')
+        method = bmi_storage.BMIStorage.sweep_removed_disks
+        periodics.refresh_periodic_attributes(method)
+        self.assertTrue(fp.is_periodic(method))
+        self.assertEqual(7, method._periodic_spacing)
+        self.config(sweep_interval=0, group='ceph')
+        periodics.refresh_periodic_attributes(method)
+        self.assertFalse(method._is_periodic)
 
     def test_detach_is_idempotent(self):
         self.set_state(states.DELETING)

@@ -136,6 +136,13 @@ class rados:  # noqa: N801 - stands for the module
                     "error opening pool '%s'" % pool, 2)
             return rados.Ioctx(self, pool)
 
+        def mon_command(self, cmd, inbuf, timeout=0, target=None):
+            """The few monitor commands the library sends (Ceph 16.2)."""
+            import json
+            cmd = json.loads(cmd)
+            self.cluster.call('mon_command', cmd['prefix'])
+            return self.cluster.mon(cmd)
+
         def shutdown(self):
             self.cluster.call('shutdown', self.rados_id)
             self.state = 'shutdown'
@@ -277,10 +284,43 @@ class rbd:  # noqa: N801 - stands for the module
                 raise rbd.ImageNotFound('error removing image', 2)
             if image.snaps or image.trash_snaps:
                 raise rbd.ImageHasSnapshots('error removing image', 39)
-            if image.watchers:
+            if image.watchers or cluster.stale(image):
                 raise rbd.ImageBusy('error removing image', 16)
             cluster.unlink_parent(image)
             del ioctx.images[name]
+
+        def trash_move(self, ioctx, name, delay=0):
+            import datetime
+            cluster = ioctx.cluster
+            cluster.call('trash_move', name)
+            image = ioctx.images.pop(name, None)
+            if image is None:
+                raise rbd.ImageNotFound('error moving image to trash', 2)
+            now = datetime.datetime.now()
+            image.trash_id = '%x' % id(image)
+            image.deferment = now + datetime.timedelta(seconds=delay)
+            cluster.trash.setdefault(ioctx.name, {})[image.trash_id] = image
+
+        def trash_list(self, ioctx):
+            ioctx.cluster.call('trash_list', ioctx.name)
+            return iter([{'id': i, 'name': im.name, 'source': 'USER',
+                          'deferment_end_time': im.deferment,
+                          'deletion_time': im.deferment}
+                         for i, im in sorted(ioctx.cluster.trash.get(
+                             ioctx.name, {}).items())])
+
+        def trash_remove(self, ioctx, image_id, force=False,
+                         on_progress=None):
+            cluster = ioctx.cluster
+            cluster.call('trash_remove', image_id)
+            trash = cluster.trash.get(ioctx.name, {})
+            image = trash.get(image_id)
+            if image is None:
+                raise rbd.ImageNotFound('error deleting image from trash', 2)
+            if image.watchers or cluster.stale(image):
+                raise rbd.ImageBusy('error deleting image from trash', 16)
+            cluster.unlink_parent(image)
+            del trash[image_id]
 
         def list(self, ioctx):
             ioctx.cluster.call('list', ioctx.name)
@@ -313,6 +353,10 @@ class rbd:  # noqa: N801 - stands for the module
             self.closed = True
             self.cluster.call('open', name)
             self.model = ioctx.images.get(name)
+            if image_id is not None:
+                self.model = self.cluster.trash.get(ioctx.name,
+                                                    {}).get(image_id)
+                name = self.name = getattr(self.model, 'name', None)
             if self.model is None or (snapshot is not None and
                                       snapshot not in self.model.snaps):
                 raise rbd.ImageNotFound('error opening image %s at '
@@ -492,6 +536,13 @@ class rbd:  # noqa: N801 - stands for the module
             return {'pool_name': parent[0], 'pool_namespace': '',
                     'image_name': parent[1], 'snap_name': parent[2]}
 
+        def watchers_list(self):
+            self._op('watchers_list')
+            live = [{'addr': '127.0.0.1:0/%d' % (1000 + n), 'id': 4000 + n,
+                     'cookie': n} for n in range(self.model.watchers)]
+            return iter(live + [{'addr': a, 'id': 1, 'cookie': 1}
+                                for a in self.cluster.stale(self.model)])
+
         # -- metadata
         def metadata_get(self, key):
             self._op('metadata_get')
@@ -539,6 +590,8 @@ class _Image:
         self.parent = None  # (pool, image, snapshot)
         self.overlap = 0
         self.watchers = 0
+        # Watches of dead clients (a killed tgtd): addresses.
+        self.stale_watchers = []
 
 
 class _Snap:
@@ -568,6 +621,12 @@ class Cluster:
         self.clients = []
         self.open_images = []
         self.callback_errors = []
+        self.trash = {}  # pool -> {id: _Image}
+        self.blocklist = {}  # addr -> expiry seconds
+        self.pool_flags = {}  # pool -> set of OSD map flags
+        self.quotas = {}  # pool -> get-quota answer
+        self.max_avail = {}  # pool -> bytes
+        self.health = {'status': 'HEALTH_OK', 'checks': {}}
         self._faults = []
 
     # -- failure injection and call records
@@ -633,6 +692,41 @@ class Cluster:
     def watch(self, pool, name):
         """Another client (tgtd) opens the image."""
         self.pools[pool][name].watchers += 1
+
+    def stale_watch(self, pool, name, addr='127.0.0.1:0/3870562293'):
+        """A client that watched the image died (kill -9 of tgtd)."""
+        self.pools[pool][name].stale_watchers.append(addr)
+
+    def stale(self, image):
+        return [a for a in image.stale_watchers if a not in self.blocklist]
+
+    def mon(self, cmd):
+        """(ret, out, status) of a monitor command, as Ceph 16.2 answers."""
+        import json
+        prefix = cmd['prefix']
+        if prefix == 'osd blocklist' and cmd.get('blocklistop') == 'add':
+            self.blocklist[cmd['addr']] = cmd.get('expire')
+            return 0, b'', 'blocklisting %s' % cmd['addr']
+        if prefix == 'osd dump':
+            out = {'pools': [{'pool_name': p, 'flags_names': ','.join(
+                sorted({'hashpspool'} | self.pool_flags.get(p, set())))}
+                for p in sorted(self.pools)]}
+        elif prefix == 'osd pool get-quota':
+            if cmd['pool'] not in self.pools:
+                return -2, b'', "unrecognized pool '%s'" % cmd['pool']
+            out = dict({'pool_name': cmd['pool'], 'quota_max_objects': 0,
+                        'quota_max_bytes': 0, 'current_num_objects': 0,
+                        'current_num_bytes': 0},
+                       **self.quotas.get(cmd['pool'], {}))
+        elif prefix == 'df':
+            out = {'pools': [{'name': p, 'stats': {
+                'max_avail': self.max_avail.get(p, 40 << 30)}}
+                for p in sorted(self.pools)]}
+        elif prefix == 'health':
+            out = self.health
+        else:
+            return -22, b'', 'command not known to the fake'
+        return 0, json.dumps(out).encode(), ''
 
     # -- data paths shared by images and snapshots
     def read(self, view, offset, length):

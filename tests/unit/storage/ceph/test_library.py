@@ -1337,3 +1337,142 @@ class GlanceSourceTestCase(ImagesTestCase):
         self.assertRaises(exception.ImageNotFound,
                           self.library.clone_for_node, NODE, glance_id)
         self.assertEqual([], self.library.list_glance_cache())
+
+
+class FaultsTestCase(ImagesTestCase):
+    """Issue 12: stale watches, the RBD trash, full pools."""
+
+    def setUp(self):
+        super().setUp()
+        self.img = self.import_raw()
+        self.library.clone_for_node(NODE, 'ubuntu')
+        self.clone = 'node-' + NODE
+
+    def test_stale_watcher_is_blocklisted_and_the_disk_removed(self):
+        self.cluster.stale_watch(POOL, self.clone, '127.0.0.1:0/42')
+        self.config(blocklist_expiry=900, group='ceph')
+        trashed = self.library.remove_node_disk(NODE, stale_watch=True)
+        self.assertEqual([], trashed)
+        self.assertEqual({'127.0.0.1:0/42': 900.0}, self.cluster.blocklist)
+        self.assertEqual([self.img.rbd_name], self.cluster.names(POOL))
+
+    def test_stale_watcher_without_stale_watch_is_busy(self):
+        self.cluster.stale_watch(POOL, self.clone)
+        self.assertRaises(exception.ImageBusy,
+                          self.library.remove_node_disk, NODE)
+        self.assertEqual({}, self.cluster.blocklist)
+
+    def test_still_busy_goes_to_the_trash_then_the_sweep(self):
+        self.cluster.watch(POOL, self.clone)
+        self.cluster.inject('mon_command', rados.Error, times=2)
+        trashed = self.library.remove_node_disk(NODE, stale_watch=True)
+        self.assertEqual([self.clone], trashed)
+        # The name is free: a new deploy gets a fresh clone.
+        self.assertNotIn(self.clone, self.cluster.names(POOL))
+        self.assertEqual(1, len(self.cluster.trash[POOL]))
+        # Still open: the sweep blocklists (fails: injected) and leaves it.
+        removed, left = self.library.sweep_removed_disks()
+        self.assertEqual(([], [self.clone]), (removed, left))
+        # The watcher is gone now.
+        self.cluster.trash[POOL][next(iter(self.cluster.trash[POOL]))] \
+            .watchers = 0
+        self.assertEqual(([self.clone], []),
+                         self.library.sweep_removed_disks())
+        self.assertEqual({}, self.cluster.trash[POOL])
+        self.assertEqual(0, self.library.get('ubuntu').clones)
+
+    def test_sweep_blocklists_stale_watchers_of_trashed_disks(self):
+        self.config(blocklist_stale_watchers=False, group='ceph')
+        self.cluster.stale_watch(POOL, self.clone, '127.0.0.1:0/7')
+        self.assertEqual([self.clone], self.library.remove_node_disk(
+            NODE, stale_watch=True))
+        self.assertEqual(([], [self.clone]),
+                         self.library.sweep_removed_disks())
+        self.config(blocklist_stale_watchers=True, group='ceph')
+        self.assertEqual(([self.clone], []),
+                         self.library.sweep_removed_disks())
+        self.assertIn('127.0.0.1:0/7', self.cluster.blocklist)
+
+    def test_sweep_leaves_foreign_and_deferred_entries(self):
+        self.cluster.add_image(POOL, 'someone-else', b'x' * 512)
+        client = rados.Rados(rados_id='bmi')
+        client.connect()
+        self.addCleanup(client.shutdown)
+        ioctx = client.open_ioctx(POOL)
+        rbd.RBD().trash_move(ioctx, 'someone-else')
+        rbd.RBD().trash_move(ioctx, self.clone, delay=3600)
+        self.assertEqual(([], []), self.library.sweep_removed_disks())
+        self.assertEqual(2, len(self.cluster.trash[POOL]))
+
+    def test_capacity_ok(self):
+        self.library.check_capacity()
+
+    def test_capacity_quota_near_full(self):
+        self.config(pool_full_ratio=0.9, group='ceph')
+        self.cluster.quotas[POOL] = {'quota_max_bytes': 1000,
+                                     'current_num_bytes': 899}
+        self.library.check_capacity()
+        self.cluster.quotas[POOL]['current_num_bytes'] = 900
+        e = self.assertRaises(exception.CephPoolFull,
+                              self.library.check_capacity)
+        self.assertIn('Ceph pool %s is full (quota' % POOL, str(e))
+        self.assertIn('900 of its quota of 1000 bytes', str(e))
+
+    def test_capacity_quota_objects(self):
+        self.cluster.quotas[POOL] = {'quota_max_objects': 2,
+                                     'current_num_objects': 5}
+        e = self.assertRaises(exception.CephPoolFull,
+                              self.library.check_capacity)
+        self.assertIn('quota of 2 objects', str(e))
+
+    def test_capacity_pool_flags(self):
+        for flag in ('full_quota', 'full', 'nearfull'):
+            self.cluster.pool_flags[POOL] = {flag}
+            e = self.assertRaises(exception.CephPoolFull,
+                                  self.library.check_capacity)
+            self.assertIn('flags it %s' % flag, str(e))
+
+    def test_capacity_no_space(self):
+        self.cluster.max_avail[POOL] = 0
+        self.assertRaises(exception.CephPoolFull,
+                          self.library.check_capacity)
+
+    def test_capacity_health_err(self):
+        self.cluster.health = {'status': 'HEALTH_ERR', 'checks': {
+            'OSD_FULL': {'severity': 'HEALTH_ERR',
+                         'summary': {'message': '1 full osd(s)'}},
+            'MON_DISK_LOW': {'severity': 'HEALTH_WARN',
+                             'summary': {'message': 'low'}}}}
+        e = self.assertRaises(exception.CephUnhealthy,
+                              self.library.check_capacity)
+        self.assertEqual('The Ceph cluster is HEALTH_ERR: OSD_FULL: 1 full '
+                         'osd(s)', str(e))
+
+    def test_health_warn_is_fine(self):
+        self.cluster.health = {'status': 'HEALTH_WARN', 'checks': {}}
+        self.library.check_capacity()
+
+    def test_quota_errors_say_quota(self):
+        self.cluster.inject('clone', rbd.DiskQuotaExceeded)
+        e = self.assertRaises(exception.CephPoolFull,
+                              self.library.clone_for_node, NODE2, 'ubuntu')
+        self.assertIn('quota', str(e))
+        self.cluster.inject('clone', rbd.NoSpace)
+        self.assertRaises(exception.CephPoolFull,
+                          self.library.clone_for_node, NODE2, 'ubuntu')
+
+    def test_timeout_in_a_full_pool_is_not_retried(self):
+        self.config(connect_retries=3, group='ceph')
+        self.cluster.pool_flags[POOL] = {'full_quota'}
+        self.cluster.inject('clone', rbd.Timeout, times=4)
+        before = self.cluster.count('clone')
+        e = self.assertRaises(exception.CephPoolFull,
+                              self.library.clone_for_node, NODE2, 'ubuntu')
+        self.assertIn('full_quota', str(e))
+        self.assertEqual(before + 1, self.cluster.count('clone'))
+
+    def test_timeout_elsewhere_is_retried(self):
+        self.cluster.inject('clone', rbd.Timeout, times=1)
+        before = self.cluster.count('clone')
+        self.library.clone_for_node(NODE2, 'ubuntu')
+        self.assertEqual(before + 2, self.cluster.count('clone'))
