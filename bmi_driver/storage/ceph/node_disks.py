@@ -25,6 +25,7 @@ import hashlib
 from oslo_log import log
 from oslo_utils import uuidutils
 
+from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.ceph import rbd_utils
 from bmi_driver.storage.ceph.rbd_utils import rbd

@@ -234,7 +234,8 @@ class ServiceTest(base.TestCase):
                          list(services.DEFAULT))
         # The multi-conductor lab: the database and etcd before the
         # gateways' tgtds, the API (dbsync) before the conductors.
-        self.assertEqual(['netns', 'ceph', 'ovs', 'hil', 'gateway', 'http',
+        self.assertEqual(['netns', 'ceph', 'glance', 'ovs', 'hil',
+                          'gateway', 'http',
                           'mariadb', 'etcd', 'tgtd-1', 'tgtd-2',
                           'ironic-api', 'conductor-1', 'conductor-2'],
                          list(services.MULTI))
