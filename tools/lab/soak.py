@@ -167,7 +167,11 @@ class Lab(object):
         self.conductors = sorted(n for n in svcs if n.startswith(
             ('conductor', 'ironic-conductor'))) or ['ironic']
         self.has_hil = bool(svcs.get('hil', {}).get('running'))
-        ironic = lab_state.read_env(self.env['ironic_state'], 'Ironic')
+        # The two-conductor lab's API keeps its env.json (url, http_root)
+        # in its own state dir; the all-in-one Ironic in ironic_state.
+        api = svcs.get('ironic-api') if self.env.get('multi') else None
+        ironic = lab_state.read_env(
+            api['state_dir'] if api else self.env['ironic_state'], 'Ironic')
         self.ironic_url = ironic['url']
         self.http_roots = [ironic['http_root']] + [
             n.http_root for n in labnet.boot_networks(
