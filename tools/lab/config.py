@@ -165,7 +165,8 @@ def conductor_conf(host, json_rpc_port):
 
 
 def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,
-             boot_file_group=None, iscsi=None, coordination_url=None):
+             boot_file_group=None, iscsi=None, coordination_url=None,
+             extra=None):
     """The plugin's configuration for the lab's services.
 
     :param env: services.json (``tools.lab.state.load_services``).
@@ -182,6 +183,8 @@ def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,
         over services.json's one tgtd.
     :param coordination_url: the tooz backend (default: the file backend
         in the lab's ``locks/``).
+    :param extra: ``{section: [(option, value), ...]}`` appended to those
+        sections.
     :raises: KeyError naming a key services.json lacks.
     """
     iscsi = dict(lab_state.iscsi_options(env), **(iscsi or {}))
@@ -201,13 +204,15 @@ def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,
     # A node of no project (neither owner nor lessee) boots on the
     # operator's boot network; its images stay public ones.
     hil_opts.append(('default_project', 'admin'))
+    extra = extra or {}
     return [
-        ('bmi', bmi),
-        ('ceph', list(lab_state.ceph_options(env).items())),
+        ('bmi', bmi + list(extra.get('bmi', ()))),
+        ('ceph', list(lab_state.ceph_options(env).items())
+         + list(extra.get('ceph', ()))),
         ('iscsi', iscsi_opts),
         ('coordination', [('backend_url', coordination_url or (
             'file://%s' % os.path.join(env['state_dir'], 'locks')))]),
-        ('hil', hil_opts),
+        ('hil', hil_opts + list(extra.get('hil', ()))),
     ] + glance_section(env)
 
 
