@@ -162,9 +162,12 @@ class Lab(object):
         self.env = env or lab_state.load_services()
         self.st = lab_state.State(self.env['state_dir'])
         svcs = self.env.get('services', {})
-        self.gateways = sorted(n for n in svcs if n == 'tgtd'
+        # services.json keeps the entries of the other lab mode too (not
+        # running): only what runs is a fault's target.
+        running = {n for n, info in svcs.items() if info.get('running')}
+        self.gateways = sorted(n for n in running if n == 'tgtd'
                                or n.startswith('tgtd-'))
-        self.conductors = sorted(n for n in svcs if n.startswith(
+        self.conductors = sorted(n for n in running if n.startswith(
             ('conductor', 'ironic-conductor'))) or ['ironic']
         self.has_hil = bool(svcs.get('hil', {}).get('running'))
         # The two-conductor lab's API keeps its env.json (url, http_root)
