@@ -165,3 +165,19 @@ class SweepGlanceCache(lister.Lister):
         return (('glance_image', 'cache'),
                 [(i, 'dropped') for i in dropped]
                 + [(i, 'kept') for i in kept])
+
+
+class SweepPublished(lister.Lister):
+    """Make golden images and their Glance records agree.
+
+    A golden image whose Glance record is gone forgets it (bmi keeps the
+    bytes); a record of a golden image that is gone is deleted; with
+    [glance] publish_images, unpublished golden images are published.
+    """
+
+    def take_action(self, args):
+        result = library.ImageLibrary().sweep_published()
+        rows = ([(i, '', 'forgotten') for i in result['forgotten']]
+                + [('', g, 'deleted') for g in result['deleted']]
+                + [(i, '', 'published') for i in result['published']])
+        return (('image', 'glance_image', 'action'), rows)

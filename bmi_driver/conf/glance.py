@@ -12,11 +12,12 @@
 
 """The ``[glance]`` group: how the plugin reaches Glance's API.
 
-Only keystoneauth1's session, auth and adapter options (``auth_type``,
+keystoneauth1's session, auth and adapter options (``auth_type``,
 ``endpoint_override``, ``service_type`` = image, ``timeout``...). In a
 conductor, Ironic 39.0.0 registers the same group with the same
 keystoneauth1 helpers (ironic/conf/glance.py): one ``[glance]`` section
-serves both, and the options Ironic registered first are kept.
+serves both, and the options Ironic registered first are kept.  And
+bmi's own ``publish_images`` (issue 13: golden images seen in Glance).
 """
 
 from keystoneauth1 import loading as ks_loading
@@ -28,7 +29,20 @@ GROUP = 'glance'
 SERVICE_TYPE = 'image'
 
 # The plugin's own options of the group: none (keystoneauth1's only).
-opts = []
+opts = [
+    cfg.BoolOpt('publish_images', default=False,
+                help='Publish every golden image and node snapshot to '
+                     'Glance as a raw image whose only location is its RBD '
+                     'snapshot (rbd://<fsid>/<image pool>/img-<uuid>/'
+                     'golden: no copy), owned by the golden image\'s '
+                     'project with its visibility, so that Nova users can '
+                     'list and boot it.  Deleting the golden image deletes '
+                     'its bytes, then the Glance record; a record deleted '
+                     'in Glance is forgotten by the golden image, whose '
+                     'bytes bmi keeps (bmi-manage image publish sweep).  '
+                     'Glance needs show_multiple_locations = true and '
+                     'read-only access to [ceph] image_pool.'),
+]
 
 # The auth plugins documented in the sample: none (the lab, a standalone
 # Ironic) and Keystone's password.
@@ -55,6 +69,7 @@ def register_opts(conf):
     _register_each(conf, ks_loading.get_adapter_conf_options(
         include_deprecated=False))
     conf.set_default('service_type', SERVICE_TYPE, group=GROUP)
+    _register_each(conf, opts)
 
 
 def _keystoneauth_opts():
@@ -65,6 +80,7 @@ def _keystoneauth_opts():
     result.extend(ks_loading.get_session_conf_options())
     result.extend(ks_loading.get_adapter_conf_options(
         include_deprecated=False))
+    result.extend(opts)
     seen, unique = set(), []
     for opt in result:
         if opt.dest not in seen:

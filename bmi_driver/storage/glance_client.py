@@ -22,6 +22,19 @@ owner, members and their status.
 Checked against Glance 31.0.0 (OpenStack 2025.2): ``GET /v2/images/{id}``
 (``direct_url`` and ``locations`` need ``show_image_direct_url`` /
 ``show_multiple_locations``), ``GET /v2/images/{id}/members/{project}``.
+
+Publishing a golden image (``[glance] publish_images``): ``POST
+/v2/images`` (owner, visibility, the ``bmi_image_id`` property), then the
+location added by ``PATCH`` (``add /locations/-``, which needs
+``show_multiple_locations = true``).  Not 31.0.0's new ``POST
+/v2/images/{id}/locations``: it is reserved to the ``service`` role, runs
+as an asynchronous task, and without a sha512 ``validation_data`` (bmi
+records sha256) reads the whole image back through Glance to hash it; the
+PATCH is synchronous and reads nothing.  Neither lets a location be
+removed from an image that has one location only ("Cannot remove last
+location in the image"), and deleting a Glance image deletes every
+location from its store, in the location's own pool: see
+:mod:`bmi_driver.storage.ceph.published` for what bmi does about it.
 """
 
 import dataclasses
@@ -144,8 +157,13 @@ class GlanceClient:
 
     def _get(self, path):
         """GET ``path``: (status code, decoded JSON or None)."""
+        return self._request('GET', path)
+
+    def _request(self, method, path, **kwargs):
+        """``method`` ``path``: (status code, decoded JSON or None)."""
         try:
-            resp = self.adapter.get(path, raise_exc=False)
+            resp = self.adapter.request(path, method, raise_exc=False,
+                                        **kwargs)
         except (ks_exc.ConnectionError, ks_exc.EndpointNotFound,
                 ks_exc.MissingAuthPlugin, ks_exc.AuthorizationFailure,
                 ks_exc.DiscoveryFailure, ks_exc.HttpError) as e:
@@ -153,7 +171,8 @@ class GlanceClient:
                                         % (type(e).__name__, e))
         if resp.status_code >= 500 or resp.status_code in (401, 403):
             raise exception.GlanceError(
-                reason='GET %s answered HTTP %d' % (path, resp.status_code))
+                reason='%s %s answered HTTP %d' % (method, path,
+                                                   resp.status_code))
         try:
             body = resp.json() if resp.content else None
         except ValueError:
@@ -215,3 +234,105 @@ class GlanceClient:
         except exception.ImageNotFound:
             return False
         return img.status not in ('deleted', 'pending_delete', 'killed')
+
+    # -- publishing golden images --------------------------------------
+
+    def create_published(self, name, owner, visibility, bmi_image_id,
+                         size, location_url):
+        """A Glance image whose only location is ``location_url``.
+
+        Raw and bare (a golden image is raw), owned by ``owner`` with
+        ``visibility``, and the ``bmi_image_id`` property that names the
+        golden image.  Undone when the location cannot be added.
+
+        :returns: the new image's id.
+        :raises: GlanceError
+        """
+        status, body = self._request('POST', '/v2/images', json={
+            'name': name, 'disk_format': 'raw', 'container_format': 'bare',
+            'visibility': visibility, 'owner': owner,
+            layout.GLANCE_PROP_IMAGE: bmi_image_id})
+        if status != 201 or not isinstance(body, dict) or 'id' not in body:
+            raise exception.GlanceError(
+                reason='creating the image of %s answered HTTP %d: %s'
+                % (bmi_image_id, status, _message(body)))
+        image_id = body['id']
+        quoted = urllib.parse.quote(image_id, safe='')
+        try:
+            status, body = self._request(
+                'PATCH', '/v2/images/%s' % quoted,
+                headers={'Content-Type':
+                         'application/openstack-images-v2.1-json-patch'},
+                json=[{'op': 'add', 'path': '/locations/-',
+                       'value': {'url': location_url, 'metadata': {}}}])
+            if status != 200:
+                raise exception.GlanceError(
+                    reason='adding the location of %s answered HTTP %d: %s'
+                    % (bmi_image_id, status, _message(body)))
+        except exception.GlanceError:
+            try:
+                self.delete_image(image_id)
+            except exception.GlanceError as e:
+                LOG.warning('Could not remove the unfinished Glance image '
+                            '%(id)s: %(err)s', {'id': image_id, 'err': e})
+            raise
+        return image_id
+
+    def update_image(self, image_id, **fields):
+        """Replace top-level fields (name, visibility) of an image.
+
+        :raises: ImageNotFound, GlanceError
+        """
+        quoted = urllib.parse.quote(image_id, safe='')
+        status, body = self._request(
+            'PATCH', '/v2/images/%s' % quoted,
+            headers={'Content-Type':
+                     'application/openstack-images-v2.1-json-patch'},
+            json=[{'op': 'replace', 'path': '/%s' % k, 'value': v}
+                  for k, v in sorted(fields.items())])
+        if status == 404:
+            raise exception.ImageNotFound(image=image_id)
+        if status != 200:
+            raise exception.GlanceError(
+                reason='updating image %s answered HTTP %d: %s'
+                % (image_id, status, _message(body)))
+
+    def delete_image(self, image_id):
+        """Delete an image; one Glance does not have is not an error.
+
+        :raises: GlanceError
+        """
+        quoted = urllib.parse.quote(image_id, safe='')
+        status, body = self._request('DELETE', '/v2/images/%s' % quoted)
+        if status not in (204, 404):
+            raise exception.GlanceError(
+                reason='deleting image %s answered HTTP %d: %s'
+                % (image_id, status, _message(body)))
+
+    def published(self):
+        """{Glance id: bmi image id} of every image bmi published.
+
+        Glance filters on the property (``GET /v2/images?bmi_image_id=``
+        takes one value; the list is read whole and filtered here).
+
+        :raises: GlanceError
+        """
+        found, path = {}, '/v2/images?limit=200'
+        while path:
+            status, body = self._get(path)
+            if status != 200 or not isinstance(body, dict):
+                raise exception.GlanceError(
+                    reason='listing images answered HTTP %d' % status)
+            for img in body.get('images') or ():
+                bmi_id = (img or {}).get(layout.GLANCE_PROP_IMAGE)
+                if bmi_id and img.get('status') not in (
+                        'deleted', 'pending_delete', 'killed'):
+                    found[img['id']] = bmi_id
+            path = body.get('next')
+        return found
+
+
+def _message(body):
+    if isinstance(body, dict):
+        return str(body.get('message') or body.get('title') or body)[:200]
+    return str(body)[:200] if body else '(no body)'

@@ -74,6 +74,10 @@ CACHE_PART_SUFFIX = '.part'
 META_GLANCE_ID = 'bmi.glance.id'
 META_GLANCE_KEY = 'bmi.glance.key'
 META_GLANCE_FORMAT = 'bmi.glance.format'
+# A published golden image: the id of its Glance record ([glance]
+# publish_images), and the property that record carries back to it.
+META_PUBLISHED = 'bmi.glance.published'
+GLANCE_PROP_IMAGE = 'bmi_image_id'
 
 
 class _AnyProject:
@@ -158,6 +162,8 @@ class GoldenImage:
     snapshot: str = GOLDEN_SNAP
     parent: str = None
     clones: int = 0
+    # The Glance image that publishes it ('' when not published).
+    glance_id: str = ''
 
     @property
     def spec(self):
@@ -183,6 +189,7 @@ class GoldenImage:
                    created_at=meta.get(META_CREATED, ''),
                    source=meta.get(META_SOURCE, ''),
                    checksum=meta.get(META_CHECKSUM, ''),
+                   glance_id=meta.get(META_PUBLISHED, ''),
                    **fields)
 
 

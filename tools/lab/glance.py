@@ -110,7 +110,12 @@ debug = false
 # and publishes images whose location is an RBD snapshot.
 show_image_direct_url = true
 show_multiple_locations = true
-enabled_backends = ceph:rbd
+# ceph: Glance's own store (uploads).  bmi: the pool of bmi's golden
+# images, read-only (client.glance's caps): Glance 31.0.0 accepts an rbd://
+# location only in the pool of a configured store (its url_prefix
+# rbd://<fsid>/<pool>/), so the images bmi publishes there
+# ([glance] publish_images) need a store of their own.
+enabled_backends = ceph:rbd, bmi:rbd
 # The two disk formats the plugin clones (raw) or converts (the rest).
 disk_formats = raw,qcow2,vmdk,vdi,vhdx,iso,ami,ari,aki,vhd,ploop
 image_cache_dir = {state}/image-cache-{flavor}
@@ -120,6 +125,14 @@ default_backend = ceph
 
 [ceph]
 rbd_store_pool = {pool}
+rbd_store_user = {user}
+rbd_store_ceph_conf = {ceph_conf}
+rbd_store_chunk_size = 8
+rados_connect_timeout = 10
+
+[bmi]
+store_description = bmi's golden images (read-only, published by bmi)
+rbd_store_pool = {bmi_pool}
 rbd_store_user = {user}
 rbd_store_ceph_conf = {ceph_conf}
 rbd_store_chunk_size = 8
@@ -142,17 +155,26 @@ config_file = {state}/glance-api-paste.ini
 lock_path = {state}/locks
 {policy}"""
 
-# The service endpoint's reads are allowed to its (admin) callers: with
+# The service endpoint's calls are allowed to its (admin) callers: with
 # Glance 31.0.0's default policies, UnauthenticatedContextMiddleware's
 # context (is_admin, but no role) gets 404 for another project's private
-# image (checked in the lab).  Reads only: what the plugin asks.
+# image (checked in the lab).  Reads, and what publishing golden images
+# needs ([glance] publish_images: create an image for its owner project,
+# public or not, add its location, rename, delete it).
 _SERVICE_POLICY = """\
-# Written by tools/lab/glance.py: the service endpoint reads everything.
+# Written by tools/lab/glance.py: the service endpoint is the plugin's.
 "context_is_admin": ""
 "get_image": ""
 "get_images": ""
 "get_member": ""
 "get_members": ""
+"add_image": ""
+"modify_image": ""
+"publicize_image": ""
+"communitize_image": ""
+"set_image_location": ""
+"get_image_location": ""
+"delete_image": ""
 """
 
 
@@ -198,7 +220,8 @@ class _API(service.Service):
             f.write(_CONF.format(port=self.port, log=self.log_path,
                                  state=self.state_dir, flavor=self.flavor,
                                  pool=pool, user=GLANCE_USER,
-                                 ceph_conf=ceph_conf, policy=policy))
+                                 ceph_conf=ceph_conf, policy=policy,
+                                 bmi_pool=lab_state.IMAGE_POOL))
 
     def start(self):
         if self.is_running():
@@ -267,11 +290,23 @@ class Glance(service.Service):
         return proc.stdout
 
     def _ceph_user(self):
-        """client.glance: profile rbd on Glance's pool only; 0600 keyring."""
+        """client.glance, least privilege; 0600 keyring.
+
+        ``profile rbd`` on Glance's pool; ``profile rbd-read-only`` on
+        bmi's image pool: Glance serves downloads of the golden images bmi
+        publishes there ([glance] publish_images) but cannot change them,
+        so a user's delete in Glance never removes bmi's bytes (Glance
+        31.0.0 deletes a location's RBD image, in the location's pool).
+        """
         pool = lab_state.GLANCE_POOL
+        caps = ['mon', 'profile rbd', 'osd',
+                'profile rbd pool=%s, profile rbd-read-only pool=%s'
+                % (pool, lab_state.IMAGE_POOL)]
+        # Made without caps, then given them: get-or-create refuses other
+        # caps than an existing user's (a lab started before this change).
         key = self._ceph('auth', 'get-or-create', 'client.' + GLANCE_USER,
-                         'mon', 'profile rbd', 'osd',
-                         'profile rbd pool=%s' % pool, '--format', 'json')
+                         '--format', 'json')
+        self._ceph('auth', 'caps', 'client.' + GLANCE_USER, *caps)
         secret = json.loads(key)[0]['key']
         fd = os.open(self.keyring, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                      0o600)

@@ -74,6 +74,7 @@ class GlanceImages:
             img = self.glance.get_image(image_id)
         except exception.ImageNotFound:
             self._drop_cache_quietly(client, image_id)
+            self._forget_published_quietly(client, image_id)
             raise
         if img.status != 'active':
             raise exception.GlanceImageUnusable(
@@ -84,6 +85,15 @@ class GlanceImages:
                 image=image_id, owner=img.owner,
                 project=project or '(none: a node without owner or '
                                    'lessee may use public images only)')
+        golden = self._golden_of_glance(client, img)
+        if golden is not None:
+            # A published golden image (published.py): its own snapshot,
+            # cloned in milliseconds, under Glance's visibility rules.
+            return layout.ImageSource(
+                uuid=golden.uuid, kind='golden', pool=golden.pool,
+                rbd_name=golden.rbd_name, snapshot=layout.GOLDEN_SNAP,
+                size=golden.size, project=golden.project,
+                visibility=golden.visibility, metadata=golden.metadata())
         fmt = img.disk_format
         if fmt not in (glance_client.CLONED_FORMATS
                        + glance_client.CONVERTED_FORMATS):
@@ -122,6 +132,23 @@ class GlanceImages:
             project=img.owner, visibility=img.visibility,
             convert_from=img.rbd_spec, disk_format=fmt,
             cache_key=img.cache_key)
+
+    def _forget_published_quietly(self, client, glance_id):
+        """A golden image published as ``glance_id``, now gone, forgets it.
+
+        bmi owns the bytes: the golden image stays.
+        """
+        try:
+            for img in self._all_golden(client, count_clones=False):
+                if img.glance_id == glance_id:
+                    self._set_published(client, img, None)
+                    LOG.info('Glance no longer has %(glance)s: image '
+                             '%(name)s (%(uuid)s) stays, unpublished',
+                             {'glance': glance_id, 'name': img.name,
+                              'uuid': img.uuid})
+        except exception.BmiException as e:
+            LOG.warning('Could not unpublish the image of %(glance)s: '
+                        '%(err)s', {'glance': glance_id, 'err': e})
 
     @staticmethod
     def _glance_rbd_ref(img):

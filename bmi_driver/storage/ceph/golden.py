@@ -270,7 +270,7 @@ class GoldenImages:
             except BaseException:
                 rbd_utils.undo(ioctx, rbd_name, 'import')
                 raise
-            return self._read_golden(client, image_uuid)
+            return self._published_new(client, image_uuid)
 
     @rbd_utils.retry_transient
     def import_rbd(self, ref, name, project=None, visibility='private'):
@@ -327,7 +327,7 @@ class GoldenImages:
             LOG.info('Imported %(ref)s by reference as image %(name)s '
                      '(%(uuid)s)', {'ref': ref, 'name': name,
                                     'uuid': image_uuid})
-            return self._read_golden(client, image_uuid)
+            return self._published_new(client, image_uuid)
 
     def _drop_ref_snapshot(self, client, pool, image_name, snap):
         try:
@@ -397,6 +397,9 @@ class GoldenImages:
                                         meta[layout.META_REF_SNAP])
             LOG.info('Deleted image %(name)s (%(uuid)s)',
                      {'name': img.name, 'uuid': img.uuid})
+        # Its bytes are gone: Glance, which deletes a location's bytes
+        # with the record, finds none.
+        self._unpublish(img)
 
     @staticmethod
     def _refuse_if_cloned(image, img):
@@ -430,6 +433,7 @@ class GoldenImages:
                         image.metadata_set(layout.META_NAME, new_name)
             LOG.info('Renamed image %(uuid)s from %(old)s to %(new)s',
                      {'uuid': img.uuid, 'old': img.name, 'new': new_name})
+            self._update_published(img, name=new_name)
             return self._read_golden(client, img.uuid)
 
     @rbd_utils.retry_transient
@@ -460,7 +464,7 @@ class GoldenImages:
                 progress)
             LOG.info('Copied image %(src)s to %(name)s (%(uuid)s)',
                      {'src': src.name, 'name': new_name, 'uuid': new})
-            return self._read_golden(client, new)
+            return self._published_new(client, new)
 
     def _flat_copy(self, client, src_ioctx, src_name, src_snap, meta,
                    progress=None, asker=layout.ANY_PROJECT):

@@ -26,13 +26,14 @@ from bmi_driver.conf import CONF
 from bmi_driver.storage.ceph import glance_images
 from bmi_driver.storage.ceph import golden
 from bmi_driver.storage.ceph import node_disks
+from bmi_driver.storage.ceph import published
 from bmi_driver.storage.ceph import rbd_utils
 
 _CLIENTS = rbd_utils.ClientPool()
 
 
 class ImageLibrary(golden.GoldenImages, node_disks.NodeDisks,
-                   glance_images.GlanceImages):
+                   glance_images.GlanceImages, published.PublishedImages):
     """Golden images and node clones in Ceph RBD (and Glance's images).
 
     :param clients: the connection pool to borrow from (tests may pass

@@ -437,4 +437,4 @@ class NodeDisks:
             LOG.info('Saved the disk of node %(node)s as image %(name)s '
                      '(%(uuid)s)', {'node': node_uuid, 'name': name,
                                     'uuid': new})
-            return self._read_golden(client, new)
+            return self._published_new(client, new)

@@ -72,6 +72,17 @@ class BMIManageImageTest(base.TestCase):
                           {'glance_image': 'g2', 'cache': 'kept'}],
                          json.loads(self.stdout.getvalue()))
 
+    def test_publish_sweep(self):
+        self.lib.sweep_published.return_value = {
+            'forgotten': ['u1'], 'deleted': ['g2'], 'published': ['u3']}
+        self.assertEqual(0, self.run_cli('image', 'publish', 'sweep', '-f',
+                                         'json'))
+        self.assertEqual(
+            [{'image': 'u1', 'glance_image': '', 'action': 'forgotten'},
+             {'image': '', 'glance_image': 'g2', 'action': 'deleted'},
+             {'image': 'u3', 'glance_image': '', 'action': 'published'}],
+            json.loads(self.stdout.getvalue()))
+
     def test_import_file_value(self):
         self.lib.import_file.return_value = _image()
         self.assertEqual(0, self.run_cli('image', 'import', 'deb12',

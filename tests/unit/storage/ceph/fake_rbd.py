@@ -29,6 +29,7 @@ narrow it.  Every call is recorded in ``cluster.calls`` as ``(op, name)``.
 
 import itertools
 import json
+import uuid
 
 import fixtures
 
@@ -142,6 +143,9 @@ class rados:  # noqa: N801 - stands for the module
             cmd = json.loads(cmd)
             self.cluster.call('mon_command', cmd['prefix'])
             return self.cluster.mon(cmd)
+
+        def get_fsid(self):
+            return self.cluster.fsid
 
         def shutdown(self):
             self.cluster.call('shutdown', self.rados_id)
@@ -616,6 +620,7 @@ class Cluster:
         self.pools = {pool: {} for pool in pools}
         self.users = set(users)
         self.reachable = True
+        self.fsid = '7b0c52b6-3b6a-4bd1-9d0e-5f1f0e1ad9c1'
         self.clone_format = 2
         self.calls = []
         self.clients = []
@@ -805,6 +810,8 @@ class FakeGlanceAPI:
         self.members = {}
         self.calls = []
         self.down = False
+        self.refuse_delete = False
+        self.refuse_location = False
 
     def add(self, image_id, **fields):
         body = {'id': image_id, 'status': 'active', 'disk_format': 'raw',
@@ -817,11 +824,47 @@ class FakeGlanceAPI:
         self.images[image_id] = body
         return body
 
+    def request(self, path, method, raise_exc=True, json=None,
+                headers=None):
+        if method == 'GET':
+            return self.get(path, raise_exc)
+        self.calls.append((method, path))
+        if self.down:
+            from keystoneauth1 import exceptions as ks_exc
+            raise ks_exc.ConnectFailure('Glance is down')
+        parts = path.strip('/').split('/')
+        if method == 'POST' and parts == ['v2', 'images']:
+            image_id = str(uuid.uuid4())
+            body = self.add(image_id, status='queued', direct_url=None,
+                            **json)
+            return _Response(201, body)
+        body = self.images.get(parts[2]) if len(parts) > 2 else None
+        if body is None:
+            return _Response(404, {'message': 'not found'})
+        if method == 'DELETE':
+            if self.refuse_delete:
+                return _Response(500, {'message': 'PermissionError'})
+            del self.images[parts[2]]
+            return _Response(204, None)
+        if method == 'PATCH':
+            for op in json:
+                if op['path'] == '/locations/-':
+                    if self.refuse_location:
+                        return _Response(403, {'message': 'forbidden'})
+                    body['direct_url'] = op['value']['url']
+                    body['status'] = 'active'
+                else:
+                    body[op['path'][1:]] = op['value']
+            return _Response(200, body)
+        return _Response(405, None)
+
     def get(self, path, raise_exc=True):
         self.calls.append(path)
         if self.down:
             from keystoneauth1 import exceptions as ks_exc
             raise ks_exc.ConnectFailure('Glance is down')
+        if path.startswith('/v2/images?'):
+            return _Response(200, {'images': list(self.images.values())})
         parts = path.strip('/').split('/')
         body = self.images.get(parts[2]) if len(parts) > 2 else None
         if body is None:
@@ -850,6 +893,7 @@ class FakeCeph(fixtures.Fixture):
                        'bmi_driver.storage.ceph.golden.rbd',
                        'bmi_driver.storage.ceph.glance_images.rbd',
                        'bmi_driver.storage.ceph.node_disks.rbd',
+                       'bmi_driver.storage.ceph.published.rbd',
                        'bmi_driver.storage.ceph.transfer.rbd'):
             self.useFixture(fixtures.MockPatch(target, rbd))
 

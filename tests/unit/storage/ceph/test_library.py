@@ -1476,3 +1476,139 @@ class FaultsTestCase(ImagesTestCase):
         before = self.cluster.count('clone')
         self.library.clone_for_node(NODE2, 'ubuntu')
         self.assertEqual(before + 2, self.cluster.count('clone'))
+
+
+class PublishTestCase(ImagesTestCase):
+    """Issue 13 item 3: golden images published to Glance, no copy."""
+
+    def setUp(self):
+        super().setUp()
+        self.config(publish_images=True, group='glance')
+
+    def record(self, img):
+        return self.glance_api.images[img.glance_id]
+
+    def test_import_published_at_its_snapshot(self):
+        img = self.import_raw(project='p1', visibility='public')
+        self.assertTrue(img.glance_id)
+        rec = self.record(img)
+        self.assertEqual(
+            ('ubuntu', 'p1', 'public', 'raw', 'bare', 'active', img.uuid),
+            (rec['name'], rec['owner'], rec['visibility'],
+             rec['disk_format'], rec['container_format'], rec['status'],
+             rec['bmi_image_id']))
+        self.assertEqual('rbd://%s/%s/%s/golden' % (
+            self.cluster.fsid, POOL, img.rbd_name), rec['direct_url'])
+        self.assertEqual(img.glance_id, self.golden(img).metadata[
+            'bmi.glance.published'])
+        # The location was added by JSON patch, nothing uploaded.
+        self.assertEqual(['POST', 'PATCH'], [
+            c[0] for c in self.glance_api.calls if isinstance(c, tuple)])
+
+    def test_off_by_default(self):
+        self.config(publish_images=False, group='glance')
+        img = self.import_raw()
+        self.assertEqual('', img.glance_id)
+        self.assertEqual({}, self.glance_api.images)
+
+    def test_node_snapshot_and_copy_published(self):
+        self.import_raw(project='p1')
+        self.library.clone_for_node(NODE, 'ubuntu')
+        snap = self.library.snapshot_node(NODE, 'saved', project='p2')
+        copied = self.library.copy('ubuntu', 'copied')
+        self.assertEqual(('saved', 'p2', 'private'), (
+            self.record(snap)['name'], self.record(snap)['owner'],
+            self.record(snap)['visibility']))
+        self.assertEqual('copied', self.record(copied)['name'])
+        self.assertEqual(3, len(self.glance_api.images))
+
+    def test_deploys_through_its_glance_id(self):
+        img = self.import_raw(project='p1')
+        src = self.library.resolve_source(img.glance_id, project='p1')
+        self.assertEqual(('golden', img.uuid, img.spec),
+                         (src.kind, src.uuid, src.spec))
+        disk = self.library.clone_for_node(NODE, img.glance_id,
+                                           project='p1')
+        self.assertEqual(img.spec, disk.parent)
+        self.assertEqual({}, self.cluster.image(POOL, disk.rbd_name).blocks)
+        # Glance's visibility rules: private to p1.
+        self.assertRaises(exception.ImageNotVisible,
+                          self.library.resolve_source, img.glance_id, 'p2')
+        # Shared in Glance with p2, accepted: p2 may boot it.
+        self.glance_api.images[img.glance_id]['visibility'] = 'shared'
+        self.glance_api.members[img.glance_id] = {'p2': 'accepted'}
+        self.assertEqual(img.uuid, self.library.resolve_source(
+            img.glance_id, 'p2').uuid)
+
+    def test_a_glance_image_pointing_into_the_pool_is_not_trusted(self):
+        img = self.import_raw(project='p1', visibility='public')
+        forged = uuidutils.generate_uuid()
+        self.glance_api.add(forged, owner='p2', visibility='public',
+                            direct_url=self.record(img)['direct_url'])
+        e = self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.resolve_source, forged, 'p2')
+        self.assertIn('not in a snapshot of [ceph] glance_pool', str(e))
+
+    def test_delete_removes_bytes_then_record(self):
+        img = self.import_raw()
+        self.library.delete('ubuntu')
+        self.assertEqual([], self.golden_names())
+        self.assertEqual({}, self.glance_api.images)
+        self.assertEqual(('DELETE', '/v2/images/%s' % img.glance_id),
+                         self.glance_api.calls[-1])
+
+    def test_delete_refused_while_cloned_keeps_the_record(self):
+        img = self.import_raw()
+        self.library.clone_for_node(NODE, 'ubuntu')
+        self.assertRaises(exception.ImageInUse, self.library.delete,
+                          'ubuntu')
+        self.assertIn(img.glance_id, self.glance_api.images)
+
+    def test_delete_when_glance_refuses_is_swept_later(self):
+        img = self.import_raw()
+        self.glance_api.refuse_delete = True
+        self.library.delete('ubuntu')  # the golden image is gone
+        self.assertEqual([], self.golden_names())
+        self.assertIn(img.glance_id, self.glance_api.images)
+        self.glance_api.refuse_delete = False
+        self.assertEqual({'forgotten': [], 'deleted': [img.glance_id],
+                          'published': []}, self.library.sweep_published())
+        self.assertEqual({}, self.glance_api.images)
+
+    def test_deleted_in_glance_forgotten_at_lookup(self):
+        img = self.import_raw()
+        del self.glance_api.images[img.glance_id]
+        self.assertRaises(exception.ImageNotFound,
+                          self.library.resolve_source, img.glance_id)
+        again = self.library.get('ubuntu')
+        self.assertEqual('', again.glance_id)  # the bytes stay bmi's
+        self.assertEqual(self.content, self.cluster.content(
+            POOL, img.rbd_name, 'golden'))
+
+    def test_sweep_forgets_and_publishes_again(self):
+        img = self.import_raw()
+        del self.glance_api.images[img.glance_id]
+        self.config(publish_images=False, group='glance')
+        self.assertEqual({'forgotten': [img.uuid], 'deleted': [],
+                          'published': []}, self.library.sweep_published())
+        self.assertEqual('', self.library.get('ubuntu').glance_id)
+        self.assertEqual(self.content, self.cluster.content(
+            POOL, img.rbd_name, 'golden'))
+        self.config(publish_images=True, group='glance')
+        result = self.library.sweep_published()
+        self.assertEqual([img.uuid], result['published'])
+        self.assertEqual(img.uuid, self.record(
+            self.library.get('ubuntu'))['bmi_image_id'])
+
+    def test_publication_failure_keeps_the_image(self):
+        self.glance_api.refuse_location = True
+        img = self.import_raw()
+        self.assertEqual('', img.glance_id)
+        self.assertEqual([img.rbd_name], self.golden_names())
+        # The half-made record was removed.
+        self.assertEqual({}, self.glance_api.images)
+
+    def test_rename_renames_the_record(self):
+        img = self.import_raw()
+        self.library.rename('ubuntu', 'focal')
+        self.assertEqual('focal', self.record(img)['name'])
