@@ -469,7 +469,10 @@ class IronicTestCase(IronicHelpers):
         e = self.assertRaises(ir_exc.BadRequest,
                               self.ironic.node.set_provision_state,
                               node.uuid, 'active')
-        self.assertIn('cannot be used by project tenant-b', str(e))
+        self.assertIn('not visible to project tenant-b', str(e))
+        # Issue 13: the refusal never names the image's owner.
+        self.assertIn('private to another project', str(e))
+        self.assertNotIn('admin', str(e))
         self.assert_released(node.uuid)
 
 

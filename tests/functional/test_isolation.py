@@ -137,8 +137,10 @@ class ProjectTestCase(LabIronicTestCase):
         node = self.create_node(lessee='tenant-a')
         msg = self._refused_deploy(node.uuid, image.uuid,
                                    project_id='tenant-b')
-        self.assertIn('private to project tenant-b', msg)
-        self.assertIn('cannot be used by project tenant-a', msg)
+        # Refused for the node's own project; the owner is not named.
+        self.assertIn('not visible to project tenant-a', msg)
+        self.assertIn('private to another project', msg)
+        self.assertNotIn('tenant-b', msg)
 
     def test_node_without_project_deploys_public_images_only(self):
         node = self.create_node(owner=None)
@@ -146,7 +148,8 @@ class ProjectTestCase(LabIronicTestCase):
         self.assertEqual((None, None), (n.owner, n.lessee))
         private = self.project_image('admin')
         msg = self._refused_deploy(node.uuid, private.uuid)
-        self.assertIn('private to project admin', msg)
+        self.assertIn('public images only', msg)
+        self.assertIn('private to another project', msg)
 
         public = self.project_image('admin', visibility='public')
         self.deploy(node.uuid, public.uuid)

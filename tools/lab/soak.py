@@ -172,9 +172,10 @@ class Lab(object):
         self.has_hil = bool(svcs.get('hil', {}).get('running'))
         # The two-conductor lab's API keeps its env.json (url, http_root)
         # in its own state dir; the all-in-one Ironic in ironic_state.
-        api = svcs.get('ironic-api') if self.env.get('multi') else None
+        api = svcs.get('ironic-api') or {}
         ironic = lab_state.read_env(
-            api['state_dir'] if api else self.env['ironic_state'], 'Ironic')
+            api['state_dir'] if api.get('running')
+            else self.env['ironic_state'], 'Ironic')
         self.ironic_url = ironic['url']
         self.http_roots = [ironic['http_root']] + [
             n.http_root for n in labnet.boot_networks(
