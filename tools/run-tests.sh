@@ -84,7 +84,10 @@ if lab start; then
     # operator=0.
     step "short fault soak (SOAK_CYCLES=${SOAK_CYCLES:-20})"
     soak_rc=0
-    lab exec -- env SOAK_CYCLES="${SOAK_CYCLES:-20}" \
+    # A fault every round (of SOAK_NODES=2 nodes): ten rounds deal all
+    # seven kinds of fault, then three more.
+    lab exec -- env SOAK_CYCLES="${SOAK_CYCLES:-20}" SOAK_NODES=2 \
+        SOAK_FAULT_RATE="${SOAK_FAULT_RATE:-1}" \
         SOAK_SETTLE="${SOAK_SETTLE:-90}" SOAK_TIME="${SOAK_TIME:-900}" \
         "$VENV/bin/python" -m tools.lab.soak || soak_rc=$?
     if [ "$soak_rc" -eq 0 ]; then

@@ -727,14 +727,20 @@ def run(args, tally):
         soak.setup(args.nodes)
         deadline = time.monotonic() + args.time
         rnd = 0
+        # Faults are dealt from a shuffled deck of every kind, dealt again
+        # when empty: a short soak meets each kind before any repeats.
+        deck = []
         while tally.cycles < args.cycles:
             if time.monotonic() > deadline:
                 say('time budget of %ds spent after %d cycles',
                     args.time, tally.cycles)
                 break
             rnd += 1
-            fault = (rng.choice(faults) if faults
-                     and rng.random() < args.fault_rate else None)
+            fault = None
+            if faults and rng.random() < args.fault_rate:
+                if not deck:
+                    deck = rng.sample(faults, len(faults))
+                fault = deck.pop()
             if fault == 'node_delete':
                 # On a node at rest (ACTIVE): before the round's
                 # operations, which would give it one.
