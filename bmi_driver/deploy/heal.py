@@ -15,9 +15,11 @@
 Run by the conductor every ``[bmi] reconcile_interval`` seconds and once
 at its start (:meth:`BMIDeploy.reconcile_exports`):
 
-1. every ACTIVE bmi node that Ironic's hash ring maps to this conductor
-   has its target, LUNs and CHAP account on this conductor's target daemon
-   as its clone's record in Ceph says (re-created when tgtd lost them);
+1. every ACTIVE bmi node this conductor deployed or took over (Ironic's
+   ``conductor_affinity``: the hash ring alone would drop a node the ring
+   has moved before Ironic took it over) has its target, LUNs and CHAP
+   account on this conductor's target daemon as its clone's record in
+   Ceph says (re-created when tgtd lost them);
 2. nothing else of ours is exported there: targets under ``[iscsi]
    iqn_prefix`` of nodes that are another conductor's, deleted, or in a
    state without a disk are removed;
