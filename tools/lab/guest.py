@@ -65,6 +65,8 @@ class GuestScenario(e2e.Scenario):
     def __init__(self, *args, ssh_timeout=120, **kwargs):
         # Power-on to cloud-init's user-data: about 130 s under TCG here.
         kwargs.setdefault('boot_timeout', 900)
+        # Its own node names beside the demo's other scenarios.
+        kwargs.setdefault('prefix', 'guest')
         super().__init__(*args, **kwargs)
         self.ssh_timeout = ssh_timeout
         self.key_dir = None
