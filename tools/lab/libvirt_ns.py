@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import netns  # noqa: E402
@@ -73,11 +72,7 @@ def start(ns, state):
     netns.spawn(ns, argv, os.path.join(state, 'libvirtd.pid'),
                 os.path.join(state, 'libvirtd.out'))
     sock = os.path.join(state, 'run', 'libvirt-sock')
-    deadline = time.monotonic() + 30
-    while not os.path.exists(sock):
-        if time.monotonic() > deadline:
-            raise TimeoutError('libvirtd made no ' + sock)
-        time.sleep(0.1)
+    netns.wait_unix(sock, 30, 'libvirtd')
     return uri(state)
 
 

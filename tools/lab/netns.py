@@ -10,6 +10,7 @@ a pid file under a state directory and are stopped by that pid only.
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -203,6 +204,28 @@ def wait_tcp(name, host, port, timeout=30.0):
             raise TimeoutError('%s:%s not listening in %s' % (host, port,
                                                               name))
         time.sleep(0.2)
+
+
+def wait_unix(path, timeout, what='the server'):
+    """Wait until the unix socket ``path`` accepts a connection.
+
+    The file appears at bind(), before listen(): a client in between
+    gets ECONNREFUSED (met once in CI on 2 busy cores with ovsdb-server,
+    and ovs-vsctl does not retry it), so the file existing is not enough.
+    Path sockets do not belong to a network namespace: this connects
+    from wherever it runs.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(path)
+                return
+            except (FileNotFoundError, ConnectionRefusedError):
+                pass
+        if time.monotonic() > deadline:
+            raise TimeoutError('%s does not listen on %s' % (what, path))
+        time.sleep(0.05)
 
 
 def _selftest():

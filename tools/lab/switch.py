@@ -78,11 +78,15 @@ class Switch(object):
         os.makedirs(self.state, exist_ok=True)
         os.makedirs(self.rundir, exist_ok=True)
         if not netns.read_pid(self.db_pid):
-            if os.path.exists(self.sock) and subprocess.run(
-                    ['ovs-vsctl', '--timeout=2', '--db=unix:' + self.sock,
-                     'show'], capture_output=True).returncode == 0:
-                raise RuntimeError('another ovsdb-server answers on %s'
-                                   % self.sock)
+            if os.path.exists(self.sock):
+                if subprocess.run(
+                        ['ovs-vsctl', '--timeout=2', '--db=unix:' + self.sock,
+                         'show'], capture_output=True).returncode == 0:
+                    raise RuntimeError('another ovsdb-server answers on %s'
+                                       % self.sock)
+                # A socket left by a server that died: nobody answers,
+                # and its presence would end the wait below at once.
+                os.unlink(self.sock)
             if not os.path.exists(self.db):
                 subprocess.run(['ovsdb-tool', 'create', self.db, SCHEMA],
                                check=True)
@@ -92,11 +96,7 @@ class Switch(object):
                 '--log-file=' + os.path.join(self.state, 'ovsdb.log')],
                 self.db_pid, os.path.join(self.state, 'ovsdb.out'),
                 env=self._env())
-            deadline = time.monotonic() + 10
-            while not os.path.exists(self.sock):
-                if time.monotonic() > deadline:
-                    raise TimeoutError('ovsdb-server made no ' + self.sock)
-                time.sleep(0.05)
+            netns.wait_unix(self.sock, 10, 'ovsdb-server')
             self.vsctl('init', wait=False)
         if not netns.read_pid(self.vsd_pid):
             # --disable-system: no kernel datapath module on this host.
