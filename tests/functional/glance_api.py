@@ -20,6 +20,11 @@ from keystoneauth1 import noauth
 from keystoneauth1 import session as ks_session
 import openstack.connection
 
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage import glance_client
+from tools.lab import state as lab_state
+
 
 def glance_env(env):
     """services.json's Glance; AssertionError when it does not run."""
@@ -29,6 +34,19 @@ def glance_env(env):
         raise AssertionError('the lab\'s Glance is not running: python -m '
                              'tools.lab start ... glance')
     return glance
+
+
+def image_library(test, **options):
+    """The plugin's image library reading the lab's Glance, for ``test``.
+
+    ``options`` are further ``[glance]`` options (``publish_images``).
+    """
+    glance_env(test.env)
+    test.config(group='glance', **lab_state.glance_options(test.env))
+    if options:
+        test.config(group='glance', **options)
+    return images.ImageLibrary(clients=rbd_utils.ClientPool(),
+                               glance=glance_client.GlanceClient())
 
 
 def connect(env, project, roles='member,reader'):

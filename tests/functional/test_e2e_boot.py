@@ -49,13 +49,16 @@ BOOT_TIMEOUT = 300
 PROJECT = 'e2e'
 
 
-def demo_image():
-    """Build (or reuse) the demo's golden image; return its path."""
+def built_image(script='build-image.sh', name='bmi-demo.raw'):
+    """Build (or reuse: the scripts cache) a demo image; return its path.
+
+    The busybox image by default; ``build-debian.sh``/``bmi-debian.raw``
+    for the real guest.
+    """
     out_dir = lab_state.State().demo_dir
-    subprocess.run([os.path.join(vmlab.REPO, 'tools', 'demo',
-                                 'build-image.sh'), out_dir],
-                   check=True, stdout=subprocess.DEVNULL)
-    return os.path.join(out_dir, 'bmi-demo.raw')
+    subprocess.run([os.path.join(vmlab.REPO, 'tools', 'demo', script),
+                    out_dir], check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(out_dir, name)
 
 
 class LabTestCase(base.FunctionalTestCase):
@@ -64,7 +67,7 @@ class LabTestCase(base.FunctionalTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.image_path = demo_image()
+        cls.image_path = built_image()
         cls.services = base.load_env()
         cls.lab = vmlab.Lab.from_services(
             cls.services, os.path.join(cls.services['state_dir'],

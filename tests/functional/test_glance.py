@@ -22,39 +22,29 @@ import os
 import subprocess
 import time
 
-import fixtures
 from oslo_utils import uuidutils
-import rados
-import rbd
 
 from bmi_driver import exception
-from bmi_driver.storage.ceph import library as images
-from bmi_driver.storage.ceph import rbd_utils
 from bmi_driver.storage.export import manager as export
-from bmi_driver.storage import glance_client
 from bmi_driver.storage import layout
 from tests.functional import base
 from tests.functional import glance_api
 from tests.functional import iscsi
-from tools.lab import state as lab_state
 
 MiB = 1024 * 1024
 
 
-class GlanceImagesTest(base.FunctionalTestCase):
+class GlanceImagesTest(base.CephImagesTestCase):
+
+    RAW_SIZE = 32 * MiB
 
     def setUp(self):
         super().setUp()
-        self.glance_env = glance_api.glance_env(self.env)
-        self.config(group='glance', **lab_state.glance_options(self.env))
-        self.lib = images.ImageLibrary(clients=rbd_utils.ClientPool(),
-                                       glance=glance_client.GlanceClient())
-        self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.admin = rados.Rados(conffile=self.env['ceph_conf'])
-        self.admin.connect(timeout=10)
-        self.addCleanup(self.admin.shutdown)
         self.project_a = self.unique('pa')
         self.project_b = self.unique('pb')
+
+    def make_library(self):
+        return glance_api.image_library(self)
 
     # -- helpers ---------------------------------------------------------
 
@@ -73,46 +63,6 @@ class GlanceImagesTest(base.FunctionalTestCase):
             conn.image.delete_image(image_id, ignore_missing=True)
         except Exception:
             pass
-
-    def make_raw(self, size=32 * MiB, name='disk.raw'):
-        path = os.path.join(self.tmp, name)
-        with open(path, 'wb') as f:
-            for offset in (0, size // 2, size - MiB):
-                f.seek(offset)
-                f.write(os.urandom(MiB // 2))
-            f.truncate(size)
-        return path
-
-    def node(self):
-        node = uuidutils.generate_uuid()
-        self.addCleanup(self.lib.remove_node_disk, node)
-        return node
-
-    def rbd_parent(self, pool, name):
-        ioctx = self.admin.open_ioctx(pool)
-        try:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                parent = image.get_parent_image_spec()
-                return '%s/%s@%s' % (parent['pool_name'],
-                                     parent['image_name'],
-                                     parent['snap_name'])
-        finally:
-            ioctx.close()
-
-    def read_rbd(self, pool, name):
-        ioctx = self.admin.open_ioctx(pool)
-        try:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                return image.read(0, image.size())
-        finally:
-            ioctx.close()
-
-    def clone_names(self):
-        ioctx = self.admin.open_ioctx(self.env['image_pool'])
-        try:
-            return set(rbd.RBD().list(ioctx))
-        finally:
-            ioctx.close()
 
     # -- tests -----------------------------------------------------------
 
@@ -174,10 +124,10 @@ class GlanceImagesTest(base.FunctionalTestCase):
         subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
                         raw, qcow2], check=True)
         conn, img = self.upload(qcow2, 'qcow2', self.project_a)
-        before = self.clone_names()
+        before = self.rbd_names()
         src = self.lib.resolve_source(img.id, self.project_a)
         self.assertEqual('glance-convert', src.kind)
-        self.assertEqual(before, self.clone_names())  # validate writes none
+        self.assertEqual(before, self.rbd_names())  # validate writes none
         first = self.lib.clone_for_node(self.node(), img.id,
                                         project=self.project_a)
         cache = layout.cache_rbd_name(img.id)
@@ -219,18 +169,18 @@ class GlanceImagesTest(base.FunctionalTestCase):
         self.lib.remove_node_disk(first.node_uuid)
         self.lib.remove_node_disk(second.node_uuid)
         self.assertIn(img.id, self.lib.sweep_glance_cache())
-        self.assertNotIn(cache, self.clone_names())
+        self.assertNotIn(cache, self.rbd_names())
 
     def test_other_formats_refused_naming_the_format(self):
         path = os.path.join(self.tmp, 'kernel')
         with open(path, 'wb') as f:
             f.write(os.urandom(MiB))
         _conn, img = self.upload(path, 'aki', self.project_a)
-        before = self.clone_names()
+        before = self.rbd_names()
         e = self.assertRaises(exception.GlanceImageUnusable,
                               self.lib.clone_for_node, self.node(), img.id,
                               project=self.project_a)
         self.assertIn('disk format is aki', str(e))
-        self.assertEqual(before, self.clone_names())
+        self.assertEqual(before, self.rbd_names())
         self.assertRaises(exception.ImageNotFound, self.lib.resolve_source,
                           uuidutils.generate_uuid(), self.project_a)

@@ -18,24 +18,10 @@ Ironic builds from a JSON object, waits for cloud-init's marker and logs
 in over SSH from the lab's network namespace (see its docstring).
 """
 
-import os
-import subprocess
-
 from tests.functional import test_e2e_boot
 from tools.lab import guest
-from tools.lab import state as lab_state
-from tools.lab import vmlab
 
 GUEST_BOOT_TIMEOUT = 900
-
-
-def debian_image():
-    """Build (or reuse) the Debian golden image; return its path."""
-    out_dir = lab_state.State().demo_dir
-    subprocess.run([os.path.join(vmlab.REPO, 'tools', 'demo',
-                                 'build-debian.sh'), out_dir],
-                   check=True, stdout=subprocess.DEVNULL)
-    return os.path.join(out_dir, 'bmi-debian.raw')
 
 
 class DebianGuestTest(test_e2e_boot.IronicLabTestCase):
@@ -44,7 +30,8 @@ class DebianGuestTest(test_e2e_boot.IronicLabTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.image_path = debian_image()
+        cls.image_path = test_e2e_boot.built_image(
+            'build-debian.sh', 'bmi-debian.raw')
 
     def test_debian_guest_cloud_init_and_ssh(self):
         scenario = self.scenario(guest.GuestScenario, 'deb', 0xc4,

@@ -16,9 +16,7 @@ import hashlib
 import os
 import subprocess
 
-import fixtures
 from oslo_utils import uuidutils
-import rados
 import rbd
 
 from bmi_driver import exception
@@ -29,62 +27,17 @@ from tests.functional import base
 MiB = 1024 * 1024
 
 
-class ImageLibraryTest(base.FunctionalTestCase):
+class ImageLibraryTest(base.CephImagesTestCase):
 
-    def setUp(self):
-        super().setUp()
-        self.lib = images.ImageLibrary(clients=rbd_utils.ClientPool())
-        self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.admin = rados.Rados(conffile=self.env['ceph_conf'])
-        self.admin.connect(timeout=10)
-        self.addCleanup(self.admin.shutdown)
+    def make_library(self):
+        return images.ImageLibrary(clients=rbd_utils.ClientPool())
 
     # -- helpers ---------------------------------------------------------
 
-    def make_raw(self, name='disk.raw', size=24 * MiB):
-        """A sparse raw file with random data at a few places."""
-        path = os.path.join(self.tmp, name)
-        with open(path, 'wb') as f:
-            for offset in (0, size // 3, size - MiB):
-                f.seek(offset)
-                f.write(os.urandom(MiB // 2))
-            f.truncate(size)
-        return path
-
-    def read_rbd(self, pool, name, snapshot=None):
-        ioctx = self.admin.open_ioctx(pool)
-        try:
-            with rbd.Image(ioctx, name, snapshot=snapshot,
-                           read_only=True) as image:
-                return image.read(0, image.size())
-        finally:
-            ioctx.close()
-
-    def write_rbd(self, pool, name, data, offset):
-        ioctx = self.admin.open_ioctx(pool)
-        try:
-            with rbd.Image(ioctx, name) as image:
-                image.write(data, offset)
-        finally:
-            ioctx.close()
-
-    def rbd_names(self, pool):
-        ioctx = self.admin.open_ioctx(pool)
-        try:
-            return set(rbd.RBD().list(ioctx))
-        finally:
-            ioctx.close()
-
     def imported(self, path, **kwargs):
         img = self.lib.import_file(path, self.unique('img'), **kwargs)
-        self.addCleanup(self._delete_quietly, img.uuid)
+        self.addCleanup(self.delete_quietly, img.uuid)
         return img
-
-    def _delete_quietly(self, ref):
-        try:
-            self.lib.delete(ref)
-        except exception.ImageNotFound:
-            pass
 
     def cloned(self, source, **kwargs):
         node = uuidutils.generate_uuid()
@@ -160,7 +113,7 @@ class ImageLibraryTest(base.FunctionalTestCase):
         disk = self.cloned(img.uuid)
         self.write_rbd(disk.pool, disk.rbd_name, b'node was here', 8192)
         snap = self.lib.snapshot_node(disk.node_uuid, self.unique('snap'))
-        self.addCleanup(self._delete_quietly, snap.uuid)
+        self.addCleanup(self.delete_quietly, snap.uuid)
         self.assertIsNone(snap.parent)  # flattened
         expected = self.read_rbd(disk.pool, disk.rbd_name)
         # the temporary snapshot is gone from the node's disk
@@ -208,7 +161,7 @@ class ImageLibraryTest(base.FunctionalTestCase):
     def test_copy_and_rename(self):
         img = self.imported(self.make_raw())
         copy = self.lib.copy(img.uuid, self.unique('copy'))
-        self.addCleanup(self._delete_quietly, copy.uuid)
+        self.addCleanup(self.delete_quietly, copy.uuid)
         self.assertIsNone(copy.parent)
         self.assertEqual(img.checksum, copy.checksum)
         self.assertEqual(self.read_rbd(img.pool, img.rbd_name, 'golden'),
@@ -245,7 +198,7 @@ class ImageLibraryTest(base.FunctionalTestCase):
         # by reference: a golden image that is a clone, no data copied
         img = self.lib.import_rbd('%s/%s@snap' % (glance_pool, glance_id),
                                   self.unique('glance'))
-        self.addCleanup(self._delete_quietly, img.uuid)
+        self.addCleanup(self.delete_quietly, img.uuid)
         self.assertEqual('%s/%s@snap' % (glance_pool, glance_id), img.parent)
         disk = self.cloned(img.uuid)
         self.assertEqual(content, self.read_rbd(disk.pool, disk.rbd_name))

@@ -20,83 +20,34 @@ lab's users endpoint (openstacksdk); what is asserted is read from Ceph
 and from Glance's API.
 """
 
-import os
 import time
 
-import fixtures
 from openstack import exceptions as sdk_exc
-from oslo_utils import uuidutils
-import rados
 import rbd
 
 from bmi_driver import exception
-from bmi_driver.storage.ceph import library as images
-from bmi_driver.storage.ceph import rbd_utils
-from bmi_driver.storage import glance_client
 from tests.functional import base
 from tests.functional import glance_api
-from tools.lab import state as lab_state
 
 MiB = 1024 * 1024
 
 
-class PublishTest(base.FunctionalTestCase):
+class PublishTest(base.CephImagesTestCase):
+
+    RAW_SIZE = 16 * MiB
 
     def setUp(self):
         super().setUp()
-        glance_api.glance_env(self.env)
-        self.config(group='glance', **lab_state.glance_options(self.env))
-        self.config(publish_images=True, group='glance')
-        self.lib = images.ImageLibrary(clients=rbd_utils.ClientPool(),
-                                       glance=glance_client.GlanceClient())
-        self.tmp = self.useFixture(fixtures.TempDir()).path
-        self.admin = rados.Rados(conffile=self.env['ceph_conf'])
-        self.admin.connect(timeout=10)
-        self.addCleanup(self.admin.shutdown)
         self.project_a = self.unique('pa')
         self.project_b = self.unique('pb')
 
-    def make_raw(self, size=16 * MiB):
-        path = os.path.join(self.tmp, 'disk.raw')
-        with open(path, 'wb') as f:
-            for offset in (0, size - MiB):
-                f.seek(offset)
-                f.write(os.urandom(MiB // 2))
-            f.truncate(size)
-        return path
+    def make_library(self):
+        return glance_api.image_library(self, publish_images=True)
 
     def golden(self, name, path):
         img = self.lib.import_file(path, name, project=self.project_a)
-        self.addCleanup(self._delete_quietly, img.uuid)
+        self.addCleanup(self.delete_quietly, img.uuid)
         return img
-
-    def _delete_quietly(self, ref):
-        try:
-            self.lib.delete(ref)
-        except exception.ImageNotFound:
-            pass
-
-    def node(self):
-        node = uuidutils.generate_uuid()
-        self.addCleanup(self.lib.remove_node_disk, node)
-        return node
-
-    def rbd_parent(self, pool, name):
-        ioctx = self.admin.open_ioctx(pool)
-        try:
-            with rbd.Image(ioctx, name, read_only=True) as image:
-                p = image.get_parent_image_spec()
-                return '%s/%s@%s' % (p['pool_name'], p['image_name'],
-                                     p['snap_name'])
-        finally:
-            ioctx.close()
-
-    def rbd_names(self):
-        ioctx = self.admin.open_ioctx(self.env['image_pool'])
-        try:
-            return set(rbd.RBD().list(ioctx))
-        finally:
-            ioctx.close()
 
     def test_published_snapshot_listed_and_deploys_by_glance_id(self):
         raw = self.make_raw()
@@ -105,7 +56,7 @@ class PublishTest(base.FunctionalTestCase):
         self.lib.clone_for_node(first, base_img.uuid)
         saved = self.lib.snapshot_node(first, self.unique('saved'),
                                        project=self.project_a)
-        self.addCleanup(self._delete_quietly, saved.uuid)
+        self.addCleanup(self.delete_quietly, saved.uuid)
         self.assertTrue(saved.glance_id)
         # Glance, as the owner project sees it.
         conn_a = glance_api.connect(self.env, self.project_a)

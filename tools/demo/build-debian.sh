@@ -66,7 +66,11 @@ MIRROR=${BMI_DEBIAN_MIRROR:-$(mirror)}
 command -v debootstrap >/dev/null || { echo "build-debian: debootstrap" \
     "missing: run tools/install-deps.sh" >&2; exit 1; }
 
-inputs="$(sha256sum "$0" | cut -c1-16) $SUITE $MIRROR $DISK_MIB"
+# shellcheck source=tools/demo/uefi-disk.sh
+. "$here/tools/demo/uefi-disk.sh"
+scripts_sum=$(cat "$0" "$here/tools/demo/uefi-disk.sh" | sha256sum |
+    cut -c1-16)
+inputs="$scripts_sum $SUITE $MIRROR $DISK_MIB"
 built=$(cat "$image.inputs" 2>/dev/null || true)
 if [ -s "$image" ] && [ "$built" = "$inputs" ]; then
     log "up to date: $image"
@@ -112,41 +116,11 @@ chroot "$rootd" update-initramfs -u -k all > "$work/initramfs.log" 2>&1 || {
 }
 kver=$(basename "$(ls -d "$rootd"/lib/modules/* | head -n1)")
 
-# --- root filesystem (partition 2) -----------------------------------------
-root_mib=$((DISK_MIB - ESP_MIB - 2))
-truncate -s "${root_mib}M" "$work/root.img"
-mke2fs -q -F -t ext4 -L bmi-root -d "$rootd" "$work/root.img"
-
-# --- ESP (partition 1) ------------------------------------------------------
-esp=$work/esp.img
-mkfs.vfat -C -n BMI-ESP "$esp" $((ESP_MIB * 1024)) >/dev/null
-export MTOOLS_SKIP_CHECK=1
-mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/bmi
-mcopy -i "$esp" "$rootd/usr/lib/systemd/boot/efi/systemd-bootx64.efi" \
-    ::/EFI/BOOT/BOOTX64.EFI
-mcopy -i "$esp" "$rootd/boot/vmlinuz-$kver" ::/bmi/vmlinuz
-mcopy -i "$esp" "$rootd/boot/initrd.img-$kver" ::/bmi/initrd.img
-printf 'default bmi.conf\ntimeout 0\neditor no\n' > "$work/loader.conf"
-cat > "$work/bmi.conf" <<CFG
-title Debian 12 on bmi ($kver)
-linux /bmi/vmlinuz
-initrd /bmi/initrd.img
-options root=LABEL=bmi-root ro iscsi_auto console=ttyS0,115200
-CFG
-mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
-mcopy -i "$esp" "$work/bmi.conf" ::/loader/entries/bmi.conf
-
-# --- the disk ---------------------------------------------------------------
-disk=$work/disk.raw
-truncate -s "${DISK_MIB}M" "$disk"
-sfdisk -q "$disk" <<CFG
-label: gpt
-start=1MiB, size=${ESP_MIB}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP
-start=$((ESP_MIB + 1))MiB, size=${root_mib}MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=bmi-root
-CFG
-dd if="$esp" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
-dd if="$work/root.img" of="$disk" bs=1M seek=$((ESP_MIB + 1)) \
-    conv=notrunc,sparse status=none
-mv "$disk" "$image"
+# --- the disk (tools/demo/uefi-disk.sh) ------------------------------------
+uefi_disk "$image" "$DISK_MIB" "$ESP_MIB" "$rootd" "$work" \
+    "$rootd/usr/lib/systemd/boot/efi/systemd-bootx64.efi" \
+    "$rootd/boot/vmlinuz-$kver" "$rootd/boot/initrd.img-$kver" \
+    "Debian 12 on bmi ($kver)" \
+    "root=LABEL=bmi-root ro iscsi_auto console=ttyS0,115200"
 echo "$inputs" > "$image.inputs"
 log "built $image ($DISK_MIB MiB, Debian $SUITE, kernel $kver)"

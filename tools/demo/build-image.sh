@@ -70,7 +70,10 @@ for bin in /bin/busybox /usr/sbin/iscsistart; do
         "tools/install-deps.sh demo" >&2; exit 1; }
 done
 pkgver() { dpkg-query -W -f='${Version}' "$1"; }
-scripts_sum=$(cat "$0" "$here/tools/demo/guest-probe.sh" | sha256sum |
+# shellcheck source=tools/demo/uefi-disk.sh
+. "$here/tools/demo/uefi-disk.sh"
+scripts_sum=$(cat "$0" "$here/tools/demo/guest-probe.sh" \
+    "$here/tools/demo/uefi-disk.sh" | sha256sum |
     cut -c1-16)
 inputs="$scripts_sum $kernel_pkg \
 busybox-static=$(pkgver busybox-static) open-iscsi=$(pkgver open-iscsi)"
@@ -266,40 +269,11 @@ echo "BMI-POWEROFF node=$node"
 poweroff -f
 EOF
 chmod +x "$rootd/sbin/init"
-root_mib=$((DISK_MIB - ESP_MIB - 2))
-truncate -s "${root_mib}M" "$work/root.img"
-mke2fs -q -F -t ext4 -L bmi-root -d "$rootd" "$work/root.img"
 
-# --- ESP (partition 1) ------------------------------------------------------
-esp=$work/esp.img
-mkfs.vfat -C -n BMI-ESP "$esp" $((ESP_MIB * 1024)) >/dev/null
-export MTOOLS_SKIP_CHECK=1
-mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/bmi
-mcopy -i "$esp" "$work/sdboot/usr/lib/systemd/boot/efi/systemd-bootx64.efi" \
-    ::/EFI/BOOT/BOOTX64.EFI
-mcopy -i "$esp" "$work/kernel/boot/vmlinuz-$kver" ::/bmi/vmlinuz
-mcopy -i "$esp" "$work/initrd.img" ::/bmi/initrd.img
-printf 'default bmi.conf\ntimeout 0\neditor no\n' > "$work/loader.conf"
-cat > "$work/bmi.conf" <<EOF
-title bmi demo ($kver)
-linux /bmi/vmlinuz
-initrd /bmi/initrd.img
-options console=ttyS0,115200 quiet
-EOF
-mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
-mcopy -i "$esp" "$work/bmi.conf" ::/loader/entries/bmi.conf
-
-# --- the disk ---------------------------------------------------------------
-disk=$work/disk.raw
-truncate -s "${DISK_MIB}M" "$disk"
-sfdisk -q "$disk" <<EOF
-label: gpt
-start=1MiB, size=${ESP_MIB}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP
-start=$((ESP_MIB + 1))MiB, size=${root_mib}MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=bmi-root
-EOF
-dd if="$esp" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
-dd if="$work/root.img" of="$disk" bs=1M seek=$((ESP_MIB + 1)) \
-    conv=notrunc,sparse status=none
-mv "$disk" "$image"
+# --- the disk (tools/demo/uefi-disk.sh) ------------------------------------
+uefi_disk "$image" "$DISK_MIB" "$ESP_MIB" "$rootd" "$work" \
+    "$work/sdboot/usr/lib/systemd/boot/efi/systemd-bootx64.efi" \
+    "$work/kernel/boot/vmlinuz-$kver" "$work/initrd.img" \
+    "bmi demo ($kver)" "console=ttyS0,115200 quiet"
 echo "$inputs" > "$image.inputs"
 log "built $image ($DISK_MIB MiB, kernel $kver)"
