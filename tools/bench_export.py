@@ -250,7 +250,7 @@ def qemu_read(source_args, size, block=MiB, depth=8):
     return size / MiB / seconds
 
 
-def bench_read(tgtd, cluster, size_mib, depth=8):
+def bench_read(tgtd, cluster, size_mib, depth=8, target_params=()):
     log('\n== 2. sequential read of a %d MiB clone (%d in flight)',
         size_mib, depth)
     size = size_mib * MiB
@@ -260,8 +260,17 @@ def bench_read(tgtd, cluster, size_mib, depth=8):
     clone_spec = cluster.snap_and_clone(name, 'snap', name + '-clone')
     mgr_backend = tgt.TgtExportBackend()
     iqn = 'iqn.2026-11.org.massopen.bench:read-%s' % name
-    mgr_backend.ensure_target(
+    served, _status = mgr_backend.ensure_target(
         base.ExportTarget(iqn=iqn, luns={1: clone_spec}))
+    for setting in target_params:
+        # iSCSI session parameters the target offers (tgt 1.0.85
+        # defaults: MaxXmitDataSegmentLength 8192, MaxBurstLength 262144).
+        key, _sep, value = setting.partition('=')
+        tgtd.tgtadm('--mode', 'target', '--op', 'update', '--tid',
+                    served.tid, '--name', key.strip(), '--value',
+                    value.strip())
+    if target_params:
+        log('target parameters: %s', ', '.join(target_params))
     conf = CONF.iscsi.tgt_ceph_conf
     user = CONF.iscsi.tgt_ceph_user
     rbd_src = ['rbd:%s:id=%s:conf=%s' % (clone_spec, user, conf)]
@@ -354,6 +363,12 @@ def main():
     parser.add_argument('--read-key', default='read',
                         help='summary.json key of the read figures (a '
                              'variant\'s own key keeps the default\'s)')
+    parser.add_argument('--target-param', action='append', default=[],
+                        metavar='NAME=VALUE',
+                        help='an iSCSI parameter of the read target '
+                             '(tgtadm --mode target --op update --name '
+                             'NAME --value VALUE), e.g. '
+                             'MaxXmitDataSegmentLength=262144; repeatable')
     parser.add_argument('--depth', type=int, default=8,
                         help='reads in flight (qemu-img bench -d)')
     parser.add_argument('--skip', default='',
@@ -392,8 +407,9 @@ def main():
                                              args.nodes)
         if 'read' not in skip:
             results['read'] = bench_read(tgtd, cluster, args.size_mib,
-                                         args.depth)
+                                         args.depth, args.target_param)
             results['read']['client_conf'] = args.client_conf
+            results['read']['target_params'] = args.target_param
             results['read']['depth'] = args.depth
         if 'luns' not in skip:
             counts = [int(c) for c in args.lun_counts.split(',')]
