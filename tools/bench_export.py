@@ -337,7 +337,11 @@ def tgt_ceph_conf(conf, user, settings, work):
     """
     if not settings:
         return conf
-    path = os.path.join(work, 'ceph-tgt.conf')
+    # Named ceph.conf: Ceph 16 takes $cluster from the file's name, and
+    # the keyring path is .../$cluster.$name.keyring (a ceph-tgt.conf
+    # made tgtd look for ceph-tgt.client.tgt.keyring: "unknown error").
+    os.makedirs(os.path.join(work, 'tgt-conf'), exist_ok=True)
+    path = os.path.join(work, 'tgt-conf', 'ceph.conf')
     with open(conf) as src, open(path, 'w') as dst:
         dst.write(src.read())
         dst.write('\n[client.%s]\n' % user)
