@@ -38,9 +38,11 @@ env.json. Everything it creates (nodes, images) is removed at the end.
 """
 
 import argparse
+from concurrent import futures
 import os
 import statistics
 import sys
+import threading
 import time
 import uuid
 
@@ -54,11 +56,21 @@ from bmi_driver.storage.ceph import library as images  # noqa: E402
 from bmi_driver.storage.ceph import rbd_utils  # noqa: E402
 from tools import benchlib  # noqa: E402
 from tools.lab import e2e  # noqa: E402
-from tools.lab import state as lab_state  # noqa: E402
 
 GiB = 1024 ** 3
 WAIT = 600
+# The longest pause between two looks at the nodes' states. Shorter while
+# a transition is young: the pause is at most POLL_FRACTION of the time
+# elapsed, so that polling neither hides nor adds more than that (at
+# N=1 a fixed 0.2 s would be a good part of the figure), and a long
+# transition is not slowed by an API busy answering the bench.
 POLL = 0.2
+POLL_MIN = 0.01
+POLL_FRACTION = 0.02
+# API callers at once, as several Nova computes (or users) would be: the
+# requests of N nodes one after the other would measure the bench's own
+# round trips (about 40 ms each, 4 s for 100 nodes), not the deploys.
+CALLERS = 8
 
 BMI_NODE = dict(driver='bmi', boot_interface='ipxe', deploy_interface='bmi',
                 storage_interface='bmi', network_interface='noop',
@@ -74,8 +86,7 @@ FAKE_NODE = dict(driver='fake-hardware', boot_interface='fake',
 def load_env():
     env = benchlib.load_env()
     try:
-        env['ironic'] = lab_state.read_env(env.get('ironic_state'),
-                                           'The Ironic all-in-one')
+        env['ironic'] = benchlib.ironic_env(env)
     except RuntimeError as e:
         sys.exit(str(e))
     return env
@@ -83,16 +94,32 @@ def load_env():
 
 class Bench:
 
-    def __init__(self, env):
+    def __init__(self, env, callers=CALLERS):
         self.env = env
-        self.ironic = ir_client.get_client(
-            '1', endpoint=env['ironic']['url'], auth_type='none',
-            os_ironic_api_version='latest')
+        self.ironic = self.client()
+        self._local = threading.local()
+        self.pool = futures.ThreadPoolExecutor(max_workers=callers)
         self.lib = images.ImageLibrary()
         self.tag = uuid.uuid4().hex[:8]
         self.nodes = []
         self.images = []
         self.rbd_bases = []
+
+    def client(self):
+        return ir_client.get_client(
+            '1', endpoint=self.env['ironic']['url'], auth_type='none',
+            os_ironic_api_version='latest')
+
+    def _thread_client(self):
+        # One client (and HTTP session) per caller thread.
+        if getattr(self._local, 'ironic', None) is None:
+            self._local.ironic = self.client()
+        return self._local.ironic
+
+    def each(self, func, items):
+        """``func(client, item)`` for every item, CALLERS at a time."""
+        return list(self.pool.map(
+            lambda item: func(self._thread_client(), item), items))
 
     # --- images -----------------------------------------------------------
 
@@ -124,8 +151,7 @@ class Bench:
         ``hil_nodes``: e2e.Node objects registered in HIL, one per node
         (their boot nic is the Ironic port).
         """
-        made = []
-        for i in range(count):
+        def create(ironic, i):
             name = 'bench-%s-%s-%s-%d' % (
                 self.tag, fields['driver'], fields['network_interface'], i)
             mac = '52:54:01:%02x:%02x:%02x' % tuple(os.urandom(3))
@@ -138,12 +164,13 @@ class Bench:
                 name, mac = hil_nodes[i].name, hil_nodes[i].mac
                 patch.append({'op': 'add', 'path': '/lessee',
                               'value': hil_nodes[i].project})
-            node = self.ironic.node.create(name=name, **fields)
+            node = ironic.node.create(name=name, **fields)
             self.nodes.append(node.uuid)
-            self.ironic.node.update(node.uuid, patch)
-            self.ironic.port.create(node_uuid=node.uuid, address=mac,
-                                    pxe_enabled=True)
-            made.append(node.uuid)
+            ironic.node.update(node.uuid, patch)
+            ironic.port.create(node_uuid=node.uuid, address=mac,
+                               pxe_enabled=True)
+            return node.uuid
+        made = self.each(create, range(count))
         self.transition(made, 'manage', 'manageable')
         self.transition(made, 'provide', 'available')
         return made
@@ -151,8 +178,8 @@ class Bench:
     def transition(self, nodes, target, state):
         """Ask every node for ``target``; seconds until all are ``state``."""
         t0 = time.perf_counter()
-        for node in nodes:
-            self.ironic.node.set_provision_state(node, target)
+        self.each(lambda ironic, node: ironic.node.set_provision_state(
+            node, target), nodes)
         pending = set(nodes)
         deadline = time.monotonic() + WAIT
         while pending:
@@ -170,12 +197,14 @@ class Bench:
                 raise RuntimeError('%d node(s) not %s after %ds'
                                    % (len(pending), state, WAIT))
             if pending:
-                time.sleep(POLL)
+                elapsed = time.perf_counter() - t0
+                time.sleep(min(POLL, max(POLL_MIN,
+                                         elapsed * POLL_FRACTION)))
         return time.perf_counter() - t0
 
     def delete_nodes(self, nodes):
+        self.each(lambda ironic, node: ironic.node.delete(node), nodes)
         for node in nodes:
-            self.ironic.node.delete(node)
             self.nodes.remove(node)
 
     # --- clean up ---------------------------------------------------------
@@ -207,6 +236,7 @@ class Bench:
                 except Exception as e:
                     print('cleanup: rbd %s: %s' % (base, e),
                           file=sys.stderr)
+        self.pool.shutdown()
 
 
 def main():
@@ -217,19 +247,23 @@ def main():
                         help='rounds of the 1 GiB vs 10 GiB comparison')
     parser.add_argument('--hil-sizes', default='1,4',
                         help='numbers of nodes for hil vs noop')
+    parser.add_argument('--callers', type=int, default=CALLERS,
+                        help='API requests in flight at once')
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(',')]
     hil_sizes = [int(n) for n in args.hil_sizes.split(',') if n]
 
     env = load_env()
     benchlib.configure_ceph(env)
-    bench = Bench(env)
+    bench = Bench(env, args.callers)
     try:
         small = bench.golden(1 * GiB)
         large = bench.golden(10 * GiB)
 
-        print('Deploy and undeploy through Ironic (%s), fake power'
-              % env['ironic']['url'])
+        print('Deploy and undeploy through Ironic (%s, %d conductor(s)), '
+              'fake power, %d API callers'
+              % (env['ironic']['url'], benchlib.conductors(env),
+                 args.callers))
         print('%5s  %-6s %12s %12s %12s' % ('N', 'deploy', 'to ACTIVE',
                                             'per node', 'undeploy'))
         rows = []

@@ -71,9 +71,26 @@ def write_summary(key, value, path=None):
 def conductors(env):
     """How many conductors the lab runs (services.json).
 
-    The all-in-one lab has one (``ironic``); a lab with several lists
-    ``conductor*`` (or ``ironic-conductor*``) services.
+    The all-in-one lab has one (``ironic``); a lab with several runs
+    ``conductor*`` (or ``ironic-conductor*``) services. services.json
+    keeps the entries of the other lab mode (not running): only running
+    ones count.
     """
-    names = [n for n in env.get('services', {})
-             if n.startswith(('conductor', 'ironic-conductor'))]
+    names = [n for n, info in env.get('services', {}).items()
+             if n.startswith(('conductor', 'ironic-conductor'))
+             and info.get('running')]
     return len(names) or 1
+
+
+def ironic_env(env):
+    """The running Ironic's env.json (url, http_root, log, ...).
+
+    The two-conductor lab's API keeps it in its own state dir, the
+    all-in-one Ironic in ``ironic_state`` (as tools/lab/soak.py reads it).
+
+    :raises: RuntimeError naming the command that starts it.
+    """
+    api = env.get('services', {}).get('ironic-api') or {}
+    return lab_state.read_env(
+        api['state_dir'] if api.get('running') else env.get('ironic_state'),
+        'Ironic')

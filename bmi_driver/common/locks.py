@@ -22,7 +22,7 @@ Usage::
 
     from bmi_driver.common import locks
 
-    with locks.lock('tgt-tid'):
+    with locks.lock('export-<uuid>'):
         ...
 """
 
@@ -30,9 +30,11 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import uuid
 
 from oslo_log import log
+import tenacity
 from tooz import coordination
 
 from bmi_driver.conf import CONF
@@ -43,6 +45,54 @@ LOG = log.getLogger(__name__)
 _PREFIX = 'bmi-'
 _coordinators = {}
 _coordinators_lock = threading.Lock()
+
+
+class _LocalLocks:
+    """One ``threading.Lock`` per lock name in this process, while used.
+
+    The threads of one process queue here, before the backend's lock: a
+    waiter wakes the moment the holder releases. tooz's etcd3gw lock
+    polls instead (tooz 9.1.0: tenacity's ``wait_exponential(max=1)``,
+    about a second between tries and a new lease at each), so that a
+    thread that met a held lock waited a second or more however short
+    the holder's work. Only one thread per process then asks the
+    backend, which still serializes the processes and hosts.
+    """
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._locks = {}
+
+    @contextlib.contextmanager
+    def hold(self, name, timeout):
+        """Hold ``name``'s local lock; yields the seconds left of timeout.
+
+        :raises LockTimeout: not acquired within ``timeout`` seconds.
+        """
+        with self._guard:
+            entry = self._locks.setdefault(name, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            t0 = time.monotonic()
+            if not entry[0].acquire(timeout=max(timeout, 0)):
+                raise exception.LockTimeout(name=name, timeout=timeout)
+            try:
+                yield max(timeout - (time.monotonic() - t0), 0)
+            finally:
+                entry[0].release()
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if not entry[1]:
+                    # No holder, no waiter: forget it (one name per node).
+                    del self._locks[name]
+
+    def __len__(self):
+        with self._guard:
+            return len(self._locks)
+
+
+_local = _LocalLocks()
 
 
 def _file_backend_dir(url):
@@ -84,7 +134,7 @@ def _coordinator():
 def lock(name, timeout=None):
     """Hold the lock ``name`` for the ``with`` block.
 
-    :param name: what is locked, e.g. ``'tgt-tid'`` or ``'export-<uuid>'``.
+    :param name: what is locked, e.g. ``'export-<uuid>'``.
     :param timeout: seconds to wait; default ``[coordination]
         lock_timeout``.
     :raises LockTimeout: when the lock was not acquired in time.
@@ -92,9 +142,19 @@ def lock(name, timeout=None):
     """
     if timeout is None:
         timeout = CONF.coordination.lock_timeout
+    with _local.hold(name, timeout) as left:
+        with _backend_lock(name, timeout, left):
+            yield
+
+
+@contextlib.contextmanager
+def _backend_lock(name, timeout, left):
     tooz_lock = _coordinator().get_lock((_PREFIX + name).encode())
     try:
-        acquired = tooz_lock.acquire(blocking=timeout)
+        acquired = tooz_lock.acquire(blocking=left)
+    except tenacity.RetryError:
+        # tooz 9.1.0's etcd3gw lock, out of time (its retry's own error).
+        acquired = False
     except coordination.ToozError as e:
         raise exception.CoordinationError(
             reason='cannot acquire lock %(name)s: %(err)s'

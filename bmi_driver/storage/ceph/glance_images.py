@@ -32,6 +32,8 @@ Glance (:mod:`bmi_driver.storage.glance_client`):
 :class:`bmi_driver.storage.ceph.library.ImageLibrary`.
 """
 
+from concurrent import futures
+
 from oslo_log import log
 
 from bmi_driver.common import locks
@@ -207,8 +209,14 @@ class GlanceImages:
                 with rbd_utils.ceph_errors(name):
                     rbd_utils.remove_if_present(ioctx, name)
             ref = names.rbd_ref(source.convert_from)
+            # info first (it refuses backing and data files, and opens
+            # none); the qcow2 check then runs beside the conversion: the
+            # snapshot cannot change between them, and the copy is usable
+            # only once renamed, after both succeeded. It saves the
+            # check's time (a second qemu-img run and Ceph connection,
+            # about 100 ms for 1 GiB on the lab machine) on a first deploy.
             size = transfer.inspect_rbd(ref.pool, ref.image, ref.snapshot,
-                                        source.disk_format)
+                                        source.disk_format, check=False)
             part = final + layout.CACHE_PART_SUFFIX
             LOG.info('Converting Glance image %(id)s (%(fmt)s, %(size)d '
                      'bytes) into %(pool)s/%(name)s',
@@ -218,8 +226,17 @@ class GlanceImages:
                 rbd.RBD().create(ioctx, part, size,
                                  features=rbd_utils.features())
             try:
-                transfer.convert_rbd(ref.pool, ref.image, ref.snapshot,
-                                     source.disk_format, part)
+                with futures.ThreadPoolExecutor(max_workers=1) as pool:
+                    checked = pool.submit(
+                        transfer.check_rbd, ref.pool, ref.image,
+                        ref.snapshot, source.disk_format)
+                    try:
+                        transfer.convert_rbd(ref.pool, ref.image,
+                                             ref.snapshot,
+                                             source.disk_format, part)
+                    finally:
+                        # A bad image's check error wins: it says why.
+                        checked.result()
                 with rbd_utils.ceph_errors(part):
                     with rbd.Image(ioctx, part) as image:
                         for key, value in (

@@ -283,12 +283,13 @@ def check_qcow2(path):
                  {'path': path, 'n': report['leaks']})
 
 
-def inspect_rbd(pool, rbd_name, snapshot, fmt):
+def inspect_rbd(pool, rbd_name, snapshot, fmt, check=True):
     """(virtual size) of an RBD snapshot holding a ``fmt`` image.
 
     Glance's bytes are a user's: as for a local file, a backing or data
     file (which would make qemu-img read this host's files) is refused,
-    and a qcow2 must pass ``qemu-img check``.
+    and a qcow2 must pass ``qemu-img check`` (:func:`check_rbd`; with
+    ``check=False`` the caller runs it itself).
 
     :raises: ImageFormatError
     """
@@ -313,22 +314,37 @@ def inspect_rbd(pool, rbd_name, snapshot, fmt):
         raise exception.ImageFormatError(
             path=where, reason='its virtual size (%d bytes) is not a whole '
             'number of %d-byte sectors' % (size, SECTOR))
-    if fmt == 'qcow2':
-        try:
-            out, err = processutils.execute(
-                'qemu-img', 'check', '--output=json', '-f', 'qcow2', src,
-                prlimit=QEMU_IMG_LIMITS, check_exit_code=[0, 2, 3])
-            report = json.loads(out)
-        except (processutils.ProcessExecutionError, ValueError) as e:
-            raise exception.ImageFormatError(
-                path=where, reason='qemu-img check failed: %s'
-                % str(getattr(e, 'stderr', '') or e).strip())
-        if report.get('corruptions') or report.get('check-errors'):
-            raise exception.ImageFormatError(
-                path=where, reason='qemu-img check found %d error(s)'
-                % ((report.get('corruptions') or 0)
-                   + (report.get('check-errors') or 0)))
+    if check:
+        check_rbd(pool, rbd_name, snapshot, fmt)
     return size
+
+
+def check_rbd(pool, rbd_name, snapshot, fmt):
+    """``qemu-img check`` of a qcow2 RBD snapshot; other formats: no-op.
+
+    Only after :func:`inspect_rbd` found no backing or data file: ``check``
+    opens the backing chain, ``info`` does not.
+
+    :raises: ImageFormatError
+    """
+    if fmt != 'qcow2':
+        return
+    src = qemu_rbd(pool, rbd_name, snapshot)
+    where = '%s/%s@%s' % (pool, rbd_name, snapshot)
+    try:
+        out, err = processutils.execute(
+            'qemu-img', 'check', '--output=json', '-f', 'qcow2', src,
+            prlimit=QEMU_IMG_LIMITS, check_exit_code=[0, 2, 3])
+        report = json.loads(out)
+    except (processutils.ProcessExecutionError, ValueError) as e:
+        raise exception.ImageFormatError(
+            path=where, reason='qemu-img check failed: %s'
+            % str(getattr(e, 'stderr', '') or e).strip())
+    if report.get('corruptions') or report.get('check-errors'):
+        raise exception.ImageFormatError(
+            path=where, reason='qemu-img check found %d error(s)'
+            % ((report.get('corruptions') or 0)
+               + (report.get('check-errors') or 0)))
 
 
 def convert_rbd(pool, rbd_name, snapshot, fmt, target_name):

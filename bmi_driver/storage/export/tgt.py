@@ -24,12 +24,14 @@ parser of its ``show`` output is :mod:`~bmi_driver.storage.export.tgt_show`.
 
 tgtd keeps everything in memory: after a restart it serves nothing, and
 ``ExportManager.reconcile()`` re-creates the targets from what Ceph records.
-Target ids are allocated under the ``tgt-tid`` lock, and a collision with
-another allocator (another host sharing no lock backend) is retried.
+Target ids are allocated under the tgtd's own lock
+(``tgt-tid-<host>-<control port>``), and a collision with another
+allocator (another host sharing no lock backend) is retried.
 """
 
 import json
 import secrets
+import socket
 import string
 import sys
 
@@ -106,6 +108,11 @@ class TgtExportBackend(base.ExportBackend):
     def __init__(self):
         self.control_port = CONF.iscsi.tgtadm_control_port
         self._next_tid = None
+        # Tids are this tgtd's own: the lock is this tgtd's (its host and
+        # control port), so that conductors with gateways of their own do
+        # not queue on each other through a shared (etcd) backend.
+        self.tid_lock = 'tgt-tid-%s-%d' % (socket.gethostname(),
+                                           self.control_port)
 
     # --- tgtd's management socket -------------------------------------------
 
@@ -177,12 +184,12 @@ class TgtExportBackend(base.ExportBackend):
     def _create_target(self, iqn):
         """Create the target ``iqn``; returns (ServedTarget, created).
 
-        Under the ``tgt-tid`` lock.  The next tid is remembered, so that a
-        creation usually costs one tgtadm call: tgtd refuses a taken tid
-        and an existing name alike ("already exists"), and only then is
-        its target list read.
+        Under this tgtd's lock (``tid_lock``).  The next tid is
+        remembered, so that a creation usually costs one tgtadm call:
+        tgtd refuses a taken tid and an existing name alike ("already
+        exists"), and only then is its target list read.
         """
-        with locks.lock('tgt-tid'):
+        with locks.lock(self.tid_lock):
             tid = self._next_tid
             if tid is not None and self._new_target(tid, iqn):
                 return base.ServedTarget(tid=tid, iqn=iqn), True

@@ -12,9 +12,13 @@
 
 """The tooz locks, on the default file backend (a temporary directory)."""
 
+import contextlib
 import os
 import threading
 import time
+
+import fixtures
+import tenacity
 
 from bmi_driver.common import locks
 from bmi_driver import exception
@@ -91,3 +95,72 @@ class LocksTestCase(base.TestCase):
         e = self.assertRaises(exception.CoordinationError,
                               locks.lock('x').__enter__)
         self.assertNotIn('pw', str(e))
+
+    def test_threads_of_a_process_queue_locally(self):
+        # One thread at a time reaches the backend's lock: the others wait
+        # on a local lock, which wakes them at once (tooz's etcd3gw lock
+        # polls about once a second).
+        real = locks._backend_lock
+        at_backend = []
+        overlaps = []
+
+        def backend_lock(name, timeout, left):
+            at_backend.append(name)
+            if len(at_backend) > 1:
+                overlaps.append(name)
+            try:
+                with real(name, timeout, left):
+                    yield
+            finally:
+                at_backend.pop()
+
+        self.useFixture(fixtures.MockPatchObject(
+            locks, '_backend_lock',
+            contextlib.contextmanager(backend_lock)))
+
+        def work():
+            with locks.lock('queued'):
+                time.sleep(0.005)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual([], overlaps)
+        self.assertEqual(0, len(locks._local))
+
+    def test_local_wait_counts_against_the_timeout(self):
+        held = threading.Event()
+        done = threading.Event()
+
+        def holder():
+            with locks.lock('slow'):
+                held.set()
+                done.wait(10)
+
+        t = threading.Thread(target=holder)
+        t.start()
+        self.addCleanup(t.join)
+        self.addCleanup(done.set)
+        held.wait(10)
+        t0 = time.monotonic()
+        self.assertRaises(exception.LockTimeout,
+                          locks.lock('slow', 0.2).__enter__)
+        self.assertLess(time.monotonic() - t0, 2)
+
+    def test_backend_out_of_time_is_a_lock_timeout(self):
+        # tooz 9.1.0's etcd3gw lock ends its retries with tenacity's error.
+        class Lock:
+            def acquire(self, blocking):
+                raise tenacity.RetryError(None)
+
+        class Coord:
+            def get_lock(self, name):
+                return Lock()
+
+        self.useFixture(fixtures.MockPatchObject(
+            locks, '_coordinator', return_value=Coord()))
+        self.assertRaises(exception.LockTimeout,
+                          locks.lock('x', 0.1).__enter__)
+        self.assertEqual(0, len(locks._local))

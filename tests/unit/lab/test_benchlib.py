@@ -48,7 +48,36 @@ class SummaryTest(base.TestCase):
                          benchlib.summary_path())
 
     def test_conductors(self):
+        up = {'running': True}
         self.assertEqual(1, benchlib.conductors({'services': {
-            'ironic': {}, 'tgtd': {}}}))
+            'ironic': up, 'tgtd': up}}))
         self.assertEqual(2, benchlib.conductors({'services': {
-            'ironic-api': {}, 'conductor-1': {}, 'conductor-2': {}}}))
+            'ironic-api': up, 'conductor-1': up, 'conductor-2': up}}))
+
+    def test_conductors_of_the_other_mode_do_not_count(self):
+        # services.json keeps the entries of the mode that ran before.
+        self.assertEqual(1, benchlib.conductors({'services': {
+            'ironic': {'running': True}, 'conductor-1': {'running': False},
+            'conductor-2': {}}}))
+
+    def _env_json(self, name, url):
+        d = os.path.join(self.state_dir, name)
+        os.makedirs(d)
+        with open(os.path.join(d, 'env.json'), 'w') as f:
+            json.dump({'url': url}, f)
+        return d
+
+    def test_ironic_env_of_the_running_mode(self):
+        aio = self._env_json('ironic', 'http://aio')
+        multi = self._env_json('ironic-multi', 'http://multi')
+        env = {'ironic_state': aio, 'services': {
+            'ironic-api': {'state_dir': multi, 'running': True}}}
+        self.assertEqual('http://multi', benchlib.ironic_env(env)['url'])
+        env['services']['ironic-api']['running'] = False
+        self.assertEqual('http://aio', benchlib.ironic_env(env)['url'])
+
+    def test_ironic_env_says_how_to_start_it(self):
+        env = {'ironic_state': os.path.join(self.state_dir, 'none'),
+               'services': {}}
+        self.assertRaisesRegex(RuntimeError, 'tools.lab start',
+                               benchlib.ironic_env, env)

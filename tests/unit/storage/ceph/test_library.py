@@ -1284,10 +1284,13 @@ class GlanceSourceTestCase(ImagesTestCase):
         cache = 'glance-cache-' + glance_id
         self.assertEqual('%s/%s@golden' % (POOL, cache), disk.parent)
         self.assertEqual(raw, self.cluster.content(POOL, disk.rbd_name))
-        self.assertEqual(['info', 'check', 'convert'],
-                         [c[1] for c in calls])
+        # info first; check beside convert (either may start first).
+        self.assertEqual('info', calls[0][1])
+        self.assertEqual(['check', 'convert'],
+                         sorted(c[1] for c in calls[1:]))
+        convert = next(c for c in calls if c[1] == 'convert')
         self.assertIn('rbd:%s/%s@snap:id=bmi' % (GLANCE, glance_id),
-                      calls[2][-2])
+                      convert[-2])
         meta = self.cluster.image(POOL, cache).metadata
         self.assertEqual((glance_id, 'sha512:' + 'ab' * 64, 'qcow2'),
                          (meta['bmi.glance.id'], meta['bmi.glance.key'],
@@ -1311,6 +1314,25 @@ class GlanceSourceTestCase(ImagesTestCase):
         e = self.assertRaises(exception.ImageFormatError,
                               self.library.clone_for_node, NODE, glance_id)
         self.assertIn('backing or data file', str(e))
+        self.assertEqual([], [n for n in self.cluster.names(POOL)
+                              if n.startswith('glance-cache')
+                              or n.startswith('node-')])
+
+    def test_qcow2_failing_check_beside_convert_leaves_no_cache(self):
+        glance_id = self.add_glance(disk_format='qcow2')
+        calls = self._fake_qemu_img(_data(units.Mi, 'bad'))
+        fake = processutils.execute.side_effect
+
+        def execute(*cmd, **kwargs):
+            if cmd[1] == 'check':
+                calls.append(cmd)
+                return json.dumps({'corruptions': 2}), ''
+            return fake(*cmd, **kwargs)
+        processutils.execute.side_effect = execute
+        e = self.assertRaises(exception.ImageFormatError,
+                              self.library.clone_for_node, NODE, glance_id)
+        self.assertIn('qemu-img check found 2 error(s)', str(e))
+        self.assertIn('convert', [c[1] for c in calls])
         self.assertEqual([], [n for n in self.cluster.names(POOL)
                               if n.startswith('glance-cache')
                               or n.startswith('node-')])

@@ -13,6 +13,7 @@
 """The tgt backend against a fake tgtd (processutils.execute)."""
 
 import io
+import socket
 import sys
 from unittest import mock
 
@@ -83,6 +84,22 @@ class _BackendBase(test_base.TestCase):
 
 
 class TgtBackendTestCase(_BackendBase):
+
+    def test_tids_are_allocated_under_this_tgtds_own_lock(self):
+        # Two conductors with a gateway each share one etcd: a lock per
+        # tgtd (host and control port), not one for all.
+        taken = []
+        real = tgt.locks.lock
+
+        def lock(name, *args, **kwargs):
+            taken.append(name)
+            return real(name, *args, **kwargs)
+        self.useFixture(fixtures.MockPatchObject(tgt.locks, 'lock', lock))
+        self.backend.ensure_target(wanted())
+        self.assertIn('tgt-tid-%s-3' % socket.gethostname(), taken)
+        self.config(tgtadm_control_port=4, group='iscsi')
+        self.assertEqual('tgt-tid-%s-4' % socket.gethostname(),
+                         tgt.TgtExportBackend().tid_lock)
 
     def test_create(self):
         target, status = self.backend.ensure_target(wanted())
