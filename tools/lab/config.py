@@ -130,7 +130,7 @@ def multi_ironic_conf(ironic_dir, database_url, port=6385, debug=False,
     """Ironic split into an API and several conductors (issue 12).
 
     The settings every process shares (the conductors' own ``host`` and
-    ``[json_rpc] port`` are in ``conductor_conf``): MariaDB instead of
+    ``[json_rpc] host_ip`` are in ``conductor_conf``): MariaDB instead of
     sqlite, JSON-RPC between the API and the conductors instead of one
     process (Ironic 39.0.0: ``rpc_transport = json-rpc``, each conductor
     serves ``[json_rpc] port``; the API finds a node's conductor through
