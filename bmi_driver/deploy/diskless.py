@@ -78,6 +78,7 @@ class BMIDeploy(base.DeployInterface):
         super().__init__()
         # Said once per conductor start (the interface is made once).
         boot_networks.warn_if_shared()
+        boot_networks.warn_if_reservations_outlive_a_crash()
 
     def get_properties(self):
         return {}

@@ -155,6 +155,44 @@ def conductor_host():
     return host
 
 
+def warn_if_reservations_outlive_a_crash():
+    """Log when this conductor's node locks would outlive its crash.
+
+    Ironic 39.0.0 names a conductor ``<host>:<port>`` on a JSON-RPC port
+    other than 8089 (``conductor_host()``), but its ``TaskManager``
+    reserves nodes as ``[DEFAULT] host`` alone. At restart the conductor
+    clears the reservations of ``<host>:<port>``, and
+    ``_check_orphan_nodes`` releases those of offline conductors by that
+    name too: a node this conductor held when it died (kill -9, OOM,
+    power loss) stays locked by ``<host>`` for ever (HTTP 409, its
+    deploy or undeploy never finishes, its disk and export are never
+    cleaned up). The plugin cannot clear them itself: a reservation by
+    ``<host>`` may as well be this live conductor's own, and taking it
+    would break Ironic's locking. The fix is the configuration: keep
+    ``[json_rpc] port`` 8089 and give each conductor its own address
+    (``[json_rpc] host_ip``).
+
+    :returns: True when it warned.
+    """
+    name = conductor_host()
+    try:
+        host = CONF.host or socket.gethostname()
+    except cfg.NoSuchOptError:
+        return False
+    if name in (host, '[%s]' % host):
+        return False
+    LOG.warning('This conductor is known to Ironic as %(name)s (JSON-RPC '
+                'port %(port)s) but reserves nodes as %(host)s: Ironic '
+                '39.0.0 then never clears the nodes it held when it '
+                'crashes (they stay locked by %(host)s). Keep [json_rpc] '
+                'port at %(default)d and give each conductor its own '
+                '[json_rpc] host_ip (README, "Several conductors and '
+                'gateways").', {'name': name, 'host': host,
+                                'port': CONF.json_rpc.port,
+                                'default': _JSON_RPC_DEFAULT_PORT})
+    return True
+
+
 def enabled():
     """Whether per-project boot networks are configured."""
     return bool(CONF.bmi.boot_networks_file)

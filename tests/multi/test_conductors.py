@@ -14,9 +14,10 @@
 
 Against the multi-conductor lab (``BMI_LAB_CONDUCTORS=2 python -m
 tools.lab start``; ``tools/run-tests.sh`` runs it after the functional
-suite): Ironic on MariaDB, JSON-RPC, one API, conductors ``127.0.1.1:8091``
-and ``127.0.1.2:8092``, each with its own tgtd (control port K) and portal
-10.78.N.K on the project boot networks.
+suite): Ironic on MariaDB, JSON-RPC, one API, conductors ``127.0.1.1`` and
+``127.0.1.2`` (both on JSON-RPC's default port 8089, each on its own
+address: ``tools.lab.multi.conductor_host``), each with its own tgtd
+(control port K) and portal 10.78.N.K on the project boot networks.
 
 Nodes are spread by Ironic's hash ring; each node's target is on its
 conductor's tgtd and its VolumeTarget announces that conductor's gateway.

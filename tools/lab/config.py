@@ -130,7 +130,7 @@ def multi_ironic_conf(ironic_dir, database_url, port=6385, debug=False,
     """Ironic split into an API and several conductors (issue 12).
 
     The settings every process shares (the conductors' own ``host`` and
-    ``[json_rpc] port`` are in ``conductor_conf``): MariaDB instead of
+    ``[json_rpc] host_ip`` are in ``conductor_conf``): MariaDB instead of
     sqlite, JSON-RPC between the API and the conductors instead of one
     process (Ironic 39.0.0: ``rpc_transport = json-rpc``, each conductor
     serves ``[json_rpc] port``; the API finds a node's conductor through
@@ -154,11 +154,14 @@ def multi_ironic_conf(ironic_dir, database_url, port=6385, debug=False,
     })
 
 
-def conductor_conf(host, json_rpc_port):
+def conductor_conf(host, json_rpc_port=8089):
     """One conductor's own settings: its name and its JSON-RPC server.
 
     ``host`` is also the address it listens on: Ironic 39.0.0's
-    JSON-RPC client dials ``<host>:<port>``.
+    JSON-RPC client dials the conductor's name, ``<host>`` on its own
+    ``[json_rpc] port`` (8089), ``<host>:<port>`` for a conductor on
+    another port, whose node reservations Ironic 39.0.0 then never clears
+    after a crash (``tools.lab.multi.conductor_host``).
     """
     return [('DEFAULT', [('host', host)]),
             ('json_rpc', [('host_ip', host), ('port', int(json_rpc_port))])]

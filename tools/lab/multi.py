@@ -26,9 +26,9 @@ all inside the lab's namespace:
   and 10.78.N.K:3260 on every project boot network;
 * ``ironic-api``: ``ironic-api`` alone, JSON-RPC to the conductors;
 * ``conductor-K``: ``ironic-conductor`` with ``[DEFAULT] host``
-  ``127.0.1.K`` and ``[json_rpc] port`` 809K, known to Ironic as
-  ``127.0.1.K:809K`` (Ironic 39.0.0's JSON-RPC client reaches a conductor
-  at its host name, and both share the namespace's loopback). Its own
+  ``127.0.1.K``, its JSON-RPC server on ``[json_rpc] host_ip`` 127.0.1.K
+  and the default port 8089, so that Ironic knows it as plain
+  ``127.0.1.K`` (``conductor_host()`` says why no other port). Its own
   ``bmi.conf``: its tgtd's control port and portal, etcd for locks, the
   registry that gives every conductor's gateway per project.
 
@@ -53,7 +53,9 @@ from tools.lab import state as lab_state
 API_PORT = 6385
 ETCD_PORT = 2379
 ETCD_PEER_PORT = 2380
-JSON_RPC_BASE = 8090
+# Ironic 39.0.0's default [json_rpc] port; every conductor keeps it (on
+# an address of its own): see conductor_host().
+JSON_RPC_PORT = 8089
 DB_NAME = 'ironic'
 DB_USER = 'ironic'
 # The plugin's repair timing in this lab: its nodes are all Ironic's (no
@@ -86,23 +88,36 @@ def conductor_address(k):
 
     Ironic 39.0.0's JSON-RPC client dials a conductor at its host name,
     and both conductors share the namespace's loopback: each has an
-    address of its own there (all of 127/8 is local).
+    address of its own there (all of 127/8 is local), so both listen on
+    the same port.
     """
     return '127.0.1.%d' % int(k)
 
 
 def conductor_host(k):
-    """Conductor K's name in Ironic: ``127.0.1.K:809K``.
+    """Conductor K's name in Ironic: ``127.0.1.K``, its ``[DEFAULT] host``.
 
-    Ironic 39.0.0 registers a conductor whose ``[json_rpc] port`` is not
-    8089 as ``<host>:<port>`` (what the ring, the API's ``conductor``
-    field and the plugin's registry say).
+    Not ``<host>:<port>``: Ironic 39.0.0 registers a conductor whose
+    ``[json_rpc] port`` is not 8089 as ``<host>:<port>``
+    (``BaseConductorManager.prepare_host`` rewrites ``self.host``), but
+    its ``TaskManager`` reserves nodes as ``CONF.host`` alone
+    (``conductor/task_manager.py``, ``Node.reserve(context, CONF.host,
+    ...)``). The restarted conductor then clears the reservations of
+    ``<host>:<port>`` only (``clear_node_reservations_for_conductor``),
+    and ``_check_orphan_nodes`` looks for those of offline conductors by
+    their registered ``<host>:<port>``: a node a killed conductor had
+    reserved stays locked by ``<host>`` for ever (HTTP 409). On the
+    default port both names are the same: every conductor keeps 8089 on
+    its own address (``[json_rpc] host_ip``), as a cloud with one
+    conductor per machine does (README, "Several conductors and
+    gateways").
     """
-    return '%s:%d' % (conductor_address(k), json_rpc_port(k))
+    return conductor_address(k)
 
 
 def json_rpc_port(k):
-    return JSON_RPC_BASE + int(k)
+    """Conductor K's JSON-RPC port: Ironic's default for all of them."""
+    return JSON_RPC_PORT
 
 
 def hosts(n):

@@ -189,9 +189,12 @@ class RenderTest(base.TestCase):
         # What stays as in the all-in-one.
         self.assertEqual('bmi,fake-hardware',
                          parsed['DEFAULT']['enabled_hardware_types'])
+        # Ironic's default JSON-RPC port, on the conductor's own address:
+        # its name in Ironic is then its [DEFAULT] host, the name its
+        # reservations carry (tools.lab.multi.conductor_host).
         own = _parse(config.write(os.path.join(d, 'c.conf'),
-                                  config.conductor_conf('127.0.1.2', 8092)))
-        self.assertEqual(('127.0.1.2', '127.0.1.2', '8092'),
+                                  config.conductor_conf('127.0.1.2')))
+        self.assertEqual(('127.0.1.2', '127.0.1.2', '8089'),
                          (own['DEFAULT']['host'], own['json_rpc']['host_ip'],
                           own['json_rpc']['port']))
         bmi = _parse(config.write(os.path.join(d, 'b.conf'), config.bmi_conf(
@@ -270,11 +273,13 @@ class ServiceTest(base.TestCase):
         self.assertEqual(2, services.get('gateway', st).gateways)
         doc = services.write_services(st)
         hosts = doc['multi']['hosts']
-        self.assertEqual(['127.0.1.1:8091', '127.0.1.2:8092'],
-                         sorted(hosts))
-        self.assertEqual(2, hosts['127.0.1.2:8092']['tgtd']['control_port'])
-        self.assertEqual('conductor-2', hosts['127.0.1.2:8092']['name'])
-        self.assertEqual('tgtd-2', hosts['127.0.1.2:8092']['tgtd']['name'])
+        # Keyed by the conductors' names in Ironic: their [DEFAULT] host,
+        # no ":<port>" (the default JSON-RPC port).
+        self.assertEqual(['127.0.1.1', '127.0.1.2'], sorted(hosts))
+        self.assertEqual(2, hosts['127.0.1.2']['tgtd']['control_port'])
+        self.assertEqual('conductor-2', hosts['127.0.1.2']['name'])
+        self.assertEqual('tgtd-2', hosts['127.0.1.2']['tgtd']['name'])
+        self.assertEqual(8089, hosts['127.0.1.2']['json_rpc_port'])
 
     def test_every_service_has_a_pid_file_in_its_state(self):
         st = lab_state.State(self.state_dir)

@@ -15,6 +15,7 @@
 import json
 import os
 import types
+from unittest import mock
 
 import fixtures
 # Registers Ironic 39.0.0's [DEFAULT] host, as in a conductor.
@@ -185,6 +186,27 @@ class TestPerConductorPortals(_Base):
         self.config(port=8091, group='json_rpc')
         self.config(rpc_transport='oslo')
         self.assertEqual('c1', boot_networks.conductor_host())
+
+    def test_warns_when_reservations_outlive_a_crash(self):
+        # Ironic 39.0.0 reserves as [DEFAULT] host, registers (and clears
+        # at restart) "<host>:<port>": the lab's conductor_kill bug.
+        self.config(host='c1')
+        self.config(rpc_transport='json-rpc')
+        self.config(port=8091, group='json_rpc')
+        with mock.patch.object(boot_networks.LOG, 'warning') as warn:
+            self.assertTrue(
+                boot_networks.warn_if_reservations_outlive_a_crash())
+        msg = warn.call_args[0][0] % warn.call_args[0][1]
+        self.assertIn('known to Ironic as c1:8091', msg)
+        self.assertIn('stay locked by c1', msg)
+        self.assertIn('[json_rpc] port at 8089', msg)
+        for port, transport in ((8089, 'json-rpc'), (8091, 'oslo')):
+            self.config(port=port, group='json_rpc')
+            self.config(rpc_transport=transport)
+            with mock.patch.object(boot_networks.LOG, 'warning') as warn:
+                self.assertFalse(
+                    boot_networks.warn_if_reservations_outlive_a_crash())
+            warn.assert_not_called()
 
     def test_bad_portals(self):
         self.refused({'a': dict(A, portals=['10.78.1.2'])},
