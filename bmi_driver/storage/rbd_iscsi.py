@@ -128,7 +128,7 @@ class BMIStorage(base.StorageInterface):
             configdrive = (node_facts.get_configdrive(
                 node, build=configdrive_utils.build_configdrive)
                 if node.provision_state != states.ACTIVE else None)
-            ephemeral, swap = scratch_request(node)
+            ephemeral, swap = _scratch_for_attach(node)
         initiator = _initiator_iqn(task)
         lib = library.ImageLibrary()
         try:
@@ -357,6 +357,22 @@ def scratch_request(node):
     return (node_facts.get_ephemeral(
         node, IRONIC_CONF.pxe.default_ephemeral_format),
         node_facts.get_swap_size(node))
+
+
+def _scratch_for_attach(node):
+    """scratch_request(), but an ACTIVE node is never refused.
+
+    Power on and take-over of a node deployed before the operator
+    lowered a bound or turned scratch disks off keep what it has.
+    """
+    try:
+        return scratch_request(node)
+    except exception.NodeFactInvalid as e:
+        if node.provision_state != states.ACTIVE:
+            raise
+        LOG.warning('Node %(node)s: %(err)s; it keeps the scratch disks it '
+                    'has', {'node': node.uuid, 'err': e})
+        return None, None
 
 
 def keeps_ephemeral(node):

@@ -157,6 +157,16 @@ class ScratchTestCase(base.BMITestCase):
             self.assertTrue(call[1]['keep_any'])
         self.lib.remove_node_scratch.assert_not_called()
 
+    def test_active_node_is_not_refused_when_scratch_is_turned_off(self):
+        self._info(ephemeral_gb='1', swap_mb='64')
+        self._attach()
+        self.set_state(states.ACTIVE)
+        self.config(scratch_disks=False, group='bmi')
+        self.lib.ensure_node_scratch.reset_mock()
+        self._attach()
+        self.lib.ensure_node_scratch.assert_not_called()
+        self.lib.remove_node_scratch.assert_not_called()
+
     def test_failed_attach_removes_scratch_disks(self):
         self._info(ephemeral_gb='1', swap_mb='64')
         self.mgr.export_node.side_effect = exception.TargetDaemonUnavailable(
