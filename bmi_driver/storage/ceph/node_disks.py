@@ -234,6 +234,35 @@ class NodeDisks:
             return disks
 
     @rbd_utils.retry_transient
+    def list_cloneless_scratch(self):
+        """Nodes with an ephemeral or swap disk but no clone.
+
+        What a preserving rebuild that failed keeps (its ephemeral disk)
+        when the node is then deleted from Ironic without an undeploy:
+        :meth:`list_node_disks` lists clones only.
+
+        :returns: {node uuid: the metadata of one of those disks}.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound)
+        """
+        with self._clients.get() as client:
+            ioctx = client.ioctx(self.clone_pool)
+            with rbd_utils.ceph_errors(self.clone_pool):
+                names = set(rbd.RBD().list(ioctx))
+            found = {}
+            for name in sorted(names):
+                node, suffix = layout.node_of_rbd_name(name)
+                if (suffix not in (layout.EPHEMERAL_SUFFIX,
+                                   layout.SWAP_SUFFIX)
+                        or not uuidutils.is_uuid_like(node)
+                        or layout.node_rbd_name(node) in names
+                        or node in found):
+                    continue
+                part = self._read_part(ioctx, node, name)
+                if part is not None:
+                    found[node] = part.metadata
+            return found
+
+    @rbd_utils.retry_transient
     def remove_node_disk(self, node_uuid, stale_watch=False,
                          keep_ephemeral=False):
         """Remove the node's clone and its other images; missing is fine.

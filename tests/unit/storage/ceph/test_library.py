@@ -1767,6 +1767,18 @@ class ScratchDiskTestCase(ImagesTestCase):
         self.assertEqual([self.img.rbd_name], self.cluster.names(POOL))
         self.library.remove_node_scratch(NODE, 'swap')
 
+    def test_list_cloneless_scratch(self):
+        self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
+        self.assertEqual({}, self.library.list_cloneless_scratch())
+        self.library.remove_node_disk(NODE, keep_ephemeral=True)
+        found = self.library.list_cloneless_scratch()
+        self.assertEqual([NODE], list(found))
+        self.assertEqual('iqn.x:' + NODE, found[NODE]['bmi.export.iqn'])
+        self.assertEqual([], self.library.list_node_disks())
+        self.library.remove_node_disk(NODE)
+        self.assertEqual({}, self.library.list_cloneless_scratch())
+
     def test_remove_scratch(self):
         eph, _ = self.library.ensure_node_scratch(
             NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
