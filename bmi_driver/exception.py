@@ -157,6 +157,17 @@ class CloneNotFound(BmiException):
     _msg_fmt = "Node %(node)s has no disk clone (%(clone)s)."
 
 
+class ScratchFormatError(BmiException):
+    _msg_fmt = "Formatting a scratch disk as %(fmt)s failed: %(reason)s"
+
+
+class ScratchDiskMismatch(BmiException):
+    """A preserved ephemeral disk cannot serve the new request."""
+    _msg_fmt = ("Node %(node)s: its preserved ephemeral disk %(disk)s "
+                "%(reason)s; rebuild without preserve_ephemeral to replace "
+                "it (its data is lost), or ask for the same size.")
+
+
 # --- iSCSI export ----------------------------------------------------------
 
 class ExportError(BmiException):

@@ -36,6 +36,7 @@ import urllib.parse
 import zlib
 
 from oslo_log import log
+from oslo_utils import strutils
 from oslo_utils import uuidutils
 import requests
 from urllib3 import exceptions as urllib3_exc
@@ -44,10 +45,12 @@ from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.network import boot_networks
 from bmi_driver.network import hil_client
+from bmi_driver.storage.ceph import scratch
 
 LOG = log.getLogger(__name__)
 
 GiB = 1024 ** 3
+MiB = 1024 ** 2
 
 # Config drives by URL: the longest single socket wait (seconds) and the
 # largest single read (bytes).
@@ -107,6 +110,83 @@ def get_root_size(node):
             {'node': node.uuid, 'value': root_gb,
              'max': CONF.bmi.max_root_gb})
     return root_gb * GiB or None
+
+
+# --- scratch disks (issue 14) --------------------------------------------
+# Nova 34.0.0's ironic driver (virt/ironic/patcher.py) writes swap_mb
+# always (str of the flavor's swap, '0' for none), ephemeral_gb when the
+# flavor has one, ephemeral_format only when Nova's [DEFAULT]
+# default_ephemeral_format is set, and preserve_ephemeral ('True'/'False')
+# at a rebuild; all as strings.
+
+def _size_field(node, field, unit, maximum, option):
+    value = node.instance_info.get(field)
+    if value in (None, ''):
+        return None
+    try:
+        number = int(value)
+        if number < 0:
+            raise ValueError(number)
+    except (TypeError, ValueError):
+        raise exception.NodeFactInvalid(
+            'Node %(node)s: instance_info/%(field)s must be a non-negative '
+            'integer, not %(value)r.' %
+            {'node': node.uuid, 'field': field, 'value': value})
+    if not number:
+        return None
+    if not CONF.bmi.scratch_disks:
+        raise exception.NodeFactInvalid(
+            'Node %(node)s: instance_info/%(field)s is %(value)d, but this '
+            'cloud gives bmi nodes no ephemeral or swap disks ([bmi] '
+            'scratch_disks is off): use a flavor without ephemeral and '
+            'swap.' % {'node': node.uuid, 'field': field, 'value': number})
+    if number > maximum:
+        raise exception.NodeFactInvalid(
+            'Node %(node)s: instance_info/%(field)s %(value)d is larger '
+            'than the %(max)d this cloud allows ([bmi] %(option)s).' %
+            {'node': node.uuid, 'field': field, 'value': number,
+             'max': maximum, 'option': option})
+    return number * unit
+
+
+def get_ephemeral(node, default_format):
+    """(size in bytes, file system) of the node's ephemeral disk, or None.
+
+    ``instance_info/ephemeral_gb`` (0 or unset: none), formatted as
+    ``instance_info/ephemeral_format``, else ``default_format`` (the
+    interface passes Ironic's ``[pxe] default_ephemeral_format``).
+
+    :raises: NodeFactInvalid for a bad size or format, one above ``[bmi]
+        max_ephemeral_gb``, or any when ``[bmi] scratch_disks`` is off.
+    """
+    size = _size_field(node, 'ephemeral_gb', GiB, CONF.bmi.max_ephemeral_gb,
+                       'max_ephemeral_gb')
+    if size is None:
+        return None
+    fmt = node.instance_info.get('ephemeral_format') or default_format
+    if fmt not in scratch.FORMATS:
+        raise exception.NodeFactInvalid(
+            'Node %(node)s: ephemeral_format %(fmt)r is not one the bmi '
+            'deploy interface formats (%(known)s).' %
+            {'node': node.uuid, 'fmt': fmt,
+             'known': ', '.join(scratch.FORMATS)})
+    return size, fmt
+
+
+def get_swap_size(node):
+    """The size in bytes of the node's swap disk, or None.
+
+    :raises: NodeFactInvalid for a bad size, one above ``[bmi]
+        max_swap_mb``, or any when ``[bmi] scratch_disks`` is off.
+    """
+    return _size_field(node, 'swap_mb', MiB, CONF.bmi.max_swap_mb,
+                       'max_swap_mb')
+
+
+def preserve_ephemeral(node):
+    """Whether ``instance_info/preserve_ephemeral`` asks to keep it."""
+    return strutils.bool_from_string(
+        node.instance_info.get('preserve_ephemeral', False))
 
 
 # --- the node's project ---------------------------------------------------

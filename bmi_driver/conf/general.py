@@ -51,6 +51,30 @@ opts = [
                help='Largest instance_info/root_gb (GiB) a node may ask '
                     'for; its clone grows to that size in Ceph. Larger '
                     'values are refused when the deploy is validated.'),
+    # Issue 14: Nova's ironic driver writes the flavor's ephemeral_gb and
+    # swap_mb into instance_info; they are disks in the shared Ceph
+    # cluster, bounded like root_gb.
+    cfg.BoolOpt('scratch_disks',
+                default=True,
+                help='Whether instance_info/ephemeral_gb and swap_mb '
+                     '(written by Nova from the flavor) become RBD images '
+                     'of the node exported as LUN 3 (ephemeral, formatted '
+                     'as instance_info/ephemeral_format, else [pxe] '
+                     'default_ephemeral_format, label ephemeral0) and LUN 4 '
+                     '(swap, label swap1) of its target. Off: a deploy '
+                     'asking for either (a value above 0) is refused when '
+                     'it is validated, so that no flavor gets a disk its '
+                     'metadata advertises and the node lacks.'),
+    cfg.IntOpt('max_ephemeral_gb',
+               default=1024, min=1,
+               help='Largest instance_info/ephemeral_gb (GiB) a node may '
+                    'ask for. Larger values are refused when the deploy '
+                    'is validated.'),
+    cfg.IntOpt('max_swap_mb',
+               default=64 * 1024, min=1,
+               help='Largest instance_info/swap_mb (MiB) a node may ask '
+                    'for. Larger values are refused when the deploy is '
+                    'validated.'),
     # Config drives given as a URL (issue 11): the conductor fetches them,
     # and the node then reads the body as its LUN 2. Without a limit a
     # tenant makes the conductor read an internal service for it.

@@ -100,6 +100,9 @@ class BMIDeploy(base.DeployInterface):
                 _('Node %(node)s: the bmi deploy interface needs the bmi '
                   'storage interface, not %(storage)s.') %
                 {'node': node.uuid, 'storage': node.get_interface('storage')})
+        # Boot from a Cinder volume (a boot VolumeTarget bmi did not make,
+        # no image_source): refused saying so, before "no image_source".
+        rbd_iscsi.check_no_foreign_boot_volume(task)
         task.driver.storage.validate(task)
         # HIL's refusals (node of another project, boot network not the
         # project's own...) at the API call, before DEPLOYING: Ironic 39's
@@ -114,6 +117,8 @@ class BMIDeploy(base.DeployInterface):
         with ironic_errors.as_ironic():
             image_source = node_facts.get_image_source(node)
             node_facts.get_root_size(node)
+            # Ephemeral and swap: sizes, format, [bmi] scratch_disks.
+            rbd_iscsi.scratch_request(node)
             project = node_facts.node_project(node)
         as_invalid = ironic_exc.InvalidParameterValue
         # Ironic 39 stores a config drive given to the provision API only
@@ -151,6 +156,10 @@ class BMIDeploy(base.DeployInterface):
         node = task.node
         if node.provision_state == states.DEPLOYING:
             task.driver.network.validate(task)
+            # Before the rebuild below drops the old disks: which
+            # ephemeral disk preserve_ephemeral keeps.
+            rbd_iscsi.mark_preserved_ephemeral(
+                node, rbd_iscsi.node_deployment(node))
             if not node.disable_power_off:
                 manager_utils.node_power_action(task, states.POWER_OFF)
             if rbd_iscsi.managed_targets(task):
@@ -309,9 +318,10 @@ class BMIDeploy(base.DeployInterface):
                 task, task.driver.network.unconfigure_tenant_networks)),
             ('detaching the disk',
              lambda: task.driver.storage.detach_volumes(task)),
+            # Not Ironic's tear_down_storage_configuration: it destroys
+            # every VolumeTarget of the node, also those bmi did not make.
             ('removing the storage configuration',
-             lambda: ironic_deploy_utils.tear_down_storage_configuration(
-                 task)),
+             lambda: rbd_iscsi.clear_storage_info(task)),
             ('removing the published boot files',
              lambda: _withdraw_boot_files(task)),
             ('removing the boot configuration',

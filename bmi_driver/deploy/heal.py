@@ -23,9 +23,11 @@ at its start (:meth:`BMIDeploy.reconcile_exports`):
 2. nothing else of ours is exported there: targets under ``[iscsi]
    iqn_prefix`` of nodes that are another conductor's, deleted, or in a
    state without a disk are removed;
-3. the clones, targets, accounts and boot files of nodes Ironic no longer
-   has (deleted, also in maintenance: Ironic 39.0.0's ``destroy_node``
-   loads no driver and calls no interface) are removed once they have been
+3. the clones (and their config drives, ephemeral and swap disks, also
+   those left without a clone), targets, accounts and boot files of nodes
+   Ironic no longer has (deleted, also in maintenance: Ironic 39.0.0's
+   ``destroy_node`` loads no driver and calls no interface) are removed
+   once they have been
    seen gone for ``[bmi] orphan_grace`` seconds (a target of a node
    unknown to Ironic too).  Only clones that record an export under our
    ``[iscsi] iqn_prefix`` are ours: another Ironic sharing the pool and
@@ -260,9 +262,17 @@ def sweep_deleted(manager, context, now=None):
              manager.dbapi.get_nodeinfo_list(columns=['uuid'])}
     mgr = export_manager.get_manager()
     prefix = mgr.iqn_prefix()
-    disks = library.ImageLibrary().list_node_disks()
+    lib = library.ImageLibrary()
+    disks = lib.list_node_disks()
     gone = {d.node_uuid for d in disks
             if d.node_uuid not in known and _ours(d, prefix)}
+    # Scratch disks without a clone (a failed preserving rebuild, then
+    # the node deleted): they record the IQN too.
+    for node_uuid, meta in lib.list_cloneless_scratch().items():
+        if node_uuid not in known and _ours(
+                layout.NodeDisk(node_uuid=node_uuid, pool='', rbd_name='',
+                                size=0, metadata=meta), prefix):
+            gone.add(node_uuid)
     for node_uuid in list(_gone_since):
         if node_uuid in known:
             del _gone_since[node_uuid]

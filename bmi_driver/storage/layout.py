@@ -40,6 +40,15 @@ Pools: ``[ceph] image_pool`` (golden images) and ``[ceph] clone_pool``
 
 ``node-<node uuid>-config``
     The node's config drive, when it has one (``bmi.checksum``).
+``node-<node uuid>-ephemeral``, ``node-<node uuid>-swap``
+    The node's scratch disks, when ``instance_info/ephemeral_gb`` or
+    ``swap_mb`` ask for them (what Nova's ironic driver writes from the
+    flavor): blank RBD images formatted at deploy (``bmi.format``: the
+    file system, ``swap``), recording the deployment they belong to
+    (``bmi.deployment``) and the IQN of the node's export
+    (``bmi.export.iqn``, so the orphan sweep knows them as ours).  The
+    ephemeral one is kept across a rebuild with
+    ``instance_info/preserve_ephemeral``; swap is always made anew.
 ``glance-cache-<glance image id>`` (``image_pool``)
     The raw conversion of a Glance image that is not raw (qcow2, vmdk,
     vdi, vhdx), made once and cloned by every node that boots it; its
@@ -48,8 +57,9 @@ Pools: ``[ceph] image_pool`` (golden images) and ``[ceph] clone_pool``
     Not a golden image: it has no name and is not listed; it goes when
     Glance no longer has the image (and no node clones it).
 
-A node's target serves its disk as LUN 1 (LUN 0 is the controller) and its
-config drive, when it has one, as LUN 2.
+A node's target serves its disk as LUN 1 (LUN 0 is the controller), its
+config drive, when it has one, as LUN 2, its ephemeral disk as LUN 3 and
+its swap as LUN 4 (fixed numbers, also when an earlier one is absent).
 
 In this package an RBD *spec* is always the string ``pool/image`` or
 ``pool/image@snapshot``.
@@ -61,6 +71,10 @@ import dataclasses
 GOLDEN_PREFIX = 'img-'
 NODE_PREFIX = 'node-'
 CONFIG_SUFFIX = '-config'
+EPHEMERAL_SUFFIX = '-ephemeral'
+SWAP_SUFFIX = '-swap'
+# Every image of a node besides its clone (node-<uuid><suffix>).
+NODE_SUFFIXES = (CONFIG_SUFFIX, EPHEMERAL_SUFFIX, SWAP_SUFFIX)
 
 # Snapshots.
 GOLDEN_SNAP = 'golden'
@@ -119,9 +133,20 @@ EXPORT_KEYS = (META_IQN, META_INITIATOR, META_CHAP_USER, META_CHAP_SECRET,
 # another deployment is never reused nor exported again (issue 12).
 META_DEPLOYMENT = 'bmi.deployment'
 
+# A scratch disk's format (a file system name, or SWAP).
+META_FORMAT = 'bmi.format'
+SWAP = 'swap'
+# The labels Ironic's own partition deploys give them (ironic-lib's
+# disk_utils.work_on_disk: "ephemeral0" and "swap1"), which cloud-init's
+# ConfigDrive source also looks up (LABEL=ephemeral0, TYPE=swap).
+EPHEMERAL_LABEL = 'ephemeral0'
+SWAP_LABEL = 'swap1'
+
 # LUNs of a node's target.
 DISK_LUN = 1
 CONFIGDRIVE_LUN = 2
+EPHEMERAL_LUN = 3
+SWAP_LUN = 4
 
 
 def golden_rbd_name(image_uuid):
@@ -134,6 +159,28 @@ def node_rbd_name(node_uuid):
 
 def configdrive_rbd_name(node_uuid):
     return NODE_PREFIX + node_uuid + CONFIG_SUFFIX
+
+
+def ephemeral_rbd_name(node_uuid):
+    return NODE_PREFIX + node_uuid + EPHEMERAL_SUFFIX
+
+
+def swap_rbd_name(node_uuid):
+    return NODE_PREFIX + node_uuid + SWAP_SUFFIX
+
+
+def node_of_rbd_name(rbd_name):
+    """(node uuid, suffix) of one of a node's images, else (None, None).
+
+    The suffix is '' for the clone itself, else one of NODE_SUFFIXES.
+    """
+    if not rbd_name.startswith(NODE_PREFIX):
+        return None, None
+    rest = rbd_name[len(NODE_PREFIX):]
+    for suffix in NODE_SUFFIXES:
+        if rest.endswith(suffix):
+            return rest[:-len(suffix)], suffix
+    return rest, ''
 
 
 def cache_rbd_name(glance_id):
@@ -242,6 +289,8 @@ class NodeDisk:
     parent: str = None
     metadata: dict = dataclasses.field(default_factory=dict)
     configdrive: 'NodeDisk' = None
+    ephemeral: 'NodeDisk' = None
+    swap: 'NodeDisk' = None
 
     @property
     def spec(self):
@@ -256,6 +305,8 @@ def disk_deployment(disk):
 def target_luns(disk):
     """{LUN: RBD spec} that the target of a node's ``disk`` serves."""
     luns = {DISK_LUN: disk.spec}
-    if getattr(disk, 'configdrive', None) is not None:
-        luns[CONFIGDRIVE_LUN] = disk.configdrive.spec
+    for lun, part in ((CONFIGDRIVE_LUN, 'configdrive'),
+                      (EPHEMERAL_LUN, 'ephemeral'), (SWAP_LUN, 'swap')):
+        if getattr(disk, part, None) is not None:
+            luns[lun] = getattr(disk, part).spec
     return luns

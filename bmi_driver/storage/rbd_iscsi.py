@@ -14,7 +14,9 @@
 
 ``attach_volumes`` gives the node a copy-on-write clone of its image in Ceph
 (grown to ``instance_info/root_gb``), stores the config drive next to it,
-exports both over iSCSI (LUN 1 and LUN 2 of the node's own target) and
+makes its ephemeral and swap disks when ``instance_info/ephemeral_gb`` and
+``swap_mb`` ask for them, exports them all over iSCSI (LUN 1, 2, 3 and 4
+of the node's own target) and
 records the export in the node's boot VolumeTarget (``boot_index`` 0,
 ``volume_type`` iscsi) so that Ironic's ``ipxe`` boot interface renders a
 ``sanboot`` of it with the target's CHAP credentials.
@@ -33,6 +35,7 @@ from ironic.common.i18n import _
 from ironic.common import states
 from ironic.conductor import configdrive_utils
 from ironic.conductor import periodics
+from ironic.conf import CONF as IRONIC_CONF
 from ironic.drivers import base
 from ironic.drivers import utils as driver_utils
 from ironic import objects
@@ -56,8 +59,19 @@ BOOT_INDEX = 0
 # of another deployment (a node re-enrolled with an old UUID) is never
 # reused nor exported.
 DEPLOYMENT = 'bmi_deployment'
+# driver_internal_info: the deployments whose ephemeral disk a rebuild with
+# preserve_ephemeral keeps (the last few: a rebuild that failed before
+# its attach claimed the disk leaves it stamped with an older one).
+PRESERVE_FROM = 'bmi_preserve_ephemeral_of'
+_PRESERVE_KEEP = 4
 # Marks the VolumeTargets this interface manages (VolumeTarget.extra).
+# Nova's boot from volume (nova/virt/ironic/driver.py,
+# _add_volume_target_info in 34.0.0) writes none: its targets are never
+# bmi's, never changed and never deleted by bmi.
 MANAGED_BY = 'bmi'
+# Ironic 39.0.0's driver_internal_info keys of a boot from volume
+# (deploy_utils.populate_storage_driver_internal_info).
+_BFV_KEYS = ('boot_from_volume', 'boot_from_volume_deploy')
 
 
 class BMIStorage(base.StorageInterface):
@@ -86,6 +100,7 @@ class BMIStorage(base.StorageInterface):
                 _('Node %(node)s: boot interface %(boot)s cannot boot from '
                   'an iSCSI volume; use "ipxe".') %
                 {'node': node.uuid, 'boot': node.get_interface('boot')})
+        check_no_foreign_boot_volume(task)
         with ironic_errors.as_ironic():
             # Per-project mode: the node's project has a boot network.
             node_facts.boot_network(node)
@@ -113,6 +128,7 @@ class BMIStorage(base.StorageInterface):
             configdrive = (node_facts.get_configdrive(
                 node, build=configdrive_utils.build_configdrive)
                 if node.provision_state != states.ACTIVE else None)
+            ephemeral, swap = _scratch_for_attach(node)
         initiator = _initiator_iqn(task)
         lib = library.ImageLibrary()
         try:
@@ -126,6 +142,7 @@ class BMIStorage(base.StorageInterface):
                 _stamp_deployment(lib, node, disk)
                 if configdrive is not None:
                     lib.write_node_configdrive(node.uuid, configdrive)
+                _ensure_scratch(lib, node, disk, ephemeral, swap)
                 # A fresh CHAP secret at every deploy and rebuild (issue
                 # 11); an active node (power on, take over) keeps its own.
                 node_export = export_manager.get_manager().export_node(
@@ -140,7 +157,8 @@ class BMIStorage(base.StorageInterface):
             if node.provision_state != states.ACTIVE:
                 LOG.error('Attaching the disk of node %(node)s failed; '
                           'removing what was created.', {'node': node.uuid})
-                self._remove(task, raise_errors=False)
+                self._remove(task, raise_errors=False,
+                             keep_ephemeral=keeps_ephemeral(node))
             raise
         LOG.info('Node %(node)s boots from %(spec)s (parent %(parent)s), '
                  'exported as %(iqn)s LUN %(lun)d',
@@ -161,9 +179,9 @@ class BMIStorage(base.StorageInterface):
             LOG.debug('Node %(node)s is active: its disk stays attached.',
                       {'node': node.uuid})
             return
-        self._remove(task)
+        self._remove(task, keep_ephemeral=keeps_ephemeral(node))
 
-    def _remove(self, task, raise_errors=True):
+    def _remove(self, task, raise_errors=True, keep_ephemeral=False):
         node = task.node
         try:
             with ironic_errors.translated('detaching the disk', node.uuid):
@@ -181,7 +199,8 @@ class BMIStorage(base.StorageInterface):
                                 'disk (%(err)s); removing the disk anyway',
                                 {'node': node.uuid, 'err': e})
                 trashed = library.ImageLibrary().remove_node_disk(
-                    node.uuid, stale_watch=True)
+                    node.uuid, stale_watch=True,
+                    keep_ephemeral=keep_ephemeral)
                 if trashed:
                     LOG.warning('Node %(node)s: %(imgs)s moved to the RBD '
                                 'trash; the sweep removes it within [ceph] '
@@ -237,17 +256,26 @@ class BMIStorage(base.StorageInterface):
             properties.update(auth_method='CHAP',
                               auth_username=node_export.chap_username,
                               auth_password=node_export.chap_secret)
-        if layout.CONFIGDRIVE_LUN in (node_export.luns or {}):
+        luns = node_export.luns or {}
+        if layout.CONFIGDRIVE_LUN in luns:
             # Not booted from: the OS finds it on the same target. (Not
             # "configdrive_lun": Ironic's API masks keys with "configdrive".)
             properties['config_drive_lun'] = layout.CONFIGDRIVE_LUN
+        if layout.EPHEMERAL_LUN in luns:
+            properties['ephemeral_lun'] = layout.EPHEMERAL_LUN
+        if layout.SWAP_LUN in luns:
+            properties['swap_lun'] = layout.SWAP_LUN
         extra = {'managed_by': MANAGED_BY, 'rbd': disk.spec}
         # Ironic 39.0.0's volume_targets.volume_id is a String(36): MariaDB
         # refuses the RBD spec (sqlite never checked the length). The
         # node's UUID names its disk; the spec itself is in extra['rbd'].
         volume_id = node.uuid
-        target = next((t for t in task.volume_targets
+        target = next((t for t in managed_targets(task)
                        if t.boot_index == BOOT_INDEX), None)
+        if target is None and foreign_boot_targets(task):
+            # Validate refuses such a node; one added since is not ours to
+            # overwrite (Ironic allows one boot_index 0 per node).
+            check_no_foreign_boot_volume(task, cls=ironic_exc.StorageError)
         if target is None:
             target = objects.VolumeTarget(
                 task.context, node_id=node.id, volume_type='iscsi',
@@ -266,6 +294,160 @@ class BMIStorage(base.StorageInterface):
                       '%(node)s', {'target': target.uuid, 'node': node.uuid})
         _refresh_targets(task)
         return target
+
+
+def foreign_boot_targets(task):
+    """The node's boot VolumeTargets (boot_index 0) bmi did not make."""
+    return [t for t in task.volume_targets
+            if t.boot_index == BOOT_INDEX
+            and (t.extra or {}).get('managed_by') != MANAGED_BY]
+
+
+def check_no_foreign_boot_volume(task, cls=None):
+    """Refuse a node that is to boot from a volume bmi does not manage.
+
+    Nova's boot from volume writes a VolumeTarget of the Cinder volume
+    with boot_index 0 and no image_source (Nova 34.0.0): the bmi storage
+    interface boots only its own clones, and never touches that target.
+
+    :raises: InvalidParameterValue (or ``cls``) naming the target.
+    """
+    foreign = foreign_boot_targets(task)
+    if not foreign:
+        return
+    target = foreign[0]
+    raise (cls or ironic_exc.InvalidParameterValue)(
+        _('Node %(node)s is to boot from volume %(volume)s (%(type)s, '
+          'VolumeTarget %(target)s), which bmi did not create: the bmi '
+          'storage interface boots only its own Ceph clones of an '
+          'instance_info/image_source, not Cinder volumes (boot from '
+          'volume). Boot it from an image, or use a hardware type with '
+          'Ironic\'s cinder storage interface; bmi leaves that '
+          'VolumeTarget alone.') %
+        {'node': task.node.uuid, 'volume': target.volume_id,
+         'type': target.volume_type, 'target': target.uuid})
+
+
+def clear_storage_info(task):
+    """Forget the node's boot-from-volume flags; keep foreign targets.
+
+    Instead of Ironic 39.0.0's
+    ``deploy_utils.tear_down_storage_configuration``, which destroys every
+    VolumeTarget of the node, also those bmi did not create (its own are
+    deleted by ``detach_volumes``).
+    """
+    node = task.node
+    changed = False
+    # A failed preserving rebuild keeps its mark with the disk.
+    keys = _BFV_KEYS if keeps_ephemeral(node) else _BFV_KEYS + (
+        PRESERVE_FROM,)
+    for key in keys:
+        if key in (node.driver_internal_info or {}):
+            node.del_driver_internal_info(key)
+            changed = True
+    if changed:
+        node.save()
+
+
+def scratch_request(node):
+    """((size, format) or None, swap size or None) the node asks for.
+
+    :raises: NodeFactInvalid (see node_facts.get_ephemeral)
+    """
+    return (node_facts.get_ephemeral(
+        node, IRONIC_CONF.pxe.default_ephemeral_format),
+        node_facts.get_swap_size(node))
+
+
+def _scratch_for_attach(node):
+    """scratch_request(), but an ACTIVE node is never refused.
+
+    Power on and take-over of a node deployed before the operator
+    lowered a bound or turned scratch disks off keep what it has.
+    """
+    try:
+        return scratch_request(node)
+    except exception.NodeFactInvalid as e:
+        if node.provision_state != states.ACTIVE:
+            raise
+        LOG.warning('Node %(node)s: %(err)s; it keeps the scratch disks it '
+                    'has', {'node': node.uuid, 'err': e})
+        return None, None
+
+
+def keeps_ephemeral(node):
+    """Whether removing the node's disks now keeps its ephemeral disk.
+
+    During a rebuild with ``preserve_ephemeral`` (prepare recorded which
+    deployment's disk to keep) and when such a rebuild fails: its data
+    stays until the node is rebuilt again or undeployed.
+    """
+    return (node.provision_state in (states.DEPLOYING, states.DEPLOYWAIT,
+                                     states.DEPLOYFAIL)
+            and node_facts.preserve_ephemeral(node)
+            and bool((node.driver_internal_info or {}).get(PRESERVE_FROM)))
+
+
+def mark_preserved_ephemeral(node, previous):
+    """At a deploy's prepare: the ephemeral disk a rebuild keeps.
+
+    ``previous`` is the deployment the node had before this one; the
+    ones marked by earlier rebuilds stay (one that failed before its
+    attach stamped the disk leaves it with an older deployment), until
+    a deploy without preserve_ephemeral or the undeploy.
+    """
+    info = node.driver_internal_info or {}
+    if not node_facts.preserve_ephemeral(node):
+        if PRESERVE_FROM in info:
+            node.del_driver_internal_info(PRESERVE_FROM)
+        return
+    kept = [d for d in (info.get(PRESERVE_FROM) or []) if d != previous]
+    if previous:
+        kept.append(previous)
+    if kept:
+        node.set_driver_internal_info(PRESERVE_FROM, kept[-_PRESERVE_KEEP:])
+
+
+def _ensure_scratch(lib, node, disk, ephemeral, swap):
+    """Make, keep or remove the node's ephemeral and swap disks.
+
+    A disk is reused only when it records this deployment (an attach
+    retried, a powered-on or taken-over ACTIVE node) or, for the
+    ephemeral one, the deployment a preserving rebuild keeps it from.
+    An ACTIVE node (power on, take over) keeps whatever it has and gets
+    a lost one made anew; another deploy drops those it no longer asks
+    for.
+
+    :raises: ScratchDiskMismatch, ScratchFormatError, CephError
+    """
+    deployment = node_deployment(node)
+    active = node.provision_state == states.ACTIVE
+    meta = {layout.META_DEPLOYMENT: deployment or '',
+            layout.META_IQN: export_manager.get_manager().target_iqn(
+                node.uuid)}
+    claim = {deployment} if deployment else set()
+    info = node.driver_internal_info or {}
+    if ephemeral is not None:
+        size, fmt = ephemeral
+        eph_claim = set(claim)
+        if keeps_ephemeral(node):
+            eph_claim.update(info[PRESERVE_FROM])
+        disk.ephemeral, kept = lib.ensure_node_scratch(
+            node.uuid, 'ephemeral', size, fmt, meta, claim=eph_claim,
+            keep_any=active)
+        if kept:
+            LOG.info('Node %(node)s keeps its ephemeral disk %(spec)s',
+                     {'node': node.uuid, 'spec': disk.ephemeral.spec})
+    elif not active and disk.ephemeral is not None:
+        lib.remove_node_scratch(node.uuid, 'ephemeral')
+        disk.ephemeral = None
+    if swap is not None:
+        disk.swap, _kept = lib.ensure_node_scratch(
+            node.uuid, 'swap', swap, layout.SWAP, meta, claim=claim,
+            keep_any=active)
+    elif not active and disk.swap is not None:
+        lib.remove_node_scratch(node.uuid, 'swap')
+        disk.swap = None
 
 
 def has_iscsi_boot(node):

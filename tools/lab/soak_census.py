@@ -34,12 +34,17 @@ from bmi_driver.storage.export import tgt_show
 # exactly (a name, a path) for the report.
 Seen = collections.namedtuple('Seen', 'kind node what')
 
-KINDS = ('clone', 'configdrive', 'trash', 'target', 'account',
-         'volume_target', 'boot_file', 'hil_attachment', 'lock_file')
+KINDS = ('clone', 'configdrive', 'ephemeral', 'swap', 'trash', 'target',
+         'account', 'volume_target', 'boot_file', 'hil_attachment',
+         'lock_file')
 
 UUID_RE = re.compile(
     r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}')
-_CLONE_RE = re.compile(r'^node-(%s)(-config)?$' % UUID_RE.pattern)
+# A node's clone and its other images (bmi_driver/storage/layout.py).
+_CLONE_RE = re.compile(r'^node-(%s)(-config|-ephemeral|-swap)?$'
+                       % UUID_RE.pattern)
+_PART_KINDS = {None: 'clone', '-config': 'configdrive',
+               '-ephemeral': 'ephemeral', '-swap': 'swap'}
 
 
 def _uuid_in(text):
@@ -48,13 +53,13 @@ def _uuid_in(text):
 
 
 def rbd_names(names, pool):
-    """``rbd ls`` names -> Seen clone / configdrive rows."""
+    """``rbd ls`` names -> Seen clone / configdrive / ephemeral / swap."""
     rows = []
     for name in names:
         m = _CLONE_RE.match(name)
         if m:
-            rows.append(Seen('configdrive' if m.group(2) else 'clone',
-                             m.group(1), '%s/%s' % (pool, name)))
+            rows.append(Seen(_PART_KINDS[m.group(2)], m.group(1),
+                             '%s/%s' % (pool, name)))
     return rows
 
 

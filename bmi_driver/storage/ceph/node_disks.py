@@ -10,11 +10,12 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""Node disks: copy-on-write clones, config drives and snapshots.
+"""Node disks: copy-on-write clones, config drives, scratch disks, snapshots.
 
 A node's disk is ``node-<uuid>`` in ``[ceph] clone_pool``, a clone of a
 golden image's snapshot or of a Glance image; its config drive is
-``node-<uuid>-config`` (:mod:`bmi_driver.storage.layout`).
+``node-<uuid>-config``, its ephemeral and swap disks ``node-<uuid>-ephemeral``
+and ``node-<uuid>-swap`` (:mod:`bmi_driver.storage.layout`).
 :class:`NodeDisks` is the other half of
 :class:`bmi_driver.storage.ceph.library.ImageLibrary`: it finds images
 and saves snapshots through the golden-image half.
@@ -23,12 +24,14 @@ and saves snapshots through the golden-image half.
 import hashlib
 
 from oslo_log import log
+from oslo_utils import units
 from oslo_utils import uuidutils
 
 from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.ceph import rbd_utils
 from bmi_driver.storage.ceph.rbd_utils import rbd
+from bmi_driver.storage.ceph import scratch
 from bmi_driver.storage.ceph import transfer
 from bmi_driver.storage import layout
 from bmi_driver.storage import names
@@ -110,16 +113,24 @@ class NodeDisks:
                     metadata=dict(image.metadata_list()))
         except rbd.ImageNotFound:
             raise exception.CloneNotFound(node=node_uuid, clone=rbd_name)
-        cd_name = layout.configdrive_rbd_name(node_uuid)
+        disk.configdrive = self._read_part(
+            ioctx, node_uuid, layout.configdrive_rbd_name(node_uuid))
+        disk.ephemeral = self._read_part(
+            ioctx, node_uuid, layout.ephemeral_rbd_name(node_uuid))
+        disk.swap = self._read_part(
+            ioctx, node_uuid, layout.swap_rbd_name(node_uuid))
+        return disk
+
+    def _read_part(self, ioctx, node_uuid, rbd_name):
+        """One of the node's other images (config drive...), or None."""
         try:
-            with rbd.Image(ioctx, cd_name, read_only=True) as image:
-                disk.configdrive = layout.NodeDisk(
+            with rbd.Image(ioctx, rbd_name, read_only=True) as image:
+                return layout.NodeDisk(
                     node_uuid=node_uuid, pool=self.clone_pool,
-                    rbd_name=cd_name, size=image.size(),
+                    rbd_name=rbd_name, size=image.size(),
                     metadata=dict(image.metadata_list()))
         except rbd.ImageNotFound:
-            pass
-        return disk
+            return None
 
     @rbd_utils.retry_transient
     def clone_for_node(self, node_uuid, image_source, size=None,
@@ -223,8 +234,41 @@ class NodeDisks:
             return disks
 
     @rbd_utils.retry_transient
-    def remove_node_disk(self, node_uuid, stale_watch=False):
-        """Remove the node's clone and config drive; missing is fine.
+    def list_cloneless_scratch(self):
+        """Nodes with an ephemeral or swap disk but no clone.
+
+        What a preserving rebuild that failed keeps (its ephemeral disk)
+        when the node is then deleted from Ironic without an undeploy:
+        :meth:`list_node_disks` lists clones only.
+
+        :returns: {node uuid: the metadata of one of those disks}.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound)
+        """
+        with self._clients.get() as client:
+            ioctx = client.ioctx(self.clone_pool)
+            with rbd_utils.ceph_errors(self.clone_pool):
+                names = set(rbd.RBD().list(ioctx))
+            found = {}
+            for name in sorted(names):
+                node, suffix = layout.node_of_rbd_name(name)
+                if (suffix not in (layout.EPHEMERAL_SUFFIX,
+                                   layout.SWAP_SUFFIX)
+                        or not uuidutils.is_uuid_like(node)
+                        or layout.node_rbd_name(node) in names
+                        or node in found):
+                    continue
+                part = self._read_part(ioctx, node, name)
+                if part is not None:
+                    found[node] = part.metadata
+            return found
+
+    @rbd_utils.retry_transient
+    def remove_node_disk(self, node_uuid, stale_watch=False,
+                         keep_ephemeral=False):
+        """Remove the node's clone and its other images; missing is fine.
+
+        Its config drive, swap and (unless ``keep_ephemeral``: a rebuild
+        that preserves it) ephemeral disk go first, the clone last.
 
         Leftover temporary snapshots of an interrupted snapshot_node() go
         with it.  A disk still open (exported) is refused as busy, unless
@@ -243,10 +287,14 @@ class NodeDisks:
         trashed = []
         with self._clients.get() as client:
             ioctx = client.ioctx(self.clone_pool)
-            # A config drive is usually absent, the clone usually there.
-            for rbd_name, probe in ((layout.configdrive_rbd_name(node_uuid),
-                                     True),
-                                    (layout.node_rbd_name(node_uuid), False)):
+            # The others are usually absent, the clone usually there; the
+            # clone goes last, so a node whose clone is gone has nothing.
+            parts = [(layout.configdrive_rbd_name(node_uuid), True),
+                     (layout.swap_rbd_name(node_uuid), True)]
+            if not keep_ephemeral:
+                parts.append((layout.ephemeral_rbd_name(node_uuid), True))
+            parts.append((layout.node_rbd_name(node_uuid), False))
+            for rbd_name, probe in parts:
                 with rbd_utils.ceph_errors(rbd_name):
                     if stale_watch:
                         done = rbd_utils.remove_or_trash(client, ioctx,
@@ -269,11 +317,8 @@ class NodeDisks:
         :raises: CephError (and CephConnectionError, CephPoolNotFound)
         """
         def is_ours(name):
-            rest = name[len(layout.NODE_PREFIX):]
-            if rest.endswith(layout.CONFIG_SUFFIX):
-                rest = rest[:-len(layout.CONFIG_SUFFIX)]
-            return (name.startswith(layout.NODE_PREFIX)
-                    and uuidutils.is_uuid_like(rest))
+            node, _suffix = layout.node_of_rbd_name(name)
+            return node is not None and uuidutils.is_uuid_like(node)
 
         with self._clients.get() as client:
             with rbd_utils.ceph_errors('the RBD trash'):
@@ -385,6 +430,114 @@ class NodeDisks:
             with rbd_utils.ceph_errors(rbd_name):
                 rbd_utils.remove_if_present(client.ioctx(self.clone_pool),
                                             rbd_name)
+
+    @rbd_utils.retry_transient
+    def ensure_node_scratch(self, node_uuid, kind, size, fmt, metadata,
+                            claim=(), keep_any=False):
+        """The node's ephemeral or swap disk, made and formatted if needed.
+
+        ``kind`` is ``ephemeral`` (``fmt`` a file system of
+        :data:`scratch.FORMATS`) or ``swap`` (``fmt`` ``swap``).  An
+        existing disk is kept, unformatted, when it records a deployment
+        in ``claim`` (this deployment, or the one a preserving rebuild
+        keeps it from) and has the requested size and format; it is then
+        stamped with ``metadata`` (the new deployment, the IQN).  Any
+        other existing disk is removed and a blank one formatted: never a
+        disk that is not the new image.  ``keep_any`` (an ACTIVE node:
+        power on, take over) keeps an existing disk whatever it records.
+
+        :returns: the NodeDisk, and whether it was kept.
+        :raises: InvalidName, InvalidInput
+        :raises: ScratchDiskMismatch when a claimed disk has another size
+            or format (a preserving rebuild would lose it).
+        :raises: ScratchFormatError, ImageBusy (while exported),
+            CephError (and CephConnectionError, CephPoolNotFound).
+        """
+        node_uuid = names.node_uuid(node_uuid)
+        if kind == 'ephemeral':
+            rbd_name = layout.ephemeral_rbd_name(node_uuid)
+            label = layout.EPHEMERAL_LABEL
+        elif kind == 'swap':
+            rbd_name = layout.swap_rbd_name(node_uuid)
+            label = layout.SWAP_LABEL
+        else:
+            raise exception.InvalidInput(reason='unknown scratch disk %r'
+                                         % kind)
+        if not isinstance(size, int) or size <= 0 or size % units.Mi:
+            raise exception.InvalidInput(
+                reason='a scratch disk size must be a positive number of '
+                       'MiB in bytes, not %r' % size)
+        with self._clients.get() as client:
+            ioctx = client.ioctx(self.clone_pool)
+            with rbd_utils.ceph_errors(rbd_name):
+                old = self._read_part(ioctx, node_uuid, rbd_name)
+                if old is not None and keep_any:
+                    return old, True
+                if old is not None:
+                    found = old.metadata.get(layout.META_DEPLOYMENT)
+                    # No format recorded: its formatting died half way.
+                    if (found and found in claim
+                            and old.metadata.get(layout.META_FORMAT)):
+                        if (old.size != size or old.metadata.get(
+                                layout.META_FORMAT) != fmt):
+                            raise exception.ScratchDiskMismatch(
+                                node=node_uuid, disk=old.spec,
+                                reason='is %d MiB of %s, not %d MiB of %s'
+                                % (old.size // units.Mi,
+                                   old.metadata.get(layout.META_FORMAT),
+                                   size // units.Mi, fmt))
+                        with rbd.Image(ioctx, rbd_name) as image:
+                            for key, value in metadata.items():
+                                rbd_utils.set_metadata(image, key, value)
+                        old.metadata.update(metadata)
+                        return old, True
+                    LOG.info('Node %(node)s: replacing its %(kind)s disk '
+                             '%(img)s (deployment %(found)s)',
+                             {'node': node_uuid, 'kind': kind,
+                              'img': rbd_name, 'found': found})
+                    rbd_utils.remove_if_present(ioctx, rbd_name,
+                                                probe=False)
+            with scratch.formatted_file(size, fmt, label) as path:
+                with rbd_utils.ceph_errors(rbd_name):
+                    rbd.RBD().create(ioctx, rbd_name, size,
+                                     features=rbd_utils.features())
+                try:
+                    with rbd_utils.ceph_errors(rbd_name):
+                        with rbd.Image(ioctx, rbd_name) as image:
+                            written = scratch.copy_extents(path, image)
+                            # The format last: a disk without it is one
+                            # whose formatting died half way.
+                            meta = dict(metadata)
+                            meta[layout.META_FORMAT] = fmt
+                            for key, value in meta.items():
+                                rbd_utils.set_metadata(image, key, value)
+                except BaseException:
+                    rbd_utils.undo(ioctx, rbd_name, 'format')
+                    raise
+            LOG.info('Node %(node)s: made its %(kind)s disk %(img)s '
+                     '(%(size)d MiB, %(fmt)s, %(written)d bytes written)',
+                     {'node': node_uuid, 'kind': kind, 'img': rbd_name,
+                      'size': size // units.Mi, 'fmt': fmt,
+                      'written': written})
+            return layout.NodeDisk(node_uuid=node_uuid, pool=self.clone_pool,
+                                   rbd_name=rbd_name, size=size,
+                                   metadata=meta), False
+
+    @rbd_utils.retry_transient
+    def remove_node_scratch(self, node_uuid, kind):
+        """Remove the node's ephemeral or swap disk; missing is fine.
+
+        :raises: InvalidName, ImageBusy (while exported), CephError
+        """
+        node_uuid = names.node_uuid(node_uuid)
+        rbd_name = (layout.ephemeral_rbd_name(node_uuid) if kind ==
+                    'ephemeral' else layout.swap_rbd_name(node_uuid))
+        with self._clients.get() as client:
+            with rbd_utils.ceph_errors(rbd_name):
+                if rbd_utils.remove_if_present(
+                        client.ioctx(self.clone_pool), rbd_name):
+                    LOG.info('Removed %(img)s of node %(node)s',
+                             {'img': rbd_name, 'node': node_uuid})
 
     @rbd_utils.retry_transient
     def snapshot_node(self, node_uuid, name, project=None,

@@ -116,6 +116,44 @@ class DeployUtilsTestCase(base.BMITestCase):
         self.assertRaises(ironic_exc.InvalidParameterValue,
                           utils.get_root_size, self.node)
 
+    def test_scratch_sizes_as_nova_writes_them(self):
+        # Nova 34.0.0: strings; swap_mb '0' for a flavor without swap.
+        self._info(swap_mb='0')
+        self.assertIsNone(node_facts.get_swap_size(self.node))
+        self.assertIsNone(node_facts.get_ephemeral(self.node, 'ext4'))
+        self._info(swap_mb='64', ephemeral_gb='2')
+        self.assertEqual(64 * 1024 ** 2, node_facts.get_swap_size(self.node))
+        self.assertEqual((2 * utils.GiB, 'ext4'),
+                         node_facts.get_ephemeral(self.node, 'ext4'))
+        self._info(ephemeral_format='xfs')
+        self.assertEqual((2 * utils.GiB, 'xfs'),
+                         node_facts.get_ephemeral(self.node, 'ext4'))
+        self.assertFalse(node_facts.preserve_ephemeral(self.node))
+        for value, expected in (('True', True), ('False', False),
+                                (True, True), ('', False)):
+            self._info(preserve_ephemeral=value)
+            self.assertEqual(expected,
+                             node_facts.preserve_ephemeral(self.node))
+
+    def test_scratch_refusals(self):
+        for info, text in (({'swap_mb': 'x'}, 'non-negative'),
+                           ({'ephemeral_gb': '1', 'ephemeral_format':
+                             'btrfs'}, 'btrfs'),
+                           ({'ephemeral_gb': '1025'}, 'max_ephemeral_gb'),
+                           ({'swap_mb': '65537'}, 'max_swap_mb')):
+            self.node.instance_info = dict(info)
+            e = self.assertRaises(exception.NodeFactInvalid,
+                                  rbd_iscsi.scratch_request, self.node)
+            self.assertIn(text, str(e))
+            self.assertIn(self.node.uuid, str(e))
+        self.config(scratch_disks=False, group='bmi')
+        self.node.instance_info = {'swap_mb': '0', 'ephemeral_gb': '0'}
+        self.assertEqual((None, None), rbd_iscsi.scratch_request(self.node))
+        self.node.instance_info = {'swap_mb': '1'}
+        e = self.assertRaises(exception.NodeFactInvalid,
+                              rbd_iscsi.scratch_request, self.node)
+        self.assertIn('scratch_disks', str(e))
+
     def test_root_size_bounded_by_the_operator(self):
         # Issue 13: [bmi] max_root_gb (default 1024).
         self._info(root_gb=1024)

@@ -105,7 +105,7 @@ class BMITestCase(db_base.DbTestCase):
                                               clone=self.disk.rbd_name)
             return self.disk
 
-        def remove_disk(node_uuid, stale_watch=False):
+        def remove_disk(node_uuid, stale_watch=False, keep_ephemeral=False):
             self.disk_exists = False
 
         def set_metadata(node_uuid, metadata):

@@ -273,7 +273,7 @@ class BMIDeployTestCase(base.BMITestCase):
              'detach_volumes', 'clean_up_instance',
              'remove_provisioning_network'], self._names())
         self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True)
+            self.node.uuid, stale_watch=True, keep_ephemeral=False)
         self.assertEqual([], self._targets())
 
     def test_prepare_network_invalid_creates_nothing(self):
@@ -298,7 +298,7 @@ class BMIDeployTestCase(base.BMITestCase):
              'clean_up_instance', 'detach_volumes', 'attach_volumes',
              'add_provisioning_network'], self._names())
         self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True)
+            self.node.uuid, stale_watch=True, keep_ephemeral=False)
         self.assertEqual(2, self.lib.clone_for_node.call_count)
         self.assertEqual(1, len(self._targets()))
 
@@ -356,7 +356,7 @@ class BMIDeployTestCase(base.BMITestCase):
              'remove_provisioning_network'], self._names())
         self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
         self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True)
+            self.node.uuid, stale_watch=True, keep_ephemeral=False)
         self.assertEqual([], self._targets())
 
     def test_tear_down_tries_every_step_and_raises_the_first_error(self):
@@ -370,7 +370,7 @@ class BMIDeployTestCase(base.BMITestCase):
         self.assertIn('switch down', str(e))
         self.assertIn('remove_provisioning_network', self._names())
         self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True)
+            self.node.uuid, stale_watch=True, keep_ephemeral=False)
 
     def test_clean_up_after_failed_deploy_releases_everything(self):
         self._deployed()

@@ -72,6 +72,11 @@ class HealTestCase(base.BMITestCase):
         self.config(discovery_auth=False, group='iscsi')
         self.pool = fakes.FakeLibrary()
         self.lib.list_node_disks.side_effect = self.pool.list_node_disks
+        self.cloneless = {}
+        self.lib.list_cloneless_scratch.side_effect = (
+            lambda: dict(self.cloneless))
+        self.pool.remove_node_disk = mock.Mock(
+            side_effect=self._remove_disk)
         self.real = RealManager(library=self.pool)
         export._MANAGER = self.real
         heal.reset()
@@ -229,6 +234,27 @@ class HealTestCase(base.BMITestCase):
         self.assertEqual([], heal.sweep_deleted(
             self.conductor, self.context, now=2000.0))
         self.assertIn(GONE, self.pool.disks)
+
+    def _remove_disk(self, node_uuid):
+        self.pool.disks.pop(node_uuid, None)
+        self.cloneless.pop(node_uuid, None)
+
+    def test_scratch_disk_without_clone_is_swept(self):
+        # A preserving rebuild failed (its ephemeral disk kept, no clone),
+        # then the node was deleted without an undeploy.
+        iqn = self.real.target_iqn(GONE)
+        self.cloneless[GONE] = {layout.META_IQN: iqn,
+                                layout.META_DEPLOYMENT: 'dep-x'}
+        self.cloneless[OTHER] = {
+            layout.META_IQN: 'iqn.2026-12.org.other:%s' % OTHER}
+        self.config(orphan_grace=60, group='bmi')
+        self.assertEqual([], heal.sweep_deleted(self.conductor, self.context,
+                                                now=1000.0))
+        self.assertEqual([GONE], heal.sweep_deleted(
+            self.conductor, self.context, now=1061.0))
+        self.pool.remove_node_disk.assert_called_once_with(GONE)
+        # Another Ironic's (its own IQN prefix) is not ours.
+        self.assertEqual([OTHER], sorted(self.cloneless))
 
     def test_clone_of_another_ironic_is_kept(self):
         # Another deployment sharing the pool, with its own IQN prefix.

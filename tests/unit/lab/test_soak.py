@@ -80,6 +80,15 @@ class CensusParsersTest(base.TestCase):
                           census.Seen('configdrive', B,
                                       'pool/node-%s-config' % B)], rows)
 
+    def test_rbd_names_scratch_disks(self):
+        rows = census.rbd_names(['node-%s-ephemeral' % A,
+                                 'node-%s-swap' % A,
+                                 'node-%s-other' % A], 'pool')
+        self.assertEqual(
+            [census.Seen('ephemeral', A, 'pool/node-%s-ephemeral' % A),
+             census.Seen('swap', A, 'pool/node-%s-swap' % A)], rows)
+        self.assertEqual(1, census.summary(rows)['ephemeral'])
+
     def test_rbd_trash(self):
         rows = census.rbd_trash([{'id': '10ab', 'name': 'node-' + C},
                                  {'id': '10ac', 'name': 'img-' + A}], 'p')

@@ -13,6 +13,7 @@
 """Names the library accepts."""
 
 from bmi_driver import exception
+from bmi_driver.storage import layout
 from bmi_driver.storage import names
 from tests import base
 
@@ -78,3 +79,30 @@ class NamesTestCase(base.TestCase):
         self.assert_invalid(names.project, 'admin\n', 'project')
         self.assert_invalid(names.rbd_ref, 'images/x@snap\n',
                             'RBD reference')
+
+
+class NodeImageNamesTestCase(base.TestCase):
+    """layout: the names and LUNs of a node's images (issue 14)."""
+
+    def test_names(self):
+        node = '1be26c0b-03f2-4d2d-ae87-c02d7f33c123'
+        for name, suffix in ((layout.node_rbd_name(node), ''),
+                             (layout.configdrive_rbd_name(node), '-config'),
+                             (layout.ephemeral_rbd_name(node), '-ephemeral'),
+                             (layout.swap_rbd_name(node), '-swap')):
+            self.assertEqual((node, suffix), layout.node_of_rbd_name(name))
+        self.assertEqual((None, None), layout.node_of_rbd_name('img-x'))
+
+    def test_target_luns(self):
+        node = '1be26c0b-03f2-4d2d-ae87-c02d7f33c123'
+
+        def part(name):
+            return layout.NodeDisk(node_uuid=node, pool='p', rbd_name=name,
+                                   size=1)
+        disk = part('node-' + node)
+        disk.swap = part('s')
+        self.assertEqual({1: 'p/node-' + node, 4: 'p/s'},
+                         layout.target_luns(disk))
+        disk.configdrive, disk.ephemeral = part('c'), part('e')
+        self.assertEqual({1: 'p/node-' + node, 2: 'p/c', 3: 'p/e',
+                          4: 'p/s'}, layout.target_luns(disk))

@@ -160,18 +160,8 @@ class BMIStorageTestCase(base.BMITestCase):
         self.assertEqual('another-secret-456',
                          second.properties['auth_password'])
 
-    def test_attach_refreshes_an_operator_boot_target(self):
-        obj_utils.create_test_volume_target(
-            self.context, node_id=self.node.id, boot_index=0,
-            volume_type='iscsi', volume_id='manual', properties={})
-        with task_manager.acquire(self.context, self.node.uuid) as task:
-            task.driver.storage.attach_volumes(task)
-        [target] = self._targets()
-        # Fits Ironic's String(36) column (MariaDB enforces it).
-        self.assertEqual(self.node.uuid, target.volume_id)
-        self.assertLessEqual(len(target.volume_id), 36)
-        self.assertEqual(base.IQN % self.node.uuid,
-                         target.properties['target_iqn'])
+    # An operator's or Cinder's boot VolumeTarget (no managed_by): see
+    # tests/unit/storage/test_scratch_and_bfv.py, never overwritten.
 
     def test_attach_failure_removes_what_was_made(self):
         self.mgr.export_node.side_effect = exception.TargetDaemonUnavailable(
@@ -183,7 +173,7 @@ class BMIStorageTestCase(base.BMITestCase):
         self.assertIn(self.node.uuid, str(e))
         self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
         self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True)
+            self.node.uuid, stale_watch=True, keep_ephemeral=False)
         self.assertEqual([], self._targets())
 
     def test_attach_unknown_image_is_invalid(self):
@@ -302,7 +292,7 @@ class BMIStorageTestCase(base.BMITestCase):
                              [t.uuid for t in task.volume_targets])
         self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
         self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True)
+            self.node.uuid, stale_watch=True, keep_ephemeral=False)
         self.assertEqual([other.uuid], [t.uuid for t in self._targets()])
 
     def test_detach_removes_the_disk_when_tgtd_is_down(self):
@@ -316,7 +306,7 @@ class BMIStorageTestCase(base.BMITestCase):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             task.driver.storage.detach_volumes(task)
         self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True)
+            self.node.uuid, stale_watch=True, keep_ephemeral=False)
         self.assertEqual([], self._targets())
 
     def test_detach_keeps_the_target_when_ceph_fails(self):

@@ -1634,3 +1634,176 @@ class PublishTestCase(ImagesTestCase):
         img = self.import_raw()
         self.library.rename('ubuntu', 'focal')
         self.assertEqual('focal', self.record(img)['name'])
+
+
+def _blkid(test, data, name='scratch'):
+    """blkid's {TYPE, LABEL} of ``data``, written to a file."""
+    path = os.path.join(test.tmp, name)
+    with open(path, 'wb') as f:
+        f.write(data)
+    out, _err = _real_execute('blkid', '-o', 'export', '-p', path)
+    return dict(line.split('=', 1) for line in out.splitlines()
+                if '=' in line)
+
+
+class ScratchDiskTestCase(ImagesTestCase):
+    """Ephemeral and swap disks: real mkfs/mkswap, the fake cluster."""
+
+    META = {'bmi.deployment': 'dep-1', 'bmi.export.iqn': 'iqn.x:' + NODE}
+
+    def setUp(self):
+        super().setUp()
+        self.config(state_path=self.tmp, group='bmi')
+        self.img = self.import_raw()
+        self.library.clone_for_node(NODE, 'ubuntu')
+
+    def test_ephemeral_ext4_and_swap(self):
+        eph, kept = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
+        self.assertFalse(kept)
+        self.assertEqual('node-%s-ephemeral' % NODE, eph.rbd_name)
+        swap, kept = self.library.ensure_node_scratch(
+            NODE, 'swap', 8 * units.Mi, 'swap', self.META)
+        self.assertFalse(kept)
+        got = _blkid(self, self.cluster.content(POOL, eph.rbd_name))
+        self.assertEqual(('ext4', 'ephemeral0'),
+                         (got['TYPE'], got['LABEL']))
+        got = _blkid(self, self.cluster.content(POOL, swap.rbd_name))
+        self.assertEqual(('swap', 'swap1'), (got['TYPE'], got['LABEL']))
+        model = self.cluster.image(POOL, eph.rbd_name)
+        self.assertEqual(16 * units.Mi, model.size)
+        self.assertEqual('ext4', model.metadata['bmi.format'])
+        self.assertEqual('dep-1', model.metadata['bmi.deployment'])
+        self.assertEqual('iqn.x:' + NODE, model.metadata['bmi.export.iqn'])
+        disk = self.library.get_node_disk(NODE)
+        self.assertEqual(eph.rbd_name, disk.ephemeral.rbd_name)
+        self.assertEqual(swap.rbd_name, disk.swap.rbd_name)
+        self.assertEqual({1: disk.spec, 3: disk.ephemeral.spec,
+                          4: disk.swap.spec}, layout.target_luns(disk))
+        # No temporary file is left behind.
+        self.assertEqual([], [n for n in os.listdir(self.tmp)
+                              if n.startswith('bmi-scratch-')])
+
+    def test_vfat(self):
+        eph, _kept = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'vfat', self.META)
+        got = _blkid(self, self.cluster.content(POOL, eph.rbd_name))
+        self.assertEqual('vfat', got['TYPE'])
+
+    def _mark(self, rbd_name, data=b'marker'):
+        with rbd.Image(self.cluster_ioctx(), rbd_name) as image:
+            image.write(data, 8 * units.Mi)
+
+    def cluster_ioctx(self):
+        client = rados.Rados(rados_id='bmi')
+        client.connect()
+        self.addCleanup(client.shutdown)
+        return client.open_ioctx(POOL)
+
+    def _content_at(self, rbd_name, offset, length):
+        return self.cluster.content(POOL, rbd_name)[offset:offset + length]
+
+    def test_claimed_disk_is_kept_and_restamped(self):
+        eph, _kept = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
+        self._mark(eph.rbd_name)
+        new_meta = dict(self.META, **{'bmi.deployment': 'dep-2'})
+        again, kept = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', new_meta,
+            claim={'dep-2', 'dep-1'})
+        self.assertTrue(kept)
+        self.assertEqual(b'marker',
+                         self._content_at(eph.rbd_name, 8 * units.Mi, 6))
+        self.assertEqual('dep-2', self.cluster.image(
+            POOL, eph.rbd_name).metadata['bmi.deployment'])
+
+    def test_unclaimed_disk_is_replaced_blank(self):
+        eph, _kept = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
+        self._mark(eph.rbd_name)
+        new_meta = dict(self.META, **{'bmi.deployment': 'dep-2'})
+        _again, kept = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', new_meta,
+            claim={'dep-2'})
+        self.assertFalse(kept)
+        self.assertEqual(bytes(6),
+                         self._content_at(eph.rbd_name, 8 * units.Mi, 6))
+        self.assertEqual('ext4', _blkid(self, self.cluster.content(
+            POOL, eph.rbd_name))['TYPE'])
+
+    def test_keep_any_keeps_whatever_is_there(self):
+        eph, _kept = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', {})
+        self._mark(eph.rbd_name)
+        _again, kept = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 32 * units.Mi, 'xfs', self.META,
+            keep_any=True)
+        self.assertTrue(kept)
+        self.assertEqual(b'marker',
+                         self._content_at(eph.rbd_name, 8 * units.Mi, 6))
+
+    def test_claimed_disk_of_another_size_is_refused_not_lost(self):
+        eph, _kept = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
+        self._mark(eph.rbd_name)
+        e = self.assertRaises(
+            exception.ScratchDiskMismatch, self.library.ensure_node_scratch,
+            NODE, 'ephemeral', 32 * units.Mi, 'ext4', self.META,
+            claim={'dep-1'})
+        self.assertIn('16 MiB of ext4, not 32 MiB of ext4', str(e))
+        self.assertEqual(b'marker',
+                         self._content_at(eph.rbd_name, 8 * units.Mi, 6))
+
+    def test_failed_format_leaves_nothing(self):
+        def fail(*argv, **kwargs):
+            raise processutils.ProcessExecutionError(stderr='no space')
+        self.useFixture(fixtures.MockPatchObject(processutils, 'execute',
+                                                 side_effect=fail))
+        e = self.assertRaises(
+            exception.ScratchFormatError, self.library.ensure_node_scratch,
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
+        self.assertIn('no space', str(e))
+        self.assertNotIn('node-%s-ephemeral' % NODE,
+                         self.cluster.names(POOL))
+
+    def test_bad_input(self):
+        for kind, size, fmt in (('ephemeral', 16 * units.Mi, 'ntfs'),
+                                ('other', 16 * units.Mi, 'ext4'),
+                                ('swap', 1000, 'swap'),
+                                ('swap', 0, 'swap')):
+            self.assertRaises(exception.InvalidInput,
+                              self.library.ensure_node_scratch,
+                              NODE, kind, size, fmt, self.META)
+        self.assertEqual(sorted(['node-' + NODE, self.img.rbd_name]),
+                         sorted(self.cluster.names(POOL)))
+
+    def test_remove_node_disk_keeps_the_ephemeral_when_asked(self):
+        eph, _ = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
+        swap, _ = self.library.ensure_node_scratch(
+            NODE, 'swap', 8 * units.Mi, 'swap', self.META)
+        self.library.remove_node_disk(NODE, keep_ephemeral=True)
+        self.assertEqual(sorted([eph.rbd_name, self.img.rbd_name]),
+                         sorted(self.cluster.names(POOL)))
+        self.library.remove_node_disk(NODE)
+        self.assertEqual([self.img.rbd_name], self.cluster.names(POOL))
+        self.library.remove_node_scratch(NODE, 'swap')
+
+    def test_list_cloneless_scratch(self):
+        self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
+        self.assertEqual({}, self.library.list_cloneless_scratch())
+        self.library.remove_node_disk(NODE, keep_ephemeral=True)
+        found = self.library.list_cloneless_scratch()
+        self.assertEqual([NODE], list(found))
+        self.assertEqual('iqn.x:' + NODE, found[NODE]['bmi.export.iqn'])
+        self.assertEqual([], self.library.list_node_disks())
+        self.library.remove_node_disk(NODE)
+        self.assertEqual({}, self.library.list_cloneless_scratch())
+
+    def test_remove_scratch(self):
+        eph, _ = self.library.ensure_node_scratch(
+            NODE, 'ephemeral', 16 * units.Mi, 'ext4', self.META)
+        self.library.remove_node_scratch(NODE, 'ephemeral')
+        self.library.remove_node_scratch(NODE, 'ephemeral')
+        self.assertNotIn(eph.rbd_name, self.cluster.names(POOL))

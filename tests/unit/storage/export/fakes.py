@@ -426,6 +426,9 @@ class FakeLibrary:
                                           clone='node-%s' % node_uuid)
         return dataclasses.replace(disk, metadata=dict(disk.metadata))
 
+    def list_cloneless_scratch(self):
+        return {}
+
     def list_node_disks(self):
         self.calls.append(('list_node_disks',))
         return [self.get_node_disk(n) for n in sorted(self.disks)]
