@@ -49,6 +49,10 @@ APT_NET=(openvswitch-switch dnsmasq-base nginx-light ethtool iputils-ping
 # 2026): MariaDB 10.11 as Ironic's shared database (Ironic removed
 # PostgreSQL), etcd 3.4 for the plugin's tooz locks (etcd3+http).
 APT_MULTI=(mariadb-server etcd-server)
+# The conductor formats ephemeral and swap disks
+# (bmi_driver/storage/ceph/scratch.py): mkfs.ext2/3/4, mkfs.xfs, mkfs.vfat,
+# mkswap; blkid in the tests.
+APT_BASE+=(e2fsprogs xfsprogs dosfstools util-linux)
 # make test boots VMs too (tests/functional/test_e2e_boot.py)
 APT_BASE+=("${APT_DEMO[@]}" "${APT_NET[@]}" "${APT_MULTI[@]}")
 
