@@ -116,6 +116,10 @@ class NovaDriverTest(test_ironic.IronicTestCase):
         image = self._glance_image(data, self.project)
         node = self.nova_node()
         flavor = nova.flavor(root_gb=1)
+        [port] = self.ironic.port.list(node=node.uuid)
+        # No Neutron on this branch: the VIF as Neutron would describe a
+        # port of the node's nic (tools/lab/nova_harness.py, StaticVIFs).
+        vif = nova.static_vif(port.address, '10.80.0.10')
 
         sched = self.harness.call('schedule', node=node.uuid,
                                   extra_specs=flavor['extra_specs'])
@@ -126,7 +130,8 @@ class NovaDriverTest(test_ironic.IronicTestCase):
             'spawn', node=node.uuid, image=image, flavor=flavor,
             project_id=self.project, name='vm-nova',
             key={'name': 'k1', 'public_key': 'ssh-ed25519 AAAAC3Nza test'},
-            user_data='#!/bin/sh\necho hello\n')
+            user_data='#!/bin/sh\necho hello\n',
+            network={'source': 'static', 'vifs': [vif]})
         inst = spawned['instance']
         n = self.ironic.node.get(node.uuid)
         self.assertEqual(('active', None),
@@ -154,6 +159,13 @@ class NovaDriverTest(test_ironic.IronicTestCase):
                          meta['public_keys'])
         self.assertEqual(b'#!/bin/sh\necho hello\n',
                          _iso_file(iso, 'openstack/latest/user_data'))
+        net = json.loads(_iso_file(iso,
+                                   'openstack/latest/network_data.json'))
+        self.assertEqual([(vif['id'], port.address)],
+                         [(ln['vif_id'], ln['ethernet_mac_address'])
+                          for ln in net['links']])
+        self.assertEqual(['10.80.0.10'],
+                         [n['ip_address'] for n in net['networks']])
         # Used: placement would see it reserved.
         sched = self.harness.call('schedule', node=node.uuid)
         self.assertEqual(1, sched['inventory']['CUSTOM_BAREMETAL_BMI']
@@ -171,6 +183,16 @@ class NovaDriverTest(test_ironic.IronicTestCase):
         # The disk stays across power and reboot.
         self.assertEqual(disk.rbd_name,
                          self.lib.get_node_disk(node.uuid).rbd_name)
+
+        # Nova attaches and detaches a second VIF; Ironic's noop network
+        # interface accepts and drops them (issue 14 item 3: its vif_list
+        # stays empty).
+        second = nova.static_vif('52:54:00:00:00:02', '10.80.0.11')
+        self.harness.call('attach_interface', instance=inst,
+                          port=second['id'], vif=second)
+        self.assertEqual([], self.ironic.node.vif_list(node.uuid))
+        self.harness.call('detach_interface', instance=inst,
+                          port=second['id'])
 
         first = self.deployment(node.uuid)
         self.assertIsNotNone(first)

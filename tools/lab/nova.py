@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import tempfile
+import uuid
 
 from tools.lab import REPO
 from tools.lab import state as lab_state
@@ -169,6 +170,15 @@ def flavor(root_gb=1, ephemeral_gb=0, swap=0, name='bmi.small'):
     return {'name': name, 'flavorid': name, 'memory_mb': 1024, 'vcpus': 1,
             'root_gb': root_gb, 'ephemeral_gb': ephemeral_gb, 'swap': swap,
             'extra_specs': dict(FLAVOR_RESOURCES)}
+
+
+def static_vif(mac, ip, cidr='10.80.0.0/24', network='static-net'):
+    """A VIF as Neutron would describe a port.
+
+    For the harness's ``static`` network source (a lab without Neutron).
+    """
+    return {'id': str(uuid.uuid4()), 'address': mac, 'ip': ip,
+            'cidr': cidr, 'network_id': network, 'label': network}
 
 
 def glance(env, project, roles='member,reader'):

@@ -40,9 +40,12 @@ flavor, unreserved).
 
 The instance's network_info comes from a pluggable source (``network``
 in the spawn request): ``{"source": "none"}`` (no Neutron: an empty
-NetworkInfo, and no security groups, which Nova would ask Neutron for),
-or ``{"source": "neutron", "ports": [ids], "url": ...}`` (the ports read
-from a real Neutron; see ``NeutronPorts``).
+NetworkInfo, and no security groups, which Nova would ask Neutron for;
+Nova 34.0.0 then cannot build a config drive, see ``StaticVIFs``),
+``{"source": "static", "vifs": [...]}`` (VIFs given as data, as Neutron
+would describe its ports), or ``{"source": "neutron", "ports": [ids],
+"url": ...}`` (the ports read from a real Neutron; see
+``NeutronPorts``).
 """
 
 import argparse
@@ -233,6 +236,10 @@ class Harness(object):
             kernel_id=None, ramdisk_id=None)
         inst.device_metadata = None
         inst.numa_topology = None
+        # The compute manager names the root device before spawn (nova
+        # 34.0.0's _default_block_device_names): the node's iSCSI LUN is
+        # a SCSI disk.
+        inst.root_device_name = '/dev/sda'
         inst.default_ephemeral_device = None
         inst.default_swap_device = None
         net_source = network_source(req.get('network'))
@@ -302,7 +309,10 @@ class Harness(object):
 
     def op_attach_interface(self, req):
         inst = self._instance(req)
-        vif = self.networks[inst.uuid].vif(self.context, req['port'])
+        source = self.networks[inst.uuid]
+        if req.get('vif'):
+            source.add(req['vif'])
+        vif = source.vif(self.context, req['port'])
         image_meta = inst.image_meta
         self.driver.attach_interface(self.context, inst, image_meta, vif)
         inst.info_cache.network_info.append(vif)
@@ -414,6 +424,9 @@ class NoNetwork(object):
         raise HarnessError('no Neutron in this harness: cannot attach %s'
                            % port_id)
 
+    def add(self, vif):
+        raise HarnessError('network source none takes no VIF')
+
     @contextlib.contextmanager
     def active(self):
         """While the driver builds metadata: no security groups.
@@ -429,6 +442,54 @@ class NoNetwork(object):
             yield
         finally:
             security_group_api.get_instance_security_groups = saved
+
+
+class StaticVIFs(NoNetwork):
+    """VIFs given as data, as Neutron would have described its ports.
+
+    For a lab without Neutron: ``vifs`` is a list of ``{"id", "address",
+    "network_id", "label", "cidr", "ip", "gateway"}``. Nova attaches them
+    to the node (``vif_attach``) as it attaches Neutron's ports; there
+    are no security groups (no Neutron to ask).
+
+    Why not an empty NetworkInfo: Nova 34.0.0's IronicDriver cannot build
+    a config drive for an instance without VIFs (``_get_network_metadata``
+    subscripts the None that ``netutils.get_network_metadata`` returns for
+    an empty NetworkInfo: TypeError), so an instance booted with ``--nic
+    none`` and a config drive fails in Nova itself.
+    """
+
+    def __init__(self, vifs):
+        self.vifs = {v['id']: v for v in vifs}
+        self.initial = [v['id'] for v in vifs]
+
+    def add(self, vif):
+        """A VIF to attach later (attach_interface)."""
+        self.vifs[vif['id']] = vif
+
+    def vif(self, context, port_id):
+        from nova.network import model
+        try:
+            v = self.vifs[port_id]
+        except KeyError:
+            raise HarnessError('no static VIF %s' % port_id)
+        subnets = []
+        if v.get('cidr'):
+            subnets.append(model.Subnet(
+                cidr=v['cidr'], version=4,
+                gateway=model.IP(address=v.get('gateway'), type='gateway'),
+                ips=[model.FixedIP(address=v['ip'])] if v.get('ip') else []))
+        return model.VIF(
+            id=v['id'], address=v['address'],
+            network=model.Network(id=v.get('network_id') or v['id'],
+                                  label=v.get('label') or 'static',
+                                  subnets=subnets, bridge=None),
+            type='other', vnic_type='baremetal', active=True)
+
+    def network_info(self, context, instance):
+        from nova.network import model
+        return model.NetworkInfo([self.vif(context, i)
+                                  for i in self.initial])
 
 
 class NeutronPorts(NoNetwork):
@@ -483,6 +544,9 @@ class NeutronPorts(NoNetwork):
         from nova.network import model
         return model.NetworkInfo([self.vif(context, p) for p in self.ports])
 
+    def add(self, vif):
+        """Neutron's ports need no data: their id is enough."""
+
     def active(self):
         # Nova's own Neutron calls (security groups) reach Neutron.
         return contextlib.nullcontext()
@@ -493,6 +557,8 @@ def network_source(spec):
     spec = spec or {'source': 'none'}
     if spec.get('source', 'none') == 'none':
         return NoNetwork()
+    if spec['source'] == 'static':
+        return StaticVIFs(spec.get('vifs') or [])
     if spec['source'] == 'neutron':
         return NeutronPorts(spec['url'], spec.get('ports') or [])
     raise HarnessError('unknown network source %r' % spec.get('source'))
