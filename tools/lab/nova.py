@@ -67,7 +67,7 @@ class Harness(object):
     """One harness process (one IronicDriver, its instances)."""
 
     def __init__(self, ironic_url, glance_url, log_file=None, python=None,
-                 poll_interval=0.5, debug=False):
+                 poll_interval=0.5, debug=False, neutron_url=None):
         self.python = python or nova_python()
         self.log_file = log_file or os.path.join(
             tempfile.mkdtemp(prefix='bmi-nova-log-'), 'nova-harness.log')
@@ -77,6 +77,10 @@ class Harness(object):
                      '--poll-interval', str(poll_interval)]
         if debug:
             self.argv.append('--debug')
+        if neutron_url:
+            # Nova's own Neutron calls (security groups) and the
+            # ``neutron`` network source's default.
+            self.argv += ['--neutron-url', neutron_url]
         self.proc = None
 
     def start(self):

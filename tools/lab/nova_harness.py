@@ -125,7 +125,15 @@ class Harness(object):
         _NoNovaDatabase.install()
         from nova import context as nova_context
         from nova.virt.ironic import driver as ironic_driver
-        self.context = nova_context.get_admin_context()
+        # The user's request context, as nova-api passes it on. Its token
+        # goes to Glance (nova.image.glance sends the caller's token;
+        # keystoneauth refuses to send a request without one): the lab's
+        # Glance service endpoint has no authtoken and ignores it, so it
+        # is a placeholder, not a credential.
+        self.context = nova_context.RequestContext(
+            user_id='nova-harness', project_id='nova-harness',
+            is_admin=True, roles=['admin', 'member', 'reader'],
+            auth_token='no-keystone-in-the-lab')
         # virtapi: the compute manager's callbacks (events, volume
         # waits); the driver's calls here never use it (nova 34.0.0).
         self.driver = ironic_driver.IronicDriver(virtapi=None)
@@ -242,7 +250,8 @@ class Harness(object):
         inst.root_device_name = '/dev/sda'
         inst.default_ephemeral_device = None
         inst.default_swap_device = None
-        net_source = network_source(req.get('network'))
+        net_source = network_source(req.get('network'),
+                                    self.args.neutron_url)
         network_info = net_source.network_info(self.context, inst)
         inst.info_cache = objects.InstanceInfoCache(
             instance_uuid=inst_uuid, network_info=network_info)
@@ -552,15 +561,23 @@ class NeutronPorts(NoNetwork):
         return contextlib.nullcontext()
 
 
-def network_source(spec):
-    """The network_info source a spawn request names."""
+def network_source(spec, neutron_url=None):
+    """The network_info source a spawn request names.
+
+    ``neutron_url``: the Neutron of ``--neutron-url``, for a ``neutron``
+    source that names none.
+    """
     spec = spec or {'source': 'none'}
     if spec.get('source', 'none') == 'none':
         return NoNetwork()
     if spec['source'] == 'static':
         return StaticVIFs(spec.get('vifs') or [])
     if spec['source'] == 'neutron':
-        return NeutronPorts(spec['url'], spec.get('ports') or [])
+        url = spec.get('url') or neutron_url
+        if not url:
+            raise HarnessError('network source neutron needs a url (or '
+                               '--neutron-url)')
+        return NeutronPorts(url, spec.get('ports') or [])
     raise HarnessError('unknown network source %r' % spec.get('source'))
 
 
