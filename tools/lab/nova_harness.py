@@ -258,11 +258,15 @@ class Harness(object):
         inst.obj_reset_changes()
         self.instances[inst_uuid] = inst
         self.networks[inst_uuid] = net_source
-        # The compute manager: prepare_for_spawn (claims the node), then
-        # spawn, then the instance is ACTIVE (nova 34.0.0's _build_and_
-        # run_instance, without its database and notifications).
+        # The compute manager (nova 34.0.0's _build_resources and
+        # _build_and_run_instance, without its database and
+        # notifications): prepare_for_spawn (claims the node), the VIFs
+        # plugged (vif_attach) before block devices, spawn; on failure
+        # clean_networks_preparation and failed_spawn_cleanup.
         self.driver.prepare_for_spawn(inst)
         try:
+            self.driver.prepare_networks_before_block_device_mapping(
+                inst, network_info)
             with net_source.active():
                 self.driver.spawn(self.context, inst, image_meta,
                                   injected_files=[],
@@ -270,6 +274,7 @@ class Harness(object):
                                   allocations={},
                                   network_info=network_info)
         except Exception:
+            self.driver.clean_networks_preparation(inst, network_info)
             self.driver.failed_spawn_cleanup(inst)
             self.instances.pop(inst_uuid, None)
             raise
