@@ -90,7 +90,8 @@ def main():
                                   auth_type='none',
                                   os_ironic_api_version='latest')
     tag = uuid.uuid4().hex[:8]
-    project = 'bench-nova-%s' % tag
+    # A project of the lab's boot networks (per-project mode).
+    project = 'tenant-a'
     tmp = tempfile.mkdtemp(prefix='bench-nova-')
     path = os.path.join(tmp, 'disk.raw')
     with open(path, 'wb') as f:

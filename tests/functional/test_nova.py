@@ -60,12 +60,17 @@ def _volume_id(iso_path):
     return pvd[40:72].decode('ascii', 'replace').strip()
 
 
-class NovaDriverTest(test_ironic.IronicTestCase):
+class NovaDriverTest(test_ironic.IronicHelpers):
     """spawn, power, reboot, rebuild, destroy through Nova's driver."""
 
     def setUp(self):
         super().setUp()
-        self.project = self.unique('nova')
+        # The shared Ironic all-in-one (the helpers only: IronicTestCase's
+        # own tests run in test_ironic).
+        self.use_ironic(self.env.get('ironic_state'))
+        # A project of the lab's boot networks (per-project mode: a node
+        # boots only on its project's own).
+        self.project = 'tenant-a'
         self.harness = nova.from_services(self.env)
         self.harness.start()
         self.addCleanup(self.harness.stop)

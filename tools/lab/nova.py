@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import uuid
 
 from tools.lab import REPO
@@ -167,6 +168,18 @@ def prepare_node(ironic, node_uuid, resource_class=RESOURCE_CLASS):
     """
     ironic.node.update(node_uuid, [
         {'op': 'add', 'path': '/resource_class', 'value': resource_class}])
+    # Nova reports a node without a power state as unavailable (reserved
+    # in placement). Real hardware reports one at verify; Ironic 39.0.0's
+    # fake power interface returns the state last set, none at first: the
+    # operator sets it once.
+    if ironic.node.get(node_uuid).power_state is None:
+        ironic.node.set_power_state(node_uuid, 'off')
+        deadline = time.monotonic() + 60
+        while ironic.node.get(node_uuid).power_state is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError('node %s reports no power state'
+                                   % node_uuid)
+            time.sleep(0.2)
 
 
 def flavor(root_gb=1, ephemeral_gb=0, swap=0, name='bmi.small'):

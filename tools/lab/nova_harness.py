@@ -185,9 +185,16 @@ class Harness(object):
         for rc, amount in wanted.items():
             inv = inventory.get(rc)
             if not inv or inv['total'] - inv['reserved'] < amount:
-                raise HarnessError('node %s offers no %d of %s (inventory '
-                                   '%s): NoValidHost' % (node_id, amount, rc,
-                                                         inventory))
+                node = self.driver.node_cache.get(node_id)
+                raise HarnessError(
+                    'node %s offers no %d of %s (inventory %s; power %s, '
+                    'provision %s, maintenance %s, instance %s): '
+                    'NoValidHost' % (
+                        node_id, amount, rc, inventory,
+                        getattr(node, 'power_state', None),
+                        getattr(node, 'provision_state', None),
+                        getattr(node, 'is_maintenance', None),
+                        getattr(node, 'instance_id', None)))
         return {'inventory': inventory,
                 'traits': sorted(tree.data(node_id).traits)}
 
