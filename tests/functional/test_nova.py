@@ -118,7 +118,12 @@ class NovaDriverTest(test_ironic.IronicHelpers):
 
     def test_spawn_power_reboot_rebuild_destroy(self):
         data = os.urandom(test_ironic.IMAGE_SIZE)
-        image = self._glance_image(data, self.project)
+        path = os.path.join(self.tmp, 'disk.raw')
+        with open(path, 'wb') as f:
+            f.write(data)
+        images, image = nova.upload_image(self.env, self.project, path,
+                                          self.unique('nova'))
+        self.addCleanup(images.delete_image, image, ignore_missing=True)
         node = self.nova_node()
         flavor = nova.flavor(root_gb=1)
         [port] = self.ironic.port.list(node=node.uuid)

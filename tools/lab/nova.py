@@ -68,7 +68,7 @@ class Harness(object):
     """One harness process (one IronicDriver, its instances)."""
 
     def __init__(self, ironic_url, glance_url, log_file=None, python=None,
-                 poll_interval=0.5, debug=False, neutron_url=None):
+                 poll_interval=1, debug=False, neutron_url=None):
         self.python = python or nova_python()
         self.log_file = log_file or os.path.join(
             tempfile.mkdtemp(prefix='bmi-nova-log-'), 'nova-harness.log')

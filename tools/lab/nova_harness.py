@@ -601,7 +601,8 @@ def main(argv=None):
     parser.add_argument('--neutron-url',
                         help='a noauth Neutron (network source neutron)')
     parser.add_argument('--host', default='bmi-lab-compute')
-    parser.add_argument('--poll-interval', type=float, default=0.5)
+    # [ironic] api_retry_interval is an IntOpt (nova 34.0.0).
+    parser.add_argument('--poll-interval', type=int, default=1)
     parser.add_argument('--max-retries', type=int, default=240)
     parser.add_argument('--ephemeral-format', default='ext4')
     parser.add_argument('--debug', action='store_true')
