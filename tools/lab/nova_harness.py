@@ -121,6 +121,9 @@ class Harness(object):
         self.CONF = nova.conf.CONF
         nova_config.parse_args(['nova-harness', '--config-file', conf_path],
                                configure_db=False, init_rpc=False)
+        # Nova's own log to --log-file (nova-compute's main does this).
+        from oslo_log import log as logging
+        logging.setup(self.CONF, 'nova')
         objects.register_all()
         _NoNovaDatabase.install()
         from nova import context as nova_context
