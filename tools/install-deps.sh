@@ -162,6 +162,30 @@ make_glance_venv() {
     echo "$stamp" > "$venv/.bmi-glance"
 }
 
+# The Nova harness (tools/lab/nova_harness.py): nova 34.0.0, the release
+# of OpenStack 2026.2, in a venv of its own (its dependencies are neither
+# Ironic's nor Glance's), pinned by tools/lab/nova-constraints.txt. Nova's
+# ConfigDriveBuilder runs genisoimage (APT_DEMO).
+NOVA_VERSION=34.0.0
+make_nova_venv() {
+    local venv=$1 stamp
+    local constraints=$here/tools/lab/nova-constraints.txt
+    stamp=$(sha256sum < "$constraints" | cut -c1-16)
+    local have
+    have=$(cat "$venv/.bmi-nova" 2>/dev/null || true)
+    if [ -x "$venv/bin/python" ] && [ "$have" = "$stamp" ]; then
+        return 0
+    fi
+    local py
+    py=$(pick_python)
+    log "creating Nova's venv $venv (nova $NOVA_VERSION)"
+    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q -c "$constraints" "nova==$NOVA_VERSION"
+    "$venv/bin/python" -c 'import nova.virt.ironic.driver'
+    echo "$stamp" > "$venv/.bmi-nova"
+}
+
 if [ "$what" = --link-bindings ]; then
     link_bindings "$2"; exit 0
 fi
@@ -171,6 +195,7 @@ if [ "$what" = demo ]; then
 fi
 make_venv
 make_glance_venv "$(cd "${BMI_STATE:-$here/.state}" && pwd)/glance/venv"
+make_nova_venv "$(cd "${BMI_STATE:-$here/.state}" && pwd)/nova/venv"
 # The real HIL (not on PyPI): its source tarball and py2 constraints are in
 # ../shared/vendor beside the checkout (BMI_HIL_VENDOR names another
 # place); installed into $BMI_STATE/hil/hil-venv under pyenv's Python

@@ -1,0 +1,88 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Unit tests of the Nova harness's client (tools/lab/nova.py).
+
+The harness process (Nova's venv) is the outside world here: a small
+script that speaks the same JSON lines stands in for it.
+"""
+
+import os
+import sys
+
+import fixtures
+
+from tests import base
+from tools.lab import nova
+
+_FAKE = """#!%s
+import json, sys
+print(json.dumps({'ok': True, 'ready': True}), flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    if req['op'] == 'spawn':
+        print(json.dumps({'ok': True, 'instance': 'i-1',
+                          'node': {'uuid': req['node']}}), flush=True)
+    elif req['op'] == 'exit':
+        sys.exit(3)
+    else:
+        print(json.dumps({'ok': False, 'type': 'NoResourceClass',
+                          'error': 'no resource class'}), flush=True)
+"""
+
+
+class HarnessClientTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        tmp = self.useFixture(fixtures.TempDir()).path
+        self.fake = os.path.join(tmp, 'fake-harness')
+        with open(self.fake, 'w') as f:
+            f.write(_FAKE % sys.executable)
+        os.chmod(self.fake, 0o700)
+        self.harness = nova.Harness('http://127.0.0.1:6385',
+                                    'http://127.0.0.1:9293',
+                                    log_file=os.path.join(tmp, 'h.log'),
+                                    python=self.fake)
+        self.harness.start()
+        self.addCleanup(self.harness.stop)
+
+    def test_answer_without_ok(self):
+        answer = self.harness.call('spawn', node='n-1', image='img')
+        self.assertEqual({'instance': 'i-1', 'node': {'uuid': 'n-1'}},
+                         answer)
+
+    def test_error_carries_its_type(self):
+        err = self.assertRaises(nova.HarnessError, self.harness.call,
+                                'schedule', node='n-1')
+        self.assertEqual('NoResourceClass', err.type)
+        self.assertIn('no resource class', str(err))
+
+    def test_exit_is_an_error_naming_the_log(self):
+        err = self.assertRaises(RuntimeError, self.harness.call, 'exit')
+        self.assertIn('h.log', str(err))
+
+    def test_stop_twice(self):
+        self.harness.stop()
+        self.harness.stop()
+        self.assertRaises(RuntimeError, self.harness.call, 'ping')
+
+
+class FlavorTest(base.TestCase):
+
+    def test_flavor_asks_for_one_node_of_the_resource_class(self):
+        specs = nova.flavor()['extra_specs']
+        self.assertEqual('1', specs['resources:CUSTOM_BAREMETAL_BMI'])
+        # The name Nova 34.0.0 derives from the node's resource class.
+        self.assertEqual(
+            'CUSTOM_' + nova.RESOURCE_CLASS.upper().replace('-', '_'),
+            [k.split(':')[1] for k, v in specs.items() if v == '1'][0])
