@@ -34,7 +34,7 @@ from tools.lab import state as lab_state
 # The resource class the README's operator path gives bmi nodes, and the
 # flavor's extra spec that asks placement for one such node (nova 34.0.0
 # reports CUSTOM_<RC> with total 1 per node).
-RESOURCE_CLASS = 'baremetal-bmi'
+RESOURCE_CLASS = 'baremetal.bmi'
 FLAVOR_RESOURCES = {'resources:CUSTOM_BAREMETAL_BMI': '1',
                     # Nova schedules on the custom class alone.
                     'resources:VCPU': '0', 'resources:MEMORY_MB': '0',
