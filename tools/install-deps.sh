@@ -158,6 +158,31 @@ make_glance_venv() {
     echo "$stamp" > "$venv/.bmi-glance"
 }
 
+# The lab's Neutron (tools/lab/neutron.py): neutron's API (no agents) with
+# networking-baremetal's ML2 driver, served by gunicorn on its own MariaDB
+# (PyMySQL), in a venv of its own, pinned by
+# tools/lab/neutron-constraints.txt.
+NEUTRON_PACKAGES=(neutron==29.0.0 networking-baremetal==8.1.0 gunicorn
+    PyMySQL)
+make_neutron_venv() {
+    local venv=$1 stamp
+    local constraints=$here/tools/lab/neutron-constraints.txt
+    stamp=$(sha256sum < "$constraints" | cut -c1-16)
+    local have
+    have=$(cat "$venv/.bmi-neutron" 2>/dev/null || true)
+    if [ -x "$venv/bin/gunicorn" ] && [ "$have" = "$stamp" ]; then
+        return 0
+    fi
+    local py
+    py=$(pick_python)
+    log "creating Neutron's venv $venv (${NEUTRON_PACKAGES[*]})"
+    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    "$venv/bin/pip" install -q -c "$constraints" "${NEUTRON_PACKAGES[@]}"
+    "$venv/bin/python" -c 'import neutron, networking_baremetal, pymysql'
+    echo "$stamp" > "$venv/.bmi-neutron"
+}
+
 if [ "$what" = --link-bindings ]; then
     link_bindings "$2"; exit 0
 fi
@@ -167,6 +192,7 @@ if [ "$what" = demo ]; then
 fi
 make_venv
 make_glance_venv "$(cd "${BMI_STATE:-$here/.state}" && pwd)/glance/venv"
+make_neutron_venv "$(cd "${BMI_STATE:-$here/.state}" && pwd)/neutron/venv"
 # The real HIL (not on PyPI): its source tarball and py2 constraints are in
 # ../shared/vendor beside the checkout (BMI_HIL_VENDOR names another
 # place); installed into $BMI_STATE/hil/hil-venv under pyenv's Python

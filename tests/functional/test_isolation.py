@@ -299,11 +299,10 @@ class ConfigDriveURLTestCase(test_ironic.IronicHelpers):
                         % grown)
 
 
-class UnknownHILNodeTestCase(LabIronicTestCase):
-    """A node HIL does not know: refused at deploy, no obstacle to undeploy.
+class HILNodeTestCase(LabIronicTestCase):
+    """Helpers: nodes in the real HIL, on real switch ports.
 
-    Real HIL (the plugin's non-admin user), real switch ports; fake power,
-    so no VM boots.
+    The plugin's non-admin HIL user; fake power, so no VM boots.
     """
 
     def setUp(self):
@@ -358,6 +357,10 @@ class UnknownHILNodeTestCase(LabIronicTestCase):
         self.ironic.node.set_provision_state(node.uuid, 'provide')
         self.wait(node.uuid, 'available')
         return node
+
+
+class UnknownHILNodeTestCase(HILNodeTestCase):
+    """A node HIL does not know: refused at deploy, no obstacle to undeploy."""
 
     def test_unknown_hil_node_deploy_refused_nothing_cloned(self):
         image, _digest = self.golden()
