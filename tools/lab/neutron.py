@@ -410,7 +410,6 @@ class BaremetalAgent(service.Service):
         if not (ironic.get('running') and self.neutron.is_running()):
             raise service.ServiceError('neutron-agent needs ironic and '
                                        'neutron running')
-        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         conf = os.path.join(self.state_dir, 'agent.conf')
         with open(conf, 'w') as f:
             f.write(_AGENT_CONF.format(
