@@ -49,9 +49,6 @@ APT_NET=(openvswitch-switch dnsmasq-base nginx-light ethtool iputils-ping
 # 2026): MariaDB 10.11 as Ironic's shared database (Ironic removed
 # PostgreSQL), etcd 3.4 for the plugin's tooz locks (etcd3+http).
 APT_MULTI=(mariadb-server etcd-server)
-# The lab's Neutron (tools/lab/neutron.py): its own MariaDB (above) and
-# RabbitMQ 3.10 for ironic-neutron-agent's state reports.
-APT_MULTI+=(rabbitmq-server)
 # make test boots VMs too (tests/functional/test_e2e_boot.py)
 APT_BASE+=("${APT_DEMO[@]}" "${APT_NET[@]}" "${APT_MULTI[@]}")
 

@@ -101,10 +101,6 @@ SERVICES = collections.OrderedDict([
     ('ironic', lambda st, opts: ironic.IronicAIO(
         st.ironic_dir, services_json=st.services_json,
         extra_conf=opts.ironic_conf)),
-    # Reports an agent per Ironic node to Neutron, so that ML2 binds the
-    # VIFs' ports (tools/lab/neutron.py): after ironic.
-    ('neutron-agent', lambda st, opts: neutron.BaremetalAgent(
-        st.path('neutron-agent'), st.path('neutron'), st.services_json)),
     # The multi-conductor lab (tools.lab.multi).
     ('mariadb', lambda st, opts: multi.MariaDB(st.path('mariadb'))),
     ('etcd', lambda st, opts: multi.Etcd(st.path('etcd'))),
@@ -125,7 +121,7 @@ DEFAULT = tuple(n for n in SERVICES if n not in _MULTI_ONLY)
 # power (libvirtd and sushy may still be started by name).
 MULTI = tuple(n for n in SERVICES
               if n not in ('tgtd', 'ironic', 'libvirtd', 'sushy',
-                           'neutron', 'neutron-agent'))
+                           'neutron'))
 
 
 def default():

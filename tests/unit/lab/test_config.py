@@ -231,8 +231,7 @@ class ServiceTest(base.TestCase):
         # (its bmi.conf names Neutron's URL).
         self.assertEqual(['netns', 'ceph', 'glance', 'neutron', 'ovs', 'hil',
                           'gateway', 'http',
-                          'tgtd', 'ironic', 'neutron-agent', 'libvirtd',
-                          'sushy'],
+                          'tgtd', 'ironic', 'libvirtd', 'sushy'],
                          list(services.DEFAULT))
         # The multi-conductor lab: the database and etcd before the
         # gateways' tgtds, the API (dbsync) before the conductors.
@@ -245,7 +244,6 @@ class ServiceTest(base.TestCase):
                          set(services.DEFAULT) | set(services.MULTI)
                          | {'libvirtd', 'sushy'})
         self.assertNotIn('neutron', services.MULTI)
-        self.assertNotIn('neutron-agent', services.MULTI)
         self.assertRaises(ValueError, services.get, 'nope')
         self.assertEqual(['tgtd', 'ironic'],
                          services._ordered(['ironic', 'tgtd']))
@@ -347,7 +345,8 @@ class NeutronSectionTest(base.TestCase):
                                         'url': 'http://127.0.0.1:9696'}}}
         self.assertEqual(
             [('neutron', [('auth_type', 'none'),
-                          ('endpoint_override', 'http://127.0.0.1:9696')])],
+                          ('endpoint_override', 'http://127.0.0.1:9696'),
+                          ('fail_on_port_binding_failure', False)])],
             config.neutron_section(env))
 
     def test_no_neutron_no_section(self):
