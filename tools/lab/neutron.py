@@ -53,7 +53,15 @@ What was found, checked against neutron 29.0.0 / networking-baremetal 8.1.0
   port is bound as Ironic binds it (host, vnic_type, profile) and ML2
   answers ``binding:vif_type`` = ``binding_failed``, status DOWN; the lab
   sets Ironic's ``[neutron] fail_on_port_binding_failure = false``.
-  ACTIVE needs RabbitMQ + ironic-neutron-agent (not done here).
+  Tried (outside the lab, in a private network namespace, with RabbitMQ
+  3.10, neutron-rpc-server and a real Ironic API): ironic-neutron-agent
+  8.1.0 reported the node's agent (``Baremetal Node``, bridge_mappings of
+  its ports' physical_network) within 5 s, and the port still ended
+  ``binding_failed``: 8.1.0's ``try_to_bind_segment_for_agent`` returns
+  False when no link of local_link_information is a device it manages
+  ("let other drivers bind it"), although its comment says such a port
+  "will be bound".  So ACTIVE needs a mechanism driver that owns the
+  switch (not HIL's design) or one of our own: not done.
 """
 
 import json
