@@ -336,7 +336,13 @@ class HILNodeTestCase(LabIronicTestCase):
                     errors.append(str(e))
         return errors
 
-    def _ironic_node(self, hil):
+    def _ironic_node(self, hil, port_fields=None):
+        """An Ironic node of HIL node ``hil``, available.
+
+        :param port_fields: {MAC: extra fields of that port}: connectivity
+            fields can only be set before the node is available.
+        """
+        port_fields = port_fields or {}
         node = self.ironic.node.create(
             driver='bmi', name=self.unique('node'), boot_interface='ipxe',
             deploy_interface='bmi', storage_interface='bmi',
@@ -349,9 +355,11 @@ class HILNodeTestCase(LabIronicTestCase):
             {'op': 'add', 'path': '/owner', 'value': 'admin'},
             {'op': 'add', 'path': '/lessee', 'value': hil.project}])
         self.ironic.port.create(node_uuid=node.uuid, address=hil.mac,
-                                pxe_enabled=True)
+                                pxe_enabled=True,
+                                **port_fields.get(hil.mac, {}))
         self.ironic.port.create(node_uuid=node.uuid, address=hil.tenant_mac,
-                                pxe_enabled=False)
+                                pxe_enabled=False,
+                                **port_fields.get(hil.tenant_mac, {}))
         self.ironic.node.set_provision_state(node.uuid, 'manage')
         self.wait(node.uuid, 'manageable')
         self.ironic.node.set_provision_state(node.uuid, 'provide')

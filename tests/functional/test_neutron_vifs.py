@@ -82,16 +82,13 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
     # --- the node ---
 
     def _ironic_node(self, hil):
-        node = super()._ironic_node(hil)
         # What Ironic's neutron interface sends as local_link_information.
-        for port in self.ironic.port.list(node=node.uuid, detail=True):
-            tap = (hil.boot_port if port.address == hil.mac
-                   else hil.tenant_port)
-            self.ironic.port.update(port.uuid, [
-                {'op': 'add', 'path': '/local_link_connection',
-                 'value': {'switch_id': '00:00:00:00:00:01',
-                           'switch_info': 'br-lab', 'port_id': tap}}])
-        return node
+        return super()._ironic_node(hil, port_fields={
+            mac: {'local_link_connection': {
+                'switch_id': '00:00:00:00:00:01', 'switch_info': 'br-lab',
+                'port_id': tap}}
+            for mac, tap in ((hil.mac, hil.boot_port),
+                             (hil.tenant_mac, hil.tenant_port))})
 
     def assert_unbound(self, port_id):
         port = self.neutron_port(port_id)
