@@ -612,28 +612,38 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         if not vifs:
             return
         fatal = getattr(CONF.neutron, 'fail_on_port_binding_failure', True)
-        try:
-            with neutron_client.get_client() as neutron:
-                for v in vifs:
-                    neutron.bind(v['vif'], task.node.uuid, v['local_link'],
-                                 device_id=task.node.instance_uuid)
-                    timeout = CONF.neutron.hil_port_active_timeout
-                    if not timeout:
-                        continue
-                    port = neutron.wait_active(v['vif'], timeout)
-                    if port.get('status') != neutron_client.ACTIVE:
-                        LOG.warning('Node %(node)s: Neutron port %(vif)s '
-                                    'is %(status)s after %(t)d s',
-                                    {'node': task.node.uuid,
-                                     'vif': v['vif'], 't': timeout,
-                                     'status': port.get('status')})
-        except exception.NeutronError as e:
+        errors = []
+        # Every VIF is bound, also after one failed (when not fatal).
+        with neutron_client.get_client() as neutron:
+            for v in vifs:
+                try:
+                    self._bind_one(task, neutron, v)
+                except exception.NeutronError as e:
+                    errors.append(str(e))
+                    if fatal:
+                        break
+        if errors:
             msg = ('Node %(node)s: binding its VIFs in Neutron failed: '
-                   '%(err)s' % {'node': task.node.uuid, 'err': e})
+                   '%(err)s' % {'node': task.node.uuid,
+                                'err': '; '.join(errors)})
             if fatal:
                 LOG.error(msg)
                 raise ironic_exc.NetworkError(msg)
             LOG.warning(msg)
+
+    @staticmethod
+    def _bind_one(task, neutron, v):
+        neutron.bind(v['vif'], task.node.uuid, v['local_link'],
+                     device_id=task.node.instance_uuid)
+        timeout = CONF.neutron.hil_port_active_timeout
+        if not timeout:
+            return
+        port = neutron.wait_active(v['vif'], timeout)
+        if port.get('status') != neutron_client.ACTIVE:
+            LOG.warning('Node %(node)s: Neutron port %(vif)s is %(status)s '
+                        'after %(t)d s', {'node': task.node.uuid,
+                                          'vif': v['vif'], 't': timeout,
+                                          'status': port.get('status')})
 
     def _unbind_vifs(self, task, only=None):
         """Unbind the Neutron ports of the node's VIFs (recorded or not).

@@ -245,6 +245,11 @@ class TestDeploy(VIFTestCase):
         self.attach_two()
         self.deploy()
         self.assertIn(HIL_Y, self.networks()['eth1'].values())
+        # Both ports are bound (host, profile), one failure does not stop
+        # the next.
+        for vif in ('vif-1', 'vif-2'):
+            self.assertEqual(self.node.uuid,
+                             self.neutron.ports[vif]['binding:host_id'])
 
     def test_port_made_foreign_after_attach_refused_at_deploy(self):
         self.attach_two()
