@@ -281,6 +281,30 @@ class HILTimeout(HILError):
                 "not finish within %(timeout)s seconds.")
 
 
+# --- Neutron (the VIFs of the hil network interface) ----------------------
+
+class NeutronError(BmiException):
+    """Neutron answered an error, or could not be reached."""
+    _msg_fmt = "Neutron: %(msg)s"
+
+    def __init__(self, message=None, status=None, **kwargs):
+        self.status = status
+        super().__init__(message, **kwargs)
+
+
+class NeutronPortNotFound(NeutronError):
+    _msg_fmt = "Neutron has no port %(port)s"
+
+
+class VifRefused(InvalidInput):
+    """A VIF the node may not have.
+
+    Another project's port or network, a network type HIL cannot carry,
+    a conflict with instance_info's tenant networks.
+    """
+    _msg_fmt = "%(reason)s"
+
+
 # --- Coordination --------------------------------------------------------
 
 class CoordinationError(BmiException):

@@ -137,53 +137,31 @@ make_venv() {
     echo "$reqs_hash" > "$VENV/.bmi-reqs"
 }
 
-# The lab's Glance (tools/lab/glance.py): glance 31.0.0, the release of
-# OpenStack 2025.2, in a venv of its own (its dependencies are not
-# Ironic's), pinned by tools/lab/glance-constraints.txt; the rbd store
-# needs Debian's rbd/rados bindings as the plugin does.
-GLANCE_VERSION=31.0.0
-make_glance_venv() {
-    local venv=$1 stamp
-    local constraints=$here/tools/lab/glance-constraints.txt
+# The lab's OpenStack services, each in a venv of its own (their
+# dependencies are neither Ironic's nor each other's), pinned by
+# tools/lab/<name>-constraints.txt; rebuilt when that file changes.
+# service_venv NAME VENV BINDINGS IMPORTS PACKAGE...
+#   BINDINGS yes: Debian's rbd/rados bindings in the venv (Glance's store)
+#   IMPORTS: the python -c line that proves the venv works
+service_venv() {
+    local name=$1 venv=$2 bindings=$3 imports=$4
+    shift 4
+    local constraints=$here/tools/lab/$name-constraints.txt stamp have py
     stamp=$(sha256sum < "$constraints" | cut -c1-16)
-    local have
-    have=$(cat "$venv/.bmi-glance" 2>/dev/null || true)
-    if [ -x "$venv/bin/glance-api" ] && [ "$have" = "$stamp" ]; then
-        return 0
-    fi
-    local py
-    py=$(pick_python)
-    log "creating Glance's venv $venv (glance $GLANCE_VERSION)"
-    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-    link_bindings "$venv"
-    "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q -c "$constraints" "glance==$GLANCE_VERSION"
-    "$venv/bin/python" -c 'import rbd, rados, glance_store, glance'
-    echo "$stamp" > "$venv/.bmi-glance"
-}
-
-# The Nova harness (tools/lab/nova_harness.py): nova 34.0.0, the release
-# of OpenStack 2026.2, in a venv of its own (its dependencies are neither
-# Ironic's nor Glance's), pinned by tools/lab/nova-constraints.txt. Nova's
-# ConfigDriveBuilder runs genisoimage (APT_DEMO).
-NOVA_VERSION=34.0.0
-make_nova_venv() {
-    local venv=$1 stamp
-    local constraints=$here/tools/lab/nova-constraints.txt
-    stamp=$(sha256sum < "$constraints" | cut -c1-16)
-    local have
-    have=$(cat "$venv/.bmi-nova" 2>/dev/null || true)
+    have=$(cat "$venv/.bmi-$name" 2>/dev/null || true)
     if [ -x "$venv/bin/python" ] && [ "$have" = "$stamp" ]; then
         return 0
     fi
-    local py
     py=$(pick_python)
-    log "creating Nova's venv $venv (nova $NOVA_VERSION)"
+    log "creating $name's venv $venv ($*)"
     [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+    if [ "$bindings" = yes ]; then
+        link_bindings "$venv"
+    fi
     "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q -c "$constraints" "nova==$NOVA_VERSION"
-    "$venv/bin/python" -c 'import nova.virt.ironic.driver'
-    echo "$stamp" > "$venv/.bmi-nova"
+    "$venv/bin/pip" install -q -c "$constraints" "$@"
+    "$venv/bin/python" -c "$imports"
+    echo "$stamp" > "$venv/.bmi-$name"
 }
 
 if [ "$what" = --link-bindings ]; then
@@ -194,8 +172,20 @@ if [ "$what" = demo ]; then
     apt_install "${APT_DEMO[@]}"
 fi
 make_venv
-make_glance_venv "$(cd "${BMI_STATE:-$here/.state}" && pwd)/glance/venv"
-make_nova_venv "$(cd "${BMI_STATE:-$here/.state}" && pwd)/nova/venv"
+state=$(cd "${BMI_STATE:-$here/.state}" && pwd)
+# Glance 31.0.0 (OpenStack 2025.2): tools/lab/glance.py; its rbd store
+# needs Debian's bindings as the plugin does.
+service_venv glance "$state/glance/venv" yes \
+    'import rbd, rados, glance_store, glance' glance==31.0.0
+# Nova 34.0.0 (OpenStack 2026.2): the harness tools/lab/nova_harness.py;
+# its ConfigDriveBuilder runs genisoimage (APT_DEMO).
+service_venv nova "$state/nova/venv" no 'import nova.virt.ironic.driver' \
+    nova==34.0.0
+# Neutron 29.0.0's API (no agents) with networking-baremetal's ML2 driver,
+# served by gunicorn on its own MariaDB (PyMySQL): tools/lab/neutron.py.
+service_venv neutron "$state/neutron/venv" no \
+    'import neutron, networking_baremetal, pymysql' \
+    neutron==29.0.0 networking-baremetal==8.1.0 gunicorn PyMySQL
 # The real HIL (not on PyPI): its source tarball and py2 constraints are in
 # ../shared/vendor beside the checkout (BMI_HIL_VENDOR names another
 # place); installed into $BMI_STATE/hil/hil-venv under pyenv's Python

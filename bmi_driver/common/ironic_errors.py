@@ -40,6 +40,7 @@ _MAPPING = (
     (exception.ImageNotVisible, ironic_exc.InvalidParameterValue),
     (exception.ImageExists, ironic_exc.InvalidParameterValue),
     (exception.HILError, ironic_exc.NetworkError),
+    (exception.NeutronError, ironic_exc.NetworkError),
     (exception.BmiException, ironic_exc.StorageError),
 )
 

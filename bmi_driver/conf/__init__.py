@@ -24,8 +24,10 @@ from bmi_driver.conf import general
 from bmi_driver.conf import glance
 from bmi_driver.conf import hil
 from bmi_driver.conf import iscsi
+from bmi_driver.conf import neutron
 
 CONF = cfg.CONF
 
-for _module in (general, ceph, coordination, glance, hil, iscsi):
+for _module in (general, ceph, coordination, glance, hil, iscsi,
+                neutron):
     _module.register_opts(CONF)

@@ -18,8 +18,10 @@ from bmi_driver.conf import general
 from bmi_driver.conf import glance
 from bmi_driver.conf import hil
 from bmi_driver.conf import iscsi
+from bmi_driver.conf import neutron
 
-_MODULES = (general, ceph, iscsi, coordination, hil, glance)
+_MODULES = (general, ceph, iscsi, coordination, hil, glance,
+            neutron)
 
 
 def list_opts():

@@ -28,7 +28,12 @@ Network model (doc/network.md has the whole story):
   It stays there while the node is active: the node's disk is remote.
 * ``configure_tenant_networks``: the networks listed in
   ``instance_info[<tenant_networks_field>]`` join their nics as tagged
-  VLANs; ``unconfigure_tenant_networks`` detaches them.
+  VLANs, and so do the VIFs (Neutron ports, what Nova attaches): one HIL
+  network per Neutron network, made on demand, on the nic of the Ironic
+  port the VIF is recorded on (:mod:`bmi_driver.network.hil_vifs`); each
+  Neutron port is then bound as Ironic's own ``neutron`` interface binds
+  it. ``unconfigure_tenant_networks`` detaches them all, unbinds the ports
+  and deletes the HIL networks no nic uses any more.
 * ``remove_provisioning_network`` detaches the boot network last,
   once the deploy interface has unexported the disk.
 * Undeploy and rollback work from HIL's state of the nics, not only from
@@ -42,9 +47,11 @@ This module is the Ironic glue (task, ports, driver_internal_info, Ironic's
 exceptions); what needs no Ironic (HIL's view of the node, the plans of
 what to connect and detach) is :mod:`bmi_driver.network.hil_node`.
 
-VIFs are recorded on ports and port groups as Ironic's own interfaces do
+VIFs are recorded on ports as Ironic's own interfaces do
 (``internal_info/tenant_vif_port_id``), so that Nova's ironic driver can
-attach, detach and list them.
+attach, detach and list them; a VIF of another project is refused at
+``vif_attach``; attached or detached while the node is active, it joins or
+leaves HIL at once.
 """
 
 from ironic.common import exception as ironic_exc
@@ -61,6 +68,8 @@ from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.network import hil_client
 from bmi_driver.network import hil_node
+from bmi_driver.network import hil_vifs
+from bmi_driver.network import neutron_client
 
 LOG = log.getLogger(__name__)
 
@@ -69,6 +78,10 @@ CONNECTED_PROJECT = 'hil_connected_project'
 DEPLOYED_PROJECT = 'hil_project'
 TENANT_ATTACHMENTS = 'hil_tenant_networks'
 BOOT_NETWORK = 'hil_boot_network'
+# {vif id: {'nic', 'network' (HIL), 'neutron_network'}}: the VIFs joined.
+VIF_NETWORKS = 'hil_vif_networks'
+# Where Ironic 39.0.0's VIFPortIDMixin records a port's tenant VIF.
+TENANT_VIF_KEY = 'tenant_vif_port_id'
 
 # States in which validate() asks HIL whether the node can be deployed:
 # before a deploy (Nova's vif_attach, "baremetal node validate") and in
@@ -85,7 +98,11 @@ _HIL_CHECK_STATES = frozenset([states.AVAILABLE, states.DEPLOYING])
 # (Ironic 39.0 states). The periodic retry detaches them.
 _LEFTOVER_STATES = [states.ERROR, states.DEPLOYFAIL, states.CLEANFAIL,
                     states.AVAILABLE, states.MANAGEABLE]
-_LEFTOVER_KEYS = (TENANT_ATTACHMENTS, BOOT_NETWORK, CONNECTED_PROJECT)
+_LEFTOVER_KEYS = (TENANT_ATTACHMENTS, BOOT_NETWORK, CONNECTED_PROJECT,
+                  VIF_NETWORKS)
+# Where a VIF joins HIL at once (Nova's interface attach/detach on an
+# active instance); elsewhere it joins at deploy.
+_LIVE_VIF_STATES = frozenset([states.ACTIVE])
 
 
 def _has_hil_leftovers(node):
@@ -372,49 +389,63 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
     # --- tenant networks ---
 
     def configure_tenant_networks(self, task):
-        """Join the tenant networks of instance_info as tagged VLANs.
+        """Join instance_info's tenant networks and the VIFs' (tagged).
 
-        On failure, the attachments made by this call are undone.
+        The VIFs' HIL networks are made on demand; their Neutron ports are
+        bound once HIL has the nics on them. On failure, the attachments
+        and networks made by this call are undone.
 
         :raises: NetworkError, InvalidParameterValue
         """
         done = []
+        created = []
         # Outside the try: HIL's errors are the try's, the library's other
         # errors (HILNodeUnfit, node facts) become Ironic's.
         with _as_ironic():
             try:
                 client = self._client()
                 name, info, labels = self._hil_view(task, client)
-                plan = hil_node.tenant_plan(client, task.node, name, info,
-                                            task.ports, labels)
-                if not plan:
+                vifs = self._resolve_vifs(task, labels)
+                entries = hil_vifs.merge(task.node, tenant_networks(
+                    task.node), vifs)
+                if not entries:
                     return
                 self._ensure_project(task, client, name, info)
+                created = hil_vifs.ensure_networks(
+                    client, hil_project(task.node), vifs)
+                plan = hil_node.tenant_plan(client, task.node, name, info,
+                                            task.ports, labels, entries)
                 for label, network, channel in plan:
                     if client.connect_network(name, label, network,
                                               channel):
                         done.append((label, network))
             except exception.HILError as e:
-                for label, network in reversed(done):
-                    try:
-                        client.detach_network(name, label, network)
-                    except exception.HILError as undo_error:
-                        LOG.warning('Node %(node)s: could not detach '
-                                    '%(net)s from %(nic)s after a failure: '
-                                    '%(err)s', {'node': task.node.uuid,
-                                                'net': network, 'nic': label,
-                                                'err': undo_error})
+                self._undo_tenant(task, client, name, done, created)
                 raise self._network_error(task, 'join the tenant networks',
                                           e)
         task.node.set_driver_internal_info(
             TENANT_ATTACHMENTS,
             [{'nic': label, 'network': network, 'channel': channel}
              for label, network, channel in plan])
+        self._record_vifs(task, vifs)
         task.node.save()
+        self._bind_vifs(task, vifs)
         LOG.info('Node %(node)s (HIL %(hil)s) joined tenant networks '
                  '%(nets)s', {'node': task.node.uuid, 'hil': name,
                               'nets': ', '.join(
                                   '%s:%s(%s)' % p for p in plan)})
+
+    def _undo_tenant(self, task, client, name, done, created):
+        """Undo the attachments and networks of a failed configure."""
+        for label, network in reversed(done):
+            try:
+                client.detach_network(name, label, network)
+            except exception.HILError as undo_error:
+                LOG.warning('Node %(node)s: could not detach %(net)s from '
+                            '%(nic)s after a failure: %(err)s',
+                            {'node': task.node.uuid, 'net': network,
+                             'nic': label, 'err': undo_error})
+        hil_vifs.delete_unused(client, created)
 
     def unconfigure_tenant_networks(self, task):
         """Detach the tenant networks (recorded and requested ones).
@@ -429,7 +460,8 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         except exception.HILError as e:
             raise self._network_error(task, 'detach the tenant networks', e)
         if info is None:
-            self._forget(task, TENANT_ATTACHMENTS)
+            self._unbind_vifs(task)
+            self._forget(task, TENANT_ATTACHMENTS, VIF_NETWORKS)
             return
         ours = self._is_ours(task, name, info)
         with _as_ironic():
@@ -442,9 +474,12 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         if errors:
             raise self._network_error(task, 'detach the tenant networks',
                                       '; '.join(errors))
+        self._unbind_vifs(task)
+        hil_vifs.delete_unused(client, [network for _nic, network in order])
         if recorded is not None:
             task.node.del_driver_internal_info(TENANT_ATTACHMENTS)
             task.node.save()
+        self._forget(task, VIF_NETWORKS)
         if wanted:
             LOG.info('Node %(node)s (HIL %(hil)s) left its tenant networks',
                      {'node': task.node.uuid, 'hil': name})
@@ -506,20 +541,227 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
     def portgroup_changed(self, task, portgroup_obj):
         """Nothing to do: HIL nics are looked up at each operation."""
 
-    def vif_attach(self, task, vif_info):
-        """Record a VIF on a free port or port group of the node.
+    # --- VIFs: Neutron ports carried to HIL ---
 
-        :raises: VifAlreadyAttached, NoFreePhysicalPorts
+    @staticmethod
+    def _neutron():
+        try:
+            return neutron_client.get_client()
+        except exception.NeutronError as e:
+            raise ironic_exc.NetworkError(str(e))
+
+    @staticmethod
+    def _vif_ports(task):
+        """[(Ironic port, VIF id)] of the ports that record a VIF.
+
+        :raises: VifRefused for a VIF on a port group (HIL knows nics
+            only).
+        """
+        for pg in task.portgroups:
+            vif = pg.internal_info.get(TENANT_VIF_KEY)
+            if vif:
+                raise exception.VifRefused(
+                    'Node %(node)s: VIF %(vif)s is on port group %(pg)s; '
+                    'the hil network interface carries VIFs of ports '
+                    '(HIL nics) only' % {'node': task.node.uuid,
+                                         'vif': vif, 'pg': pg.uuid})
+        return [(p, p.internal_info[TENANT_VIF_KEY])
+                for p in task.ports
+                if p.internal_info.get(TENANT_VIF_KEY)]
+
+    def _resolve_vifs(self, task, labels, only=None):
+        """The node's VIFs, checked, with their nic and HIL network.
+
+        :param only: resolve this VIF id only.
+        :returns: [{'vif', 'nic', 'port', 'network', 'neutron_network',
+            'segmentation_id', 'local_link'}]
+        :raises: VifRefused, NeutronError (the library's)
+        """
+        pairs = [(p, v) for p, v in self._vif_ports(task)
+                 if only is None or v == only]
+        if not pairs:
+            return []
+        project = hil_node.hil_project(task.node)
+        result = []
+        with neutron_client.get_client() as neutron:
+            for port, vif in pairs:
+                entry = hil_vifs.resolve(neutron, task.node, project, vif)
+                entry.update(nic=labels[port.uuid], port=port.uuid,
+                             local_link=port.local_link_connection or {})
+                result.append(entry)
+        return result
+
+    @staticmethod
+    def _record_vifs(task, vifs):
+        record = dict(task.node.driver_internal_info.get(VIF_NETWORKS)
+                      or {})
+        for v in vifs:
+            record[v['vif']] = {'nic': v['nic'], 'network': v['network'],
+                                'neutron_network': v['neutron_network']}
+        task.node.set_driver_internal_info(VIF_NETWORKS, record)
+
+    def _bind_vifs(self, task, vifs):
+        """Bind each VIF's Neutron port to the node; wait for ACTIVE.
+
+        As Ironic 39.0.0's neutron interface: a port that no mechanism
+        driver binds fails the deploy when [neutron]
+        fail_on_port_binding_failure (Ironic's option) is set.
+
+        :raises: NetworkError
+        """
+        if not vifs:
+            return
+        fatal = getattr(CONF.neutron, 'fail_on_port_binding_failure', True)
+        errors = []
+        # Every VIF is bound, also after one failed (when not fatal).
+        with neutron_client.get_client() as neutron:
+            for v in vifs:
+                try:
+                    self._bind_one(task, neutron, v)
+                except exception.NeutronError as e:
+                    errors.append(str(e))
+                    if fatal:
+                        break
+        if errors:
+            msg = ('Node %(node)s: binding its VIFs in Neutron failed: '
+                   '%(err)s' % {'node': task.node.uuid,
+                                'err': '; '.join(errors)})
+            if fatal:
+                LOG.error(msg)
+                raise ironic_exc.NetworkError(msg)
+            LOG.warning(msg)
+
+    @staticmethod
+    def _bind_one(task, neutron, v):
+        neutron.bind(v['vif'], task.node.uuid, v['local_link'],
+                     device_id=task.node.instance_uuid)
+        timeout = CONF.neutron.hil_port_active_timeout
+        if not timeout:
+            return
+        port = neutron.wait_active(v['vif'], timeout)
+        if port.get('status') != neutron_client.ACTIVE:
+            LOG.warning('Node %(node)s: Neutron port %(vif)s is %(status)s '
+                        'after %(t)d s', {'node': task.node.uuid,
+                                          'vif': v['vif'], 't': timeout,
+                                          'status': port.get('status')})
+
+    def _unbind_vifs(self, task, only=None):
+        """Unbind the Neutron ports of the node's VIFs (recorded or not).
+
+        :raises: NetworkError
+        """
+        vifs = set((task.node.driver_internal_info.get(VIF_NETWORKS)
+                    or {}))
+        vifs.update(p.internal_info.get(TENANT_VIF_KEY)
+                    for p in task.ports)
+        vifs.discard(None)
+        if only is not None:
+            vifs &= {only}
+        if not vifs:
+            return
+        try:
+            with neutron_client.get_client() as neutron:
+                for vif in sorted(vifs):
+                    neutron.unbind(vif)
+        except exception.NeutronError as e:
+            raise self._network_error(task, 'unbind the VIFs in Neutron',
+                                      e)
+
+    def vif_attach(self, task, vif_info):
+        """Record a VIF (a Neutron port of the node's project) on a port.
+
+        A port or network of another project is refused. On an active
+        node the VIF joins HIL at once (Nova's interface attach).
+
+        :raises: VifAlreadyAttached, NoFreePhysicalPorts,
+            InvalidParameterValue (a refused VIF), NetworkError
         """
         vif_id = vif_info['id']
+        with _as_ironic(), neutron_client.get_client() as neutron:
+            hil_vifs.resolve(neutron, task.node, hil_project(task.node),
+                             vif_id)
         port_like_obj = common.get_free_port_like_object(
             task, vif_id, set(), vif_info)
         self._save_vif_to_port_like_obj(port_like_obj, vif_id)
         LOG.debug('VIF %(vif)s recorded on %(obj)s of node %(node)s',
                   {'vif': vif_id, 'obj': port_like_obj.uuid,
                    'node': task.node.uuid})
+        if task.node.provision_state in _LIVE_VIF_STATES:
+            try:
+                self._plug_vif(task, vif_id)
+            except Exception:
+                self._clear_vif_from_port_like_obj(port_like_obj)
+                raise
+
+    def _plug_vif(self, task, vif_id):
+        """Join one VIF's network in HIL now, then bind its port."""
+        client = self._client_or_error(task)
+        created = []
+        done = []
+        with _as_ironic():
+            try:
+                name, info, labels = self._hil_view(task, client)
+                vifs = self._resolve_vifs(task, labels, only=vif_id)
+                self._ensure_project(task, client, name, info)
+                created = hil_vifs.ensure_networks(
+                    client, hil_project(task.node), vifs)
+                entries = [{'network': v['network'], 'nic': v['nic'],
+                            'channel': None} for v in vifs]
+                plan = hil_node.tenant_plan(client, task.node, name, info,
+                                            task.ports, labels, entries)
+                for label, network, channel in plan:
+                    if client.connect_network(name, label, network,
+                                              channel):
+                        done.append((label, network))
+            except exception.HILError as e:
+                self._undo_tenant(task, client, name, done, created)
+                raise self._network_error(task, 'join the VIF\'s network',
+                                          e)
+        recorded = list(task.node.driver_internal_info.get(
+            TENANT_ATTACHMENTS) or [])
+        recorded.extend({'nic': label, 'network': network,
+                         'channel': channel}
+                        for label, network, channel in plan)
+        task.node.set_driver_internal_info(TENANT_ATTACHMENTS, recorded)
+        self._record_vifs(task, vifs)
+        task.node.save()
+        self._bind_vifs(task, vifs)
 
     def vif_detach(self, task, vif_id):
-        """Forget a VIF. :raises: VifNotAttached"""
+        """Forget a VIF; undo what it joined in HIL and Neutron.
+
+        The HIL attachment it made (recorded at deploy or attach) is
+        detached, its Neutron port unbound, its HIL network deleted when
+        no nic uses it any more. Idempotent.
+
+        :raises: VifNotAttached, NetworkError
+        """
         port_like_obj = self._get_port_like_obj_by_vif_id(task, vif_id)
+        record = dict(task.node.driver_internal_info.get(VIF_NETWORKS)
+                      or {})
+        joined = record.get(vif_id)
+        if joined:
+            name = hil_node_name(task.node)
+            client = self._client_or_error(task)
+            try:
+                info = hil_node.node_at_undeploy(client, task.node, name)
+                if info is not None and self._is_ours(task, name, info):
+                    client.detach_network(name, joined['nic'],
+                                          joined['network'])
+            except exception.HILError as e:
+                raise self._network_error(
+                    task, 'detach VIF %s\'s network' % vif_id, e)
+            hil_vifs.delete_unused(client, [joined['network']])
+            attachments = [
+                a for a in task.node.driver_internal_info.get(
+                    TENANT_ATTACHMENTS) or []
+                if (a['nic'], a['network']) != (joined['nic'],
+                                                joined['network'])]
+            task.node.set_driver_internal_info(TENANT_ATTACHMENTS,
+                                               attachments)
+        self._unbind_vifs(task, only=vif_id)
+        if joined:
+            del record[vif_id]
+            task.node.set_driver_internal_info(VIF_NETWORKS, record)
+            task.node.save()
         self._clear_vif_from_port_like_obj(port_like_obj)

@@ -228,6 +228,58 @@ class HILClient(object):
         check_name('network', network)
         return self._request('GET', hil_api.path('network', network))
 
+    def ensure_network(self, network, project):
+        """Make project-owned network ``network`` unless it exists.
+
+        HIL 8c6de221 allocates the VLAN of a project-owned network from
+        its pool itself: it refuses a chosen ``net_id`` ("Project-owned
+        networks must use network ID allocation"); only an admin-owned
+        network may name its VLAN.
+
+        :returns: True if it was created now.
+        :raises: HILConflict when it exists but is not ``project``'s own.
+        """
+        check_name('network', network)
+        check_name('project', project)
+        try:
+            self._request('PUT', hil_api.path('network', network),
+                          {'owner': project, 'access': project,
+                           'net_id': ''})
+            LOG.info('HIL: created network %(net)s of project %(project)s',
+                     {'net': network, 'project': project})
+            return True
+        except exception.HILConflict:
+            pass
+        # Already there (or a race lost): it must be the project's alone.
+        info = self.get_network(network)
+        if info.get('owner') != project or (info.get('access') or []) != [
+                project]:
+            raise exception.HILConflict(
+                msg='HIL network %s exists but is not project %s\'s own '
+                    '(owner %s, access %s)' % (
+                        network, project, info.get('owner'),
+                        info.get('access')),
+                status=409, type='DuplicateError')
+        return False
+
+    def delete_network_if_unused(self, network):
+        """Delete ``network`` unless a nic (or a pending action) uses it.
+
+        :returns: True if it was deleted now, False if it is still used or
+            was gone already.
+        """
+        check_name('network', network)
+        try:
+            self._request('DELETE', hil_api.path('network', network))
+        except exception.HILNotFound:
+            return False
+        except exception.HILConflict as e:
+            LOG.debug('HIL network %(net)s kept: %(err)s',
+                      {'net': network, 'err': e})
+            return False
+        LOG.info('HIL: deleted network %s (no nic uses it)', network)
+        return True
+
     def get_action(self, status_id):
         return self._request('GET', hil_api.path('networking_action',
                                                  status_id))

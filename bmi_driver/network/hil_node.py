@@ -272,17 +272,21 @@ def check_boot_network(client, node, project):
 
 # --- tenant networks ---------------------------------------------------------
 
-def tenant_plan(client, node, name, info, ports, labels):
+def tenant_plan(client, node, name, info, ports, labels, entries=None):
     """The tenant attachments to make: [(label, network, channel)].
 
     A request without a channel takes the network's first tagged VLAN; a
     boot nic's native VLAN carries the boot network and is refused.
 
+    :param entries: the request ({'network', 'nic', 'channel'} each);
+        default: instance_info's (node_facts.tenant_networks).
     :raises: HILNodeUnfit, NodeFactInvalid, HILError (from HIL).
     """
     boot = set(boot_nics(node, ports, labels))
     plan = []
-    for entry in node_facts.tenant_networks(node):
+    if entries is None:
+        entries = node_facts.tenant_networks(node)
+    for entry in entries:
         label = resolve_nic(info, entry['nic'], name)
         channel = entry['channel']
         if channel is None:

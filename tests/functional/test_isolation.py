@@ -299,11 +299,10 @@ class ConfigDriveURLTestCase(test_ironic.IronicHelpers):
                         % grown)
 
 
-class UnknownHILNodeTestCase(LabIronicTestCase):
-    """A node HIL does not know: refused at deploy, no obstacle to undeploy.
+class HILNodeTestCase(LabIronicTestCase):
+    """Helpers: nodes in the real HIL, on real switch ports.
 
-    Real HIL (the plugin's non-admin user), real switch ports; fake power,
-    so no VM boots.
+    The plugin's non-admin HIL user; fake power, so no VM boots.
     """
 
     def setUp(self):
@@ -337,7 +336,13 @@ class UnknownHILNodeTestCase(LabIronicTestCase):
                     errors.append(str(e))
         return errors
 
-    def _ironic_node(self, hil):
+    def _ironic_node(self, hil, port_fields=None):
+        """An Ironic node of HIL node ``hil``, available.
+
+        :param port_fields: {MAC: extra fields of that port}: connectivity
+            fields can only be set before the node is available.
+        """
+        port_fields = port_fields or {}
         node = self.ironic.node.create(
             driver='bmi', name=self.unique('node'), boot_interface='ipxe',
             deploy_interface='bmi', storage_interface='bmi',
@@ -350,14 +355,20 @@ class UnknownHILNodeTestCase(LabIronicTestCase):
             {'op': 'add', 'path': '/owner', 'value': 'admin'},
             {'op': 'add', 'path': '/lessee', 'value': hil.project}])
         self.ironic.port.create(node_uuid=node.uuid, address=hil.mac,
-                                pxe_enabled=True)
+                                pxe_enabled=True,
+                                **port_fields.get(hil.mac, {}))
         self.ironic.port.create(node_uuid=node.uuid, address=hil.tenant_mac,
-                                pxe_enabled=False)
+                                pxe_enabled=False,
+                                **port_fields.get(hil.tenant_mac, {}))
         self.ironic.node.set_provision_state(node.uuid, 'manage')
         self.wait(node.uuid, 'manageable')
         self.ironic.node.set_provision_state(node.uuid, 'provide')
         self.wait(node.uuid, 'available')
         return node
+
+
+class UnknownHILNodeTestCase(HILNodeTestCase):
+    """A node HIL does not know: refused at deploy, no obstacle to undeploy."""
 
     def test_unknown_hil_node_deploy_refused_nothing_cloned(self):
         image, _digest = self.golden()

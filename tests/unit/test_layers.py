@@ -50,6 +50,8 @@ LIBRARY_PREFIXES = (
     'bmi_driver.network.hil_api',
     'bmi_driver.network.hil_client',
     'bmi_driver.network.hil_node',
+    'bmi_driver.network.hil_vifs',
+    'bmi_driver.network.neutron_client',
     'bmi_driver.common.node_facts',
     'bmi_driver.common.locks',
     'bmi_driver.conf',

@@ -216,7 +216,13 @@ def bmi_conf(env, bmi_state_path, hil=None, boot_networks_file=None,
         ('coordination', [('backend_url', coordination_url or (
             'file://%s' % os.path.join(env['state_dir'], 'locks')))]),
         ('hil', hil_opts + list(extra.get('hil', ()))),
-    ] + glance_section(env)
+    ] + glance_section(env) + neutron_section(env)
+
+
+def neutron_section(env):
+    """``[neutron]`` when the lab's Neutron runs (services.json)."""
+    opts = lab_state.neutron_options(env)
+    return [('neutron', sorted(opts.items()))] if opts else []
 
 
 def glance_section(env):

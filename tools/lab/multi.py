@@ -137,10 +137,13 @@ def _get(url, timeout=5):
 
 
 class MariaDB(service.Service):
-    """MariaDB on a unix socket in its state dir; database ``ironic``."""
+    """MariaDB on a unix socket in its state dir; database ``db_name``."""
 
     name = 'mariadb'
     stop_timeout = 60
+    #: the database and its user (the lab's Neutron has its own server)
+    db_name = DB_NAME
+    db_user = DB_USER
 
     @property
     def datadir(self):
@@ -152,18 +155,18 @@ class MariaDB(service.Service):
 
     @property
     def password_file(self):
-        return os.path.join(self.state_dir, 'ironic.password')
+        return os.path.join(self.state_dir, '%s.password' % self.db_user)
 
     def database_url(self):
         """SQLAlchemy's URL for Ironic (PyMySQL); it holds the password."""
         password = labnet.secret_file(self.password_file)
         return ('mysql+pymysql://%s:%s@localhost/%s?unix_socket=%s'
-                '&charset=utf8' % (DB_USER, urllib.parse.quote(password),
-                                   DB_NAME, self.socket))
+                '&charset=utf8' % (self.db_user, urllib.parse.quote(password),
+                                   self.db_name, self.socket))
 
     def info(self):
-        return dict(super().info(), socket=self.socket, database=DB_NAME,
-                    user=DB_USER, password_file=self.password_file)
+        return dict(super().info(), socket=self.socket, database=self.db_name,
+                    user=self.db_user, password_file=self.password_file)
 
     def _client(self, sql, check=True):
         """Run ``sql`` as MariaDB's root (unix socket auth), on stdin."""
@@ -210,9 +213,9 @@ class MariaDB(service.Service):
             "CREATE USER IF NOT EXISTS '{user}'@'localhost';\n"
             "ALTER USER '{user}'@'localhost' IDENTIFIED BY '{pw}';\n"
             "GRANT ALL PRIVILEGES ON {db}.* TO '{user}'@'localhost';\n"
-            "FLUSH PRIVILEGES;\n".format(db=DB_NAME, user=DB_USER,
+            "FLUSH PRIVILEGES;\n".format(db=self.db_name, user=self.db_user,
                                          pw=password))
-        self.log('MariaDB on %s, database %s', self.socket, DB_NAME)
+        self.log('MariaDB on %s, database %s', self.socket, self.db_name)
 
 
 class Etcd(service.Service):

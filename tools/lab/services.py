@@ -36,6 +36,7 @@ from tools.lab import glance
 from tools.lab import ironic
 from tools.lab import labnet
 from tools.lab import multi
+from tools.lab import neutron
 from tools.lab import state as lab_state
 from tools.lab import tgtd
 from tools.lab import vmlab
@@ -81,6 +82,9 @@ SERVICES = collections.OrderedDict([
     # Glance's rbd store is the lab's images pool: after ceph.
     ('glance', lambda st, opts: glance.Glance(st.path('glance'),
                                               st.ceph_dir)),
+    # The hil interface's VIFs (issue 14): a Neutron API on its own
+    # MariaDB; the bmi.conf of ironic points at it.
+    ('neutron', lambda st, opts: neutron.Neutron(st.path('neutron'))),
     ('ovs', lambda st, opts: labnet.OVS(st.ovs_dir)),
     ('hil', lambda st, opts: labnet.HIL(st.hil_dir, state_root=st.root)),
     # The gateway's addresses are on the project boot networks' VLANs,
@@ -116,7 +120,8 @@ DEFAULT = tuple(n for n in SERVICES if n not in _MULTI_ONLY)
 # No VMs: the multi-conductor tests, the soak and the bench use fake
 # power (libvirtd and sushy may still be started by name).
 MULTI = tuple(n for n in SERVICES
-              if n not in ('tgtd', 'ironic', 'libvirtd', 'sushy'))
+              if n not in ('tgtd', 'ironic', 'libvirtd', 'sushy',
+                           'neutron'))
 
 
 def default():

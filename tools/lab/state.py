@@ -194,6 +194,20 @@ def glance_options(env):
             'endpoint_override': glance['service_url']}
 
 
+def neutron_options(env):
+    """services.json -> the plugin's ``[neutron]`` options, or {}.
+
+    The lab's Neutron has no Keystone (noauth: tools/lab/neutron.py), and
+    no agent binds its baremetal ports: Ironic's own
+    ``fail_on_port_binding_failure`` is off, as for a flat network.
+    """
+    neutron = (env.get('services') or {}).get('neutron') or {}
+    if not neutron.get('running'):
+        return {}
+    return {'auth_type': 'none', 'endpoint_override': neutron['url'],
+            'fail_on_port_binding_failure': False}
+
+
 def iscsi_options(env):
     """services.json -> the plugin's ``[iscsi]`` options for its tgtd."""
     host, port = env['tgtd_portal'].rsplit(':', 1)

@@ -230,9 +230,10 @@ class ServiceTest(base.TestCase):
 
     def test_registry_order_and_unknown_names(self):
         # The namespace first; HIL before the gateway (its VLAN), the
-        # gateway before tgtd (its portal address), Ironic after them.
-        self.assertEqual(['netns', 'ceph', 'glance', 'ovs', 'hil', 'gateway',
-                          'http',
+        # gateway before tgtd (its portal address), Ironic after them
+        # (its bmi.conf names Neutron's URL).
+        self.assertEqual(['netns', 'ceph', 'glance', 'neutron', 'ovs', 'hil',
+                          'gateway', 'http',
                           'tgtd', 'ironic', 'libvirtd', 'sushy'],
                          list(services.DEFAULT))
         # The multi-conductor lab: the database and etcd before the
@@ -245,6 +246,7 @@ class ServiceTest(base.TestCase):
         self.assertEqual(set(services.SERVICES),
                          set(services.DEFAULT) | set(services.MULTI)
                          | {'libvirtd', 'sushy'})
+        self.assertNotIn('neutron', services.MULTI)
         self.assertRaises(ValueError, services.get, 'nope')
         self.assertEqual(['tgtd', 'ironic'],
                          services._ordered(['ironic', 'tgtd']))
@@ -339,3 +341,20 @@ class ServiceTest(base.TestCase):
         self.assertIn('exit code 3', str(e))
         with open(svc.log_path) as f:
             self.assertEqual('nope\n', f.read())
+
+
+class NeutronSectionTest(base.TestCase):
+
+    def test_running_neutron_gives_the_plugin_its_url(self):
+        env = {'services': {'neutron': {'running': True,
+                                        'url': 'http://127.0.0.1:9696'}}}
+        self.assertEqual(
+            [('neutron', [('auth_type', 'none'),
+                          ('endpoint_override', 'http://127.0.0.1:9696'),
+                          ('fail_on_port_binding_failure', False)])],
+            config.neutron_section(env))
+
+    def test_no_neutron_no_section(self):
+        self.assertEqual([], config.neutron_section({'services': {
+            'neutron': {'running': False}}}))
+        self.assertEqual([], config.neutron_section({}))

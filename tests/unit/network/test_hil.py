@@ -435,43 +435,6 @@ class TestTenantNetworks(HILNetworkTestCase):
                          self.networks())
 
 
-class TestVIFs(HILNetworkTestCase):
-
-    def test_attach_list_detach(self):
-        with self.acquire() as task:
-            self.interface.vif_attach(task, {'id': 'vif-1'})
-            self.assertEqual([{'id': 'vif-1'}],
-                             self.interface.vif_list(task))
-            # The PXE port is preferred.
-            pxe_port = [p for p in task.ports if p.pxe_enabled][0]
-            self.assertEqual('vif-1', self.interface.get_current_vif(
-                task, pxe_port))
-            self.assertEqual('vif-1', pxe_port.internal_info[
-                'tenant_vif_port_id'])
-            self.assertRaises(ironic_exc.VifAlreadyAttached,
-                              self.interface.vif_attach, task,
-                              {'id': 'vif-1'})
-            self.interface.vif_attach(task, {'id': 'vif-2'})
-            self.assertRaises(ironic_exc.NoFreePhysicalPorts,
-                              self.interface.vif_attach, task,
-                              {'id': 'vif-3'})
-            self.assertEqual(['vif-1', 'vif-2'], sorted(
-                v['id'] for v in self.interface.vif_list(task)))
-            self.interface.vif_detach(task, 'vif-1')
-            self.assertEqual([{'id': 'vif-2'}],
-                             self.interface.vif_list(task))
-            self.assertRaises(ironic_exc.VifNotAttached,
-                              self.interface.vif_detach, task, 'vif-1')
-
-    def test_attach_to_given_port(self):
-        with self.acquire() as task:
-            port = [p for p in task.ports if not p.pxe_enabled][0]
-            self.interface.vif_attach(task, {'id': 'vif-1',
-                                             'port_uuid': port.uuid})
-            self.assertEqual('vif-1', self.interface.get_current_vif(
-                task, port))
-
-
 class TestLeftoverRetry(HILNetworkTestCase):
     """Issue 12: a teardown that met HIL errors is finished later."""
 

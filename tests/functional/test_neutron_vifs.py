@@ -1,0 +1,171 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Nova's path for networks: VIFs (Neutron ports) through the hil interface.
+
+The lab's real Neutron (tools/lab/neutron.py), HIL (the plugin's non-admin
+user), Open vSwitch and Ironic all-in-one; fake power, so no VM boots (the
+switch ports are taps). Two Neutron networks of the node's project, a port
+on each, attached with Ironic's VIF API as Nova's ironic driver does; a
+deploy puts the nics on one HIL network per Neutron network and the switch
+ports on their VLANs; a detach on the active node removes one; the
+undeploy leaves no HIL attachment, no HIL network and no Neutron binding.
+"""
+
+from ironicclient.common.apiclient import exceptions as ir_exc
+import requests
+
+from tests.functional import test_isolation
+from tools.lab import e2e
+from tools.lab import hil_real
+
+PROJECT = 'e2e'
+
+
+class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
+
+    def setUp(self):
+        super().setUp()
+        neutron = self.env['services']['neutron']
+        # A missing Neutron fails loudly (never skips).
+        self.assertTrue(neutron.get('running'), 'the lab\'s Neutron is not '
+                        'running: python -m tools.lab start neutron')
+        self.neutron = neutron['url'] + '/v2.0'
+
+    # --- Neutron (noauth: a request with no project is an admin's) ---
+
+    def _neutron(self, method, path, body=None):
+        resp = requests.request(method, self.neutron + path, json=body,
+                                timeout=30)
+        self.assertLess(resp.status_code, 300, resp.text)
+        return resp.json() if resp.text else None
+
+    def network(self, project=PROJECT):
+        net = self._neutron('POST', '/networks', {'network': {
+            'name': self.unique('net'), 'project_id': project,
+            'provider:network_type': 'vlan',
+            'provider:physical_network': self.env['services']['neutron'][
+                'physnet']}})['network']
+        self.addCleanup(self._neutron, 'DELETE', '/networks/' + net['id'])
+        return net
+
+    def port(self, net, project=PROJECT):
+        port = self._neutron('POST', '/ports', {'port': {
+            'network_id': net['id'], 'project_id': project}})['port']
+        self.addCleanup(self._delete_port, port['id'])
+        return port
+
+    def _delete_port(self, port_id):
+        requests.delete(self.neutron + '/ports/' + port_id, timeout=30)
+
+    def neutron_port(self, port_id):
+        return self._neutron('GET', '/ports/' + port_id)['port']
+
+    def hil_network_exists(self, name):
+        try:
+            self.net.admin.call('GET', 'network/' + name)
+            return True
+        except hil_real.HILError as e:
+            if e.status == 404:
+                return False
+            raise
+
+    # --- the node ---
+
+    def _ironic_node(self, hil):
+        # What Ironic's neutron interface sends as local_link_information.
+        return super()._ironic_node(hil, port_fields={
+            mac: {'local_link_connection': {
+                'switch_id': '00:00:00:00:00:01', 'switch_info': 'br-lab',
+                'port_id': tap}}
+            for mac, tap in ((hil.mac, hil.boot_port),
+                             (hil.tenant_mac, hil.tenant_port))})
+
+    def assert_unbound(self, port_id):
+        port = self.neutron_port(port_id)
+        self.assertEqual('', port['binding:host_id'] or '')
+        self.assertEqual({}, port['binding:profile'])
+
+    def test_two_vifs_deploy_detach_undeploy(self):
+        image = self.project_image(PROJECT)
+        hil = self._hil_node(5)
+        node = self._ironic_node(hil)
+        net1, net2 = self.network(), self.network()
+        vif1, vif2 = self.port(net1)['id'], self.port(net2)['id']
+        hil1, hil2 = 'neutron-' + net1['id'], 'neutron-' + net2['id']
+        # As Nova's ironic driver does: the VIF API, before the deploy.
+        self.ironic.node.vif_attach(node.uuid, vif1)
+        self.ironic.node.vif_attach(node.uuid, vif2)
+        self.assertEqual({vif1, vif2}, {
+            v.id for v in self.ironic.node.vif_list(node.uuid)})
+        # A forged VIF (a port of another project) is refused.
+        foreign = self.port(net1, project='tenant-b')['id']
+        self.assertRaises(ir_exc.BadRequest, self.ironic.node.vif_attach,
+                          node.uuid, foreign)
+        self.deploy(node.uuid, image.uuid)
+
+        # HIL: one network per Neutron network, the project's own.
+        for name in (hil1, hil2):
+            info = self.net.admin.call('GET', 'network/' + name)
+            self.assertEqual(PROJECT, info['owner'])
+            self.assertEqual([PROJECT], info['access'])
+        nets = self.net.node_networks(hil)
+        boot_net = self.net.boot_networks[PROJECT].hil_network
+        # The first VIF took the PXE port (Ironic's preference), tagged
+        # beside the boot network; the second the tenant nic.
+        self.assertEqual(boot_net, nets[e2e.BOOT_NIC]['vlan/native'])
+        self.assertEqual({'vlan/%d' % self.net.vlan(hil1)},
+                         {c for c, n in nets[e2e.BOOT_NIC].items()
+                          if n == hil1})
+        self.assertEqual({'vlan/%d' % self.net.vlan(hil2): hil2},
+                         nets[e2e.TENANT_NIC])
+        # The switch agrees with HIL, port by port.
+        vlans = self.net.check_switch_agrees(hil)
+        self.assertEqual((None, [self.net.vlan(hil2)]),
+                         vlans[e2e.TENANT_NIC])
+        self.assertIn(self.net.vlan(hil1), vlans[e2e.BOOT_NIC][1])
+        # Neutron: bound as Ironic's neutron interface binds.
+        for vif, tap in ((vif1, hil.boot_port), (vif2, hil.tenant_port)):
+            port = self.neutron_port(vif)
+            self.assertEqual(node.uuid, port['binding:host_id'])
+            self.assertEqual('baremetal', port['binding:vnic_type'])
+            self.assertEqual('baremetal:none', port['device_owner'])
+            self.assertEqual(
+                [tap], [link['port_id'] for link in
+                        port['binding:profile']['local_link_information']])
+            # No agent reports the node: ML2's baremetal driver does not
+            # bind (tools/lab/neutron.py); with ironic-neutron-agent this
+            # would be ACTIVE.
+            self.assertIn(port['binding:vif_type'],
+                          ('binding_failed', 'other'))
+
+        # Nova's interface detach on the active node.
+        self.ironic.node.vif_detach(node.uuid, vif2)
+        nets = self.net.node_networks(hil)
+        self.assertEqual({}, nets[e2e.TENANT_NIC])
+        self.assertIn(hil1, nets[e2e.BOOT_NIC].values())
+        vlans = self.net.check_switch_agrees(hil)
+        self.assertEqual((None, []), vlans[e2e.TENANT_NIC])
+        self.assertFalse(self.hil_network_exists(hil2))
+        self.assert_unbound(vif2)
+        self.assertEqual(node.uuid,
+                         self.neutron_port(vif1)['binding:host_id'])
+
+        # Undeploy: nothing left in HIL nor in Neutron's bindings.
+        self.ironic.node.set_provision_state(node.uuid, 'deleted')
+        self.wait(node.uuid, 'available')
+        self.assertEqual({e2e.BOOT_NIC: {}, e2e.TENANT_NIC: {}},
+                         self.net.node_networks(hil))
+        self.assertFalse(self.hil_network_exists(hil1))
+        self.assert_unbound(vif1)
+        self.assert_released(node.uuid)
+        self.assertFalse(self.ironic.node.get(node.uuid).last_error)
