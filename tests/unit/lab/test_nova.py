@@ -17,6 +17,7 @@ script that speaks the same JSON lines stands in for it.
 """
 
 import os
+import re
 import sys
 
 import fixtures
@@ -82,7 +83,9 @@ class FlavorTest(base.TestCase):
     def test_flavor_asks_for_one_node_of_the_resource_class(self):
         specs = nova.flavor()['extra_specs']
         self.assertEqual('1', specs['resources:CUSTOM_BAREMETAL_BMI'])
-        # The name Nova 34.0.0 derives from the node's resource class.
+        # The name Nova 34.0.0 derives from the node's resource class:
+        # upper case, every character but a letter or digit an '_'.
         self.assertEqual(
-            'CUSTOM_' + nova.RESOURCE_CLASS.upper().replace('-', '_'),
+            'CUSTOM_' + re.sub('[^A-Z0-9]', '_',
+                               nova.RESOURCE_CLASS.upper()),
             [k.split(':')[1] for k, v in specs.items() if v == '1'][0])
