@@ -108,6 +108,16 @@ class Switch(object):
                 env=self._env())
         self.vsctl('--may-exist', 'add-br', self.bridge, '--', 'set',
                    'bridge', self.bridge, 'datapath_type=netdev')
+        # With the bridge already in a reused conf.db, add-br changes
+        # nothing and returns before the new ovs-vswitchd has made the
+        # bridge's tap device (met here: "Cannot find device br-lab").
+        deadline = time.monotonic() + 20
+        while netns.run(self.ns, ['ip', 'link', 'show', 'dev', self.bridge],
+                        check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError('ovs-vswitchd made no device '
+                                   + self.bridge)
+            time.sleep(0.1)
         netns.run(self.ns, ['ip', 'link', 'set', self.bridge, 'up'])
 
     def stop(self):
