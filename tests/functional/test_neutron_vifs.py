@@ -21,12 +21,17 @@ ports on their VLANs; a detach on the active node removes one; the
 undeploy leaves no HIL attachment, no HIL network and no Neutron binding.
 """
 
+import os
+
 from ironicclient.common.apiclient import exceptions as ir_exc
 import requests
+from testtools import content
 
+from tests.functional import test_ironic
 from tests.functional import test_isolation
 from tools.lab import e2e
 from tools.lab import hil_real
+from tools.lab import nova
 
 PROJECT = 'e2e'
 
@@ -57,6 +62,11 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
                 'physnet']}})['network']
         self.addCleanup(self._neutron, 'DELETE', '/networks/' + net['id'])
         return net
+
+    def subnet(self, net, cidr, project=PROJECT):
+        return self._neutron('POST', '/subnets', {'subnet': {
+            'network_id': net['id'], 'project_id': project, 'cidr': cidr,
+            'ip_version': 4}})['subnet']
 
     def port(self, net, project=PROJECT):
         port = self._neutron('POST', '/ports', {'port': {
@@ -95,6 +105,25 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
         self.assertEqual('', port['binding:host_id'] or '')
         self.assertEqual({}, port['binding:profile'])
 
+    def assert_on_hil(self, hil, boot_vif_net, tenant_vif_net):
+        """Each nic on its VIF's HIL network; the switch agrees with HIL.
+
+        The boot nic: the boot network native, the first VIF's tagged;
+        the tenant nic: the second VIF's.
+        """
+        nets = self.net.node_networks(hil)
+        boot_net = self.net.boot_networks[PROJECT].hil_network
+        self.assertEqual(boot_net, nets[e2e.BOOT_NIC]['vlan/native'])
+        self.assertEqual({'vlan/%d' % self.net.vlan(boot_vif_net)},
+                         {c for c, n in nets[e2e.BOOT_NIC].items()
+                          if n == boot_vif_net})
+        self.assertEqual({'vlan/%d' % self.net.vlan(tenant_vif_net):
+                          tenant_vif_net}, nets[e2e.TENANT_NIC])
+        vlans = self.net.check_switch_agrees(hil)
+        self.assertEqual((None, [self.net.vlan(tenant_vif_net)]),
+                         vlans[e2e.TENANT_NIC])
+        self.assertIn(self.net.vlan(boot_vif_net), vlans[e2e.BOOT_NIC][1])
+
     def test_two_vifs_deploy_detach_undeploy(self):
         image = self.project_image(PROJECT)
         hil = self._hil_node(5)
@@ -118,21 +147,9 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
             info = self.net.admin.call('GET', 'network/' + name)
             self.assertEqual(PROJECT, info['owner'])
             self.assertEqual([PROJECT], info['access'])
-        nets = self.net.node_networks(hil)
-        boot_net = self.net.boot_networks[PROJECT].hil_network
         # The first VIF took the PXE port (Ironic's preference), tagged
         # beside the boot network; the second the tenant nic.
-        self.assertEqual(boot_net, nets[e2e.BOOT_NIC]['vlan/native'])
-        self.assertEqual({'vlan/%d' % self.net.vlan(hil1)},
-                         {c for c, n in nets[e2e.BOOT_NIC].items()
-                          if n == hil1})
-        self.assertEqual({'vlan/%d' % self.net.vlan(hil2): hil2},
-                         nets[e2e.TENANT_NIC])
-        # The switch agrees with HIL, port by port.
-        vlans = self.net.check_switch_agrees(hil)
-        self.assertEqual((None, [self.net.vlan(hil2)]),
-                         vlans[e2e.TENANT_NIC])
-        self.assertIn(self.net.vlan(hil1), vlans[e2e.BOOT_NIC][1])
+        self.assert_on_hil(hil, hil1, hil2)
         # Neutron: bound as Ironic's neutron interface binds.
         for vif, tap in ((vif1, hil.boot_port), (vif2, hil.tenant_port)):
             port = self.neutron_port(vif)
@@ -169,3 +186,61 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
         self.assert_unbound(vif1)
         self.assert_released(node.uuid)
         self.assertFalse(self.ironic.node.get(node.uuid).last_error)
+
+    def test_nova_spawn_two_networks_detach_destroy(self):
+        # Nova 34.0.0's own driver (tools/lab/nova.py's harness) with the
+        # Neutron ports as its network_info, as nova-compute would have.
+        path = os.path.join(self.tmp, 'nova.raw')
+        with open(path, 'wb') as f:
+            f.write(os.urandom(test_ironic.IMAGE_SIZE))
+        images, image = nova.upload_image(self.env, PROJECT, path,
+                                          self.unique('nova'))
+        self.addCleanup(images.delete_image, image, ignore_missing=True)
+        hil = self._hil_node(6)
+        node = self._ironic_node(hil)
+        nova.prepare_node(self.ironic, node.uuid)
+        net1, net2 = self.network(), self.network()
+        self.subnet(net1, '10.81.1.0/24')
+        self.subnet(net2, '10.81.2.0/24')
+        vif1, vif2 = self.port(net1)['id'], self.port(net2)['id']
+        hil1, hil2 = 'neutron-' + net1['id'], 'neutron-' + net2['id']
+        harness = nova.from_services(
+            self.env, neutron_url=self.env['services']['neutron']['url'])
+        harness.start()
+        self.addCleanup(harness.stop)
+        self.addOnException(lambda exc_info: self.addDetail(
+            'nova-harness.log', content.text_content(harness.log_tail(60))))
+
+        spawned = harness.call(
+            'spawn', node=node.uuid, image=image,
+            flavor=nova.flavor(root_gb=1), project_id=PROJECT,
+            name='vm-neutron',
+            network={'source': 'neutron', 'ports': [vif1, vif2]})
+        inst = spawned['instance']
+        n = self.ironic.node.get(node.uuid)
+        self.assertEqual(('active', inst), (n.provision_state,
+                                            n.instance_uuid))
+        # Nova attached the Neutron ports as VIFs; HIL and the switch
+        # put each nic on its network's HIL network.
+        self.assertEqual({vif1, vif2}, {
+            v.id for v in self.ironic.node.vif_list(node.uuid)})
+        self.assert_on_hil(hil, hil1, hil2)
+        for vif in (vif1, vif2):
+            self.assertEqual(node.uuid,
+                             self.neutron_port(vif)['binding:host_id'])
+
+        # Nova's interface detach of the second network.
+        harness.call('detach_interface', instance=inst, port=vif2)
+        self.assertEqual({}, self.net.node_networks(hil)[e2e.TENANT_NIC])
+        self.assertFalse(self.hil_network_exists(hil2))
+        self.assert_unbound(vif2)
+
+        # destroy: nothing left in HIL, Neutron's bindings or bmi's state.
+        harness.call('destroy', instance=inst)
+        self.wait(node.uuid, 'available')
+        self.assertEqual({e2e.BOOT_NIC: {}, e2e.TENANT_NIC: {}},
+                         self.net.node_networks(hil))
+        self.assertFalse(self.hil_network_exists(hil1))
+        self.assert_unbound(vif1)
+        self.assert_released(node.uuid)
+        self.assertEqual([], self.ironic.node.vif_list(node.uuid))

@@ -17,8 +17,9 @@ in Nova's venv against the lab's Ironic all-in-one and Glance (see
 tools/lab/nova_harness.py for what is Nova's and what is stubbed). The
 nodes use fake power, so no machine boots: a real iSCSI initiator reads
 the node's disk and the config drive Nova's ConfigDriveBuilder made.
-The network_info source is ``none`` (noop network interface): VIFs come
-with Neutron (branch neutron).
+Here the VIFs are ``static`` (data as Neutron would give it, on the
+``noop`` network interface); tests/functional/test_neutron_vifs.py spawns
+with real Neutron ports through the ``hil`` interface.
 """
 
 import io
@@ -127,7 +128,7 @@ class NovaDriverTest(test_ironic.IronicHelpers):
         node = self.nova_node()
         flavor = nova.flavor(root_gb=1)
         [port] = self.ironic.port.list(node=node.uuid)
-        # No Neutron on this branch: the VIF as Neutron would describe a
+        # Static: the VIF as Neutron would describe a
         # port of the node's nic (tools/lab/nova_harness.py, StaticVIFs).
         vif = nova.static_vif(port.address, '10.80.0.10')
 

@@ -94,9 +94,9 @@ class NovaGuestScenario(guest.GuestScenario):
                     name=self.hostname, hostname=self.hostname,
                     key={'name': 'bmi-guest-test', 'public_key': public},
                     user_data=guest.USER_DATA,
-                    # No Neutron on this branch: one VIF as Neutron would
-                    # describe the boot nic's port (the guest's cloud-init
-                    # leaves its network as the iBFT set it).
+                    # Static: one VIF as Neutron would describe the boot
+                    # nic's port (the guest's cloud-init leaves its
+                    # network as the iBFT set it).
                     network={'source': 'static', 'vifs': [
                         nova.static_vif(node.mac, '10.80.0.20')]})
             except Exception as e:

@@ -522,8 +522,8 @@ class NeutronPorts(NoNetwork):
     Each port becomes a VIF as Nova's network API would build it from
     Neutron's port, network and subnets (address, fixed IPs, network id,
     segmentation), read with openstacksdk from ``url`` (noauth). The
-    security groups come from Neutron too (Nova's own call). Not yet run
-    against a real Neutron (the lab has none on this branch).
+    security groups come from Neutron too (Nova's own call). Run against
+    the lab's Neutron by tests/functional/test_neutron_vifs.py.
     """
 
     def __init__(self, url, ports):
