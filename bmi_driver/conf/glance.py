@@ -20,15 +20,16 @@ serves both, and the options Ironic registered first are kept.  And
 bmi's own ``publish_images`` (issue 13: golden images seen in Glance).
 """
 
-from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
+
+from bmi_driver.conf import auth
 
 GROUP = 'glance'
 
 # Glance's service type in the catalogue; Ironic sets the same default.
 SERVICE_TYPE = 'image'
 
-# The plugin's own options of the group: none (keystoneauth1's only).
+# The plugin's own options of the group, beside keystoneauth1's.
 opts = [
     cfg.BoolOpt('publish_images', default=False,
                 help='Publish every golden image and node snapshot to '
@@ -44,50 +45,10 @@ opts = [
                      'read-only access to [ceph] image_pool.'),
 ]
 
-# The auth plugins documented in the sample: none (the lab, a standalone
-# Ironic) and Keystone's password.
-_AUTH_PLUGINS = ('none', 'password')
-
-
-def _register_each(conf, options):
-    for opt in options:
-        try:
-            conf.register_opt(opt, group=GROUP)
-        except cfg.DuplicateOptError:
-            # Ironic's (with its own defaults): the same setting.
-            pass
-
 
 def register_opts(conf):
-    # keystoneauth1's helpers' option lists (checked against keystoneauth1
-    # 5.18.1), registered one by one: in a conductor Ironic has registered
-    # them already and changed some defaults (valid_interfaces,
-    # service_type), which would make a second register_*_conf_options call
-    # raise DuplicateOptError.
-    _register_each(conf, ks_loading.get_session_conf_options())
-    _register_each(conf, ks_loading.get_auth_common_conf_options())
-    _register_each(conf, ks_loading.get_adapter_conf_options(
-        include_deprecated=False))
-    conf.set_default('service_type', SERVICE_TYPE, group=GROUP)
-    _register_each(conf, opts)
-
-
-def _keystoneauth_opts():
-    result = list(ks_loading.get_auth_common_conf_options())
-    for name in _AUTH_PLUGINS:
-        loader = ks_loading.get_plugin_loader(name)
-        result.extend(ks_loading.get_auth_plugin_conf_options(loader))
-    result.extend(ks_loading.get_session_conf_options())
-    result.extend(ks_loading.get_adapter_conf_options(
-        include_deprecated=False))
-    result.extend(opts)
-    seen, unique = set(), []
-    for opt in result:
-        if opt.dest not in seen:
-            seen.add(opt.dest)
-            unique.append(opt)
-    return unique
+    auth.register_shared_group(conf, GROUP, SERVICE_TYPE, opts)
 
 
 def list_opts():
-    return (GROUP, _keystoneauth_opts())
+    return (GROUP, opts + auth.sample_opts())

@@ -19,10 +19,10 @@ Besides the plugin's own options, the group carries keystoneauth1's session
 own options, registered when the client is loaded).
 """
 
-import copy
-
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
+
+from bmi_driver.conf import auth
 
 GROUP = 'hil'
 
@@ -108,28 +108,5 @@ def register_opts(conf):
         conf.set_default(name, value, group=GROUP)
 
 
-def _keystoneauth_opts():
-    """keystoneauth1's options for the sample, each name once.
-
-    Session, common auth (``auth_type``, ``auth_section``), the options of
-    each documented auth plugin and the adapter's; the plugins share some
-    (``username``, ``password``), listed once.
-    """
-    result = list(ks_loading.get_auth_common_conf_options())
-    for name in _AUTH_PLUGINS:
-        loader = ks_loading.get_plugin_loader(name)
-        result.extend(ks_loading.get_auth_plugin_conf_options(loader))
-    result.extend(ks_loading.get_session_conf_options())
-    result.extend(ks_loading.get_adapter_conf_options(
-        include_deprecated=False))
-    unique = {}
-    for opt in result:
-        unique.setdefault(opt.dest, opt)
-    # Copies: the helpers may hand out option objects that they share.
-    ks_opts = copy.deepcopy(list(unique.values()))
-    cfg.set_defaults(ks_opts, **_KS_DEFAULTS)
-    return sorted(ks_opts, key=lambda o: o.dest)
-
-
 def list_opts():
-    return (GROUP, opts + _keystoneauth_opts())
+    return (GROUP, opts + auth.sample_opts(_AUTH_PLUGINS, _KS_DEFAULTS))

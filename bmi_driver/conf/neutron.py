@@ -22,8 +22,9 @@ they never collide with Ironic's (checked against Ironic 39.0.0's option
 names).
 """
 
-from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
+
+from bmi_driver.conf import auth
 
 GROUP = 'neutron'
 
@@ -43,47 +44,10 @@ opts = [
                     'DOWN and is not an error then).'),
 ]
 
-# The auth plugins documented in the sample: none (the lab, a standalone
-# Ironic) and Keystone's password.
-_AUTH_PLUGINS = ('none', 'password')
-
-
-def _register_each(conf, options):
-    for opt in options:
-        try:
-            conf.register_opt(opt, group=GROUP)
-        except cfg.DuplicateOptError:
-            # Ironic's (with its own defaults): the same setting.
-            pass
-
 
 def register_opts(conf):
-    # One by one, as conf/glance.py does: in a conductor Ironic 39.0.0 has
-    # registered keystoneauth1's options in this group already.
-    _register_each(conf, ks_loading.get_session_conf_options())
-    _register_each(conf, ks_loading.get_auth_common_conf_options())
-    _register_each(conf, ks_loading.get_adapter_conf_options(
-        include_deprecated=False))
-    conf.set_default('service_type', SERVICE_TYPE, group=GROUP)
-    _register_each(conf, opts)
-
-
-def _keystoneauth_opts():
-    result = list(ks_loading.get_auth_common_conf_options())
-    for name in _AUTH_PLUGINS:
-        loader = ks_loading.get_plugin_loader(name)
-        result.extend(ks_loading.get_auth_plugin_conf_options(loader))
-    result.extend(ks_loading.get_session_conf_options())
-    result.extend(ks_loading.get_adapter_conf_options(
-        include_deprecated=False))
-    result.extend(opts)
-    seen, unique = set(), []
-    for opt in result:
-        if opt.dest not in seen:
-            seen.add(opt.dest)
-            unique.append(opt)
-    return unique
+    auth.register_shared_group(conf, GROUP, SERVICE_TYPE, opts)
 
 
 def list_opts():
-    return (GROUP, _keystoneauth_opts())
+    return (GROUP, opts + auth.sample_opts())
