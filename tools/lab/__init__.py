@@ -32,8 +32,7 @@ Modules:
 * ``vmlab``: libvirtd, sushy-tools and the HTTP boot server, and the VMs;
 * ``e2e``: the demo's scenario (``python -m tools.lab.e2e``);
 * ``nova_harness`` (run in Nova's own venv) and ``nova``, its client:
-  Nova 34.0.0's ironic driver against the lab; ``nova_guest``: the
-  Debian guest spawned through it;
+  Nova 34.0.0's ironic driver against the lab;
 * ``services``: the registry of services the CLI knows, in start order.
 
 Every server binds to 127.0.0.1 and is stopped by its recorded pid.
