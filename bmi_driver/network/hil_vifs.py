@@ -67,6 +67,9 @@ def is_vif_network(name):
 def resolve(neutron, node, project, vif_id):
     """Check a VIF against the node's project; what it maps to.
 
+    A refusal never names the other project (the caller learns nothing
+    about whose port or network the id is).
+
     :returns: {'vif', 'neutron_network', 'segmentation_id', 'network'
         (the HIL network)}.
     :raises: VifRefused (a port or network of another project, a network
@@ -76,18 +79,17 @@ def resolve(neutron, node, project, vif_id):
     if port.get('project_id') != project:
         raise exception.VifRefused(
             'Node %(node)s (project %(project)s): VIF %(vif)s is a Neutron '
-            'port of project %(other)s; only ports of the node\'s own '
+            'port of another project; only ports of the node\'s own '
             'project are attached' % {
-                'node': node.uuid, 'project': project, 'vif': vif_id,
-                'other': port.get('project_id')})
+                'node': node.uuid, 'project': project, 'vif': vif_id})
     net = neutron.get_network(port['network_id'])
     if net.get('project_id') != project:
         raise exception.VifRefused(
             'Node %(node)s (project %(project)s): VIF %(vif)s is on Neutron '
-            'network %(net)s of project %(other)s; only networks of the '
+            'network %(net)s of another project; only networks of the '
             'node\'s own project are carried to HIL' % {
                 'node': node.uuid, 'project': project, 'vif': vif_id,
-                'net': port['network_id'], 'other': net.get('project_id')})
+                'net': port['network_id']})
     net_type = net.get('provider_network_type')
     if net_type not in _VLAN_TYPES:
         raise exception.VifRefused(

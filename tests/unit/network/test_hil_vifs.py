@@ -118,7 +118,8 @@ class TestAttach(VIFTestCase):
             e = self.assertRaises(ironic_exc.InvalidParameterValue,
                                   self.interface.vif_attach, task,
                                   {'id': 'vif-foreign'})
-            self.assertIn('Neutron port of project other', str(e))
+            self.assertIn('Neutron port of another project', str(e))
+            self.assertNotIn('project other', str(e))
             self.assertEqual([], self.interface.vif_list(task))
 
     def test_network_of_another_project_refused(self):
@@ -126,8 +127,9 @@ class TestAttach(VIFTestCase):
             e = self.assertRaises(ironic_exc.InvalidParameterValue,
                                   self.interface.vif_attach, task,
                                   {'id': 'vif-foreign-net'})
-            self.assertIn('Neutron network %s of project other'
+            self.assertIn('Neutron network %s of another project'
                           % NET_OTHER, str(e))
+            self.assertNotIn('project other', str(e))
             self.assertEqual([], self.interface.vif_list(task))
 
     def test_unknown_port_refused(self):
