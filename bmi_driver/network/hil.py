@@ -388,6 +388,23 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
 
     # --- tenant networks ---
 
+    def _join(self, task, client, name, info, labels, vifs, entries, done,
+              created):
+        """Make the VIFs' HIL networks, connect ``entries``; the plan.
+
+        Appends to ``created`` (networks made now) and ``done`` (nic,
+        network connected now) as it goes, for the caller's undo.
+        """
+        self._ensure_project(task, client, name, info)
+        created.extend(hil_vifs.ensure_networks(
+            client, hil_project(task.node), vifs))
+        plan = hil_node.tenant_plan(client, task.node, name, info,
+                                    task.ports, labels, entries)
+        for label, network, channel in plan:
+            if client.connect_network(name, label, network, channel):
+                done.append((label, network))
+        return plan
+
     def configure_tenant_networks(self, task):
         """Join instance_info's tenant networks and the VIFs' (tagged).
 
@@ -410,15 +427,8 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                     task.node), vifs)
                 if not entries:
                     return
-                self._ensure_project(task, client, name, info)
-                created = hil_vifs.ensure_networks(
-                    client, hil_project(task.node), vifs)
-                plan = hil_node.tenant_plan(client, task.node, name, info,
-                                            task.ports, labels, entries)
-                for label, network, channel in plan:
-                    if client.connect_network(name, label, network,
-                                              channel):
-                        done.append((label, network))
+                plan = self._join(task, client, name, info, labels, vifs,
+                                  entries, done, created)
             except exception.HILError as e:
                 self._undo_tenant(task, client, name, done, created)
                 raise self._network_error(task, 'join the tenant networks',
@@ -702,17 +712,10 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             try:
                 name, info, labels = self._hil_view(task, client)
                 vifs = self._resolve_vifs(task, labels, only=vif_id)
-                self._ensure_project(task, client, name, info)
-                created = hil_vifs.ensure_networks(
-                    client, hil_project(task.node), vifs)
                 entries = [{'network': v['network'], 'nic': v['nic'],
                             'channel': None} for v in vifs]
-                plan = hil_node.tenant_plan(client, task.node, name, info,
-                                            task.ports, labels, entries)
-                for label, network, channel in plan:
-                    if client.connect_network(name, label, network,
-                                              channel):
-                        done.append((label, network))
+                plan = self._join(task, client, name, info, labels, vifs,
+                                  entries, done, created)
             except exception.HILError as e:
                 self._undo_tenant(task, client, name, done, created)
                 raise self._network_error(task, 'join the VIF\'s network',

@@ -43,8 +43,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 from tools.lab import service
 from tools.lab import state as lab_state
@@ -178,16 +176,6 @@ _SERVICE_POLICY = """\
 """
 
 
-def _answers(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status < 500
-    except urllib.error.HTTPError as e:
-        return e.code < 500
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class _API(service.Service):
     """One glance-api process of one paste flavor."""
 
@@ -226,13 +214,13 @@ class _API(service.Service):
     def start(self):
         if self.is_running():
             return
-        if _answers(self.url + '/healthcheck'):
+        if service.http_answers(self.url + '/healthcheck'):
             raise service.ServiceError('something else answers on %s'
                                        % self.url)
         proc = self.spawn([os.path.join(self.venv, 'bin', 'glance-api'),
                            '--config-file', self.conf_path])
         deadline = time.monotonic() + 60
-        while not _answers(self.url + '/healthcheck'):
+        while not service.http_answers(self.url + '/healthcheck'):
             if not service.pid_alive(proc.pid):
                 self._forget()
                 raise service.ServiceError('%s exited: see %s'

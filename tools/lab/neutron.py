@@ -130,16 +130,6 @@ network_vlan_ranges = {physnet}:{first}:{last}
 """
 
 
-def _answers(url):
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status < 500
-    except urllib.error.HTTPError as e:
-        return e.code < 500
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 class NeutronDB(multi.MariaDB):
     """Neutron's own MariaDB (its socket in its state dir)."""
 
@@ -208,7 +198,7 @@ class Neutron(service.Service):
         if not os.access(gunicorn, os.X_OK):
             raise service.ServiceError(
                 '%s is missing: run tools/install-deps.sh' % gunicorn)
-        if _answers(self.url + '/'):
+        if service.http_answers(self.url + '/'):
             raise service.ServiceError('something else answers on %s'
                                        % self.url)
         os.makedirs(os.path.join(self.state_dir, 'locks'), mode=0o700,

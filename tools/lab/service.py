@@ -39,12 +39,25 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from tools import lab
 
 
 class ServiceError(Exception):
     """A service could not start or stop; the text says why."""
+
+
+def http_answers(url):
+    """Whether a server answers ``url`` with anything but a 5xx."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status < 500
+    except urllib.error.HTTPError as e:
+        return e.code < 500
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def wait_for(predicate, timeout, interval=0.2, what='condition'):
