@@ -61,12 +61,13 @@ class LocksTestCase(base.TestCase):
             with locks.lock('two', timeout=1):
                 pass
 
-    def test_timeout(self):
+    def _hold(self, name):
+        """Hold lock ``name`` in another thread until the test ends."""
         held = threading.Event()
         done = threading.Event()
 
         def holder():
-            with locks.lock('busy'):
+            with locks.lock(name):
                 held.set()
                 done.wait(10)
 
@@ -75,6 +76,9 @@ class LocksTestCase(base.TestCase):
         self.addCleanup(t.join)
         self.addCleanup(done.set)
         held.wait(10)
+
+    def test_timeout(self):
+        self._hold('busy')
         e = self.assertRaises(exception.LockTimeout, locks.lock('busy',
                                                                 0.1)
                               .__enter__)
@@ -131,19 +135,7 @@ class LocksTestCase(base.TestCase):
         self.assertEqual(0, len(locks._local))
 
     def test_local_wait_counts_against_the_timeout(self):
-        held = threading.Event()
-        done = threading.Event()
-
-        def holder():
-            with locks.lock('slow'):
-                held.set()
-                done.wait(10)
-
-        t = threading.Thread(target=holder)
-        t.start()
-        self.addCleanup(t.join)
-        self.addCleanup(done.set)
-        held.wait(10)
+        self._hold('slow')
         t0 = time.monotonic()
         self.assertRaises(exception.LockTimeout,
                           locks.lock('slow', 0.2).__enter__)
