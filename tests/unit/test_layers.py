@@ -14,7 +14,9 @@
 
 Only the Ironic interfaces (and the one error-translation module) import
 Ironic; the library below them (Ceph images, node disks, iSCSI export, HIL
-client, node facts) imports none of them.
+client, node facts) imports none of them. The ML2 mechanism driver runs in
+neutron-server, not in the conductor: it alone imports Neutron's libraries,
+imports nothing of bmi_driver, and nothing of bmi_driver imports it.
 """
 
 import ast
@@ -38,6 +40,13 @@ IRONIC_IMPORTERS = {
     'bmi_driver.network.hil',
     'bmi_driver.storage.rbd_iscsi',
 }
+
+# The modules allowed to import neutron_lib (or neutron): the ML2 mechanism
+# driver bmi_hil, loaded by neutron-server.
+NEUTRON_IMPORTERS = {
+    'bmi_driver.network.ml2_hil',
+}
+_NEUTRON_PACKAGES = ('neutron', 'neutron_lib')
 
 # The library: none of these may import an interface module.
 LIBRARY_PREFIXES = (
@@ -115,6 +124,37 @@ class LayersTestCase(base.TestCase):
                     offenders.append('%s imports %s' % (module, name))
         self.assertEqual([], offenders)
 
+    def test_only_the_ml2_driver_imports_neutron(self):
+        found = dict(_modules())
+        self.assertTrue(NEUTRON_IMPORTERS.issubset(found),
+                        NEUTRON_IMPORTERS - set(found))
+        offenders = sorted(
+            module for module, path in found.items()
+            if module not in NEUTRON_IMPORTERS
+            and any(_is_under(name, p) for name in _imports(path)
+                    for p in _NEUTRON_PACKAGES))
+        self.assertEqual([], offenders,
+                         'only the ML2 mechanism driver may import '
+                         'neutron_lib')
+
+    def test_the_ml2_driver_stands_alone(self):
+        # neutron-server loads it alone: no bmi_driver module (its CONF
+        # would register the conductor's groups in Neutron's), and no
+        # module of the conductor's side loads it.
+        found = dict(_modules())
+        offenders = []
+        for module in NEUTRON_IMPORTERS:
+            offenders.extend(
+                '%s imports %s' % (module, name)
+                for name in _imports(found[module])
+                if _is_under(name, 'bmi_driver'))
+        for module, path in found.items():
+            offenders.extend(
+                '%s imports %s' % (module, name)
+                for name in _imports(path)
+                if any(_is_under(name, m) for m in NEUTRON_IMPORTERS))
+        self.assertEqual([], offenders)
+
     def test_storage_interface_imports_no_deploy_module(self):
         path = dict(_modules())['bmi_driver.storage.rbd_iscsi']
         self.assertEqual([], [n for n in _imports(path)
@@ -123,9 +163,11 @@ class LayersTestCase(base.TestCase):
     def test_the_check_sees_an_ironic_import(self):
         # The walk would catch both spellings.
         tree = list(_imports_of('import ironic.objects\n'
-                                'from ironic.common import states\n'))
+                                'from ironic.common import states\n'
+                                'from neutron_lib.plugins.ml2 import api\n'))
         self.assertIn('ironic.objects', tree)
         self.assertIn('ironic.common', tree)
+        self.assertIn('neutron_lib.plugins.ml2', tree)
 
 
 def _imports_of(source):
