@@ -39,9 +39,13 @@ opts = [
                     'project) and deleted when no nic uses it any more.'),
     cfg.IntOpt('hil_port_active_timeout', default=30, min=0,
                help='Seconds to wait for a Neutron port that the hil '
-                    'network interface bound to reach status ACTIVE; 0: '
-                    'do not wait (a port no mechanism driver binds stays '
-                    'DOWN and is not an error then).'),
+                    'network interface bound to reach status ACTIVE (the '
+                    'ML2 driver bmi_hil sets it at once). A port not '
+                    'ACTIVE by then fails like a binding failure: the '
+                    'deploy or attach fails when Ironic\'s [neutron] '
+                    'fail_on_port_binding_failure is set. 0: do not wait '
+                    '(only binding_failed in the update\'s answer is '
+                    'then an error).'),
 ]
 
 

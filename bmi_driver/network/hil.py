@@ -613,9 +613,13 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
     def _bind_vifs(self, task, vifs):
         """Bind each VIF's Neutron port to the node; wait for ACTIVE.
 
-        As Ironic 39.0.0's neutron interface: a port that no mechanism
-        driver binds fails the deploy when [neutron]
-        fail_on_port_binding_failure (Ironic's option) is set.
+        Called once HIL has the nics on the VIFs' networks, so that an
+        ACTIVE port (bmi_driver's ML2 driver bmi_hil sets it at once) is
+        true. As Ironic 39.0.0's neutron interface (add_ports_to_network,
+        wait_for_port_status): a port that no mechanism driver binds, or
+        that is not ACTIVE within [neutron] hil_port_active_timeout, fails
+        the deploy when [neutron] fail_on_port_binding_failure (Ironic's
+        option) is set, else is a warning.
 
         :raises: NetworkError
         """
@@ -643,17 +647,18 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
 
     @staticmethod
     def _bind_one(task, neutron, v):
-        neutron.bind(v['vif'], task.node.uuid, v['local_link'],
-                     device_id=task.node.instance_uuid)
+        neutron_client.check_bound(neutron.bind(
+            v['vif'], task.node.uuid, v['local_link'],
+            device_id=task.node.instance_uuid))
         timeout = CONF.neutron.hil_port_active_timeout
         if not timeout:
             return
         port = neutron.wait_active(v['vif'], timeout)
         if port.get('status') != neutron_client.ACTIVE:
-            LOG.warning('Node %(node)s: Neutron port %(vif)s is %(status)s '
-                        'after %(t)d s', {'node': task.node.uuid,
-                                          'vif': v['vif'], 't': timeout,
-                                          'status': port.get('status')})
+            raise exception.NeutronError(
+                msg='port %s is %s (binding:vif_type %s) after %d s, not '
+                    'ACTIVE' % (v['vif'], port.get('status'),
+                                port.get('binding_vif_type'), timeout))
 
     def _unbind_vifs(self, task, only=None):
         """Unbind the Neutron ports of the node's VIFs (recorded or not).

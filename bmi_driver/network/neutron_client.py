@@ -179,14 +179,26 @@ class NeutronClient(object):
             port = self.get_port(port_id)
             if port.get('status') == ACTIVE:
                 return port
-            if port.get('binding_vif_type') == BINDING_FAILED:
-                raise exception.NeutronError(
-                    msg='no mechanism driver bound port %s (binding:'
-                        'vif_type binding_failed, host %s)'
-                        % (port_id, port.get('binding_host_id')))
+            check_bound(port)
             if time.monotonic() >= deadline:
                 return port
             time.sleep(_POLL)
+
+
+def check_bound(port):
+    """Refuse a port that no mechanism driver bound.
+
+    ML2 (Neutron 29.0.0) binds within the update that sets the host, so
+    the update's answer already says so.
+
+    :param port: a port dict (openstacksdk's attribute names).
+    :raises: NeutronError when ``binding:vif_type`` is binding_failed.
+    """
+    if port.get('binding_vif_type') == BINDING_FAILED:
+        raise exception.NeutronError(
+            msg='no mechanism driver bound port %s (binding:vif_type '
+                'binding_failed, host %s)'
+                % (port.get('id'), port.get('binding_host_id')))
 
 
 def get_client():

@@ -15,10 +15,12 @@
 requests_mock answers the routes the plugin uses (version discovery, GET
 and PUT of ports, GET of networks) from a dict state; every other request
 (the in-process HIL server) goes to the network.  A PUT that binds a
-``baremetal`` port with local_link_information makes it ACTIVE (what
-networking-baremetal's mechanism driver does in Neutron 29.0.0 when its
-agent reports the host), unless ``binds`` is False (binding_failed, no
-mechanism driver took it); clearing ``binding:host_id`` makes it DOWN.
+``baremetal`` port to a host makes it ACTIVE with ``binding:vif_type``
+``other`` (what bmi_driver's ML2 driver bmi_hil does in Neutron 29.0.0
+for a VLAN network of its physnets), unless ``binds`` is False
+(binding_failed, no mechanism driver took it) or ``activates`` is False
+(bound, but DOWN: a driver whose provisioning block never clears);
+clearing ``binding:host_id`` makes it DOWN and unbound.
 """
 
 import json
@@ -37,6 +39,7 @@ class FakeNeutron(fixtures.Fixture):
         self.networks = {}
         self.ports = {}
         self.binds = True
+        self.activates = True
         self.puts = []
 
     def _setUp(self):
@@ -99,10 +102,10 @@ class FakeNeutron(fixtures.Fixture):
         port.update(body)
         if not port['binding:host_id']:
             port.update(status='DOWN', **{'binding:vif_type': 'unbound'})
-        elif (port['binding:vnic_type'] == 'baremetal'
-              and port['binding:profile'].get('local_link_information')):
-            if self.binds:
-                port.update(status='ACTIVE', **{'binding:vif_type': 'other'})
-            else:
+        elif port['binding:vnic_type'] == 'baremetal':
+            if not self.binds:
                 port.update(**{'binding:vif_type': 'binding_failed'})
+            else:
+                port.update(status='ACTIVE' if self.activates else 'DOWN',
+                            **{'binding:vif_type': 'other'})
         return {'port': port}

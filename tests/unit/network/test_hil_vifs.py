@@ -241,6 +241,20 @@ class TestDeploy(VIFTestCase):
                                   task)
         self.assertIn('binding_failed', str(e))
 
+    def test_binding_failure_seen_without_waiting(self):
+        # hil_port_active_timeout 0: no wait, but the update's answer
+        # (ML2 binds within it) still says binding_failed.
+        self.config(hil_port_active_timeout=0, group='neutron')
+        self.neutron.binds = False
+        self.attach_two()
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.configure_tenant_networks,
+                                  task)
+        self.assertIn('binding_failed', str(e))
+        self.assertIn('vif-1', str(e))
+
     def test_binding_failure_tolerated_when_configured(self):
         self.config(fail_on_port_binding_failure=False, group='neutron')
         self.neutron.binds = False
@@ -252,6 +266,28 @@ class TestDeploy(VIFTestCase):
         for vif in ('vif-1', 'vif-2'):
             self.assertEqual(self.node.uuid,
                              self.neutron.ports[vif]['binding:host_id'])
+
+    def test_port_not_active_in_time_fails_the_deploy(self):
+        # Bound, but still DOWN after hil_port_active_timeout: as Ironic's
+        # wait_for_port_status, not a success.
+        self.config(hil_port_active_timeout=1, group='neutron')
+        self.neutron.activates = False
+        self.attach_two()
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.configure_tenant_networks,
+                                  task)
+        self.assertIn('not ACTIVE', str(e))
+
+    def test_port_not_active_tolerated_when_configured(self):
+        self.config(hil_port_active_timeout=1, group='neutron')
+        self.config(fail_on_port_binding_failure=False, group='neutron')
+        self.neutron.activates = False
+        self.attach_two()
+        self.deploy()
+        self.assertIn(HIL_Y, self.networks()['eth1'].values())
+        self.assertEqual('DOWN', self.neutron.ports['vif-2']['status'])
 
     def test_port_made_foreign_after_attach_refused_at_deploy(self):
         self.attach_two()
