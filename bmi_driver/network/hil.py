@@ -725,15 +725,44 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                 self._undo_tenant(task, client, name, done, created)
                 raise self._network_error(task, 'join the VIF\'s network',
                                           e)
-        recorded = list(task.node.driver_internal_info.get(
-            TENANT_ATTACHMENTS) or [])
+        before = {key: task.node.driver_internal_info.get(key)
+                  for key in (TENANT_ATTACHMENTS, VIF_NETWORKS)}
+        recorded = list(before[TENANT_ATTACHMENTS] or [])
         recorded.extend({'nic': label, 'network': network,
                          'channel': channel}
                         for label, network, channel in plan)
         task.node.set_driver_internal_info(TENANT_ATTACHMENTS, recorded)
         self._record_vifs(task, vifs)
         task.node.save()
-        self._bind_vifs(task, vifs)
+        try:
+            self._bind_vifs(task, vifs)
+        except ironic_exc.NetworkError:
+            # The port is not bound ACTIVE: the attach fails (vif_attach
+            # forgets the VIF), so HIL must not carry its network either.
+            self._undo_plug(task, client, name, vif_id, before, done,
+                            created)
+            raise
+
+    def _undo_plug(self, task, client, name, vif_id, before, done,
+                   created):
+        """Undo a live attach whose Neutron port was not bound.
+
+        Best effort, as :meth:`_undo_tenant`: what HIL refuses to detach
+        now is still found on the nics by the undeploy.
+        """
+        try:
+            self._unbind_vifs(task, only=vif_id)
+        except ironic_exc.NetworkError as e:
+            LOG.warning('Node %(node)s: could not unbind VIF %(vif)s after '
+                        'a failed attach: %(err)s',
+                        {'node': task.node.uuid, 'vif': vif_id, 'err': e})
+        self._undo_tenant(task, client, name, done, created)
+        for key, value in before.items():
+            if value is None:
+                task.node.del_driver_internal_info(key)
+            else:
+                task.node.set_driver_internal_info(key, value)
+        task.node.save()
 
     def vif_detach(self, task, vif_id):
         """Forget a VIF; undo what it joined in HIL and Neutron.

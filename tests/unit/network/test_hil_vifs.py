@@ -318,6 +318,34 @@ class TestActiveNode(VIFTestCase):
             ['eth0'], [a['nic'] for a in self.node.driver_internal_info[
                 hil.TENANT_ATTACHMENTS] if a['network'] != 'prov'])
 
+    def test_attach_whose_port_is_not_bound_is_undone(self):
+        # HIL joined, then no mechanism driver bound the port: the attach
+        # fails and leaves neither a HIL attachment nor a network, nor a
+        # binding, nor a record (ACTIVE means HIL carries the port, and
+        # HIL carries only what is attached).
+        with self.acquire() as task:
+            self.interface.vif_attach(task, {'id': 'vif-1'})
+        self.deploy()
+        self.neutron.binds = False
+        with self.acquire() as task:
+            self.assertRaises(ironic_exc.NetworkError,
+                              self.interface.vif_attach, task,
+                              {'id': 'vif-2'})
+        self.assertEqual({}, self.networks()['eth1'])
+        self.assertNotIn(HIL_Y, self.hil_networks())
+        self.assert_unbound('vif-2')
+        self.node.refresh()
+        info = self.node.driver_internal_info
+        self.assertEqual(['vif-1'], list(info[hil.VIF_NETWORKS]))
+        self.assertNotIn(HIL_Y, [a['network'] for a in
+                                 info[hil.TENANT_ATTACHMENTS]])
+        with self.acquire() as task:
+            self.assertEqual(['vif-1'], [
+                v['id'] for v in self.interface.vif_list(task)])
+        # vif-1 is untouched.
+        self.assertIn(HIL_X, self.networks()['eth0'].values())
+        self.assertEqual('ACTIVE', self.neutron.ports['vif-1']['status'])
+
     def test_attach_joins_at_once(self):
         with self.acquire() as task:
             self.interface.vif_attach(task, {'id': 'vif-1'})
