@@ -181,11 +181,28 @@ service_venv glance "$state/glance/venv" yes \
 # its ConfigDriveBuilder runs genisoimage (APT_DEMO).
 service_venv nova "$state/nova/venv" no 'import nova.virt.ironic.driver' \
     nova==34.0.0
-# Neutron 29.0.0's API (no agents) with networking-baremetal's ML2 driver,
-# served by gunicorn on its own MariaDB (PyMySQL): tools/lab/neutron.py.
-service_venv neutron "$state/neutron/venv" no \
-    'import neutron, networking_baremetal, pymysql' \
-    neutron==29.0.0 networking-baremetal==8.1.0 gunicorn PyMySQL
+# Neutron 29.0.0's API (no agents), served by gunicorn on its own MariaDB
+# (PyMySQL): tools/lab/neutron.py.
+service_venv neutron "$state/neutron/venv" no 'import neutron, pymysql' \
+    neutron==29.0.0 gunicorn PyMySQL
+# bmi_driver's ML2 mechanism driver bmi_hil (bmi_driver/network/ml2_hil.py)
+# runs inside that Neutron: this checkout, editable and without
+# dependencies (the driver imports only neutron-lib and oslo, Neutron's
+# own), so the lab's Neutron loads the driver of the tree under test.
+# Reinstalled when setup.cfg (its entry points) changes.
+neutron_driver() {
+    local venv=$state/neutron/venv stamp
+    stamp=$(printf '%s\n' "$here" | cat - "$here/setup.cfg" | sha256sum |
+        cut -c1-16)
+    if [ "$(cat "$venv/.bmi-driver" 2>/dev/null || true)" = "$stamp" ]; then
+        return 0
+    fi
+    log "installing bmi_driver (ML2 driver bmi_hil) into neutron's venv"
+    "$venv/bin/pip" install -q --no-deps -e "$here"
+    "$venv/bin/python" -c 'import bmi_driver.network.ml2_hil'
+    echo "$stamp" > "$venv/.bmi-driver"
+}
+neutron_driver
 # The real HIL (not on PyPI): its source tarball and py2 constraints are in
 # ../shared/vendor beside the checkout (BMI_HIL_VENDOR names another
 # place); installed into $BMI_STATE/hil/hil-venv under pyenv's Python

@@ -17,8 +17,11 @@ user), Open vSwitch and Ironic all-in-one; fake power, so no VM boots (the
 switch ports are taps). Two Neutron networks of the node's project, a port
 on each, attached with Ironic's VIF API as Nova's ironic driver does; a
 deploy puts the nics on one HIL network per Neutron network and the switch
-ports on their VLANs; a detach on the active node removes one; the
-undeploy leaves no HIL attachment, no HIL network and no Neutron binding.
+ports on their VLANs, and each Neutron port is bound ACTIVE by
+bmi_driver's ML2 driver ``bmi_hil`` (the lab's only mechanism driver,
+Ironic's ``fail_on_port_binding_failure`` at its default); a detach on the
+active node removes one; the undeploy leaves no HIL attachment, no HIL
+network and no Neutron binding.
 """
 
 import os
@@ -100,10 +103,36 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
             for mac, tap in ((hil.mac, hil.boot_port),
                              (hil.tenant_mac, hil.tenant_port))})
 
+    def assert_bound(self, port_id, node_uuid, tap=None):
+        """Bound as Ironic's neutron interface leaves a port: ACTIVE."""
+        port = self.neutron_port(port_id)
+        self.assertEqual(
+            ('ACTIVE', node_uuid, 'baremetal', 'other', 'baremetal:none'),
+            (port['status'], port['binding:host_id'],
+             port['binding:vnic_type'], port['binding:vif_type'],
+             port['device_owner']), port)
+        if tap is not None:
+            self.assertEqual(
+                [tap], [link['port_id'] for link in
+                        port['binding:profile']['local_link_information']])
+
     def assert_unbound(self, port_id):
         port = self.neutron_port(port_id)
-        self.assertEqual('', port['binding:host_id'] or '')
-        self.assertEqual({}, port['binding:profile'])
+        self.assertEqual(('', {}, 'unbound', 'DOWN'),
+                         (port['binding:host_id'] or '',
+                          port['binding:profile'], port['binding:vif_type'],
+                          port['status']), port)
+
+    def assert_nothing_left(self, hil, node_uuid, hil_networks, vifs):
+        """No HIL attachment nor VIF network, no binding, node released."""
+        self.assertEqual({e2e.BOOT_NIC: {}, e2e.TENANT_NIC: {}},
+                         self.net.node_networks(hil))
+        for name in hil_networks:
+            self.assertFalse(self.hil_network_exists(name), name)
+        for vif in vifs:
+            self.assert_unbound(vif)
+        self.assert_released(node_uuid)
+        self.assertFalse(self.ironic.node.get(node_uuid).last_error)
 
     def assert_on_hil(self, hil, boot_vif_net, tenant_vif_net):
         """Each nic on its VIF's HIL network; the switch agrees with HIL.
@@ -150,20 +179,10 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
         # The first VIF took the PXE port (Ironic's preference), tagged
         # beside the boot network; the second the tenant nic.
         self.assert_on_hil(hil, hil1, hil2)
-        # Neutron: bound as Ironic's neutron interface binds.
+        # Neutron: bound as Ironic's neutron interface binds, and ACTIVE
+        # (bmi_hil: HIL had the nics on the networks first).
         for vif, tap in ((vif1, hil.boot_port), (vif2, hil.tenant_port)):
-            port = self.neutron_port(vif)
-            self.assertEqual(node.uuid, port['binding:host_id'])
-            self.assertEqual('baremetal', port['binding:vnic_type'])
-            self.assertEqual('baremetal:none', port['device_owner'])
-            self.assertEqual(
-                [tap], [link['port_id'] for link in
-                        port['binding:profile']['local_link_information']])
-            # No agent reports the node: ML2's baremetal driver does not
-            # bind (tools/lab/neutron.py); with ironic-neutron-agent this
-            # would be ACTIVE.
-            self.assertIn(port['binding:vif_type'],
-                          ('binding_failed', 'other'))
+            self.assert_bound(vif, node.uuid, tap)
 
         # Nova's interface detach on the active node.
         self.ironic.node.vif_detach(node.uuid, vif2)
@@ -174,18 +193,12 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
         self.assertEqual((None, []), vlans[e2e.TENANT_NIC])
         self.assertFalse(self.hil_network_exists(hil2))
         self.assert_unbound(vif2)
-        self.assertEqual(node.uuid,
-                         self.neutron_port(vif1)['binding:host_id'])
+        self.assert_bound(vif1, node.uuid, hil.boot_port)
 
         # Undeploy: nothing left in HIL nor in Neutron's bindings.
         self.ironic.node.set_provision_state(node.uuid, 'deleted')
         self.wait(node.uuid, 'available')
-        self.assertEqual({e2e.BOOT_NIC: {}, e2e.TENANT_NIC: {}},
-                         self.net.node_networks(hil))
-        self.assertFalse(self.hil_network_exists(hil1))
-        self.assert_unbound(vif1)
-        self.assert_released(node.uuid)
-        self.assertFalse(self.ironic.node.get(node.uuid).last_error)
+        self.assert_nothing_left(hil, node.uuid, (hil1, hil2), (vif1, vif2))
 
     def test_nova_spawn_two_networks_detach_destroy(self):
         # Nova 34.0.0's own driver (tools/lab/nova.py's harness) with the
@@ -225,22 +238,18 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
         self.assertEqual({vif1, vif2}, {
             v.id for v in self.ironic.node.vif_list(node.uuid)})
         self.assert_on_hil(hil, hil1, hil2)
-        for vif in (vif1, vif2):
-            self.assertEqual(node.uuid,
-                             self.neutron_port(vif)['binding:host_id'])
+        for vif, tap in ((vif1, hil.boot_port), (vif2, hil.tenant_port)):
+            self.assert_bound(vif, node.uuid, tap)
 
         # Nova's interface detach of the second network.
         harness.call('detach_interface', instance=inst, port=vif2)
         self.assertEqual({}, self.net.node_networks(hil)[e2e.TENANT_NIC])
         self.assertFalse(self.hil_network_exists(hil2))
         self.assert_unbound(vif2)
+        self.assert_bound(vif1, node.uuid, hil.boot_port)
 
         # destroy: nothing left in HIL, Neutron's bindings or bmi's state.
         harness.call('destroy', instance=inst)
         self.wait(node.uuid, 'available')
-        self.assertEqual({e2e.BOOT_NIC: {}, e2e.TENANT_NIC: {}},
-                         self.net.node_networks(hil))
-        self.assertFalse(self.hil_network_exists(hil1))
-        self.assert_unbound(vif1)
-        self.assert_released(node.uuid)
+        self.assert_nothing_left(hil, node.uuid, (hil1, hil2), (vif1, vif2))
         self.assertEqual([], self.ironic.node.vif_list(node.uuid))

@@ -13,8 +13,10 @@
 """A real Neutron (neutron 29.0.0) API for the ``hil`` interface's VIFs.
 
 Its venv is ``<state>/neutron/venv`` (``tools/install-deps.sh``, pinned by
-``tools/lab/neutron-constraints.txt``): neutron, networking-baremetal (its
-``baremetal`` ML2 mechanism driver), gunicorn and PyMySQL.  No agents.
+``tools/lab/neutron-constraints.txt``): neutron, gunicorn and PyMySQL, and
+this checkout installed editable (``pip install --no-deps -e``) for
+bmi_driver's own ML2 mechanism driver ``bmi_hil``
+(:mod:`bmi_driver.network.ml2_hil`).  No agents.
 
 What was found, checked against neutron 29.0.0 / networking-baremetal 8.1.0
 / gunicorn 27.0.1 on Debian 12 (December 2026):
@@ -49,10 +51,7 @@ What was found, checked against neutron 29.0.0 / networking-baremetal 8.1.0
   the port ACTIVE without touching a switch when local_link_information
   names no device it manages.  networking-generic-switch binds without an
   agent but configures the switch itself (netmiko/SSH to a device in its
-  own config): a second controller of the ports HIL owns.  So here the
-  port is bound as Ironic binds it (host, vnic_type, profile) and ML2
-  answers ``binding:vif_type`` = ``binding_failed``, status DOWN; the lab
-  sets Ironic's ``[neutron] fail_on_port_binding_failure = false``.
+  own config): a second controller of the ports HIL owns.
   Tried (outside the lab, in a private network namespace, with RabbitMQ
   3.10, neutron-rpc-server and a real Ironic API): ironic-neutron-agent
   8.1.0 reported the node's agent (``Baremetal Node``, bridge_mappings of
@@ -61,7 +60,18 @@ What was found, checked against neutron 29.0.0 / networking-baremetal 8.1.0
   False when no link of local_link_information is a device it manages
   ("let other drivers bind it"), although its comment says such a port
   "will be bound".  So ACTIVE needs a mechanism driver that owns the
-  switch (not HIL's design) or one of our own: not done.
+  switch (not HIL's design) or one of our own.
+* Resolution: bmi_driver ships that driver, ``bmi_hil``
+  (:mod:`bmi_driver.network.ml2_hil`, entry point
+  ``neutron.ml2.mechanism_drivers``).  It binds ``baremetal`` ports on
+  VLAN segments of the physnets in ``[ml2_bmi_hil] physical_networks``
+  (here ``lab``) as networking-generic-switch binds (``vif_type`` =
+  ``other``), committed ACTIVE at once (``set_binding(..., status=
+  ACTIVE)``), and configures no switch: the ``hil`` interface binds only
+  after HIL connected the nic.  ``[ml2] mechanism_drivers = bmi_hil``
+  alone (networking-baremetal is no longer installed), and Ironic's
+  ``[neutron] fail_on_port_binding_failure`` keeps its default (true): a
+  port that is not ACTIVE fails the deploy.
 """
 
 import json
@@ -122,11 +132,16 @@ policy_file = {state}/policy.yaml
 [ml2]
 type_drivers = vlan
 project_network_types = vlan
-mechanism_drivers = baremetal
+mechanism_drivers = bmi_hil
 extension_drivers = port_security
 
 [ml2_type_vlan]
 network_vlan_ranges = {physnet}:{first}:{last}
+
+# bmi_driver's ML2 driver (bmi_driver/network/ml2_hil.py): HIL owns the
+# switch ports of this physnet.
+[ml2_bmi_hil]
+physical_networks = {physnet}
 """
 
 
@@ -139,7 +154,7 @@ class NeutronDB(multi.MariaDB):
 
 
 class Neutron(service.Service):
-    """neutron's API under gunicorn, ML2/vlan, on its own MariaDB."""
+    """neutron's API under gunicorn, ML2/vlan with bmi_hil, own MariaDB."""
 
     name = 'neutron'
     stop_timeout = 20
@@ -209,8 +224,8 @@ class Neutron(service.Service):
         except Exception:
             self.stop()
             raise
-        self.log('Neutron on %s (ML2 vlan %s:%d-%d, noauth)', self.url,
-                 PHYSNET, *VLAN_RANGE)
+        self.log('Neutron on %s (ML2 vlan %s:%d-%d, bmi_hil, noauth)',
+                 self.url, PHYSNET, *VLAN_RANGE)
 
     def _start_api(self):
         paste = os.path.join(self.venv, 'etc', 'neutron', 'api-paste.ini')

@@ -197,15 +197,15 @@ def glance_options(env):
 def neutron_options(env):
     """services.json -> the plugin's ``[neutron]`` options, or {}.
 
-    The lab's Neutron has no Keystone (noauth: tools/lab/neutron.py), and
-    no agent binds its baremetal ports: Ironic's own
-    ``fail_on_port_binding_failure`` is off, as for a flat network.
+    The lab's Neutron has no Keystone (noauth: tools/lab/neutron.py).
+    Ironic's ``fail_on_port_binding_failure`` keeps its default (true):
+    bmi_driver's ML2 driver ``bmi_hil`` binds the hil interface's ports
+    ACTIVE, and a port it does not bind fails the deploy.
     """
     neutron = (env.get('services') or {}).get('neutron') or {}
     if not neutron.get('running'):
         return {}
-    return {'auth_type': 'none', 'endpoint_override': neutron['url'],
-            'fail_on_port_binding_failure': False}
+    return {'auth_type': 'none', 'endpoint_override': neutron['url']}
 
 
 def iscsi_options(env):

@@ -23,6 +23,7 @@ from bmi_driver.network import boot_networks
 from tests import base
 from tools.lab import config
 from tools.lab import labnet
+from tools.lab import neutron
 from tools.lab import service
 from tools.lab import services
 from tools.lab import state as lab_state
@@ -350,9 +351,19 @@ class NeutronSectionTest(base.TestCase):
                                         'url': 'http://127.0.0.1:9696'}}}
         self.assertEqual(
             [('neutron', [('auth_type', 'none'),
-                          ('endpoint_override', 'http://127.0.0.1:9696'),
-                          ('fail_on_port_binding_failure', False)])],
+                          ('endpoint_override', 'http://127.0.0.1:9696')])],
             config.neutron_section(env))
+
+    def test_neutron_binds_with_bmi_hil_on_the_lab_physnet(self):
+        # ML2 loads bmi_driver's driver, configured for the lab's physnet
+        # (bmi_driver/network/ml2_hil.py), and nothing else binds.
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(neutron._CONF.format(
+            state='/s', log='/s/log', db='mysql+pymysql://x',
+            physnet=neutron.PHYSNET, first=1, last=2))
+        self.assertEqual('bmi_hil', parser['ml2']['mechanism_drivers'])
+        self.assertEqual(neutron.PHYSNET,
+                         parser['ml2_bmi_hil']['physical_networks'])
 
     def test_no_neutron_no_section(self):
         self.assertEqual([], config.neutron_section({'services': {
