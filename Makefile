@@ -49,6 +49,8 @@ services-stop:
 
 genconfig: deps
 	$(VENV)/bin/oslo-config-generator --config-file etc/bmi-config-generator.conf
+	$(VENV)/bin/oslo-config-generator \
+	    --config-file etc/ml2-bmi-hil-config-generator.conf
 
 pep8: deps
 	$(VENV)/bin/flake8 bmi_driver tests tools

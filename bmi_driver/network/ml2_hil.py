@@ -52,7 +52,7 @@ the other mechanism drivers:
 
 Its options are Neutron's (``[ml2_bmi_hil]`` in neutron-server's
 configuration, e.g. ``ml2_conf.ini``), registered by the driver itself;
-``oslo-config-generator --namespace bmi_driver.ml2_hil`` lists them.  This
+``etc/ml2_bmi_hil.conf.sample`` (namespace ``bmi_driver.ml2_hil``).  This
 module imports neutron-lib and nothing of bmi_driver (neutron-server loads
 only it), and nothing of bmi_driver imports it (tests/unit/test_layers.py).
 """

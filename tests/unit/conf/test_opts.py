@@ -31,6 +31,10 @@ _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 SAMPLE = os.path.join(_REPO, 'etc', 'bmi.conf.sample')
 GENERATOR_CONF = os.path.join(_REPO, 'etc', 'bmi-config-generator.conf')
+# The ML2 driver bmi_hil's options, for neutron-server's configuration.
+ML2_SAMPLE = os.path.join(_REPO, 'etc', 'ml2_bmi_hil.conf.sample')
+ML2_GENERATOR_CONF = os.path.join(_REPO, 'etc',
+                                  'ml2-bmi-hil-config-generator.conf')
 
 # Option names that hold a secret (not a path to one: keyfile, keyring).
 _SECRET_NAME = re.compile(
@@ -108,24 +112,35 @@ class ListOptsTestCase(base.TestCase):
 
 class SampleConfigTestCase(base.TestCase):
 
-    def test_sample_up_to_date(self):
-        """etc/bmi.conf.sample is what oslo-config-generator writes now."""
+    def _check_sample(self, sample, generator_conf):
+        """``sample`` is what oslo-config-generator writes now."""
         generator = os.path.join(os.path.dirname(sys.executable),
                                  'oslo-config-generator')
         out = os.path.join(self.useFixture(fixtures.TempDir()).path,
-                           'bmi.conf.sample')
-        processutils.execute(generator, '--config-file', GENERATOR_CONF,
+                           os.path.basename(sample))
+        processutils.execute(generator, '--config-file', generator_conf,
                              '--output-file', out, cwd=_REPO)
         with open(out) as f:
             generated = f.read()
         try:
-            with open(SAMPLE) as f:
+            with open(sample) as f:
                 committed = f.read()
         except FileNotFoundError:
             committed = ''
+        name = os.path.relpath(sample, _REPO)
         if generated != committed:
             diff = ''.join(list(difflib.unified_diff(
                 committed.splitlines(True), generated.splitlines(True),
-                'etc/bmi.conf.sample', 'generated'))[:40])
-            self.fail('etc/bmi.conf.sample is out of date: run make '
-                      'genconfig\n' + diff)
+                name, 'generated'))[:40])
+            self.fail('%s is out of date: run make genconfig\n%s'
+                      % (name, diff))
+
+    def test_sample_up_to_date(self):
+        """etc/bmi.conf.sample is what oslo-config-generator writes now."""
+        self._check_sample(SAMPLE, GENERATOR_CONF)
+
+    def test_ml2_sample_up_to_date(self):
+        """etc/ml2_bmi_hil.conf.sample: bmi_hil's options, for Neutron."""
+        self._check_sample(ML2_SAMPLE, ML2_GENERATOR_CONF)
+        with open(ML2_SAMPLE) as f:
+            self.assertIn('[ml2_bmi_hil]', f.read())
