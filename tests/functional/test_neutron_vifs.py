@@ -25,6 +25,7 @@ network and no Neutron binding.
 """
 
 import os
+import uuid
 
 from ironicclient.common.apiclient import exceptions as ir_exc
 import requests
@@ -152,6 +153,30 @@ class NeutronVIFTestCase(test_isolation.HILNodeTestCase):
         self.assertEqual((None, [self.net.vlan(tenant_vif_net)]),
                          vlans[e2e.TENANT_NIC])
         self.assertIn(self.net.vlan(boot_vif_net), vlans[e2e.BOOT_NIC][1])
+
+    def test_bmi_hil_binds_only_baremetal_ports(self):
+        # bmi_hil is ML2's only driver in the lab: a port it leaves (not
+        # vnic_type baremetal) is bound by nobody; a baremetal one on the
+        # lab's physnet is ACTIVE at once; clearing the host unbinds it.
+        net = self.network()
+        host = str(uuid.uuid4())
+        normal, bm = self.port(net)['id'], self.port(net)['id']
+        self._neutron('PUT', '/ports/' + normal, {'port': {
+            'binding:host_id': host}})
+        port = self.neutron_port(normal)
+        self.assertEqual(('binding_failed', 'DOWN'),
+                         (port['binding:vif_type'], port['status']), port)
+        self._neutron('PUT', '/ports/' + bm, {'port': {
+            'binding:host_id': host, 'binding:vnic_type': 'baremetal'}})
+        port = self.neutron_port(bm)
+        # ML2 (Neutron 29.0.0) records which driver bound each level.
+        self.assertEqual(('other', 'ACTIVE', {'0': 'bmi_hil'}),
+                         (port['binding:vif_type'], port['status'],
+                          port['binding:vif_details'].get('bound_drivers')),
+                         port)
+        self._neutron('PUT', '/ports/' + bm, {'port': {
+            'binding:host_id': ''}})
+        self.assert_unbound(bm)
 
     def test_two_vifs_deploy_detach_undeploy(self):
         image = self.project_image(PROJECT)
