@@ -203,7 +203,12 @@ class GuestScenario(e2e.Scenario):
                                % node.name)
         return keys
 
-    def _ssh_login(self, node):
+    def _ssh_login(self, node, iscsi=True):
+        """Log in with the run's key; check hostname, root (and target).
+
+        ``iscsi=False``: a guest booted from a local disk
+        (tools/bench_guest.py), which has no iSCSI session to show.
+        """
         ip = self.guest['ip']
         known = os.path.join(self.key_dir, 'known_hosts')
         with open(known, 'w') as f:
@@ -215,8 +220,9 @@ class GuestScenario(e2e.Scenario):
                 '-o', 'ConnectTimeout=5', '%s@%s' % (GUEST_USER, ip),
                 # The live iSCSI session (its sysfs entry, through the sudo
                 # rule cloud-init gave the default user).
-                'hostname; findmnt -n -o SOURCE /; '
-                'sudo -n cat /sys/class/iscsi_session/session*/targetname']
+                'hostname; findmnt -n -o SOURCE /' + (
+                    '; sudo -n cat /sys/class/iscsi_session/session*/'
+                    'targetname' if iscsi else '')]
         self.report.detail('$ ssh %s@%s hostname; findmnt ...'
                            % (GUEST_USER, ip))
         deadline = time.monotonic() + self.ssh_timeout
@@ -233,13 +239,13 @@ class GuestScenario(e2e.Scenario):
                                             or node.deploy_started)
         out = proc.stdout.split()
         self.login = out
-        if len(out) < 3 or out[0] != self.hostname:
+        if len(out) < (3 if iscsi else 2) or out[0] != self.hostname:
             raise RuntimeError('%s: the SSH command printed %r' % (
                 node.name, proc.stdout))
         if not out[1].startswith('/dev/sd'):
             raise RuntimeError('%s: root is on %s, not the iSCSI LUN'
                                % (node.name, out[1]))
-        if not out[2].endswith(':' + node.uuid):
+        if iscsi and not out[2].endswith(':' + node.uuid):
             raise RuntimeError('%s: booted from target %s, not its own'
                                % (node.name, out[2]))
         for ln in proc.stdout.splitlines():
