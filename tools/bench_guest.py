@@ -56,10 +56,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 from bmi_driver.conf import CONF  # noqa: E402
-from bmi_driver.storage.ceph import library as images  # noqa: E402
-from bmi_driver.storage.ceph import rbd_utils  # noqa: E402
-from bmi_driver.storage.ceph.rbd_utils import rbd  # noqa: E402
-from bmi_driver.storage import layout  # noqa: E402
 from tools import benchlib  # noqa: E402
 from tools.lab import e2e  # noqa: E402
 from tools.lab import guest  # noqa: E402
@@ -129,17 +125,9 @@ class BenchGuestScenario(guest.GuestScenario):
 
     def _copy_config_drive(self, node, path):
         """The node's config drive as Ceph holds it (LUN 2), to a file."""
-        pool = images.ImageLibrary().clone_pool
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, 'wb') as f:
-            with rbd_utils.ClientPool().get() as client:
-                with rbd.Image(client.ioctx(pool),
-                               layout.configdrive_rbd_name(node.uuid),
-                               read_only=True) as img:
-                    size = img.size()
-                    chunk = 4 * 1024 ** 2
-                    for off in range(0, size, chunk):
-                        f.write(img.read(off, min(chunk, size - off)))
+            guest.copy_config_drive(node.uuid, f)
 
     def _define_local(self, root, drive):
         local = self.local

@@ -38,6 +38,10 @@ import tempfile
 import time
 import uuid
 
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage.ceph.rbd_utils import rbd
+from bmi_driver.storage import layout
 from tools.lab import e2e
 
 GUEST_USER = 'debian'         # cloud-init's default user on Debian 12
@@ -54,6 +58,22 @@ ip=$(ip -4 -o addr show scope global | awk '{split($4, a, "/");
      print a[1]; exit}')
 echo "BMI-GUEST-OK uuid=$id host=$(hostname) ip=$ip" | tee /dev/ttyS0
 """
+
+
+def copy_config_drive(node_uuid, out):
+    """Write the node's config drive (LUN 2) as Ceph holds it to ``out``.
+
+    ``out``: a binary file object. The RBD image is read in 4 MiB pieces.
+    """
+    pool = images.ImageLibrary().clone_pool
+    with rbd_utils.ClientPool().get() as client:
+        with rbd.Image(client.ioctx(pool),
+                       layout.configdrive_rbd_name(node_uuid),
+                       read_only=True) as img:
+            size = img.size()
+            chunk = 4 * 1024 ** 2
+            for off in range(0, size, chunk):
+                out.write(img.read(off, min(chunk, size - off)))
 
 
 class GuestScenario(e2e.Scenario):

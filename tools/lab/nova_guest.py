@@ -45,10 +45,6 @@ import tempfile
 import threading
 import time
 
-from bmi_driver.storage.ceph import library as images
-from bmi_driver.storage.ceph import rbd_utils
-from bmi_driver.storage.ceph.rbd_utils import rbd
-from bmi_driver.storage import layout
 from tools.lab import guest
 from tools.lab import nova
 
@@ -235,16 +231,8 @@ class NovaGuestScenario(guest.GuestScenario):
 
     def _config_drive_file(self, node, name):
         """A file of the node's config drive, read from its RBD image."""
-        pool = images.ImageLibrary().clone_pool
         with tempfile.TemporaryFile() as f:
-            with rbd_utils.ClientPool().get() as client:
-                with rbd.Image(client.ioctx(pool),
-                               layout.configdrive_rbd_name(node.uuid),
-                               read_only=True) as img:
-                    size = img.size()
-                    chunk = 4 * 1024 ** 2
-                    for off in range(0, size, chunk):
-                        f.write(img.read(off, min(chunk, size - off)))
+            guest.copy_config_drive(node.uuid, f)
             f.seek(0)
             return nova.iso_file(f, name)
 
