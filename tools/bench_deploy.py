@@ -58,15 +58,7 @@ from tools import benchlib  # noqa: E402
 from tools.lab import e2e  # noqa: E402
 
 GiB = 1024 ** 3
-WAIT = 600
-# The longest pause between two looks at the nodes' states. Shorter while
-# a transition is young: the pause is at most POLL_FRACTION of the time
-# elapsed, so that polling neither hides nor adds more than that (at
-# N=1 a fixed 0.2 s would be a good part of the figure), and a long
-# transition is not slowed by an API busy answering the bench.
-POLL = 0.2
-POLL_MIN = 0.01
-POLL_FRACTION = 0.02
+WAIT = benchlib.WAIT
 # API callers at once, as several Nova computes (or users) would be: the
 # requests of N nodes one after the other would measure the bench's own
 # round trips (about 40 ms each, 4 s for 100 nodes), not the deploys.
@@ -180,27 +172,7 @@ class Bench:
         t0 = time.perf_counter()
         self.each(lambda ironic, node: ironic.node.set_provision_state(
             node, target), nodes)
-        pending = set(nodes)
-        deadline = time.monotonic() + WAIT
-        while pending:
-            for node in self.ironic.node.list(
-                    fields=['uuid', 'provision_state', 'last_error'],
-                    limit=0):
-                if node.uuid not in pending:
-                    continue
-                if node.provision_state == state:
-                    pending.discard(node.uuid)
-                elif node.provision_state.endswith('failed'):
-                    raise RuntimeError('node %s: %s: %s' % (
-                        node.uuid, node.provision_state, node.last_error))
-            if pending and time.monotonic() > deadline:
-                raise RuntimeError('%d node(s) not %s after %ds'
-                                   % (len(pending), state, WAIT))
-            if pending:
-                elapsed = time.perf_counter() - t0
-                time.sleep(min(POLL, max(POLL_MIN,
-                                         elapsed * POLL_FRACTION)))
-        return time.perf_counter() - t0
+        return benchlib.wait_states(self.ironic, nodes, state, t0, WAIT)
 
     def delete_nodes(self, nodes):
         self.each(lambda ironic, node: ironic.node.delete(node), nodes)

@@ -10,20 +10,67 @@
 # License for the specific language governing permissions and limitations
 # under the License.
 
-"""What the benchmarks share: the services' description and [ceph] setup.
+"""What the benchmarks share: the services, [ceph], timing, summary.json.
 
-Both come from the lab (``tools.lab.state``): this module only adapts
-them to a benchmark that parses no configuration file.
+The services' description and [ceph] come from the lab
+(``tools.lab.state``): this module only adapts them to a benchmark that
+parses no configuration file.  ``wait_states`` is the one way the
+benchmarks time a provision transition (bench_deploy's N nodes at once,
+bench_nova's direct deploy beside Nova's spawn).
 """
 
 import json
 import os
+import time
 
 from bmi_driver.conf import CONF
 from tools import lab
 from tools.lab import state as lab_state
 
 REPO = lab.REPO
+
+# The longest pause between two looks at the nodes' states. Shorter while
+# a transition is young: the pause is at most POLL_FRACTION of the time
+# elapsed, so that polling neither hides nor adds more than that (at
+# N=1 a fixed 0.2 s would be a good part of the figure), and a long
+# transition is not slowed by an API busy answering the bench.
+POLL = 0.2
+POLL_MIN = 0.01
+POLL_FRACTION = 0.02
+WAIT = 600
+
+
+def wait_states(ironic, nodes, state, started, timeout=WAIT,
+                clock=time.perf_counter, sleep=time.sleep):
+    """Seconds from ``started`` until every node of ``nodes`` is ``state``.
+
+    ``started``: a ``clock()`` value taken before the request that began
+    the transition. One node list per look (not a GET per node), paced
+    as POLL* say.
+
+    :param ironic: an ironicclient v1 client.
+    :raises: RuntimeError naming a node whose state ends in ``failed``,
+        or how many are not ``state`` after ``timeout`` seconds.
+    """
+    pending = set(nodes)
+    deadline = clock() + timeout
+    while True:
+        for node in ironic.node.list(
+                fields=['uuid', 'provision_state', 'last_error'], limit=0):
+            if node.uuid not in pending:
+                continue
+            if node.provision_state == state:
+                pending.discard(node.uuid)
+            elif (node.provision_state or '').endswith('failed'):
+                raise RuntimeError('node %s: %s: %s' % (
+                    node.uuid, node.provision_state, node.last_error))
+        now = clock()
+        if not pending:
+            return now - started
+        if now > deadline:
+            raise RuntimeError('%d node(s) not %s after %ds'
+                               % (len(pending), state, timeout))
+        sleep(min(POLL, max(POLL_MIN, (now - started) * POLL_FRACTION)))
 
 
 def env_path():

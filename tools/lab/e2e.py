@@ -70,9 +70,12 @@ from oslo_concurrency import processutils
 
 from bmi_driver.conf import CONF
 from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage.ceph.rbd_utils import rbd
 from bmi_driver.storage.export import manager as export_manager
 from tools.lab import hil_real
 from tools.lab import labnet
+from tools.lab import soak_census
 from tools.lab import state as lab_state
 from tools.lab import switch
 from tools.lab import vmlab
@@ -316,6 +319,16 @@ class LabNet(object):
             except Exception as e:
                 errors.append('switch port %s: %s' % (port, e))
         return errors
+
+    def network_exists(self, name):
+        """Whether HIL has network ``name`` (its admin's view)."""
+        try:
+            self.admin.call('GET', 'network/' + name)
+            return True
+        except hil_real.HILError as e:
+            if e.status == 404:
+                return False
+            raise
 
     def delete_network(self, name):
         try:
@@ -682,10 +695,10 @@ class Scenario(object):
         """
         left = []
         uuids = [n.uuid for n in self.nodes if n.uuid]
-        disks = self._rbd_names()
-        for u in uuids:
-            if any(u in d for d in disks):
-                left.append('RBD clone of %s' % u)
+        # Clones, config drives, ephemeral and swap disks (the census's
+        # names of them).
+        left += ['%s %s' % (row.kind, row.what) for row in self._rbd_rows()
+                 if row.node in uuids]
         targets, _err = processutils.execute('tgtadm', '--lld', 'iscsi',
                                              '--mode', 'target', '--op',
                                              'show')
@@ -713,15 +726,18 @@ class Scenario(object):
         if left:
             raise RuntimeError('left behind: %s' % '; '.join(left))
         self.report.detail(
-            'no clone, no iSCSI target, no HIL attachment, no VolumeTarget, '
-            'no published boot file left; every switch port on its guard '
-            'VLAN alone: %s'
+            'no clone, config drive or scratch disk, no iSCSI target, no '
+            'HIL attachment, no VolumeTarget, no published boot file left; '
+            'every switch port on its guard VLAN alone: %s'
             % ', '.join('%s %s' % (p, self.net.switch.port_vlans(p))
                         for n in self.nodes for p in n.ports.values()))
 
-    def _rbd_names(self):
-        """Names of the RBD images in the clone pool."""
-        return [d.rbd_name for d in images.ImageLibrary().list_node_disks()]
+    def _rbd_rows(self):
+        """soak_census rows of the RBD images of the clone pool."""
+        pool = images.ImageLibrary().clone_pool
+        with rbd_utils.ClientPool().get() as client:
+            names = rbd.RBD().list(client.ioctx(pool))
+        return soak_census.rbd_names(names, pool)
 
     # -- cleanup ---------------------------------------------------------
     def _remove_node(self, node):

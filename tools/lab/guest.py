@@ -38,6 +38,10 @@ import tempfile
 import time
 import uuid
 
+from bmi_driver.storage.ceph import library as images
+from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage.ceph.rbd_utils import rbd
+from bmi_driver.storage import layout
 from tools.lab import e2e
 
 GUEST_USER = 'debian'         # cloud-init's default user on Debian 12
@@ -54,6 +58,22 @@ ip=$(ip -4 -o addr show scope global | awk '{split($4, a, "/");
      print a[1]; exit}')
 echo "BMI-GUEST-OK uuid=$id host=$(hostname) ip=$ip" | tee /dev/ttyS0
 """
+
+
+def copy_config_drive(node_uuid, out):
+    """Write the node's config drive (LUN 2) as Ceph holds it to ``out``.
+
+    ``out``: a binary file object. The RBD image is read in 4 MiB pieces.
+    """
+    pool = images.ImageLibrary().clone_pool
+    with rbd_utils.ClientPool().get() as client:
+        with rbd.Image(client.ioctx(pool),
+                       layout.configdrive_rbd_name(node_uuid),
+                       read_only=True) as img:
+            size = img.size()
+            chunk = 4 * 1024 ** 2
+            for off in range(0, size, chunk):
+                out.write(img.read(off, min(chunk, size - off)))
 
 
 class GuestScenario(e2e.Scenario):
@@ -203,7 +223,12 @@ class GuestScenario(e2e.Scenario):
                                % node.name)
         return keys
 
-    def _ssh_login(self, node):
+    def _ssh_login(self, node, iscsi=True):
+        """Log in with the run's key; check hostname, root (and target).
+
+        ``iscsi=False``: a guest booted from a local disk
+        (tools/bench_guest.py), which has no iSCSI session to show.
+        """
         ip = self.guest['ip']
         known = os.path.join(self.key_dir, 'known_hosts')
         with open(known, 'w') as f:
@@ -215,8 +240,9 @@ class GuestScenario(e2e.Scenario):
                 '-o', 'ConnectTimeout=5', '%s@%s' % (GUEST_USER, ip),
                 # The live iSCSI session (its sysfs entry, through the sudo
                 # rule cloud-init gave the default user).
-                'hostname; findmnt -n -o SOURCE /; '
-                'sudo -n cat /sys/class/iscsi_session/session*/targetname']
+                'hostname; findmnt -n -o SOURCE /' + (
+                    '; sudo -n cat /sys/class/iscsi_session/session*/'
+                    'targetname' if iscsi else '')]
         self.report.detail('$ ssh %s@%s hostname; findmnt ...'
                            % (GUEST_USER, ip))
         deadline = time.monotonic() + self.ssh_timeout
@@ -233,13 +259,13 @@ class GuestScenario(e2e.Scenario):
                                             or node.deploy_started)
         out = proc.stdout.split()
         self.login = out
-        if len(out) < 3 or out[0] != self.hostname:
+        if len(out) < (3 if iscsi else 2) or out[0] != self.hostname:
             raise RuntimeError('%s: the SSH command printed %r' % (
                 node.name, proc.stdout))
         if not out[1].startswith('/dev/sd'):
             raise RuntimeError('%s: root is on %s, not the iSCSI LUN'
                                % (node.name, out[1]))
-        if not out[2].endswith(':' + node.uuid):
+        if iscsi and not out[2].endswith(':' + node.uuid):
             raise RuntimeError('%s: booted from target %s, not its own'
                                % (node.name, out[2]))
         for ln in proc.stdout.splitlines():

@@ -21,12 +21,12 @@ operator does for Nova (README, "Nova").
 Nothing here imports Nova: the harness runs in its own venv.
 """
 
+import io
 import json
 import os
 import subprocess
 import tempfile
 import time
-import uuid
 
 from tools.lab import REPO
 from tools.lab import state as lab_state
@@ -189,13 +189,57 @@ def flavor(root_gb=1, ephemeral_gb=0, swap=0, name='bmi.small'):
             'extra_specs': dict(FLAVOR_RESOURCES)}
 
 
-def static_vif(mac, ip, cidr='10.80.0.0/24', network='static-net'):
-    """A VIF as Neutron would describe a port.
+def iso_file(iso, name):
+    """One file of an ISO 9660 image (Rock Ridge, else Joliet names).
 
-    For the harness's ``static`` network source (a lab without Neutron).
+    ``iso``: a path or a binary file object (a config drive: Nova's
+    ConfigDriveBuilder writes Rock Ridge and Joliet). pycdlib comes with
+    Ironic 39.0.0 (its config drive code uses it).
+
+    :raises: pycdlib's PyCdlibException when there is no such file.
     """
-    return {'id': str(uuid.uuid4()), 'address': mac, 'ip': ip,
-            'cidr': cidr, 'network_id': network, 'label': network}
+    import pycdlib
+    reader = pycdlib.PyCdlib()
+    if isinstance(iso, str):
+        reader.open(iso)
+    else:
+        reader.open_fp(iso)
+    try:
+        buf = io.BytesIO()
+        try:
+            reader.get_file_from_iso_fp(buf, rr_path='/' + name)
+        except pycdlib.pycdlibexception.PyCdlibException:
+            reader.get_file_from_iso_fp(buf, joliet_path='/' + name)
+        return buf.getvalue()
+    finally:
+        reader.close()
+
+
+def iso_volume_id(iso_path):
+    """The volume id of an ISO 9660 image (``config-2`` for Nova's)."""
+    with open(iso_path, 'rb') as f:
+        f.seek(16 * 2048)
+        pvd = f.read(2048)
+    return pvd[40:72].decode('ascii', 'replace').strip()
+
+
+def neutron(env):
+    """openstacksdk's network proxy on the lab's Neutron (noauth).
+
+    A request without a project is an admin's there (tools/lab/neutron.py),
+    so it may create networks and ports of any project.
+    """
+    from keystoneauth1 import noauth
+    from keystoneauth1 import session as ks_session
+    import openstack.connection
+    info = (env.get('services') or {}).get('neutron') or {}
+    if not info.get('running'):
+        # Loud, never a skip: the VIFs are Neutron ports.
+        raise AssertionError('the lab\'s Neutron is not running: python -m '
+                             'tools.lab start ... neutron')
+    return openstack.connection.Connection(
+        session=ks_session.Session(auth=noauth.NoAuth()),
+        network_endpoint_override=info['url']).network
 
 
 def glance(env, project, roles='member,reader'):

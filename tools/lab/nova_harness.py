@@ -41,11 +41,9 @@ flavor, unreserved).
 The instance's network_info comes from a pluggable source (``network``
 in the spawn request): ``{"source": "none"}`` (no Neutron: an empty
 NetworkInfo, and no security groups, which Nova would ask Neutron for;
-Nova 34.0.0 then cannot build a config drive, see ``StaticVIFs``),
-``{"source": "static", "vifs": [...]}`` (VIFs given as data, as Neutron
-would describe its ports), or ``{"source": "neutron", "ports": [ids],
-"url": ...}`` (the ports read from a real Neutron; see
-``NeutronPorts``).
+Nova 34.0.0 then cannot build a config drive, see ``NoNetwork``), or
+``{"source": "neutron", "ports": [ids], "url": ...}`` (the ports read
+from a real Neutron; see ``NeutronPorts``).
 """
 
 import argparse
@@ -334,8 +332,6 @@ class Harness(object):
     def op_attach_interface(self, req):
         inst = self._instance(req)
         source = self.networks[inst.uuid]
-        if req.get('vif'):
-            source.add(req['vif'])
         vif = source.vif(self.context, req['port'])
         image_meta = inst.image_meta
         self.driver.attach_interface(self.context, inst, image_meta, vif)
@@ -434,10 +430,14 @@ class _NoNovaDatabase(object):
 
 
 class NoNetwork(object):
-    """No Neutron: an empty NetworkInfo (Ironic's noop/flat interfaces).
+    """No Neutron: an empty NetworkInfo (``nova boot --nic none``).
 
     Nova's InstanceMetadata asks Neutron for the instance's security
-    groups; without Neutron there are none.
+    groups; without Neutron there are none.  Such an instance cannot have
+    a config drive: Nova 34.0.0's IronicDriver subscripts the None that
+    ``netutils.get_network_metadata`` returns for an empty NetworkInfo
+    (``_get_network_metadata``: TypeError), so spawn with
+    ``config_drive: false`` or with Neutron ports.
     """
 
     def network_info(self, context, instance):
@@ -447,9 +447,6 @@ class NoNetwork(object):
     def vif(self, context, port_id):
         raise HarnessError('no Neutron in this harness: cannot attach %s'
                            % port_id)
-
-    def add(self, vif):
-        raise HarnessError('network source none takes no VIF')
 
     @contextlib.contextmanager
     def active(self):
@@ -466,54 +463,6 @@ class NoNetwork(object):
             yield
         finally:
             security_group_api.get_instance_security_groups = saved
-
-
-class StaticVIFs(NoNetwork):
-    """VIFs given as data, as Neutron would have described its ports.
-
-    For a lab without Neutron: ``vifs`` is a list of ``{"id", "address",
-    "network_id", "label", "cidr", "ip", "gateway"}``. Nova attaches them
-    to the node (``vif_attach``) as it attaches Neutron's ports; there
-    are no security groups (no Neutron to ask).
-
-    Why not an empty NetworkInfo: Nova 34.0.0's IronicDriver cannot build
-    a config drive for an instance without VIFs (``_get_network_metadata``
-    subscripts the None that ``netutils.get_network_metadata`` returns for
-    an empty NetworkInfo: TypeError), so an instance booted with ``--nic
-    none`` and a config drive fails in Nova itself.
-    """
-
-    def __init__(self, vifs):
-        self.vifs = {v['id']: v for v in vifs}
-        self.initial = [v['id'] for v in vifs]
-
-    def add(self, vif):
-        """A VIF to attach later (attach_interface)."""
-        self.vifs[vif['id']] = vif
-
-    def vif(self, context, port_id):
-        from nova.network import model
-        try:
-            v = self.vifs[port_id]
-        except KeyError:
-            raise HarnessError('no static VIF %s' % port_id)
-        subnets = []
-        if v.get('cidr'):
-            subnets.append(model.Subnet(
-                cidr=v['cidr'], version=4,
-                gateway=model.IP(address=v.get('gateway'), type='gateway'),
-                ips=[model.FixedIP(address=v['ip'])] if v.get('ip') else []))
-        return model.VIF(
-            id=v['id'], address=v['address'],
-            network=model.Network(id=v.get('network_id') or v['id'],
-                                  label=v.get('label') or 'static',
-                                  subnets=subnets, bridge=None),
-            type='other', vnic_type='baremetal', active=True)
-
-    def network_info(self, context, instance):
-        from nova.network import model
-        return model.NetworkInfo([self.vif(context, i)
-                                  for i in self.initial])
 
 
 class NeutronPorts(NoNetwork):
@@ -568,9 +517,6 @@ class NeutronPorts(NoNetwork):
         from nova.network import model
         return model.NetworkInfo([self.vif(context, p) for p in self.ports])
 
-    def add(self, vif):
-        """Neutron's ports need no data: their id is enough."""
-
     def active(self):
         # Nova's own Neutron calls (security groups) reach Neutron.
         return contextlib.nullcontext()
@@ -585,8 +531,6 @@ def network_source(spec, neutron_url=None):
     spec = spec or {'source': 'none'}
     if spec.get('source', 'none') == 'none':
         return NoNetwork()
-    if spec['source'] == 'static':
-        return StaticVIFs(spec.get('vifs') or [])
     if spec['source'] == 'neutron':
         url = spec.get('url') or neutron_url
         if not url:

@@ -79,9 +79,8 @@ DOMAIN_XML = """<domain type='qemu'>
       <target dev='%(boot_tap)s' managed='no'/>
       <model type='e1000'/>
       <rom file='%(rom)s'/>
-      <boot order='1'/>
-    </interface>
-%(tenant_nic)s    <serial type='file'>
+%(nic_boot)s    </interface>
+%(tenant_nic)s%(disks)s    <serial type='file'>
       <source path='%(console)s' append='on'/>
       <target port='0'/>
     </serial>
@@ -89,6 +88,16 @@ DOMAIN_XML = """<domain type='qemu'>
     <memballoon model='none'/>
   </devices>
 </domain>
+"""
+NIC_BOOT_XML = """      <boot order='1'/>
+"""
+# A local disk (raw file) on the SATA bus: /dev/sd* in the guest, as the
+# iSCSI LUNs are. The first one is the boot device of a guest with disks.
+DISK_XML = """    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='%(path)s'/>
+      <target dev='%(dev)s' bus='sata'/>
+%(boot)s    </disk>
 """
 TENANT_NIC_XML = """    <interface type='ethernet'>
       <mac address='%(mac)s'/>
@@ -298,11 +307,15 @@ class Lab(object):
         return Console(os.path.join(self.state_dir, 'console',
                                     '%s.log' % name))
 
-    def define_vm(self, name, boot_nic, tenant_nic=None, memory_mib=384):
+    def define_vm(self, name, boot_nic, tenant_nic=None, memory_mib=384,
+                  disks=()):
         """Define (not start) a guest; return its libvirt UUID.
 
         ``boot_nic``, ``tenant_nic``: (MAC, tap device) pairs; the taps
-        are switch ports already (``labnet``).
+        are switch ports already (``labnet``). ``disks``: paths of raw
+        files, local disks sda, sdb, ...; a guest with disks boots from
+        the first one (its boot nic is then no boot device), else from
+        the network.
         """
         if not name.startswith(DOMAIN_PREFIX):
             raise LabError('guest names start with %s' % DOMAIN_PREFIX)
@@ -315,10 +328,15 @@ class Lab(object):
         if tenant_nic:
             tenant = TENANT_NIC_XML % {'mac': tenant_nic[0],
                                        'tap': esc(tenant_nic[1])}
+        local = ''.join(DISK_XML % {
+            'path': esc(os.path.abspath(path)), 'dev': 'sd' + chr(97 + i),
+            'boot': "      <boot order='1'/>\n" if i == 0 else ''}
+            for i, path in enumerate(disks))
         xml = DOMAIN_XML % {
             'name': esc(name), 'memory': memory_mib,
             'boot_mac': boot_nic[0], 'boot_tap': esc(boot_nic[1]),
-            'tenant_nic': tenant,
+            'nic_boot': '' if disks else NIC_BOOT_XML,
+            'tenant_nic': tenant, 'disks': local,
             'ovmf_code': OVMF_CODE, 'ovmf_vars': OVMF_VARS,
             'nvram': os.path.join(self.state_dir, 'nvram',
                                   '%s_VARS.fd' % name),

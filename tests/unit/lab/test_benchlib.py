@@ -81,3 +81,77 @@ class SummaryTest(base.TestCase):
                'services': {}}
         self.assertRaisesRegex(RuntimeError, 'tools.lab start',
                                benchlib.ironic_env, env)
+
+
+class _Node(object):
+    def __init__(self, uuid, state, last_error=None):
+        self.uuid = uuid
+        self.provision_state = state
+        self.last_error = last_error
+
+
+class WaitStatesTest(base.TestCase):
+    """benchlib.wait_states on a fake clock and a scripted node list."""
+
+    def setUp(self):
+        super().setUp()
+        self.now = 100.0
+        self.sleeps = []
+        self.lists = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def ironic(self, *looks):
+        looks = list(looks)
+        test = self
+
+        class NodeAPI(object):
+            def list(self, fields=None, limit=None):
+                test.lists.append((fields, limit))
+                return looks.pop(0) if len(looks) > 1 else looks[0]
+
+        class Client(object):
+            node = NodeAPI()
+        return Client()
+
+    def wait(self, ironic, nodes, state, started, timeout=600):
+        return benchlib.wait_states(ironic, nodes, state, started,
+                                    timeout=timeout, clock=self.clock,
+                                    sleep=self.sleep)
+
+    def test_seconds_from_the_start_until_every_node_is_there(self):
+        ironic = self.ironic(
+            [_Node('a', 'deploying'), _Node('b', 'active'),
+             _Node('other', 'deploying')],
+            [_Node('a', 'active'), _Node('b', 'active')])
+        took = self.wait(ironic, ['a', 'b'], 'active', started=99.0)
+        self.assertEqual(2, len(self.lists))
+        # One node list per look, all of them (limit=0).
+        self.assertEqual(0, self.lists[0][1])
+        self.assertAlmostEqual(1.0 + sum(self.sleeps), took)
+
+    def test_pause_grows_with_the_elapsed_time_up_to_poll(self):
+        ironic = self.ironic([_Node('a', 'deploying')])
+        self.assertRaises(RuntimeError, self.wait, ironic, ['a'], 'active',
+                          started=self.now, timeout=30)
+        self.assertEqual(benchlib.POLL_MIN, self.sleeps[0])
+        self.assertEqual(benchlib.POLL, max(self.sleeps))
+        self.assertEqual(sorted(self.sleeps), self.sleeps)
+
+    def test_failed_node_is_named(self):
+        ironic = self.ironic([_Node('a', 'deploy failed', 'no image')])
+        err = self.assertRaises(RuntimeError, self.wait, ironic, ['a'],
+                                'active', started=self.now)
+        self.assertIn('node a: deploy failed: no image', str(err))
+
+    def test_timeout_says_how_many(self):
+        ironic = self.ironic([_Node('a', 'wait call-back'),
+                              _Node('b', 'deploying')])
+        err = self.assertRaises(RuntimeError, self.wait, ironic, ['a', 'b'],
+                                'active', started=self.now, timeout=5)
+        self.assertIn('2 node(s) not active after 5s', str(err))

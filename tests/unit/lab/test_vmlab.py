@@ -150,7 +150,25 @@ class DefineVMTest(base.TestCase):
         self.assertEqual(1, xml.count('<boot order='))
         self.assertLess(xml.index("<boot order='1'/>"), xml.index('tt-1'))
         self.assertNotIn("type='user'", xml)
+        self.assertNotIn('<disk', xml)
         self.assertFalse(os.path.exists(console.path))
+
+    def test_local_disks_boot_the_guest(self):
+        # bench_guest's guest booted from a local copy of its image.
+        name = vmlab.DOMAIN_PREFIX + 'local'
+        self.lab.define_vm(name, ('52:54:00:00:00:01', 'tb-1'),
+                           disks=['/d/root.raw', '/d/config.iso'])
+        with open(os.path.join(self.state_dir, name + '.xml')) as f:
+            xml = f.read()
+        self.assertIn("<source file='/d/root.raw'/>", xml)
+        self.assertIn("<target dev='sda' bus='sata'/>", xml)
+        self.assertIn("<target dev='sdb' bus='sata'/>", xml)
+        # The first disk is the one boot device; the nic does not boot.
+        self.assertEqual(1, xml.count('<boot order='))
+        self.assertLess(xml.index('/d/root.raw'),
+                        xml.index("<boot order='1'/>"))
+        self.assertLess(xml.index("<boot order='1'/>"),
+                        xml.index('/d/config.iso'))
 
 
 class ReporterTest(base.TestCase):

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+
+"""Benchmark the real guest: power-on to SSH login, bmi vs a local disk.
+
+One run, side by side, the Debian guest of tools/demo/build-debian.sh:
+
+* bmi: ``tools.lab.guest.GuestScenario`` (deploy through Ironic with a
+  config drive Ironic builds; iPXE sanboot of the node's clone over
+  iSCSI, open-iscsi's login from the iBFT), power-on (the VM seen
+  running) to cloud-init's marker and to the first SSH login that
+  succeeds;
+* local: the same VM shape (1 vCPU, the same memory, UEFI, the same two
+  e1000 nics, its boot nic on the same project boot network, so the same
+  DHCP), its disks local raw files: a copy of bmi-debian.raw (sda) and the
+  bmi node's own config drive copied from Ceph (sdb: the same cloud-init
+  inputs, instance uuid, hostname, SSH key, user-data), booted from
+  sda; power-on (Redfish On, the VM seen running) to the marker and to
+  the SSH login.
+
+The image boots both ways as it is: without an iBFT, open-iscsi's
+initramfs script (Debian 12, open-iscsi 2.1.8, ``iscsi_auto``) still
+brings the network up by DHCP (``configure_networking``), its
+``iscsistart -b`` fails and the root is found by its label on the local
+disk. Under TCG each boot takes minutes: one boot of each. Prints the
+figures and ratios (target <= 1.2x) and writes them to
+``.state/bench/summary.json`` (``guest``). No pass/fail.
+
+    .venv/bin/python tools/bench_guest.py
+
+Needs the all-in-one lab with the VMs (libvirtd, sushy; tools/bench runs
+it inside the namespace) and the image built (tools/demo/build-debian.sh
+.state/demo, outside the namespace: it needs Debian's mirror).
+"""
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import time
+
+from oslo_concurrency import processutils
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from bmi_driver.conf import CONF  # noqa: E402
+from tools import benchlib  # noqa: E402
+from tools.lab import e2e  # noqa: E402
+from tools.lab import guest  # noqa: E402
+from tools.lab import state as lab_state  # noqa: E402
+from tools.lab import vmlab  # noqa: E402
+
+PROJECT = 'e2e'
+
+
+class BenchGuestScenario(guest.GuestScenario):
+    """The guest through bmi, then the same guest from local disks."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('prefix', 'gbench')
+        super().__init__(*args, **kwargs)
+        self.local = e2e.Node('%s-local-1' % self.prefix, self.project, 2,
+                              kwargs.get('mac_byte', 0xc7))
+        self.local_dir = os.path.join(self.lab.state_dir, 'bench-guest-'
+                                      + self.tag)
+        self.local_defined = False
+        self.figures = {}
+
+    def run(self):
+        r = self.report
+        node = self.nodes[0]
+        with r.step('import the Debian golden image with bmi-manage'):
+            self.golden = self._import_image()
+        with r.step('define a VM on the switch and enroll it in HIL and '
+                    'Ironic'):
+            self.enroll_all()
+        with r.step('bmi: deploy %s with a config drive Ironic builds'
+                    % node.name):
+            self._deploy_guest(node)
+            self._wait_active(node)
+            os.makedirs(self.local_dir, mode=0o700, exist_ok=True)
+            drive = os.path.join(self.local_dir, 'config-2.raw')
+            self._copy_config_drive(node, drive)
+        with r.step('bmi: power-on to cloud-init\'s marker'):
+            self._wait_guest(node)
+        with r.step('bmi: SSH login'):
+            self._ssh_login(node)
+        self.figures['bmi'] = {'to_active_s': node.to_active,
+                               'to_marker_s': node.to_marker,
+                               'to_login_s': self.to_login}
+        with r.step('undeploy %s' % node.name):
+            self.undeploy_all()
+            self.check_nothing_left()
+        with r.step('local: the same VM shape from a copy of the image and '
+                    'the same config drive'):
+            root = os.path.join(self.local_dir, 'root.raw')
+            # Sparse: the 3 GiB image holds well under 1 GiB.
+            processutils.execute('cp', '--sparse=always', self.image_path,
+                                 root)
+            vm_uuid = self._define_local(root, drive)
+        local = self.local
+        with r.step('local: power-on to cloud-init\'s marker'):
+            local.console_offset = self.lab.console(local.vm).size()
+            local.deploy_started = time.monotonic()
+            local.powered_on = None
+            local.to_marker = None
+            self.lab.power(vm_uuid, 'On')
+            self._wait_guest(local)
+        with r.step('local: SSH login'):
+            self._ssh_login(local, iscsi=False)
+        self.figures['local'] = {'to_marker_s': local.to_marker,
+                                 'to_login_s': self.to_login}
+
+    def _copy_config_drive(self, node, path):
+        """The node's config drive as Ceph holds it (LUN 2), to a file."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'wb') as f:
+            guest.copy_config_drive(node.uuid, f)
+
+    def _define_local(self, root, drive):
+        local = self.local
+        self.lab.remove_vm(local.vm)
+        self.net.add_ports(local)
+        # The boot nic on the project's boot network (its VLAN, native),
+        # as HIL puts a node's: the same DHCP server and address range.
+        boot = self.net.boot_networks[self.project]
+        self.net.switch.set_tag(local.boot_port,
+                                self.net.vlan(boot.hil_network))
+        vm_uuid = self.lab.define_vm(
+            local.vm, (local.mac, local.boot_port),
+            (local.tenant_mac, local.tenant_port),
+            memory_mib=self.vm_memory_mib, disks=[root, drive])
+        self.local_defined = True
+        self.report.detail('%s: VM %s, disks %s, boot nic %s on port %s '
+                           '(VLAN %d, boot network of %s)' % (
+                               local.name, local.vm, [root, drive],
+                               local.mac, local.boot_port,
+                               self.net.vlan(boot.hil_network),
+                               self.project))
+        return vm_uuid
+
+    def cleanup(self):
+        errors = []
+        if self.local_defined:
+            try:
+                self.lab.remove_vm(self.local.vm)
+            except Exception as e:
+                errors.append('%s: %s' % (self.local.vm, e))
+            for port in self.local.ports.values():
+                try:
+                    self.net.switch.del_port(port)
+                except Exception as e:
+                    errors.append('switch port %s: %s' % (port, e))
+            self.local_defined = False
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self.local_dir)
+        return errors + super().cleanup()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--image', help='the Debian guest\'s raw image '
+                        '(default: .state/demo/bmi-debian.raw)')
+    args = parser.parse_args()
+    image = args.image or os.path.join(lab_state.State().demo_dir,
+                                       'bmi-debian.raw')
+    if not os.path.exists(image):
+        sys.exit('%s is missing: run tools/demo/build-debian.sh %s (outside '
+                 'the lab\'s namespace)' % (image, os.path.dirname(image)))
+    env = benchlib.load_env()
+    ironic_env = lab_state.read_env(env['ironic_state'], 'Ironic')
+    bmi_conf = os.path.join(env['ironic_state'], 'bmi.conf')
+    CONF(args=[], project='bmi', default_config_files=[bmi_conf])
+    lab = vmlab.Lab.from_services(env, os.path.join(env['state_dir'],
+                                                    'e2e-lab'))
+    report = e2e.Reporter()
+    scenario = BenchGuestScenario(
+        lab, ironic_env['url'], bmi_conf, e2e.LabNet(env), image,
+        project=PROJECT, mac_byte=0xc7, reporter=report)
+    try:
+        scenario.run()
+    finally:
+        for err in scenario.cleanup():
+            print('cleanup: %s' % err, file=sys.stderr)
+    bmi, local = scenario.figures['bmi'], scenario.figures['local']
+    print('\nThe Debian guest (1 vCPU under TCG, %d MiB), one boot each: '
+          'bmi (iSCSI sanboot of its clone) vs a local copy of its image'
+          % scenario.vm_memory_mib)
+    print('  %-28s %-10s %-10s %s' % ('', 'local', 'bmi', 'ratio'))
+    for label, key in (('power-on to cloud-init', 'to_marker_s'),
+                       ('power-on to SSH login', 'to_login_s')):
+        print('  %-28s %-10s %-10s %.2fx' % (
+            label, '%.1f s' % local[key], '%.1f s' % bmi[key],
+            bmi[key] / local[key]))
+    print('  bmi deploy to ACTIVE: %.1f s' % bmi['to_active_s'])
+    benchlib.write_summary('guest', {
+        'local_to_marker_s': round(local['to_marker_s'], 1),
+        'bmi_to_marker_s': round(bmi['to_marker_s'], 1),
+        'local_to_login_s': round(local['to_login_s'], 1),
+        'bmi_to_login_s': round(bmi['to_login_s'], 1),
+        'ratio_to_login': round(bmi['to_login_s'] / local['to_login_s'], 2),
+        'bmi_to_active_s': round(bmi['to_active_s'], 1)})
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
