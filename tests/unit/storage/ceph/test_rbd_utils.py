@@ -125,6 +125,18 @@ class ClientPoolTestCase(fake_rbd.TestCase):
         pool.clear()
         self.assertEqual([], self.cluster.connections)
 
+    def test_idle_clients_kept_as_configured(self):
+        self.config(idle_connections=3, group='ceph')
+        pool = rbd_utils.ClientPool()
+        with pool.get(), pool.get(), pool.get(), pool.get():
+            pass
+        self.assertEqual(3, len(self.cluster.connections))
+        # The next burst of three connects nothing new.
+        with pool.get(), pool.get(), pool.get():
+            pass
+        self.assertEqual(4, self.cluster.count('connect'))
+        pool.clear()
+
     def test_client_dropped_after_transient_error(self):
         for error in (rados.TimedOut, rados.ConnectionShutdown,
                       rbd.ConnectionShutdown, rbd.Timeout):
