@@ -24,9 +24,11 @@ parser of its ``show`` output is :mod:`~bmi_driver.storage.export.tgt_show`.
 
 tgtd keeps everything in memory: after a restart it serves nothing, and
 ``ExportManager.reconcile()`` re-creates the targets from what Ceph records.
-Target ids are allocated under the tgtd's own lock
-(``tgt-tid-<host>-<control port>``), and a collision with another
-allocator (another host sharing no lock backend) is retried.
+Target ids are allocated under a lock of this process for the tgtd
+(``tgt-tid-<host>-<control port>``, :func:`~bmi_driver.common.locks.
+local_lock`), and a collision with another allocator (``bmi-manage``, a
+second process driving the same tgtd) is retried: tgtd itself refuses a
+taken tid.
 """
 
 import json
@@ -109,8 +111,12 @@ class TgtExportBackend(base.ExportBackend):
         self.control_port = CONF.iscsi.tgtadm_control_port
         self._next_tid = None
         # Tids are this tgtd's own: the lock is this tgtd's (its host and
-        # control port), so that conductors with gateways of their own do
-        # not queue on each other through a shared (etcd) backend.
+        # control port), and this process's only. tgtd refuses a taken
+        # tid ("already exists"), which _create_target retries, so the
+        # lock only spares this process's threads that retry; through
+        # the shared backend (etcd) each allocation paid a lease and two
+        # transactions while the gateway's other exports queued behind
+        # it (two-conductor bench, December 2026).
         self.tid_lock = 'tgt-tid-%s-%d' % (socket.gethostname(),
                                            self.control_port)
 
@@ -184,12 +190,12 @@ class TgtExportBackend(base.ExportBackend):
     def _create_target(self, iqn):
         """Create the target ``iqn``; returns (ServedTarget, created).
 
-        Under this tgtd's lock (``tid_lock``).  The next tid is
-        remembered, so that a creation usually costs one tgtadm call:
-        tgtd refuses a taken tid and an existing name alike ("already
-        exists"), and only then is its target list read.
+        Under this process's lock for this tgtd (``tid_lock``).  The next
+        tid is remembered, so that a creation usually costs one tgtadm
+        call: tgtd refuses a taken tid and an existing name alike
+        ("already exists"), and only then is its target list read.
         """
-        with locks.lock(self.tid_lock):
+        with locks.local_lock(self.tid_lock):
             tid = self._next_tid
             if tid is not None and self._new_target(tid, iqn):
                 return base.ServedTarget(tid=tid, iqn=iqn), True

@@ -87,16 +87,23 @@ class TgtBackendTestCase(_BackendBase):
 
     def test_tids_are_allocated_under_this_tgtds_own_lock(self):
         # Two conductors with a gateway each share one etcd: a lock per
-        # tgtd (host and control port), not one for all.
+        # tgtd (host and control port), not one for all, and this
+        # process's only (tgtd refuses a taken tid: retried).
         taken = []
-        real = tgt.locks.lock
+        real = tgt.locks.local_lock
 
         def lock(name, *args, **kwargs):
             taken.append(name)
             return real(name, *args, **kwargs)
-        self.useFixture(fixtures.MockPatchObject(tgt.locks, 'lock', lock))
+        self.useFixture(fixtures.MockPatchObject(tgt.locks, 'local_lock',
+                                                 lock))
+        backend_locks = []
+        self.useFixture(fixtures.MockPatchObject(
+            tgt.locks, '_backend_lock', side_effect=lambda name, *a:
+            backend_locks.append(name)))
         self.backend.ensure_target(wanted())
-        self.assertIn('tgt-tid-%s-3' % socket.gethostname(), taken)
+        self.assertEqual(['tgt-tid-%s-3' % socket.gethostname()], taken)
+        self.assertEqual([], backend_locks)
         self.config(tgtadm_control_port=4, group='iscsi')
         self.assertEqual('tgt-tid-%s-4' % socket.gethostname(),
                          tgt.TgtExportBackend().tid_lock)
