@@ -186,6 +186,9 @@ class RenderTest(base.TestCase):
         self.assertEqual({'auth_strategy': 'noauth',
                           'host_ip': '127.0.0.1'}, parsed['json_rpc'])
         self.assertEqual('10', parsed['conductor']['heartbeat_timeout'])
+        # The README's scale settings, for bmi's and fake's nodes alike.
+        self.assertEqual('50', parsed['database']['max_pool_size'])
+        self.assertEqual('200', parsed['conductor']['max_concurrent_clean'])
         # What stays as in the all-in-one.
         self.assertEqual('bmi,fake-hardware',
                          parsed['DEFAULT']['enabled_hardware_types'])
