@@ -23,6 +23,7 @@ from bmi_driver.network import boot_networks
 from tests import base
 from tools.lab import config
 from tools.lab import labnet
+from tools.lab import multi
 from tools.lab import service
 from tools.lab import services
 from tools.lab import state as lab_state
@@ -173,6 +174,18 @@ class RenderTest(base.TestCase):
                 net.http_root)
         self.assertEqual(len(networks),
                          len({n.portal for n in networks.values()}))
+
+    def test_repair_timing(self):
+        # The soak's short timing by default; tools/bench asks for the
+        # plugin's production defaults (none written).
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_REPAIR_TIMING'))
+        self.assertEqual(multi.REPAIR_TIMING, multi.repair_timing())
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_REPAIR_TIMING',
+                                                     'default'))
+        self.assertEqual({}, multi.repair_timing())
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_REPAIR_TIMING',
+                                                     'fast'))
+        self.assertRaises(ValueError, multi.repair_timing)
 
     def test_multi_conductor_confs(self):
         d = os.path.join(self.state_dir, 'ironic-multi')
