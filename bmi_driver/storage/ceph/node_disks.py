@@ -41,6 +41,8 @@ LOG = log.getLogger(__name__)
 # check_capacity(): one check at a time per pool, shared by the requests
 # that wait for it.
 _CAPACITY_CHECKS = rbd_utils.FreshShared()
+# resolve_source(): likewise, per image reference and project.
+_RESOLVES = rbd_utils.FreshShared()
 
 
 class NodeDisks:
@@ -75,8 +77,15 @@ class NodeDisks:
         """
         if isinstance(image_source, layout.ImageSource):
             return image_source
-        with self._clients.get() as client:
-            return self._resolve(client, image_source, project)
+
+        def resolve():
+            with self._clients.get() as client:
+                return self._resolve(client, image_source, project)
+        # Asked at every deploy request (validate): the requests for the
+        # same image that ask at once share one lookup begun after each
+        # of them arrived.
+        return _RESOLVES.call((str(image_source), project,
+                               id(self._clients)), resolve)
 
     def _resolve(self, client, image_source, project):
         try:
