@@ -148,6 +148,24 @@ def lock(name, timeout=None):
 
 
 @contextlib.contextmanager
+def local_lock(name, timeout=None):
+    """Hold ``name`` among the threads of this process only.
+
+    For what a shared backend need not serialize: the caller copes with
+    other processes itself (tgt's tid allocation retries a tid another
+    allocator took), and a backend lock would cost each holder the
+    backend's round trips (etcd3gw: a lease, a transaction, a release)
+    while the others queue behind it.
+
+    :raises LockTimeout: when the lock was not acquired in time.
+    """
+    if timeout is None:
+        timeout = CONF.coordination.lock_timeout
+    with _local.hold(name, timeout):
+        yield
+
+
+@contextlib.contextmanager
 def _backend_lock(name, timeout, left):
     tooz_lock = _coordinator().get_lock((_PREFIX + name).encode())
     try:

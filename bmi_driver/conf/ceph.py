@@ -47,6 +47,15 @@ opts = [
                help='Seconds a monitor or OSD operation may take before it '
                     'fails (rados_mon_op_timeout/rados_osd_op_timeout); 0 '
                     'waits forever.'),
+    cfg.IntOpt('idle_connections',
+               default=16, min=0,
+               help='Connected clients each conductor process keeps for '
+                    'the next operation. A burst of deploys runs as many '
+                    'Ceph operations at once as it has nodes in flight; '
+                    'beyond this number each extra client connects (a '
+                    'monitor round trip and a cephx handshake) and is shut '
+                    'down after its one operation. Each idle client holds '
+                    'a few threads and a few MiB.'),
     cfg.IntOpt('connect_retries',
                default=3, min=0,
                help='Times a transient failure (timeout, connection reset) '

@@ -44,6 +44,12 @@ ENABLED_INTERFACES = [
 ]
 
 
+# README, "Several conductors and gateways": what a cloud that deploys
+# or undeploys about a hundred nodes at once sets (multi_ironic_conf).
+SCALE_DB_POOL = 50
+SCALE_CONCURRENT_CLEAN = 200
+
+
 def _value(value):
     if isinstance(value, bool):
         return 'true' if value else 'false'
@@ -141,16 +147,27 @@ def multi_ironic_conf(ironic_dir, database_url, port=6385, debug=False,
     later, and the new owner takes ACTIVE nodes over at its next
     ``sync_local_state_interval``.
 
+    The scale settings are the README's for a burst of deploys (the
+    bench's 100 nodes at once), the same for bmi's and the fake deploy's
+    nodes: ``[database] max_pool_size`` (oslo.db's default 5) so that
+    the conductor's deploy threads do not each open and close a MariaDB
+    connection (PyMySQL 1.2.4 builds an SSL context for every one, even
+    on a unix socket), and ``[conductor] max_concurrent_clean`` above the
+    nodes undeployed at once (Ironic 39.0.0's default 50: the API
+    answers 503 beyond it).
+
     ``database_url`` holds a password: write the file 0600.
     """
     return override(ironic_conf(ironic_dir, port, debug), {
         'DEFAULT': {'rpc_transport': 'json-rpc',
                     'hash_ring_reset_interval': 3},
-        'database': {'connection': database_url},
+        'database': {'connection': database_url,
+                     'max_pool_size': SCALE_DB_POOL},
         'json_rpc': {'auth_strategy': 'noauth', 'host_ip': '127.0.0.1'},
         'conductor': {'heartbeat_interval': 2,
                       'heartbeat_timeout': int(heartbeat_timeout),
-                      'sync_local_state_interval': 5},
+                      'sync_local_state_interval': 5,
+                      'max_concurrent_clean': SCALE_CONCURRENT_CLEAN},
     })
 
 

@@ -24,9 +24,11 @@ parser of its ``show`` output is :mod:`~bmi_driver.storage.export.tgt_show`.
 
 tgtd keeps everything in memory: after a restart it serves nothing, and
 ``ExportManager.reconcile()`` re-creates the targets from what Ceph records.
-Target ids are allocated under the tgtd's own lock
-(``tgt-tid-<host>-<control port>``), and a collision with another
-allocator (another host sharing no lock backend) is retried.
+Target ids are allocated under a lock of this process for the tgtd
+(``tgt-tid-<host>-<control port>``, :func:`~bmi_driver.common.locks.
+local_lock`), and a collision with another allocator (``bmi-manage``, a
+second process driving the same tgtd) is retried: tgtd itself refuses a
+taken tid.
 """
 
 import json
@@ -34,6 +36,7 @@ import secrets
 import socket
 import string
 import sys
+import time
 
 from oslo_concurrency import processutils
 from oslo_log import log
@@ -64,6 +67,14 @@ _NAME_PREFIXES = ('iqn.', 'eui.', 'naa.')
 # The discovery account (see ensure_discovery_auth).
 DISCOVERY_USER = 'bmi-discovery'
 _SECRET_ALPHABET = string.ascii_letters + string.digits
+
+# check() trusts an answer of tgtd this recent (seconds). The deploy's
+# validate asks check() at every deploy request, and tgtd serves one
+# management request at a time: during a burst of deploys the check
+# queued behind the other nodes' LUN opens (about a second each on the
+# loaded two-conductor bench, December 2026), in Ironic's RPC handler,
+# while the requests of those nodes' exports show tgtd alive anyway.
+ANSWERED_RECENTLY = 5.0
 
 # The parser of tgtd's show output lives in tgt_show; reachable here for
 # callers.
@@ -108,9 +119,16 @@ class TgtExportBackend(base.ExportBackend):
     def __init__(self):
         self.control_port = CONF.iscsi.tgtadm_control_port
         self._next_tid = None
+        # When tgtd last answered (time.monotonic()), None after it could
+        # not be reached: see check().
+        self._answered_at = None
         # Tids are this tgtd's own: the lock is this tgtd's (its host and
-        # control port), so that conductors with gateways of their own do
-        # not queue on each other through a shared (etcd) backend.
+        # control port), and this process's only. tgtd refuses a taken
+        # tid ("already exists"), which _create_target retries, so the
+        # lock only spares this process's threads that retry; through
+        # the shared backend (etcd) each allocation paid a lease and two
+        # transactions while the gateway's other exports queued behind
+        # it (two-conductor bench, December 2026).
         self.tid_lock = 'tgt-tid-%s-%d' % (socket.gethostname(),
                                            self.control_port)
 
@@ -133,16 +151,22 @@ class TgtExportBackend(base.ExportBackend):
         timeout = CONF.iscsi.tgtadm_timeout
         try:
             if CONF.iscsi.tgtadm_root_helper:
-                return self._via_root_helper(path, mode, op, timeout, params,
-                                             target_ops, fields)
-            return tgt_ipc.request(path, mode, op, timeout, params=params,
-                                   target_ops=target_ops, **fields)
+                out = self._via_root_helper(path, mode, op, timeout, params,
+                                            target_ops, fields)
+            else:
+                out = tgt_ipc.request(path, mode, op, timeout, params=params,
+                                      target_ops=target_ops, **fields)
+            self._answered_at = time.monotonic()
+            return out
         except tgt_ipc.TgtdError as e:
+            # A refusal is an answer too.
+            self._answered_at = time.monotonic()
             raise TgtadmError(e.reason, e.code)
         except ValueError as e:
             # A "," or NUL in a value; the message names the key only.
             raise TgtadmError(str(e), None)
         except tgt_ipc.Unreachable as e:
+            self._answered_at = None
             raise exception.TargetDaemonUnavailable(
                 reason='tgtd (control port %(port)s): %(err)s'
                 % {'port': self.control_port, 'err': e})
@@ -174,6 +198,16 @@ class TgtExportBackend(base.ExportBackend):
         return answer['out']
 
     def check(self):
+        """Raise TargetDaemonUnavailable unless tgtd answers.
+
+        An answer of the last ``ANSWERED_RECENTLY`` seconds (any request
+        of this backend) counts; a failed request makes the next check
+        ask again.
+        """
+        answered = self._answered_at
+        if (answered is not None
+                and time.monotonic() - answered < ANSWERED_RECENTLY):
+            return
         self._tgtd('system', 'show')
 
     def list_targets(self):
@@ -184,12 +218,12 @@ class TgtExportBackend(base.ExportBackend):
     def _create_target(self, iqn):
         """Create the target ``iqn``; returns (ServedTarget, created).
 
-        Under this tgtd's lock (``tid_lock``).  The next tid is
-        remembered, so that a creation usually costs one tgtadm call:
-        tgtd refuses a taken tid and an existing name alike ("already
-        exists"), and only then is its target list read.
+        Under this process's lock for this tgtd (``tid_lock``).  The next
+        tid is remembered, so that a creation usually costs one tgtadm
+        call: tgtd refuses a taken tid and an existing name alike
+        ("already exists"), and only then is its target list read.
         """
-        with locks.lock(self.tid_lock):
+        with locks.local_lock(self.tid_lock):
             tid = self._next_tid
             if tid is not None and self._new_target(tid, iqn):
                 return base.ServedTarget(tid=tid, iqn=iqn), True

@@ -156,3 +156,18 @@ class LocksTestCase(base.TestCase):
         self.assertRaises(exception.LockTimeout,
                           locks.lock('x', 0.1).__enter__)
         self.assertEqual(0, len(locks._local))
+
+    def test_local_lock_never_asks_the_backend(self):
+        # A backend that cannot even start: the local lock does not care.
+        self.config(backend_url='nosuchdriver://host', group='coordination')
+        with locks.local_lock('tid', timeout=1):
+            pass
+        self.assertEqual(0, len(locks._local))
+
+    def test_local_lock_serializes_threads_and_times_out(self):
+        # The same queue as lock()'s: a name held by lock() waits too.
+        self._hold('tid')
+        self.assertRaises(exception.LockTimeout,
+                          locks.local_lock('tid', 0.1).__enter__)
+        with locks.local_lock('other', timeout=0.1):
+            pass

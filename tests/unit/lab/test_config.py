@@ -23,6 +23,7 @@ from bmi_driver.network import boot_networks
 from tests import base
 from tools.lab import config
 from tools.lab import labnet
+from tools.lab import multi
 from tools.lab import neutron
 from tools.lab import service
 from tools.lab import services
@@ -175,6 +176,18 @@ class RenderTest(base.TestCase):
         self.assertEqual(len(networks),
                          len({n.portal for n in networks.values()}))
 
+    def test_repair_timing(self):
+        # The soak's short timing by default; tools/bench asks for the
+        # plugin's production defaults (none written).
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_REPAIR_TIMING'))
+        self.assertEqual(multi.REPAIR_TIMING, multi.repair_timing())
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_REPAIR_TIMING',
+                                                     'default'))
+        self.assertEqual({}, multi.repair_timing())
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_REPAIR_TIMING',
+                                                     'fast'))
+        self.assertRaises(ValueError, multi.repair_timing)
+
     def test_multi_conductor_confs(self):
         d = os.path.join(self.state_dir, 'ironic-multi')
         url = 'mysql+pymysql://ironic:pw@localhost/ironic?unix_socket=/s'
@@ -187,6 +200,9 @@ class RenderTest(base.TestCase):
         self.assertEqual({'auth_strategy': 'noauth',
                           'host_ip': '127.0.0.1'}, parsed['json_rpc'])
         self.assertEqual('10', parsed['conductor']['heartbeat_timeout'])
+        # The README's scale settings, for bmi's and fake's nodes alike.
+        self.assertEqual('50', parsed['database']['max_pool_size'])
+        self.assertEqual('200', parsed['conductor']['max_concurrent_clean'])
         # What stays as in the all-in-one.
         self.assertEqual('bmi,fake-hardware',
                          parsed['DEFAULT']['enabled_hardware_types'])

@@ -249,6 +249,8 @@ class ManagerTestCase(_Base):
     def test_check(self):
         self.mgr.check()
         self.tgtd.down = True
+        # Noticed once tgtd's last answer is no longer recent.
+        self.mgr.backend._answered_at -= tgt.ANSWERED_RECENTLY
         self.assertRaises(exception.TargetDaemonUnavailable, self.mgr.check)
 
     def test_list_exports(self):

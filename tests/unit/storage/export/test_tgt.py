@@ -87,16 +87,23 @@ class TgtBackendTestCase(_BackendBase):
 
     def test_tids_are_allocated_under_this_tgtds_own_lock(self):
         # Two conductors with a gateway each share one etcd: a lock per
-        # tgtd (host and control port), not one for all.
+        # tgtd (host and control port), not one for all, and this
+        # process's only (tgtd refuses a taken tid: retried).
         taken = []
-        real = tgt.locks.lock
+        real = tgt.locks.local_lock
 
         def lock(name, *args, **kwargs):
             taken.append(name)
             return real(name, *args, **kwargs)
-        self.useFixture(fixtures.MockPatchObject(tgt.locks, 'lock', lock))
+        self.useFixture(fixtures.MockPatchObject(tgt.locks, 'local_lock',
+                                                 lock))
+        backend_locks = []
+        self.useFixture(fixtures.MockPatchObject(
+            tgt.locks, '_backend_lock', side_effect=lambda name, *a:
+            backend_locks.append(name)))
         self.backend.ensure_target(wanted())
-        self.assertIn('tgt-tid-%s-3' % socket.gethostname(), taken)
+        self.assertEqual(['tgt-tid-%s-3' % socket.gethostname()], taken)
+        self.assertEqual([], backend_locks)
         self.config(tgtadm_control_port=4, group='iscsi')
         self.assertEqual('tgt-tid-%s-4' % socket.gethostname(),
                          tgt.TgtExportBackend().tid_lock)
@@ -265,6 +272,30 @@ class TgtBackendTestCase(_BackendBase):
             self.assertIn('control port 3', str(e))
             self.assertNoSecret(e)
 
+    def test_check_trusts_a_recent_answer(self):
+        # validate's check at every deploy request: not queued behind the
+        # other exports' requests while tgtd has just answered.
+        self.backend.check()
+        asked = len(self.tgtd.raw)
+        self.backend.check()
+        self.backend.list_targets()
+        self.backend.check()
+        self.assertEqual(asked + 1, len(self.tgtd.raw))
+        # Too old: asked again.
+        self.backend._answered_at -= tgt.ANSWERED_RECENTLY
+        self.backend.check()
+        self.assertEqual(asked + 2, len(self.tgtd.raw))
+
+    def test_check_asks_again_after_a_failure(self):
+        self.backend.check()
+        self.tgtd.down = True
+        self.assertRaises(exception.TargetDaemonUnavailable,
+                          self.backend.list_targets)
+        self.assertRaises(exception.TargetDaemonUnavailable,
+                          self.backend.check)
+        self.tgtd.down = False
+        self.backend.check()
+
     def test_no_command_line_at_all(self):
         # Issue 11: tgtadm took the secret as --password on its command
         # line; the socket client runs nothing.
@@ -294,7 +325,7 @@ class TgtBackendTestCase(_BackendBase):
             self.backend.ensure_target(wanted())
             self.tgtd.down = True
             e = self.assertRaises(exception.TargetDaemonUnavailable,
-                                  self.backend.check)
+                                  self.backend.list_targets)
         self.assertIn('closed the connection', str(e))
         self.assertEqual(SECRET, self.tgtd.accounts['bmi-a'])
         for call in execute.call_args_list:
