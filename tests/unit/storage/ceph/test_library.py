@@ -1326,6 +1326,62 @@ class GlanceSourceTestCase(ImagesTestCase):
         self.assertEqual([], self.library.list())
         self.assertEqual([glance_id], self.library.list_glance_cache())
 
+    def test_copy_is_usable_only_once_sealed_key_last(self):
+        raw = _data(units.Mi, 'seal')
+        glance_id = self.add_glance(data=self.qcow2_bytes(raw),
+                                    disk_format='qcow2')
+        cache = 'glance-cache-' + glance_id
+        self._fake_qemu_img(raw)
+        self.library.clone_for_node(NODE, glance_id)
+        # Written under its final name (no rename); then sealed: the
+        # protected snapshot, then the metadata, the key last.
+        ops = [op for op, name in self.cluster.calls
+               if name == cache and op in ('create_snap', 'protect_snap',
+                                           'metadata_set', 'rename')]
+        self.assertEqual(['create_snap', 'protect_snap'] + [
+            'metadata_set'] * 3, ops)
+        self.assertEqual(0, self.cluster.count('rename'))
+        self.assertEqual('bmi.glance.key', list(
+            self.cluster.image(POOL, cache).metadata)[-1])
+
+    def test_leftovers_are_never_cloned_and_are_converted_again(self):
+        raw = _data(units.Mi, 'left')
+        glance_id = self.add_glance(data=self.qcow2_bytes(raw),
+                                    disk_format='qcow2')
+        cache = 'glance-cache-' + glance_id
+        key = 'sha512:' + 'ab' * 64
+        # An interrupted conversion (no snapshot, no key), one that was
+        # snapshotted but not keyed, one of an older hash.
+        for snap, meta in [(None, {}), ('golden', {}),
+                           ('golden', {'bmi.glance.key': 'sha512:old'}),
+                           (None, {'bmi.glance.key': key})]:
+            self.cluster.add_image(POOL, cache, b'partial', size=units.Mi,
+                                   snap=snap, metadata=meta)
+            self.assertEqual('glance-convert', self.library.resolve_source(
+                glance_id).kind)
+            calls = self._fake_qemu_img(raw)
+            disk = self.library.clone_for_node(NODE, glance_id)
+            self.assertEqual('%s/%s@golden' % (POOL, cache), disk.parent)
+            self.assertEqual(raw, self.cluster.content(POOL, disk.rbd_name))
+            self.assertIn('convert', [c[1] for c in calls])
+            self.library.remove_node_disk(NODE)
+            del self.cluster.pools[POOL][cache]
+
+    def test_failed_sealing_leaves_nothing(self):
+        raw = _data(units.Mi, 'fail')
+        glance_id = self.add_glance(data=self.qcow2_bytes(raw),
+                                    disk_format='qcow2')
+        for op, skip in [('create_snap', 0), ('protect_snap', 0),
+                         ('metadata_set', 0), ('metadata_set', 2)]:
+            self._fake_qemu_img(raw)
+            self.cluster.inject(op, rbd.IOError, skip=skip,
+                                image='glance-cache-' + glance_id)
+            self.assertRaises(exception.CephError,
+                              self.library.clone_for_node, NODE, glance_id)
+            self.assertEqual([], [n for n in self.cluster.names(POOL)
+                                  if n.startswith('glance-cache')
+                                  or n.startswith('node-')], op)
+
     def test_unsafe_qcow2_refused_before_qemu_img_runs(self):
         base = os.path.join(self.tmp, 'base.qcow2')
         _real_execute('qemu-img', 'create', '-q', '-f', 'qcow2', base, '1M')
