@@ -256,8 +256,8 @@ class GlanceImages:
                     with rbd.Image(ioctx, final) as image:
                         # Protected before the key says it is usable: a
                         # deploy that finds the key can clone it at once.
-                        rbd_utils.protected_snapshot(
-                            image, layout.GOLDEN_SNAP, skip_quiesce=True)
+                        rbd_utils.protected_snapshot(image,
+                                                     layout.GOLDEN_SNAP)
                         for key, value in (
                                 (layout.META_GLANCE_ID, source.uuid),
                                 (layout.META_GLANCE_FORMAT,

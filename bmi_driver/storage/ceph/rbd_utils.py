@@ -281,20 +281,12 @@ def features():
         rbd.RBD_FEATURE_DEEP_FLATTEN
 
 
-def protected_snapshot(image, snap, skip_quiesce=False):
+def protected_snapshot(image, snap):
     """Take and protect a snapshot; none is left if protecting fails.
-
-    ``skip_quiesce``: for an image nobody maps (a copy just written by
-    qemu-img): librbd (Ceph 16) otherwise asks every watcher to quiesce
-    and then to resume, two watch-notify round trips on the critical
-    path of a first deploy.
 
     :raises: rbd.Error from librbd.
     """
-    if skip_quiesce:
-        image.create_snap(snap, flags=rbd.RBD_SNAP_CREATE_SKIP_QUIESCE)
-    else:
-        image.create_snap(snap)
+    image.create_snap(snap)
     try:
         image.protect_snap(snap)
     except BaseException:

@@ -170,7 +170,6 @@ class rbd:  # noqa: N801 - stands for the module
     """The fake ``rbd`` module."""
 
     RBD_FEATURE_LAYERING = 1
-    RBD_SNAP_CREATE_SKIP_QUIESCE = 1 << 0
     RBD_FEATURE_STRIPINGV2 = 2
     RBD_FEATURE_EXCLUSIVE_LOCK = 4
     RBD_FEATURE_OBJECT_MAP = 8
@@ -481,9 +480,8 @@ class rbd:  # noqa: N801 - stands for the module
                           'namespace': 0}
                          for name, s in self.model.snaps.items()])
 
-        def create_snap(self, name, flags=0):
+        def create_snap(self, name):
             self._op('create_snap')
-            self.cluster.snap_flags.append((self.name, name, flags))
             self._writable('creating snapshot')
             if name in self.model.snaps:
                 raise rbd.ImageExists('error creating snapshot', 17)
@@ -625,7 +623,6 @@ class Cluster:
         self.fsid = '7b0c52b6-3b6a-4bd1-9d0e-5f1f0e1ad9c1'
         self.clone_format = 2
         self.calls = []
-        self.snap_flags = []  # (image, snapshot, create_snap's flags)
         self.clients = []
         self.open_images = []
         self.callback_errors = []
