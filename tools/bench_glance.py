@@ -27,6 +27,7 @@ reads .state/services.json.  The images are uploaded through Glance's API.
 """
 
 import argparse
+import contextlib
 import cProfile
 import os
 import pstats
@@ -48,8 +49,11 @@ from oslo_concurrency import processutils  # noqa: E402
 import rados  # noqa: E402
 import rbd  # noqa: E402
 
+from bmi_driver.common import locks  # noqa: E402
 from bmi_driver.conf import CONF  # noqa: E402
+from bmi_driver.storage.ceph import glance_images  # noqa: E402
 from bmi_driver.storage.ceph import library as images  # noqa: E402
+from bmi_driver.storage.ceph import node_disks  # noqa: E402
 from bmi_driver.storage.ceph import rbd_utils  # noqa: E402
 from bmi_driver.storage.ceph import transfer  # noqa: E402
 from bmi_driver.storage import glance_client  # noqa: E402
@@ -67,29 +71,117 @@ def fmt(samples):
         len(samples))
 
 
+class _Timed:
+    """A proxy that records every method call of ``target`` (a timeline).
+
+    rbd's classes are Cython types (their methods cannot be patched and
+    cProfile does not see them): the library's modules are given a proxy
+    of the ``rbd`` module instead, whose ``RBD()`` and ``Image(...)`` are
+    these.
+    """
+
+    def __init__(self, target, name, record):
+        self._target = target
+        self._name = name
+        self._record = record
+
+    def __getattr__(self, attr):
+        value = getattr(self._target, attr)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            with self._record('%s.%s' % (self._name, attr)):
+                return value(*args, **kwargs)
+        return call
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        with self._record('%s.close' % self._name):
+            return self._target.__exit__(*exc)
+
+
+class _TimedRbd:
+    """The ``rbd`` module, with RBD() and Image() timed."""
+
+    def __init__(self, record):
+        self._record = record
+
+    def __getattr__(self, attr):
+        return getattr(rbd, attr)
+
+    def RBD(self):
+        return _Timed(rbd.RBD(), 'RBD', self._record)
+
+    def Image(self, ioctx, name, *args, **kwargs):
+        what = 'Image(%s%s)' % (name, '@' + kwargs['snapshot']
+                                if kwargs.get('snapshot') else '')
+        with self._record('open ' + what):
+            image = rbd.Image(ioctx, name, *args, **kwargs)
+        return _Timed(image, what, self._record)
+
+
 class Breakdown:
-    """Where the first deploy's time goes: qemu-img runs and the rest.
+    """Where the first deploy's time goes: a timeline of every step.
 
     Wraps ``processutils.execute`` (the library's one way to run
-    qemu-img) to time each run by sub-command, and profiles the call
-    (cProfile) for the library's own steps.
+    qemu-img) to time each run by sub-command; gives the library's
+    modules a timed ``rbd`` (every librbd call), times Glance's GET and
+    the tooz lock; and profiles the call (cProfile) for the library's own
+    Python.
     """
 
     def __init__(self):
         self.runs = []
+        self.events = []
         self.profile = cProfile.Profile()
 
-    def __call__(self, func, *args):
+    @contextlib.contextmanager
+    def record(self, what):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.events.append((what, t0 - self.t0,
+                                time.perf_counter() - t0))
+
+    def __call__(self, func, lib, *args):
         real = processutils.execute
+        real_lock = locks.lock
+        real_get = lib.glance.get_image
+        timed = _TimedRbd(self.record)
+        modules = (glance_images, node_disks, rbd_utils)
 
         def execute(*cmd, **kwargs):
             t0 = time.perf_counter()
             try:
                 return real(*cmd, **kwargs)
             finally:
-                self.runs.append((' '.join(cmd[:2]), t0 - self.t0,
+                name = ' '.join(c for c in cmd[:3] if not c.startswith('-'))
+                self.runs.append((name, t0 - self.t0,
                                   time.perf_counter() - t0))
+
+        @contextlib.contextmanager
+        def lock(*a, **kw):
+            with self.record('lock acquire'):
+                cm = real_lock(*a, **kw)
+                cm.__enter__()
+            try:
+                yield
+            finally:
+                with self.record('lock release'):
+                    cm.__exit__(None, None, None)
+
+        def get_image(*a, **kw):
+            with self.record('Glance GET image'):
+                return real_get(*a, **kw)
         processutils.execute = execute
+        locks.lock = lock
+        lib.glance.get_image = get_image
+        for mod in modules:
+            mod.rbd = timed
         try:
             self.t0 = time.perf_counter()
             result = self.profile.runcall(func, *args)
@@ -97,17 +189,24 @@ class Breakdown:
             return result
         finally:
             processutils.execute = real
+            locks.lock = real_lock
+            del lib.glance.get_image
+            for mod in modules:
+                mod.rbd = rbd
 
     def report(self, alone):
-        print('first deploy, where the time goes (%.1f ms):'
+        print('first deploy, where the time goes (%.1f ms), a timeline:'
               % (self.total * 1e3))
-        # With start offsets: runs that overlap (check beside convert)
-        # are not on the critical path twice.
         busy = []
-        for what, start, secs in self.runs:
-            print('  %-22s %8.1f ms  (from +%.1f ms)'
-                  % (what, secs * 1e3, start * 1e3))
+        rows = [('qemu-img ' + w, start, secs)
+                for w, start, secs in self.runs] + self.events
+        for what, start, secs in sorted(rows, key=lambda r: r[1]):
+            print('  +%7.1f ms %8.1f ms  %s'
+                  % (start * 1e3, secs * 1e3, what))
+        for _what, start, secs in self.runs:
             busy.append((start, start + secs))
+        # Runs that overlap (check beside convert) are not on the
+        # critical path twice.
         covered, end = 0.0, 0.0
         for start, stop in sorted(busy):
             start = max(start, end)
@@ -115,19 +214,21 @@ class Breakdown:
                 covered += stop - start
                 end = stop
         rest = self.total - covered
-        print('  %-22s %8.1f ms  (no qemu-img running; over convert '
-              'alone: %+.1f ms)' % ('everything else', rest * 1e3,
-                                    (self.total - alone) * 1e3))
+        ceph = sum(secs for what, _s, secs in self.events
+                   if not what.startswith(('lock', 'Glance')))
+        print('  qemu-img not running: %.1f ms (librbd calls %.1f ms, '
+              '%d of them); over convert alone: %+.1f ms'
+              % (rest * 1e3, ceph * 1e3, len(self.events),
+                 (self.total - alone) * 1e3))
         stats = pstats.Stats(self.profile)
         rows = []
         for (path, _line, func), (_cc, ncalls, _tt, cum, _callers) in (
                 stats.stats.items()):
-            # rbd's C methods are "<method 'clone' of 'rbd.RBD' objects>".
-            if 'bmi_driver' in path or "of 'rbd." in func:
+            if 'bmi_driver' in path:
                 rows.append((cum, ncalls, '%s:%s' % (
                     os.path.basename(path), func)))
-        print('  profile, cumulative (bmi_driver and Ceph/Glance calls):')
-        for cum, ncalls, name in sorted(rows, reverse=True)[:25]:
+        print('  profile, cumulative (bmi_driver):')
+        for cum, ncalls, name in sorted(rows, reverse=True)[:15]:
             print('    %8.1f ms %4d x %s' % (cum * 1e3, ncalls, name))
 
 
@@ -193,11 +294,10 @@ def main():
                              features=rbd_utils.features())
             try:
                 t0 = time.perf_counter()
-                subprocess.run(
-                    ['qemu-img', 'convert', '-n', '-f', 'qcow2', '-O', 'raw',
-                     '-m', '4', '-W',
-                     transfer.qemu_rbd(pool, ids['qcow2'], 'snap'),
-                     transfer.qemu_rbd(env['image_pool'], scratch)],
+                # The library's own argv: the same options, the same
+                # source and target pools.
+                subprocess.run(transfer.convert_rbd_argv(
+                    pool, ids['qcow2'], 'snap', 'qcow2', scratch),
                     check=True)
                 return time.perf_counter() - t0
             finally:
@@ -211,7 +311,7 @@ def main():
             node = str(uuid.uuid4())
             nodes.append(node)
             breakdown = Breakdown()
-            breakdown(lib.clone_for_node, node, ids['qcow2'])
+            breakdown(lib.clone_for_node, lib, node, ids['qcow2'])
             firsts.append(breakdown.total)
             if r < args.first_rounds - 1:
                 lib.remove_node_disk(node)

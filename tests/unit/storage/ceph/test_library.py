@@ -1271,23 +1271,44 @@ class GlanceSourceTestCase(ImagesTestCase):
             processutils, 'execute', side_effect=execute))
         return calls
 
+    def qcow2_bytes(self, raw, *options):
+        """A real qcow2 (qemu-img) of ``raw``.
+
+        With ``options``: ``qemu-img create``'s, of ``raw``'s size, no data.
+        """
+        if options:
+            path = os.path.join(self.tmp, 'made.qcow2')
+            _real_execute('qemu-img', 'create', '-q', '-f', 'qcow2',
+                          *options, path, str(len(raw)),
+                          cwd=self.tmp)
+        else:
+            path = self.make_qcow2(raw)
+        with open(path, 'rb') as f:
+            data = f.read()
+        os.unlink(path)
+        return data
+
     def test_qcow2_converted_once_then_cloned_from_the_cache(self):
         raw = _data(3 * units.Mi, 'raw')
-        glance_id = self.add_glance(data=b'qcow2 bytes'.ljust(4096, b'\0'),
+        glance_id = self.add_glance(data=self.qcow2_bytes(raw),
                                     disk_format='qcow2',
                                     visibility='public')
         calls = self._fake_qemu_img(raw)
         src = self.library.resolve_source(glance_id, 'p2')
         self.assertEqual('glance-convert', src.kind)
         self.assertEqual([], calls)  # validate converts nothing
+        reads = self.cluster.count('read')
         disk = self.library.clone_for_node(NODE, glance_id, project='p2')
         cache = 'glance-cache-' + glance_id
         self.assertEqual('%s/%s@golden' % (POOL, cache), disk.parent)
+        self.assertEqual(len(raw), disk.size)
         self.assertEqual(raw, self.cluster.content(POOL, disk.rbd_name))
-        # info first; check beside convert (either may start first).
-        self.assertEqual('info', calls[0][1])
+        # The qcow2 header was read through the library's own connection
+        # (no qemu-img info); check beside convert (either may start
+        # first); convert into the fresh image, zeros not written.
+        self.assertEqual(reads + 1, self.cluster.count('read'))
         self.assertEqual(['check', 'convert'],
-                         sorted(c[1] for c in calls[1:]))
+                         sorted(c[1] for c in calls))
         convert = next(c for c in calls if c[1] == 'convert')
         self.assertIn('rbd:%s/%s@snap:id=bmi' % (GLANCE, glance_id),
                       convert[-2])
@@ -1300,27 +1321,125 @@ class GlanceSourceTestCase(ImagesTestCase):
                          self.library.resolve_source(glance_id).kind)
         disk2 = self.library.clone_for_node(NODE2, glance_id)
         self.assertEqual(disk.parent, disk2.parent)
-        self.assertEqual(3, len(calls))
+        self.assertEqual(2, len(calls))
         # Not a golden image: not listed.
         self.assertEqual([], self.library.list())
         self.assertEqual([glance_id], self.library.list_glance_cache())
 
-    def test_bad_qcow2_leaves_no_cache(self):
-        glance_id = self.add_glance(disk_format='qcow2')
-        self.useFixture(fixtures.MockPatchObject(
-            processutils, 'execute', return_value=(json.dumps(
-                {'format': 'qcow2', 'virtual-size': units.Mi,
-                 'backing-filename': '/etc/shadow'}), '')))
-        e = self.assertRaises(exception.ImageFormatError,
+    def test_copy_is_usable_only_once_sealed_key_last(self):
+        raw = _data(units.Mi, 'seal')
+        glance_id = self.add_glance(data=self.qcow2_bytes(raw),
+                                    disk_format='qcow2')
+        cache = 'glance-cache-' + glance_id
+        self._fake_qemu_img(raw)
+        self.library.clone_for_node(NODE, glance_id)
+        # Written under its final name (no rename); then sealed: the
+        # protected snapshot, then the metadata, the key last.
+        ops = [op for op, name in self.cluster.calls
+               if name == cache and op in ('create_snap', 'protect_snap',
+                                           'metadata_set', 'rename')]
+        self.assertEqual(['create_snap', 'protect_snap'] + [
+            'metadata_set'] * 3, ops)
+        self.assertEqual(0, self.cluster.count('rename'))
+        self.assertEqual('bmi.glance.key', list(
+            self.cluster.image(POOL, cache).metadata)[-1])
+
+    def test_leftovers_are_never_cloned_and_are_converted_again(self):
+        raw = _data(units.Mi, 'left')
+        glance_id = self.add_glance(data=self.qcow2_bytes(raw),
+                                    disk_format='qcow2')
+        cache = 'glance-cache-' + glance_id
+        key = 'sha512:' + 'ab' * 64
+        # An interrupted conversion (no snapshot, no key), one that was
+        # snapshotted but not keyed, one of an older hash.
+        for snap, meta in [(None, {}), ('golden', {}),
+                           ('golden', {'bmi.glance.key': 'sha512:old'}),
+                           (None, {'bmi.glance.key': key})]:
+            self.cluster.add_image(POOL, cache, b'partial', size=units.Mi,
+                                   snap=snap, metadata=meta)
+            self.assertEqual('glance-convert', self.library.resolve_source(
+                glance_id).kind)
+            calls = self._fake_qemu_img(raw)
+            disk = self.library.clone_for_node(NODE, glance_id)
+            self.assertEqual('%s/%s@golden' % (POOL, cache), disk.parent)
+            self.assertEqual(raw, self.cluster.content(POOL, disk.rbd_name))
+            self.assertIn('convert', [c[1] for c in calls])
+            self.library.remove_node_disk(NODE)
+            del self.cluster.pools[POOL][cache]
+
+    def test_failed_sealing_leaves_nothing(self):
+        raw = _data(units.Mi, 'fail')
+        glance_id = self.add_glance(data=self.qcow2_bytes(raw),
+                                    disk_format='qcow2')
+        for op, skip in [('create_snap', 0), ('protect_snap', 0),
+                         ('metadata_set', 0), ('metadata_set', 2)]:
+            self._fake_qemu_img(raw)
+            self.cluster.inject(op, rbd.IOError, skip=skip,
+                                image='glance-cache-' + glance_id)
+            self.assertRaises(exception.CephError,
                               self.library.clone_for_node, NODE, glance_id)
-        self.assertIn('backing or data file', str(e))
-        self.assertEqual([], [n for n in self.cluster.names(POOL)
-                              if n.startswith('glance-cache')
-                              or n.startswith('node-')])
+            self.assertEqual([], [n for n in self.cluster.names(POOL)
+                                  if n.startswith('glance-cache')
+                                  or n.startswith('node-')], op)
+
+    def test_unsafe_qcow2_refused_before_qemu_img_runs(self):
+        base = os.path.join(self.tmp, 'base.qcow2')
+        _real_execute('qemu-img', 'create', '-q', '-f', 'qcow2', base, '1M')
+        raw = bytes(units.Mi)
+        good = self.qcow2_bytes(raw)
+        for data, reason in [
+                (self.qcow2_bytes(raw, '-b', base, '-F', 'qcow2'),
+                 'backing or data file'),
+                (self.qcow2_bytes(raw, '-o', 'data_file=data.raw'),
+                 'backing or data file'),
+                # An incompatible feature the inspector does not know.
+                (self.qcow2_bytes(raw, '-o', 'extended_l2=on'),
+                 'its header is unsafe'),
+                (good[:100], 'not a qcow2 image'),
+                (_data(units.Mi, 'raw'), 'not a qcow2 image')]:
+            glance_id = self.add_glance(data=data, disk_format='qcow2')
+            execute = self.useFixture(fixtures.MockPatchObject(
+                processutils, 'execute')).mock
+            e = self.assertRaises(exception.ImageFormatError,
+                                  self.library.clone_for_node, NODE,
+                                  glance_id)
+            self.assertIn(reason, str(e))
+            self.assertIn('%s/%s@snap' % (GLANCE, glance_id), str(e))
+            self.assertEqual([], execute.call_args_list)
+            self.assertEqual([], [n for n in self.cluster.names(POOL)
+                                  if n.startswith('glance-cache')
+                                  or n.startswith('node-')])
+
+    def test_other_formats_ask_qemu_img_info_first(self):
+        for info in [
+                {'format': 'vmdk', 'virtual-size': units.Mi,
+                 'backing-filename': '/etc/shadow'},
+                # A descriptor whose extent is a file of this host.
+                {'format': 'vmdk', 'virtual-size': units.Mi,
+                 'format-specific': {'type': 'vmdk', 'data': {
+                     'create-type': 'monolithicFlat', 'extents': [
+                         {'filename': '/etc/shadow', 'format': 'FLAT'}]}}}]:
+            glance_id = self.add_glance(disk_format='vmdk')
+            execute = self.useFixture(fixtures.MockPatchObject(
+                processutils, 'execute',
+                return_value=(json.dumps(info), ''))).mock
+            e = self.assertRaises(exception.ImageFormatError,
+                                  self.library.clone_for_node, NODE,
+                                  glance_id)
+            self.assertIn('backing or data file', str(e))
+            self.assertEqual(1, execute.call_count)
+            self.assertEqual(
+                ('qemu-img', 'info', '--output=json', '-f', 'vmdk'),
+                execute.call_args[0][:5])
+            self.assertEqual([], [n for n in self.cluster.names(POOL)
+                                  if n.startswith('glance-cache')
+                                  or n.startswith('node-')])
 
     def test_qcow2_failing_check_beside_convert_leaves_no_cache(self):
-        glance_id = self.add_glance(disk_format='qcow2')
-        calls = self._fake_qemu_img(_data(units.Mi, 'bad'))
+        raw = _data(units.Mi, 'bad')
+        glance_id = self.add_glance(data=self.qcow2_bytes(raw),
+                                    disk_format='qcow2')
+        calls = self._fake_qemu_img(raw)
         fake = processutils.execute.side_effect
 
         def execute(*cmd, **kwargs):
