@@ -38,12 +38,6 @@ from bmi_driver.storage import names
 
 LOG = log.getLogger(__name__)
 
-# check_capacity(): one check at a time per pool, shared by the requests
-# that wait for it.
-_CAPACITY_CHECKS = rbd_utils.FreshShared()
-# resolve_source(): likewise, per image reference and project.
-_RESOLVES = rbd_utils.FreshShared()
-
 
 class NodeDisks:
     """Node disk operations (a part of ImageLibrary).
@@ -77,15 +71,8 @@ class NodeDisks:
         """
         if isinstance(image_source, layout.ImageSource):
             return image_source
-
-        def resolve():
-            with self._clients.get() as client:
-                return self._resolve(client, image_source, project)
-        # Asked at every deploy request (validate): the requests for the
-        # same image that ask at once share one lookup begun after each
-        # of them arrived.
-        return _RESOLVES.call((str(image_source), project,
-                               id(self._clients)), resolve)
+        with self._clients.get() as client:
+            return self._resolve(client, image_source, project)
 
     def _resolve(self, client, image_source, project):
         try:
@@ -342,22 +329,13 @@ class NodeDisks:
     def check_capacity(self):
         """Refuse new node disks when the clone pool or Ceph cannot take them.
 
-        Asked at every deploy request: the requests of this process that
-        ask at once share one check begun after each of them arrived
-        (:class:`~bmi_driver.storage.ceph.rbd_utils.FreshShared`), never
-        an older answer.
-
         :raises: CephPoolFull (quota reached or near it, pool flagged full
             or nearfull, no space), CephUnhealthy (HEALTH_ERR), CephError
         """
-        pool, ratio = self.clone_pool, CONF.ceph.pool_full_ratio
-
-        def check():
-            with self._clients.get() as client:
-                client.ioctx(pool)
-                return rbd_utils.capacity_problem(client, pool, ratio)
-        problem = _CAPACITY_CHECKS.call((pool, ratio, id(self._clients)),
-                                        check)
+        with self._clients.get() as client:
+            client.ioctx(self.clone_pool)
+            problem = rbd_utils.capacity_problem(
+                client, self.clone_pool, CONF.ceph.pool_full_ratio)
         if problem is not None:
             raise problem
 

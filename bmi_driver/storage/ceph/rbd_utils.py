@@ -183,63 +183,6 @@ class ClientPool:
                 return
 
 
-class FreshShared:
-    """Concurrent callers share one run of a check, never an older one.
-
-    ``call(key, func)`` returns what a run of ``func`` that *started
-    after the caller arrived* returned (or raises what it raised): a
-    caller that finds a run of ``key`` under way waits for it to end and
-    then shares the next one, which the first of the waiters starts.  At
-    most one run per key at a time; no result is kept once its callers
-    have it, so nothing is cached.  For the capacity check of every
-    deploy request (four monitor commands): a burst of requests shares a
-    few runs instead of queueing one each at the monitor.
-    """
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._keys = {}
-
-    def call(self, key, func):
-        with self._cond:
-            state = self._keys.setdefault(
-                key, {'running': False, 'started': 0, 'results': {},
-                      'waiting': {}})
-            want = state['started'] + 1
-            state['waiting'][want] = state['waiting'].get(want, 0) + 1
-            try:
-                while want not in state['results']:
-                    if not state['running'] and state['started'] + 1 == want:
-                        state['running'] = True
-                        state['started'] = want
-                        self._cond.release()
-                        result = (False, exception.CephError(
-                            reason='the shared check was interrupted'))
-                        try:
-                            try:
-                                result = (True, func())
-                            except Exception as e:
-                                result = (False, e)
-                        finally:
-                            self._cond.acquire()
-                            state['running'] = False
-                            state['results'][want] = result
-                            self._cond.notify_all()
-                    else:
-                        self._cond.wait()
-                ok, value = state['results'][want]
-            finally:
-                state['waiting'][want] -= 1
-                if not state['waiting'][want]:
-                    del state['waiting'][want]
-                    state['results'].pop(want, None)
-                if not state['waiting'] and not state['running']:
-                    del self._keys[key]
-        if ok:
-            return value
-        raise value
-
-
 def retry_transient(func):
     """Re-run an idempotent operation after a transient Ceph failure.
 

@@ -12,7 +12,6 @@
 
 """Connections, retries and error mapping of rbd_utils."""
 
-import threading
 from unittest import mock
 
 from bmi_driver import exception
@@ -167,63 +166,6 @@ class ClientPoolTestCase(fake_rbd.TestCase):
         with self.clients.get():
             pass
         self.assertEqual(1, len(self.cluster.connections))
-
-
-class FreshSharedTestCase(fake_rbd.TestCase):
-
-    def test_one_after_the_other_each_runs(self):
-        shared = rbd_utils.FreshShared()
-        runs = []
-
-        def check():
-            runs.append(1)
-            return len(runs)
-        self.assertEqual([1, 2, 3], [shared.call('k', check)
-                                     for _ in range(3)])
-        self.assertEqual({}, shared._keys)
-
-    def test_late_comers_share_the_next_run_not_the_current(self):
-        shared = rbd_utils.FreshShared()
-        started = threading.Event()
-        release = threading.Event()
-        runs = []
-
-        def check():
-            runs.append(1)
-            if len(runs) == 1:
-                started.set()
-                release.wait(10)
-            return len(runs)
-        results = {}
-
-        def caller(name):
-            results[name] = shared.call('k', check)
-        first = threading.Thread(target=caller, args=('first',))
-        first.start()
-        started.wait(10)
-        # Arrived while run 1 is under way: its answer may be older than
-        # their request; they share run 2.
-        late = [threading.Thread(target=caller, args=(i,))
-                for i in range(3)]
-        for t in late:
-            t.start()
-        while sum(shared._keys['k']['waiting'].values()) < 4:
-            threading.Event().wait(0.01)
-        release.set()
-        for t in [first] + late:
-            t.join(10)
-        self.assertEqual({'first': 1, 0: 2, 1: 2, 2: 2}, results)
-        self.assertEqual(2, len(runs))
-        self.assertEqual({}, shared._keys)
-
-    def test_error_shared_and_keys_apart(self):
-        shared = rbd_utils.FreshShared()
-
-        def fail():
-            raise exception.CephError(reason='mon')
-        self.assertRaises(exception.CephError, shared.call, 'a', fail)
-        self.assertEqual('b', shared.call('b', lambda: 'b'))
-        self.assertEqual({}, shared._keys)
 
 
 class RetryTestCase(fake_rbd.TestCase):
