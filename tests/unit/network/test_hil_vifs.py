@@ -62,6 +62,14 @@ class VIFTestCase(test_hil.HILNetworkTestCase):
             self.interface.vif_attach(task, {'id': 'vif-1'})
             self.interface.vif_attach(task, {'id': 'vif-2'})
 
+    def configure_fails(self, error):
+        """Attach both VIFs; the tenant networks' step raises ``error``."""
+        self.attach_two()
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+            return self.assertRaises(
+                error, self.interface.configure_tenant_networks, task)
+
     def deploy(self):
         with self.acquire() as task:
             self.interface.add_provisioning_network(task)
@@ -222,23 +230,13 @@ class TestDeploy(VIFTestCase):
 
     def test_direct_entry_naming_a_vif_network_refused(self):
         self.set_tenant_networks([{'network': HIL_X, 'nic': 'eth1'}])
-        self.attach_two()
-        with self.acquire() as task:
-            self.interface.add_provisioning_network(task)
-            e = self.assertRaises(ironic_exc.InvalidParameterValue,
-                                  self.interface.configure_tenant_networks,
-                                  task)
+        e = self.configure_fails(ironic_exc.InvalidParameterValue)
         self.assertIn('attach a VIF', str(e))
         self.assertNotIn(HIL_X, self.hil_networks())
 
     def test_binding_failure_fails_the_deploy(self):
         self.neutron.binds = False
-        self.attach_two()
-        with self.acquire() as task:
-            self.interface.add_provisioning_network(task)
-            e = self.assertRaises(ironic_exc.NetworkError,
-                                  self.interface.configure_tenant_networks,
-                                  task)
+        e = self.configure_fails(ironic_exc.NetworkError)
         self.assertIn('binding_failed', str(e))
 
     def test_binding_failure_seen_without_waiting(self):
@@ -246,12 +244,7 @@ class TestDeploy(VIFTestCase):
         # (ML2 binds within it) still says binding_failed.
         self.config(hil_port_active_timeout=0, group='neutron')
         self.neutron.binds = False
-        self.attach_two()
-        with self.acquire() as task:
-            self.interface.add_provisioning_network(task)
-            e = self.assertRaises(ironic_exc.NetworkError,
-                                  self.interface.configure_tenant_networks,
-                                  task)
+        e = self.configure_fails(ironic_exc.NetworkError)
         self.assertIn('binding_failed', str(e))
         self.assertIn('vif-1', str(e))
 
@@ -272,12 +265,7 @@ class TestDeploy(VIFTestCase):
         # wait_for_port_status, not a success.
         self.config(hil_port_active_timeout=1, group='neutron')
         self.neutron.activates = False
-        self.attach_two()
-        with self.acquire() as task:
-            self.interface.add_provisioning_network(task)
-            e = self.assertRaises(ironic_exc.NetworkError,
-                                  self.interface.configure_tenant_networks,
-                                  task)
+        e = self.configure_fails(ironic_exc.NetworkError)
         self.assertIn('not ACTIVE', str(e))
 
     def test_port_not_active_tolerated_when_configured(self):
