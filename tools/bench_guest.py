@@ -64,6 +64,31 @@ from tools.lab import vmlab  # noqa: E402
 
 PROJECT = 'e2e'
 
+# The phases of a boot, as the serial console shows them (OVMF 2022.11,
+# iPXE 1.21 of Debian 12's ipxe-qemu, Linux 6.1, open-iscsi 2.1.8,
+# systemd 252, cloud-init 22.4): (label, pattern of the line that starts
+# the phase). A phase the console does not show (the local boot has no
+# iPXE) is left out of that boot's column.
+PHASES = (
+    ('iPXE starts', r'iPXE initialising devices'),
+    ('iPXE DHCP', r'Configuring \(net\d'),
+    ('boot script over HTTP', r'http://\S+boot\.ipxe'),
+    ('sanhook (iSCSI login)', r'iscsi:\S+'),
+    ('kernel starts', r'Linux version'),
+    ('initramfs', r'Loading, please wait|Begin: Loading essential'),
+    ('initramfs network', r'IP-Config:|iscsistart'),
+    ('iSCSI disk attached', r'Attached SCSI disk'),
+    ('root mounted', r'EXT4-fs \(sd[a-z]\d\): mounted'),
+    ('systemd', r'Welcome to'),
+    ('cloud-init init-local', r"running 'init-local'"),
+    ('cloud-init init', r"running 'init'"),
+    ('cloud-init config', r"running 'modules:config'"),
+    ('cloud-init final', r"running 'modules:final'"),
+    ('marker (user-data)', guest.MARKER_RE),
+    ('host keys printed', r'-----END SSH HOST KEY KEYS-----'),
+    ('cloud-init finished', r'Cloud-init v\. \S+ finished'),
+)
+
 
 class BenchGuestScenario(guest.GuestScenario):
     """The guest through bmi, then the same guest from local disks."""
@@ -77,6 +102,7 @@ class BenchGuestScenario(guest.GuestScenario):
                                       + self.tag)
         self.local_defined = False
         self.figures = {}
+        self.timelines = {}
 
     def run(self):
         r = self.report
@@ -93,13 +119,19 @@ class BenchGuestScenario(guest.GuestScenario):
             os.makedirs(self.local_dir, mode=0o700, exist_ok=True)
             drive = os.path.join(self.local_dir, 'config-2.raw')
             self._copy_config_drive(node, drive)
-        with r.step('bmi: power-on to cloud-init\'s marker'):
-            self._wait_guest(node)
-        with r.step('bmi: SSH login'):
-            self._ssh_login(node)
+        timeline = vmlab.ConsoleTimeline(self.lab.console(node.vm),
+                                         node.console_offset).start()
+        try:
+            with r.step('bmi: power-on to cloud-init\'s marker'):
+                self._wait_guest(node)
+            with r.step('bmi: SSH login'):
+                self._ssh_login(node)
+        finally:
+            timeline.stop()
         self.figures['bmi'] = {'to_active_s': node.to_active,
                                'to_marker_s': node.to_marker,
                                'to_login_s': self.to_login}
+        self.timelines['bmi'] = self._timeline(node, timeline)
         with r.step('undeploy %s' % node.name):
             self.undeploy_all()
             self.check_nothing_left()
@@ -116,12 +148,34 @@ class BenchGuestScenario(guest.GuestScenario):
             local.deploy_started = time.monotonic()
             local.powered_on = None
             local.to_marker = None
-            self.lab.power(vm_uuid, 'On')
-            self._wait_guest(local)
-        with r.step('local: SSH login'):
-            self._ssh_login(local, iscsi=False)
+            timeline = vmlab.ConsoleTimeline(self.lab.console(local.vm),
+                                             local.console_offset).start()
+            try:
+                self.lab.power(vm_uuid, 'On')
+                self._wait_guest(local)
+                with r.step('local: SSH login'):
+                    self._ssh_login(local, iscsi=False)
+            finally:
+                timeline.stop()
         self.figures['local'] = {'to_marker_s': local.to_marker,
                                  'to_login_s': self.to_login}
+        self.timelines['local'] = self._timeline(local, timeline)
+
+    def _timeline(self, node, timeline):
+        """Seconds after power-on of each phase, the SSH tries, the lines."""
+        t0 = node.powered_on or node.deploy_started
+        phases = {}
+        after = None
+        for label, pattern in PHASES:
+            t = timeline.first(pattern, after)
+            if t is not None:
+                phases[label] = round(t - t0, 1)
+                after = t
+        phases['SSH login'] = round(self.to_login, 1)
+        tries = [(round(a - t0, 1), round(b - a, 1), rc, err)
+                 for a, b, rc, err in self.ssh_attempts]
+        lines = ['%8.2f %s' % (t - t0, text) for t, text in timeline.entries]
+        return {'phases': phases, 'ssh_tries': tries, 'console': lines}
 
     def _copy_config_drive(self, node, path):
         """The node's config drive as Ceph holds it (LUN 2), to a file."""
@@ -169,6 +223,43 @@ class BenchGuestScenario(guest.GuestScenario):
         return errors + super().cleanup()
 
 
+def print_timelines(timelines):
+    """Print both boots' phases side by side, and their SSH tries.
+
+    Seconds after power-on, each phase's own length in brackets; the
+    stamped consoles go to ``.state/bench/guest-console-<boot>.txt``.
+    """
+    local, bmi = timelines['local'], timelines['bmi']
+    labels = [label for label, _p in PHASES] + ['SSH login']
+    print('\nTimeline (s after power-on, from the serial console stamped '
+          'every 0.1 s; [length of the phase up to the next row seen])')
+    print('  %-26s %-16s %-16s' % ('phase starts', 'local', 'bmi'))
+
+    def cell(phases, label):
+        if label not in phases:
+            return '-'
+        seen = [lb for lb in labels if lb in phases]
+        i = seen.index(label)
+        if i + 1 < len(seen):
+            return '%6.1f [%5.1f]' % (phases[label],
+                                      phases[seen[i + 1]] - phases[label])
+        return '%6.1f' % phases[label]
+    for label in labels:
+        if label in local['phases'] or label in bmi['phases']:
+            print('  %-26s %-16s %-16s' % (label, cell(local['phases'],
+                                                       label),
+                                           cell(bmi['phases'], label)))
+    out = os.path.dirname(benchlib.summary_path())
+    os.makedirs(out, exist_ok=True)
+    for boot, tl in sorted(timelines.items()):
+        print('  %s SSH tries (start s, took s, rc, last stderr line): %s'
+              % (boot, tl['ssh_tries']))
+        path = os.path.join(out, 'guest-console-%s.txt' % boot)
+        with open(path, 'w') as f:
+            f.write('\n'.join(tl['console']) + '\n')
+        print('  %s console, stamped: %s' % (boot, path))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--image', help='the Debian guest\'s raw image '
@@ -205,13 +296,16 @@ def main():
             label, '%.1f s' % local[key], '%.1f s' % bmi[key],
             bmi[key] / local[key]))
     print('  bmi deploy to ACTIVE: %.1f s' % bmi['to_active_s'])
+    print_timelines(scenario.timelines)
     benchlib.write_summary('guest', {
         'local_to_marker_s': round(local['to_marker_s'], 1),
         'bmi_to_marker_s': round(bmi['to_marker_s'], 1),
         'local_to_login_s': round(local['to_login_s'], 1),
         'bmi_to_login_s': round(bmi['to_login_s'], 1),
         'ratio_to_login': round(bmi['to_login_s'] / local['to_login_s'], 2),
-        'bmi_to_active_s': round(bmi['to_active_s'], 1)})
+        'bmi_to_active_s': round(bmi['to_active_s'], 1),
+        'local_phases_s': scenario.timelines['local']['phases'],
+        'bmi_phases_s': scenario.timelines['bmi']['phases']})
     return 0
 
 

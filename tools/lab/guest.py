@@ -95,6 +95,8 @@ class GuestScenario(e2e.Scenario):
         self.guest = None           # the marker's fields
         self.login = None           # what the SSH command printed
         self.to_login = None
+        # (start, end, returncode, first line of stderr) of each try.
+        self.ssh_attempts = []
 
     def make_nodes(self, mac_byte):
         return [e2e.Node('%s-node-1' % self.prefix, self.project, 1,
@@ -246,9 +248,15 @@ class GuestScenario(e2e.Scenario):
         self.report.detail('$ ssh %s@%s hostname; findmnt ...'
                            % (GUEST_USER, ip))
         deadline = time.monotonic() + self.ssh_timeout
+        self.ssh_attempts = []
         while True:
+            started = time.monotonic()
             proc = subprocess.run(argv, capture_output=True, text=True,
                                   timeout=60)
+            self.ssh_attempts.append((started, time.monotonic(),
+                                      proc.returncode,
+                                      (proc.stderr.strip().splitlines()
+                                       or [''])[-1]))
             if proc.returncode == 0:
                 break
             if time.monotonic() > deadline:

@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -175,6 +176,85 @@ class Console(object):
                 raise LabError('no %r on %s within %ss'
                                % (pattern, self.path, timeout))
             time.sleep(0.5)
+
+
+class ConsoleTimeline(object):
+    """Host time stamps of a console's lines, taken as they are written.
+
+    A thread polls the console file every ``interval`` seconds and stamps
+    each new line with ``time.monotonic()`` of the poll that first saw
+    its first byte (so a stamp is at most ``interval`` late; QEMU writes
+    the serial port to the file as the guest sends it). ``first()`` finds
+    phases of a boot (tools/bench_guest.py).
+    """
+
+    def __init__(self, console, offset=0, interval=0.1):
+        self.console = console
+        self.offset = offset
+        self.interval = interval
+        self.entries = []           # (monotonic time, line)
+        self._partial = None        # (time its first byte was seen, bytes)
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='console-timeline')
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+        self._poll()
+        if self._partial:
+            self._add(*self._partial)
+            self._partial = None
+        return self
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self._poll()
+
+    def _poll(self):
+        now = time.monotonic()
+        try:
+            with open(self.console.path, 'rb') as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        if not data:
+            return
+        self.offset += len(data)
+        if self._partial:
+            start, head = self._partial
+            data = head + data
+        else:
+            start = now
+        *lines, rest = data.split(b'\n')
+        for ln in lines:
+            self._add(start, ln)
+            start = now
+        self._partial = (start, rest) if rest else None
+
+    def _add(self, t, raw):
+        raw = re.sub(rb'\x1b\[[0-9;?=]*[A-Za-z]', b'', raw)
+        text = raw.decode('utf-8', 'replace').replace('\r', '').strip()
+        if text:
+            self.entries.append((t, text))
+
+    def first(self, pattern, after=None):
+        """Time of the first line matching ``pattern``, or None.
+
+        ``after``: the first such line not stamped before it.
+        """
+        for t, text in list(self.entries):
+            if (after is None or t >= after) and re.search(pattern, text):
+                return t
+        return None
 
 
 class Libvirtd(service.Service):

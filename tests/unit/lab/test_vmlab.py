@@ -74,6 +74,51 @@ class ConsoleTest(base.TestCase):
                           e2e.MARKER_RE, timeout=0)
 
 
+class ConsoleTimelineTest(base.TestCase):
+    """Polled by hand (``_poll``) with a faked clock: no thread runs."""
+
+    def setUp(self):
+        super().setUp()
+        self.path = os.path.join(self.state_dir, 'console.log')
+        self.write(b'old line\n')
+        self.now = self.useFixture(fixtures.MockPatch(
+            'time.monotonic', return_value=10.0)).mock
+        self.timeline = vmlab.ConsoleTimeline(vmlab.Console(self.path),
+                                              offset=9)
+
+    def write(self, data):
+        with open(self.path, 'ab') as f:
+            f.write(data)
+
+    def poll(self, at, data=b''):
+        self.now.return_value = at
+        self.write(data)
+        self.timeline._poll()
+
+    def test_a_line_is_stamped_when_its_first_byte_is_seen(self):
+        self.poll(10.0, b'\x1b[2JiPXE initialising devices...\r\nConfig')
+        self.poll(11.5, b'uring (net0 52:54:00:c7:00:01)...... ok\n')
+        self.poll(12.0, b'Linux version 6.1\nWelcome')
+        self.timeline.stop()
+        self.assertEqual([(10.0, 'iPXE initialising devices...'),
+                          (10.0, 'Configuring (net0 52:54:00:c7:00:01)'
+                                 '...... ok'),
+                          (12.0, 'Linux version 6.1'),
+                          (12.0, 'Welcome')], self.timeline.entries)
+
+    def test_first_finds_phases_in_order(self):
+        self.poll(1.0, b'Loading\nBMI-GUEST-OK uuid=u\n')
+        self.poll(2.0, b'Loading\n')
+        self.assertEqual(1.0, self.timeline.first('^Loading'))
+        self.assertEqual(2.0, self.timeline.first('^Loading', after=1.5))
+        self.assertIsNone(self.timeline.first('Welcome'))
+
+    def test_a_missing_console_is_no_line(self):
+        os.unlink(self.path)
+        self.poll(1.0)
+        self.assertEqual([], self.timeline.stop().entries)
+
+
 class SanbootScriptTest(base.TestCase):
 
     def export(self, **kwargs):
