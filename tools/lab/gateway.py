@@ -14,11 +14,13 @@ import netns  # noqa: E402
 
 
 def start_dnsmasq(ns, state, iface, first, last, boot_url, hosts=(),
-                  name='dnsmasq'):
+                  name='dnsmasq', ra_prefix=None):
     """DHCP only (``--port=0`` turns DNS off) on ``iface``.
 
     ``hosts``: (mac, address) pairs given fixed leases. ``boot_url`` is
     handed as the boot file name (iPXE fetches an http:// URL itself).
+    ``ra_prefix``: an IPv6 /64 of ``iface`` to send router advertisements
+    for (no DHCPv6; router lifetime 0: not a default router).
     Returns the pid.
     """
     os.makedirs(state, exist_ok=True)
@@ -33,6 +35,10 @@ def start_dnsmasq(ns, state, iface, first, last, boot_url, hosts=(),
     # No --dhcp-authoritative: a lab gateway answers only its own range.
     for mac, addr in hosts:
         argv.append('--dhcp-host=%s,%s' % (mac, addr))
+    if ra_prefix:
+        # dnsmasq 2.90: ra-param=<iface>,<interval>,<router lifetime>.
+        argv += ['--enable-ra', '--dhcp-range=%s,ra-only,64' % ra_prefix,
+                 '--ra-param=%s,60,0' % iface]
     # dnsmasq drops to user "dnsmasq" (uid 999 here): its lease and pid
     # files must be writable by it, or it exits at start.
     os.chmod(state, 0o755)

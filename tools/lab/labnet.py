@@ -93,6 +93,10 @@ class BootNetwork(object):
         self.address = '10.78.%d.1' % index
         self.cidr = '10.78.%d.0/24' % index
         self.prefix = self.address + '/24'
+        # A unique local IPv6 prefix (kept in the namespace): the gateway
+        # advertises it so that iPXE's IPv6 autoconfiguration ends at once
+        # (Gateway.start).
+        self.ipv6_prefix = 'fd00:78:%d::' % index
         self.dhcp_range = ('10.78.%d.100' % index, '10.78.%d.199' % index)
         # IFNAMSIZ: at most 15 characters.
         self.port = ('gw-' + project)[:15]
@@ -404,9 +408,22 @@ class Gateway(service.Service):
                                   net.port])
             netns.run(NETNS, ['sysctl', '-q', '-w',
                               'net.ipv4.conf.%s.rp_filter=1' % net.port])
+            # iPXE (Debian 12's ipxe-qemu, 1.0.0+git-20190125) ends
+            # "Configuring (net0 ...)" only when IPv6 autoconfiguration
+            # ends too: without a router advertisement it waits about 12 s
+            # more than DHCP takes, on every network boot (measured: 22.9
+            # s without, 10.7 s with, QEMU start to boot.ipxe). The
+            # gateway's dnsmasq answers router solicitations with the
+            # network's prefix and a router lifetime of 0 (not a default
+            # router; forwarding stays off). nodad: no tentative address
+            # when dnsmasq starts.
+            netns.run(NETNS, ['ip', '-6', 'addr', 'replace',
+                              net.ipv6_prefix + '1/64', 'dev', net.port,
+                              'nodad'])
             gw.start_dnsmasq(NETNS, self.state_dir, net.port,
                              net.dhcp_range[0], net.dhcp_range[1],
-                             net.boot_url, name=self._dnsmasq(net))
+                             net.boot_url, name=self._dnsmasq(net),
+                             ra_prefix=net.ipv6_prefix)
             with open(os.path.join(self.state_dir,
                                    'vlan-' + net.project), 'w') as f:
                 f.write('%d\n' % vlan)
