@@ -21,12 +21,12 @@ One run, side by side, the Debian guest of tools/demo/build-debian.sh:
   running) to cloud-init's marker and to the first SSH login that
   succeeds;
 * local: the same VM shape (1 vCPU, the same memory, UEFI, the same two
-  e1000 nics, its boot nic on the same project boot network, so the same
-  DHCP), its disks local raw files: a copy of bmi-debian.raw (sda) and the
-  bmi node's own config drive copied from Ceph (sdb: the same cloud-init
-  inputs, instance uuid, hostname, SSH key, user-data), booted from
-  sda; power-on (Redfish On, the VM seen running) to the marker and to
-  the SSH login.
+  nics (``GuestScenario.nic_model``), its boot nic on the same project
+  boot network, so the same DHCP), its disks local raw files: a copy
+  of bmi-debian.raw (sda) and the bmi node's own config drive copied
+  from Ceph (sdb: the same cloud-init inputs, instance uuid, hostname,
+  SSH key, user-data), booted from sda; power-on (Redfish On, the VM
+  seen running) to the marker and to the SSH login.
 
 The image boots both ways as it is: without an iBFT, open-iscsi's
 initramfs script (Debian 12, open-iscsi 2.1.8, ``iscsi_auto``) still
@@ -65,19 +65,21 @@ from tools.lab import vmlab  # noqa: E402
 PROJECT = 'e2e'
 
 # The phases of a boot, as the serial console shows them (OVMF 2022.11,
-# iPXE 1.21 of Debian 12's ipxe-qemu, Linux 6.1, open-iscsi 2.1.8,
-# systemd 252, cloud-init 22.4): (label, pattern of the line that starts
-# the phase). A phase the console does not show (the local boot has no
-# iPXE) is left out of that boot's column.
+# iPXE 1.0.0+git-20190125 of Debian 12's ipxe-qemu, Linux 6.1, open-iscsi
+# 2.1.8, systemd 252, cloud-init 22.4): (label, pattern of the line that
+# starts the phase). A phase the console does not show (the local boot
+# has no iPXE) is left out of that boot's column.
 PHASES = (
-    ('iPXE starts', r'iPXE initialising devices'),
-    ('iPXE DHCP', r'Configuring \(net\d'),
-    ('boot script over HTTP', r'http://\S+boot\.ipxe'),
-    ('sanhook (iSCSI login)', r'iscsi:\S+'),
+    ('UEFI boots the disk', r'^BdsDxe: starting'),
+    ('iPXE starts', r'^iPXE \d'),
+    ('iPXE DHCP (+ IPv6)', r'^Configuring \(net\d'),
+    ('boot script over HTTP', r'^http://\S+boot\.ipxe\.\.\.'),
+    ('node script, sanhook', r'^pxelinux\.cfg/|/config\.\.\.'),
+    ('sanboot: kernel + initrd', r'^Booting from SAN device'),
     ('kernel starts', r'Linux version'),
-    ('initramfs', r'Loading, please wait|Begin: Loading essential'),
-    ('initramfs network', r'IP-Config:|iscsistart'),
-    ('iSCSI disk attached', r'Attached SCSI disk'),
+    ('initramfs unpacked', r'Freeing initrd memory'),
+    ('initramfs /init', r'^Loading, please wait'),
+    ('initramfs network', r'^IP-Config:'),
     ('root mounted', r'EXT4-fs \(sd[a-z]\d\): mounted'),
     ('systemd', r'Welcome to'),
     ('cloud-init init-local', r"running 'init-local'"),
@@ -86,7 +88,6 @@ PHASES = (
     ('cloud-init final', r"running 'modules:final'"),
     ('marker (user-data)', guest.MARKER_RE),
     ('host keys printed', r'-----END SSH HOST KEY KEYS-----'),
-    ('cloud-init finished', r'Cloud-init v\. \S+ finished'),
 )
 
 
@@ -195,7 +196,8 @@ class BenchGuestScenario(guest.GuestScenario):
         vm_uuid = self.lab.define_vm(
             local.vm, (local.mac, local.boot_port),
             (local.tenant_mac, local.tenant_port),
-            memory_mib=self.vm_memory_mib, disks=[root, drive])
+            memory_mib=self.vm_memory_mib, disks=[root, drive],
+            nic_model=self.nic_model)
         self.local_defined = True
         self.report.detail('%s: VM %s, disks %s, boot nic %s on port %s '
                            '(VLAN %d, boot network of %s)' % (

@@ -380,6 +380,8 @@ class Scenario(object):
 
     # The busybox demo OS runs in a few MiB.
     vm_memory_mib = 384
+    # Its initramfs has the e1000 driver only (tools/demo/build-image.sh).
+    nic_model = 'e1000'
 
     def __init__(self, lab, ironic_url, bmi_conf, net, image_path,
                  prefix='demo', project='demo', mac_byte=0xb3,
@@ -503,7 +505,7 @@ class Scenario(object):
         node.vm_uuid = self.lab.define_vm(
             node.vm, (node.mac, node.boot_port),
             (node.tenant_mac, node.tenant_port),
-            memory_mib=self.vm_memory_mib)
+            memory_mib=self.vm_memory_mib, nic_model=self.nic_model)
         ic = self.ironic
         n = ic.node.create(
             name=node.name, driver='bmi',

@@ -196,7 +196,28 @@ class DefineVMTest(base.TestCase):
         self.assertLess(xml.index("<boot order='1'/>"), xml.index('tt-1'))
         self.assertNotIn("type='user'", xml)
         self.assertNotIn('<disk', xml)
+        self.assertNotIn('<driver', xml)
         self.assertFalse(os.path.exists(console.path))
+
+    def test_virtio_nics_have_no_offloads(self):
+        # The Debian guest's nics: the userspace switch does not complete
+        # partial checksums, so the guest must compute them.
+        name = vmlab.DOMAIN_PREFIX + 'n1'
+        self.lab.define_vm(name, ('52:54:00:00:00:01', 'tb-1'),
+                           ('52:54:00:00:00:02', 'tt-1'), nic_model='virtio')
+        with open(os.path.join(self.state_dir, name + '.xml')) as f:
+            xml = f.read()
+        self.assertEqual(2, xml.count("<model type='virtio'/>"))
+        self.assertNotIn('e1000', xml)
+        self.assertIn("<rom file='%s'/>" % vmlab.NIC_ROMS['virtio'], xml)
+        self.assertEqual(2, xml.count("<host csum='off' gso='off'"))
+        self.assertEqual(2, xml.count("<guest csum='off' tso4='off'"))
+
+    def test_unknown_nic_model_is_refused(self):
+        self.assertRaises(vmlab.LabError, self.lab.define_vm,
+                          vmlab.DOMAIN_PREFIX + 'n1',
+                          ('52:54:00:00:00:01', 'tb-1'), nic_model='rtl')
+        self.virsh.assert_not_called()
 
     def test_local_disks_boot_the_guest(self):
         # bench_guest's guest booted from a local copy of its image.
