@@ -56,6 +56,7 @@ inside the namespace).
 import argparse
 import datetime
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -226,15 +227,16 @@ class ConductorLog(object):
         return found
 
 
-def print_timeline(title, start, spans, log_lines, node_uuid, width=110):
+def print_timeline(title, start, spans, log_lines, node_uuid, width=150):
     """One clock from ``start`` (wall): harness spans and log lines."""
     rows = [(sp['start'], '%+8.3f %+8.3f %6.3f  nova: %s' % (
         sp['start'] - start, sp.get('end', sp['start']) - start,
         sp.get('end', sp['start']) - sp['start'], sp['what']))
         for sp in spans]
     for stamp, text in log_lines:
-        # The level and logger name, then the message; the node's UUID
-        # is known.
+        # The logger's name and the message: not the pid, the level,
+        # the request context; the node's UUID is known.
+        text = re.sub(r'^\d+ \w+ (\S+) \[[^]]*\] ', r'\1: ', text)
         text = text.replace(node_uuid, '<node>')
         rows.append((stamp, '%+8.3f %8s %6s  ironic: %s' % (
             stamp - start, '', '', text)))
