@@ -31,18 +31,32 @@ side by side:
   polling interval); then Nova's ``destroy`` until the node is
   AVAILABLE.
 
+* direct with a config drive: the same direct deploy carrying the config
+  drive Nova builds for such an instance (the harness's ``configdrive``:
+  Nova's own ``_generate_configdrive``, gzipped and base64'd as spawn
+  sends it; ``baremetal node deploy --config-drive``), to ACTIVE and
+  back: what the config drive costs bmi, told apart from what is Nova's.
+
 Both transitions are timed by ``tools.benchlib.wait_states`` (as
 bench_deploy's). Prints medians and ratios (target <= 1.2x), writes them
 to ``.state/bench/summary.json`` (``nova``). No pass/fail.
 
-    .venv/bin/python tools/bench_nova.py [--rounds 3] [--poll 1]
+With ``--timeline``, one more Nova spawn and one direct deploy with the
+config drive, after the rounds, print where their time goes: the
+harness's spans (Nova's steps and its Ironic, Glance and Neutron calls:
+tools/lab/nova_harness.py ``Timeline``) and the conductor's log lines of
+the node, on one clock from the request's start.
+
+    .venv/bin/python tools/bench_nova.py [--rounds 3] [--poll 1] [--timeline]
 
 Needs the all-in-one lab with Glance and Neutron (tools/bench runs it
 inside the namespace).
 """
 
 import argparse
+import datetime
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -124,21 +138,26 @@ class Resources(object):
             self.images.delete_image(self.image, ignore_missing=True)
 
 
-def spawn_timed(ironic, harness, node_uuid, **spawn):
+def spawn_timed(ironic, harness, node_uuid, timeline=None, **spawn):
     """Nova's spawn: (seconds until it returned, until Ironic's ACTIVE).
 
     The bench watches the node from the same start while the harness
-    waits in Nova's own loop.
+    waits in Nova's own loop. ``timeline``: a dict that gets the
+    harness's spans (``spans``) and the wall clock of the start
+    (``start``).
     """
     result = {}
 
     def call():
         try:
-            result['answer'] = harness.call('spawn', node=node_uuid,
-                                            **spawn)
+            result['answer'] = harness.call(
+                'spawn', node=node_uuid, timeline=timeline is not None,
+                **spawn)
         except Exception as e:
             result['error'] = e
         result['returned'] = time.perf_counter()
+    if timeline is not None:
+        timeline['start'] = time.time()
     t0 = time.perf_counter()
     thread = threading.Thread(target=call, daemon=True)
     thread.start()
@@ -150,8 +169,80 @@ def spawn_timed(ironic, harness, node_uuid, **spawn):
         raise result['error']
     if 'answer' not in result:
         raise RuntimeError('Nova\'s spawn did not return in %ds' % WAIT)
+    if timeline is not None:
+        timeline['spans'] = result['answer'].get('timeline') or []
+        timeline['returned'] = timeline['start'] + result['returned'] - t0
     return (result['returned'] - t0, active,
             result['answer']['instance'])
+
+
+def deploy_direct(ironic, node_uuid, image, configdrive=None):
+    """``baremetal node deploy`` (with ``--config-drive``): to ACTIVE (s)."""
+    t0 = time.perf_counter()
+    ironic.node.update(node_uuid, [
+        {'op': 'add', 'path': '/instance_info/image_source',
+         'value': image},
+        {'op': 'add', 'path': '/instance_info/root_gb', 'value': '1'}])
+    # bytes: ironicclient 6.3.0 takes a str for a file or directory name.
+    ironic.node.set_provision_state(
+        node_uuid, 'active',
+        configdrive=configdrive.encode() if configdrive else None)
+    return wait(ironic, node_uuid, 'active', t0)
+
+
+def undeploy(ironic, node_uuid):
+    t0 = time.perf_counter()
+    ironic.node.set_provision_state(node_uuid, 'deleted')
+    return wait(ironic, node_uuid, 'available', t0)
+
+
+class ConductorLog(object):
+    """The lines the conductor logs from now on (its log file)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.offset = os.path.getsize(path) if path else 0
+
+    def lines(self, node_uuid):
+        """[(wall clock, text)] of the lines since, naming the node.
+
+        oslo.log's default format starts with the local time to the
+        millisecond (``2026-12-02 05:10:11.123``).
+        """
+        if not self.path:
+            return []
+        with open(self.path, errors='replace') as f:
+            f.seek(self.offset)
+            text = f.read()
+        found = []
+        for line in text.splitlines():
+            if node_uuid not in line:
+                continue
+            try:
+                stamp = datetime.datetime.strptime(line[:23],
+                                                   '%Y-%m-%d %H:%M:%S.%f')
+            except ValueError:
+                continue
+            found.append((stamp.timestamp(), line[24:]))
+        return found
+
+
+def print_timeline(title, start, spans, log_lines, node_uuid, width=150):
+    """One clock from ``start`` (wall): harness spans and log lines."""
+    rows = [(sp['start'], '%+8.3f %+8.3f %6.3f  nova: %s' % (
+        sp['start'] - start, sp.get('end', sp['start']) - start,
+        sp.get('end', sp['start']) - sp['start'], sp['what']))
+        for sp in spans]
+    for stamp, text in log_lines:
+        # The logger's name and the message: not the pid, the level,
+        # the request context; the node's UUID is known.
+        text = re.sub(r'^\d+ \w+ (\S+) \[[^]]*\] ', r'\1: ', text)
+        text = text.replace(node_uuid, '<node>')
+        rows.append((stamp, '%+8.3f %8s %6s  ironic: %s' % (
+            stamp - start, '', '', text)))
+    print('\n%s (s from the request; start, end, took)' % title)
+    for _stamp, row in sorted(rows, key=lambda r: r[0]):
+        print('  ' + row[:width])
 
 
 def main():
@@ -161,6 +252,8 @@ def main():
     # 1 s at least; the direct path polls every POLL s.
     parser.add_argument('--poll', type=int, default=1,
                         help='Nova\'s [ironic] api_retry_interval (s)')
+    parser.add_argument('--timeline', action='store_true',
+                        help='print where one spawn\'s time goes')
     args = parser.parse_args()
     env = benchlib.load_env()
     ironic_env = benchlib.ironic_env(env)
@@ -176,7 +269,8 @@ def main():
         env, poll_interval=args.poll,
         neutron_url=env['services']['neutron']['url'])
     rows = {'direct': [], 'nova': [], 'nova_ironic_active': [],
-            'direct_undeploy': [], 'nova_destroy': []}
+            'direct_undeploy': [], 'nova_destroy': [],
+            'direct_configdrive': [], 'direct_configdrive_undeploy': []}
     try:
         res.make()
         harness.start()
@@ -192,29 +286,50 @@ def main():
         wait(ironic, node.uuid, 'available')
         flavor = nova.flavor(root_gb=1)
         network = {'source': 'neutron', 'ports': [res.port.id]}
+        spawn = dict(image=res.image, flavor=flavor, project_id=project,
+                     name='bench', network=network)
+        # What Nova's spawn sends for this instance (its own builder).
+        configdrive = harness.call('configdrive', node=node.uuid,
+                                   **spawn)['configdrive']
         for _r in range(args.rounds):
-            t0 = time.perf_counter()
-            ironic.node.update(node.uuid, [
-                {'op': 'add', 'path': '/instance_info/image_source',
-                 'value': res.image},
-                {'op': 'add', 'path': '/instance_info/root_gb',
-                 'value': '1'}])
-            ironic.node.set_provision_state(node.uuid, 'active')
-            rows['direct'].append(wait(ironic, node.uuid, 'active', t0))
-            t0 = time.perf_counter()
-            ironic.node.set_provision_state(node.uuid, 'deleted')
-            rows['direct_undeploy'].append(
-                wait(ironic, node.uuid, 'available', t0))
+            rows['direct'].append(deploy_direct(ironic, node.uuid,
+                                                res.image))
+            rows['direct_undeploy'].append(undeploy(ironic, node.uuid))
 
             returned, active, inst = spawn_timed(
-                ironic, harness, node.uuid, image=res.image, flavor=flavor,
-                project_id=project, name='bench', network=network)
+                ironic, harness, node.uuid, **spawn)
             rows['nova'].append(returned)
             rows['nova_ironic_active'].append(active)
             t0 = time.perf_counter()
             harness.call('destroy', instance=inst)
             rows['nova_destroy'].append(
                 wait(ironic, node.uuid, 'available', t0))
+
+            rows['direct_configdrive'].append(deploy_direct(
+                ironic, node.uuid, res.image, configdrive))
+            rows['direct_configdrive_undeploy'].append(
+                undeploy(ironic, node.uuid))
+        if args.timeline:
+            log_path = ironic_env.get('log')
+            log = ConductorLog(log_path)
+            timeline = {}
+            _ret, _act, inst = spawn_timed(ironic, harness, node.uuid,
+                                           timeline=timeline, **spawn)
+            print_timeline('One Nova spawn', timeline['start'],
+                           timeline['spans'] + [{
+                               'what': 'spawn returned',
+                               'start': timeline['returned']}],
+                           log.lines(node.uuid), node.uuid)
+            harness.call('destroy', instance=inst)
+            wait(ironic, node.uuid, 'available')
+            log = ConductorLog(log_path)
+            start = time.time()
+            deploy_direct(ironic, node.uuid, res.image, configdrive)
+            print_timeline('One direct deploy with the config drive',
+                           start, [{'what': 'ACTIVE seen',
+                                    'start': time.time()}],
+                           log.lines(node.uuid), node.uuid)
+            undeploy(ironic, node.uuid)
     finally:
         harness.stop()
         if node is not None:
@@ -243,6 +358,22 @@ def main():
         'to AVAILABLE', '%.2f s' % med['direct_undeploy'],
         '%.2f s' % med['nova_destroy'],
         med['nova_destroy'] / med['direct_undeploy']))
+    # The direct deploy with Nova's config drive: the config drive's
+    # share (direct with / without), then what is left to Nova.
+    print('  %-34s %-10s %-10s %.2fx' % (
+        'to ACTIVE, direct + config drive', '%.2f s' % med['direct'],
+        '%.2f s' % med['direct_configdrive'],
+        med['direct_configdrive'] / med['direct']))
+    print('  %-34s %-10s %-10s %.2fx' % (
+        'to ACTIVE (Ironic), vs direct + cd',
+        '%.2f s' % med['direct_configdrive'],
+        '%.2f s' % med['nova_ironic_active'],
+        med['nova_ironic_active'] / med['direct_configdrive']))
+    print('  %-34s %-10s %-10s %.2fx' % (
+        'to AVAILABLE, direct + config drive',
+        '%.2f s' % med['direct_undeploy'],
+        '%.2f s' % med['direct_configdrive_undeploy'],
+        med['direct_configdrive_undeploy'] / med['direct_undeploy']))
     print('  every round: %s' % ', '.join(
         '%s %s' % (k, ' '.join('%.2f' % x for x in v))
         for k, v in rows.items()))
@@ -255,7 +386,15 @@ def main():
         'ratio_ironic_active': round(
             med['nova_ironic_active'] / med['direct'], 2),
         'direct_undeploy_s': round(med['direct_undeploy'], 3),
-        'nova_destroy_s': round(med['nova_destroy'], 3)})
+        'nova_destroy_s': round(med['nova_destroy'], 3),
+        'direct_configdrive_to_active_s': round(
+            med['direct_configdrive'], 3),
+        'ratio_configdrive_to_direct': round(
+            med['direct_configdrive'] / med['direct'], 2),
+        'ratio_ironic_active_to_direct_configdrive': round(
+            med['nova_ironic_active'] / med['direct_configdrive'], 2),
+        'direct_configdrive_undeploy_s': round(
+            med['direct_configdrive_undeploy'], 3)})
     return 0
 
 

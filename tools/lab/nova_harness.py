@@ -44,15 +44,23 @@ NetworkInfo, and no security groups, which Nova would ask Neutron for;
 Nova 34.0.0 then cannot build a config drive, see ``NoNetwork``), or
 ``{"source": "neutron", "ports": [ids], "url": ...}`` (the ports read
 from a real Neutron; see ``NeutronPorts``).
+
+A request with ``"timeline": true`` answers, beside its result, the
+wall-clock spans of the driver's steps and of its Ironic, Glance and
+Neutron calls during it (``Timeline``: measurement only, each callable is
+wrapped for that request and restored after; tools/bench_nova.py prints
+them against the conductor's log).
 """
 
 import argparse
 import base64
 import contextlib
+import functools
 import json
 import os
 import sys
 import tempfile
+import time
 import traceback
 import uuid
 
@@ -199,7 +207,12 @@ class Harness(object):
         return {'inventory': inventory,
                 'traits': sorted(tree.data(node_id).traits)}
 
-    def op_spawn(self, req):
+    def _new_instance(self, req):
+        """``req``'s instance, image, network_info and network source.
+
+        As the compute API and manager make them before spawn (nova
+        34.0.0), recorded in neither ``instances`` nor ``networks``.
+        """
         from nova.compute import task_states
         from nova.compute import vm_states
         from nova import objects
@@ -264,6 +277,13 @@ class Harness(object):
         inst.info_cache = objects.InstanceInfoCache(
             instance_uuid=inst_uuid, network_info=network_info)
         inst.obj_reset_changes()
+        return inst, image_meta, network_info, net_source
+
+    def op_spawn(self, req):
+        from nova.compute import vm_states
+        node_id = req['node']
+        inst, image_meta, network_info, net_source = self._new_instance(req)
+        inst_uuid = inst.uuid
         self.instances[inst_uuid] = inst
         self.networks[inst_uuid] = net_source
         # The compute manager (nova 34.0.0's _build_resources and
@@ -368,11 +388,112 @@ class Harness(object):
         import nova.version
         return {'nova': nova.version.version_string()}
 
+    def op_configdrive(self, req):
+        """The config drive Nova's spawn would send, built by Nova.
+
+        The instance is made as ``spawn`` makes it (same request fields)
+        and Nova 34.0.0's own ``IronicDriver._generate_configdrive`` (what
+        spawn calls: InstanceMetadata, ConfigDriveBuilder, gzip, base64)
+        builds the drive; nothing is sent to Ironic and the instance is
+        forgotten. tools/bench_nova.py deploys it directly, so that the
+        config drive's own cost is told apart from Nova's.
+        """
+        inst, _image, network_info, net_source = self._new_instance(req)
+        node = self.driver._get_node(req['node'])
+        with net_source.active():
+            value = self.driver._generate_configdrive(
+                self.context, inst, node, network_info,
+                extra_md=({'admin_pass': req['admin_password']}
+                          if req.get('admin_password') else None),
+                files=[])
+        return {'instance': inst.uuid, 'configdrive': value}
+
     def handle(self, req):
         op = getattr(self, 'op_' + str(req.get('op')), None)
         if op is None:
             raise HarnessError('unknown op %r' % req.get('op'))
-        return op(req)
+        if not req.get('timeline'):
+            return op(req)
+        with Timeline(self) as timeline:
+            answer = op(req)
+        return dict(answer, timeline=timeline.spans)
+
+
+class Timeline(object):
+    """The wall-clock spans of one request's steps (measurement only).
+
+    While the ``with`` block runs, the driver methods of a spawn (nova
+    34.0.0's names), the SDK calls it makes to Ironic, Nova's config drive
+    builder, the security group lookup, the image read from Glance and
+    the ports read from Neutron are wrapped: each call appends
+    ``{"what", "start", "end"}`` (``time.time()``, to be read against the
+    conductor's log) and returns what the callable returned. Everything
+    is restored on exit.
+    """
+
+    DRIVER = ('prepare_for_spawn',
+              'prepare_networks_before_block_device_mapping', 'spawn',
+              'get_instance_driver_metadata', '_add_instance_info_to_node',
+              '_add_volume_target_info', '_generate_configdrive',
+              '_get_network_metadata', '_wait_for_active', 'destroy')
+    IRONIC = ('get_node', 'nodes', 'update_node', 'patch_node',
+              'validate_node', 'set_node_provision_state',
+              'attach_vif_to_node', 'detach_vif_from_node', 'ports',
+              'port_groups', 'volume_targets', 'volume_connectors')
+
+    def __init__(self, harness):
+        self.harness = harness
+        self.spans = []
+        self._saved = []
+
+    def _wrap(self, owner, attr, label):
+        original = getattr(owner, attr)
+        spans = self.spans
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            span = {'what': label, 'start': time.time()}
+            spans.append(span)
+            try:
+                result = original(*args, **kwargs)
+                if label.startswith('ironic.') and hasattr(
+                        result, '__next__'):
+                    # A generator (ports, nodes): its requests run
+                    # while it is read.
+                    result = list(result)
+                return result
+            finally:
+                span['end'] = time.time()
+        had = attr in vars(owner)
+        self._saved.append((owner, attr, had, vars(owner).get(attr)))
+        setattr(owner, attr, timed)
+
+    def __enter__(self):
+        from nova.network import security_group_api
+        from nova.virt import configdrive
+        driver = self.harness.driver
+        for name in self.DRIVER:
+            self._wrap(driver, name, 'driver.' + name)
+        conn = driver.ironic_connection
+        for name in self.IRONIC:
+            self._wrap(conn, name, 'ironic.' + name)
+        self._wrap(configdrive.ConfigDriveBuilder, 'make_drive',
+                   'ConfigDriveBuilder.make_drive (genisoimage)')
+        self._wrap(security_group_api, 'get_instance_security_groups',
+                   'neutron: security groups')
+        self._wrap(NeutronPorts, 'network_info',
+                   'neutron: ports to network_info')
+        self._wrap(self.harness, '_image_meta', 'glance: image')
+        return self
+
+    def __exit__(self, *exc):
+        for owner, attr, had, old in reversed(self._saved):
+            if had:
+                setattr(owner, attr, old)
+            else:
+                delattr(owner, attr)
+        self._saved = []
+        return False
 
 
 def _now():

@@ -89,3 +89,33 @@ class FlavorTest(base.TestCase):
             'CUSTOM_' + re.sub('[^A-Z0-9]', '_',
                                nova.RESOURCE_CLASS.upper()),
             [k.split(':')[1] for k, v in specs.items() if v == '1'][0])
+
+
+class TimelineTest(base.TestCase):
+    """The harness's Timeline (stdlib only, Nova not needed for _wrap)."""
+
+    def test_wrapped_calls_are_timed_and_restored(self):
+        from tools.lab import nova_harness
+
+        class Conn(object):
+            def get_node(self, node_id):
+                return {'id': node_id}
+
+            def ports(self, node):
+                yield from ('p1', 'p2')
+
+        conn = Conn()
+        timeline = nova_harness.Timeline(harness=None)
+        timeline._wrap(conn, 'get_node', 'ironic.get_node')
+        timeline._wrap(conn, 'ports', 'ironic.ports')
+        self.assertEqual({'id': 'n1'}, conn.get_node('n1'))
+        # A generator is read inside its span.
+        self.assertEqual(['p1', 'p2'], conn.ports(node='n1'))
+        timeline.__exit__(None, None, None)
+        self.assertEqual(['ironic.get_node', 'ironic.ports'],
+                         [s['what'] for s in timeline.spans])
+        for span in timeline.spans:
+            self.assertLessEqual(span['start'], span['end'])
+        # The instance's attributes are gone again: the class's methods.
+        self.assertNotIn('get_node', vars(conn))
+        self.assertNotIn('ports', vars(conn))
