@@ -30,9 +30,6 @@ export manager the existing export, and the VolumeTarget is refreshed in
 place, so a retried attach reuses what a failed one left.
 """
 
-from concurrent import futures
-import functools
-
 from ironic.common import exception as ironic_exc
 from ironic.common.i18n import _
 from ironic.common import states
@@ -43,7 +40,6 @@ from ironic.drivers import base
 from ironic.drivers import utils as driver_utils
 from ironic import objects
 from oslo_log import log
-from oslo_utils import excutils
 from oslo_utils import strutils
 from oslo_utils import uuidutils
 
@@ -141,11 +137,11 @@ class BMIStorage(base.StorageInterface):
                 if disk is None or node.provision_state != states.ACTIVE:
                     # Idempotent: the clone made by an earlier attempt of
                     # this deployment is returned (grown if needed).
-                    disk = _clone_with_configdrive(
-                        lib, node, configdrive, functools.partial(
-                            lib.clone_for_node, node.uuid, image_source,
-                            size=size, project=project))
+                    disk = lib.clone_for_node(node.uuid, image_source,
+                                              size=size, project=project)
                 _stamp_deployment(lib, node, disk)
+                if configdrive is not None:
+                    lib.write_node_configdrive(node.uuid, configdrive)
                 _ensure_scratch(lib, node, disk, ephemeral, swap)
                 # A fresh CHAP secret at every deploy and rebuild (issue
                 # 11); an active node (power on, take over) keeps its own.
@@ -508,43 +504,6 @@ def _disk_of_deployment(lib, node):
     export_manager.get_manager().unexport_node(node.uuid)
     lib.remove_node_disk(node.uuid)
     return None
-
-
-def _clone_with_configdrive(lib, node, configdrive, clone):
-    """``clone()``'s disk, the node's config drive written meanwhile.
-
-    Two RBD images that do not depend on each other (``node-<uuid>`` and
-    ``node-<uuid>-config``): the config drive's write (create, write,
-    flush, checksum: 37 ms median in the lab, December 2026) runs in a
-    thread of its own while the clone is made (the source resolved in
-    Glance and Ceph, cloned, grown: 70 ms), not after it.  It starts only
-    after ``_disk_of_deployment`` removed a stale disk (with its config
-    drive), and both have finished when this returns or raises: the
-    export reads which LUNs the node has only then, and a failure's
-    cleanup (``_remove``) never races a write.  The clone's error is
-    raised when both fail.  (A conductor dying between the two leaves a
-    config drive without a clone, as it could leave a clone not yet
-    exported: the node's retried deploy or its teardown removes both.)
-
-    :raises: what ``clone()`` or ``write_node_configdrive`` raise.
-    """
-    if configdrive is None:
-        return clone()
-    with futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix='bmi-configdrive') as pool:
-        written = pool.submit(lib.write_node_configdrive, node.uuid,
-                              configdrive)
-        try:
-            disk = clone()
-        except Exception:
-            with excutils.save_and_reraise_exception():
-                error = written.exception()
-                if error is not None:
-                    LOG.error('Node %(node)s: writing its config drive '
-                              'failed too: %(err)s',
-                              {'node': node.uuid, 'err': error})
-        disk.configdrive = written.result()
-    return disk
 
 
 def _stamp_deployment(lib, node, disk):

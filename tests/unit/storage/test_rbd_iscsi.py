@@ -15,8 +15,6 @@
 import base64
 import dataclasses
 import gzip
-import threading
-import time
 from unittest import mock
 
 from futurist import periodics as fp
@@ -148,75 +146,6 @@ class BMIStorageTestCase(base.BMITestCase):
             self.node.uuid, iso)
         [target] = self._targets()
         self.assertEqual(2, target.properties['config_drive_lun'])
-
-    def _with_configdrive(self):
-        iso = b'CD001' + b'\0' * 2043
-        self.node.instance_info = dict(
-            self.node.instance_info,
-            configdrive=base64.b64encode(gzip.compress(iso)).decode())
-        self.node.save()
-        return iso
-
-    def test_configdrive_is_written_while_the_clone_is_made(self):
-        self._with_configdrive()
-        order = []
-        started = threading.Event()
-
-        def write(node_uuid, data):
-            started.set()
-            order.append('configdrive written')
-            return mock.sentinel.configdrive
-
-        def clone(*args, **kwargs):
-            # The write runs in its own thread meanwhile.
-            self.assertTrue(started.wait(10))
-            order.append('cloned')
-            self.disk_exists = True
-            return self.disk
-
-        self.lib.write_node_configdrive.side_effect = write
-        self.lib.clone_for_node.side_effect = clone
-        self.mgr.export_node.side_effect = (
-            lambda *a, **k: order.append('exported') or self.export)
-        with task_manager.acquire(self.context, self.node.uuid) as task:
-            task.driver.storage.attach_volumes(task)
-        # The export, which reads the node's LUNs, after both.
-        self.assertEqual(['configdrive written', 'cloned', 'exported'],
-                         order)
-        self.assertIs(mock.sentinel.configdrive, self.disk.configdrive)
-
-    def test_configdrive_write_failure_removes_the_clone(self):
-        self._with_configdrive()
-        self.lib.write_node_configdrive.side_effect = exception.CephError(
-            reason='write refused')
-        with task_manager.acquire(self.context, self.node.uuid) as task:
-            e = self.assertRaises(ironic_exc.StorageError,
-                                  task.driver.storage.attach_volumes, task)
-        self.assertIn('write refused', str(e))
-        self.mgr.export_node.assert_not_called()
-        self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True, keep_ephemeral=False)
-
-    def test_clone_failure_waits_for_the_configdrive_write(self):
-        self._with_configdrive()
-        finished = []
-
-        def write(node_uuid, data):
-            time.sleep(0.05)
-            finished.append(True)
-            raise exception.CephError(reason='write refused too')
-
-        self.lib.write_node_configdrive.side_effect = write
-        self.lib.clone_for_node.side_effect = exception.CephError(
-            reason='clone refused')
-        with task_manager.acquire(self.context, self.node.uuid) as task:
-            e = self.assertRaises(ironic_exc.StorageError,
-                                  task.driver.storage.attach_volumes, task)
-        # The clone's error; the cleanup only after the write ended.
-        self.assertIn('clone refused', str(e))
-        self.assertEqual([True], finished)
-        self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True, keep_ephemeral=False)
 
     def test_attach_is_idempotent(self):
         with task_manager.acquire(self.context, self.node.uuid) as task:
