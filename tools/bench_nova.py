@@ -60,7 +60,6 @@ import re
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
@@ -146,34 +145,17 @@ def spawn_timed(ironic, harness, node_uuid, timeline=None, **spawn):
     harness's spans (``spans``) and the wall clock of the start
     (``start``).
     """
-    result = {}
-
-    def call():
-        try:
-            result['answer'] = harness.call(
-                'spawn', node=node_uuid, timeline=timeline is not None,
-                **spawn)
-        except Exception as e:
-            result['error'] = e
-        result['returned'] = time.perf_counter()
     if timeline is not None:
         timeline['start'] = time.time()
     t0 = time.perf_counter()
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    try:
-        active = wait(ironic, node_uuid, 'active', t0)
-    finally:
-        thread.join(WAIT)
-    if 'error' in result:
-        raise result['error']
-    if 'answer' not in result:
-        raise RuntimeError('Nova\'s spawn did not return in %ds' % WAIT)
+    answer, returned, active = nova.spawn_beside(
+        lambda: harness.call('spawn', node=node_uuid,
+                             timeline=timeline is not None, **spawn),
+        lambda: wait(ironic, node_uuid, 'active', t0), WAIT)
     if timeline is not None:
-        timeline['spans'] = result['answer'].get('timeline') or []
-        timeline['returned'] = timeline['start'] + result['returned'] - t0
-    return (result['returned'] - t0, active,
-            result['answer']['instance'])
+        timeline['spans'] = answer.get('timeline') or []
+        timeline['returned'] = timeline['start'] + returned - t0
+    return returned - t0, active, answer['instance']
 
 
 def deploy_direct(ironic, node_uuid, image, configdrive=None):

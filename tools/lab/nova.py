@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 
 from tools.lab import REPO
@@ -156,6 +157,37 @@ def from_services(env, **kwargs):
         raise AssertionError('the lab\'s Glance is not running: python -m '
                              'tools.lab start ... glance')
     return Harness(ironic['url'], glance['service_url'], **kwargs)
+
+
+def spawn_beside(call, watch, timeout):
+    """Run ``call()`` (Nova's spawn) in a thread while ``watch()`` runs here.
+
+    Nova's spawn returns only once the node is ACTIVE, so whoever wants to
+    see the node on its way there (its power-on, Ironic's ACTIVE) watches
+    beside it. Returns (``call``'s answer, ``time.perf_counter()`` when it
+    returned, ``watch``'s result); ``call``'s error is raised, and
+    RuntimeError when it did not return within ``timeout`` seconds after
+    ``watch`` ended.
+    """
+    result = {}
+
+    def run():
+        try:
+            result['answer'] = call()
+        except Exception as e:
+            result['error'] = e
+        result['returned'] = time.perf_counter()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        watched = watch()
+    finally:
+        thread.join(timeout)
+    if 'error' in result:
+        raise result['error']
+    if 'answer' not in result:
+        raise RuntimeError('Nova\'s spawn did not return in %ds' % timeout)
+    return result['answer'], result['returned'], watched
 
 
 def prepare_node(ironic, node_uuid, resource_class=RESOURCE_CLASS):

@@ -42,7 +42,6 @@ path instead of ``baremetal node deploy``:
 import contextlib
 import json
 import tempfile
-import threading
 import time
 
 from tools.lab import guest
@@ -147,37 +146,22 @@ class NovaGuestScenario(guest.GuestScenario):
         node.deploy_started = time.monotonic()
         node.powered_on = None
         node.to_marker = None
-        result = {}
-
-        def spawn():
-            try:
-                result['answer'] = self.harness.call(
-                    'spawn', node=node.uuid, image=self.golden,
-                    flavor=nova.flavor(root_gb=3),
-                    instance=self.instance_uuid, project_id=self.project,
-                    name=self.hostname, hostname=self.hostname,
-                    key={'name': 'bmi-guest-test', 'public_key': public},
-                    user_data=guest.USER_DATA,
-                    network={'source': 'neutron',
-                             'ports': [self.neutron_port.id]})
-            except Exception as e:
-                result['error'] = e
         # Nova's spawn returns once the node is ACTIVE; meanwhile the
         # power-on is watched as for the other scenarios.
-        thread = threading.Thread(target=spawn, daemon=True)
-        thread.start()
-        try:
-            self._wait_active(node)
-        finally:
-            thread.join(self.state_timeout)
-        if 'error' in result:
-            raise result['error']
-        if thread.is_alive() or 'answer' not in result:
-            raise RuntimeError('Nova\'s spawn did not return')
-        self.instance = result['answer']['instance']
+        answer, _returned, _ = nova.spawn_beside(
+            lambda: self.harness.call(
+                'spawn', node=node.uuid, image=self.golden,
+                flavor=nova.flavor(root_gb=3),
+                instance=self.instance_uuid, project_id=self.project,
+                name=self.hostname, hostname=self.hostname,
+                key={'name': 'bmi-guest-test', 'public_key': public},
+                user_data=guest.USER_DATA,
+                network={'source': 'neutron',
+                         'ports': [self.neutron_port.id]}),
+            lambda: self._wait_active(node), self.state_timeout)
+        self.instance = answer['instance']
         self.report.detail('Nova instance %s on node %s (%s)' % (
-            self.instance, node.uuid,
-            result['answer']['node']['provision_state']))
+            self.instance, node.uuid, answer['node']['provision_state']))
 
     def _check_vif(self, node):
         """The VIF where the hil interface puts it; Nova's network data."""

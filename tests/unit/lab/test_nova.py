@@ -19,6 +19,7 @@ script that speaks the same JSON lines stands in for it.
 import os
 import re
 import sys
+import threading
 
 import fixtures
 
@@ -89,6 +90,42 @@ class FlavorTest(base.TestCase):
             'CUSTOM_' + re.sub('[^A-Z0-9]', '_',
                                nova.RESOURCE_CLASS.upper()),
             [k.split(':')[1] for k, v in specs.items() if v == '1'][0])
+
+
+class SpawnBesideTest(base.TestCase):
+    """nova.spawn_beside: Nova's spawn in a thread, the watcher here."""
+
+    def test_answer_end_and_watch(self):
+        seen = threading.Event()
+
+        def call():
+            # The watcher runs while the call waits.
+            self.assertTrue(seen.wait(5))
+            return {'instance': 'i-1'}
+        answer, returned, watched = nova.spawn_beside(
+            call, lambda: seen.set() or 'active', 5)
+        self.assertEqual({'instance': 'i-1'}, answer)
+        self.assertEqual('active', watched)
+        self.assertIsInstance(returned, float)
+
+    def test_call_error_is_raised(self):
+        def call():
+            raise nova.HarnessError({'type': 'NoValidHost', 'error': 'x'})
+        self.assertRaisesRegex(nova.HarnessError, 'NoValidHost',
+                               nova.spawn_beside, call, lambda: None, 5)
+
+    def test_watch_error_wins_and_the_thread_is_joined(self):
+        def watch():
+            raise RuntimeError('not ACTIVE')
+        self.assertRaisesRegex(RuntimeError, 'not ACTIVE',
+                               nova.spawn_beside, lambda: {}, watch, 5)
+
+    def test_no_return_in_time(self):
+        release = threading.Event()
+        self.addCleanup(release.set)
+        self.assertRaisesRegex(
+            RuntimeError, 'did not return in 0s', nova.spawn_beside,
+            lambda: release.wait(10), lambda: None, 0.05)
 
 
 class TimelineTest(base.TestCase):
