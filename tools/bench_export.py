@@ -15,6 +15,9 @@
 
   .venv/bin/python tools/bench_export.py [--nodes 20] [--size-mib 1024]
       [--lun-counts 1,10,100] [--tgtd-threads 16] [--env .state/services.json]
+      [--client-conf KEY=VALUE] [--compare KEY=VALUE[,KEY=VALUE]]
+      [--target-param NAME=VALUE] [--depth 8] [--rounds 3]
+      [--skip export,read,luns]
 
 Runs its own tgtd (free control and portal ports on 127.0.0.1, stopped at
 the end) against the Ceph cluster of the services file, and measures:
@@ -25,7 +28,10 @@ the end) against the Ceph cluster of the services file, and measures:
    the ExportManager (which also reads and records the export in the
    clone's RBD metadata);
 2. sequential read of a SIZE clone: ``qemu-img bench`` (1 MiB reads, 8
-   in flight) through the iSCSI LUN vs straight from librbd;
+   in flight) through the iSCSI LUN vs straight from librbd, alternated,
+   with the CPU seconds per GiB of qemu-img, tgtd (by thread) and the
+   OSD on each side; ``--compare`` adds an iSCSI side whose LUN's rados
+   client has other librbd settings, measured in the same run;
 3. tgtd's threads and RSS with 1, 10 and 100 RBD LUNs.
 
 Everything it creates in Ceph is named bench-<random> and removed.
@@ -238,19 +244,82 @@ def bench_export(tgtd, lib, cluster, golden, n):
             'manager_ms': m * 1000}
 
 
-def qemu_read(source_args, size, block=MiB, depth=8):
-    """MiB/s of ``qemu-img bench``: sequential reads of the whole image."""
+def proc_cpu(pid):
+    """CPU seconds (user + system) of process ``pid`` by thread name.
+
+    From /proc/PID/task/*/stat (fields 14 and 15, in clock ticks): tgtd's
+    main loop, its bs_rbd workers and its rados clients' threads apart.
+    """
+    tick = os.sysconf('SC_CLK_TCK')
+    by_name = {}
+    task_dir = '/proc/%d/task' % pid
+    for tid in os.listdir(task_dir):
+        try:
+            with open(os.path.join(task_dir, tid, 'stat')) as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        # comm is in parentheses and may hold spaces.
+        name = stat[stat.index('(') + 1:stat.rindex(')')]
+        if int(tid) == pid:
+            name += ' (main)'
+        fields = stat[stat.rindex(')') + 2:].split()
+        by_name[name] = by_name.get(name, 0) + (
+            int(fields[11]) + int(fields[12])) / tick
+    return by_name
+
+
+def cpu_delta(before, after):
+    names = set(before) | set(after)
+    return {n: after.get(n, 0) - before.get(n, 0) for n in names}
+
+
+def qemu_read(source_args, size, block=MiB, depth=8, watch=None):
+    """Sequential reads of the whole image with ``qemu-img bench``.
+
+    Returns (MiB/s, CPU seconds): qemu-img's own, and of each process of
+    ``watch`` (name -> pid) by thread name, over the whole run.
+    """
     argv = (['qemu-img', 'bench', '-q', '-c', str(size // block), '-d',
              str(depth), '-s', str(block), '-t', 'none'] + source_args)
-    out = subprocess.run(argv, check=True, capture_output=True,
-                         text=True).stdout
+    watch = watch or {}
+    before = {n: proc_cpu(pid) for n, pid in watch.items()}
+    with tempfile.TemporaryFile('w+') as out:
+        proc = subprocess.Popen(argv, stdout=out)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, argv)
+        out.seek(0)
+        text = out.read()
+    cpu = {n: cpu_delta(before[n], proc_cpu(pid))
+           for n, pid in watch.items()}
+    cpu['qemu-img'] = {'qemu-img': usage.ru_utime + usage.ru_stime}
     # qemu-img's own figure: the reads only, not connecting.
     seconds = float(re.search(r'Run completed in ([0-9.]+) seconds',
-                              out).group(1))
-    return size / MiB / seconds
+                              text).group(1))
+    return size / MiB / seconds, cpu
 
 
-def bench_read(tgtd, cluster, size_mib, depth=8, target_params=()):
+def osd_pid(ceph_conf):
+    """The pid of the lab's ceph-osd (its pid file beside ceph.conf)."""
+    try:
+        with open(os.path.join(os.path.dirname(ceph_conf),
+                               'osd.0.pid')) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def bench_read(tgtd, cluster, size_mib, depth=8, target_params=(),
+               variants=(), make_conf=None, rounds=3):
+    """Sequential reads: librbd vs iSCSI, alternated in one run.
+
+    ``variants``: lists of librbd settings; each is one more iSCSI side,
+    a target of its own on the same clone whose LUN's rados client reads
+    ``make_conf(settings)`` (the default side's settings plus these), so
+    that a setting is measured beside the default in the same run.
+    """
     log('\n== 2. sequential read of a %d MiB clone (%d in flight)',
         size_mib, depth)
     size = size_mib * MiB
@@ -260,44 +329,104 @@ def bench_read(tgtd, cluster, size_mib, depth=8, target_params=()):
     clone_spec = cluster.snap_and_clone(name, 'snap', name + '-clone')
     mgr_backend = tgt.TgtExportBackend()
     iqn = 'iqn.2026-11.org.massopen.bench:read-%s' % name
+    iqns = [iqn]
     served, _status = mgr_backend.ensure_target(
         base.ExportTarget(iqn=iqn, luns={1: clone_spec}))
     for setting in target_params:
         # iSCSI session parameters the target offers (tgt 1.0.85
-        # defaults: MaxXmitDataSegmentLength 8192, MaxBurstLength 262144).
+        # defaults: MaxBurstLength 262144, FirstBurstLength 65536,
+        # MaxRecvDataSegmentLength 8192 for what the initiator sends).
+        # MaxXmitDataSegmentLength, the size of the Data-In PDUs, is
+        # replaced at login by the initiator's MaxRecvDataSegmentLength
+        # (iscsid.c text_scan_login): 262144 from libiscsi 1.19.
         key, _sep, value = setting.partition('=')
         tgtd.tgtadm('--mode', 'target', '--op', 'update', '--tid',
                     served.tid, '--name', key.strip(), '--value',
                     value.strip())
     if target_params:
         log('target parameters: %s', ', '.join(target_params))
-    conf = CONF.iscsi.tgt_ceph_conf
     user = CONF.iscsi.tgt_ceph_user
-    rbd_src = ['rbd:%s:id=%s:conf=%s' % (clone_spec, user, conf)]
-    iscsi_src = ['--image-opts',
-                 'driver=iscsi,transport=tcp,portal=127.0.0.1:%d,'
-                 'target=%s,lun=1,initiator-name=iqn.2026-11.org.massopen.'
-                 'bench:init' % (tgtd.portal_port, iqn)]
-    sources = (('librbd (qemu-img rbd:)', rbd_src),
-               ('iSCSI (qemu-img iscsi)', iscsi_src))
+    # librbd at the cluster's own client settings (what a VM on librbd
+    # gets); --client-conf and --compare change tgtd's LUNs only.
+    rbd_src = ['rbd:%s:id=%s:conf=%s' % (clone_spec, user,
+                                         CONF.ceph.conf_file)]
+
+    def iscsi_src(target):
+        return ['--image-opts',
+                'driver=iscsi,transport=tcp,portal=127.0.0.1:%d,'
+                'target=%s,lun=1,initiator-name=iqn.2026-11.org.massopen.'
+                'bench:init' % (tgtd.portal_port, target)]
+    sources = [('librbd', rbd_src), ('iSCSI', iscsi_src(iqn))]
+    default_conf = CONF.iscsi.tgt_ceph_conf
+    for i, settings in enumerate(variants, 1):
+        variant_iqn = '%s-v%d' % (iqn, i)
+        # The backend gives a LUN [iscsi] tgt_ceph_conf at its creation.
+        CONF.set_override('tgt_ceph_conf', make_conf(settings, i), 'iscsi')
+        try:
+            mgr_backend.ensure_target(base.ExportTarget(
+                iqn=variant_iqn, luns={1: clone_spec}))
+        finally:
+            CONF.set_override('tgt_ceph_conf', default_conf, 'iscsi')
+        iqns.append(variant_iqn)
+        sources.append(('iSCSI+v%d' % i, iscsi_src(variant_iqn)))
+        log('iSCSI+v%d: the LUN\'s client adds %s', i, ', '.join(settings))
+    watch = {'tgtd': tgtd.proc.pid}
+    osd = osd_pid(CONF.ceph.conf_file)
+    if osd:
+        watch['ceph-osd'] = osd
     for _label, src in sources:
-        qemu_read(src, size, depth=depth)  # warm up both sides alike
+        qemu_read(src, size, depth=depth)  # warm up every side alike
     runs = {label: [] for label, _src in sources}
-    for _ in range(3):  # alternate, so that load elsewhere hits both
+    cpus = {label: [] for label, _src in sources}
+    for _ in range(rounds):  # alternate, so that load elsewhere hits all
         for label, src in sources:
-            runs[label].append(qemu_read(src, size, depth=depth))
+            speed, cpu = qemu_read(src, size, depth=depth, watch=watch)
+            runs[label].append(speed)
+            cpus[label].append(cpu)
     results = {}
+    gib = size / (1024 * MiB)
     for label, values in runs.items():
         results[label] = statistics.median(values)
         log('%-24s %7.1f MiB/s (median of %s)', label, results[label],
             ', '.join('%.0f' % v for v in values))
-    ratio = results['iSCSI (qemu-img iscsi)'] / results[
-        'librbd (qemu-img rbd:)']
-    log('ratio iSCSI / librbd     %7.2fx (target >= 0.9x)', ratio)
-    mgr_backend.remove_target(iqn)
-    return {'rbd_mib_s': results['librbd (qemu-img rbd:)'],
-            'iscsi_mib_s': results['iSCSI (qemu-img iscsi)'],
-            'ratio': ratio}
+    # Where the 2 cores went: CPU seconds per GiB read, median of the
+    # runs, per process (tgtd by thread name), every side in one table.
+    log('CPU s per GiB read       %s', '  '.join(
+        '%10s' % label for label in runs))
+    cpu_rows = {}
+    for label in runs:
+        for cpu in cpus[label]:
+            for proc, threads in cpu.items():
+                cpu_rows.setdefault((proc, 'total'), {}).setdefault(
+                    label, []).append(sum(threads.values()))
+                if proc == 'tgtd':
+                    for thread, secs in threads.items():
+                        cpu_rows.setdefault((proc, thread), {}).setdefault(
+                            label, []).append(secs)
+    for (proc, thread), by_label in sorted(cpu_rows.items()):
+        if thread != 'total' and max(
+                max(v) for v in by_label.values()) < 0.05:
+            continue
+        log('  %-22s %s', proc if thread == 'total' else '  ' + thread,
+            '  '.join('%10.2f' % (statistics.median(by_label[label]) / gib)
+                      if label in by_label else '%10s' % '-'
+                      for label in runs))
+    ratios = {label: results[label] / results['librbd']
+              for label in runs if label != 'librbd'}
+    for label, ratio in ratios.items():
+        log('ratio %-9s / librbd  %7.2fx (target >= 0.9x)', label, ratio)
+    for target in iqns:
+        mgr_backend.remove_target(target)
+    summary = {'rbd_mib_s': results['librbd'],
+               'iscsi_mib_s': results['iSCSI'], 'ratio': ratios['iSCSI'],
+               'rbd_runs': runs['librbd'], 'iscsi_runs': runs['iSCSI']}
+    if variants:
+        summary['variants'] = [
+            {'client_conf': list(settings),
+             'iscsi_mib_s': results['iSCSI+v%d' % i],
+             'ratio': ratios['iSCSI+v%d' % i]}
+            for i, settings in enumerate(variants, 1)]
+    return summary
 
 
 def bench_luns(tgtd, cluster, counts):
@@ -329,7 +458,7 @@ def bench_luns(tgtd, cluster, counts):
     return rows
 
 
-def tgt_ceph_conf(conf, user, settings, work):
+def tgt_ceph_conf(conf, user, settings, work, sub='tgt-conf'):
     """The ceph.conf of the LUNs: ``conf``, plus ``settings`` if any.
 
     They go to the ``[client.<user>]`` section of a copy, which wins over
@@ -340,8 +469,8 @@ def tgt_ceph_conf(conf, user, settings, work):
     # Named ceph.conf: Ceph 16 takes $cluster from the file's name, and
     # the keyring path is .../$cluster.$name.keyring (a ceph-tgt.conf
     # made tgtd look for ceph-tgt.client.tgt.keyring: "unknown error").
-    os.makedirs(os.path.join(work, 'tgt-conf'), exist_ok=True)
-    path = os.path.join(work, 'tgt-conf', 'ceph.conf')
+    os.makedirs(os.path.join(work, sub), exist_ok=True)
+    path = os.path.join(work, sub, 'ceph.conf')
     with open(conf) as src, open(path, 'w') as dst:
         dst.write(src.read())
         dst.write('\n[client.%s]\n' % user)
@@ -375,6 +504,13 @@ def main():
                              '(tgtadm --mode target --op update --name '
                              'NAME --value VALUE), e.g. '
                              'MaxXmitDataSegmentLength=262144; repeatable')
+    parser.add_argument('--compare', action='append', default=[],
+                        metavar='KEY=VALUE[,KEY=VALUE]',
+                        help='one more iSCSI side in the same run, its '
+                             'LUN\'s client with these librbd settings '
+                             'added; repeatable')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='alternated reads per side (median)')
     parser.add_argument('--depth', type=int, default=8,
                         help='reads in flight (qemu-img bench -d)')
     parser.add_argument('--skip', default='',
@@ -412,8 +548,16 @@ def main():
             results['export'] = bench_export(tgtd, lib, cluster, golden,
                                              args.nodes)
         if 'read' not in skip:
-            results['read'] = bench_read(tgtd, cluster, args.size_mib,
-                                         args.depth, args.target_param)
+            variants = [[kv for kv in c.split(',') if kv]
+                        for c in args.compare]
+
+            def make_conf(settings, i):
+                return tgt_ceph_conf(
+                    env['ceph_conf'], env['ceph_tgt_user'],
+                    args.client_conf + settings, work, 'tgt-conf-v%d' % i)
+            results['read'] = bench_read(
+                tgtd, cluster, args.size_mib, args.depth, args.target_param,
+                variants, make_conf, args.rounds)
             results['read']['client_conf'] = args.client_conf
             results['read']['target_params'] = args.target_param
             results['read']['depth'] = args.depth
