@@ -137,6 +137,10 @@ class GuestScenario(e2e.Scenario):
 
     # -- steps -----------------------------------------------------------
     def _make_key(self):
+        # A key per deploy; a scenario that deploys again (the guest bench's
+        # boots) drops the last one's.
+        if self.key_dir:
+            shutil.rmtree(self.key_dir, ignore_errors=True)
         self.key_dir = tempfile.mkdtemp(prefix='bmi-guest-')
         os.chmod(self.key_dir, 0o700)
         key = os.path.join(self.key_dir, 'id_ed25519')
