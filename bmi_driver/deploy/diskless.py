@@ -258,7 +258,19 @@ class BMIDeploy(base.DeployInterface):
         """
         node = task.node
         if node.provision_state in _FAILED_DEPLOY_STATES:
-            self._release(task, power_off=not node.disable_power_off)
+            # Ironic 39.0.0's deploying_error_handler records the failure in
+            # last_error, then calls this while the node is still DEPLOYING:
+            # node_power_action clears last_error outside the failure
+            # states, and when the node is off already too
+            # (_can_skip_state_change), so the node would end in DEPLOYFAIL
+            # with no last_error.  Put the failure back.
+            error = node.last_error
+            try:
+                self._release(task, power_off=not node.disable_power_off)
+            finally:
+                if error and not node.last_error:
+                    node.last_error = error
+                    node.save()
         else:
             _withdraw_boot_files(task)
             task.driver.boot.clean_up_instance(task)

@@ -392,6 +392,28 @@ class Soak(object):
                     raise
                 time.sleep(1)
 
+    def why(self, n):
+        """Why node ``n`` failed: its last_error, else its history's newest.
+
+        Ironic 39.0.0's power sync clears ``last_error`` on a node at rest
+        whose power state matches (``_clear_last_error_if_needed`` in
+        conductor/manager.py, with ``[conductor]node_history`` on, the
+        default), failed states included: a failure read a sync later has
+        no ``last_error``, and its message is in the node's history only.
+        """
+        if n.last_error:
+            return oneline(n.last_error)
+        try:
+            events = self.ironic.node.get_history_list(n.uuid, detail=True)
+        except Exception as e:
+            return 'None (its history unreadable: %s)' % oneline(e, 120)
+        errors = [e for e in events if e.get('severity') == 'ERROR']
+        if not errors:
+            return 'None (no error in its history)'
+        newest = max(errors, key=lambda e: e.get('created_at') or '')
+        return 'None; its history: %s (%s)' % (
+            oneline(newest.get('event')), newest.get('event_type'))
+
     def node(self, node_uuid):
         return self.api(self.ironic.node.get, node_uuid,
                         fields=['uuid', 'provision_state', 'maintenance',
@@ -512,7 +534,7 @@ class Soak(object):
                     self.tally.failed += 1
                     slot.failure = 'at rest in %s%s: %s' % (
                         state, ' (maintenance)' if n.maintenance else '',
-                        oneline(n.last_error))
+                        self.why(n))
                     say('FAILED node %s %s', slot.uuid, slot.failure)
                 continue
             name, target, wanted, kwargs = op
@@ -549,7 +571,7 @@ class Soak(object):
             slot.failure = '%s: %s%s: %s' % (
                 name, n.provision_state,
                 ' (maintenance)' if n.maintenance else '',
-                oneline(n.last_error))
+                self.why(n))
             say('FAILED node %s %s', slot.uuid, slot.failure)
 
     def recover(self):
@@ -577,7 +599,7 @@ class Soak(object):
             self.tally.operator += 1
             say('OPERATOR node %s is %s%s after %s: %s', slot.uuid,
                 n.provision_state, ' (maintenance)' if n.maintenance
-                else '', slot.failure, oneline(n.last_error))
+                else '', slot.failure, self.why(n))
             # Out of rotation, counted once; a fresh node takes its slot.
             slot.failure = None
             self.retired.append(slot.uuid)

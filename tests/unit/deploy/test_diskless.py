@@ -54,8 +54,10 @@ class BMIDeployTestCase(base.BMITestCase):
                                       bmi_storage.BMIStorage,
                                       name)).start(), name)
         self.addCleanup(mock.patch.stopall)
-        self.calls.attach_mock(
-            self._patch(manager_utils, 'node_power_action'), 'power')
+        self.power_patch = mock.patch.object(manager_utils,
+                                             'node_power_action',
+                                             autospec=True)
+        self.calls.attach_mock(self.power_patch.start(), 'power')
 
     def _mark(self):
         # Autospecced functions cannot be reset: remember where we are.
@@ -380,6 +382,21 @@ class BMIDeployTestCase(base.BMITestCase):
             ['power power off', 'unconfigure_tenant_networks',
              'detach_volumes', 'clean_up_instance',
              'remove_provisioning_network'], self._names())
+        self.assertEqual([], self._targets())
+
+    def test_failed_deploy_step_keeps_its_last_error(self):
+        # Ironic's own failure handler and power action (fake power, the
+        # node off already): the node ends in DEPLOYFAIL saying why.
+        self._deployed()
+        self.power_patch.stop()
+        self.node.power_state = states.POWER_OFF
+        self.node.save()
+        msg = 'Deploy step deploy.deploy failed: tgtd is gone.'
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            manager_utils.deploying_error_handler(task, 'failed', msg)
+        self.node.refresh()
+        self.assertEqual(states.DEPLOYFAIL, self.node.provision_state)
+        self.assertEqual(msg, self.node.last_error)
         self.assertEqual([], self._targets())
 
     def test_clean_up_before_tear_down_only_removes_boot_config(self):

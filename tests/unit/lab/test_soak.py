@@ -237,6 +237,7 @@ class FakeNode(object):
         self.maintenance = maintenance
         self.target_provision_state = target
         self.last_error = error
+        self.uuid = B
 
 
 class RecoverTest(base.TestCase):
@@ -293,3 +294,47 @@ class RecoverTest(base.TestCase):
         s.recover()
         self.assertEqual((0, 1), (s.tally.healed, s.tally.operator))
         self.assertEqual(3, s.ironic.node.set_provision_state.call_count)
+
+
+class WhyTest(base.TestCase):
+    """A failure's message: last_error, else the node's history."""
+
+    def make(self, history):
+        s = soak.Soak.__new__(soak.Soak)
+        s.ironic = mock.Mock()
+        if isinstance(history, Exception):
+            s.ironic.node.get_history_list.side_effect = history
+        else:
+            s.ironic.node.get_history_list.return_value = history
+        return s
+
+    def test_last_error_first(self):
+        s = self.make([])
+        self.assertEqual('boom', s.why(FakeNode('deploy failed',
+                                                error='boom')))
+        s.ironic.node.get_history_list.assert_not_called()
+
+    def test_cleared_error_is_read_from_history(self):
+        # Ironic's power sync cleared last_error; the newest ERROR says why.
+        s = self.make([
+            {'created_at': '2026-12-02T10:00:00', 'severity': 'ERROR',
+             'event_type': 'deploying', 'event': 'older failure'},
+            {'created_at': '2026-12-02T10:05:00', 'severity': 'ERROR',
+             'event_type': 'deploying', 'event': 'Deploy step failed'},
+            {'created_at': '2026-12-02T10:06:00', 'severity': 'INFO',
+             'event_type': 'provisioning', 'event': 'not an error'}])
+        self.assertEqual('None; its history: Deploy step failed (deploying)',
+                         s.why(FakeNode('deploy failed')))
+        s.ironic.node.get_history_list.assert_called_once_with(
+            B, detail=True)
+
+    def test_no_error_in_history(self):
+        s = self.make([{'created_at': 'x', 'severity': 'INFO',
+                        'event_type': 'provisioning', 'event': 'fine'}])
+        self.assertEqual('None (no error in its history)',
+                         s.why(FakeNode('deploy failed')))
+
+    def test_history_unreadable(self):
+        s = self.make(RuntimeError('gone'))
+        self.assertEqual('None (its history unreadable: gone)',
+                         s.why(FakeNode('deploy failed')))
