@@ -50,7 +50,11 @@ class Tgtd(service.Service):
         # tgtadm --mode portal --op new, tgt 1.0.85).
         self.extra_portals = list(extra_portals)
         # -t: fewer worker threads per LUN (each RBD LUN has its own rados
-        # client, about 31 threads with tgtd's default).
+        # client, about 31 threads with tgtd's default). The lab keeps 4:
+        # its scale tests export a hundred LUNs on two cores. The README
+        # recommends -t 16 for a gateway (sequential reads 0.69x librbd
+        # with -t 4, up to 0.87x with 16: doc/export.md); tools/bench_export
+        # starts its own tgtd with 16.
         self.threads = int(threads or os.environ.get('BMI_TGTD_THREADS', 4))
 
     @property
