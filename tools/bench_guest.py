@@ -365,16 +365,16 @@ def main():
           'each, alternating: bmi (iSCSI sanboot of its clone) vs a local '
           'copy of its image' % (scenario.vm_memory_mib, n,
                                  '' if n == 1 else 's'))
-    print('  %-28s %-16s %-16s %s' % ('', 'local', 'bmi', 'ratio'))
+    print('  %-32s %-10s %-10s %s' % ('', 'local', 'bmi', 'ratio'))
     for label, key in (('power-on to cloud-init', 'to_marker_s'),
                        ('power-on to SSH login', 'to_login_s')):
         for i, f in enumerate(figures, 1):
-            print('  %-28s %-16s %-16s %.2fx' % (
+            print('  %-32s %-10s %-10s %.2fx' % (
                 '%s, boot %d' % (label, i), '%.1f s' % f['local'][key],
                 '%.1f s' % f['bmi'][key],
                 f['bmi'][key] / f['local'][key]))
         if n > 1:
-            print('  %-28s %-16s %-16s %.2fx  (target <= 1.2x)' % (
+            print('  %-32s %-10s %-10s %.2fx  (target <= 1.2x)' % (
                 '%s, median' % label, '%.1f s' % medians(figures, 'local',
                                                          key),
                 '%.1f s' % medians(figures, 'bmi', key),
