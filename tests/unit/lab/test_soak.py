@@ -252,6 +252,7 @@ class RecoverTest(base.TestCase):
         s.slots[0].uuid = B
         s.slots[0].failure = 'deploy: deploy failed: boom'
         s.ironic = mock.Mock()
+        s.ironic.node.get_history_list.return_value = []
         s.op_timeout = 5
         s.api = lambda fn, *a, **k: fn(*a, **k)
         s.node = mock.Mock(return_value=states[0])
