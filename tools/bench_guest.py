@@ -106,6 +106,10 @@ class BenchGuestScenario(guest.GuestScenario):
                               kwargs.get('mac_byte', 0xc7))
         self.local_dir = os.path.join(self.lab.state_dir, 'bench-guest-'
                                       + self.tag)
+        # The local boot's disks: a copy of the image, and the config drive
+        # of the bmi deploy before it.
+        self.local_root = os.path.join(self.local_dir, 'root.raw')
+        self.local_drive = os.path.join(self.local_dir, 'config-2.raw')
         self.local_defined = False
         self.local_uuid = None
         # One entry per boot pair: {'bmi': figures, 'local': figures}, and
@@ -133,14 +137,13 @@ class BenchGuestScenario(guest.GuestScenario):
     def _bmi_boot(self, node, boot):
         """Deploy, first boot to the SSH login, undeploy: the figures."""
         r = self.report
-        drive = os.path.join(self.local_dir, 'config-2.raw')
         with r.step('bmi boot %d: deploy %s with a config drive Ironic '
                     'builds' % (boot, node.name)):
             self._deploy_guest(node)
             self._wait_active(node)
             # This deploy's own config drive: the local boot that follows
             # reads the same cloud-init inputs.
-            self._copy_config_drive(node, drive)
+            self._copy_config_drive(node, self.local_drive)
         timeline = vmlab.ConsoleTimeline(self.lab.console(node.vm),
                                          node.console_offset).start()
         try:
@@ -169,15 +172,13 @@ class BenchGuestScenario(guest.GuestScenario):
         """
         r = self.report
         local = self.local
-        root = os.path.join(self.local_dir, 'root.raw')
-        drive = os.path.join(self.local_dir, 'config-2.raw')
         with r.step('local boot %d: the same VM shape from a fresh copy of '
                     'the image and the same config drive' % boot):
             # Sparse: the 3 GiB image holds well under 1 GiB.
             processutils.execute('cp', '--sparse=always', self.image_path,
-                                 root)
+                                 self.local_root)
             if not self.local_defined:
-                self.local_uuid = self._define_local(root, drive)
+                self.local_uuid = self._define_local()
         with r.step('local boot %d: power-on to cloud-init\'s marker'
                     % boot):
             local.console_offset = self.lab.console(local.vm).size()
@@ -231,8 +232,9 @@ class BenchGuestScenario(guest.GuestScenario):
         with os.fdopen(fd, 'wb') as f:
             guest.copy_config_drive(node.uuid, f)
 
-    def _define_local(self, root, drive):
+    def _define_local(self):
         local = self.local
+        disks = [self.local_root, self.local_drive]
         self.lab.remove_vm(local.vm)
         self.net.add_ports(local)
         # The boot nic on the project's boot network (its VLAN, native),
@@ -243,12 +245,12 @@ class BenchGuestScenario(guest.GuestScenario):
         vm_uuid = self.lab.define_vm(
             local.vm, (local.mac, local.boot_port),
             (local.tenant_mac, local.tenant_port),
-            memory_mib=self.vm_memory_mib, disks=[root, drive],
+            memory_mib=self.vm_memory_mib, disks=disks,
             nic_model=self.nic_model)
         self.local_defined = True
         self.report.detail('%s: VM %s, disks %s, boot nic %s on port %s '
                            '(VLAN %d, boot network of %s)' % (
-                               local.name, local.vm, [root, drive],
+                               local.name, local.vm, disks,
                                local.mac, local.boot_port,
                                self.net.vlan(boot.hil_network),
                                self.project))
