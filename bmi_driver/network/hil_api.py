@@ -181,6 +181,20 @@ def hil_says(error, text):
     return _normalize(getattr(error, 'hil_msg', None)).startswith(text)
 
 
+_TAG = re.compile(r'<[^>]*>')
+
+
+def _words(body):
+    """An error body as one line of words, HTML tags dropped.
+
+    HIL 8c6de221 answers an unhandled error (its database gone, say: the
+    soak's ``hil_500``) with Werkzeug 0.9.6's HTML page ``500 Internal
+    Server Error``, which would otherwise go into a node's last_error tags
+    and all.
+    """
+    return ' '.join(_TAG.sub(' ', body).split())
+
+
 def error_from_response(resp):
     """The HILError matching an error response of HIL."""
     type_ = None
@@ -193,8 +207,7 @@ def error_from_response(resp):
         msg = hil_msg = str(body['msg'])
         type_ = body.get('type')
     else:
-        text = (resp.text or '').strip()
-        msg = text[:MAX_BODY] or resp.reason or 'no message'
+        msg = _words(resp.text or '')[:MAX_BODY] or resp.reason or 'no message'
     if type_:
         msg = '%s (%s, HTTP %d)' % (msg, type_, resp.status_code)
     else:

@@ -261,6 +261,18 @@ class TestErrors(ClientTestCase):
         self.assertIn('switch session failed', str(e))
         self.assertIn('HTTP 500', str(e))
 
+    def test_server_error_html_page_is_read_as_words(self):
+        # werkzeug's page for an unhandled error in HIL's API.
+        page = ('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n'
+                '<title>500 Internal Server Error</title>\n'
+                '<h1>Internal Server Error</h1>\n<p>The server encountered '
+                'an internal error.</p>\n')
+        e = self.check({'status_code': 500, 'text': page},
+                       exception.HILError, 500, None)
+        self.assertEqual('HIL error: 500 Internal Server Error Internal '
+                         'Server Error The server encountered an internal '
+                         'error. (HTTP 500)', str(e))
+
     def test_server_error_json(self):
         self.check(error(500, 'SwitchError', 'switch said no'),
                    exception.HILError, 500, 'SwitchError')
