@@ -277,8 +277,8 @@ class BenchGuestScenario(guest.GuestScenario):
 def print_timelines(timelines, pair):
     """Print both boots of pair ``pair`` side by side, and their SSH tries.
 
-    Seconds after power-on, each phase's own length in brackets; the
-    stamped consoles go to ``.state/bench/guest-console-<boot>-<n>.txt``.
+    Seconds after power-on, each phase's own length in brackets (the
+    stamped consoles themselves: :func:`write_consoles`).
     """
     local, bmi = timelines['local'], timelines['bmi']
     labels = [label for label, _p in PHASES] + ['SSH login']
@@ -331,6 +331,54 @@ def medians(figures, boot, key):
     return statistics.median(f[boot][key] for f in figures)
 
 
+def report(figures, timelines, memory_mib):
+    """Print the figures of every pair, their medians and ratios.
+
+    Then the median pair's timeline; writes every stamped console and
+    summary.json's ``guest``.
+    """
+    n = len(figures)
+    # The medians of each side, each computed once: (boot, key) -> s.
+    med = {(boot, key): medians(figures, boot, key)
+           for boot in ('local', 'bmi')
+           for key in ('to_marker_s', 'to_login_s')}
+    print('\nThe Debian guest (1 vCPU under TCG, %d MiB), %d first boot%s '
+          'each, alternating: bmi (iSCSI sanboot of its clone) vs a local '
+          'copy of its image' % (memory_mib, n, '' if n == 1 else 's'))
+    print('  %-32s %-10s %-10s %s' % ('', 'local', 'bmi', 'ratio'))
+    for label, key in (('power-on to cloud-init', 'to_marker_s'),
+                       ('power-on to SSH login', 'to_login_s')):
+        for i, f in enumerate(figures, 1):
+            print('  %-32s %-10s %-10s %.2fx' % (
+                '%s, boot %d' % (label, i), '%.1f s' % f['local'][key],
+                '%.1f s' % f['bmi'][key],
+                f['bmi'][key] / f['local'][key]))
+        if n > 1:
+            print('  %-32s %-10s %-10s %.2fx  (target <= 1.2x)' % (
+                '%s, median' % label, '%.1f s' % med['local', key],
+                '%.1f s' % med['bmi', key],
+                med['bmi', key] / med['local', key]))
+    print('  bmi deploy to ACTIVE: %s s' % ', '.join(
+        '%.1f' % f['bmi']['to_active_s'] for f in figures))
+    pair = median_pair(figures)
+    print_timelines(timelines[pair], pair + 1)
+    write_consoles(timelines)
+    benchlib.write_summary('guest', {
+        'boots': n,
+        'local_to_marker_s': round(med['local', 'to_marker_s'], 1),
+        'bmi_to_marker_s': round(med['bmi', 'to_marker_s'], 1),
+        'local_to_login_s': round(med['local', 'to_login_s'], 1),
+        'bmi_to_login_s': round(med['bmi', 'to_login_s'], 1),
+        'ratio_to_login': round(med['bmi', 'to_login_s']
+                                / med['local', 'to_login_s'], 2),
+        'ratios_to_login': [round(f['bmi']['to_login_s']
+                                  / f['local']['to_login_s'], 2)
+                            for f in figures],
+        'bmi_to_active_s': round(medians(figures, 'bmi', 'to_active_s'), 1),
+        'local_phases_s': timelines[pair]['local']['phases'],
+        'bmi_phases_s': timelines[pair]['bmi']['phases']})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--image', help='the Debian guest\'s raw image '
@@ -361,48 +409,7 @@ def main():
     finally:
         for err in scenario.cleanup():
             print('cleanup: %s' % err, file=sys.stderr)
-    figures = scenario.figures
-    n = len(figures)
-    print('\nThe Debian guest (1 vCPU under TCG, %d MiB), %d first boot%s '
-          'each, alternating: bmi (iSCSI sanboot of its clone) vs a local '
-          'copy of its image' % (scenario.vm_memory_mib, n,
-                                 '' if n == 1 else 's'))
-    print('  %-32s %-10s %-10s %s' % ('', 'local', 'bmi', 'ratio'))
-    for label, key in (('power-on to cloud-init', 'to_marker_s'),
-                       ('power-on to SSH login', 'to_login_s')):
-        for i, f in enumerate(figures, 1):
-            print('  %-32s %-10s %-10s %.2fx' % (
-                '%s, boot %d' % (label, i), '%.1f s' % f['local'][key],
-                '%.1f s' % f['bmi'][key],
-                f['bmi'][key] / f['local'][key]))
-        if n > 1:
-            print('  %-32s %-10s %-10s %.2fx  (target <= 1.2x)' % (
-                '%s, median' % label, '%.1f s' % medians(figures, 'local',
-                                                         key),
-                '%.1f s' % medians(figures, 'bmi', key),
-                medians(figures, 'bmi', key)
-                / medians(figures, 'local', key)))
-    print('  bmi deploy to ACTIVE: %s s' % ', '.join(
-        '%.1f' % f['bmi']['to_active_s'] for f in figures))
-    pair = median_pair(figures)
-    print_timelines(scenario.timelines[pair], pair + 1)
-    write_consoles(scenario.timelines)
-    local_login = medians(figures, 'local', 'to_login_s')
-    bmi_login = medians(figures, 'bmi', 'to_login_s')
-    benchlib.write_summary('guest', {
-        'boots': n,
-        'local_to_marker_s': round(medians(figures, 'local',
-                                           'to_marker_s'), 1),
-        'bmi_to_marker_s': round(medians(figures, 'bmi', 'to_marker_s'), 1),
-        'local_to_login_s': round(local_login, 1),
-        'bmi_to_login_s': round(bmi_login, 1),
-        'ratio_to_login': round(bmi_login / local_login, 2),
-        'ratios_to_login': [round(f['bmi']['to_login_s']
-                                  / f['local']['to_login_s'], 2)
-                            for f in figures],
-        'bmi_to_active_s': round(medians(figures, 'bmi', 'to_active_s'), 1),
-        'local_phases_s': scenario.timelines[pair]['local']['phases'],
-        'bmi_phases_s': scenario.timelines[pair]['bmi']['phases']})
+    report(scenario.figures, scenario.timelines, scenario.vm_memory_mib)
     return 0
 
 

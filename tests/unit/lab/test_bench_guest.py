@@ -12,6 +12,12 @@
 
 """Unit tests of the guest bench's medians (tools/bench_guest.py)."""
 
+import json
+import os
+from unittest import mock
+
+import fixtures
+
 from tests import base
 from tools import bench_guest
 
@@ -39,3 +45,49 @@ class MediansTest(base.TestCase):
 
     def test_one_boot(self):
         self.assertEqual(0, bench_guest.median_pair([pair(1.0, 2.0)]))
+
+
+def boot(login, marker, active=None):
+    figures = {'to_login_s': login, 'to_marker_s': marker}
+    if active is not None:
+        figures['to_active_s'] = active
+    return figures
+
+
+def timeline(name):
+    return {'phases': {'SSH login': 1.0}, 'ssh_tries': [],
+            'console': ['%s line' % name]}
+
+
+class ReportTest(base.TestCase):
+
+    def test_summary_holds_the_medians_and_every_pair(self):
+        self.useFixture(fixtures.EnvironmentVariable('BMI_STATE',
+                                                     self.state_dir))
+        figures = [{'local': boot(90.0, 85.0), 'bmi': boot(120.0, 110.0, 9)},
+                   {'local': boot(100.0, 95.0), 'bmi': boot(95.0, 90.0, 8)},
+                   {'local': boot(80.0, 75.0), 'bmi': boot(99.0, 93.0, 10)}]
+        timelines = [{'local': timeline('l%d' % i), 'bmi': timeline(
+            'b%d' % i)} for i in (1, 2, 3)]
+        out = self.useFixture(fixtures.StringStream('stdout')).stream
+        with mock.patch('sys.stdout', out):
+            bench_guest.report(figures, timelines, 1024)
+        out.seek(0)
+        text = out.read()
+        self.assertIn('power-on to SSH login, median', text)
+        self.assertIn('1.10x  (target <= 1.2x)', text)   # 99 / 90
+        self.assertIn('Timeline of boot pair 3', text)
+        with open(os.path.join(self.state_dir, 'bench',
+                               'summary.json')) as f:
+            guest = json.load(f)['guest']
+        self.assertEqual(3, guest['boots'])
+        self.assertEqual(90.0, guest['local_to_login_s'])
+        self.assertEqual(99.0, guest['bmi_to_login_s'])
+        self.assertEqual(1.1, guest['ratio_to_login'])
+        self.assertEqual([1.33, 0.95, 1.24], guest['ratios_to_login'])
+        self.assertEqual(85.0, guest['local_to_marker_s'])
+        self.assertEqual(93.0, guest['bmi_to_marker_s'])
+        self.assertEqual(9, guest['bmi_to_active_s'])
+        with open(os.path.join(self.state_dir, 'bench',
+                               'guest-console-bmi-2.txt')) as f:
+            self.assertEqual('b2 line\n', f.read())
