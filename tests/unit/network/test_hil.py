@@ -30,6 +30,7 @@ from oslo_utils import uuidutils
 from stevedore import driver as stevedore_driver
 
 from bmi_driver.network import hil
+from bmi_driver.network import hil_client
 from tools.lab.hil_emulator import server
 
 MAC0 = '52:54:00:00:00:01'
@@ -212,6 +213,49 @@ class TestValidate(HILNetworkTestCase):
         self.set_tenant_networks('[{"network": "net-a", "nic": "eth1"}]')
         with self.acquire() as task:
             self.interface.validate(task)
+
+    def asking(self):
+        """Count the HIL requests of node and network lookups."""
+        calls = []
+        for name in ('get_node', 'get_network'):
+            real = getattr(hil_client.HILClient, name)
+
+            def counted(client, what, _real=real, _name=name):
+                calls.append((_name, what))
+                return _real(client, what)
+            patcher = mock.patch.object(hil_client.HILClient, name,
+                                        counted)
+            patcher.start()
+            self.addCleanup(patcher.stop)
+        return calls
+
+    def test_hil_asked_once_per_task(self):
+        # Ironic's validate, the deploy interface's and prepare() ask
+        # within one task: HIL answers the first.
+        calls = self.asking()
+        with self.acquire() as task:
+            for _ in range(3):
+                self.interface.validate(task)
+        self.assertEqual([('get_node', 'node-1')], calls)
+        # The next task asks again, and sees what HIL has now.
+        hil_client.HILClient().detach_node(LESSEE, 'node-1')
+        before = len(calls)
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  self.interface.validate, task)
+        self.assertIn('it is free', str(e))
+        self.assertEqual([('get_node', 'node-1')], calls[before:])
+
+    def test_hil_asked_again_for_other_facts(self):
+        calls = self.asking()
+        with self.acquire() as task:
+            self.interface.validate(task)
+            # Another project within the task: HIL is asked for it.
+            task.node.lessee = 'other'
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  self.interface.validate, task)
+        self.assertIn('project tenant-a', str(e))
+        self.assertEqual(2, len(calls))
 
 
 class TestProvisioningNetwork(HILNetworkTestCase):
