@@ -327,7 +327,7 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             raise self._network_error(task, 'find the node', e)
         with _as_ironic():
             boot = hil_node.boot_nics(task.node, task.ports, labels)
-        connected = []
+        done = []
         allocated = False
         if task.node.driver_internal_info.get(BOOT_NETWORK) != network:
             # Before the connect: a connect that gives up may still land.
@@ -335,10 +335,9 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             task.node.save()
         try:
             allocated = self._ensure_project(task, client, name, info)
-            for label in boot:
-                if client.connect_network(name, label, network,
-                                          hil_client.NATIVE):
-                    connected.append(label)
+            client.connect_networks(
+                name, [(label, network, hil_client.NATIVE)
+                       for label in boot], done)
         except exception.HILError as e:
             if isinstance(e, exception.HILTimeout):
                 # Still queued in HIL: the undeploy that follows the failed
@@ -347,7 +346,8 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                             'on HIL node %(hil)s; the next operation on its '
                             'nics reconciles it', {'node': task.node.uuid,
                                                    'hil': name})
-            self._rollback(task, client, name, network, connected, allocated)
+            self._rollback(task, client, name, network,
+                           [label for label, _ in done], allocated)
             raise self._network_error(
                 task, 'connect the boot nic to %s' % network, e)
         LOG.info('Node %(node)s (HIL %(hil)s): nic(s) %(nics)s on '
@@ -419,9 +419,8 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             client, hil_project(task.node), vifs))
         plan = hil_node.tenant_plan(client, task.node, name, info,
                                     task.ports, labels, entries)
-        for label, network, channel in plan:
-            if client.connect_network(name, label, network, channel):
-                done.append((label, network))
+        # The nics side by side: one HIL sweep for all of them.
+        client.connect_networks(name, plan, done)
         return plan
 
     def configure_tenant_networks(self, task):

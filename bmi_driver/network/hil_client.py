@@ -39,6 +39,7 @@ texts) is :mod:`bmi_driver.network.hil_api`; this module sends the requests
 and waits for the actions.
 """
 
+import collections
 import json
 import time
 
@@ -374,10 +375,73 @@ class HILClient(object):
             one); HILActionFailed if the switch failed; HILTimeout.
         """
         channel = channel or NATIVE
+        deadline = self._deadline()
+        status_id = self._post_connect(node, nic, network, channel,
+                                       deadline)
+        if status_id is None:
+            return False
+        self._wait_connected(node, nic, network, channel, status_id,
+                             deadline)
+        return True
+
+    def connect_networks(self, node, changes, done):
+        """Make several attachments, the nics side by side.
+
+        ``changes``: [(nic, network, channel)]. HIL takes one action per
+        nic at a time, and serve-networks applies every nic's pending
+        action in one sweep (every 2 s by default, HIL 8c6de221): each
+        round posts the next change of every nic, then waits for them
+        all; one nic's changes keep their order.
+
+        Appends (nic, network) to ``done`` for every change HIL made now,
+        as each lands, for the caller's undo. When a change fails, the
+        others already posted are still waited for (none is left pending
+        unseen), then the first error is raised.
+
+        :raises: as :meth:`connect_network`.
+        """
+        rounds = []
+        per_nic = collections.Counter()
+        for nic, network, channel in changes:
+            if per_nic[nic] == len(rounds):
+                rounds.append([])
+            rounds[per_nic[nic]].append((nic, network, channel or NATIVE))
+            per_nic[nic] += 1
+        for batch in rounds:
+            posted = []
+            error = None
+            for nic, network, channel in batch:
+                deadline = self._deadline()
+                try:
+                    status_id = self._post_connect(node, nic, network,
+                                                   channel, deadline)
+                except exception.HILError as e:
+                    error = e
+                    break
+                if status_id is not None:
+                    posted.append((nic, network, channel, status_id,
+                                   deadline))
+            for nic, network, channel, status_id, deadline in posted:
+                try:
+                    self._wait_connected(node, nic, network, channel,
+                                         status_id, deadline)
+                except exception.HILError as e:
+                    if error is None:
+                        error = e
+                    else:
+                        LOG.warning('HIL: %(err)s (after an earlier '
+                                    'failure: %(first)s)',
+                                    {'err': e, 'first': error})
+                    continue
+                done.append((nic, network))
+            if error is not None:
+                raise error
+
+    def _post_connect(self, node, nic, network, channel, deadline):
+        """POST a connect; its status id, or None if already connected."""
         check_name('node', node)
         check_name('nic', nic)
         check_name('network', network)
-        deadline = self._deadline()
         path = hil_api.path('node', node, 'nic', nic, 'connect_network')
 
         def _connect():
@@ -416,15 +480,18 @@ class HILClient(object):
             LOG.debug('HIL: %(node)s/%(nic)s already on %(net)s '
                       '(%(channel)s)', {'node': node, 'nic': nic,
                                         'net': network, 'channel': channel})
-            return False
+            return None
         LOG.info('HIL: connecting %(node)s/%(nic)s to %(net)s on '
                  '%(channel)s (action %(id)s)',
                  {'node': node, 'nic': nic, 'net': network,
                   'channel': channel, 'id': status_id})
+        return status_id
+
+    def _wait_connected(self, node, nic, network, channel, status_id,
+                        deadline):
         self._wait_for_action(
             status_id, 'connect_network', node, nic, deadline,
             lambda n: (n.get('networks') or {}).get(channel) == network)
-        return True
 
     def detach_network(self, node, nic, network):
         """Detach a network from a nic and wait until done.

@@ -472,6 +472,77 @@ class TestConnectNetwork(ClientTestCase):
                           'node1', 'eth0', 'net-a')
 
 
+class TestConnectNetworks(ClientTestCase):
+    """Several nics side by side: one HIL sweep for all of them."""
+
+    def nic_urls(self, nic):
+        sid = 'status-%s' % nic
+        self.rm.post(NODE_URL + '/nic/%s/connect_network' % nic,
+                     status_code=202, json={'status_id': sid})
+        return V0 + '/networking_action/' + sid
+
+    def test_every_nic_posted_before_any_wait(self):
+        for nic in ('eth0', 'eth1'):
+            self.rm.get(self.nic_urls(nic), [status('PENDING'),
+                                             status('DONE')])
+        done = []
+        self.client().connect_networks(
+            'node1', [('eth0', 'net-a', 'vlan/1001'),
+                      ('eth1', 'net-b', None)], done)
+        self.assertEqual([('eth0', 'net-a'), ('eth1', 'net-b')], done)
+        history = [(r.method, r.url.rsplit('/', 2)[-2])
+                   for r in self.rm.request_history]
+        self.assertEqual([('POST', 'eth0'), ('POST', 'eth1')], history[:2])
+        self.assertEqual({'network': 'net-b', 'channel': 'vlan/native'},
+                         self.rm.request_history[1].json())
+        self.assertEqual(['GET'] * 4, [m for m, _ in history[2:]])
+
+    def test_one_nic_in_order(self):
+        # HIL takes one action per nic: the second waits for the first.
+        url = self.nic_urls('eth0')
+        self.rm.get(url, [status('DONE'), status('DONE')])
+        done = []
+        self.client().connect_networks(
+            'node1', [('eth0', 'net-a', 'vlan/native'),
+                      ('eth0', 'net-b', 'vlan/1001')], done)
+        self.assertEqual([('eth0', 'net-a'), ('eth0', 'net-b')], done)
+        self.assertEqual(['POST', 'GET', 'POST', 'GET'],
+                         [r.method for r in self.rm.request_history])
+
+    def test_a_failure_waits_for_the_others(self):
+        self.rm.get(self.nic_urls('eth0'), [status('PENDING'),
+                                            status('ERROR')])
+        self.rm.get(self.nic_urls('eth1'), [status('PENDING'),
+                                            status('DONE')])
+        # Not posted: the first round failed.
+        later = self.rm.post(NODE_URL + '/nic/eth2/connect_network',
+                             status_code=202, json={'status_id': 'x'})
+        done = []
+        self.assertRaises(exception.HILActionFailed,
+                          self.client().connect_networks, 'node1',
+                          [('eth0', 'net-a', None), ('eth1', 'net-b', None),
+                           ('eth1', 'net-c', 'vlan/1001')], done)
+        # eth1 landed: the caller undoes it.
+        self.assertEqual([('eth1', 'net-b')], done)
+        self.assertFalse(later.called)
+        self.assertEqual(1, len(self.requests_to(
+            'POST', NODE_URL + '/nic/eth1/connect_network')))
+
+    def test_a_refused_post_stops_the_round(self):
+        self.rm.post(NODE_URL + '/nic/eth0/connect_network',
+                     **error(404, 'NotFoundError', 'network net-a does not '
+                             'exist'))
+        later = self.rm.post(NODE_URL + '/nic/eth1/connect_network',
+                             status_code=202, json={'status_id': 'x'})
+        done = []
+        self.assertRaises(exception.HILError,
+                          self.client().connect_networks, 'node1',
+                          [('eth0', 'net-a', None), ('eth1', 'net-b', None)],
+                          done)
+        self.assertEqual([], done)
+        self.assertFalse(later.called)
+
+
 class TestDetachNetwork(ClientTestCase):
 
     def test_polls_to_done(self):
