@@ -465,14 +465,12 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
 
     def _undo_tenant(self, task, client, name, done, created):
         """Undo the attachments and networks of a failed configure."""
-        for label, network in reversed(done):
-            try:
-                client.detach_network(name, label, network)
-            except exception.HILError as undo_error:
-                LOG.warning('Node %(node)s: could not detach %(net)s from '
-                            '%(nic)s after a failure: %(err)s',
-                            {'node': task.node.uuid, 'net': network,
-                             'nic': label, 'err': undo_error})
+        for label, network, undo_error in client.detach_networks(
+                name, list(reversed(done))):
+            LOG.warning('Node %(node)s: could not detach %(net)s from '
+                        '%(nic)s after a failure: %(err)s',
+                        {'node': task.node.uuid, 'net': network,
+                         'nic': label, 'err': undo_error})
         hil_vifs.delete_unused(client, created)
 
     def unconfigure_tenant_networks(self, task):

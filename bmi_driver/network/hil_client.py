@@ -387,55 +387,90 @@ class HILClient(object):
     def connect_networks(self, node, changes, done):
         """Make several attachments, the nics side by side.
 
-        ``changes``: [(nic, network, channel)]. HIL takes one action per
-        nic at a time, and serve-networks applies every nic's pending
-        action in one sweep (every 2 s by default, HIL 8c6de221): each
-        round posts the next change of every nic, then waits for them
-        all; one nic's changes keep their order.
-
-        Appends (nic, network) to ``done`` for every change HIL made now,
-        as each lands, for the caller's undo. When a change fails, the
-        others already posted are still waited for (none is left pending
-        unseen), then the first error is raised.
+        ``changes``: [(nic, network, channel)], as :meth:`_side_by_side`
+        runs them: one HIL sweep for every nic's next change. Appends
+        (nic, network) to ``done`` for every change HIL made now, as each
+        lands, for the caller's undo. After a failure nothing more is
+        posted; the changes already posted are waited for (none is left
+        pending unseen), then the first error is raised.
 
         :raises: as :meth:`connect_network`.
         """
+        def post(change, deadline):
+            nic, network, channel = change
+            return self._post_connect(node, nic, network, channel or NATIVE,
+                                      deadline)
+
+        def wait(change, status_id, deadline):
+            nic, network, channel = change
+            self._wait_connected(node, nic, network, channel or NATIVE,
+                                 status_id, deadline)
+
+        error = None
+        for (nic, network, _), outcome in self._side_by_side(
+                changes, post, wait, keep_going=False):
+            if isinstance(outcome, exception.HILError):
+                if error is None:
+                    error = outcome
+                else:
+                    LOG.warning('HIL: %(err)s (after an earlier failure: '
+                                '%(first)s)', {'err': outcome,
+                                               'first': error})
+            elif outcome:
+                done.append((nic, network))
+        if error is not None:
+            raise error
+
+    def _side_by_side(self, changes, post, wait, keep_going):
+        """Run nic changes in rounds; yield (change, outcome) as each ends.
+
+        HIL takes one action per nic at a time, and serve-networks applies
+        every nic's pending action in one sweep (every 2 s by default, HIL
+        8c6de221): each round posts the next change of every nic, then
+        waits for them all; one nic's changes keep their order.
+
+        ``changes``: tuples whose first item is the nic; ``post(change,
+        deadline)`` returns HIL's status id, or None when there is nothing
+        to do; ``wait(change, status_id, deadline)`` returns once it is
+        done. The outcome is True (changed now), False (nothing to do) or
+        the HILError it failed with. Without ``keep_going``, the first
+        failure stops the posting (what is posted is still waited for).
+        """
         rounds = []
         per_nic = collections.Counter()
-        for nic, network, channel in changes:
+        for change in changes:
+            nic = change[0]
             if per_nic[nic] == len(rounds):
                 rounds.append([])
-            rounds[per_nic[nic]].append((nic, network, channel or NATIVE))
+            rounds[per_nic[nic]].append(change)
             per_nic[nic] += 1
+        failed = False
         for batch in rounds:
             posted = []
-            error = None
-            for nic, network, channel in batch:
+            for change in batch:
                 deadline = self._deadline()
                 try:
-                    status_id = self._post_connect(node, nic, network,
-                                                   channel, deadline)
+                    status_id = post(change, deadline)
                 except exception.HILError as e:
-                    error = e
+                    failed = True
+                    yield change, e
+                    if keep_going:
+                        continue
                     break
-                if status_id is not None:
-                    posted.append((nic, network, channel, status_id,
-                                   deadline))
-            for nic, network, channel, status_id, deadline in posted:
+                if status_id is None:
+                    yield change, False
+                else:
+                    posted.append((change, status_id, deadline))
+            for change, status_id, deadline in posted:
                 try:
-                    self._wait_connected(node, nic, network, channel,
-                                         status_id, deadline)
+                    wait(change, status_id, deadline)
                 except exception.HILError as e:
-                    if error is None:
-                        error = e
-                    else:
-                        LOG.warning('HIL: %(err)s (after an earlier '
-                                    'failure: %(first)s)',
-                                    {'err': e, 'first': error})
-                    continue
-                done.append((nic, network))
-            if error is not None:
-                raise error
+                    failed = True
+                    yield change, e
+                else:
+                    yield change, True
+            if failed and not keep_going:
+                return
 
     def _post_connect(self, node, nic, network, channel, deadline):
         """POST a connect; its status id, or None if already connected."""
@@ -506,10 +541,38 @@ class HILClient(object):
         :raises: HILInvalidName, HILRefused (the switch rule: tagged VLANs
             before the native one), HILActionFailed, HILTimeout.
         """
+        deadline = self._deadline()
+        status_id = self._post_detach(node, nic, network, deadline)
+        if status_id is None:
+            return False
+        self._wait_detached(node, nic, network, status_id, deadline)
+        return True
+
+    def detach_networks(self, node, pairs):
+        """Detach (nic, network) pairs, the nics side by side; try all.
+
+        As :meth:`_side_by_side` runs them: one HIL sweep for every nic's
+        next detach, a nic's own in the given order (tagged VLANs before
+        the native one: the caller's order).
+
+        :returns: [(nic, network, HILError)] of the detaches that failed.
+        """
+        def post(pair, deadline):
+            return self._post_detach(node, pair[0], pair[1], deadline)
+
+        def wait(pair, status_id, deadline):
+            self._wait_detached(node, pair[0], pair[1], status_id, deadline)
+
+        return [(nic, network, outcome)
+                for (nic, network), outcome in self._side_by_side(
+                    pairs, post, wait, keep_going=True)
+                if isinstance(outcome, exception.HILError)]
+
+    def _post_detach(self, node, nic, network, deadline):
+        """POST a detach; its status id, or None if nothing to detach."""
         check_name('node', node)
         check_name('nic', nic)
         check_name('network', network)
-        deadline = self._deadline()
         path = hil_api.path('node', node, 'nic', nic, 'detach_network')
 
         def _detach():
@@ -536,14 +599,16 @@ class HILClient(object):
         if status_id is None:
             LOG.debug('HIL: %(node)s/%(nic)s is not on %(net)s',
                       {'node': node, 'nic': nic, 'net': network})
-            return False
+            return None
         LOG.info('HIL: detaching %(node)s/%(nic)s from %(net)s (action '
                  '%(id)s)', {'node': node, 'nic': nic, 'net': network,
                              'id': status_id})
+        return status_id
+
+    def _wait_detached(self, node, nic, network, status_id, deadline):
         self._wait_for_action(
             status_id, 'detach_network', node, nic, deadline,
             lambda n: network not in (n.get('networks') or {}).values())
-        return True
 
     def _wait_for_action(self, status_id, action, node, nic, deadline,
                          reached):

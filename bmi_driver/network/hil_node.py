@@ -358,15 +358,13 @@ def detach_order(node, info, wanted, recorded_boot_network):
 def detach_each(client, name, pairs):
     """Detach every (nic label, network) pair, trying all of them.
 
+    The nics side by side, each nic's pairs in their order
+    (``HILClient.detach_networks``).
+
     :returns: the failures, one 'nic/network: error' text each.
     """
-    errors = []
-    for label, network in pairs:
-        try:
-            client.detach_network(name, label, network)
-        except exception.HILError as e:
-            errors.append('%s/%s: %s' % (label, network, e))
-    return errors
+    return ['%s/%s: %s' % (label, network, e)
+            for label, network, e in client.detach_networks(name, pairs)]
 
 
 # --- the boot network at teardown --------------------------------------------
@@ -403,10 +401,9 @@ def detach_boot_networks(client, name, info, networks):
 
     :raises: HILError after trying every detachment.
     """
-    errors = []
-    for nic in info.get('nics') or []:
-        errors.extend(detach_each(client, name,
-                                  [(nic['label'], net) for net in networks]))
+    errors = detach_each(client, name, [(nic['label'], net)
+                                        for nic in info.get('nics') or []
+                                        for net in networks])
     if errors:
         raise exception.HILError(msg='; '.join(errors))
 

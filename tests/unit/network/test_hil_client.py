@@ -543,6 +543,47 @@ class TestConnectNetworks(ClientTestCase):
         self.assertFalse(later.called)
 
 
+class TestDetachNetworks(ClientTestCase):
+    """Several detaches side by side; every one is tried."""
+
+    def nic_urls(self, nic):
+        sid = 'status-%s' % nic
+        self.rm.post(NODE_URL + '/nic/%s/detach_network' % nic,
+                     status_code=202, json={'status_id': sid})
+        return V0 + '/networking_action/' + sid
+
+    def test_side_by_side_in_order(self):
+        self.rm.get(self.nic_urls('eth0'), [status('DONE'),
+                                            status('DONE')])
+        self.rm.get(self.nic_urls('eth1'), **status('DONE'))
+        failed = self.client().detach_networks(
+            'node1', [('eth0', 'net-t'), ('eth0', 'net-n'),
+                      ('eth1', 'net-b')])
+        self.assertEqual([], failed)
+        steps = [(r.method, r.url.rsplit('/', 2)[-2]
+                  if r.method == 'POST' else 'status')
+                 for r in self.rm.request_history]
+        # eth0's tagged and eth1's first, eth0's native once its tagged
+        # is done.
+        self.assertEqual([('POST', 'eth0'), ('POST', 'eth1'),
+                          ('GET', 'status'), ('GET', 'status'),
+                          ('POST', 'eth0'), ('GET', 'status')], steps)
+        self.assertEqual({'network': 'net-n'},
+                         self.rm.request_history[4].json())
+
+    def test_every_detach_tried(self):
+        self.rm.get(self.nic_urls('eth0'), **status('ERROR'))
+        self.rm.get(self.nic_urls('eth1'), **status('DONE'))
+        failed = self.client().detach_networks(
+            'node1', [('eth0', 'net-a'), ('eth1', 'net-b'),
+                      ('eth1', 'net-c')])
+        self.assertEqual([('eth0', 'net-a')],
+                         [(nic, net) for nic, net, _ in failed])
+        self.assertIsInstance(failed[0][2], exception.HILActionFailed)
+        self.assertEqual(2, len(self.requests_to(
+            'POST', NODE_URL + '/nic/eth1/detach_network')))
+
+
 class TestDetachNetwork(ClientTestCase):
 
     def test_polls_to_done(self):
