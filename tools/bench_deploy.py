@@ -27,7 +27,8 @@ Prints figures and ratios (no pass/fail), one run, side by side:
 * time to ACTIVE and undeploy of ``bmi`` nodes with the ``hil`` network
   interface (the real HIL moving real Open vSwitch ports onto the
   provisioning VLAN, nodes registered by HIL's admin) against the ``noop``
-  network interface, for N = 1 and 4 (``--hil-sizes``).
+  network interface, for N = 1 and 4 (``--hil-sizes``); and ``hil+2``,
+  the same with two tenant networks, one per nic (as Nova's two VIFs).
 
     .venv/bin/python tools/bench_deploy.py [--sizes 1,10,50,100] [--rounds 3]
 
