@@ -80,6 +80,13 @@ class ClientTestCase(base.TestCase):
         return [r for r in self.rm.request_history
                 if r.method == method and r.url == url]
 
+    def accept(self, nic, action):
+        """HIL takes ``action`` on node1's ``nic``: its status URL."""
+        sid = 'status-%s' % nic
+        self.rm.post(NODE_URL + '/nic/%s/%s' % (nic, action),
+                     status_code=202, json={'status_id': sid})
+        return V0 + '/networking_action/' + sid
+
 
 class TestConfiguration(ClientTestCase):
 
@@ -476,10 +483,7 @@ class TestConnectNetworks(ClientTestCase):
     """Several nics side by side: one HIL sweep for all of them."""
 
     def nic_urls(self, nic):
-        sid = 'status-%s' % nic
-        self.rm.post(NODE_URL + '/nic/%s/connect_network' % nic,
-                     status_code=202, json={'status_id': sid})
-        return V0 + '/networking_action/' + sid
+        return self.accept(nic, 'connect_network')
 
     def test_every_nic_posted_before_any_wait(self):
         for nic in ('eth0', 'eth1'):
@@ -547,10 +551,7 @@ class TestDetachNetworks(ClientTestCase):
     """Several detaches side by side; every one is tried."""
 
     def nic_urls(self, nic):
-        sid = 'status-%s' % nic
-        self.rm.post(NODE_URL + '/nic/%s/detach_network' % nic,
-                     status_code=202, json={'status_id': sid})
-        return V0 + '/networking_action/' + sid
+        return self.accept(nic, 'detach_network')
 
     def test_side_by_side_in_order(self):
         self.rm.get(self.nic_urls('eth0'), [status('DONE'),
