@@ -434,11 +434,13 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         """
         done = []
         created = []
+        # Before the try: its undo needs both.
+        name = hil_node_name(task.node)
+        client = self._client_or_error(task)
         # Outside the try: HIL's errors are the try's, the library's other
         # errors (HILNodeUnfit, node facts) become Ironic's.
         with _as_ironic():
             try:
-                client = self._client()
                 name, info, labels = self._hil_view(task, client)
                 vifs = self._resolve_vifs(task, labels)
                 entries = hil_vifs.merge(task.node, tenant_networks(
@@ -727,6 +729,7 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
     def _plug_vif(self, task, vif_id):
         """Join one VIF's network in HIL now, then bind its port."""
         client = self._client_or_error(task)
+        name = hil_node_name(task.node)
         created = []
         done = []
         with _as_ironic():

@@ -446,6 +446,18 @@ class TestTenantNetworks(HILNetworkTestCase):
         self.assertEqual({'eth0': {'vlan/native': 'prov'}, 'eth1': {}},
                          self.networks())
 
+    def test_unreachable_hil_is_a_network_error(self):
+        self.config(url='http://127.0.0.1:9', group='hil')
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.configure_tenant_networks,
+                                  task)
+        self.assertIn('unreachable', str(e))
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface._plug_vif, task, 'vif-1')
+        self.assertIn('unreachable', str(e))
+
     def test_native_vlan_of_boot_nic_refused(self):
         self.set_tenant_networks([{'network': 'net-a', 'nic': 'eth0',
                                    'channel': 'vlan/native'}])
