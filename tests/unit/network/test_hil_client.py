@@ -501,6 +501,25 @@ class TestConnectNetworks(ClientTestCase):
                          self.rm.request_history[1].json())
         self.assertEqual(['GET'] * 4, [m for m, _ in history[2:]])
 
+    def test_first_look_one_interval_after_the_post(self):
+        # serve-networks never applies an action within its POST: looking
+        # at once would only cost HIL a request. Two nics posted together
+        # wait once.
+        self.config(action_poll_interval=1.0, group='hil')
+        stamps = []
+
+        def done(request, context):
+            stamps.append((request.method, time.monotonic()))
+            return status('DONE')['json']
+        for nic in ('eth0', 'eth1'):
+            self.rm.get(self.accept(nic, 'connect_network'), json=done)
+        t0 = time.monotonic()
+        self.client().connect_networks(
+            'node1', [('eth0', 'net-a', None), ('eth1', 'net-b', None)], [])
+        [(_, first), (_, second)] = stamps
+        self.assertGreaterEqual(first - t0, 1.0)
+        self.assertLess(second - first, 0.5)
+
     def test_one_nic_in_order(self):
         # HIL takes one action per nic: the second waits for the first.
         url = self.nic_urls('eth0')
