@@ -379,15 +379,9 @@ class HILClient(object):
             HILRefused for a switch rule (no tagged VLAN without a native
             one); HILActionFailed if the switch failed; HILTimeout.
         """
-        channel = channel or NATIVE
-        deadline = self._deadline()
-        status_id = self._post_connect(node, nic, network, channel,
-                                       deadline)
-        if status_id is None:
-            return False
-        self._wait_connected(node, nic, network, channel, status_id,
-                             deadline)
-        return True
+        done = []
+        self.connect_networks(node, [(nic, network, channel)], done)
+        return bool(done)
 
     def connect_networks(self, node, changes, done):
         """Make several attachments, the nics side by side.
