@@ -31,7 +31,15 @@ at its start (:meth:`BMIDeploy.reconcile_exports`):
    seen gone for ``[bmi] orphan_grace`` seconds (a target of a node
    unknown to Ironic too).  Only clones that record an export under our
    ``[iscsi] iqn_prefix`` are ours: another Ironic sharing the pool and
-   the gateway needs a prefix of its own (doc/export.md).
+   the gateway needs a prefix of its own (doc/export.md);
+4. the same leftovers of a node Ironic has again at rest (enroll,
+   manageable, available: no disk) are removed once they have been seen
+   for ``[bmi] orphan_grace`` seconds, under an exclusive Ironic lock of
+   the node so that no deploy can start meanwhile: a node deleted while
+   ACTIVE and enrolled again with its UUID, never deployed since (a
+   deploy removes a clone of another deployment itself, see
+   ``rbd_iscsi._disk_of_deployment``).  Only this conductor's nodes (the
+   hash ring).
 
 Races: a node that Ironic has locked (a reservation: deploy, undeploy,
 power actions...) is never touched; the check is made again under the
@@ -42,10 +50,12 @@ logged and recorded in the node's history.
 Part of the deploy interface: it imports Ironic.
 """
 
+import os
 import time
 
 from ironic.common import exception as ironic_exc
 from ironic.common import states
+from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
 from ironic import objects
 from oslo_log import log
@@ -72,8 +82,15 @@ _NO_DISK_STATES = frozenset([states.ENROLL, states.VERIFYING,
                              states.INSPECTING, states.INSPECTWAIT,
                              states.INSPECTFAIL])
 
+# States in which a node has no disk and gets one only under Ironic's
+# lock (a deploy): a disk or boot files of it are an earlier deployment's.
+_AT_REST_STATES = frozenset([states.ENROLL, states.MANAGEABLE,
+                             states.AVAILABLE])
+
 # Node clones without a node in Ironic, by UUID: when first seen so.
 _gone_since = {}
+# Nodes at rest with leftovers of an earlier deployment: when first seen so.
+_stale_since = {}
 
 
 def record(node, event, error=False):
@@ -170,9 +187,20 @@ def reconcile(manager, context):
         LOG.error('Reconcile of this conductor\'s iSCSI exports failed: '
                   '%(err)s', {'err': e})
     try:
-        sweep_deleted(manager, context)
+        held = nodes_with_disks()
+    except Exception as e:
+        LOG.error('Listing the node disks of the clone pool failed: '
+                  '%(err)s', {'err': e})
+        return
+    try:
+        sweep_deleted(manager, context, held=held)
     except Exception as e:
         LOG.error('Sweep of the disks of deleted nodes failed: %(err)s',
+                  {'err': e})
+    try:
+        sweep_at_rest(manager, context, held=held)
+    except Exception as e:
+        LOG.error('Sweep of the leftovers of nodes at rest failed: %(err)s',
                   {'err': e})
 
 
@@ -247,7 +275,26 @@ def withdraw_leftover_boot_files(node_uuid):
         boot_files.withdraw_all(root, node_uuid)
 
 
-def sweep_deleted(manager, context, now=None):
+def nodes_with_disks():
+    """UUIDs of the nodes with a disk of ours in the clone pool.
+
+    A clone, or scratch disks without one (a failed preserving rebuild):
+    each records its export's IQN, and only those under our ``[iscsi]
+    iqn_prefix`` are ours.
+
+    :raises: CephError
+    """
+    prefix = export_manager.get_manager().iqn_prefix()
+    lib = library.ImageLibrary()
+    held = {d.node_uuid for d in lib.list_node_disks() if _ours(d, prefix)}
+    for node_uuid, meta in lib.list_cloneless_scratch().items():
+        if _ours(layout.NodeDisk(node_uuid=node_uuid, pool='', rbd_name='',
+                                 size=0, metadata=meta), prefix):
+            held.add(node_uuid)
+    return held
+
+
+def sweep_deleted(manager, context, now=None, held=None):
     """Remove disks, exports and boot files of nodes Ironic no longer has.
 
     Any conductor may do it (the clone pool is shared); a clone is removed
@@ -255,24 +302,14 @@ def sweep_deleted(manager, context, now=None):
     orphan_grace`` seconds, and only if the node is still missing under
     its export lock.
 
+    :param held: :func:`nodes_with_disks` (default: asked now).
     :returns: the UUIDs of the nodes whose leftovers were removed.
     """
     now = time.monotonic() if now is None else now
     known = {row[0] for row in
              manager.dbapi.get_nodeinfo_list(columns=['uuid'])}
     mgr = export_manager.get_manager()
-    prefix = mgr.iqn_prefix()
-    lib = library.ImageLibrary()
-    disks = lib.list_node_disks()
-    gone = {d.node_uuid for d in disks
-            if d.node_uuid not in known and _ours(d, prefix)}
-    # Scratch disks without a clone (a failed preserving rebuild, then
-    # the node deleted): they record the IQN too.
-    for node_uuid, meta in lib.list_cloneless_scratch().items():
-        if node_uuid not in known and _ours(
-                layout.NodeDisk(node_uuid=node_uuid, pool='', rbd_name='',
-                                size=0, metadata=meta), prefix):
-            gone.add(node_uuid)
+    gone = (nodes_with_disks() if held is None else held) - known
     for node_uuid in list(_gone_since):
         if node_uuid in known:
             del _gone_since[node_uuid]
@@ -300,6 +337,70 @@ def sweep_deleted(manager, context, now=None):
     return removed
 
 
+def _has_boot_files(node_uuid):
+    return any(os.path.isdir(os.path.join(root, node_uuid))
+               for root in _boot_roots())
+
+
+def sweep_at_rest(manager, context, now=None, held=None):
+    """Remove what earlier deployments left of this conductor's idle nodes.
+
+    A node in enroll, manageable or available has no disk: a clone (with
+    its config drive and scratch disks), target, CHAP account or boot
+    files of it are an earlier deployment's, typically of a node deleted
+    while ACTIVE (Ironic 39.0.0's delete calls no interface) and enrolled
+    again with the same UUID. Seen so for ``[bmi] orphan_grace`` seconds,
+    they are removed under an exclusive Ironic lock of the node (no
+    deploy can start meanwhile), and the removal is recorded in the
+    node's history.
+
+    :param held: :func:`nodes_with_disks` (default: asked now).
+    :returns: the UUIDs of the nodes whose leftovers were removed.
+    """
+    now = time.monotonic() if now is None else now
+    held = nodes_with_disks() if held is None else held
+    stale = set()
+    for node_uuid, _drv, _grp, state, reservation in manager.iter_nodes(
+            fields=['provision_state', 'reservation']):
+        if (state in _AT_REST_STATES and reservation is None
+                and (node_uuid in held or _has_boot_files(node_uuid))):
+            stale.add(node_uuid)
+    for node_uuid in list(_stale_since):
+        if node_uuid not in stale:
+            del _stale_since[node_uuid]
+    removed = []
+    for node_uuid in sorted(stale):
+        since = _stale_since.setdefault(node_uuid, now)
+        if now - since < CONF.bmi.orphan_grace:
+            continue
+        try:
+            with task_manager.acquire(
+                    context, node_uuid, shared=False,
+                    purpose='removing the leftovers of an earlier '
+                            'deployment') as task:
+                node = task.node
+                if node.provision_state not in _AT_REST_STATES:
+                    continue
+                export_manager.get_manager().remove_node(node_uuid)
+                withdraw_leftover_boot_files(node_uuid)
+                record(node, 'bmi: the node is %s, but the disk, iSCSI '
+                             'export or boot files of an earlier deployment '
+                             'were still there (the node was deleted and '
+                             'enrolled again?): removed'
+                       % node.provision_state)
+        except (ironic_exc.NodeLocked, ironic_exc.NodeNotFound):
+            continue
+        except (exception.BmiException, ironic_exc.IronicException) as e:
+            LOG.error('Node %(node)s: removing the leftovers of an earlier '
+                      'deployment failed (next run tries again): %(err)s',
+                      {'node': node_uuid, 'err': e})
+            continue
+        _stale_since.pop(node_uuid, None)
+        removed.append(node_uuid)
+    return removed
+
+
 def reset():
-    """Forget what the sweep has seen (tests)."""
+    """Forget what the sweeps have seen (tests)."""
     _gone_since.clear()
+    _stale_since.clear()

@@ -111,6 +111,14 @@ _LEFTOVER_STATES = [states.ERROR, states.DEPLOYFAIL, states.CLEANFAIL,
                     states.AVAILABLE, states.MANAGEABLE]
 _LEFTOVER_KEYS = (TENANT_ATTACHMENTS, BOOT_NETWORK, CONNECTED_PROJECT,
                   VIF_NETWORKS)
+# driver_internal_info: HIL was seen (or left) with no network on the node
+# since it came to rest: the at-rest check asks HIL no more. Set by a
+# teardown that detached everything, dropped when a deploy connects.
+AT_REST_CHECKED = 'hil_at_rest_checked'
+# At rest: the node has no network in HIL. One deleted while ACTIVE
+# (Ironic 39.0.0's delete calls no interface) and enrolled again, with its
+# UUID or another, records nothing of the networks it had.
+_AT_REST_STATES = [states.AVAILABLE, states.MANAGEABLE]
 # Where a VIF joins HIL at once (Nova's interface attach/detach on an
 # active instance); elsewhere it joins at deploy.
 _LIVE_VIF_STATES = frozenset([states.ACTIVE])
@@ -120,6 +128,12 @@ def _has_hil_leftovers(node):
     """periodics.node_periodic's predicate: the node records attachments."""
     info = node.driver_internal_info or {}
     return any(info.get(key) for key in _LEFTOVER_KEYS)
+
+
+def _needs_rest_check(node):
+    """periodics.node_periodic's predicate: HIL not yet seen clean."""
+    info = node.driver_internal_info or {}
+    return not info.get(AT_REST_CHECKED) and not _has_hil_leftovers(node)
 
 
 PROPERTIES = {
@@ -329,9 +343,13 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             boot = hil_node.boot_nics(task.node, task.ports, labels)
         done = []
         allocated = False
-        if task.node.driver_internal_info.get(BOOT_NETWORK) != network:
+        recorded = task.node.driver_internal_info
+        if (recorded.get(BOOT_NETWORK) != network
+                or AT_REST_CHECKED in recorded):
             # Before the connect: a connect that gives up may still land.
             task.node.set_driver_internal_info(BOOT_NETWORK, network)
+            if AT_REST_CHECKED in recorded:
+                task.node.del_driver_internal_info(AT_REST_CHECKED)
             task.node.save()
         try:
             allocated = self._ensure_project(task, client, name, info)
@@ -393,6 +411,10 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             raise self._network_error(
                 task, 'detach the node from %s' % network, e)
         self._forget(task, DEPLOYED_PROJECT, CONNECTED_PROJECT, BOOT_NETWORK)
+        if not _has_hil_leftovers(task.node):
+            # Nothing of this node left in HIL: no at-rest check needed.
+            task.node.set_driver_internal_info(AT_REST_CHECKED, True)
+            task.node.save()
         LOG.info('Node %(node)s (HIL %(hil)s) is off boot network(s) '
                  '%(net)s', {'node': task.node.uuid, 'hil': name,
                              'net': network})
@@ -551,6 +573,74 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         manager_utils.node_history_record(
             node, event='HIL networks left by a failed teardown detached',
             event_type='hil-cleanup')
+        node.save()
+
+    @periodics.node_periodic(
+        purpose='checking HIL for networks of an earlier deployment',
+        spacing=lambda: CONF.hil.cleanup_interval,
+        filters={'provision_state_in': _AT_REST_STATES, 'reserved': False},
+        predicate=_needs_rest_check,
+        predicate_extra_fields=['driver_internal_info'])
+    def detach_earlier_deployments(self, task, manager, context):
+        """Detach the HIL networks a node at rest has, once per rest.
+
+        An available or manageable node has no network in HIL. One that
+        was deleted while ACTIVE and enrolled again (same name, so same
+        HIL node) records nothing of the networks it had: its HIL node
+        stays on the boot and tenant networks of its last deployment.
+        HIL is asked once (a request costs HIL a password hash with
+        database auth); the node is then marked checked until its next
+        deploy. Networks are detached only when HIL holds the node for
+        the node's own project; another project's are left alone.
+        """
+        node = task.node
+        if (node.provision_state not in _AT_REST_STATES
+                or not _needs_rest_check(node)):
+            return False
+        task.upgrade_lock(purpose='detaching HIL networks of an earlier '
+                                  'deployment')
+        node = task.node
+        if (node.provision_state not in _AT_REST_STATES
+                or not _needs_rest_check(node)):
+            return
+        try:
+            name = hil_node_name(node)
+            client = self._client()
+            info = hil_node.node_at_undeploy(client, node, name)
+            pairs = hil_node.attachments(info) if info else []
+            ours = bool(pairs) and self._is_ours(task, name, info)
+        except exception.HILError as e:
+            LOG.warning('Node %(node)s: cannot check HIL for networks of an '
+                        'earlier deployment, next try in %(sec)d s: '
+                        '%(err)s', {'node': node.uuid, 'err': e,
+                                    'sec': CONF.hil.cleanup_interval})
+            return
+        except (ironic_exc.InvalidParameterValue,
+                ironic_exc.MissingParameterValue) as e:
+            LOG.warning('Node %(node)s: cannot check HIL for networks of an '
+                        'earlier deployment: %(err)s',
+                        {'node': node.uuid, 'err': e})
+            return
+        if ours:
+            errors = hil_node.detach_each(client, name, pairs)
+            if errors:
+                LOG.warning('Node %(node)s: HIL networks of an earlier '
+                            'deployment still attached, next try in '
+                            '%(sec)d s: %(err)s',
+                            {'node': node.uuid, 'err': '; '.join(errors),
+                             'sec': CONF.hil.cleanup_interval})
+                return
+            hil_vifs.delete_unused(client, [net for _nic, net in pairs])
+            event = ('HIL node %s was %s still attached to %s of an earlier '
+                     'deployment (the node was deleted and enrolled '
+                     'again?): detached' % (
+                         name, node.provision_state,
+                         ', '.join('%s/%s' % p for p in pairs)))
+            LOG.warning('Node %(node)s: %(event)s',
+                        {'node': node.uuid, 'event': event})
+            manager_utils.node_history_record(node, event=event,
+                                              event_type='hil-cleanup')
+        node.set_driver_internal_info(AT_REST_CHECKED, True)
         node.save()
 
     # --- cleaning: BMI nodes are diskless, there is nothing to clean ---

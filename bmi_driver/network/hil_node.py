@@ -355,6 +355,22 @@ def detach_order(node, info, wanted, recorded_boot_network):
             if w[1] not in boot]
 
 
+def attachments(info):
+    """Every (nic label, network) HIL has on the node, in detach order.
+
+    Tagged VLANs before the native one on each nic (see
+    :func:`detach_order`), for a node that should have none at all.
+    """
+    pairs = []
+    for nic in info.get('nics') or []:
+        networks = nic.get('networks') or {}
+        for _channel, network in sorted(
+                networks.items(), key=lambda c: (c[0] == hil_client.NATIVE,
+                                                 c[0])):
+            pairs.append((nic['label'], network))
+    return pairs
+
+
 def detach_each(client, name, pairs):
     """Detach every (nic label, network) pair, trying all of them.
 

@@ -515,10 +515,12 @@ class ExportManager:
         return self._node_export(node_uuid, recorded, _recorded_portal(disk))
 
     def remove_node(self, node_uuid, still_gone=None):
-        """Remove the export and the disk of a node Ironic no longer has.
+        """Remove the export and the disk of a node that must have none.
 
-        Under the node's export lock; ``still_gone()``, asked under it,
-        can call it off (the node was enrolled again meanwhile).
+        A node Ironic no longer has, or one at rest with an earlier
+        deployment's disk (``deploy/heal.py``). Under the node's export
+        lock; ``still_gone()``, asked under it, can call it off (the node
+        was enrolled again meanwhile).
 
         :returns: True when something was removed.
         :raises: TargetDaemonUnavailable, ExportError, CephError
@@ -534,8 +536,8 @@ class ExportManager:
                 self.library.remove_node_disk(node_uuid)
             except exception.CloneNotFound:
                 pass
-        LOG.info('Node %(node)s is gone from Ironic: its target, CHAP '
-                 'account and disk were removed', {'node': node_uuid})
+        LOG.info('Node %(node)s: its leftover target, CHAP account and '
+                 'disk were removed', {'node': node_uuid})
         return True
 
     def _reconcile_node(self, node_uuid, deployment=None, is_wanted=None):

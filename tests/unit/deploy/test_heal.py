@@ -275,3 +275,100 @@ class HealTestCase(base.BMITestCase):
         self.run_once()
         self.assertIsNone(self.tgtd.by_iqn(gone.target_iqn))
         self.assertNotIn(gone.chap_username, self.tgtd.accounts)
+
+    # --- nodes at rest with an earlier deployment's leftovers --------------
+
+    def _deleted_and_enrolled_again(self, state=states.AVAILABLE):
+        """The ACTIVE node deleted in maintenance, its UUID enrolled again.
+
+        Ironic 39.0.0's delete calls no interface: the clone, export and
+        boot files of the old deployment stay, and the new node records no
+        deployment.
+        """
+        root = CONF.deploy.http_root
+        os.makedirs(os.path.join(root, self.node.uuid))
+        os.makedirs(os.path.join(root, 'pxelinux.cfg'))
+        with open(os.path.join(root, self.node.uuid, 'config'), 'w') as f:
+            f.write('#!ipxe\nsanboot iscsi:...:%s\n' % self.node.uuid)
+        os.symlink('../%s/config' % self.node.uuid,
+                   os.path.join(root, 'pxelinux.cfg', '52-54-00-00-00-07'))
+        old = self.node.uuid
+        self.port.destroy()
+        self.node.destroy()
+        self.node = obj_utils.create_test_node(
+            self.context, uuid=old, driver='bmi', deploy_interface='bmi',
+            provision_state=state, driver_internal_info={})
+        return root
+
+    def test_earlier_deployment_of_a_node_at_rest_goes_after_the_grace(self):
+        root = self._deleted_and_enrolled_again()
+        self.config(orphan_grace=60, group='bmi')
+        self.assertEqual([], heal.sweep_at_rest(self.conductor, self.context,
+                                                now=1000.0))
+        self.assertIn(self.node.uuid, self.pool.disks)
+        self.assertEqual([self.node.uuid], heal.sweep_at_rest(
+            self.conductor, self.context, now=1061.0))
+        self.assertNotIn(self.node.uuid, self.pool.disks)
+        self.assertIsNone(self.tgtd.by_iqn(self.exp.target_iqn))
+        self.assertNotIn(self.exp.chap_username, self.tgtd.accounts)
+        self.assertFalse(os.path.exists(os.path.join(root, self.node.uuid)))
+        self.assertEqual([], os.listdir(os.path.join(root, 'pxelinux.cfg')))
+        [event] = self.history()
+        self.assertIn('earlier deployment', event)
+        self.assertNotIn(self.exp.chap_secret, event)
+        # Nothing left: nothing more to do.
+        self.assertEqual([], heal.sweep_at_rest(
+            self.conductor, self.context, now=2000.0))
+
+    def test_boot_files_alone_of_a_node_at_rest_go_too(self):
+        root = self._deleted_and_enrolled_again(state=states.MANAGEABLE)
+        self._remove_disk(self.node.uuid)
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([self.node.uuid], heal.sweep_at_rest(
+            self.conductor, self.context))
+        self.assertFalse(os.path.exists(os.path.join(root, self.node.uuid)))
+
+    def test_a_deploy_within_the_grace_keeps_its_disk(self):
+        self._deleted_and_enrolled_again()
+        self.config(orphan_grace=60, group='bmi')
+        heal.sweep_at_rest(self.conductor, self.context, now=1000.0)
+        # A deploy started meanwhile (Ironic holds the node) ...
+        self.node.provision_state = states.DEPLOYING
+        self.node.reservation = 'this-one'
+        self.node.save()
+        self.assertEqual([], heal.sweep_at_rest(
+            self.conductor, self.context, now=1061.0))
+        # ... and ended ACTIVE: never swept, the grace starts again.
+        self.node.provision_state = states.ACTIVE
+        self.node.reservation = None
+        self.node.save()
+        self.assertEqual([], heal.sweep_at_rest(
+            self.conductor, self.context, now=1062.0))
+        self.assertIn(self.node.uuid, self.pool.disks)
+
+    def test_node_locked_at_the_removal_is_left_for_the_next_run(self):
+        self._deleted_and_enrolled_again()
+        self.config(orphan_grace=0, group='bmi')
+        with mock.patch.object(heal.task_manager, 'acquire',
+                               side_effect=heal.ironic_exc.NodeLocked(
+                                   node=self.node.uuid, host='other')):
+            self.assertEqual([], heal.sweep_at_rest(self.conductor,
+                                                    self.context))
+        self.assertIn(self.node.uuid, self.pool.disks)
+        self.assertEqual([self.node.uuid], heal.sweep_at_rest(
+            self.conductor, self.context))
+
+    def test_node_at_rest_of_another_conductor_is_its_business(self):
+        self._deleted_and_enrolled_again()
+        self.conductor.mine = set()
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([], heal.sweep_at_rest(self.conductor,
+                                                self.context))
+        self.assertIn(self.node.uuid, self.pool.disks)
+
+    def test_reconcile_sweeps_nodes_at_rest(self):
+        self._deleted_and_enrolled_again()
+        self.config(orphan_grace=0, group='bmi')
+        self.run_once()
+        self.assertNotIn(self.node.uuid, self.pool.disks)
+        self.assertIsNone(self.tgtd.by_iqn(self.exp.target_iqn))

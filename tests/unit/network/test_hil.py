@@ -556,3 +556,104 @@ class TestLeftoverRetry(HILNetworkTestCase):
         self.assertFalse(method._is_periodic)
         for state in (states.ACTIVE, states.DEPLOYING, states.DEPLOYWAIT):
             self.assertNotIn(state, hil._LEFTOVER_STATES)
+
+
+class TestAtRestCheck(HILNetworkTestCase):
+    """Issue 12: a node deleted while ACTIVE leaves HIL as it was.
+
+    Ironic 39.0.0's delete calls no interface; the node enrolled again
+    (same name, so same HIL node) records none of those networks.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.set_tenant_networks([{'network': 'net-b', 'nic': 'eth0'}])
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+            self.interface.configure_tenant_networks(task)
+        self.deployed = {'eth0': {'vlan/native': 'prov',
+                                  'vlan/1002': 'net-b'}, 'eth1': {}}
+        self.assertEqual(self.deployed, self.networks())
+
+    def enroll_again(self, **kwargs):
+        self.drop_default_node()
+        self.node.destroy()
+        kwargs.setdefault('provision_state', states.AVAILABLE)
+        self.node = self.make_node('node-1', name='node-1', **kwargs)
+
+    def check(self):
+        with task_manager.acquire(self.context, self.node.uuid,
+                                  shared=True) as task:
+            # The method itself, below node_periodic's loop over nodes.
+            result = inspect.unwrap(
+                hil.HILNetwork.detach_earlier_deployments)(
+                    self.interface, task, mock.Mock(), self.context)
+        self.node.refresh()
+        return result
+
+    def history(self):
+        return [h for h in objects.NodeHistory.list_by_node_id(
+            self.context, self.node.id) if h.event_type == 'hil-cleanup']
+
+    def test_networks_of_the_deleted_node_are_detached_once(self):
+        self.enroll_again()
+        self.assertTrue(hil._needs_rest_check(self.node))
+        self.check()
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+        [event] = self.history()
+        self.assertIn('eth0/net-b', event.event)
+        self.assertIn('eth0/prov', event.event)
+        self.assertFalse(hil._needs_rest_check(self.node))
+        # Checked: the periodic's predicate skips it from now on.
+        self.assertIs(False, self.check())
+
+    def test_the_same_for_a_manageable_node(self):
+        self.enroll_again(provision_state=states.MANAGEABLE)
+        self.check()
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+
+    def test_hil_down_changes_nothing_until_it_answers(self):
+        self.enroll_again()
+        url = self.hil.url
+        self.config(url='http://127.0.0.1:9', group='hil')
+        self.check()
+        self.assertEqual(self.deployed, self.networks())
+        self.assertTrue(hil._needs_rest_check(self.node))
+        self.config(url=url, group='hil')
+        self.check()
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+
+    def test_another_projects_node_is_left_alone(self):
+        self.enroll_again(lessee='owner-b')
+        self.check()
+        self.assertEqual(self.deployed, self.networks())
+        self.assertEqual([], self.history())
+        # Not ours to detach; not asked again.
+        self.assertFalse(hil._needs_rest_check(self.node))
+
+    def test_a_node_that_is_not_at_rest_is_left_alone(self):
+        for state in (states.ACTIVE, states.DEPLOYING, states.CLEANING):
+            self.node.provision_state = state
+            self.node.save()
+            self.assertIs(False, self.check())
+        self.assertEqual(self.deployed, self.networks())
+
+    def test_teardown_marks_it_checked_and_a_deploy_drops_the_mark(self):
+        with self.acquire() as task:
+            self.interface.unconfigure_tenant_networks(task)
+            self.interface.remove_provisioning_network(task)
+        self.node.refresh()
+        self.assertFalse(hil._needs_rest_check(self.node))
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+        self.node.refresh()
+        self.assertNotIn(hil.AT_REST_CHECKED,
+                         self.node.driver_internal_info)
+
+    def test_periodic_filters_and_spacing(self):
+        method = hil.HILNetwork.detach_earlier_deployments
+        self.config(cleanup_interval=13, group='hil')
+        periodics.refresh_periodic_attributes(method)
+        self.assertEqual(13, method._periodic_spacing)
+        self.assertEqual({states.AVAILABLE, states.MANAGEABLE},
+                         set(hil._AT_REST_STATES))
