@@ -92,7 +92,7 @@ if lab start; then
     lab exec -- env SOAK_CYCLES="${SOAK_CYCLES:-20}" SOAK_NODES=2 \
         SOAK_FAULT_RATE="${SOAK_FAULT_RATE:-1}" \
         SOAK_FAULTS="${SOAK_FAULTS:-}" \
-        SOAK_SETTLE="${SOAK_SETTLE:-90}" SOAK_TIME="${SOAK_TIME:-900}" \
+        SOAK_SETTLE="${SOAK_SETTLE:-90}" SOAK_TIME="${SOAK_TIME:-600}" \
         "$VENV/bin/python" -m tools.lab.soak || soak_rc=$?
     if [ "$soak_rc" -eq 0 ]; then
         passed=$((passed + 1))
