@@ -125,6 +125,13 @@ class HILNetworkTestCase(db_base.DbTestCase):
         node.instance_info = info
         node.save()
 
+    def deploy_on_net_b(self):
+        """node-1 on the boot network and on net-b (eth0, tagged)."""
+        self.set_tenant_networks([{'network': 'net-b', 'nic': 'eth0'}])
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+            self.interface.configure_tenant_networks(task)
+
 
 class TestEntryPoint(HILNetworkTestCase):
 
@@ -496,10 +503,7 @@ class TestLeftoverRetry(HILNetworkTestCase):
 
     def setUp(self):
         super().setUp()
-        self.set_tenant_networks([{'network': 'net-b', 'nic': 'eth0'}])
-        with self.acquire() as task:
-            self.interface.add_provisioning_network(task)
-            self.interface.configure_tenant_networks(task)
+        self.deploy_on_net_b()
         self.url = self.hil.url
 
     def _teardown_fails(self):
@@ -567,10 +571,7 @@ class TestAtRestCheck(HILNetworkTestCase):
 
     def setUp(self):
         super().setUp()
-        self.set_tenant_networks([{'network': 'net-b', 'nic': 'eth0'}])
-        with self.acquire() as task:
-            self.interface.add_provisioning_network(task)
-            self.interface.configure_tenant_networks(task)
+        self.deploy_on_net_b()
         self.deployed = {'eth0': {'vlan/native': 'prov',
                                   'vlan/1002': 'net-b'}, 'eth1': {}}
         self.assertEqual(self.deployed, self.networks())
