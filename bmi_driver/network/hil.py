@@ -410,22 +410,28 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         except exception.HILError as e:
             raise self._network_error(
                 task, 'detach the node from %s' % network, e)
-        self._forget(task, DEPLOYED_PROJECT, CONNECTED_PROJECT, BOOT_NETWORK)
-        if not _has_hil_leftovers(task.node):
+        changed = self._forget(task, DEPLOYED_PROJECT, CONNECTED_PROJECT,
+                               BOOT_NETWORK, save=False)
+        if (not _has_hil_leftovers(task.node)
+                and AT_REST_CHECKED not in task.node.driver_internal_info):
             # Nothing of this node left in HIL: no at-rest check needed.
             task.node.set_driver_internal_info(AT_REST_CHECKED, True)
+            changed = True
+        if changed:
             task.node.save()
         LOG.info('Node %(node)s (HIL %(hil)s) is off boot network(s) '
                  '%(net)s', {'node': task.node.uuid, 'hil': name,
                              'net': network})
 
     @staticmethod
-    def _forget(task, *keys):
+    def _forget(task, *keys, save=True):
+        """Drop ``keys`` from driver_internal_info; whether any was there."""
         present = [k for k in keys if k in task.node.driver_internal_info]
         for key in present:
             task.node.del_driver_internal_info(key)
-        if present:
+        if present and save:
             task.node.save()
+        return bool(present)
 
     # --- tenant networks ---
 
@@ -456,6 +462,11 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         """
         done = []
         created = []
+        with _as_ironic():
+            if not (tenant_networks(task.node) or self._vif_ports(task)):
+                # Nothing to join: HIL is not asked (each request costs
+                # HIL a password hash with database auth, HIL 8c6de221).
+                return
         # Before the try: its undo needs both.
         name = hil_node_name(task.node)
         client = self._client_or_error(task)

@@ -125,6 +125,21 @@ class HILNetworkTestCase(db_base.DbTestCase):
         node.instance_info = info
         node.save()
 
+    def asking(self):
+        """Count the HIL requests of node and network lookups."""
+        calls = []
+        for name in ('get_node', 'get_network'):
+            real = getattr(hil_client.HILClient, name)
+
+            def counted(client, what, _real=real, _name=name):
+                calls.append((_name, what))
+                return _real(client, what)
+            patcher = mock.patch.object(hil_client.HILClient, name,
+                                        counted)
+            patcher.start()
+            self.addCleanup(patcher.stop)
+        return calls
+
     def deploy_on_net_b(self):
         """node-1 on the boot network and on net-b (eth0, tagged)."""
         self.set_tenant_networks([{'network': 'net-b', 'nic': 'eth0'}])
@@ -221,21 +236,6 @@ class TestValidate(HILNetworkTestCase):
         with self.acquire() as task:
             self.interface.validate(task)
 
-    def asking(self):
-        """Count the HIL requests of node and network lookups."""
-        calls = []
-        for name in ('get_node', 'get_network'):
-            real = getattr(hil_client.HILClient, name)
-
-            def counted(client, what, _real=real, _name=name):
-                calls.append((_name, what))
-                return _real(client, what)
-            patcher = mock.patch.object(hil_client.HILClient, name,
-                                        counted)
-            patcher.start()
-            self.addCleanup(patcher.stop)
-        return calls
-
     def test_hil_asked_once_per_task(self):
         # Ironic's validate, the deploy interface's and prepare() ask
         # within one task: HIL answers the first.
@@ -280,6 +280,22 @@ class TestProvisioningNetwork(HILNetworkTestCase):
         # The node stays in its project: the plugin did not put it there.
         self.assertEqual(LESSEE,
                          self.hil.snapshot()['nodes']['node-1']['project'])
+
+    def test_remove_saves_the_node_once(self):
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+        with self.acquire() as task:
+            with mock.patch.object(task.node, 'save',
+                                   wraps=task.node.save) as save:
+                self.interface.remove_provisioning_network(task)
+            self.assertEqual(1, save.call_count)
+            info = task.node.driver_internal_info
+            self.assertNotIn(hil.BOOT_NETWORK, info)
+            self.assertIs(True, info[hil.AT_REST_CHECKED])
+            # Again: nothing changes, nothing is saved.
+            with mock.patch.object(task.node, 'save') as save:
+                self.interface.remove_provisioning_network(task)
+            save.assert_not_called()
 
     def test_other_project_refused(self):
         before = self.networks('node-other')
@@ -491,8 +507,11 @@ class TestTenantNetworks(HILNetworkTestCase):
 
     def test_nothing_requested(self):
         self.set_tenant_networks([])
+        calls = self.asking()
         with self.acquire() as task:
             self.interface.configure_tenant_networks(task)
+            # No tenant network, no VIF: the join cost HIL no request.
+            self.assertEqual([], calls)
             self.interface.unconfigure_tenant_networks(task)
         self.assertEqual({'eth0': {'vlan/native': 'prov'}, 'eth1': {}},
                          self.networks())
