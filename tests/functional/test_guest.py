@@ -24,7 +24,9 @@ This is the one real-guest boot of ``make test``: it covers what the
 Ironic-path guest (``tools.lab.guest.GuestScenario``, Ironic's own config
 drive; ``make demo`` runs it) checked, config drive applied, SSH login,
 the iSCSI root surviving cloud-init, through Nova's path and its config
-drive instead.
+drive instead; and the flavor's ephemeral disk and swap (LUNs 3 and 4)
+mounted and swapped on by the guest's cloud-init (doc/export.md, "Nova's
+metadata": the image mounts them by label).
 """
 
 from testtools import content
@@ -66,6 +68,13 @@ class NovaDebianGuestTest(test_e2e_boot.IronicLabTestCase):
         # The root is still the iSCSI LUN of the node's own target.
         self.assertTrue(scenario.login[1].startswith('/dev/sd'))
         self.assertTrue(scenario.login[2].endswith(':' + node.uuid))
+        # The flavor's ephemeral disk at /mnt and its swap, as cloud-init
+        # set them up from Nova's metadata: bmi's LUNs, by their labels
+        # (never a partition of the root disk).
+        self.assertEqual('ephemeral0', scenario.scratch['mnt'][-1],
+                         scenario.scratch)
+        self.assertIn('swap1', [s[-1] for s in scenario.scratch['swap']],
+                      scenario.scratch)
         # While ACTIVE: the VIF's HIL network on the boot nic (tagged,
         # beside the boot network), the port bound to the node, and
         # Nova's network data of that port on the boot nic's MAC.

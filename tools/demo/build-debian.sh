@@ -129,6 +129,18 @@ network: {config: disabled}
 # the network has no DNS server, and sudo looks its host up at every call
 # (20 s of resolver timeouts per sudo without this; tools/bench_guest.py).
 manage_etc_hosts: localhost
+# The flavor's ephemeral disk and swap are LUNs of their own, labelled
+# ephemeral0 and swap1 by bmi. Nova 34.0.0's ironic driver names the
+# ephemeral disk /dev/sda1 in the metadata (Ironic's partition images put
+# it there; here it is the ESP), and cloud-init 22.4.2 looks that name up
+# first and skips it (a partition): /mnt would stay empty. Both by label
+# (a LABEL= spec is skipped too; a /dev/disk/by-label path is not); swap
+# by label rather than the /dev/sdX name it finds by type.
+mounts:
+  - [ephemeral0, null]
+  - [swap, null]
+  - [/dev/disk/by-label/ephemeral0, /mnt]
+  - [/dev/disk/by-label/swap1, none, swap, sw, "0", "0"]
 CFG
 # A fresh identity for every clone.
 : > "$rootd/etc/machine-id"

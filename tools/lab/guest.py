@@ -240,20 +240,16 @@ class GuestScenario(e2e.Scenario):
         (tools/bench_guest.py), which has no iSCSI session to show.
         """
         ip = self.guest['ip']
-        known = os.path.join(self.key_dir, 'known_hosts')
-        with open(known, 'w') as f:
+        with open(self._known_hosts(), 'w') as f:
             for key in self._host_keys(node):
                 f.write('%s %s\n' % (ip, key))
-        argv = ['ssh', '-i', self.key, '-o', 'BatchMode=yes',
-                '-o', 'StrictHostKeyChecking=yes',
-                '-o', 'UserKnownHostsFile=' + known,
-                '-o', 'ConnectTimeout=5', '%s@%s' % (GUEST_USER, ip),
-                # The live iSCSI session (its sysfs entry, through the sudo
-                # rule cloud-init gave the default user).
-                # A guest from a local disk runs sudo too: the same work.
-                'hostname; findmnt -n -o SOURCE /; sudo -n ' + (
-                    'cat /sys/class/iscsi_session/session*/targetname'
-                    if iscsi else 'true')]
+        argv = self._ssh_argv(
+            # The live iSCSI session (its sysfs entry, through the sudo
+            # rule cloud-init gave the default user).
+            # A guest from a local disk runs sudo too: the same work.
+            'hostname; findmnt -n -o SOURCE /; sudo -n ' + (
+                'cat /sys/class/iscsi_session/session*/targetname'
+                if iscsi else 'true'))
         self.report.detail('$ ssh %s@%s hostname; findmnt ...'
                            % (GUEST_USER, ip))
         deadline = time.monotonic() + self.ssh_timeout
@@ -289,6 +285,31 @@ class GuestScenario(e2e.Scenario):
             self.report.detail('ssh %s | %s' % (node.name, ln))
         self.report.detail('%s: SSH login %.1fs after power-on'
                            % (node.name, self.to_login))
+
+    def _known_hosts(self):
+        return os.path.join(self.key_dir, 'known_hosts')
+
+    def _ssh_argv(self, command):
+        """ssh to the guest with the run's key and its checked host keys."""
+        return ['ssh', '-i', self.key, '-o', 'BatchMode=yes',
+                '-o', 'StrictHostKeyChecking=yes',
+                '-o', 'UserKnownHostsFile=' + self._known_hosts(),
+                '-o', 'ConnectTimeout=5',
+                '%s@%s' % (GUEST_USER, self.guest['ip']), command]
+
+    def run_on_guest(self, node, command):
+        """One command over SSH, after ``_ssh_login``; its stdout.
+
+        :raises: RuntimeError when it fails.
+        """
+        proc = subprocess.run(self._ssh_argv(command), capture_output=True,
+                              text=True, timeout=60)
+        for ln in proc.stdout.splitlines():
+            self.report.detail('ssh %s | %s' % (node.name, ln))
+        if proc.returncode != 0:
+            raise RuntimeError('%s: %r failed (%d): %s' % (
+                node.name, command, proc.returncode, proc.stderr.strip()))
+        return proc.stdout
 
     def summary(self):
         node = self.nodes[0]

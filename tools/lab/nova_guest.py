@@ -56,6 +56,15 @@ SUBNET = '10.82.0.0/24'
 class NovaGuestScenario(guest.GuestScenario):
     """Spawn the Debian guest through Nova's driver, then SSH."""
 
+    # The flavor: with an ephemeral disk and swap (issue 14 part 3), which
+    # bmi exports as further LUNs, formatted and labelled as Nova asks.
+    FLAVOR = {'root_gb': 3, 'ephemeral_gb': 1, 'swap': 64}
+    # What the guest shows of them (``_check_scratch``).
+    SCRATCH_CMD = ('sudo -n findmnt -n -r -o SOURCE,LABEL /mnt || true; '
+                   'echo --; sudo -n swapon --show=NAME,LABEL --noheadings '
+                   '--raw; echo --; lsblk -n -r -o NAME,LABEL,FSTYPE,'
+                   'MOUNTPOINT; grep -v "^#" /etc/fstab')
+
     def __init__(self, *args, harness=None, env=None, **kwargs):
         kwargs.setdefault('prefix', 'nguest')
         super().__init__(*args, **kwargs)
@@ -70,6 +79,9 @@ class NovaGuestScenario(guest.GuestScenario):
         self.network_data = None    # Nova's network_data.json
         self.attached = None        # the boot nic's HIL networks, ACTIVE
         self.bound = None           # the Neutron port while ACTIVE
+        # What the guest mounted at /mnt and swaps on: {'mnt': [source,
+        # label], 'swap': [[name, label], ...]}.
+        self.scratch = None
 
     def run(self):
         r = self.report
@@ -105,6 +117,8 @@ class NovaGuestScenario(guest.GuestScenario):
             self._wait_guest(node)
         with r.step('log in to %s over SSH' % node.name):
             self._ssh_login(node)
+        with r.step("the flavor's ephemeral disk and swap in the guest"):
+            self._check_scratch(node)
         with r.step('Nova destroys the instance'):
             self.harness.call('destroy', instance=self.instance)
             self.instance = None
@@ -151,7 +165,7 @@ class NovaGuestScenario(guest.GuestScenario):
         answer, _returned, _ = nova.spawn_beside(
             lambda: self.harness.call(
                 'spawn', node=node.uuid, image=self.golden,
-                flavor=nova.flavor(root_gb=3),
+                flavor=nova.flavor(**self.FLAVOR),
                 instance=self.instance_uuid, project_id=self.project,
                 name=self.hostname, hostname=self.hostname,
                 key={'name': 'bmi-guest-test', 'public_key': public},
@@ -212,6 +226,20 @@ class NovaGuestScenario(guest.GuestScenario):
                             channels[0], self.net.vlan(self.vif_network),
                             self.bound.binding_host_id, port.id, node.mac,
                             addresses[0]))
+
+    def _check_scratch(self, node):
+        """What is mounted at /mnt and swapped on, with their labels."""
+        mnt, _, rest = self.run_on_guest(node, self.SCRATCH_CMD).partition(
+            '--\n')
+        swaps = rest.partition('--\n')[0]
+        # What Nova's metadata told cloud-init (EC2 names first).
+        meta = json.loads(self._config_drive_file(
+            node, 'ec2/latest/meta-data.json'))
+        self.report.detail('config drive: EC2 block-device-mapping %s'
+                           % meta.get('block-device-mapping'))
+        self.scratch = {'mnt': mnt.split(),
+                        'swap': [ln.split() for ln in swaps.splitlines()
+                                 if ln.strip()]}
 
     def _config_drive_file(self, node, name):
         """A file of the node's config drive, read from its RBD image."""
