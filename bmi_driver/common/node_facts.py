@@ -457,12 +457,17 @@ def hil_node_name(node):
     :raises: NodeFactMissing when the node has neither
         ``driver_info/hil_node`` nor a name.
     """
-    name = node.driver_info.get('hil_node') or node.name
+    name = hil_node_name_of(node.driver_info, node.name)
     if not name:
         raise exception.NodeFactMissing(
             'Node %s has neither driver_info/hil_node nor a name: the hil '
             'network interface cannot find it in HIL.' % node.uuid)
     return _hil_name(node, 'node', name)
+
+
+def hil_node_name_of(driver_info, name):
+    """The HIL node of a node's ``driver_info`` and name, unchecked."""
+    return (driver_info or {}).get('hil_node') or name
 
 
 def _hil_name(node, kind, value):

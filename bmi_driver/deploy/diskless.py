@@ -55,6 +55,7 @@ from bmi_driver.network import boot_files
 from bmi_driver.network import boot_networks
 from bmi_driver.storage.ceph import library
 from bmi_driver.storage.export import manager as export_manager
+from bmi_driver.storage import layout
 from bmi_driver.storage import rbd_iscsi
 
 LOG = log.getLogger(__name__)
@@ -193,9 +194,13 @@ class BMIDeploy(base.DeployInterface):
                 task.driver.storage.attach_volumes(task)
                 ironic_deploy_utils.populate_storage_driver_internal_info(
                     task)
+                # Kept before HIL changes, and again once the node is in
+                # its project: what a delete of the node leaves in HIL.
+                record = _keep_network_record(task)
                 with manager_utils.power_state_for_network_configuration(
                         task):
                     task.driver.network.add_provisioning_network(task)
+                _keep_network_record(task, previous=record)
             except Exception as e:
                 with excutils.save_and_reraise_exception():
                     LOG.error('Preparing node %(node)s failed, releasing '
@@ -211,6 +216,8 @@ class BMIDeploy(base.DeployInterface):
             # here and the iPXE configuration exists here.
             task.driver.storage.attach_volumes(task)
             ironic_deploy_utils.populate_storage_driver_internal_info(task)
+            # A clone made again here (its disk was lost) has no record.
+            _keep_network_record(task)
             task.driver.boot.prepare_instance(task)
             _publish_boot_files(task)
 
@@ -351,6 +358,32 @@ class BMIDeploy(base.DeployInterface):
                 first_error = first_error or e
         if first_error is not None:
             raise first_error
+
+
+def _keep_network_record(task, previous=None):
+    """Keep the network interface's deletion record with the clone.
+
+    Ironic 39.0.0 deletes a node (also an ACTIVE one in maintenance)
+    without calling any interface: the sweep of deleted nodes
+    (:func:`heal.sweep_deleted`) finds what to undo in HIL in the clone's
+    metadata (``layout.META_HIL_*``). Written only when it differs from
+    ``previous``; a network interface without ``deletion_record`` (noop,
+    flat) keeps none.
+
+    :returns: the record (None without one).
+    :raises: StorageError (Ceph), InvalidParameterValue,
+        MissingParameterValue
+    """
+    deletion_record = getattr(task.driver.network, 'deletion_record', None)
+    if deletion_record is None:
+        return None
+    record = deletion_record(task)
+    if record != previous:
+        with ironic_errors.translated('recording the node\'s HIL node with '
+                                      'its disk', task.node.uuid):
+            library.ImageLibrary().set_node_metadata(
+                task.node.uuid, layout.hil_record_metadata(record))
+    return record
 
 
 def _verify_export(task):

@@ -60,10 +60,12 @@ from ironic.conductor import utils as manager_utils
 from ironic import objects
 from oslo_log import log
 
+from bmi_driver.common import node_facts
 from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.network import boot_files
 from bmi_driver.network import boot_networks
+from bmi_driver.network import hil
 from bmi_driver.storage.ceph import library
 from bmi_driver.storage.export import manager as export_manager
 from bmi_driver.storage import layout
@@ -276,22 +278,79 @@ def withdraw_leftover_boot_files(node_uuid):
 
 
 def nodes_with_disks():
-    """UUIDs of the nodes with a disk of ours in the clone pool.
+    """The nodes with a disk of ours in the clone pool, and its metadata.
 
     A clone, or scratch disks without one (a failed preserving rebuild):
     each records its export's IQN, and only those under our ``[iscsi]
     iqn_prefix`` are ours.
 
+    :returns: {node UUID: the clone's metadata (a scratch disk's when
+        there is no clone)}.
     :raises: CephError
     """
     prefix = export_manager.get_manager().iqn_prefix()
     lib = library.ImageLibrary()
-    held = {d.node_uuid for d in lib.list_node_disks() if _ours(d, prefix)}
+    held = {d.node_uuid: d.metadata or {} for d in lib.list_node_disks()
+            if _ours(d, prefix)}
     for node_uuid, meta in lib.list_cloneless_scratch().items():
-        if _ours(layout.NodeDisk(node_uuid=node_uuid, pool='', rbd_name='',
-                                 size=0, metadata=meta), prefix):
-            held.add(node_uuid)
+        if node_uuid not in held and _ours(
+                layout.NodeDisk(node_uuid=node_uuid, pool='', rbd_name='',
+                                size=0, metadata=meta), prefix):
+            held[node_uuid] = meta or {}
     return held
+
+
+def _hil_users(manager, hil_name, but=None):
+    """UUIDs of the Ironic nodes (``but`` aside) mapped to ``hil_name``."""
+    return sorted(
+        node_uuid for node_uuid, name, driver_info in
+        manager.dbapi.get_nodeinfo_list(
+            columns=['uuid', 'name', 'driver_info'])
+        if node_uuid != but
+        and node_facts.hil_node_name_of(driver_info, name) == hil_name)
+
+
+def release_network(manager, node_uuid, metadata, but=None):
+    """Undo in HIL what the deployment recorded on a leftover clone did.
+
+    The clone's ``layout.META_HIL_*`` record (``diskless``'s
+    ``_keep_network_record``): its HIL node leaves every network of the
+    recorded project, and the project if the plugin connected it
+    (:func:`hil.release_deleted_node`). Not while another Ironic node
+    (``but``, the node at rest being swept, aside) maps to that HIL node:
+    its own deployment, or its at-rest check, owns HIL's state then.
+
+    :returns: False when HIL failed: the caller keeps the clone (it holds
+        the record) and the next run tries again.
+    """
+    record = layout.hil_record(metadata)
+    if record is None:
+        return True
+    users = _hil_users(manager, record['node'], but=but)
+    if users:
+        LOG.info('HIL node %(hil)s of the deployment that node %(node)s '
+                 'left is Ironic node %(users)s\'s now: its networks are '
+                 'left to it', {'hil': record['node'], 'node': node_uuid,
+                                'users': ', '.join(users)})
+        return True
+    try:
+        pairs, freed = hil.release_deleted_node(record)
+    except exception.HILError as e:
+        LOG.error('Node %(node)s: taking HIL node %(hil)s off the networks '
+                  'of its last deployment failed (next run tries again): '
+                  '%(err)s', {'node': node_uuid, 'hil': record['node'],
+                              'err': e})
+        return False
+    if pairs or freed:
+        LOG.warning('Node %(node)s: HIL node %(hil)s of its last deployment '
+                    'was still on %(pairs)s%(freed)s: detached',
+                    {'node': node_uuid, 'hil': record['node'],
+                     'pairs': ', '.join('%s/%s' % p for p in pairs)
+                     or 'no network',
+                     'freed': (' and in project %s, which the plugin had '
+                               'connected it to' % record['project']
+                               if freed else '')})
+    return True
 
 
 def sweep_deleted(manager, context, now=None, held=None):
@@ -309,13 +368,16 @@ def sweep_deleted(manager, context, now=None, held=None):
     known = {row[0] for row in
              manager.dbapi.get_nodeinfo_list(columns=['uuid'])}
     mgr = export_manager.get_manager()
-    gone = (nodes_with_disks() if held is None else held) - known
+    held = nodes_with_disks() if held is None else held
+    gone = set(held) - known
     for node_uuid in list(_gone_since):
         if node_uuid in known:
             del _gone_since[node_uuid]
     removed = []
     for node_uuid in sorted(gone):
         if not _gone_long_enough(node_uuid, now):
+            continue
+        if not release_network(manager, node_uuid, held[node_uuid]):
             continue
         try:
             done = mgr.remove_node(
@@ -380,6 +442,9 @@ def sweep_at_rest(manager, context, now=None, held=None):
                             'deployment') as task:
                 node = task.node
                 if node.provision_state not in _AT_REST_STATES:
+                    continue
+                if not release_network(manager, node_uuid,
+                                       held.get(node_uuid), but=node_uuid):
                     continue
                 export_manager.get_manager().remove_node(node_uuid)
                 withdraw_leftover_boot_files(node_uuid)

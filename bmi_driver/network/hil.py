@@ -187,6 +187,49 @@ def boot_network(node):
         return hil_node.boot_network(node)
 
 
+def release_deleted_node(record):
+    """Undo in HIL the deployment of a node Ironic no longer has.
+
+    Ironic 39.0.0's node delete (also of an ACTIVE node in maintenance)
+    calls no interface, and the node's driver_internal_info goes with it:
+    its HIL node would stay on the boot and tenant networks of that
+    deployment, and in the project when the plugin had connected it.  The
+    deploy interface keeps :meth:`HILNetwork.deletion_record` with the
+    node's clone; its sweep of deleted nodes hands it here, once no Ironic
+    node maps to that HIL node any more.
+
+    Only a node HIL holds for the recorded project is touched: every
+    network of it is detached (tagged VLANs before the native one), the
+    VIF networks left unused are deleted, and the node is freed if the
+    plugin had connected it.  Idempotent: a node already off its networks,
+    free, in another project, or unknown to HIL needs nothing.
+
+    :param record: {'node', 'project', 'connected'}.
+    :returns: ([(nic, network) detached], whether the node was freed).
+    :raises: HILError (the caller keeps the record and tries again).
+    """
+    name, project = record['node'], record['project']
+    client = hil_client.get_client()
+    try:
+        info = client.get_node(name)
+    except (exception.HILNodeNotFound, exception.HILNodeNotVisible) as e:
+        LOG.warning('HIL node %(hil)s of a deleted Ironic node: %(err)s; '
+                    'nothing to undo', {'hil': name, 'err': e})
+        return [], False
+    if info.get('project') != project:
+        return [], False
+    pairs = hil_node.attachments(info)
+    errors = hil_node.detach_each(client, name, pairs)
+    if errors:
+        raise exception.HILError(msg='HIL node %s of a deleted Ironic node '
+                                     'is still attached: %s'
+                                     % (name, '; '.join(errors)))
+    hil_vifs.delete_unused(client, [net for _nic, net in pairs])
+    freed = bool(record.get('connected')) and client.detach_node(project,
+                                                                 name)
+    return pairs, bool(freed)
+
+
 class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
     """Network isolation through HIL (the Hardware Isolation Layer)."""
 
@@ -275,6 +318,24 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                % {'what': what, 'node': task.node.uuid, 'err': error})
         LOG.error(msg)
         return ironic_exc.NetworkError(msg)
+
+    def deletion_record(self, task):
+        """What undoes this deployment in HIL if the node is deleted.
+
+        The deploy interface keeps it with the node's clone in Ceph
+        (before the boot network is joined, and again once the node is
+        connected to its project); see :func:`release_deleted_node`.
+
+        :returns: {'node': HIL node, 'project': the project deployed for,
+            'connected': whether the plugin connected the node to it}.
+        :raises: MissingParameterValue, InvalidParameterValue
+        """
+        info = task.node.driver_internal_info
+        connected = info.get(CONNECTED_PROJECT)
+        return {'node': hil_node_name(task.node),
+                'project': (connected or info.get(DEPLOYED_PROJECT)
+                            or hil_project(task.node)),
+                'connected': bool(connected)}
 
     # --- validation ---
 

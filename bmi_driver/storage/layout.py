@@ -133,6 +133,15 @@ EXPORT_KEYS = (META_IQN, META_INITIATOR, META_CHAP_USER, META_CHAP_SECRET,
 # another deployment is never reused nor exported again (issue 12).
 META_DEPLOYMENT = 'bmi.deployment'
 
+# The network's record of the deployment, on the node's clone: what the
+# sweep of deleted nodes undoes in HIL (Ironic 39.0.0's node delete calls
+# no interface, and the node's driver_internal_info goes with it). The HIL
+# node, the project it was deployed for, and '1' when the plugin connected
+# the free node to that project ('' otherwise).
+META_HIL_NODE = 'bmi.hil.node'
+META_HIL_PROJECT = 'bmi.hil.project'
+META_HIL_CONNECTED = 'bmi.hil.connected'
+
 # A scratch disk's format (a file system name, or SWAP).
 META_FORMAT = 'bmi.format'
 SWAP = 'swap'
@@ -300,6 +309,29 @@ class NodeDisk:
 def disk_deployment(disk):
     """The deployment id the node's ``disk`` records, or None."""
     return (getattr(disk, 'metadata', None) or {}).get(META_DEPLOYMENT) or None
+
+
+def hil_record_metadata(record):
+    """The clone's metadata for a network record (see :func:`hil_record`).
+
+    :param record: {'node', 'project', 'connected' (bool)}.
+    """
+    return {META_HIL_NODE: record['node'],
+            META_HIL_PROJECT: record['project'],
+            META_HIL_CONNECTED: '1' if record['connected'] else ''}
+
+
+def hil_record(metadata):
+    """The network record a clone's ``metadata`` carries, or None.
+
+    :returns: {'node', 'project', 'connected' (bool)}.
+    """
+    metadata = metadata or {}
+    if not (metadata.get(META_HIL_NODE) and metadata.get(META_HIL_PROJECT)):
+        return None
+    return {'node': metadata[META_HIL_NODE],
+            'project': metadata[META_HIL_PROJECT],
+            'connected': metadata.get(META_HIL_CONNECTED) == '1'}
 
 
 def target_luns(disk):

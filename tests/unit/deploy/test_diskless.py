@@ -304,6 +304,41 @@ class BMIDeployTestCase(base.BMITestCase):
         self.assertEqual(2, self.lib.clone_for_node.call_count)
         self.assertEqual(1, len(self._targets()))
 
+    def _network_record(self, records):
+        record = mock.patch.object(noop_net.NoopNetwork, 'deletion_record',
+                                   create=True, side_effect=records)
+        self.addCleanup(record.stop)
+        return record.start()
+
+    def test_prepare_keeps_the_network_record_with_the_clone(self):
+        self.set_state(states.DEPLOYING)
+        before = {'node': 'hil-1', 'project': 'p1', 'connected': False}
+        after = dict(before, connected=True)
+        self._network_record([before, after])
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.prepare(task)
+        # Before HIL is asked to change anything, and once connected.
+        self.assertEqual(
+            [mock.call(self.node.uuid, layout.hil_record_metadata(before)),
+             mock.call(self.node.uuid, layout.hil_record_metadata(after))],
+            self.lib.set_node_metadata.call_args_list[-2:])
+        self.assertEqual({layout.META_HIL_NODE: 'hil-1',
+                          layout.META_HIL_PROJECT: 'p1',
+                          layout.META_HIL_CONNECTED: '1'},
+                         layout.hil_record_metadata(after))
+        self.assertEqual(after, layout.hil_record(
+            layout.hil_record_metadata(after)))
+
+    def test_unchanged_network_record_is_written_once(self):
+        self.set_state(states.DEPLOYING)
+        record = {'node': 'hil-1', 'project': 'p1', 'connected': False}
+        self._network_record([record, dict(record)])
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.prepare(task)
+        written = [c for c in self.lib.set_node_metadata.call_args_list
+                   if layout.META_HIL_NODE in c[0][1]]
+        self.assertEqual(1, len(written))
+
     def test_prepare_takeover_of_active_node(self):
         self.set_state(states.ACTIVE)
         with task_manager.acquire(self.context, self.node.uuid) as task:

@@ -29,6 +29,7 @@ from ironic.tests.unit.objects import utils as obj_utils
 from bmi_driver.common import locks
 from bmi_driver.conf import CONF
 from bmi_driver.deploy import heal
+from bmi_driver import exception
 from bmi_driver.storage.export import manager as export
 from bmi_driver.storage import layout
 from bmi_driver.storage import rbd_iscsi
@@ -234,6 +235,64 @@ class HealTestCase(base.BMITestCase):
         self.assertEqual([], heal.sweep_deleted(
             self.conductor, self.context, now=2000.0))
         self.assertIn(GONE, self.pool.disks)
+
+    def _recorded_hil(self, node_uuid, hil_node='hil-9'):
+        self.pool.disks[node_uuid].metadata.update(layout.hil_record_metadata(
+            {'node': hil_node, 'project': 'p1', 'connected': True}))
+        release = mock.patch.object(heal.hil, 'release_deleted_node',
+                                    autospec=True,
+                                    return_value=([('eth0', 'boot')], True))
+        self.addCleanup(release.stop)
+        return release.start()
+
+    def test_deleted_node_leaves_hil_before_its_clone_goes(self):
+        self._deleted_node()
+        release = self._recorded_hil(GONE)
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([GONE], heal.sweep_deleted(self.conductor,
+                                                    self.context))
+        release.assert_called_once_with(
+            {'node': 'hil-9', 'project': 'p1', 'connected': True})
+        self.assertNotIn(GONE, self.pool.disks)
+
+    def test_hil_failure_keeps_the_clone_and_its_record(self):
+        gone, _root = self._deleted_node()
+        release = self._recorded_hil(GONE)
+        release.side_effect = exception.HILUnreachable(url='u', reason='r')
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([], heal.sweep_deleted(self.conductor,
+                                                self.context))
+        self.assertIn(GONE, self.pool.disks)
+        # HIL back: the next run finishes the job.
+        release.side_effect = None
+        self.assertEqual([GONE], heal.sweep_deleted(self.conductor,
+                                                    self.context))
+        self.assertNotIn(GONE, self.pool.disks)
+        self.assertIsNone(self.tgtd.by_iqn(gone.target_iqn))
+
+    def test_hil_node_of_another_ironic_node_is_left_to_it(self):
+        self._deleted_node()
+        release = self._recorded_hil(GONE, hil_node='reused')
+        obj_utils.create_test_node(self.context, uuid=OTHER, driver='bmi',
+                                   name='reused',
+                                   provision_state=states.AVAILABLE)
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([GONE], heal.sweep_deleted(self.conductor,
+                                                    self.context))
+        release.assert_not_called()
+        self.assertNotIn(GONE, self.pool.disks)
+
+    def test_node_at_rest_leaves_hil_of_its_earlier_deployment(self):
+        self._deleted_and_enrolled_again()
+        release = self._recorded_hil(self.node.uuid)
+        self.node.name = 'hil-9'
+        self.node.save()
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([self.node.uuid], heal.sweep_at_rest(
+            self.conductor, self.context))
+        release.assert_called_once_with(
+            {'node': 'hil-9', 'project': 'p1', 'connected': True})
+        self.assertNotIn(self.node.uuid, self.pool.disks)
 
     def _remove_disk(self, node_uuid):
         self.pool.disks.pop(node_uuid, None)

@@ -29,6 +29,7 @@ from ironic.tests.unit.objects import utils as obj_utils
 from oslo_utils import uuidutils
 from stevedore import driver as stevedore_driver
 
+from bmi_driver import exception
 from bmi_driver.network import hil
 from bmi_driver.network import hil_client
 from tools.lab.hil_emulator import server
@@ -677,3 +678,60 @@ class TestAtRestCheck(HILNetworkTestCase):
         self.assertEqual(13, method._periodic_spacing)
         self.assertEqual({states.AVAILABLE, states.MANAGEABLE},
                          set(hil._AT_REST_STATES))
+
+
+class TestDeletedNodeRelease(HILNetworkTestCase):
+    """A node deleted while ACTIVE: its clone's record undoes HIL."""
+
+    def record(self, node=None):
+        with self.acquire(node) as task:
+            return self.interface.deletion_record(task)
+
+    def test_record_before_and_after_the_connect(self):
+        self.config(allow_connect_free_node=True, group='hil')
+        node = self.make_node('node-free')
+        self.assertEqual({'node': 'node-free', 'project': LESSEE,
+                          'connected': False}, self.record(node))
+        with self.acquire(node) as task:
+            self.interface.add_provisioning_network(task)
+            self.assertEqual({'node': 'node-free', 'project': LESSEE,
+                              'connected': True},
+                             self.interface.deletion_record(task))
+
+    def test_every_network_detached_and_a_connected_node_freed(self):
+        self.config(allow_connect_free_node=True, group='hil')
+        node = self.make_node('node-free')
+        with self.acquire(node) as task:
+            self.interface.add_provisioning_network(task)
+            record = self.interface.deletion_record(task)
+        pairs, freed = hil.release_deleted_node(record)
+        self.assertEqual([('eth0', 'prov')], pairs)
+        self.assertTrue(freed)
+        self.assertIsNone(self.hil.snapshot()['nodes']['node-free'][
+            'project'])
+        self.assertEqual({}, self.networks('node-free')['eth0'])
+        # Idempotent: nothing left to do, nothing asked of HIL but a look.
+        self.assertEqual(([], False), hil.release_deleted_node(record))
+
+    def test_a_node_the_admin_allocated_stays_in_its_project(self):
+        self.deploy_on_net_b()
+        pairs, freed = hil.release_deleted_node(self.record())
+        self.assertEqual([('eth0', 'net-b'), ('eth0', 'prov')], pairs)
+        self.assertFalse(freed)
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+        self.assertEqual(LESSEE,
+                         self.hil.snapshot()['nodes']['node-1']['project'])
+
+    def test_another_projects_node_is_left_alone(self):
+        self.deploy_on_net_b()
+        before = self.networks()
+        record = dict(self.record(), project='owner-b', connected=True)
+        self.assertEqual(([], False), hil.release_deleted_node(record))
+        self.assertEqual(before, self.networks())
+
+    def test_hil_failure_is_raised_for_the_next_run(self):
+        self.deploy_on_net_b()
+        record = self.record()
+        self.config(url='http://127.0.0.1:9', group='hil')
+        self.assertRaises(exception.HILError, hil.release_deleted_node,
+                          record)
