@@ -29,7 +29,9 @@ at its start (:meth:`BMIDeploy.reconcile_exports`):
    ``destroy_node`` loads no driver and calls no interface) are removed
    once they have been
    seen gone for ``[bmi] orphan_grace`` seconds (a target of a node
-   unknown to Ironic too).  Only clones that record an export under our
+   unknown to Ironic too), after its HIL node has left the networks of
+   that deployment (the record its clone carries,
+   :func:`release_network`).  Only clones that record an export under our
    ``[iscsi] iqn_prefix`` are ours: another Ironic sharing the pool and
    the gateway needs a prefix of its own (doc/export.md);
 4. the same leftovers of a node Ironic has again at rest (enroll,
