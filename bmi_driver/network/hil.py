@@ -212,7 +212,10 @@ def release_deleted_node(record):
     client = hil_client.get_client()
     try:
         info = client.get_node(name)
-    except (exception.HILNodeNotFound, exception.HILNodeNotVisible) as e:
+    except (exception.HILNodeNotFound, exception.HILNodeNotVisible,
+            exception.HILInvalidName) as e:
+        # Nothing this plugin could undo there: not a reason to keep the
+        # clone for ever (an invalid name cannot have been deployed).
         LOG.warning('HIL node %(hil)s of a deleted Ironic node: %(err)s; '
                     'nothing to undo', {'hil': name, 'err': e})
         return [], False

@@ -735,3 +735,8 @@ class TestDeletedNodeRelease(HILNetworkTestCase):
         self.config(url='http://127.0.0.1:9', group='hil')
         self.assertRaises(exception.HILError, hil.release_deleted_node,
                           record)
+
+    def test_unknown_or_invalid_hil_node_needs_nothing(self):
+        for name in ('no-such-node', 'bad name/..'):
+            self.assertEqual(([], False), hil.release_deleted_node(
+                {'node': name, 'project': LESSEE, 'connected': True}))
