@@ -30,6 +30,7 @@ from ironicclient.common.apiclient import exceptions as ir_exc
 from bmi_driver import exception
 from bmi_driver.storage import layout
 from tests.functional import test_ironic
+from tests.functional import test_isolation
 from tools.lab import service as lab_service
 from tools.lab import services as lab_services
 from tools.lab import state as lab_state
@@ -187,3 +188,44 @@ class HealTestCase(test_ironic.IronicHelpers):
         # The new tenant reads the golden image, not the old one's data.
         self.assertNotEqual(marker, self.lun_bytes(again.uuid, 0,
                                                    len(marker)))
+
+
+class DeletedHILNodeTestCase(test_isolation.HILNodeTestCase):
+    """A node deleted while ACTIVE leaves the real HIL as it found it."""
+
+    def _delete_node(self, node_uuid):
+        try:
+            super()._delete_node(node_uuid)
+        except ir_exc.NotFound:
+            pass  # the test deleted it
+
+    def test_deleted_active_node_leaves_its_hil_networks(self):
+        HealTestCase.start(self, grace=2)
+        image = self.project_image('e2e')
+        hil = self._hil_node(5)
+        node = self._ironic_node(hil)
+        self.deploy(node.uuid, image.uuid)
+        # The record travels with the clone, in Ceph.
+        self.assertEqual(
+            {'node': hil.name, 'project': hil.project, 'connected': False},
+            layout.hil_record(self.lib.get_node_disk(node.uuid).metadata))
+        boot = self.net.boot_networks['e2e'].hil_network
+        self.assertEqual(boot, self.net.node_networks(hil)['boot'].get(
+            'vlan/native'))
+        self.ironic.node.set_maintenance(node.uuid, True)
+        self.ironic.node.delete(node.uuid)
+
+        def left():
+            try:
+                self.lib.get_node_disk(node.uuid)
+                return True
+            except exception.CloneNotFound:
+                return any(self.net.node_networks(hil).values())
+        took = HealTestCase.until(self, lambda: not left(), INTERVAL * 2 + 40,
+                                  'the deleted node off its HIL networks')
+        # Allocated to its project by HIL's admin: it stays there.
+        info = self.net.admin.call('GET', 'node/' + hil.name)
+        self.assertEqual(hil.project, info['project'])
+        print('ACTIVE hil node deleted in maintenance: off its HIL networks '
+              'and clone gone after %.1f s (grace 2 s, interval %d s)'
+              % (took, INTERVAL))
