@@ -27,13 +27,14 @@ at its start (:meth:`BMIDeploy.reconcile_exports`):
    those left without a clone), targets, accounts and boot files of nodes
    Ironic no longer has (deleted, also in maintenance: Ironic 39.0.0's
    ``destroy_node`` loads no driver and calls no interface) are removed
-   once they have been
-   seen gone for ``[bmi] orphan_grace`` seconds (a target of a node
-   unknown to Ironic too), after its HIL node has left the networks of
-   that deployment (the record its clone carries,
-   :func:`release_network`).  Only clones that record an export under our
-   ``[iscsi] iqn_prefix`` are ours: another Ironic sharing the pool and
-   the gateway needs a prefix of its own (doc/export.md);
+   once they have been seen gone for ``[bmi] orphan_grace`` seconds (a
+   target of a node unknown to Ironic too), after its HIL node has left
+   the networks of that deployment (the record its clone carries,
+   :func:`release_network`, under the node's export lock: two conductors
+   never release the same node at once).  Only clones that record an
+   export under our ``[iscsi] iqn_prefix`` are ours: another Ironic
+   sharing the pool and the gateway needs a prefix of its own
+   (doc/export.md);
 4. the same leftovers of a node Ironic has again at rest (enroll,
    manageable, available: no disk) are removed once they have been seen
    for ``[bmi] orphan_grace`` seconds, under an exclusive Ironic lock of
@@ -373,18 +374,22 @@ def sweep_deleted(manager, context, now=None, held=None):
     held = nodes_with_disks() if held is None else held
     gone = set(held) - known
     for node_uuid in list(_gone_since):
-        if node_uuid in known:
+        # Enrolled again, or its leftovers removed by another conductor.
+        if node_uuid not in gone:
             del _gone_since[node_uuid]
     removed = []
     for node_uuid in sorted(gone):
         if not _gone_long_enough(node_uuid, now):
             continue
-        if not release_network(manager, node_uuid, held[node_uuid]):
-            continue
+
+        # Asked under the node's export lock, so that another conductor's
+        # sweep of the same node waits for this one instead of asking HIL
+        # to detach the same nics at the same time.
+        def settled(u=node_uuid):
+            return (_get_node(context, u) is None
+                    and release_network(manager, u, held[u]))
         try:
-            done = mgr.remove_node(
-                node_uuid,
-                still_gone=lambda u=node_uuid: _get_node(context, u) is None)
+            done = mgr.remove_node(node_uuid, still_gone=settled)
             if done:
                 withdraw_leftover_boot_files(node_uuid)
         except exception.BmiException as e:
@@ -392,8 +397,10 @@ def sweep_deleted(manager, context, now=None, held=None):
                       'disk, export or boot files failed (next run tries '
                       'again): %(err)s', {'node': node_uuid, 'err': e})
             continue
-        _gone_since.pop(node_uuid, None)
         if done:
+            # Not before: after a HIL failure the next run tries again at
+            # once, without a new grace.
+            _gone_since.pop(node_uuid, None)
             LOG.warning('Node %(node)s was deleted from Ironic with its disk '
                         'still there: its clone, target, CHAP account and '
                         'boot files were removed', {'node': node_uuid})

@@ -520,7 +520,8 @@ class ExportManager:
         A node Ironic no longer has, or one at rest with an earlier
         deployment's disk (``deploy/heal.py``). Under the node's export
         lock; ``still_gone()``, asked under it, can call it off (the node
-        was enrolled again meanwhile).
+        was enrolled again meanwhile, or what must be undone first, such
+        as its HIL networks, could not be yet).
 
         :returns: True when something was removed.
         :raises: TargetDaemonUnavailable, ExportError, CephError

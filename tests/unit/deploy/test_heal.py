@@ -270,6 +270,46 @@ class HealTestCase(base.BMITestCase):
         self.assertNotIn(GONE, self.pool.disks)
         self.assertIsNone(self.tgtd.by_iqn(gone.target_iqn))
 
+    def test_hil_failure_is_retried_without_a_new_grace(self):
+        self._deleted_node()
+        release = self._recorded_hil(GONE)
+        self.config(orphan_grace=60, group='bmi')
+        heal.sweep_deleted(self.conductor, self.context, now=1000.0)
+        release.side_effect = exception.HILUnreachable(url='u', reason='r')
+        self.assertEqual([], heal.sweep_deleted(self.conductor, self.context,
+                                                now=1061.0))
+        release.side_effect = None
+        self.assertEqual([GONE], heal.sweep_deleted(
+            self.conductor, self.context, now=1062.0))
+
+    def test_node_swept_by_another_conductor_is_forgotten(self):
+        self._deleted_node()
+        self.config(orphan_grace=60, group='bmi')
+        heal.sweep_deleted(self.conductor, self.context, now=1000.0)
+        self.assertIn(GONE, heal._gone_since)
+        self.real.remove_node(GONE)
+        heal.sweep_deleted(self.conductor, self.context, now=1001.0)
+        self.assertNotIn(GONE, heal._gone_since)
+
+    def test_hil_is_released_under_the_export_lock(self):
+        # Another conductor's sweep of the same node waits on that lock.
+        self._deleted_node()
+        release = self._recorded_hil(GONE)
+        held = []
+
+        def try_lock(record):
+            try:
+                with locks.lock('export-%s' % GONE, timeout=0):
+                    held.append(False)
+            except exception.LockTimeout:
+                held.append(True)
+            return [], False
+        release.side_effect = try_lock
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([GONE], heal.sweep_deleted(self.conductor,
+                                                    self.context))
+        self.assertEqual([True], held)
+
     def test_hil_node_of_another_ironic_node_is_left_to_it(self):
         self._deleted_node()
         release = self._recorded_hil(GONE, hil_node='reused')
