@@ -31,10 +31,10 @@ at its start (:meth:`BMIDeploy.reconcile_exports`):
    target of a node unknown to Ironic too), after its HIL node has left
    the networks of that deployment (the record its clone carries,
    :func:`release_network`, under the node's export lock: two conductors
-   never release the same node at once).  Only clones that record an
-   export under our ``[iscsi] iqn_prefix`` are ours: another Ironic
-   sharing the pool and the gateway needs a prefix of its own
-   (doc/export.md);
+   never release the same node at once, the second one leaves it to the
+   first).  Only clones that record an export under our ``[iscsi]
+   iqn_prefix`` are ours: another Ironic sharing the pool and the gateway
+   needs a prefix of its own (doc/export.md);
 4. the same leftovers of a node Ironic has again at rest (enroll,
    manageable, available: no disk) are removed once they have been seen
    for ``[bmi] orphan_grace`` seconds, under an exclusive Ironic lock of
@@ -382,16 +382,23 @@ def sweep_deleted(manager, context, now=None, held=None):
         if not _gone_long_enough(node_uuid, now):
             continue
 
-        # Asked under the node's export lock, so that another conductor's
-        # sweep of the same node waits for this one instead of asking HIL
-        # to detach the same nics at the same time.
+        # Asked under the node's export lock, so that two conductors never
+        # ask HIL to detach the same nics at once.
         def settled(u=node_uuid):
             return (_get_node(context, u) is None
                     and release_network(manager, u, held[u]))
         try:
-            done = mgr.remove_node(node_uuid, still_gone=settled)
+            # Not waiting: the holder is another conductor's sweep of this
+            # node (HIL may keep it for minutes), and the rest of this
+            # reconcile must not wait behind it.
+            done = mgr.remove_node(node_uuid, still_gone=settled, timeout=0)
             if done:
                 withdraw_leftover_boot_files(node_uuid)
+        except exception.LockTimeout:
+            LOG.info('Node %(node)s is gone from Ironic and another '
+                     'conductor is removing its leftovers: left to it',
+                     {'node': node_uuid})
+            continue
         except exception.BmiException as e:
             LOG.error('Node %(node)s is gone from Ironic, but removing its '
                       'disk, export or boot files failed (next run tries '

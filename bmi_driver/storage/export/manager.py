@@ -514,7 +514,7 @@ class ExportManager:
                 % (recorded.iqn, recorded.chap_username))
         return self._node_export(node_uuid, recorded, _recorded_portal(disk))
 
-    def remove_node(self, node_uuid, still_gone=None):
+    def remove_node(self, node_uuid, still_gone=None, timeout=None):
         """Remove the export and the disk of a node that must have none.
 
         A node Ironic no longer has, or one at rest with an earlier
@@ -523,11 +523,14 @@ class ExportManager:
         was enrolled again meanwhile, or what must be undone first, such
         as its HIL networks, could not be yet).
 
+        :param timeout: seconds to wait for that lock (default
+            ``[coordination] lock_timeout``).
         :returns: True when something was removed.
-        :raises: TargetDaemonUnavailable, ExportError, CephError
+        :raises: TargetDaemonUnavailable, ExportError, CephError,
+            LockTimeout
         """
         node_uuid = check_node_uuid(node_uuid)
-        with locks.lock('export-%s' % node_uuid):
+        with locks.lock('export-%s' % node_uuid, timeout=timeout):
             if still_gone is not None and not still_gone():
                 return False
             self.backend.remove_target(self.target_iqn(node_uuid),

@@ -310,6 +310,18 @@ class HealTestCase(base.BMITestCase):
                                                     self.context))
         self.assertEqual([True], held)
 
+    def test_node_another_conductor_is_sweeping_is_left_to_it(self):
+        self._deleted_node()
+        release = self._recorded_hil(GONE)
+        self.config(orphan_grace=0, group='bmi')
+        with locks.lock('export-%s' % GONE):
+            self.assertEqual([], heal.sweep_deleted(self.conductor,
+                                                    self.context))
+        release.assert_not_called()
+        self.assertIn(GONE, self.pool.disks)
+        # Its sighting is kept: the next run goes on without a new grace.
+        self.assertIn(GONE, heal._gone_since)
+
     def test_hil_node_of_another_ironic_node_is_left_to_it(self):
         self._deleted_node()
         release = self._recorded_hil(GONE, hil_node='reused')
