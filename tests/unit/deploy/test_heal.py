@@ -292,7 +292,7 @@ class HealTestCase(base.BMITestCase):
         self.assertNotIn(GONE, heal._gone_since)
 
     def test_hil_is_released_under_the_export_lock(self):
-        # Another conductor's sweep of the same node waits on that lock.
+        # Another conductor's sweep of the same node finds it held.
         self._deleted_node()
         release = self._recorded_hil(GONE)
         held = []
