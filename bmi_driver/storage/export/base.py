@@ -88,7 +88,7 @@ class ExportBackend(abc.ABC):
         return None
 
     @abc.abstractmethod
-    def ensure_target(self, target):
+    def ensure_target(self, target, replace=False):
         """Make the daemon serve ``target`` exactly; idempotent.
 
         The ACL: ``initiator_address`` when set, else ``initiator_iqn``,
@@ -96,7 +96,9 @@ class ExportBackend(abc.ABC):
 
         Creates the target when missing and converges an existing one (its
         LUNs, CHAP account and initiator ACL).  A target created by this
-        call is removed again when a later step fails.
+        call is removed again when a later step fails.  With ``replace``
+        (a new deployment: a new secret, perhaps a new image of the same
+        name), an existing target is removed and created anew instead.
 
         :returns: ``(ServedTarget, CREATED | UPDATED | UNCHANGED)``
         """

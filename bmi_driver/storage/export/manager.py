@@ -254,7 +254,11 @@ class ExportManager:
             if new_record != old_record:
                 self.library.set_node_metadata(node_uuid, new_record)
             try:
-                _served, status = self.backend.ensure_target(wanted)
+                # Without a record, a target of this name is a leftover
+                # (an unexport tgtd did not answer, the clone then
+                # removed): ``replace`` drops it, as above.
+                _served, status = self.backend.ensure_target(
+                    wanted, replace=fresh_credentials)
             except Exception:
                 with excutils.save_and_reraise_exception():
                     self._restore_record(node_uuid, old_record, new_record)

@@ -309,10 +309,20 @@ class TgtExportBackend(base.ExportBackend):
         LOG.info('tgtd: unauthenticated iSCSI discovery refused (account '
                  '%s bound for discovery)', DISCOVERY_USER)
 
-    def ensure_target(self, want):
+    def ensure_target(self, want, replace=False):
         # Before the target exists: it is never listed to a SendTargets.
         self.ensure_discovery_auth()
         target, created = self._create_target(want.iqn)
+        if replace and not created:
+            # Left by an earlier deployment (an unexport that tgtd did not
+            # answer): tgtd can say neither which secret its account has
+            # nor which image its LUN opened (by name, perhaps a removed
+            # one), so converging it would serve the old ones.
+            LOG.warning('Re-creating iSCSI target %(iqn)s (tid %(tid)d): '
+                        'it was left by an earlier deployment',
+                        {'iqn': want.iqn, 'tid': target.tid})
+            self.remove_target(want.iqn, want.chap_username)
+            target, created = self._create_target(want.iqn)
         try:
             changed = self._converge(target, want)
         except Exception:

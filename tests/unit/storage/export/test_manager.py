@@ -108,6 +108,35 @@ class ManagerTestCase(_Base):
         self.assertEqual(again.luns, served.luns)
         self.assertNoSecret()
 
+    def test_fresh_credentials_replace_a_leftover_target(self):
+        # An undeploy whose unexport tgtd did not answer removed the clone
+        # (and its record) but not the target; the next deployment's clone
+        # has the same name.  Converging that target would keep the old
+        # secret and the LUN tgtd opened on the removed image.
+        old = self.mgr.export_node(NODE, fresh_credentials=True)
+        self.lib.add_disk(NODE)          # the new deployment's clone
+        del self.tgtd.calls[:]
+        new = self.mgr.export_node(NODE, fresh_credentials=True)
+        self.assertNotEqual(old.chap_secret, new.chap_secret)
+        self.assertEqual(new.chap_secret,
+                         self.tgtd.accounts[new.chap_username])
+        ops = [(c[6], c[8]) for c in self.tgtd.calls]
+        self.assertIn(('target', 'delete'), ops)
+        self.assertIn(('logicalunit', 'new'), ops)
+        self.assertEqual([new.chap_username],
+                         self.tgtd.by_iqn(new.target_iqn).accounts)
+        self.assertIn('left by an earlier deployment', self.log.output)
+        self.assertNoSecret()
+
+    def test_leftover_target_kept_without_fresh_credentials(self):
+        # Reconcile and power on (no new deployment) converge it.
+        self.mgr.export_node(NODE)
+        self.lib.disks[NODE].metadata.clear()
+        del self.tgtd.calls[:]
+        self.mgr.export_node(NODE)
+        ops = [(c[6], c[8]) for c in self.tgtd.calls]
+        self.assertNotIn(('target', 'delete'), ops)
+
     def test_credentials_differ_per_node(self):
         self.lib.add_disk(NODE2)
         a = self.mgr.export_node(NODE)
