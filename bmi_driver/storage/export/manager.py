@@ -541,7 +541,11 @@ class ExportManager:
                                        chap_username=self.chap_username(
                                            node_uuid))
             try:
-                self.library.remove_node_disk(node_uuid)
+                # As at undeploy: nothing may serve this disk now, so a
+                # watch still on it is a dead gateway's (or a taken-over
+                # one's, whose conductor sweeps it too) and is blocklisted;
+                # without that the sweep met ImageBusy at every run.
+                self.library.remove_node_disk(node_uuid, stale_watch=True)
             except exception.CloneNotFound:
                 pass
         LOG.info('Node %(node)s: its leftover target, CHAP account and '

@@ -346,7 +346,7 @@ class HealTestCase(base.BMITestCase):
             {'node': 'hil-9', 'project': 'p1', 'connected': True})
         self.assertNotIn(self.node.uuid, self.pool.disks)
 
-    def _remove_disk(self, node_uuid):
+    def _remove_disk(self, node_uuid, stale_watch=False):
         self.pool.disks.pop(node_uuid, None)
         self.cloneless.pop(node_uuid, None)
 
@@ -363,7 +363,10 @@ class HealTestCase(base.BMITestCase):
                                                 now=1000.0))
         self.assertEqual([GONE], heal.sweep_deleted(
             self.conductor, self.context, now=1061.0))
-        self.pool.remove_node_disk.assert_called_once_with(GONE)
+        # A watch left on it (a dead gateway's) is blocklisted, as at
+        # undeploy.
+        self.pool.remove_node_disk.assert_called_once_with(
+            GONE, stale_watch=True)
         # Another Ironic's (its own IQN prefix) is not ours.
         self.assertEqual([OTHER], sorted(self.cloneless))
 

@@ -438,8 +438,9 @@ class FakeLibrary:
         self.get_node_disk(node_uuid)
         self.disks[node_uuid].metadata.update(metadata)
 
-    def remove_node_disk(self, node_uuid):
+    def remove_node_disk(self, node_uuid, stale_watch=False):
         self.calls.append(('remove_node_disk', node_uuid))
+        self.stale_watch = stale_watch
         self.disks.pop(node_uuid, None)
 
     def remove_node_metadata(self, node_uuid, keys):

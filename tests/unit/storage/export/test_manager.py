@@ -479,6 +479,8 @@ class RemoveNodeTestCase(_Base):
         self.assertIsNone(self.tgtd.by_iqn(exp.target_iqn))
         self.assertNotIn(exp.chap_username, self.tgtd.accounts)
         self.assertNotIn(NODE, self.lib.disks)
+        # A watch still on the disk (a dead gateway's) is blocklisted.
+        self.assertTrue(self.lib.stale_watch)
 
     def test_called_off(self):
         exp = self.mgr.export_node(NODE)
