@@ -246,6 +246,34 @@ class InitiatorTest(ExportTestCase):
         self.assertIn(exp.target_iqn, logger.output)
         self.assertNotIn(exp.chap_secret, logger.output)
 
+    def test_login_text_cannot_rewrite_the_target_list(self):
+        # A tenant's node runs its own initiator: the alias it sends at
+        # login is printed by tgtd verbatim, line breaks included, and
+        # here writes a target with the victim's tid (removing that
+        # "stray" would force-delete the victim's target) holding the
+        # victim's account (deleting it opens the victim's target).
+        victim = self.mgr.export_node(self.node())
+        own = self.mgr.export_node(self.node())
+        tid = self.mgr.backend.get_target(victim.target_iqn).tid
+        fake = '%s:junk' % self.mgr.iqn_prefix()
+        alias = ('x\nTarget %d: %s\n    Account information:\n'
+                 '        %s' % (tid, fake, victim.chap_username))
+        with iscsi.Session(own.portal, own.target_iqn, alias=alias,
+                           **self.creds(own)):
+            listing = self.mgr.backend._tgtd('target', 'show')
+            self.assertIn('\nTarget %d: %s\n' % (tid, fake), listing)
+            e = self.assertRaises(exception.ExportError, self.mgr.reconcile)
+            self.assertIn('ambiguous', str(e))
+            self.assertRaises(exception.ExportError,
+                              self.mgr.backend.remove_target, fake)
+        self.assertEqual(tid, self.mgr.backend.get_target(
+            victim.target_iqn).tid)
+        self.assertFalse(iscsi.login_refused(
+            victim.portal, victim.target_iqn, **self.creds(victim)))
+        self.assertTrue(iscsi.login_refused(victim.portal,
+                                            victim.target_iqn))
+        self.mgr.reconcile()    # the session ended: trusted again
+
     def test_configdrive_is_lun_2(self):
         node = self.node()
         data = os.urandom(MiB)

@@ -211,7 +211,19 @@ class TgtExportBackend(base.ExportBackend):
         self._tgtd('system', 'show')
 
     def list_targets(self):
-        return parse_targets(self._tgtd('target', 'show'))
+        text = self._tgtd('target', 'show')
+        try:
+            return parse_targets(text)
+        except tgt_show.AmbiguousListing as e:
+            # Logged in full: which targets' sessions to look at.
+            LOG.error('tgtd\'s target list cannot be trusted: %s. An '
+                      'initiator name or alias with line breaks (a node '
+                      'logged in to the target listed just before); '
+                      'nothing is changed until that session ends', e)
+            raise exception.ExportError(
+                reason='tgtd\'s target list is ambiguous (%s): a session '
+                       'of an earlier target has line breaks in its '
+                       'initiator name or alias' % e)
 
     # --- targets ----------------------------------------------------------
 
@@ -510,12 +522,12 @@ class TgtExportBackend(base.ExportBackend):
         """
         targets = self.list_targets()
         target = next((t for t in targets if t.iqn == iqn), None)
+        # Only the account named: the accounts a listing shows may be an
+        # initiator's words (tgt_show.parse_targets), and deleting an
+        # account unbinds it from every target, which then takes logins
+        # without CHAP.
         users = {chap_username} if chap_username else set()
         if target is not None:
-            # Its accounts go too, unless another target uses them.
-            others = {a for t in targets if t.iqn != iqn
-                      for a in t.accounts}
-            users |= set(target.accounts) - others
             try:
                 self._tgtd('target', 'delete', tid=target.tid, force=True)
             except TgtadmError as e:

@@ -27,6 +27,10 @@ _LUN_RE = re.compile(r'^LUN: (\d+)$')
 _NEXUS_RE = re.compile(r'^I_T nexus: \d+$')
 
 
+class AmbiguousListing(ValueError):
+    """The listing holds a target twice: some of it is not tgtd's."""
+
+
 def parse_targets(text):
     """Parse ``tgtadm --mode target --op show`` into [ServedTarget].
 
@@ -34,6 +38,22 @@ def parse_targets(text):
     (``LUN information:``, ``Account information:``, ``ACL
     information:``...) one level in.  Unknown sections and lines are
     ignored, so that another tgt version's extra fields do no harm.
+
+    Not all of it is tgtd's: each session's ``Initiator: <name> alias:
+    <alias>`` line is the initiator's login text, printed verbatim (tgt
+    1.0.85 ``iscsi/session.c``: any byte but NUL, line breaks included),
+    so a tenant's node logged in to its own target can write lines that
+    read as more targets, LUNs, accounts or ACL entries.  What it writes
+    lands inside its own target's block, where tgtd prints the targets in
+    increasing tid order (``target.c`` keeps its list sorted): a written
+    ``Target N:`` line either names a tid no target has (commands on it
+    fail: "can't find the target") or repeats a tid or IQN that tgtd
+    prints too, which is refused here.  The block of that node's own
+    target may read wrong (its own export then fails to converge); callers
+    act on another target only by its own name, and never delete an
+    account because a listing shows it (``TgtExportBackend.remove_target``).
+
+    :raises AmbiguousListing: a tid out of order or an IQN twice.
     """
     targets = []
     current = None
@@ -42,6 +62,13 @@ def parse_targets(text):
 
     def finish():
         if current is not None:
+            last = targets[-1] if targets else None
+            if last is not None and current['tid'] <= last.tid:
+                raise AmbiguousListing(
+                    'target %d (%s) listed after target %d (%s)'
+                    % (current['tid'], current['iqn'], last.tid, last.iqn))
+            if any(t.iqn == current['iqn'] for t in targets):
+                raise AmbiguousListing('%s listed twice' % current['iqn'])
             targets.append(base.ServedTarget(
                 tid=current['tid'], iqn=current['iqn'],
                 luns=current['luns'], accounts=tuple(current['accounts']),

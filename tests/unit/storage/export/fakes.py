@@ -121,6 +121,9 @@ class _Target:
     accounts: list = dataclasses.field(default_factory=list)
     acl: list = dataclasses.field(default_factory=list)
     sessions: int = 0
+    # What its sessions' initiators sent as InitiatorAlias: tgtd prints
+    # it verbatim, line breaks included (tgt_show.parse_targets).
+    alias: str = 'none'
 
 
 class _Fail(Exception):
@@ -278,7 +281,7 @@ class FakeTgtd:
                        '        State: ready\n    I_T nexus information:\n')
             for n in range(t.sessions):
                 out.append('        I_T nexus: %d\n            Initiator: '
-                           'iqn.x:y alias: none\n' % (n + 1))
+                           'iqn.x:y alias: %s\n' % (n + 1, t.alias))
             out.append('    LUN information:\n')
             out.append(_LUN_TMPL % {'lun': 0, 'tid': tid, 'type':
                                     'controller', 'bstype': 'null',

@@ -116,7 +116,8 @@ class ManagerTestCase(_Base):
         old = self.mgr.export_node(NODE, fresh_credentials=True)
         self.lib.add_disk(NODE)          # the new deployment's clone
         del self.tgtd.calls[:]
-        new = self.mgr.export_node(NODE, fresh_credentials=True)
+        with mock.patch.object(tgt.LOG, 'warning') as warning:
+            new = self.mgr.export_node(NODE, fresh_credentials=True)
         self.assertNotEqual(old.chap_secret, new.chap_secret)
         self.assertEqual(new.chap_secret,
                          self.tgtd.accounts[new.chap_username])
@@ -125,7 +126,8 @@ class ManagerTestCase(_Base):
         self.assertIn(('logicalunit', 'new'), ops)
         self.assertEqual([new.chap_username],
                          self.tgtd.by_iqn(new.target_iqn).accounts)
-        self.assertIn('left by an earlier deployment', self.log.output)
+        self.assertIn('left by an earlier deployment',
+                      warning.call_args[0][0])
         self.assertNoSecret()
 
     def test_leftover_target_kept_without_fresh_credentials(self):

@@ -26,7 +26,8 @@ from bmi_driver.storage.export import tgt_ipc
 from tests import base as test_base
 from tests.unit.storage.export import fakes
 
-IQN = 'iqn.2026-11.org.massopen.bmi:6b1a3f8e-4c1d-4c57-9e0a-0d1c2b3a4f5e'
+PREFIX = 'iqn.2026-11.org.massopen.bmi:'
+IQN = PREFIX + '6b1a3f8e-4c1d-4c57-9e0a-0d1c2b3a4f5e'
 INITIATOR = 'iqn.2010-04.org.ipxe:node1'
 SECRET = 'S3cretS3cretS3cr'
 
@@ -384,6 +385,73 @@ class TgtBackendTestCase(_BackendBase):
         self.backend.remove_target(IQN)
         self.assertIn('bmi-a', self.tgtd.accounts)
         self.assertEqual([9], list(self.tgtd.targets))
+
+    def test_remove_deletes_only_the_named_account(self):
+        # Deleting an account unbinds it from every target (tgt 1.0.85):
+        # one that a listing shows, perhaps written by an initiator, is
+        # never deleted.
+        self.backend.ensure_target(wanted())
+        self.tgtd.accounts['bmi-b'] = 'other-secret'
+        self.tgtd.by_iqn(IQN).accounts.append('bmi-b')
+        self.backend.remove_target(IQN, chap_username='bmi-a')
+        self.assertEqual({'bmi-b': 'other-secret'}, self.tgtd.accounts)
+        self.backend.ensure_target(wanted())
+        self.backend.remove_target(IQN)
+        self.assertIn('bmi-a', self.tgtd.accounts)
+
+    def _own_target_with_alias(self, alias):
+        """A tenant's node logged in to its own target (tid 1)."""
+        self.backend.ensure_target(wanted())
+        victim = self.tgtd.targets[2] = fakes._Target(
+            2, IQN + 'v', luns={1: 'bmi-images/node-v'},
+            accounts=['bmi-v'])
+        self.tgtd.accounts['bmi-v'] = 'victim-secret'
+        own = self.tgtd.by_iqn(IQN)
+        own.sessions, own.alias = 1, alias
+        return victim
+
+    def test_injected_target_with_a_real_tid_refused(self):
+        # The alias writes a target 2 of another name: removing that
+        # "stray" would force-delete the victim's target.
+        victim = self._own_target_with_alias(
+            'x\nTarget 2: %sjunk\n    Account information:\n'
+            '        bmi-v\n' % PREFIX)
+        with mock.patch.object(tgt.LOG, 'error') as error:
+            e = self.assertRaises(exception.ExportError,
+                                  self.backend.list_targets)
+        self.assertIn('ambiguous', str(e))
+        self.assertIn('cannot be trusted', error.call_args[0][0])
+        self.assertRaises(exception.ExportError, self.backend.remove_target,
+                          PREFIX + 'junk')
+        self.assertIs(victim, self.tgtd.targets[2])
+        self.assertEqual('victim-secret', self.tgtd.accounts['bmi-v'])
+
+    def test_injected_copy_of_a_real_target_refused(self):
+        # The victim's IQN on the node's own tid: converging "the
+        # victim's target" would add the victim's disks to it.
+        self._own_target_with_alias(
+            'x\nTarget 1: %sv\n' % IQN)
+        self.assertRaises(exception.ExportError, self.backend.ensure_target,
+                          wanted(iqn=IQN + 'v'))
+        self.assertEqual({1: 'bmi-images/node-v'},
+                         self.tgtd.targets[2].luns)
+        self.assertNotIn('bmi-images/node-v',
+                         self.tgtd.by_iqn(IQN).luns.values())
+
+    def test_injected_target_of_no_tid_harms_no_one(self):
+        # Between real tids, in order: read as a target, but commands on
+        # it fail ("can't find"), and its "accounts" are not deleted.
+        victim = self._own_target_with_alias(
+            'x\nTarget 3: %sjunk\n    Account information:\n'
+            '        bmi-v\n' % PREFIX)
+        self.tgtd.targets[5] = self.tgtd.targets.pop(2)
+        victim.tid = 5
+        listed = {t.tid: t.iqn for t in self.backend.list_targets()}
+        self.assertEqual({1: IQN, 3: PREFIX + 'junk', 5: IQN + 'v'}, listed)
+        self.backend.remove_target(PREFIX + 'junk')
+        self.assertEqual([1, 5], sorted(self.tgtd.targets))
+        self.assertEqual('victim-secret', self.tgtd.accounts['bmi-v'])
+        self.assertEqual(['bmi-v'], victim.accounts)
 
     def test_get_target(self):
         self.assertIsNone(self.backend.get_target(IQN))
