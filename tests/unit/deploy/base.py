@@ -38,6 +38,7 @@ from bmi_driver.network import boot_networks
 from bmi_driver.storage.ceph import library as images
 from bmi_driver.storage.export import manager as export
 from bmi_driver.storage import layout
+from tests import base as test_base
 
 IMAGE_UUID = '5f0e4e3a-6a2e-4f7e-9a51-3c4f6f2b9d10'
 LESSEE = 'tenant-a'
@@ -60,6 +61,7 @@ class BMITestCase(db_base.DbTestCase):
 
     def setUp(self):
         super().setUp()
+        test_base.enable_loggers()
         self.config_temp_dir('http_root', group='deploy')
         self.config_temp_dir('tftp_root', group='pxe')
         self.config_temp_dir('images_path', group='pxe')

@@ -32,6 +32,7 @@ from stevedore import driver as stevedore_driver
 from bmi_driver import exception
 from bmi_driver.network import hil
 from bmi_driver.network import hil_client
+from tests import base as test_base
 from tools.lab.hil_emulator import server
 
 MAC0 = '52:54:00:00:00:01'
@@ -76,6 +77,7 @@ class HILNetworkTestCase(db_base.DbTestCase):
 
     def setUp(self):
         super().setUp()
+        test_base.enable_loggers()
         self.hil = server.HILServer(seed=seed()).start()
         self.addCleanup(self.hil.stop)
         self.config(url=self.hil.url, provisioning_network='prov',
