@@ -65,7 +65,6 @@ auth service required = cephx
 auth client required = cephx
 keyring = $dir/\$cluster.\$name.keyring
 log file = $dir/log/\$name.log
-admin socket = $dir/run/\$name.asok
 run dir = $dir/run
 osd pool default size = 1
 osd pool default min size = 1
@@ -81,10 +80,16 @@ rbd default features = layering,exclusive-lock,object-map,fast-diff,deep-flatten
 ms bind ipv6 = false
 
 [mon]
+# Admin sockets for the daemons (here, [mgr] and [osd]) and none for the
+# clients (Ceph 16.2's default): in [global], one path per name was shared
+# by every process of client.bmi and every LUN's client in a tgtd; all but
+# one failed to bind it, an error line in the log at each connect.
+admin socket = $dir/run/\$name.asok
 mon data = $dir/mon.\$id
 mon cluster log file = $dir/log/cluster.log
 
 [mgr]
+admin socket = $dir/run/\$name.asok
 mgr data = $dir/mgr.\$id
 mgr initial modules =
 
@@ -98,6 +103,7 @@ rados mon op timeout = ${BMI_TGT_CEPH_OP_TIMEOUT:-10}
 client mount timeout = ${BMI_TGT_CEPH_OP_TIMEOUT:-10}
 
 [osd]
+admin socket = $dir/run/\$name.asok
 osd data = $dir/osd.\$id
 osd objectstore = bluestore
 bluestore block path = $dir/osd.\$id/block.file
