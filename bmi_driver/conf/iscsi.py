@@ -87,7 +87,7 @@ opts = [
                     'when the plugin does not run as tgtd\'s user (tgtd '
                     'accepts only its own uid and gid on its socket), e.g. '
                     '"sudo" or "sudo ironic-rootwrap '
-                    '/etc/ironic/rootwrap.conf": it runs "<python> -m '
+                    '/etc/ironic/rootwrap.conf": it runs "<python> -I -m '
                     'bmi_driver.storage.export.tgt_ipc", which reads the '
                     'request (with any CHAP secret) on stdin. Unset: speak '
                     'to the socket directly.'),

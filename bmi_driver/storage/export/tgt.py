@@ -181,8 +181,11 @@ class TgtExportBackend(base.ExportBackend):
                               'params': [list(p) for p in params],
                               'target_ops': target_ops, 'fields': fields})
         try:
+            # -I: as root, nothing from the conductor's environment or
+            # working directory (which -m alone puts first on sys.path: a
+            # bmi_driver/ planted there would run as root).
             out, _err = processutils.execute(
-                sys.executable, '-m', tgt_ipc.__name__,
+                sys.executable, '-I', '-m', tgt_ipc.__name__,
                 process_input=request, timeout=timeout + 5,
                 run_as_root=True, root_helper=helper)
             answer = json.loads(out)

@@ -25,14 +25,17 @@ pairs joined by ``,`` and ended by a NUL; read ``struct tgtadm_rsp``
 (``err``, ``len``) and ``len - 8`` bytes of text (``show``).  tgtd accepts
 only peers of its own uid and gid (SO_PEERCRED) and closes the others.
 
-``python -m bmi_driver.storage.export.tgt_ipc`` reads one request as JSON
+``python -I -m bmi_driver.storage.export.tgt_ipc`` reads one request as JSON
 on stdin and answers JSON on stdout: the same client run through a root
 helper when the conductor does not run as tgtd's user, the secret still on
 no command line.
 """
 
 import json
+import os
+import re
 import socket
+import stat
 import struct
 import sys
 import time
@@ -89,6 +92,26 @@ class TgtdError(Exception):
 
 def socket_path(base, control_port):
     return '%s.%d' % (base or DEFAULT_SOCKET, control_port)
+
+
+def check_socket_path(path):
+    """Refuse a path that is not a tgtd socket (what :func:`main` asks).
+
+    Run as root by the root helper, for a caller that may be anyone the
+    helper lets in: it connects only to ``<absolute dir>/socket.<port>``
+    that is a socket itself, not a link to another one.
+
+    :raises: Unreachable
+    """
+    if (not os.path.isabs(path) or os.path.normpath(path) != path
+            or not re.fullmatch(r'socket\.\d+', os.path.basename(path))):
+        raise Unreachable('%r is not a tgtd socket path' % path)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        raise Unreachable('no tgtd socket %s' % path)
+    if not stat.S_ISSOCK(mode):
+        raise Unreachable('%s is not a socket' % path)
 
 
 def encode_body(params=(), target_ops=None):
@@ -227,6 +250,7 @@ def main(stdin=None, stdout=None):
     stdout = stdout or sys.stdout
     req = json.load(stdin)
     try:
+        check_socket_path(req['path'])
         out = {'out': request(req['path'], req['mode'], req['op'],
                               req['timeout'],
                               params=[tuple(p) for p in req.get('params',

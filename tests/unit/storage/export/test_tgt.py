@@ -330,7 +330,7 @@ class TgtBackendTestCase(_BackendBase):
         self.assertIn('closed the connection', str(e))
         self.assertEqual(SECRET, self.tgtd.accounts['bmi-a'])
         for call in execute.call_args_list:
-            self.assertEqual((sys.executable, '-m',
+            self.assertEqual((sys.executable, '-I', '-m',
                               'bmi_driver.storage.export.tgt_ipc'),
                              call.args)
             self.assertEqual({'timeout': 12, 'run_as_root': True,

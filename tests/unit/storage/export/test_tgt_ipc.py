@@ -175,3 +175,24 @@ class RequestTestCase(test_base.TestCase):
             'path': self.path, 'timeout': 5, 'mode': 'account',
             'op': 'delete', 'params': [['user', 'v']]})), out)
         self.assertEqual({'error': 15}, json.loads(out.getvalue()))
+
+    def test_main_asks_only_a_tgtd_socket(self):
+        # Run as root for whoever the root helper lets in: no other
+        # socket, no link to one, no relative or dotted path.
+        tmp = self.useFixture(fixtures.TempDir()).path
+        other = os.path.join(tmp, 'other.sock')
+        sock = socket.socket(socket.AF_UNIX)
+        self.addCleanup(sock.close)
+        sock.bind(other)
+        link = os.path.join(tmp, 'socket.7')
+        os.symlink(other, link)
+        plain = os.path.join(tmp, 'socket.8')
+        open(plain, 'w').close()
+        for path in (other, link, plain, 'socket.3',
+                     os.path.join(tmp, '..', os.path.basename(tmp),
+                                  'socket.7')):
+            out = io.StringIO()
+            tgt_ipc.main(io.StringIO(json.dumps({
+                'path': path, 'timeout': 5, 'mode': 'target',
+                'op': 'show'})), out)
+            self.assertIn('unreachable', json.loads(out.getvalue()), path)
