@@ -80,6 +80,7 @@ class BMIDeploy(base.DeployInterface):
         # Said once per conductor start (the interface is made once).
         boot_networks.warn_if_shared()
         boot_networks.warn_if_reservations_outlive_a_crash()
+        boot_networks.warn_if_boot_config_readable()
 
     def get_properties(self):
         return {}

@@ -193,6 +193,35 @@ def warn_if_reservations_outlive_a_crash():
     return True
 
 
+def warn_if_boot_config_readable():
+    """Log when Ironic writes the nodes' boot configs readable by all.
+
+    Ironic's ``ipxe`` boot interface writes ``[deploy]
+    http_root/<uuid>/config``, which holds the node's CHAP user and
+    secret, with ``[pxe] file_permission`` (Ironic 39: default 0o644): any
+    local user of the conductor's host can read every node's secret and,
+    from an address the target's ACL admits (the host has one on every
+    boot network), log in to its disk.  The copy bmi publishes per project
+    has ``[bmi] boot_file_mode``; the original is Ironic's.
+
+    :returns: True when it warned.
+    """
+    try:
+        mode = CONF.pxe.file_permission
+    except cfg.NoSuchOptError:
+        return False
+    if not mode & 0o007:
+        return False
+    LOG.warning('[pxe] file_permission is %(mode)s: the boot config Ironic '
+                'writes for each node into [deploy] http_root holds its '
+                'CHAP secret, readable so by every local user. Set it to '
+                '0o640 (the web server in the conductor\'s group; shared '
+                'mode) or 0o600 (per-project mode, where the web server '
+                'reads bmi\'s own copies) (doc/network.md, "Threat '
+                'model").', {'mode': oct(mode)})
+    return True
+
+
 def enabled():
     """Whether per-project boot networks are configured."""
     return bool(CONF.bmi.boot_networks_file)

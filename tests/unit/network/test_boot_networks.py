@@ -208,6 +208,20 @@ class TestPerConductorPortals(_Base):
                     boot_networks.warn_if_reservations_outlive_a_crash())
             warn.assert_not_called()
 
+    def test_warns_when_boot_configs_are_readable_by_all(self):
+        # Ironic 39's default 0o644: every node's CHAP secret for any
+        # local user.
+        with mock.patch.object(boot_networks.LOG, 'warning') as warn:
+            self.assertTrue(boot_networks.warn_if_boot_config_readable())
+        msg = warn.call_args[0][0] % warn.call_args[0][1]
+        self.assertIn('[pxe] file_permission is 0o644', msg)
+        for mode in (0o640, 0o600):
+            self.config(file_permission=mode, group='pxe')
+            with mock.patch.object(boot_networks.LOG, 'warning') as warn:
+                self.assertFalse(
+                    boot_networks.warn_if_boot_config_readable())
+            warn.assert_not_called()
+
     def test_bad_portals(self):
         self.refused({'a': dict(A, portals=['10.78.1.2'])},
                      'portals must be an object')
