@@ -172,12 +172,15 @@ def _gone_long_enough(node_uuid, now=None):
 def _ours(disk, prefix):
     """Whether the clone is of this deployment of the plugin.
 
-    Its recorded IQN is under our ``[iscsi] iqn_prefix``: another Ironic
-    sharing the clone pool (with its own prefix, as doc/export.md asks)
-    keeps its clones.
+    Its owner (``bmi.owner``) is our ``[iscsi] iqn_prefix``, or (a clone
+    stamped before there was an owner) its recorded IQN is under it:
+    another Ironic sharing the clone pool (with its own prefix, as
+    doc/export.md asks) keeps its clones.
     """
-    iqn = (disk.metadata or {}).get(layout.META_IQN) or ''
-    return iqn.startswith(prefix + ':')
+    meta = disk.metadata or {}
+    if meta.get(layout.META_OWNER) == prefix:
+        return True
+    return (meta.get(layout.META_IQN) or '').startswith(prefix + ':')
 
 
 def reconcile(manager, context):

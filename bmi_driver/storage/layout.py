@@ -132,6 +132,12 @@ EXPORT_KEYS = (META_IQN, META_INITIATOR, META_CHAP_USER, META_CHAP_SECRET,
 # The deployment a clone belongs to (a UUID made at prepare): a clone of
 # another deployment is never reused nor exported again (issue 12).
 META_DEPLOYMENT = 'bmi.deployment'
+# The [iscsi] iqn_prefix of the plugin that made the clone, stamped with
+# the deployment and never removed: the export record (its IQN) goes at
+# every unexport, and a clone left without it (a conductor that died
+# between unexport and removal, a removal that failed) must still be
+# known as ours to the sweeps of deleted and idle nodes (deploy/heal.py).
+META_OWNER = 'bmi.owner'
 
 # The network's record of the deployment, on the node's clone: what the
 # sweep of deleted nodes undoes in HIL (Ironic 39.0.0's node delete calls

@@ -507,12 +507,17 @@ def _disk_of_deployment(lib, node):
 
 
 def _stamp_deployment(lib, node, disk):
+    """Record the deployment and the owner on the clone (one write)."""
     deployment = node_deployment(node)
+    stamp = {}
     if deployment and layout.disk_deployment(disk) != deployment:
-        lib.set_node_metadata(node.uuid,
-                              {layout.META_DEPLOYMENT: deployment})
-        disk.metadata = dict(disk.metadata or {},
-                             **{layout.META_DEPLOYMENT: deployment})
+        stamp[layout.META_DEPLOYMENT] = deployment
+    owner = export_manager.get_manager().iqn_prefix()
+    if (disk.metadata or {}).get(layout.META_OWNER) != owner:
+        stamp[layout.META_OWNER] = owner
+    if stamp:
+        lib.set_node_metadata(node.uuid, stamp)
+        disk.metadata = dict(disk.metadata or {}, **stamp)
 
 
 def _portal_for(boot_net):

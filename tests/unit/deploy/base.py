@@ -86,6 +86,7 @@ class BMITestCase(db_base.DbTestCase):
 
         self.lib = self._patch(images, 'ImageLibrary').return_value
         self.mgr = self._patch(export, 'ExportManager').return_value
+        self.mgr.iqn_prefix.return_value = IQN.split(':')[0]
         # The process's one manager is made from the mocked class.
         export.reset_manager()
         self.addCleanup(export.reset_manager)

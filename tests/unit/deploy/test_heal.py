@@ -378,6 +378,24 @@ class HealTestCase(base.BMITestCase):
         self.assertEqual([], heal.sweep_deleted(self.conductor, self.context))
         self.assertIn(GONE, self.pool.disks)
 
+    def test_clone_without_its_export_record_is_still_swept(self):
+        # Unexport (which drops the record) done, the disk's removal not:
+        # the conductor died between them, then the node was deleted. The
+        # owner stamp says the clone is ours.
+        disk = self.pool.add_disk(GONE)
+        disk.metadata[layout.META_OWNER] = self.real.iqn_prefix()
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([GONE], heal.sweep_deleted(self.conductor,
+                                                    self.context))
+        self.assertNotIn(GONE, self.pool.disks)
+
+    def test_clone_owned_by_another_ironic_is_kept(self):
+        disk = self.pool.add_disk(GONE)
+        disk.metadata[layout.META_OWNER] = 'iqn.2026-12.org.other'
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([], heal.sweep_deleted(self.conductor, self.context))
+        self.assertIn(GONE, self.pool.disks)
+
     def test_target_of_an_unknown_node_waits_for_the_grace(self):
         self.pool.add_disk(GONE)
         gone = self.real.export_node(GONE)

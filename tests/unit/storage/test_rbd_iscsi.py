@@ -216,6 +216,7 @@ class BMIStorageTestCase(base.BMITestCase):
         self.disk_exists = True
         if disk_has:
             self.disk.metadata[layout.META_DEPLOYMENT] = disk_has
+            self.disk.metadata[layout.META_OWNER] = self.mgr.iqn_prefix()
 
     def test_deploying_removes_a_clone_of_another_deployment(self):
         # A node re-enrolled with the UUID of a deleted one.
@@ -226,6 +227,9 @@ class BMIStorageTestCase(base.BMITestCase):
         self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
         self.lib.clone_for_node.assert_called_once()
         self.assertEqual('new', self.disk.metadata[layout.META_DEPLOYMENT])
+        # Ours even once its export record is gone (heal._ours).
+        self.assertEqual('iqn.2026-11.org.massopen.bmi',
+                         self.disk.metadata[layout.META_OWNER])
         self.assertTrue(
             self.mgr.export_node.call_args.kwargs['fresh_credentials'])
 
