@@ -352,20 +352,67 @@ def parent_spec(image):
     return layout.rbd_spec(p['pool_name'], p['image_name'], p['snap_name'])
 
 
+def utcnow():
+    """Now, as the binding's times: naive UTC.
+
+    Ceph 16.2's ``Image.create_timestamp()`` and the trash entries'
+    ``deferment_end_time`` are ``datetime.utcfromtimestamp()``.
+    """
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
 def snap_names(image):
-    return [s['name'] for s in image.list_snaps()]
+    """The names of the image's own snapshots (the user namespace).
+
+    Ceph 16's ``list_snaps()`` lists every namespace: a snapshot in the
+    snapshot trash (clone v2: removed while a clone still uses it) has a
+    UUID for a name, which the calls by name do not find.
+    """
+    user = rbd.RBD_SNAP_NAMESPACE_TYPE_USER
+    return [s['name'] for s in image.list_snaps()
+            if s.get('namespace', user) == user]
 
 
-def purge_snapshots(ioctx, rbd_name):
-    """Unprotect and remove every snapshot of an image.
+def snap_clones(image, snap):
+    """The clones of one snapshot of an open image, as pool/image."""
+    image.set_snap(snap)
+    try:
+        return sorted('%s/%s' % (c['pool'], c['image'])
+                      for c in image.list_children2())
+    finally:
+        image.set_snap(None)
 
+
+def describe_kept(kept):
+    """What :func:`purge_snapshots` kept, for a log line."""
+    return '; '.join('snapshot %s is still used by %s' % (snap, ', '.join(
+        clones)) for snap, clones in sorted(kept.items()))
+
+
+def purge_snapshots(ioctx, rbd_name=None, image_id=None):
+    """Unprotect and remove every snapshot of an image that no clone uses.
+
+    One that a clone uses stays: the image cannot go before its clones
+    anyway, and a format 1 clone's parent cannot even be unprotected
+    (format 2 would only move it to the snapshot trash). It is typically
+    the temporary snapshot of a node snapshot killed midway, under the
+    golden image it left unsealed (``sweep_unsealed`` removes that).
+    ``image_id`` opens an image in the RBD trash.
+
+    :returns: {snapshot name: its clones as pool/image} of those kept.
     :raises: rbd.ImageNotFound when the image is missing.
     """
-    with rbd.Image(ioctx, rbd_name) as image:
+    kept = {}
+    with rbd.Image(ioctx, rbd_name, image_id=image_id) as image:
         for snap in snap_names(image):
+            clones = snap_clones(image, snap)
+            if clones:
+                kept[snap] = clones
+                continue
             if image.is_protected_snap(snap):
                 image.unprotect_snap(snap)
             image.remove_snap(snap)
+    return kept
 
 
 def destroy(ioctx, rbd_name):
@@ -398,6 +445,8 @@ def remove_if_present(ioctx, rbd_name, probe=True):
     and elsewhere first (over 15 ms).
 
     :raises: rbd.ImageBusy while the image is open elsewhere.
+    :raises: rbd.ImageHasSnapshots while a clone uses one of its snapshots
+        (logged, naming the clones).
     """
     if probe:
         try:
@@ -408,7 +457,10 @@ def remove_if_present(ioctx, rbd_name, probe=True):
         try:
             rbd.RBD().remove(ioctx, rbd_name)
         except rbd.ImageHasSnapshots:
-            purge_snapshots(ioctx, rbd_name)
+            kept = purge_snapshots(ioctx, rbd_name)
+            if kept:
+                LOG.warning('%(img)s cannot be removed yet: %(kept)s',
+                            {'img': rbd_name, 'kept': describe_kept(kept)})
             rbd.RBD().remove(ioctx, rbd_name)
     except rbd.ImageNotFound:
         return False
@@ -509,15 +561,19 @@ def remove_or_trash(client, ioctx, rbd_name, probe=True):
 
     A busy image (a stale watch) gets its watchers blocklisted
     (``[ceph] blocklist_stale_watchers``) and is removed again; what still
-    cannot be removed goes to the pool's RBD trash (which frees its name,
-    so a new deploy of the node never finds the old disk), for
-    :func:`sweep_trash`.
+    cannot be removed, also an image whose snapshot a clone still uses,
+    goes to the pool's RBD trash (which frees its name, so a new deploy of
+    the node never finds the old disk), for :func:`sweep_trash`.
 
     :raises: rbd.Error when even the move to the trash fails.
     """
     try:
         return 'removed' if remove_if_present(ioctx, rbd_name,
                                               probe) else None
+    except rbd.ImageHasSnapshots:
+        # No blocklist helps: it waits in the trash until the clone goes
+        # (sweep_unsealed removes the one a killed node snapshot left).
+        return _trash(ioctx, rbd_name)
     except rbd.ImageBusy as e:
         LOG.warning('%(img)s is still open elsewhere: %(err)s',
                     {'img': rbd_name, 'err': e})
@@ -531,6 +587,10 @@ def remove_or_trash(client, ioctx, rbd_name, probe=True):
         except (rbd.Error, rados.Error, exception.CephError) as e:
             LOG.warning('Could not remove %(img)s after blocklisting its '
                         'watchers: %(err)s', {'img': rbd_name, 'err': e})
+    return _trash(ioctx, rbd_name)
+
+
+def _trash(ioctx, rbd_name):
     try:
         rbd.RBD().trash_move(ioctx, rbd_name, delay=CONF.ceph.trash_delay)
     except rbd.ImageNotFound:
@@ -540,13 +600,26 @@ def remove_or_trash(client, ioctx, rbd_name, probe=True):
     return 'trashed'
 
 
+def _trash_remove(client, ioctx, image_id):
+    try:
+        rbd.RBD().trash_remove(ioctx, image_id)
+    except rbd.ImageBusy:
+        if not CONF.ceph.blocklist_stale_watchers:
+            raise
+        blocklist_watchers(client, ioctx, image_id=image_id)
+        rbd.RBD().trash_remove(ioctx, image_id)
+
+
 def sweep_trash(client, ioctx, is_ours, now=None):
     """Remove the trashed images ``is_ours(name)`` whose deferment ended.
 
     A busy one gets its watchers blocklisted first (see
-    :func:`remove_or_trash`).  :returns: (removed, left) name lists.
+    :func:`remove_or_trash`).  One with snapshots (librbd refuses it,
+    ENOTEMPTY) has those no clone uses purged first; one that a clone
+    still uses keeps it there, named in the warning, until a later sweep
+    finds the clone gone.  :returns: (removed, left) name lists.
     """
-    now = now or datetime.datetime.now()
+    now = now or utcnow()
     removed, left = [], []
     for entry in list(rbd.RBD().trash_list(ioctx)):
         name = entry['name']
@@ -554,12 +627,17 @@ def sweep_trash(client, ioctx, is_ours, now=None):
             continue
         try:
             try:
-                rbd.RBD().trash_remove(ioctx, entry['id'])
-            except rbd.ImageBusy:
-                if not CONF.ceph.blocklist_stale_watchers:
-                    raise
-                blocklist_watchers(client, ioctx, image_id=entry['id'])
-                rbd.RBD().trash_remove(ioctx, entry['id'])
+                _trash_remove(client, ioctx, entry['id'])
+            except rbd.ImageHasSnapshots:
+                kept = purge_snapshots(ioctx, image_id=entry['id'])
+                if kept:
+                    LOG.warning('%(img)s (%(id)s) stays in the RBD trash: '
+                                '%(kept)s; next sweep',
+                                {'img': name, 'id': entry['id'],
+                                 'kept': describe_kept(kept)})
+                    left.append(name)
+                    continue
+                _trash_remove(client, ioctx, entry['id'])
         except rbd.ImageNotFound:
             continue
         except (rbd.Error, rados.Error, exception.CephError) as e:

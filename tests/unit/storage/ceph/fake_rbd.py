@@ -19,14 +19,22 @@ with the bindings' hierarchy, so ``except rbd.ImageNotFound`` and
 pools, sparse images, metadata (copied into clones, as librbd does),
 snapshots that freeze the data, protection, copy-on-write clones (format 2
 by default: a snapshot with children may be unprotected, and removing it
-moves it to the trash), flatten, resize and watchers.  Behaviours were
-checked against Ceph 16.2's python bindings on the test cluster.
+moves it to the snapshot trash, listed by list_snaps() in the trash
+namespace), flatten, resize, watchers and the RBD trash (an image with
+snapshots is refused there as by rbd.RBD().remove()).  A clone's link to
+its parent snapshot is by identity, as RBD's by image id: it survives the
+parent's move to the trash and never follows a new image of the old name.
+Behaviours were checked against Ceph 16.2's python bindings on the test
+cluster; the RBD trash's refusal of an image with snapshots (ENOTEMPTY),
+the snapshot trash in list_snaps() and create_timestamp() (naive UTC)
+follow the librbd and rbd.pyx sources, not yet checked on the cluster.
 
 Failure injection: ``cluster.inject('protect_snap', rbd.ImageBusy)`` makes
 the next call of that operation raise; ``times``, ``skip`` and ``image``
 narrow it.  Every call is recorded in ``cluster.calls`` as ``(op, name)``.
 """
 
+import datetime
 import itertools
 import json
 import uuid
@@ -39,6 +47,11 @@ from bmi_driver.storage import glance_client
 from tests import base
 
 BLOCK = 4096
+
+
+def _utcnow():
+    """Naive UTC, as the binding's times (create_timestamp, trash_list)."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 class rados:  # noqa: N801 - stands for the module
@@ -177,6 +190,11 @@ class rbd:  # noqa: N801 - stands for the module
     RBD_FEATURE_DEEP_FLATTEN = 32
     RBD_FEATURE_JOURNALING = 64
 
+    RBD_SNAP_NAMESPACE_TYPE_USER = 0
+    RBD_SNAP_NAMESPACE_TYPE_GROUP = 1
+    RBD_SNAP_NAMESPACE_TYPE_TRASH = 2
+    RBD_SNAP_NAMESPACE_TYPE_MIRROR = 3
+
     class Error(Exception):
         """Base of the binding's errors."""
 
@@ -275,9 +293,10 @@ class rbd:  # noqa: N801 - stands for the module
                 raise rbd.ImageExists('error creating clone', 17)
             child = _Image(c_ioctx.name, c_name, snap.size, features)
             child.parent = (p_ioctx.name, p_name, p_snapname)
+            child.parent_snap = snap
             child.overlap = snap.size
             child.metadata = dict(parent.metadata)
-            snap.children.add((c_ioctx.name, c_name))
+            snap.children.add(child)
             c_ioctx.images[c_name] = child
 
         def remove(self, ioctx, name, on_progress=None):
@@ -294,15 +313,13 @@ class rbd:  # noqa: N801 - stands for the module
             del ioctx.images[name]
 
         def trash_move(self, ioctx, name, delay=0):
-            import datetime
             cluster = ioctx.cluster
             cluster.call('trash_move', name)
             image = ioctx.images.pop(name, None)
             if image is None:
                 raise rbd.ImageNotFound('error moving image to trash', 2)
-            now = datetime.datetime.now()
-            image.trash_id = '%x' % id(image)
-            image.deferment = now + datetime.timedelta(seconds=delay)
+            image.trash_id = image.id
+            image.deferment = _utcnow() + datetime.timedelta(seconds=delay)
             cluster.trash.setdefault(ioctx.name, {})[image.trash_id] = image
 
         def trash_list(self, ioctx):
@@ -321,6 +338,11 @@ class rbd:  # noqa: N801 - stands for the module
             image = trash.get(image_id)
             if image is None:
                 raise rbd.ImageNotFound('error deleting image from trash', 2)
+            # librbd removes a trashed image as any other: ENOTEMPTY while
+            # it has snapshots (also those in the snapshot trash).
+            if image.snaps or image.trash_snaps:
+                raise rbd.ImageHasSnapshots(
+                    'error deleting image from trash', 39)
             if image.watchers or cluster.stale(image):
                 raise rbd.ImageBusy('error deleting image from trash', 16)
             cluster.unlink_parent(image)
@@ -344,8 +366,7 @@ class rbd:  # noqa: N801 - stands for the module
             image.name = dest
             ioctx.images[dest] = image
             for snap_name, snap in image.snaps.items():
-                for pool, child in snap.children:
-                    kid = cluster.pools[pool][child]
+                for kid in snap.children:
                     kid.parent = (ioctx.name, dest, snap_name)
 
     class Image:
@@ -475,10 +496,19 @@ class rbd:  # noqa: N801 - stands for the module
 
         # -- snapshots
         def list_snaps(self):
+            """Every namespace, as Ceph 16's rbd_snap_list.
+
+            A snapshot in the snapshot trash has a UUID for a name (the
+            calls by name do not know it) and its old name under 'trash'.
+            """
             self._op('list_snaps')
             return iter([{'id': s.id, 'size': s.size, 'name': name,
-                          'namespace': 0}
-                         for name, s in self.model.snaps.items()])
+                          'namespace': rbd.RBD_SNAP_NAMESPACE_TYPE_USER}
+                         for name, s in self.model.snaps.items()]
+                        + [{'id': s.id, 'size': s.size, 'name': s.trash_name,
+                            'namespace': rbd.RBD_SNAP_NAMESPACE_TYPE_TRASH,
+                            'trash': {'original_name': s.original_name}}
+                           for s in self.model.trash_snaps])
 
         def create_snap(self, name):
             self._op('create_snap')
@@ -494,6 +524,8 @@ class rbd:  # noqa: N801 - stands for the module
                 raise rbd.ImageBusy('error removing snapshot %s' % name, 16)
             del self.model.snaps[name]
             if snap.children:  # clone v2: the snapshot goes to the trash
+                snap.trash_name = str(uuid.uuid4())
+                snap.original_name = name
                 self.model.trash_snaps.append(snap)
 
         def protect_snap(self, name):
@@ -527,10 +559,11 @@ class rbd:  # noqa: N801 - stands for the module
             snaps = ([self._snap(self.snap)] if self.snap
                      else list(self.model.snaps.values()))
             children = sorted(itertools.chain.from_iterable(
-                s.children for s in snaps))
-            return iter([{'pool': pool, 'pool_namespace': '', 'image': name,
-                          'id': '%x' % id(name), 'trash': False}
-                         for pool, name in children])
+                s.children for s in snaps), key=lambda c: (c.pool, c.name))
+            return iter([{'pool': c.pool, 'pool_namespace': '',
+                          'image': c.name, 'id': c.id,
+                          'trash': c.trash_id is not None}
+                         for c in children])
 
         def get_parent_image_spec(self):
             self._op('get_parent_image_spec')
@@ -539,6 +572,10 @@ class rbd:  # noqa: N801 - stands for the module
                 raise rbd.ImageNotFound('error getting parent info', 2)
             return {'pool_name': parent[0], 'pool_namespace': '',
                     'image_name': parent[1], 'snap_name': parent[2]}
+
+        def create_timestamp(self):
+            self._op('create_timestamp')
+            return self.model.created
 
         def watchers_list(self):
             self._op('watchers_list')
@@ -589,10 +626,14 @@ class _Image:
         self.features = features
         self.blocks = {}  # block number -> BLOCK bytes (sparse)
         self.metadata = {}
+        self.id = uuid.uuid4().hex[:12]
+        self.created = _utcnow()  # what create_timestamp() answers
         self.snaps = {}  # name -> _Snap, in creation order
         self.trash_snaps = []
-        self.parent = None  # (pool, image, snapshot)
+        self.parent = None  # (pool, image, snapshot): its spec
+        self.parent_snap = None  # the _Snap itself, as RBD links by id
         self.overlap = 0
+        self.trash_id = None  # in the RBD trash
         self.watchers = 0
         # Watches of dead clients (a killed tgtd): addresses.
         self.stale_watchers = []
@@ -607,10 +648,13 @@ class _Snap:
         self.id = next(self._ids)
         self.size = image.size
         self.blocks = dict(image.blocks)
+        self.owner = image
         self.parent = image.parent
+        self.parent_snap = image.parent_snap
         self.overlap = image.overlap
         self.protected = False
-        self.children = set()  # (pool, image)
+        self.children = set()  # _Image
+        self.trash_name = self.original_name = None  # in the snapshot trash
 
 
 class Cluster:
@@ -744,12 +788,9 @@ class Cluster:
             data = view.blocks.get(block)
             if data is not None:
                 out += data[start:start + n]
-            elif view.parent is not None and pos < view.overlap:
+            elif view.parent_snap is not None and pos < view.overlap:
                 n = min(n, view.overlap - pos)
-                pool, name, snap = view.parent
-                parent = self.pools[pool][name]
-                out += self.read(parent.snaps.get(snap) or _find_trashed(
-                    parent, view), pos, n)
+                out += self.read(view.parent_snap, pos, n)
             else:
                 out += bytes(n)
             pos += n
@@ -767,24 +808,18 @@ class Cluster:
             pos += n
 
     def unlink_parent(self, image):
-        if image.parent is None:
-            return
-        pool, name, snap_name = image.parent
-        parent = self.pools[pool].get(name)
-        image.parent, image.overlap = None, 0
-        if parent is None:
-            return
-        key = (image.pool, image.name)
-        for snap in list(parent.snaps.values()) + parent.trash_snaps:
-            snap.children.discard(key)
-        parent.trash_snaps = [s for s in parent.trash_snaps if s.children]
+        """The clone leaves its parent snapshot (removed, flattened).
 
-
-def _find_trashed(parent, child):
-    for snap in parent.trash_snaps:
-        if (child.pool, child.name) in snap.children:
-            return snap
-    raise AssertionError('dangling parent link')
+        A parent snapshot in the snapshot trash goes with its last child,
+        as librbd's detach does; the parent may be in the RBD trash.
+        """
+        snap = image.parent_snap
+        image.parent, image.parent_snap, image.overlap = None, None, 0
+        if snap is None:
+            return
+        snap.children.discard(image)
+        owner = snap.owner
+        owner.trash_snaps = [s for s in owner.trash_snaps if s.children]
 
 
 class _Response:

@@ -25,6 +25,7 @@ from oslo_utils import units
 from oslo_utils import uuidutils
 
 from bmi_driver import exception
+from bmi_driver.storage.ceph import rbd_utils
 from bmi_driver.storage.ceph import transfer
 from bmi_driver.storage import layout
 from tests.unit.storage.ceph import fake_rbd
@@ -1617,6 +1618,86 @@ class FaultsTestCase(ImagesTestCase):
         before = self.cluster.count('clone')
         self.library.clone_for_node(NODE2, 'ubuntu')
         self.assertEqual(before + 2, self.cluster.count('clone'))
+
+
+class TrashWithSnapshotsTestCase(ImagesTestCase):
+    """librbd refuses to remove a trashed image that has snapshots."""
+
+    def setUp(self):
+        super().setUp()
+        self.img = self.import_raw()
+        self.library.clone_for_node(NODE, 'ubuntu')
+        self.clone = 'node-' + NODE
+        client = rados.Rados(rados_id='bmi')
+        client.connect()
+        self.addCleanup(client.shutdown)
+        self.ioctx = client.open_ioctx(POOL)
+
+    def trash_with(self, snaps, protect=True, child=None):
+        with rbd.Image(self.ioctx, self.clone) as image:
+            for snap in snaps:
+                image.create_snap(snap)
+                if protect:
+                    image.protect_snap(snap)
+        if child:
+            rbd.RBD().clone(self.ioctx, self.clone, snaps[0], self.ioctx,
+                            child, features=rbd_utils.features())
+        rbd.RBD().trash_move(self.ioctx, self.clone)
+        return next(iter(self.cluster.trash[POOL].values()))
+
+    def test_fake_refuses_as_librbd(self):
+        model = self.trash_with(['s'], protect=False)
+        self.assertRaises(rbd.ImageHasSnapshots, rbd.RBD().trash_remove,
+                          self.ioctx, model.trash_id)
+
+    def test_snapshots_purged_then_removed(self):
+        self.trash_with(['a', 'b'], protect=True)
+        self.assertEqual(([self.clone], []),
+                         self.library.sweep_removed_disks())
+        self.assertEqual({}, self.cluster.trash[POOL])
+        self.assertEqual(0, self.library.get('ubuntu').clones)
+
+    def test_kept_while_a_clone_uses_a_snapshot(self):
+        model = self.trash_with(['bmi-snap-x'], child='child')
+        for _ in range(2):
+            self.assertEqual(([], [self.clone]),
+                             self.library.sweep_removed_disks())
+        self.assertTrue(model.snaps['bmi-snap-x'].protected)
+        self.assertEqual(self.content, self.cluster.content(POOL, 'child'))
+        rbd.RBD().remove(self.ioctx, 'child')
+        self.assertEqual(([self.clone], []),
+                         self.library.sweep_removed_disks())
+        self.assertEqual({}, self.cluster.trash[POOL])
+
+    def test_only_ours(self):
+        self.cluster.add_image(POOL, 'foreign', b'x' * 512, snap='s')
+        rbd.RBD().trash_move(self.ioctx, 'foreign')
+        self.assertEqual(([], []), self.library.sweep_removed_disks())
+        self.assertEqual(0, self.cluster.count('trash_remove'))
+        self.assertIn('s', next(iter(self.cluster.trash[POOL].values()))
+                      .snaps)
+
+    def test_snapshot_trash_is_not_ours_to_name(self):
+        """Clone v2: a removed snapshot a clone uses is listed, by UUID."""
+        with rbd.Image(self.ioctx, self.clone) as image:
+            image.create_snap('s')
+        rbd.RBD().clone(self.ioctx, self.clone, 's', self.ioctx, 'child',
+                        features=rbd_utils.features())
+        with rbd.Image(self.ioctx, self.clone) as image:
+            image.remove_snap('s')
+            listed = list(image.list_snaps())
+            self.assertEqual([rbd.RBD_SNAP_NAMESPACE_TYPE_TRASH],
+                             [s['namespace'] for s in listed])
+            self.assertEqual([], rbd_utils.snap_names(image))
+        # The image waits in the trash until the clone goes, which takes
+        # the trashed snapshot with it.
+        self.assertEqual([self.clone], self.library.remove_node_disk(
+            NODE, stale_watch=True))
+        self.assertEqual(([], [self.clone]),
+                         self.library.sweep_removed_disks())
+        rbd.RBD().remove(self.ioctx, 'child')
+        self.assertEqual(([self.clone], []),
+                         self.library.sweep_removed_disks())
 
 
 class PublishTestCase(ImagesTestCase):
