@@ -89,7 +89,19 @@ opts = [
                default=60, min=0,
                help='Seconds between two runs of the conductor\'s periodic '
                     'sweep of node disks left in the clone pool\'s RBD '
-                    'trash; 0 disables it.'),
+                    'trash and of golden images left unsealed (see '
+                    'unsealed_grace); 0 disables it.'),
+    cfg.IntOpt('unsealed_grace',
+               default=3600, min=60,
+               help='An import, copy or node snapshot whose process died '
+                    'midway (a conductor or bmi-manage killed) leaves its '
+                    'new golden image without its "golden" snapshot: it '
+                    'holds its name, and a node snapshot\'s keeps the '
+                    'node\'s disk from being removed. The periodic sweep '
+                    '(sweep_interval) removes such an image once it is '
+                    'this many seconds old and no client has it open; a '
+                    'live operation keeps its image open, so a long one is '
+                    'never taken for dead.'),
     cfg.IntOpt('transfer_chunk_mib',
                default=8, min=1, max=256,
                help='Size in MiB of the chunks streamed by import, export '

@@ -230,13 +230,24 @@ class BMIStorage(base.StorageInterface):
     def sweep_removed_disks(self, manager, context):
         """Remove the node disks a teardown had to leave in the RBD trash.
 
+        And first the golden images an import, copy or node snapshot that
+        died midway left unsealed (``[ceph] unsealed_grace``): a node
+        snapshot's is a clone of the node's temporary snapshot, which keeps
+        that node's disk in the trash until it goes.
+
         Ironic 39.0.0 collects periodics of the enabled interfaces
         (conductor/base_manager.py: _collect_periodic_tasks) and calls
         them with (manager, context).  Each conductor sweeps the shared
-        trash; removals are idempotent.
+        trash and image pool; removals are idempotent.
         """
+        lib = library.ImageLibrary()
         try:
-            removed, left = library.ImageLibrary().sweep_removed_disks()
+            # Each removal is logged by the library.
+            lib.sweep_unsealed()
+        except exception.BmiException as e:
+            LOG.warning('Sweeping the unsealed golden images failed: %s', e)
+        try:
+            removed, left = lib.sweep_removed_disks()
         except exception.BmiException as e:
             LOG.warning('Sweeping the RBD trash failed: %s', e)
             return

@@ -177,9 +177,21 @@ class GoldenImages:
     def _seal(self, ioctx, rbd_name, meta):
         """Record a golden image's metadata and protect its snapshot."""
         with rbd.Image(ioctx, rbd_name) as image:
-            rbd_utils.reset_metadata(image, meta)
-            image.create_snap(layout.GOLDEN_SNAP)
-            image.protect_snap(layout.GOLDEN_SNAP)
+            self._seal_open(image, meta)
+
+    @staticmethod
+    def _seal_open(image, meta):
+        """:meth:`_seal` through an image handle the caller holds open.
+
+        Import from a file and copy (node snapshot too) hold one from
+        just after the name claim to the seal: its watch tells
+        :meth:`sweep_unsealed` that they are alive, also while nothing
+        else has the image open (the checksum read opens it read-only,
+        which sets no watch).
+        """
+        rbd_utils.reset_metadata(image, meta)
+        image.create_snap(layout.GOLDEN_SNAP)
+        image.protect_snap(layout.GOLDEN_SNAP)
 
     @staticmethod
     def _new_meta(name, project, visibility, source, checksum=''):
@@ -255,7 +267,8 @@ class GoldenImages:
                                      features=rbd_utils.features())
                 self._claim_name(ioctx, rbd_name, name)
             try:
-                with rbd_utils.ceph_errors(name):
+                with rbd_utils.ceph_errors(name), \
+                        rbd.Image(ioctx, rbd_name) as held:
                     if fmt == 'raw':
                         checksum = transfer.write_raw(ioctx, rbd_name,
                                                       path, size, progress)
@@ -263,7 +276,7 @@ class GoldenImages:
                         transfer.convert_into(path, fmt, rbd_name)
                         checksum = transfer.checksum(ioctx, rbd_name,
                                                      None, progress)
-                    self._seal(ioctx, rbd_name, self._new_meta(
+                    self._seal_open(held, self._new_meta(
                         name, project, visibility,
                         'file:%s' % os.path.basename(path),
                         'sha256:' + checksum))
@@ -339,6 +352,10 @@ class GoldenImages:
                     return
                 source.unprotect_snap(snap)
                 source.remove_snap(snap)
+        except rbd.ImageNotFound:
+            # Gone with its image (or the image waits in the RBD trash,
+            # whose sweep purges its snapshots).
+            return
         except (rbd.Error, exception.BmiException) as e:
             LOG.warning('Could not remove snapshot %(snap)s of %(pool)s/'
                         '%(img)s: %(err)s', {'snap': snap, 'pool': pool,
@@ -410,6 +427,93 @@ class GoldenImages:
         if children:
             raise exception.ImageInUse(image=img.name, count=len(children),
                                        clones=', '.join(sorted(children)))
+
+    def _unsealed(self, ioctx, rbd_name, now):
+        """(metadata, parent, age) of an abandoned unsealed image, or None.
+
+        Abandoned: no protected ``golden`` snapshot, no watcher (a live
+        import or copy holds it open, see :meth:`_seal_open`; a dead
+        process's watch times out in about 30 s) and made ``[ceph]
+        unsealed_grace`` seconds ago or more.  ``parent`` is
+        get_parent_image_spec()'s answer, or None.
+        """
+        try:
+            # Read-only: no watch of our own.
+            with rbd.Image(ioctx, rbd_name, read_only=True) as image:
+                if (layout.GOLDEN_SNAP in rbd_utils.snap_names(image)
+                        and image.is_protected_snap(layout.GOLDEN_SNAP)):
+                    return None
+                if list(image.watchers_list()):
+                    return None
+                age = (now - image.create_timestamp()).total_seconds()
+                if age < CONF.ceph.unsealed_grace:
+                    return None
+                try:
+                    parent = image.get_parent_image_spec()
+                except rbd.ImageNotFound:
+                    parent = None
+                return dict(image.metadata_list()), parent, age
+        except rbd.ImageNotFound:
+            return None
+
+    @rbd_utils.retry_transient
+    def sweep_unsealed(self, now=None):
+        """Remove the golden images an interrupted operation left unsealed.
+
+        Import, copy and node snapshot claim the new image's name before
+        its bytes move, and seal it (its protected ``golden`` snapshot)
+        last.  One whose process died (a conductor or bmi-manage killed)
+        leaves an image that nodes cannot clone, that holds its name (any
+        later image of that name is refused) and, for a node snapshot,
+        that is still a clone of the node's temporary snapshot, which then
+        keeps the node's disk from being removed (it waits in the RBD
+        trash).  An abandoned one (:meth:`_unsealed`) is removed under the
+        names lock, checked again under it, with the temporary or
+        reference snapshot it was cloned from (its operation's own).
+
+        :param now: naive UTC, as the binding's times (tests).
+        :returns: the UUIDs of the images removed.
+        :raises: CephError (and CephConnectionError, CephPoolNotFound) when
+            Ceph fails.
+        """
+        now = now or rbd_utils.utcnow()
+        removed = []
+        with self._clients.get() as client:
+            ioctx = client.ioctx(self.image_pool)
+            with rbd_utils.ceph_errors(self.image_pool):
+                found = self._golden_names(client)
+            for rbd_name in found:
+                try:
+                    with rbd_utils.ceph_errors(rbd_name):
+                        if self._unsealed(ioctx, rbd_name, now) is None:
+                            continue
+                        with self._names_lock():
+                            # Sealed, or opened, since?
+                            leftover = self._unsealed(ioctx, rbd_name, now)
+                            if leftover is None or not (
+                                    rbd_utils.remove_if_present(
+                                        ioctx, rbd_name, probe=False)):
+                                continue
+                except exception.BmiException as e:
+                    LOG.warning('Could not remove the unsealed golden image '
+                                '%(img)s: %(err)s; next sweep',
+                                {'img': rbd_name, 'err': e})
+                    continue
+                meta, parent, age = leftover
+                LOG.warning('Removed %(img)s (name %(name)s, %(source)s): '
+                            'made %(age)d s ago and never sealed, its '
+                            'import, copy or snapshot died midway',
+                            {'img': rbd_name,
+                             'name': meta.get(layout.META_NAME),
+                             'source': meta.get(layout.META_SOURCE),
+                             'age': age})
+                if parent is not None and parent['snap_name'].startswith(
+                        (layout.TEMP_SNAP_PREFIX, layout.REF_SNAP_PREFIX)):
+                    self._drop_ref_snapshot(client, parent['pool_name'],
+                                            parent['image_name'],
+                                            parent['snap_name'])
+                removed.append(rbd_name[len(layout.GOLDEN_PREFIX):])
+        return removed
 
     @rbd_utils.retry_transient
     def rename(self, ref, new_name):
@@ -490,7 +594,7 @@ class GoldenImages:
                 with rbd.Image(ioctx, rbd_name) as image:
                     image.flatten(on_progress=transfer.flatten_progress(
                         progress, image.size()))
-                self._seal(ioctx, rbd_name, meta)
+                    self._seal_open(image, meta)
         except BaseException:
             rbd_utils.undo(ioctx, rbd_name, 'copy')
             raise

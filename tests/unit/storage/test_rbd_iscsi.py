@@ -345,6 +345,21 @@ class BMIStorageTestCase(base.BMITestCase):
             reason='down')
         storage.sweep_removed_disks(mock.Mock(), self.context)
 
+    def test_sweep_periodic_sweeps_unsealed_images_first(self):
+        """One a killed node snapshot left keeps the node's disk trashed."""
+        order = []
+        self.lib.sweep_unsealed.side_effect = lambda: order.append('img')
+        self.lib.sweep_removed_disks.side_effect = (
+            lambda: order.append('trash') or ([], []))
+        storage = bmi_storage.BMIStorage()
+        storage.sweep_removed_disks(mock.Mock(), self.context)
+        self.assertEqual(['img', 'trash'], order)
+        # A failure of one does not stop the other.
+        self.lib.sweep_unsealed.side_effect = exception.CephError(
+            reason='down')
+        storage.sweep_removed_disks(mock.Mock(), self.context)
+        self.assertEqual(['img', 'trash', 'trash'], order)
+
     def test_sweep_periodic_spacing_is_an_option(self):
         self.config(sweep_interval=7, group='ceph')
         method = bmi_storage.BMIStorage.sweep_removed_disks

@@ -12,6 +12,7 @@
 
 """The golden-image library against the fake cluster of fake_rbd."""
 
+import datetime
 import hashlib
 import json
 import os
@@ -1618,6 +1619,166 @@ class FaultsTestCase(ImagesTestCase):
         before = self.cluster.count('clone')
         self.library.clone_for_node(NODE2, 'ubuntu')
         self.assertEqual(before + 2, self.cluster.count('clone'))
+
+
+class Killed(BaseException):
+    """The process dies here: no except clause and no finally runs."""
+
+
+class UnsealedTestCase(ImagesTestCase):
+    """A conductor or bmi-manage killed in an import, copy or snapshot."""
+
+    def setUp(self):
+        super().setUp()
+        self.img = self.import_raw()
+        self.library.clone_for_node(NODE, 'ubuntu')
+        self.clone = 'node-' + NODE
+        self.disk = self.cluster.image(POOL, self.clone)
+
+    def later(self, seconds=3600):
+        return rbd_utils.utcnow() + datetime.timedelta(seconds=seconds)
+
+    def killed_snapshot(self):
+        """snapshot_node killed during the flatten: its leftovers."""
+        # (A dead process runs no finally either: its cleanup fails.)
+        self.cluster.inject('unprotect_snap', rbd.IOError)
+        with mock.patch.object(rbd_utils, 'undo'), \
+                mock.patch.object(rbd.Image, 'flatten', side_effect=Killed):
+            self.assertRaises(Killed, self.library.snapshot_node, NODE,
+                              'saved')
+        half = self.library.get('saved')
+        self.assertEqual((False, [half.rbd_name]), (
+            'golden' in self.golden(half).snaps,
+            [c.name for s in self.disk.snaps.values() for c in s.children]))
+        return half
+
+    def test_node_snapshot_swept_after_the_grace_only(self):
+        half = self.killed_snapshot()
+        self.assertRaises(exception.ImageExists, self.library.snapshot_node,
+                          NODE, 'saved')
+        self.assertEqual([], self.library.sweep_unsealed())
+        self.assertEqual([], self.library.sweep_unsealed(self.later(3590)))
+        self.assertIn(half.rbd_name, self.golden_names())
+        self.config(unsealed_grace=600, group='ceph')
+        self.assertEqual([half.uuid],
+                         self.library.sweep_unsealed(self.later(610)))
+        self.assertEqual([self.img.rbd_name], self.golden_names())
+        # The node's temporary snapshot went with it, and the name is free.
+        self.assertEqual({}, self.disk.snaps)
+        new = self.library.snapshot_node(NODE, 'saved')
+        self.assertIn('golden', self.golden(new).snaps)
+        self.library.remove_node_disk(NODE)
+        self.assertEqual([], self.library.sweep_unsealed(self.later(10**6)))
+
+    def test_not_while_watched(self):
+        half = self.killed_snapshot()
+        self.cluster.watch(POOL, half.rbd_name)  # alive, or dead < 30 s
+        self.assertEqual([], self.library.sweep_unsealed(self.later()))
+        self.golden(half).watchers = 0
+        self.assertEqual([half.uuid],
+                         self.library.sweep_unsealed(self.later()))
+
+    def test_sealed_meanwhile_is_checked_again_under_the_lock(self):
+        half = self.killed_snapshot()
+        real = self.library._unsealed
+        seen = []
+
+        def unsealed(ioctx, rbd_name, now):
+            found = real(ioctx, rbd_name, now)
+            if rbd_name == half.rbd_name and not seen:
+                seen.append(found)
+                model = self.golden(half)
+                model.snaps['golden'] = fake_rbd._Snap(model)
+                model.snaps['golden'].protected = True
+            return found
+        with mock.patch.object(self.library, '_unsealed', unsealed):
+            self.assertEqual([], self.library.sweep_unsealed(self.later()))
+        self.assertTrue(seen[0])
+        self.assertTrue(self.golden(half).snaps['golden'].protected)
+
+    def test_sealed_images_never_touched(self):
+        saved = self.library.snapshot_node(NODE, 'saved')
+        copy = self.library.copy('ubuntu', 'copied')
+        self.cluster.add_image(POOL, 'glance-cache-x', b'x' * 512)
+        self.cluster.add_image(POOL, 'someone-elses', b'x' * 512)
+        before = self.cluster.names(POOL)
+        self.assertEqual([], self.library.sweep_unsealed(self.later(10**8)))
+        self.assertEqual(before, self.cluster.names(POOL))
+        for img in (self.img, saved, copy):
+            self.assertTrue(self.golden(img).snaps['golden'].protected)
+
+    def test_live_copy_and_import_are_not_taken_for_dead(self):
+        """Held open until sealed: only the watch says they are alive."""
+        self.config(unsealed_grace=60, group='ceph')
+        swept = []
+
+        def progress(done, total):
+            swept.extend(self.library.sweep_unsealed(self.later(10**6)))
+        self.library.copy('ubuntu', 'copied', progress=progress)
+        self.library.snapshot_node(NODE, 'saved', progress=progress)
+        # A qcow2's checksum reads the converted image read-only.
+        self._fake_qemu_img_convert()
+        self.library.import_file(self.make_qcow2(self.content), 'centos',
+                                 progress=progress)
+        self.assertEqual([], swept)
+        for name in ('copied', 'saved', 'centos'):
+            self.assertIn('golden', self.golden(self.library.get(name)).snaps)
+
+    def test_killed_imports(self):
+        with mock.patch.object(rbd_utils, 'undo'), mock.patch.object(
+                transfer, 'write_raw', side_effect=Killed):
+            self.assertRaises(Killed, self.import_raw, 'file')
+        glance_id = uuidutils.generate_uuid()
+        source = self.cluster.add_image(GLANCE, glance_id, self.content)
+        with mock.patch.object(rbd_utils, 'undo'), mock.patch.object(
+                self.library, '_seal', side_effect=Killed), \
+                mock.patch.object(self.library, '_drop_ref_snapshot'):
+            self.assertRaises(Killed, self.library.import_rbd,
+                              '%s/%s' % (GLANCE, glance_id), 'ref')
+        ref_snap = [s for s in source.snaps if s.startswith('bmi-ref-')]
+        self.assertEqual(1, len(ref_snap))
+        halves = [self.library.get(n) for n in ('file', 'ref')]
+        self.assertEqual(sorted(i.uuid for i in halves), sorted(
+            self.library.sweep_unsealed(self.later())))
+        self.assertEqual([self.img.rbd_name], self.golden_names())
+        self.assertEqual({}, source.snaps)  # its reference snapshot too
+        self.import_raw('file')
+
+    def test_failure_to_remove_is_retried(self):
+        half = self.killed_snapshot()
+        self.cluster.inject('remove', rbd.IOError, image=half.rbd_name)
+        self.assertEqual([], self.library.sweep_unsealed(self.later()))
+        self.assertEqual([half.uuid],
+                         self.library.sweep_unsealed(self.later()))
+
+    def test_undeploy_before_the_sweep(self):
+        """The node's disk waits in the trash for the unsealed image."""
+        for clone_format in (1, 2):
+            self.cluster.clone_format = clone_format
+            half = self.killed_snapshot()
+            temp = next(iter(self.disk.snaps))
+            # Without stale_watch (no teardown): refused, nothing lost.
+            self.assertRaises(exception.ImageBusy,
+                              self.library.remove_node_disk, NODE)
+            self.assertTrue(self.disk.snaps[temp].protected)
+            self.assertEqual([self.clone], self.library.remove_node_disk(
+                NODE, stale_watch=True))
+            with mock.patch.object(rbd_utils.LOG, 'warning') as warning:
+                self.assertEqual(([], [self.clone]),
+                                 self.library.sweep_removed_disks())
+            self.assertIn('snapshot %s is still used by %s/%s'
+                          % (temp, POOL, half.rbd_name),
+                          warning.call_args[0][0] % warning.call_args[0][1])
+            # A new deploy of the node gets a fresh clone meanwhile.
+            self.library.clone_for_node(NODE, 'ubuntu')
+            self.assertEqual([half.uuid],
+                             self.library.sweep_unsealed(self.later()))
+            self.assertEqual(([self.clone], []),
+                             self.library.sweep_removed_disks())
+            self.assertEqual({}, self.cluster.trash[POOL])
+            # The new clone is the golden image's only one.
+            self.assertEqual(1, self.library.get('ubuntu').clones)
+            self.disk = self.cluster.image(POOL, self.clone)
 
 
 class TrashWithSnapshotsTestCase(ImagesTestCase):
