@@ -12,6 +12,7 @@
 
 """The golden-image library against the live Ceph cluster."""
 
+import datetime
 import hashlib
 import os
 import subprocess
@@ -19,9 +20,11 @@ import subprocess
 from oslo_utils import uuidutils
 import rbd
 
+from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.storage.ceph import library as images
 from bmi_driver.storage.ceph import rbd_utils
+from bmi_driver.storage import layout
 from tests.functional import base
 
 MiB = 1024 * 1024
@@ -126,6 +129,56 @@ class ImageLibraryTest(base.CephImagesTestCase):
         data = self.read_rbd(snap.pool, snap.rbd_name, 'golden')
         self.assertEqual(expected, data)
         self.assertEqual(b'node was here', data[8192:8192 + 13])
+
+    def test_killed_node_snapshot_is_swept_then_its_disk(self):
+        # What snapshot_node leaves when its process dies in the flatten
+        # (made by hand: librbd's calls cannot be interrupted from here):
+        # a protected temporary snapshot of the node's disk and, in the
+        # image pool, its clone holding the new name, never sealed.
+        img = self.imported(self.make_raw())
+        disk = self.cloned(img.uuid)
+        name = self.unique('half')
+        nodes = self._ioctx(disk.pool)
+        goldens = self._ioctx(self.env['image_pool'])
+        temp = layout.TEMP_SNAP_PREFIX + uuidutils.generate_uuid()
+        with rbd.Image(nodes, disk.rbd_name) as image:
+            image.create_snap(temp)
+            image.protect_snap(temp)
+        half = uuidutils.generate_uuid()
+        rbd.RBD().clone(nodes, disk.rbd_name, temp, goldens,
+                        layout.golden_rbd_name(half),
+                        features=rbd_utils.features())
+        self.addCleanup(rbd_utils.destroy, goldens,
+                        layout.golden_rbd_name(half))
+        with rbd.Image(goldens, layout.golden_rbd_name(half)) as image:
+            image.metadata_set(layout.META_NAME, name)
+        self.assertRaises(exception.ImageExists, self.import_file_named,
+                          name)
+        # Undeploy: librbd refuses the disk (a clone uses its snapshot),
+        # so it waits in the RBD trash, kept by the sweep.
+        self.config(trash_delay=0, group='ceph')
+        self.assertEqual([disk.rbd_name], self.lib.remove_node_disk(
+            disk.node_uuid, stale_watch=True))
+        self.assertEqual(([], [disk.rbd_name]),
+                         self.lib.sweep_removed_disks())
+        # The unsealed image goes after the grace only, then the disk.
+        self.assertEqual([], self.lib.sweep_unsealed())
+        later = rbd_utils.utcnow() + datetime.timedelta(
+            seconds=CONF.ceph.unsealed_grace + 1)
+        self.assertEqual([half], self.lib.sweep_unsealed(now=later))
+        self.assertEqual(([disk.rbd_name], []),
+                         self.lib.sweep_removed_disks())
+        self.assertNotIn(disk.rbd_name, [
+            e['name'] for e in rbd.RBD().trash_list(nodes)])
+        # The name is free again; the sealed image was never touched.
+        self.import_file_named(name)
+        self.assertEqual([], self.lib.sweep_unsealed(now=later))
+        self.assertEqual(img.uuid, self.lib.get(img.uuid).uuid)
+
+    def import_file_named(self, name):
+        made = self.lib.import_file(self.make_raw(), name)
+        self.addCleanup(self.delete_quietly, made.uuid)
+        return made
 
     def test_delete_refused_while_clones_exist(self):
         img = self.imported(self.make_raw())
