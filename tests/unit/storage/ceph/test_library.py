@@ -1482,14 +1482,18 @@ class GlanceSourceTestCase(ImagesTestCase):
         self.assertEqual([], self.library.list_glance_cache())
 
 
-class FaultsTestCase(ImagesTestCase):
-    """Issue 12: stale watches, the RBD trash, full pools."""
+class _NodeDiskTestCase(ImagesTestCase):
+    """A golden image 'ubuntu' and NODE's clone of it (self.clone)."""
 
     def setUp(self):
         super().setUp()
         self.img = self.import_raw()
         self.library.clone_for_node(NODE, 'ubuntu')
         self.clone = 'node-' + NODE
+
+
+class FaultsTestCase(_NodeDiskTestCase):
+    """Issue 12: stale watches, the RBD trash, full pools."""
 
     def test_stale_watcher_is_blocklisted_and_the_disk_removed(self):
         self.cluster.stale_watch(POOL, self.clone, '127.0.0.1:0/42')
@@ -1625,14 +1629,11 @@ class Killed(BaseException):
     """The process dies here: no except clause and no finally runs."""
 
 
-class UnsealedTestCase(ImagesTestCase):
+class UnsealedTestCase(_NodeDiskTestCase):
     """A conductor or bmi-manage killed in an import, copy or snapshot."""
 
     def setUp(self):
         super().setUp()
-        self.img = self.import_raw()
-        self.library.clone_for_node(NODE, 'ubuntu')
-        self.clone = 'node-' + NODE
         self.disk = self.cluster.image(POOL, self.clone)
 
     def later(self, seconds=3600):
@@ -1781,14 +1782,11 @@ class UnsealedTestCase(ImagesTestCase):
             self.disk = self.cluster.image(POOL, self.clone)
 
 
-class TrashWithSnapshotsTestCase(ImagesTestCase):
+class TrashWithSnapshotsTestCase(_NodeDiskTestCase):
     """librbd refuses to remove a trashed image that has snapshots."""
 
     def setUp(self):
         super().setUp()
-        self.img = self.import_raw()
-        self.library.clone_for_node(NODE, 'ubuntu')
-        self.clone = 'node-' + NODE
         client = rados.Rados(rados_id='bmi')
         client.connect()
         self.addCleanup(client.shutdown)
