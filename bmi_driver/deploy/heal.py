@@ -32,9 +32,9 @@ at its start (:meth:`BMIDeploy.reconcile_exports`):
    the networks of that deployment (the record its clone carries,
    :func:`release_network`, under the node's export lock: two conductors
    never release the same node at once, the second one leaves it to the
-   first).  Only clones that record an export under our ``[iscsi]
-   iqn_prefix`` are ours: another Ironic sharing the pool and the gateway
-   needs a prefix of its own (doc/export.md);
+   first).  Only clones owned by our ``[iscsi] iqn_prefix`` are ours
+   (:func:`_ours`): another Ironic sharing the pool and the gateway needs
+   a prefix of its own (doc/export.md);
 4. the same leftovers of a node Ironic has again at rest (enroll,
    manageable, available: no disk) are removed once they have been seen
    for ``[bmi] orphan_grace`` seconds, under an exclusive Ironic lock of
@@ -287,8 +287,8 @@ def nodes_with_disks():
     """The nodes with a disk of ours in the clone pool, and its metadata.
 
     A clone, or scratch disks without one (a failed preserving rebuild):
-    each records its export's IQN, and only those under our ``[iscsi]
-    iqn_prefix`` are ours.
+    only those :func:`_ours` says are ours (their owner, or their export's
+    IQN, is our ``[iscsi] iqn_prefix``).
 
     :returns: {node UUID: the clone's metadata (a scratch disk's when
         there is no clone)}.
