@@ -306,6 +306,9 @@ class ExportLifecycleTest(ExportTestCase):
                           if k.startswith('bmi.export.')])
 
     def test_50_exports_in_parallel(self):
+        # Made first: golden() is not for threads (each would write its
+        # file while another imports it).
+        self.golden()
         with concurrent.futures.ThreadPoolExecutor(10) as pool:
             nodes = list(pool.map(lambda _: self.node(), range(50)))
         with concurrent.futures.ThreadPoolExecutor(50) as pool:
