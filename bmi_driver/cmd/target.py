@@ -37,6 +37,9 @@ class ListTargets(lister.Lister):
                 state = 'orphan'
             elif target is None:
                 state = 'missing'
+            elif target.uncertain:
+                # tgtd's listing of it holds an initiator's lines.
+                state = 'served (unreadable)'
             else:
                 state = 'served'
             luns = exp.luns if exp is not None else target.luns

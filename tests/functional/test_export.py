@@ -251,7 +251,11 @@ class InitiatorTest(ExportTestCase):
         # login is printed by tgtd verbatim, line breaks included, and
         # here writes a target with the victim's tid (removing that
         # "stray" would force-delete the victim's target) holding the
-        # victim's account (deleting it opens the victim's target).
+        # victim's account (deleting it opens the victim's target), then
+        # a copy of the victim's own target line.  The listing is read
+        # against tgtd's own list of targets: the victim's target is kept
+        # and left unchanged, and the gateway goes on exporting others.
+        image, path = self.golden()
         victim = self.mgr.export_node(self.node())
         own = self.mgr.export_node(self.node())
         tid = self.mgr.backend.get_target(victim.target_iqn).tid
@@ -262,17 +266,40 @@ class InitiatorTest(ExportTestCase):
                            **self.creds(own)):
             listing = self.mgr.backend._tgtd('target', 'show')
             self.assertIn('\nTarget %d: %s\n' % (tid, fake), listing)
-            e = self.assertRaises(exception.ExportError, self.mgr.reconcile)
-            self.assertIn('ambiguous', str(e))
-            self.assertRaises(exception.ExportError,
-                              self.mgr.backend.remove_target, fake)
+            listed = {t.iqn: t for t in self.mgr.backend.list_targets()}
+            self.assertNotIn(fake, listed)
+            self.assertEqual((tid, False, (victim.chap_username,)),
+                             (listed[victim.target_iqn].tid,
+                              listed[victim.target_iqn].uncertain,
+                              listed[victim.target_iqn].accounts))
+            report = self.mgr.reconcile()
+            self.assertNotIn(fake, report.removed)
+            self.assertNotIn(victim.target_iqn, report.failed)
+            self.mgr.backend.remove_target(fake)
+            # The gateway still works for everyone else: a node exported
+            # and read back through the initiator, then removed.
+            other_node = self.node()
+            other = self.mgr.export_node(other_node)
+            copy = iscsi.read_lun(other.portal, other.target_iqn, 1,
+                                  dest=self.tmp, **self.creds(other))
+            self.assertEqual(sha256(path), sha256(copy))
+            self.mgr.unexport_node(other_node)
+            self.assertIsNone(self.mgr.backend.get_target(other.target_iqn))
+        copied = 'x\nTarget %d: %s\n' % (tid, victim.target_iqn)
+        with iscsi.Session(own.portal, own.target_iqn, alias=copied,
+                           **self.creds(own)):
+            served = self.mgr.backend.get_target(victim.target_iqn)
+            self.assertEqual((tid, True), (served.tid, served.uncertain))
+            report = self.mgr.reconcile()
+            self.assertIn('left as it is', report.failed[victim.target_iqn])
         self.assertEqual(tid, self.mgr.backend.get_target(
             victim.target_iqn).tid)
         self.assertFalse(iscsi.login_refused(
             victim.portal, victim.target_iqn, **self.creds(victim)))
         self.assertTrue(iscsi.login_refused(victim.portal,
                                             victim.target_iqn))
-        self.mgr.reconcile()    # the session ended: trusted again
+        report = self.mgr.reconcile()    # the sessions ended: all read
+        self.assertEqual({}, report.failed)
 
     def test_configdrive_is_lun_2(self):
         node = self.node()

@@ -53,6 +53,12 @@ class ServedTarget:
     store paths; ``accounts`` are the incoming CHAP users bound to it;
     ``acl`` the initiator names and addresses it accepts; ``sessions`` the
     number of logged-in initiators.
+
+    ``uncertain``: tgtd serves this target (its own list of targets says
+    so) but what its listing shows for it cannot be told from what an
+    initiator wrote there (:mod:`~bmi_driver.storage.export.tgt_show`):
+    ``luns``, ``accounts``, ``acl`` and ``sessions`` are then empty, and
+    nothing may be concluded, or changed, from them.
     """
 
     tid: int
@@ -61,6 +67,7 @@ class ServedTarget:
     accounts: tuple = ()
     acl: tuple = ()
     sessions: int = 0
+    uncertain: bool = False
 
 
 # What ensure_target() did.

@@ -506,6 +506,15 @@ class ExportManager:
         if served is None:
             raise exception.ExportNotServed(
                 node=node_uuid, reason='no target %s' % recorded.iqn)
+        if served.uncertain:
+            # tgtd serves it (its own list says so); what it serves cannot
+            # be read while an initiator writes into the listing.
+            LOG.warning('Node %(node)s: target %(iqn)s is served, but its '
+                        'LUNs and account cannot be checked (tgtd\'s '
+                        'listing holds lines an initiator wrote)',
+                        {'node': node_uuid, 'iqn': recorded.iqn})
+            return self._node_export(node_uuid, recorded,
+                                     _recorded_portal(disk))
         missing = sorted(set(recorded.luns) - set(served.luns))
         if missing:
             raise exception.ExportNotServed(

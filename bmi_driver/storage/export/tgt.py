@@ -214,19 +214,31 @@ class TgtExportBackend(base.ExportBackend):
         self._tgtd('system', 'show')
 
     def list_targets(self):
+        """See :meth:`ExportBackend.list_targets`.
+
+        One ``target show``; when an initiator wrote a copy of a target
+        into it (``tgt_show.AmbiguousListing``), tgtd's own list of
+        targets (``lld show``) is asked too and the listing read against
+        it (``tgt_show.parse_checked``): every target is still listed,
+        by its real tid, and a target whose block cannot be told apart
+        from the copy is ``uncertain``.  So that session costs the
+        targets it copies their repair, not the gateway its work.
+        """
         text = self._tgtd('target', 'show')
         try:
             return parse_targets(text)
         except tgt_show.AmbiguousListing as e:
-            # Logged in full: which targets' sessions to look at.
-            LOG.error('tgtd\'s target list cannot be trusted: %s. An '
-                      'initiator name or alias with line breaks (a node '
-                      'logged in to the target listed just before); '
-                      'nothing is changed until that session ends', e)
-            raise exception.ExportError(
-                reason='tgtd\'s target list is ambiguous (%s): a session '
-                       'of an earlier target has line breaks in its '
-                       'initiator name or alias' % e)
+            why = str(e)
+        targets, uncertain = tgt_show.parse_checked(
+            text, tgt_show.parse_lld_targets(self._tgtd('lld', 'show')))
+        # An error each time: a session is writing into tgtd's listing.
+        LOG.error('tgtd\'s target listing holds lines an initiator wrote '
+                  '(%(why)s: an initiator name or alias with line breaks, '
+                  'sent by a node logged in to one of its targets). '
+                  'Read against tgtd\'s own list of targets; cannot be read '
+                  'for now, and so neither checked nor repaired: %(unc)s',
+                  {'why': why, 'unc': ', '.join(uncertain) or 'none'})
+        return targets
 
     # --- targets ----------------------------------------------------------
 
@@ -338,6 +350,13 @@ class TgtExportBackend(base.ExportBackend):
                         {'iqn': want.iqn, 'tid': target.tid})
             self.remove_target(want.iqn, want.chap_username)
             target, created = self._create_target(want.iqn)
+        if target.uncertain:
+            # Converging what cannot be read would change it blindly.
+            raise exception.ExportError(
+                reason='tgtd\'s listing of target %(iqn)s (tid %(tid)d) '
+                       'cannot be told from lines an initiator wrote into '
+                       'it: left as it is' % {'iqn': want.iqn,
+                                              'tid': target.tid})
         try:
             changed = self._converge(target, want)
         except Exception:

@@ -23,12 +23,63 @@ import re
 from bmi_driver.storage.export import base
 
 _TARGET_RE = re.compile(r'^Target (\d+): (\S+)\s*$')
+_LLD_TARGET_RE = re.compile(r'^ +Target (\d+): (\S+)\s*$')
 _LUN_RE = re.compile(r'^LUN: (\d+)$')
 _NEXUS_RE = re.compile(r'^I_T nexus: \d+$')
 
 
 class AmbiguousListing(ValueError):
     """The listing holds a target twice: some of it is not tgtd's."""
+
+
+def _blocks(text):
+    """``(tid, iqn, lines)`` of each ``Target N: IQN`` line at column 0.
+
+    ``lines``: those after it, up to the next line at column 0.
+    """
+    block = None
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line[0] != ' ':
+            if block is not None:
+                yield block
+            match = _TARGET_RE.match(line)
+            block = ((int(match.group(1)), match.group(2), [])
+                     if match else None)
+        elif block is not None:
+            block[2].append(line)
+    if block is not None:
+        yield block
+
+
+def _read_block(tid, iqn, lines):
+    luns, accounts, acl, sessions = {}, [], [], 0
+    section = lun = None
+    for line in lines:
+        indent = len(line) - len(line.lstrip(' '))
+        body = line.strip()
+        if indent <= 4 and body.endswith(':'):
+            section = body[:-1].strip().lower()
+            lun = None
+            continue
+        if section == 'lun information':
+            m = _LUN_RE.match(body)
+            if m:
+                lun = int(m.group(1))
+            elif lun and body.startswith('Backing store path:'):
+                luns[lun] = body.split(':', 1)[1].strip()
+        elif section == 'account information':
+            if not body.endswith('(outgoing)'):
+                accounts.append(body)
+        elif section == 'acl information':
+            acl.append(body)
+        elif section == 'i_t nexus information':
+            if _NEXUS_RE.match(body):
+                sessions += 1
+    return base.ServedTarget(tid=tid, iqn=iqn, luns=luns,
+                             accounts=tuple(accounts), acl=tuple(acl),
+                             sessions=sessions)
 
 
 def parse_targets(text):
@@ -41,74 +92,74 @@ def parse_targets(text):
 
     Not all of it is tgtd's: each session's ``Initiator: <name> alias:
     <alias>`` line is the initiator's login text, printed verbatim (tgt
-    1.0.85 ``iscsi/session.c``: any byte but NUL, line breaks included),
-    so a tenant's node logged in to its own target can write lines that
-    read as more targets, LUNs, accounts or ACL entries.  What it writes
-    lands inside its own target's block, where tgtd prints the targets in
-    increasing tid order (``target.c`` keeps its list sorted): a written
-    ``Target N:`` line either names a tid no target has (commands on it
-    fail: "can't find the target") or repeats a tid or IQN that tgtd
-    prints too, which is refused here.  The block of that node's own
-    target may read wrong (its own export then fails to converge); callers
-    act on another target only by its own name, and never delete an
-    account because a listing shows it (``TgtExportBackend.remove_target``).
+    1.0.85 ``iscsi/session.c``: any byte but NUL, line breaks included,
+    up to about 1000 bytes a session), so a tenant's node logged in to
+    its own target can write lines that read as more targets, LUNs,
+    accounts or ACL entries.  What it writes lands inside its own
+    target's block, where tgtd prints the targets in increasing tid order
+    (``target.c`` keeps its list sorted): a written ``Target N:`` line
+    either names a tid no target has (commands on it fail: "can't find
+    the target") or repeats a tid or IQN that tgtd prints too, which is
+    refused here (:func:`parse_checked` then reads it against tgtd's own
+    list of targets).  The block of that node's own target may read
+    wrong (its own export then fails to converge); callers act on another
+    target only by its own name, and never delete an account because a
+    listing shows it (``TgtExportBackend.remove_target``).
 
     :raises AmbiguousListing: a tid out of order or an IQN twice.
     """
     targets = []
-    current = None
-    section = None
-    lun = None
-
-    def finish():
-        if current is not None:
-            last = targets[-1] if targets else None
-            if last is not None and current['tid'] <= last.tid:
-                raise AmbiguousListing(
-                    'target %d (%s) listed after target %d (%s)'
-                    % (current['tid'], current['iqn'], last.tid, last.iqn))
-            if any(t.iqn == current['iqn'] for t in targets):
-                raise AmbiguousListing('%s listed twice' % current['iqn'])
-            targets.append(base.ServedTarget(
-                tid=current['tid'], iqn=current['iqn'],
-                luns=current['luns'], accounts=tuple(current['accounts']),
-                acl=tuple(current['acl']), sessions=current['sessions']))
-
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip(' '))
-        body = line.strip()
-        match = _TARGET_RE.match(line)
-        if indent == 0:
-            finish()
-            current = None
-            if match:
-                current = {'tid': int(match.group(1)),
-                           'iqn': match.group(2), 'luns': {},
-                           'accounts': [], 'acl': [], 'sessions': 0}
-            section = lun = None
-            continue
-        if current is None:
-            continue
-        if indent <= 4 and body.endswith(':'):
-            section = body[:-1].strip().lower()
-            lun = None
-            continue
-        if section == 'lun information':
-            m = _LUN_RE.match(body)
-            if m:
-                lun = int(m.group(1))
-            elif lun and body.startswith('Backing store path:'):
-                path = body.split(':', 1)[1].strip()
-                current['luns'][lun] = path
-        elif section == 'account information':
-            if not body.endswith('(outgoing)'):
-                current['accounts'].append(body)
-        elif section == 'acl information':
-            current['acl'].append(body)
-        elif section == 'i_t nexus information':
-            if _NEXUS_RE.match(body):
-                current['sessions'] += 1
-    finish()
+    for tid, iqn, lines in _blocks(text):
+        last = targets[-1] if targets else None
+        if last is not None and tid <= last.tid:
+            raise AmbiguousListing(
+                'target %d (%s) listed after target %d (%s)'
+                % (tid, iqn, last.tid, last.iqn))
+        if any(t.iqn == iqn for t in targets):
+            raise AmbiguousListing('%s listed twice' % iqn)
+        targets.append(_read_block(tid, iqn, lines))
     return targets
+
+
+def parse_lld_targets(text):
+    """``tgtadm --mode lld --op show``: [(tid, IQN)], sorted by tid.
+
+    tgtd's own list of targets (``lld_show``, tgt 1.0.85 ``target.c``):
+    each lld's name and state, then ``Target N: IQN`` of each target it
+    drives; nothing an initiator sends is printed there.
+    """
+    found = (_LLD_TARGET_RE.match(line) for line in text.splitlines())
+    return sorted((int(m.group(1)), m.group(2)) for m in found if m)
+
+
+def parse_checked(text, known):
+    """Read a target listing against tgtd's own list of targets.
+
+    For a listing that :func:`parse_targets` refuses.  ``known``:
+    :func:`parse_lld_targets` of the same tgtd, asked after ``text``.
+    Every target of ``known`` is returned, and nothing else (what an
+    initiator wrote as a target of its own is dropped).  tgtd prints
+    each target's ``Target N: IQN`` line once, and what an initiator
+    writes stays inside its own target's block: a target whose line is
+    in ``text`` once is read from that block, as tgtd printed it (the
+    writer's own block may read wrong, its own harm); one whose line is
+    there twice (an initiator copied it) or not at all (created in
+    between) is returned ``uncertain``, with nothing read for it.  So a
+    written listing costs another target the reading of its block at
+    most, never its commands, which go by tid.
+
+    :returns: ([ServedTarget], [IQN of each uncertain target])
+    """
+    blocks = {}
+    for tid, iqn, lines in _blocks(text):
+        blocks.setdefault((tid, iqn), []).append(lines)
+    targets, uncertain = [], []
+    for tid, iqn in known:
+        found = blocks.get((tid, iqn), [])
+        if len(found) == 1:
+            targets.append(_read_block(tid, iqn, found[0]))
+        else:
+            targets.append(base.ServedTarget(tid=tid, iqn=iqn,
+                                             uncertain=True))
+            uncertain.append(iqn)
+    return targets, uncertain

@@ -57,11 +57,15 @@ class BMIManageTargetTest(base.TestCase):
                                           sessions=1)
         orphan = export_base.ServedTarget(
             tid=4, iqn='iqn.2026-11.org.massopen.bmi:x', luns={1: 'p/i'})
+        unreadable = export_base.ServedTarget(tid=3, iqn=IQN,
+                                              uncertain=True)
         self.mgr.list_exports.return_value = [(exp, served), (exp, None),
-                                              (None, orphan)]
+                                              (None, orphan),
+                                              (exp, unreadable)]
         self.assertEqual(0, self.run_cli('target', 'list', '-f', 'json'))
         rows = json.loads(self.stdout.getvalue())
-        self.assertEqual(['served', 'missing', 'orphan'],
+        self.assertEqual(['served', 'missing', 'orphan',
+                          'served (unreadable)'],
                          [r['state'] for r in rows])
         self.assertEqual(3, rows[0]['tid'])
         self.assertEqual('any', rows[0]['initiator'])

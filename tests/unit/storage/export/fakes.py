@@ -272,6 +272,15 @@ class FakeTgtd:
     def _system_show(self, args, flags):
         return 'System:\n    State: ready\n'
 
+    def _lld_show(self, args, flags):
+        # tgt 1.0.85 lld_show, as the lab's tgtd printed it (Debian's
+        # build has iser, never initialised); in creation order there.
+        out = ['LLDs:\n    iscsi: ready\n']
+        out.extend('        Target %d: %s\n' % (t.tid, t.iqn)
+                   for t in self.targets.values())
+        out.append('    iser: error\n')
+        return ''.join(out)
+
     def _target_show(self, args, flags):
         out = []
         for tid in sorted(self.targets):

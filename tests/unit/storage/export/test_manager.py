@@ -379,6 +379,24 @@ class ReconcileTestCase(_Base):
         self.assertRaises(exception.TargetDaemonUnavailable,
                           self.mgr.reconcile)
 
+    def test_a_written_listing_costs_only_the_copied_target(self):
+        # Another target's session copies node b's target line into the
+        # listing (its alias): b's target cannot be read, so it is neither
+        # repaired nor removed; a's drift is still repaired.
+        self.tgtd.targets[50] = fakes._Target(
+            50, 'iqn.2026-11.org.other:w', sessions=1,
+            alias='x\nTarget %d: %s\n' % (
+                self.tgtd.by_iqn(self.b.target_iqn).tid, self.b.target_iqn))
+        own = self.tgtd.by_iqn(self.a.target_iqn)
+        own.acl[:] = ['ALL']
+        before = dict(self.tgtd.targets)
+        report = self.mgr.reconcile()
+        self.assertEqual([self.b.target_iqn], list(report.failed))
+        self.assertIn('left as it is', report.failed[self.b.target_iqn])
+        self.assertEqual([self.a.target_iqn], report.updated)
+        self.assertEqual([INITIATOR], own.acl)
+        self.assertEqual(before, self.tgtd.targets)
+
 
 class ConductorReconcileTestCase(ReconcileTestCase):
     """reconcile(nodes=...): one conductor's nodes on its own gateway."""
@@ -471,6 +489,19 @@ class VerifyExportTestCase(_Base):
     def test_not_exported(self):
         self.assertRaises(exception.ExportNotServed,
                           self.mgr.verify_export, NODE)
+
+    def test_unreadable_target_checked_by_tgtds_own_list(self):
+        # A session wrote a copy of the target's line: it is served (tgtd's
+        # own list), its LUNs cannot be read; a missing target still fails.
+        target = self.tgtd.by_iqn(self.exp.target_iqn)
+        target.sessions = 1
+        target.alias = 'x\nTarget %d: %s\n' % (target.tid,
+                                               self.exp.target_iqn)
+        self.assertEqual(self.exp, self.mgr.verify_export(NODE2))
+        self.assertIn('cannot be checked', self.log.output)
+        self.tgtd.targets.clear()
+        self.assertRaises(exception.ExportNotServed,
+                          self.mgr.verify_export, NODE2)
 
 
 class RemoveNodeTestCase(_Base):

@@ -23,6 +23,7 @@ from bmi_driver import exception
 from bmi_driver.storage.export import base
 from bmi_driver.storage.export import tgt
 from bmi_driver.storage.export import tgt_ipc
+from bmi_driver.storage.export import tgt_show
 from tests import base as test_base
 from tests.unit.storage.export import fakes
 
@@ -64,6 +65,41 @@ class ParseTestCase(test_base.TestCase):
         self.assertEqual([base.ServedTarget(tid=7, iqn='iqn.x:y',
                                             acl=('ALL',))],
                          tgt.parse_targets(text))
+
+    def test_lld_listing(self):
+        # As the lab's tgtd (1.0.85, Debian) printed it.
+        text = ('LLDs:\n    iscsi: ready\n        Target 9: iqn.x:b\n'
+                '        Target 7: iqn.x:a\n    iser: error\n')
+        self.assertEqual([(7, 'iqn.x:a'), (9, 'iqn.x:b')],
+                         tgt_show.parse_lld_targets(text))
+        self.assertEqual([], tgt_show.parse_lld_targets(
+            'LLDs:\n    iscsi: ready\n    iser: error\n'))
+
+    def test_checked_against_tgtds_list(self):
+        # The first target's session wrote a copy of its own line, a
+        # target of no tid, and the second target's line.
+        written = fakes.RECORDED_SHOW.replace(
+            'alias: none\n',
+            'alias: x\nTarget 1: iqn.2026-11.org.massopen.bmi:abc\n'
+            'Target 5: iqn.x:junk\nTarget 2: iqn.2026-11.org.other:x\n'
+            '    ACL information:\n        10.0.0.9\n', 1)
+        self.assertRaises(tgt_show.AmbiguousListing, tgt.parse_targets,
+                          written)
+        known = [(1, 'iqn.2026-11.org.massopen.bmi:abc'),
+                 (2, 'iqn.2026-11.org.other:x'), (3, 'iqn.x:new')]
+        targets, uncertain = tgt_show.parse_checked(written, known)
+        self.assertEqual([1, 2, 3], [t.tid for t in targets])
+        self.assertEqual([t.iqn for t in targets], [k[1] for k in known])
+        self.assertTrue(all(t.uncertain for t in targets))
+        self.assertEqual([k[1] for k in known], uncertain)
+        self.assertEqual(({}, (), (), 0), (targets[1].luns,
+                                           targets[1].accounts,
+                                           targets[1].acl,
+                                           targets[1].sessions))
+        # Unwritten, each target is read as parse_targets reads it.
+        self.assertEqual(
+            (tgt.parse_targets(fakes.RECORDED_SHOW), []),
+            tgt_show.parse_checked(fakes.RECORDED_SHOW, known[:2]))
 
 
 class _BackendBase(test_base.TestCase):
@@ -410,33 +446,70 @@ class TgtBackendTestCase(_BackendBase):
         own.sessions, own.alias = 1, alias
         return victim
 
-    def test_injected_target_with_a_real_tid_refused(self):
+    def test_injected_target_with_a_real_tid_read_against_tgtds_list(self):
         # The alias writes a target 2 of another name: removing that
-        # "stray" would force-delete the victim's target.
+        # "stray" would force-delete the victim's target.  tgtd's own
+        # list of targets (lld show) has no such target: it is dropped,
+        # and the victim's block, printed once, is read as tgtd wrote it.
         victim = self._own_target_with_alias(
             'x\nTarget 2: %sjunk\n    Account information:\n'
             '        bmi-v\n' % PREFIX)
         with mock.patch.object(tgt.LOG, 'error') as error:
-            e = self.assertRaises(exception.ExportError,
-                                  self.backend.list_targets)
-        self.assertIn('ambiguous', str(e))
-        self.assertIn('cannot be trusted', error.call_args[0][0])
-        self.assertRaises(exception.ExportError, self.backend.remove_target,
-                          PREFIX + 'junk')
+            listed = self.backend.list_targets()
+        self.assertEqual([(1, IQN, False), (2, IQN + 'v', False)],
+                         [(t.tid, t.iqn, t.uncertain) for t in listed])
+        self.assertEqual({1: 'bmi-images/node-v'}, listed[1].luns)
+        self.assertEqual(('bmi-v',), listed[1].accounts)
+        self.assertIn('holds lines an initiator wrote',
+                      error.call_args[0][0])
+        self.assertEqual('none', error.call_args[0][1]['unc'])
+        self.assertIn(['tgtadm', '-C', '3', '--lld', 'iscsi', '--mode',
+                       'lld', '--op', 'show'], self.tgtd.calls)
+        self.backend.remove_target(PREFIX + 'junk')
         self.assertIs(victim, self.tgtd.targets[2])
         self.assertEqual('victim-secret', self.tgtd.accounts['bmi-v'])
 
-    def test_injected_copy_of_a_real_target_refused(self):
-        # The victim's IQN on the node's own tid: converging "the
-        # victim's target" would add the victim's disks to it.
+    def test_copied_target_is_uncertain_and_left_alone(self):
+        # The alias copies the victim's own line, with an account and an
+        # ACL of its choosing: which block is tgtd's cannot be told.  The
+        # victim's target is listed (by its real tid) but not converged
+        # from either reading; commands by tid still work.
+        victim = self._own_target_with_alias(
+            'x\nTarget 2: %sv\n    Account information:\n        bmi-x\n'
+            '    ACL information:\n        ALL\n' % IQN)
+        changes = self.tgtd.changes
+        listed = {t.iqn: t for t in self.backend.list_targets()}
+        self.assertTrue(listed[IQN + 'v'].uncertain)
+        self.assertEqual((2, {}, ()), (listed[IQN + 'v'].tid,
+                                       listed[IQN + 'v'].luns,
+                                       listed[IQN + 'v'].accounts))
+        e = self.assertRaises(
+            exception.ExportError, self.backend.ensure_target,
+            wanted(iqn=IQN + 'v', luns={1: 'bmi-images/node-v'},
+                   chap_username='bmi-v'))
+        self.assertIn('left as it is', str(e))
+        self.assertEqual(changes, self.tgtd.changes)
+        self.assertEqual(['bmi-v'], victim.accounts)
+        self.backend.remove_target(IQN + 'v', chap_username='bmi-v')
+        self.assertNotIn(2, self.tgtd.targets)
+
+    def test_writing_session_does_not_stop_the_gateway(self):
+        # Another node's export and its removal go on while a session
+        # writes copies of its own and another target into the listing.
         self._own_target_with_alias(
-            'x\nTarget 1: %sv\n' % IQN)
-        self.assertRaises(exception.ExportError, self.backend.ensure_target,
-                          wanted(iqn=IQN + 'v'))
-        self.assertEqual({1: 'bmi-images/node-v'},
-                         self.tgtd.targets[2].luns)
-        self.assertNotIn('bmi-images/node-v',
-                         self.tgtd.by_iqn(IQN).luns.values())
+            'x\nTarget 1: %s\nTarget 2: %sv\n' % (IQN, IQN))
+        other = PREFIX + '0f0e0d0c-0b0a-4909-8807-060504030201'
+        served, status = self.backend.ensure_target(
+            wanted(iqn=other, luns={1: 'bmi-images/node-o'},
+                   chap_username='bmi-o'))
+        self.assertEqual(base.CREATED, status)
+        self.assertEqual({1: 'bmi-images/node-o'},
+                         self.tgtd.by_iqn(other).luns)
+        self.assertFalse(self.backend.get_target(other).uncertain)
+        self.backend.remove_target(other, chap_username='bmi-o')
+        self.assertIsNone(self.tgtd.by_iqn(other))
+        self.assertNotIn('bmi-o', self.tgtd.accounts)
+        self.assertEqual({1, 2}, set(self.tgtd.targets))
 
     def test_injected_target_of_no_tid_harms_no_one(self):
         # Between real tids, in order: read as a target, but commands on
