@@ -59,6 +59,13 @@ BOOT_INDEX = 0
 # of another deployment (a node re-enrolled with an old UUID) is never
 # reused nor exported.
 DEPLOYMENT = 'bmi_deployment'
+# driver_internal_info: whom the deployment is for, recorded with its id:
+# {'project': node_facts.node_project, 'boot_network': its HIL network or
+# None}.  Ironic 39.0.0's default policy lets a member of the node's owner
+# project change its lessee on an ACTIVE node (baremetal:node:update:lessee
+# is SYSTEM_MEMBER_OR_OWNER_MEMBER): a power-on or a take-over then refuses
+# to export the disk (or publish its boot files) for the new project.
+DEPLOYED_FOR = 'bmi_deployed_for'
 # driver_internal_info: the deployments whose ephemeral disk a rebuild with
 # preserve_ephemeral keeps (the last few: a rebuild that failed before
 # its attach claimed the disk leaves it stamped with an older one).
@@ -129,6 +136,8 @@ class BMIStorage(base.StorageInterface):
                 node, build=configdrive_utils.build_configdrive)
                 if node.provision_state != states.ACTIVE else None)
             ephemeral, swap = _scratch_for_attach(node)
+            if node.provision_state == states.ACTIVE:
+                _check_deployed_for(node)
         initiator = _initiator_iqn(task)
         lib = library.ImageLibrary()
         try:
@@ -472,10 +481,55 @@ def has_iscsi_boot(node):
 
 
 def new_deployment(node):
-    """Give the node a new deployment id (each deploy's prepare)."""
+    """Give the node a new deployment id (each deploy's prepare).
+
+    Recorded with whom it is for (``DEPLOYED_FOR``).
+
+    :raises: InvalidParameterValue, MissingParameterValue (no project or
+        boot network: as validate).
+    """
     deployment = uuidutils.generate_uuid()
+    with ironic_errors.as_ironic():
+        deployed_for = _deployed_for(node)
     node.set_driver_internal_info(DEPLOYMENT, deployment)
+    node.set_driver_internal_info(DEPLOYED_FOR, deployed_for)
     return deployment
+
+
+def _deployed_for(node):
+    """Whom the node's disk is for now: see ``DEPLOYED_FOR``."""
+    boot_net = node_facts.boot_network(node)
+    return {'project': node_facts.node_project(node),
+            'boot_network': boot_net.hil_network if boot_net else None}
+
+
+def _check_deployed_for(node):
+    """Refuse an ACTIVE node whose project changed since its deployment.
+
+    Its disk holds the data of the project it was deployed for: exporting
+    it on another project's boot network, to that network's initiators,
+    or publishing its boot files (its CHAP secret) there would hand that
+    data to the new project.  A node deployed before the record existed
+    is not checked.
+
+    :raises: InvalidParameterValue
+    """
+    recorded = (node.driver_internal_info or {}).get(DEPLOYED_FOR)
+    if recorded is None:
+        return
+    current = _deployed_for(node)
+    if current == recorded:
+        return
+    # The projects in the log only: the API user may be the new project.
+    LOG.error('Node %(node)s was deployed for %(old)s and is now for '
+              '%(new)s (its lessee or owner changed): its disk is not '
+              'exported for the new project',
+              {'node': node.uuid, 'old': recorded, 'new': current})
+    raise ironic_exc.InvalidParameterValue(
+        _('Node %s: its lessee or owner changed since it was deployed, so '
+          'its disk (the data of the project it was deployed for) is not '
+          'exported for the new one. Set them back, or rebuild or undeploy '
+          'the node.') % node.uuid)
 
 
 def node_deployment(node):

@@ -502,6 +502,46 @@ class BMIDeployTestCase(base.BMITestCase):
         self.assertEqual(seen[1],
                          self.disk.metadata[layout.META_DEPLOYMENT])
 
+    def test_take_over_refused_when_the_lessee_changed(self):
+        # Ironic 39.0.0 lets the owner's members change the lessee of an
+        # ACTIVE node: its disk is not exported, nor its boot files (its
+        # CHAP secret) published, for the new project.
+        root_a = self.useFixture(fixtures.TempDir()).path
+        root_b = self.useFixture(fixtures.TempDir()).path
+        self.boot_networks({
+            base.LESSEE: {'hil_network': 'boot-a', 'portal': '10.78.1.2:3260',
+                          'cidr': '10.78.1.0/24', 'http_root': root_a},
+            'tenant-b': {'hil_network': 'boot-b', 'portal': '10.78.2.2:3260',
+                         'cidr': '10.78.2.0/24', 'http_root': root_b}})
+        self.set_state(states.DEPLOYING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.prepare(task)
+        self.assertEqual(
+            {'project': base.LESSEE, 'boot_network': 'boot-a'},
+            objects.Node.get_by_uuid(self.context, self.node.uuid)
+            .driver_internal_info[bmi_storage.DEPLOYED_FOR])
+        self.set_state(states.ACTIVE)
+        self.node.refresh()
+        self.node.lessee = 'tenant-b'
+        self.node.save()
+        self.mgr.export_node.reset_mock()
+        with mock.patch.object(bmi_deploy, '_publish_boot_files') as publish:
+            with task_manager.acquire(self.context, self.node.uuid) as task:
+                e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                      task.driver.deploy.prepare, task)
+        self.assertIn('lessee or owner changed', str(e))
+        self.assertNotIn('tenant-a', str(e))
+        self.mgr.export_node.assert_not_called()
+        publish.assert_not_called()
+        # Set back: served as before.
+        self.node.lessee = base.LESSEE
+        self.node.save()
+        with mock.patch.object(bmi_deploy, '_publish_boot_files'):
+            with task_manager.acquire(self.context, self.node.uuid) as task:
+                task.driver.deploy.prepare(task)
+        self.assertEqual('10.78.1.2:3260',
+                         self.mgr.export_node.call_args.kwargs['portal'])
+
     def test_reconcile_is_a_periodic_of_the_interval(self):
         from futurist import periodics as futurist_periodics
         from ironic.conductor import periodics

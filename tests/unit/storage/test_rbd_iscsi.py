@@ -206,6 +206,23 @@ class BMIStorageTestCase(base.BMITestCase):
             portal=None, initiator_address=None)
         self.assertEqual(1, len(self._targets()))
 
+    def test_power_on_refused_for_a_changed_lessee(self):
+        # Ironic's power on of an ACTIVE node attaches its volumes: after
+        # the lessee changed, the disk is not exported for the new one.
+        self.node.set_driver_internal_info(
+            bmi_storage.DEPLOYED_FOR,
+            {'project': base.LESSEE, 'boot_network': None})
+        self.node.lessee = 'tenant-b'
+        self.node.save()
+        self.set_state(states.ACTIVE)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            with mock.patch.object(bmi_storage.LOG, 'error') as error:
+                self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.storage.attach_volumes, task)
+        self.mgr.export_node.assert_not_called()
+        self.lib.remove_node_disk.assert_not_called()
+        self.assertEqual('tenant-b', error.call_args[0][1]['new']['project'])
+
     # --- deployments (issue 12) --------------------------------------------
 
     def _with_deployment(self, node_has, disk_has):
