@@ -190,8 +190,14 @@ def preserve_ephemeral(node):
 
 
 # --- the node's project ---------------------------------------------------
-# One resolution (issue 11) for image visibility, snapshots and HIL alike,
-# from the fields that only admins set: the lessee, else the owner.  Nova's
+# One resolution (issue 11) for image visibility, snapshots and HIL alike:
+# the lessee, else the owner.  Not fields that only admins set: Ironic
+# 39.0.0's default policy (ironic/common/policy.py) keeps the owner to
+# system members (baremetal:node:update:owner), but lets a member of the
+# owner project set the lessee, the name and driver_info
+# (SYSTEM_MEMBER_OR_OWNER_MEMBER), also on an ACTIVE node; the hil
+# interface therefore refuses a HIL node that another Ironic node maps to
+# (bmi_driver/network/hil.py).  Nova's
 # instance_info/project_id counts only where [bmi]
 # trust_instance_project_id says so: a node's owner or lessee may write
 # instance_info, so elsewhere it is a tenant's claim.  An untrusted

@@ -63,7 +63,6 @@ from ironic.conductor import utils as manager_utils
 from ironic import objects
 from oslo_log import log
 
-from bmi_driver.common import node_facts
 from bmi_driver.conf import CONF
 from bmi_driver import exception
 from bmi_driver.network import boot_files
@@ -306,16 +305,6 @@ def nodes_with_disks():
     return held
 
 
-def _hil_users(manager, hil_name, but=None):
-    """UUIDs of the Ironic nodes (``but`` aside) mapped to ``hil_name``."""
-    return sorted(
-        node_uuid for node_uuid, name, driver_info in
-        manager.dbapi.get_nodeinfo_list(
-            columns=['uuid', 'name', 'driver_info'])
-        if node_uuid != but
-        and node_facts.hil_node_name_of(driver_info, name) == hil_name)
-
-
 def release_network(manager, node_uuid, metadata, but=None):
     """Undo in HIL what the deployment recorded on a leftover clone did.
 
@@ -332,7 +321,8 @@ def release_network(manager, node_uuid, metadata, but=None):
     record = layout.hil_record(metadata)
     if record is None:
         return True
-    users = _hil_users(manager, record['node'], but=but)
+    users = hil.hil_node_users(record['node'], but=but,
+                               dbapi=manager.dbapi)
     if users:
         LOG.info('HIL node %(hil)s of the deployment that node %(node)s '
                  'left is Ironic node %(users)s\'s now: its networks are '

@@ -60,6 +60,7 @@ from ironic.common import exception as ironic_exc
 from ironic.common import states
 from ironic.conductor import periodics
 from ironic.conductor import utils as manager_utils
+from ironic.db import api as db_api
 from ironic.drivers import base
 from ironic.drivers.modules.network import common
 from oslo_log import log
@@ -156,6 +157,30 @@ def hil_node_name(node):
         return node_facts.hil_node_name(node)
 
 
+def hil_node_users(hil_name, but=None, dbapi=None):
+    """UUIDs of the Ironic nodes (``but`` aside) that map to ``hil_name``.
+
+    By ``driver_info/hil_node``, else the node's name. Ironic node names
+    are unique, so a HIL node that another Ironic node maps to is that
+    node's: Ironic 39.0.0's default policy lets a member of a node's owner
+    project set its driver_info, name and lessee (also on an ACTIVE node),
+    and this plugin acts on HIL with its own credentials, for every
+    project.
+
+    One query of every node's uuid, name and driver_info (hil_node lies
+    inside a JSON column, which SQL cannot select on portably): one row
+    per node, no object built.
+
+    :param dbapi: Ironic's database API (default: this process's).
+    """
+    dbapi = dbapi or db_api.get_instance()
+    return sorted(
+        node_uuid for node_uuid, name, driver_info in
+        dbapi.get_nodeinfo_list(columns=['uuid', 'name', 'driver_info'])
+        if node_uuid != but
+        and node_facts.hil_node_name_of(driver_info, name) == hil_name)
+
+
 def hil_project(node):
     """The HIL project a node is deployed for, per [hil] project_source.
 
@@ -245,9 +270,36 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
     def _client():
         return hil_client.get_client()
 
-    def _hil_view(self, task, client):
-        """(HIL node name, HIL's node record, {port uuid: nic label})."""
+    @staticmethod
+    def _deploy_name(task, error=ironic_exc.NetworkError):
+        """The node's HIL node, unless another Ironic node maps to it.
+
+        Checked (one database query, :func:`hil_node_users`) before every
+        change in HIL a deploy or an attach makes, and in validate: a
+        member of the owner project could otherwise point the node at
+        another node's HIL node and have this plugin move that node's
+        nics. A HIL node that no Ironic node maps to is not protected.
+
+        :raises: ``error``, MissingParameterValue, InvalidParameterValue
+        """
         name = hil_node_name(task.node)
+        others = hil_node_users(name, but=task.node.uuid)
+        if others:
+            LOG.warning('Node %(node)s maps to HIL node %(hil)s, as Ironic '
+                        'node(s) %(others)s do: refused',
+                        {'node': task.node.uuid, 'hil': name,
+                         'others': ', '.join(others)})
+            raise error('Deploy refused: HIL node %(hil)s is not available '
+                        'to node %(node)s: another Ironic node maps to it '
+                        '(driver_info/hil_node, else the node name).'
+                        % {'hil': name, 'node': task.node.uuid})
+        return name
+
+    def _hil_view(self, task, client, name):
+        """(HIL node name, HIL's node record, {port uuid: nic label}).
+
+        :param name: the HIL node, from :meth:`_deploy_name`.
+        """
         info = client.get_node(name)
         with _as_ironic():
             labels = hil_node.nic_labels(task.node, name, info, task.ports)
@@ -290,7 +342,7 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         :raises: InvalidParameterValue, MissingParameterValue
         """
         project = hil_project(task.node)
-        name = hil_node_name(task.node)
+        name = self._deploy_name(task, ironic_exc.InvalidParameterValue)
         try:
             holder = self._client().get_node(name).get('project')
         except exception.HILError as e:
@@ -369,9 +421,10 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             for p in task.ports)))
         if _CHECKED.get(task) == checked:
             return
+        self._deploy_name(task, ironic_exc.InvalidParameterValue)
         try:
             client = self._client()
-            name, info, labels = self._hil_view(task, client)
+            name, info, labels = self._hil_view(task, client, name)
         except exception.HILError as e:
             raise ironic_exc.InvalidParameterValue(
                 hil_node.lookup_refusal(task.node, name, e))
@@ -398,9 +451,10 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         :raises: NetworkError, InvalidParameterValue
         """
         network = boot_network(task.node)
+        name = self._deploy_name(task)
         client = self._client_or_error(task)
         try:
-            name, info, labels = self._hil_view(task, client)
+            name, info, labels = self._hil_view(task, client, name)
         except exception.HILError as e:
             raise self._network_error(task, 'find the node', e)
         with _as_ironic():
@@ -532,13 +586,13 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                 # HIL a password hash with database auth, HIL 8c6de221).
                 return
         # Before the try: its undo needs both.
-        name = hil_node_name(task.node)
+        name = self._deploy_name(task)
         client = self._client_or_error(task)
         # Outside the try: HIL's errors are the try's, the library's other
         # errors (HILNodeUnfit, node facts) become Ironic's.
         with _as_ironic():
             try:
-                name, info, labels = self._hil_view(task, client)
+                name, info, labels = self._hil_view(task, client, name)
                 vifs = self._resolve_vifs(task, labels)
                 entries = hil_vifs.merge(task.node, tenant_networks(
                     task.node), vifs)
@@ -680,6 +734,16 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             return
         try:
             name = hil_node_name(node)
+            others = hil_node_users(name, but=node.uuid)
+            if others:
+                # Theirs to use: not ours to detach (not marked: once the
+                # mapping is fixed, the check runs).
+                LOG.warning('Node %(node)s maps to HIL node %(hil)s, as '
+                            'Ironic node(s) %(others)s do: not checked '
+                            'for networks of an earlier deployment',
+                            {'node': node.uuid, 'hil': name,
+                             'others': ', '.join(others)})
+                return
             client = self._client()
             info = hil_node.node_at_undeploy(client, node, name)
             pairs = hil_node.attachments(info) if info else []
@@ -893,13 +957,13 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
 
     def _plug_vif(self, task, vif_id):
         """Join one VIF's network in HIL now, then bind its port."""
+        name = self._deploy_name(task)
         client = self._client_or_error(task)
-        name = hil_node_name(task.node)
         created = []
         done = []
         with _as_ironic():
             try:
-                name, info, labels = self._hil_view(task, client)
+                name, info, labels = self._hil_view(task, client, name)
                 vifs = self._resolve_vifs(task, labels, only=vif_id)
                 entries = [{'network': v['network'], 'nic': v['nic'],
                             'channel': None} for v in vifs]

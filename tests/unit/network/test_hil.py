@@ -109,10 +109,15 @@ class HILNetworkTestCase(db_base.DbTestCase):
             uuid=uuidutils.generate_uuid(), **kwargs)
 
     def drop_default_node(self):
-        """Free node-1's MACs for another Ironic node."""
+        """Free HIL node-1 and its MACs for another Ironic node.
+
+        The default node is deleted: the hil interface refuses a HIL node
+        that two Ironic nodes map to.
+        """
         for port in objects.Port.list_by_node_id(self.context,
                                                  self.node.id):
             port.destroy()
+        self.node.destroy()
 
     def acquire(self, node=None):
         return task_manager.acquire(self.context, (node or self.node).uuid)
@@ -600,7 +605,6 @@ class TestAtRestCheck(HILNetworkTestCase):
 
     def enroll_again(self, **kwargs):
         self.drop_default_node()
-        self.node.destroy()
         kwargs.setdefault('provision_state', states.AVAILABLE)
         self.node = self.make_node('node-1', name='node-1', **kwargs)
 
