@@ -196,7 +196,8 @@ def preserve_ephemeral(node):
 # system members (baremetal:node:update:owner), but lets a member of the
 # owner project set the lessee, the name and driver_info
 # (SYSTEM_MEMBER_OR_OWNER_MEMBER), also on an ACTIVE node; the hil
-# interface therefore refuses a HIL node that another Ironic node maps to
+# interface therefore refuses a HIL node that another Ironic node maps to,
+# and tears down the HIL node recorded at deploy
 # (bmi_driver/network/hil.py).  Nova's
 # instance_info/project_id counts only where [bmi]
 # trust_instance_project_id says so: a node's owner or lessee may write

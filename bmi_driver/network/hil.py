@@ -16,7 +16,10 @@ Network model (doc/network.md has the whole story):
 
 * The Ironic node is HIL node ``driver_info/hil_node`` (default: the node
   name); each Ironic port is the HIL nic with the port's MAC address, or the
-  nic labelled ``extra/hil_nic``.
+  nic labelled ``extra/hil_nic``. A HIL node that another Ironic node maps
+  to is refused; the teardown acts on the HIL node recorded at deploy
+  (driver_internal_info/hil_node): the node's owner may change driver_info
+  and the name of an ACTIVE node (Ironic 39.0.0's policy).
 * The node's HIL project is its lessee or owner (``[hil] project_source``).
   A node that HIL holds for another project is refused; a free node is
   connected to the project only when ``[hil] allow_connect_free_node``.
@@ -81,6 +84,11 @@ CONNECTED_PROJECT = 'hil_connected_project'
 DEPLOYED_PROJECT = 'hil_project'
 TENANT_ATTACHMENTS = 'hil_tenant_networks'
 BOOT_NETWORK = 'hil_boot_network'
+# The HIL node the deployment acts on, recorded before its first change in
+# HIL and used by its teardown: Ironic 39.0.0's API lets a member of the
+# owner project change driver_info and the name of an ACTIVE node, not
+# driver_internal_info.
+DEPLOYED_HIL_NODE = 'hil_node'
 # {vif id: {'nic', 'network' (HIL), 'neutron_network'}}: the VIFs joined.
 VIF_NETWORKS = 'hil_vif_networks'
 # Where Ironic 39.0.0's VIFPortIDMixin records a port's tenant VIF.
@@ -160,25 +168,29 @@ def hil_node_name(node):
 def hil_node_users(hil_name, but=None, dbapi=None):
     """UUIDs of the Ironic nodes (``but`` aside) that map to ``hil_name``.
 
-    By ``driver_info/hil_node``, else the node's name. Ironic node names
+    By ``driver_info/hil_node``, else the node's name, or by the HIL node
+    their deployment recorded (``driver_internal_info/hil_node``: the one
+    their teardown acts on, whatever the mapping now). Ironic node names
     are unique, so a HIL node that another Ironic node maps to is that
     node's: Ironic 39.0.0's default policy lets a member of a node's owner
     project set its driver_info, name and lessee (also on an ACTIVE node),
     and this plugin acts on HIL with its own credentials, for every
     project.
 
-    One query of every node's uuid, name and driver_info (hil_node lies
-    inside a JSON column, which SQL cannot select on portably): one row
-    per node, no object built.
+    One query of every node's uuid, name, driver_info and
+    driver_internal_info (hil_node lies inside JSON columns, which SQL
+    cannot select on portably): one row per node, no object built.
 
     :param dbapi: Ironic's database API (default: this process's).
     """
     dbapi = dbapi or db_api.get_instance()
     return sorted(
-        node_uuid for node_uuid, name, driver_info in
-        dbapi.get_nodeinfo_list(columns=['uuid', 'name', 'driver_info'])
+        node_uuid for node_uuid, name, driver_info, internal in
+        dbapi.get_nodeinfo_list(columns=['uuid', 'name', 'driver_info',
+                                         'driver_internal_info'])
         if node_uuid != but
-        and node_facts.hil_node_name_of(driver_info, name) == hil_name)
+        and hil_name in (node_facts.hil_node_name_of(driver_info, name),
+                         (internal or {}).get(DEPLOYED_HIL_NODE)))
 
 
 def hil_project(node):
@@ -279,10 +291,25 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         member of the owner project could otherwise point the node at
         another node's HIL node and have this plugin move that node's
         nics. A HIL node that no Ironic node maps to is not protected.
+        Refused too while the node's deployment recorded another HIL node
+        (the mapping changed on a deployed node): its teardown acts on
+        the recorded one.
 
         :raises: ``error``, MissingParameterValue, InvalidParameterValue
         """
         name = hil_node_name(task.node)
+        recorded = task.node.driver_internal_info.get(DEPLOYED_HIL_NODE)
+        if recorded and recorded != name:
+            LOG.warning('Node %(node)s is deployed on HIL node %(rec)s and '
+                        'now maps to %(hil)s: refused',
+                        {'node': task.node.uuid, 'rec': recorded,
+                         'hil': name})
+            raise error('Refused: node %(node)s is deployed on HIL node '
+                        '%(rec)s, and its driver_info/hil_node (else its '
+                        'name) now gives %(hil)s. Restore the mapping, or '
+                        'undeploy the node first.'
+                        % {'node': task.node.uuid, 'rec': recorded,
+                           'hil': name})
         others = hil_node_users(name, but=task.node.uuid)
         if others:
             LOG.warning('Node %(node)s maps to HIL node %(hil)s, as Ironic '
@@ -293,6 +320,32 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                         'to node %(node)s: another Ironic node maps to it '
                         '(driver_info/hil_node, else the node name).'
                         % {'hil': name, 'node': task.node.uuid})
+        return name
+
+    @staticmethod
+    def _teardown_name(task):
+        """The HIL node a teardown acts on, or None: leave HIL alone.
+
+        The one the deployment recorded (driver_internal_info, which the
+        API cannot write); without a record (a deployment made before
+        this record existed, or a deploy refused before it), the mapping
+        now, unless another Ironic node maps to it (one database query):
+        then nothing in HIL is touched, with a warning.
+
+        :raises: MissingParameterValue, InvalidParameterValue
+        """
+        recorded = task.node.driver_internal_info.get(DEPLOYED_HIL_NODE)
+        if recorded:
+            return recorded
+        name = hil_node_name(task.node)
+        others = hil_node_users(name, but=task.node.uuid)
+        if others:
+            LOG.warning('Node %(node)s records no HIL node and maps to HIL '
+                        'node %(hil)s, as Ironic node(s) %(others)s do: '
+                        'its networks are left alone',
+                        {'node': task.node.uuid, 'hil': name,
+                         'others': ', '.join(others)})
+            return None
         return name
 
     def _hil_view(self, task, client, name):
@@ -387,7 +440,8 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         """
         info = task.node.driver_internal_info
         connected = info.get(CONNECTED_PROJECT)
-        return {'node': hil_node_name(task.node),
+        return {'node': (info.get(DEPLOYED_HIL_NODE)
+                         or hil_node_name(task.node)),
                 'project': (connected or info.get(DEPLOYED_PROJECT)
                             or hil_project(task.node)),
                 'connected': bool(connected)}
@@ -463,9 +517,11 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         allocated = False
         recorded = task.node.driver_internal_info
         if (recorded.get(BOOT_NETWORK) != network
+                or recorded.get(DEPLOYED_HIL_NODE) != name
                 or AT_REST_CHECKED in recorded):
             # Before the connect: a connect that gives up may still land.
             task.node.set_driver_internal_info(BOOT_NETWORK, network)
+            task.node.set_driver_internal_info(DEPLOYED_HIL_NODE, name)
             if AT_REST_CHECKED in recorded:
                 task.node.del_driver_internal_info(AT_REST_CHECKED)
             task.node.save()
@@ -516,10 +572,11 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             networks = hil_node.boot_networks_to_leave(
                 task.node, task.node.driver_internal_info.get(BOOT_NETWORK))
         network = ', '.join(networks)
-        name = hil_node_name(task.node)
+        name = self._teardown_name(task)
         try:
             client = self._client()
-            info = hil_node.node_at_undeploy(client, task.node, name)
+            info = (hil_node.node_at_undeploy(client, task.node, name)
+                    if name else None)
             if info is not None:
                 if self._is_ours(task, name, info):
                     hil_node.detach_boot_networks(client, name, info,
@@ -529,8 +586,8 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             raise self._network_error(
                 task, 'detach the node from %s' % network, e)
         changed = self._forget(task, DEPLOYED_PROJECT, CONNECTED_PROJECT,
-                               BOOT_NETWORK, save=False)
-        if (not _has_hil_leftovers(task.node)
+                               BOOT_NETWORK, DEPLOYED_HIL_NODE, save=False)
+        if (name and not _has_hil_leftovers(task.node)
                 and AT_REST_CHECKED not in task.node.driver_internal_info):
             # Nothing of this node left in HIL: no at-rest check needed.
             task.node.set_driver_internal_info(AT_REST_CHECKED, True)
@@ -632,10 +689,11 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         :raises: NetworkError after trying every detachment.
         """
         recorded = task.node.driver_internal_info.get(TENANT_ATTACHMENTS)
-        name = hil_node_name(task.node)
+        name = self._teardown_name(task)
         try:
             client = self._client()
-            info = hil_node.node_at_undeploy(client, task.node, name)
+            info = (hil_node.node_at_undeploy(client, task.node, name)
+                    if name else None)
         except exception.HILError as e:
             raise self._network_error(task, 'detach the tenant networks', e)
         if info is None:
@@ -1026,10 +1084,11 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                       or {})
         joined = record.get(vif_id)
         if joined:
-            name = hil_node_name(task.node)
+            name = self._teardown_name(task)
             client = self._client_or_error(task)
             try:
-                info = hil_node.node_at_undeploy(client, task.node, name)
+                info = (hil_node.node_at_undeploy(client, task.node, name)
+                        if name else None)
                 if info is not None and self._is_ours(task, name, info):
                     client.detach_network(name, joined['nic'],
                                           joined['network'])

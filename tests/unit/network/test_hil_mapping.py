@@ -130,3 +130,104 @@ class TestSharedHILNode(Base):
         self.assertEqual(LESSEE,
                          self.hil.snapshot()['nodes']['node-free'][
                              'project'])
+
+
+class TestRecordedHILNode(Base):
+    """1(b): the teardown acts on the HIL node recorded at deploy."""
+
+    def remap(self, hil_node, node=None):
+        node = node or self.node
+        node.refresh()
+        node.driver_info = {'hil_node': hil_node}
+        node.save()
+
+    def teardown(self, node=None):
+        with self.acquire(node) as task:
+            self.interface.unconfigure_tenant_networks(task)
+            self.interface.remove_provisioning_network(task)
+
+    def test_recorded_at_deploy(self):
+        self.node.refresh()
+        self.assertEqual('node-1', self.node.driver_internal_info[
+            hil.DEPLOYED_HIL_NODE])
+
+    def test_refused_deploy_cleanup_leaves_the_victim_alone(self):
+        # The whole attack: X's deploy is refused, then Ironic cleans up
+        # after it (and an undeploy does the same).
+        node = self.attacker()
+        with self.acquire(node) as task:
+            self.assertRaises(ironic_exc.NetworkError,
+                              self.interface.add_provisioning_network, task)
+        self.teardown(node)
+        self.assertEqual(DEPLOYED, self.networks())
+        node.refresh()
+        self.assertNotIn(hil.AT_REST_CHECKED, node.driver_internal_info)
+
+    def test_a_remap_on_an_active_node_does_not_redirect_teardown(self):
+        for hil_node in ('node-9', 'node-free'):
+            self.remap(hil_node)
+            self.teardown()
+            self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+            self.assertEqual({'eth0': {}, 'eth1': {}},
+                             self.networks('node-free'))
+            self.remap('node-1')
+            self.deploy_on_net_b()
+
+    def test_a_rename_neither(self):
+        self.node.refresh()
+        self.node.name = 'node-free'
+        self.node.save()
+        self.teardown()
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+        self.node.refresh()
+        self.assertNotIn(hil.DEPLOYED_HIL_NODE,
+                         self.node.driver_internal_info)
+
+    def test_vif_detach_uses_the_record(self):
+        self.remap('node-9')
+        info = dict(self.node.driver_internal_info)
+        info[hil.VIF_NETWORKS] = {'vif-1': {
+            'nic': 'eth0', 'network': 'net-b', 'neutron_network': 'n'}}
+        self.node.driver_internal_info = info
+        self.node.save()
+        with self.acquire() as task:
+            port = task.ports[0]
+            port.internal_info = {hil.TENANT_VIF_KEY: 'vif-1'}
+            port.save()
+        with mock.patch.object(self.interface, '_unbind_vifs'), \
+                self.acquire() as task:
+            self.interface.vif_detach(task, 'vif-1')
+        self.assertEqual({'vlan/native': 'prov'}, self.networks()['eth0'])
+
+    def test_deploy_and_attach_refused_while_the_mapping_differs(self):
+        self.config(allow_connect_free_node=True, group='hil')
+        self.remap('node-free')
+        with self.acquire() as task:
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.configure_tenant_networks,
+                                  task)
+            self.assertIn('is deployed on HIL node node-1', str(e))
+            self.assertRaises(ironic_exc.NetworkError,
+                              self.interface.add_provisioning_network, task)
+            task.node.provision_state = states.DEPLOYING
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              self.interface.validate, task)
+        self.assertEqual({'eth0': {}, 'eth1': {}},
+                         self.networks('node-free'))
+        self.assertIsNone(self.hil.snapshot()['nodes']['node-free'][
+            'project'])
+
+    def test_the_record_keeps_the_hil_node_taken(self):
+        # The victim's owner remaps it: its deployment still holds node-1.
+        self.remap('node-9')
+        node = self.attacker()
+        with self.acquire(node) as task:
+            self.assertRaises(ironic_exc.NetworkError,
+                              self.interface.add_provisioning_network, task)
+        self.assertEqual(DEPLOYED, self.networks())
+
+    def test_deletion_record_names_the_recorded_node(self):
+        self.remap('node-9')
+        with self.acquire() as task:
+            self.assertEqual('node-1',
+                             self.interface.deletion_record(task)['node'])
