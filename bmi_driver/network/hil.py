@@ -575,8 +575,9 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         name = self._teardown_name(task)
         try:
             client = self._client()
-            info = (hil_node.node_at_undeploy(client, task.node, name)
-                    if name else None)
+            info, known = (hil_node.lookup_at_undeploy(client, task.node,
+                                                       name)
+                           if name else (None, False))
             if info is not None:
                 if self._is_ours(task, name, info):
                     hil_node.detach_boot_networks(client, name, info,
@@ -587,9 +588,12 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                 task, 'detach the node from %s' % network, e)
         changed = self._forget(task, DEPLOYED_PROJECT, CONNECTED_PROJECT,
                                BOOT_NETWORK, DEPLOYED_HIL_NODE, save=False)
-        if (name and not _has_hil_leftovers(task.node)
+        if (known and not _has_hil_leftovers(task.node)
                 and AT_REST_CHECKED not in task.node.driver_internal_info):
             # Nothing of this node left in HIL: no at-rest check needed.
+            # Not when HIL did not know the HIL node (or it was left
+            # alone): the node's real one may still be on the networks,
+            # for the at-rest check to find once the mapping is fixed.
             task.node.set_driver_internal_info(AT_REST_CHECKED, True)
             changed = True
         if changed:
@@ -803,7 +807,7 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
                              'others': ', '.join(others)})
                 return
             client = self._client()
-            info = hil_node.node_at_undeploy(client, node, name)
+            info, known = hil_node.lookup_at_undeploy(client, node, name)
             pairs = hil_node.attachments(info) if info else []
             ours = bool(pairs) and self._is_ours(task, name, info)
         except exception.HILError as e:
@@ -817,6 +821,10 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             LOG.warning('Node %(node)s: cannot check HIL for networks of an '
                         'earlier deployment: %(err)s',
                         {'node': node.uuid, 'err': e})
+            return
+        if not known:
+            # Not marked: asked again every [hil] cleanup_interval (a HIL
+            # request each) until the mapping names a node HIL knows.
             return
         if ours:
             errors = hil_node.detach_each(client, name, pairs)

@@ -427,22 +427,35 @@ def detach_boot_networks(client, name, info, networks):
 def node_at_undeploy(client, node, name):
     """HIL's record of the node, or None when there is none to undo.
 
+    :func:`lookup_at_undeploy` without telling why there is none.
+
+    :raises: HILError (other errors of HIL).
+    """
+    return lookup_at_undeploy(client, node, name)[0]
+
+
+def lookup_at_undeploy(client, node, name):
+    """(HIL's record of the node or None, whether HIL knows the node).
+
     A node HIL does not know (404 "Node ... does not exist."), or holds
     for a project this HIL user has no access to (401), has no network
     attachment this plugin could remove: a warning, not an error, so
     that an undeploy (and Ironic's cleanup after a failed deploy) ends.
+    An unknown node is not one seen clean: the node's HIL node may be
+    another name by the next look (a mapping fixed).
 
     :raises: HILError (other errors of HIL).
     """
     try:
-        return client.get_node(name)
+        return client.get_node(name), True
     except exception.HILNodeNotFound as e:
         LOG.warning('Node %(node)s: HIL does not know node %(hil)s '
                     '(%(err)s): no HIL networks to remove',
                     {'node': node.uuid, 'hil': name, 'err': e})
+        return None, False
     except exception.HILNodeNotVisible as e:
         LOG.warning('Node %(node)s: HIL holds node %(hil)s for a project '
                     'this HIL user has no access to (%(err)s): its '
                     'networks are left alone',
                     {'node': node.uuid, 'hil': name, 'err': e})
-    return None
+    return None, True

@@ -231,3 +231,56 @@ class TestRecordedHILNode(Base):
         with self.acquire() as task:
             self.assertEqual('node-1',
                              self.interface.deletion_record(task)['node'])
+
+
+class TestUnknownAtTeardown(Base):
+    """2: a HIL node not found at teardown is not one seen clean."""
+
+    def rest_check(self):
+        with task_manager.acquire(self.context, self.node.uuid,
+                                  shared=True) as task:
+            inspect.unwrap(hil.HILNetwork.detach_earlier_deployments)(
+                self.interface, task, mock.Mock(), self.context)
+        self.node.refresh()
+
+    def test_remapped_deployment_without_record(self):
+        # A deployment older than the record, remapped while ACTIVE to a
+        # name HIL does not know.
+        self.node.refresh()
+        self.node.del_driver_internal_info(hil.DEPLOYED_HIL_NODE)
+        self.node.driver_info = {'hil_node': 'node-9'}
+        self.node.save()
+        with self.acquire() as task:
+            self.interface.unconfigure_tenant_networks(task)
+            self.interface.remove_provisioning_network(task)
+        self.node.refresh()
+        # Nothing to detach there, undeploy ends, records forgotten...
+        self.assertFalse(hil._has_hil_leftovers(self.node))
+        self.assertEqual(DEPLOYED, self.networks())
+        # ... but not marked checked: the at-rest check finds node-1 once
+        # the mapping is fixed.
+        self.assertTrue(hil._needs_rest_check(self.node))
+        self.node.provision_state = states.AVAILABLE
+        self.node.save()
+        self.rest_check()
+        self.assertEqual(DEPLOYED, self.networks())
+        self.assertTrue(hil._needs_rest_check(self.node))
+        self.node.driver_info = {}
+        self.node.save()
+        self.rest_check()
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+        self.assertFalse(hil._needs_rest_check(self.node))
+
+    def test_recorded_node_gone_from_hil(self):
+        self.node.refresh()
+        info = dict(self.node.driver_internal_info)
+        info[hil.DEPLOYED_HIL_NODE] = 'node-9'
+        self.node.driver_internal_info = info
+        self.node.save()
+        with self.acquire() as task:
+            self.interface.unconfigure_tenant_networks(task)
+            self.interface.remove_provisioning_network(task)
+        self.node.refresh()
+        self.assertNotIn(hil.DEPLOYED_HIL_NODE,
+                         self.node.driver_internal_info)
+        self.assertTrue(hil._needs_rest_check(self.node))
