@@ -488,8 +488,30 @@ def _hil_name(node, kind, value):
         raise exception.NodeFactInvalid('Node %s: %s' % (node.uuid, e))
 
 
+def _boot_network_names():
+    """The HIL networks that carry boot traffic: never a tenant's.
+
+    [hil] provisioning_network and, in per-project mode, every project's
+    boot network. A registry that cannot be read adds none: it is refused
+    where the node's own boot network is read (validate, deploy).
+    """
+    names = {CONF.hil.provisioning_network}
+    try:
+        networks = boot_networks.load()
+    except exception.BootNetworkConfigError:
+        networks = None
+    names.update(net.hil_network for net in (networks or {}).values())
+    names.discard(None)
+    return names
+
+
 def tenant_networks(node):
     """The tenant networks requested in instance_info, checked.
+
+    A boot network ([hil] provisioning_network, a project's boot network
+    of [bmi] boot_networks_file) is refused: the plugin joins and leaves
+    those on the boot nics alone, so one a tenant joined elsewhere
+    survived the undeploy (the provisioning network in per-project mode).
 
     :returns: a list of {'network', 'nic', 'channel' (or None)}.
     :raises: NodeFactInvalid when the value is malformed.
@@ -509,6 +531,7 @@ def tenant_networks(node):
             '"nic": ..., "channel": "vlan/<id>"}' % (field, node.uuid))
     result = []
     seen = set()
+    boot = _boot_network_names()
     for entry in raw:
         if (not isinstance(entry, dict)
                 or set(entry) - {'network', 'nic', 'channel'}
@@ -525,6 +548,12 @@ def tenant_networks(node):
                 'instance_info/%s of node %s: channel %r is neither '
                 '"vlan/native" nor "vlan/<id>"' % (field, node.uuid, channel))
         _hil_name(node, 'network', entry['network'])
+        if entry['network'] in boot:
+            raise exception.NodeFactInvalid(
+                'instance_info/%s of node %s: network %s is reserved for '
+                'booting (the provisioning network or a project\'s boot '
+                'network) and cannot be a tenant network'
+                % (field, node.uuid, entry['network']))
         if not _MAC_RE.match(entry['nic'].lower()):
             _hil_name(node, 'nic', entry['nic'])
         key = (entry['nic'].lower(), entry['network'])

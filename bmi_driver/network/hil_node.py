@@ -415,11 +415,21 @@ def detach_boot_networks(client, name, info, networks):
     connect that gave up may still be pending there (HIL then makes the
     detach wait for it).
 
+    In per-project mode also the provisioning network, from the nics
+    that show it: a tenant could request it as a tenant network until
+    node_facts.tenant_networks refused boot networks, and the tenant
+    detach leaves it (:func:`detach_order`). First: it is tagged there,
+    and the boot network native.
+
     :raises: HILError after trying every detachment.
     """
-    errors = detach_each(client, name, [(nic['label'], net)
-                                        for nic in info.get('nics') or []
-                                        for net in networks])
+    nics = info.get('nics') or []
+    prov = CONF.hil.provisioning_network
+    pairs = [] if prov in networks else [
+        (nic['label'], prov) for nic in nics
+        if prov in (nic.get('networks') or {}).values()]
+    pairs.extend((nic['label'], net) for nic in nics for net in networks)
+    errors = detach_each(client, name, pairs)
     if errors:
         raise exception.HILError(msg='; '.join(errors))
 

@@ -24,6 +24,7 @@ from ironic.common import states
 
 from bmi_driver.network import boot_networks
 from bmi_driver.network import hil
+from bmi_driver.network import hil_client
 from tests.unit.network import test_hil
 
 LESSEE = test_hil.LESSEE
@@ -136,3 +137,56 @@ class TestPerProjectBootNetwork(_Base):
             self.assertEqual({'vlan/native': 'prov'},
                              self.networks()['eth0'])
             self.interface.remove_provisioning_network(task)
+
+
+class TestBootNetworksAreNoTenantNetworks(_Base):
+    """3: boot networks are the plugin's, never a tenant network."""
+
+    def test_refused_at_validate(self):
+        for network in ('prov', 'boot-a', 'boot-other'):
+            self.set_tenant_networks([{'network': network, 'nic': 'eth1'}])
+            for state in (states.AVAILABLE, states.ACTIVE):
+                self.node.provision_state = state
+                self.node.save()
+                with self.acquire() as task:
+                    e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                          self.interface.validate, task)
+                self.assertIn('network %s is reserved for booting'
+                              % network, str(e))
+
+    def test_never_joined(self):
+        # Before the refusal, in per-project mode the provisioning network
+        # joined eth1 and stayed there after the undeploy.
+        self.set_tenant_networks([{'network': 'prov', 'nic': 'eth1',
+                                   'channel': 'vlan/1000'}])
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              self.interface.configure_tenant_networks, task)
+            self.interface.unconfigure_tenant_networks(task)
+            self.interface.remove_provisioning_network(task)
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
+
+    def test_shared_mode_refuses_the_provisioning_network(self):
+        self.config(boot_networks_file=None, group='bmi')
+        self.set_tenant_networks([{'network': 'prov', 'nic': 'eth1'}])
+        with self.acquire() as task:
+            self.assertRaises(ironic_exc.InvalidParameterValue,
+                              self.interface.validate, task)
+        # A network of a registry no longer in use is a tenant's again.
+        self.set_tenant_networks([{'network': 'boot-a', 'nic': 'eth1'}])
+        with self.acquire() as task:
+            self.interface.validate(task)
+
+    def test_one_joined_before_is_left_at_teardown(self):
+        with self.acquire() as task:
+            self.interface.add_provisioning_network(task)
+        # A deployment from before the refusal: prov on eth1, tagged.
+        hil_client.HILClient().connect_networks(
+            'node-1', [('eth1', 'prov', 'vlan/1000')], [])
+        self.assertEqual({'eth0': {'vlan/native': 'boot-a'},
+                          'eth1': {'vlan/1000': 'prov'}}, self.networks())
+        with self.acquire() as task:
+            self.interface.unconfigure_tenant_networks(task)
+            self.interface.remove_provisioning_network(task)
+        self.assertEqual({'eth0': {}, 'eth1': {}}, self.networks())
