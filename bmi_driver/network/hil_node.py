@@ -102,13 +102,19 @@ def nic_labels(node, name, info, ports):
             missing.append(port.extra.get('hil_nic') or port.address)
         labels[port.uuid] = label
     if missing:
+        # HIL's nics for the operator only: the API user sees the text
+        # (validate, last_error), and the HIL node may be another
+        # project's.
+        LOG.warning('Node %(node)s: HIL node %(hil)s has no nic for '
+                    'port(s) %(ports)s; its nics: %(nics)s',
+                    {'node': node.uuid, 'hil': name,
+                     'ports': ', '.join(missing),
+                     'nics': ', '.join('%s=%s' % (n['label'], n['macaddr'])
+                                       for n in info.get('nics') or [])})
         raise exception.HILNodeUnfit(
             'HIL node %(hil)s has no nic for port(s) %(ports)s of node '
-            '%(node)s (HIL nics: %(nics)s)' % {
-                'hil': name, 'ports': ', '.join(missing),
-                'node': node.uuid,
-                'nics': ', '.join('%s=%s' % (n['label'], n['macaddr'])
-                                  for n in info.get('nics') or [])})
+            '%(node)s' % {'hil': name, 'ports': ', '.join(missing),
+                          'node': node.uuid})
     return labels
 
 
@@ -147,15 +153,21 @@ def resolve_nic(info, nic, name):
 def refusal(node, name, holder, project):
     """Why the node cannot be deployed for project, or None.
 
+    The sentence reaches the API user (validate, last_error): it does not
+    name the project that holds the node, which the log says.
+
     :param holder: the HIL project that has the node now (None: free).
     """
     if holder == project:
         return None
     if holder is not None:
-        return ('Deploy refused: HIL has node %(hil)s in project '
-                '%(holder)s, but Ironic node %(node)s is for project '
-                '%(project)s.' % {'hil': name, 'holder': holder,
-                                  'node': node.uuid, 'project': project})
+        LOG.warning('Node %(node)s is for project %(project)s, but HIL has '
+                    'node %(hil)s in project %(holder)s: refused',
+                    {'node': node.uuid, 'project': project, 'hil': name,
+                     'holder': holder})
+        return ('Deploy refused: HIL node %(hil)s is not available to '
+                'project %(project)s of node %(node)s.'
+                % {'hil': name, 'node': node.uuid, 'project': project})
     if not CONF.hil.allow_connect_free_node:
         return ('Deploy refused: HIL node %(hil)s is not allocated to '
                 'project %(project)s (it is free). Connect it in HIL, '

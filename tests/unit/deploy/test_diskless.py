@@ -101,7 +101,8 @@ class BMIDeployTestCase(base.BMITestCase):
     def test_validate_asks_the_network_interface(self):
         # HIL refuses at the API call, before DEPLOYING.
         self.calls.validate.side_effect = ironic_exc.InvalidParameterValue(
-            'Deploy refused: HIL has node n in project other')
+            'Deploy refused: HIL node n is not available to project p of '
+            'node u.')
         with task_manager.acquire(self.context, self.node.uuid) as task:
             e = self.assertRaises(ironic_exc.InvalidParameterValue,
                                   task.driver.deploy.validate, task)

@@ -16,6 +16,7 @@ undeploy (unknown nodes, other projects, actions that landed late)."""
 
 import time
 
+import fixtures
 from ironic.common import exception as ironic_exc
 from ironic.common import states
 from keystoneauth1 import loading as ks_loading
@@ -62,12 +63,17 @@ class TestValidate(Base):
             'project'])
 
     def test_other_project(self):
+        log = self.useFixture(fixtures.FakeLogger(level='WARNING'))
         node = self.make_node('node-other')
         with self.acquire(node) as task:
             e = self.assertRaises(ironic_exc.InvalidParameterValue,
                                   self.interface.validate, task)
-        self.assertIn('Deploy refused: HIL has node node-other in project '
-                      'other', str(e))
+        self.assertIn('Deploy refused: HIL node node-other is not '
+                      'available to project tenant-a', str(e))
+        # Which project holds it is the operator's to see, in the log.
+        self.assertNotIn('project other', str(e))
+        self.assertIn('HIL has node node-other in project other',
+                      log.output)
 
     def test_deploying_is_checked(self):
         # prepare() calls validate in DEPLOYING, before the clone exists.
