@@ -140,7 +140,7 @@ class FaultsTestCase(test_ironic.IronicHelpers):
             self.assertEqual('available', node.provision_state,
                              node.last_error)
         else:
-            self.assertIn('iSCSI target daemon', node.last_error or '')
+            self.assertIn('iSCSI target daemon', self.failure(node) or '')
         elapsed = time.monotonic() - t0
         print('tgtd killed during deploy: node %s after %.1f s'
               % (node.provision_state, elapsed))

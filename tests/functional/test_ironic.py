@@ -176,6 +176,23 @@ class IronicHelpers(base.FunctionalTestCase):
             self.wait(node_uuid, 'available')
         self.ironic.node.delete(node_uuid)
 
+    def failure(self, node):
+        """Why ``node`` failed: its last_error, else its newest error event.
+
+        Ironic 39.0.0's power sync clears ``last_error`` of a node at rest
+        whose power state matches, failed states included
+        (``_clear_last_error_if_needed``, conductor/manager.py): read a
+        sync later, the message is in the node's history only (as the
+        soak reads it, tools/lab/soak.py ``why``).
+        """
+        if node.last_error:
+            return node.last_error
+        errors = [e for e in self.ironic.node.get_history_list(
+            node.uuid, detail=True) if e.get('severity') == 'ERROR']
+        if not errors:
+            return None
+        return max(errors, key=lambda e: e.get('created_at') or '')['event']
+
     def wait(self, node_uuid, state, timeout=WAIT):
         deadline = time.monotonic() + timeout
         while True:

@@ -250,7 +250,7 @@ class ConfigDriveURLTestCase(test_ironic.IronicHelpers):
                                                  configdrive=url)
         except ir_exc.BadRequest as e:
             return str(e)
-        return self._wait_failed(node_uuid).last_error
+        return self.failure(self._wait_failed(node_uuid))
 
     def _wait_failed(self, node_uuid, timeout=120):
         deadline = time.monotonic() + timeout
