@@ -171,13 +171,16 @@ class SweepPublished(lister.Lister):
     """Make golden images and their Glance records agree.
 
     A golden image whose Glance record is gone forgets it (bmi keeps the
-    bytes); a record of a golden image that is gone is deleted; with
-    [glance] publish_images, unpublished golden images are published.
+    bytes); a record of a golden image that is gone is deleted; a Glance
+    image that claims a golden image which does not name it is not bmi's
+    and is left ("left"); with [glance] publish_images, unpublished golden
+    images are published.
     """
 
     def take_action(self, args):
         result = library.ImageLibrary().sweep_published()
         rows = ([(i, '', 'forgotten') for i in result['forgotten']]
                 + [('', g, 'deleted') for g in result['deleted']]
-                + [(i, '', 'published') for i in result['published']])
+                + [(i, '', 'published') for i in result['published']]
+                + [('', g, 'left') for g in result['left']])
         return (('image', 'glance_image', 'action'), rows)

@@ -24,7 +24,8 @@ Checked against Glance 31.0.0 (OpenStack 2025.2): ``GET /v2/images/{id}``
 ``show_multiple_locations``), ``GET /v2/images/{id}/members/{project}``.
 
 Publishing a golden image (``[glance] publish_images``): ``POST
-/v2/images`` (owner, visibility, the ``bmi_image_id`` property), then the
+/v2/images`` (the id bmi chose, owner, visibility, the ``bmi_image_id``
+property), then the
 location added by ``PATCH`` (``add /locations/-``, which needs
 ``show_multiple_locations = true``).  Not 31.0.0's new ``POST
 /v2/images/{id}/locations``: it is reserved to the ``service`` role, runs
@@ -237,26 +238,28 @@ class GlanceClient:
 
     # -- publishing golden images --------------------------------------
 
-    def create_published(self, name, owner, visibility, bmi_image_id,
-                         size, location_url):
-        """A Glance image whose only location is ``location_url``.
+    def create_published(self, image_id, name, owner, visibility,
+                         bmi_image_id, size, location_url):
+        """Glance image ``image_id``, whose only location is ``location_url``.
 
         Raw and bare (a golden image is raw), owned by ``owner`` with
         ``visibility``, and the ``bmi_image_id`` property that names the
-        golden image.  Undone when the location cannot be added.
+        golden image.  The caller chooses the id (Glance 31's ``POST
+        /v2/images`` takes an ``id``; one that exists answers 409): the
+        property alone proves nothing, any Glance user may set it.  Undone
+        when the location cannot be added.
 
-        :returns: the new image's id.
         :raises: GlanceError
         """
         status, body = self._request('POST', '/v2/images', json={
-            'name': name, 'disk_format': 'raw', 'container_format': 'bare',
-            'visibility': visibility, 'owner': owner,
-            layout.GLANCE_PROP_IMAGE: bmi_image_id})
-        if status != 201 or not isinstance(body, dict) or 'id' not in body:
+            'id': image_id, 'name': name, 'disk_format': 'raw',
+            'container_format': 'bare', 'visibility': visibility,
+            'owner': owner, layout.GLANCE_PROP_IMAGE: bmi_image_id})
+        if (status != 201 or not isinstance(body, dict)
+                or body.get('id') != image_id):
             raise exception.GlanceError(
                 reason='creating the image of %s answered HTTP %d: %s'
                 % (bmi_image_id, status, _message(body)))
-        image_id = body['id']
         quoted = urllib.parse.quote(image_id, safe='')
         try:
             status, body = self._request(
@@ -276,7 +279,6 @@ class GlanceClient:
                 LOG.warning('Could not remove the unfinished Glance image '
                             '%(id)s: %(err)s', {'id': image_id, 'err': e})
             raise
-        return image_id
 
     def update_image(self, image_id, **fields):
         """Replace top-level fields (name, visibility) of an image.
@@ -310,8 +312,11 @@ class GlanceClient:
                 % (image_id, status, _message(body)))
 
     def published(self):
-        """{Glance id: bmi image id} of every image bmi published.
+        """{Glance id: (bmi image id, status)} of images with the property.
 
+        Every image that carries ``bmi_image_id``: bmi's records, and any
+        other that a user gave the property (it is an ordinary property,
+        and Nova's snapshots inherit it): the caller tells them apart.
         Glance filters on the property (``GET /v2/images?bmi_image_id=``
         takes one value; the list is read whole and filtered here).
 
@@ -327,7 +332,7 @@ class GlanceClient:
                 bmi_id = (img or {}).get(layout.GLANCE_PROP_IMAGE)
                 if bmi_id and img.get('status') not in (
                         'deleted', 'pending_delete', 'killed'):
-                    found[img['id']] = bmi_id
+                    found[img['id']] = (bmi_id, img.get('status') or '')
             path = body.get('next')
         return found
 

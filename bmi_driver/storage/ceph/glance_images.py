@@ -82,15 +82,21 @@ class GlanceImages:
             raise exception.GlanceImageUnusable(
                 image=image_id, reason='its status is %s, not active'
                 % (img.status or 'unknown'))
-        if not img.visible_to(project):
+        golden = self._golden_of_glance(client, img)
+        if golden is None:
+            visible = img.visible_to(project)
+        else:
+            # A published golden image (published.py): the golden image's
+            # own record decides who boots it, not the Glance record's
+            # owner or visibility.
+            visible = self._published_visible_to(golden, img, project)
+        if not visible:
             raise exception.ImageNotVisible(
                 image=image_id, owner=img.owner,
                 project=project or '(none: a node without owner or '
                                    'lessee may use public images only)')
-        golden = self._golden_of_glance(client, img)
         if golden is not None:
-            # A published golden image (published.py): its own snapshot,
-            # cloned in milliseconds, under Glance's visibility rules.
+            # Its own snapshot, cloned in milliseconds.
             return layout.ImageSource(
                 uuid=golden.uuid, kind='golden', pool=golden.pool,
                 rbd_name=golden.rbd_name, snapshot=layout.GOLDEN_SNAP,

@@ -15,8 +15,16 @@
 Each golden image (imports, copies, node snapshots) gets a Glance record:
 raw, bare, owned by the golden image's project with its visibility, the
 property ``bmi_image_id``, and one location, its RBD snapshot
-``rbd://<fsid>/<image pool>/img-<uuid>/golden``: no byte copied.  The
-golden image records the Glance id (``bmi.glance.published``).
+``rbd://<fsid>/<image pool>/img-<uuid>/golden``: no byte copied.  bmi
+chooses the Glance id and the golden image records it
+(``bmi.glance.published``) before Glance has the record.
+
+Which records are bmi's: only those whose golden image names them.  The
+property ``bmi_image_id`` proves nothing: any Glance user may set it on
+their own image, and Nova's snapshots inherit it.  A record the golden
+image does not name is never adopted.  Who may boot a published image is
+decided by the golden image's own record (its project, its visibility),
+never by the Glance record's owner or visibility.
 
 Who owns what: bmi owns the bytes, Glance the catalogue entry.
 
@@ -42,6 +50,9 @@ Who owns what: bmi owns the bytes, Glance the catalogue entry.
 import urllib.parse
 
 from oslo_log import log
+from oslo_utils import uuidutils
+
+from bmi_driver.common import locks
 
 from bmi_driver.conf import CONF
 from bmi_driver import exception
@@ -85,23 +96,60 @@ class PublishedImages:
                     except KeyError:
                         pass
 
+    @staticmethod
+    def _publish_lock(image_uuid):
+        """Held from the id's record to the Glance record's end.
+
+        The sweep takes it before it forgets an id that Glance does not
+        list: a publication in flight is not taken for a record gone.
+        """
+        return locks.lock('glance-publish-' + image_uuid)
+
     def _publish(self, client, img):
         """Give ``img`` its Glance record; returns the Glance id.
 
+        The id is bmi's choice (Glance 31's ``POST /v2/images`` takes one)
+        and is recorded on the golden image before Glance has the record:
+        a record whose id its golden image does not name is not bmi's
+        (:meth:`sweep_published`).
+
         :raises: GlanceError, CephError
         """
-        glance_id = self.glance.create_published(
-            img.name, img.project, img.visibility, img.uuid, img.size,
-            self._location_of(client, img))
-        try:
+        glance_id = uuidutils.generate_uuid()
+        with self._publish_lock(img.uuid):
             self._set_published(client, img, glance_id)
-        except BaseException:
-            self.glance.delete_image(glance_id)
-            raise
+            try:
+                self.glance.create_published(
+                    glance_id, img.name, img.project, img.visibility,
+                    img.uuid, img.size, self._location_of(client, img))
+            except BaseException:
+                self._forget_if_absent(client, img, glance_id)
+                raise
         LOG.info('Published image %(name)s (%(uuid)s) to Glance as '
                  '%(glance)s', {'name': img.name, 'uuid': img.uuid,
                                 'glance': glance_id})
         return glance_id
+
+    def _forget_if_absent(self, client, img, glance_id):
+        """After a failed publication: forget the id unless Glance has it.
+
+        create_published removes what it made; when Glance kept a record
+        anyway (its delete failed), the id stays recorded, so that the
+        sweep knows the record for bmi's and removes it.
+        """
+        try:
+            if self.glance.exists(glance_id):
+                LOG.warning('Glance kept the unfinished record %(glance)s '
+                            'of image %(uuid)s; bmi-manage image publish '
+                            'sweep removes it', {'glance': glance_id,
+                                                 'uuid': img.uuid})
+                return
+            self._set_published(client, img, None)
+        except exception.BmiException as e:
+            LOG.warning('Image %(uuid)s keeps the id %(glance)s of a '
+                        'failed publication: %(err)s; bmi-manage image '
+                        'publish sweep forgets it',
+                        {'uuid': img.uuid, 'glance': glance_id, 'err': e})
 
     def _published_new(self, client, image_uuid):
         """A new golden image, published when ``publish_images`` says so.
@@ -119,7 +167,6 @@ class PublishedImages:
                         'Glance: %(err)s; bmi-manage image publish sweep '
                         'will', {'name': img.name, 'uuid': img.uuid,
                                  'err': e})
-            return img
         return self._read_golden(client, image_uuid)
 
     def _unpublish(self, img):
@@ -177,47 +224,129 @@ class PublishedImages:
             return None
         return img
 
+    @staticmethod
+    def _published_visible_to(golden, glance_img, project):
+        """Whether a node of ``project`` may boot a published golden image.
+
+        The golden image's record decides, as for its UUID: its project,
+        or any project when it is public.  Glance's owner and visibility
+        do not (Glance lets the owner make a record ``community``, and a
+        record's owner is whatever Glance says).  The one thing taken from
+        Glance is the sharing its owner did there: an accepted member of a
+        ``shared`` record owned by the golden image's project.
+        """
+        if project is layout.ANY_PROJECT or golden.visibility == 'public':
+            return True
+        if project is None:
+            return False
+        if golden.project == project:
+            return True
+        return (glance_img.owner == golden.project
+                and glance_img.visibility == 'shared'
+                and glance_img.members.get(project) == 'accepted')
+
+    def _forget_gone(self, client, img, glance_id):
+        """Forget ``glance_id`` if Glance has not got it: True if forgotten.
+
+        Under the image's publication lock, checked again: a publication
+        records its id before Glance has the record.
+        """
+        with self._publish_lock(img.uuid):
+            try:
+                now = self._read_golden(client, img.uuid, count_clones=False)
+            except exception.ImageNotFound:
+                return False
+            if now.glance_id != glance_id or self.glance.exists(glance_id):
+                return False
+            self._set_published(client, img, None)
+        LOG.info('Glance no longer has %(glance)s: image %(name)s '
+                 '(%(uuid)s) stays, unpublished',
+                 {'glance': glance_id, 'name': img.name, 'uuid': img.uuid})
+        return True
+
+    def _drop_unfinished(self, client, img, glance_id):
+        """Delete bmi's record that never got its location: True if done.
+
+        A publication that failed between the record and its location,
+        and whose record Glance did not let go (``_forget_if_absent``):
+        still ``queued``, checked again under the publication lock (one
+        in flight is ``queued`` too).  The golden image forgets it and is
+        published again.
+        """
+        with self._publish_lock(img.uuid):
+            try:
+                now = self._read_golden(client, img.uuid, count_clones=False)
+            except exception.ImageNotFound:
+                return False
+            if now.glance_id != glance_id:
+                return False
+            try:
+                record = self.glance.get_image(glance_id, with_members=False)
+            except exception.ImageNotFound:
+                record = None
+            if record is not None:
+                if record.status != 'queued':
+                    return False
+                self.glance.delete_image(glance_id)
+            self._set_published(client, img, None)
+        LOG.info('Deleted the unfinished Glance record %(glance)s of image '
+                 '%(uuid)s', {'glance': glance_id, 'uuid': img.uuid})
+        return True
+
     @rbd_utils.retry_transient
     def sweep_published(self):
         """Make the golden images and their Glance records agree.
 
         - a golden image whose Glance record is gone forgets it (the image
           stays: bmi owns the bytes);
+        - a record of bmi's left ``queued`` by a failed publication is
+          deleted, and its golden image forgets it;
         - a Glance record of bmi's whose golden image is gone is deleted;
+        - a Glance record that carries ``bmi_image_id`` but that no golden
+          image names is not bmi's: never adopted, logged and left;
         - with ``publish_images``, unpublished golden images are published.
 
         :returns: {'forgotten': [uuid], 'deleted': [glance id],
-                   'published': [uuid]}
+                   'published': [uuid], 'left': [glance id]}
         :raises: GlanceError, CephError
         """
-        result = {'forgotten': [], 'deleted': [], 'published': []}
+        result = {'forgotten': [], 'deleted': [], 'published': [],
+                  'left': []}
         records = self.glance.published()
         with self._clients.get() as client:
             golden = {i.uuid: i for i in self._all_golden(client,
                                                           count_clones=False)}
             for img in golden.values():
-                if img.glance_id and img.glance_id not in records:
-                    LOG.info('Glance no longer has %(glance)s: image '
-                             '%(name)s (%(uuid)s) stays, unpublished',
-                             {'glance': img.glance_id, 'name': img.name,
-                              'uuid': img.uuid})
-                    self._set_published(client, img, None)
+                if (img.glance_id and img.glance_id not in records
+                        and self._forget_gone(client, img, img.glance_id)):
                     img.glance_id = ''
                     result['forgotten'].append(img.uuid)
-            for glance_id, bmi_id in sorted(records.items()):
+            for glance_id, (bmi_id, status) in sorted(records.items()):
                 img = golden.get(bmi_id)
+                if img is not None and img.glance_id == glance_id:
+                    # bmi's: its golden image names it.
+                    if status == 'queued' and self._drop_unfinished(
+                            client, img, glance_id):
+                        img.glance_id = ''
+                        result['deleted'].append(glance_id)
+                    continue
                 if img is None:
                     self.glance.delete_image(glance_id)
                     result['deleted'].append(glance_id)
-                elif img.glance_id != glance_id and img.glance_id:
-                    # A second record of one image (a publication that was
-                    # interrupted after Glance answered): the recorded one
+                elif img.glance_id:
+                    # A second record of one image: the recorded one
                     # stays.
                     self.glance.delete_image(glance_id)
                     result['deleted'].append(glance_id)
-                elif not img.glance_id:
-                    self._set_published(client, img, glance_id)
-                    img.glance_id = glance_id
+                else:
+                    # Not bmi's (the golden image names no record): any
+                    # Glance user can set bmi_image_id.  Adopting it would
+                    # let its owner decide who boots the golden image.
+                    LOG.warning('Glance image %(glance)s says it publishes '
+                                'image %(uuid)s, which does not name it: '
+                                'not bmi\'s, left alone',
+                                {'glance': glance_id, 'uuid': bmi_id})
+                    result['left'].append(glance_id)
             if self.publishing():
                 for img in golden.values():
                     if not img.glance_id:

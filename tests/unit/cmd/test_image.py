@@ -74,13 +74,15 @@ class BMIManageImageTest(base.TestCase):
 
     def test_publish_sweep(self):
         self.lib.sweep_published.return_value = {
-            'forgotten': ['u1'], 'deleted': ['g2'], 'published': ['u3']}
+            'forgotten': ['u1'], 'deleted': ['g2'], 'published': ['u3'],
+            'left': ['g4']}
         self.assertEqual(0, self.run_cli('image', 'publish', 'sweep', '-f',
                                          'json'))
         self.assertEqual(
             [{'image': 'u1', 'glance_image': '', 'action': 'forgotten'},
              {'image': '', 'glance_image': 'g2', 'action': 'deleted'},
-             {'image': 'u3', 'glance_image': '', 'action': 'published'}],
+             {'image': 'u3', 'glance_image': '', 'action': 'published'},
+             {'image': '', 'glance_image': 'g4', 'action': 'left'}],
             json.loads(self.stdout.getvalue()))
 
     def test_import_file_value(self):

@@ -869,9 +869,14 @@ class FakeGlanceAPI:
             raise ks_exc.ConnectFailure('Glance is down')
         parts = path.strip('/').split('/')
         if method == 'POST' and parts == ['v2', 'images']:
-            image_id = str(uuid.uuid4())
+            # Glance 31: the caller may choose the id; a taken one is 409.
+            fields = dict(json)
+            image_id = fields.pop('id', None) or str(uuid.uuid4())
+            if image_id in self.images:
+                return _Response(409, {'message': 'image ID %s already '
+                                       'exists' % image_id})
             body = self.add(image_id, status='queued', direct_url=None,
-                            **json)
+                            **fields)
             return _Response(201, body)
         body = self.images.get(parts[2]) if len(parts) > 2 else None
         if body is None:

@@ -1953,7 +1953,8 @@ class PublishTestCase(ImagesTestCase):
         self.assertIn(img.glance_id, self.glance_api.images)
         self.glance_api.refuse_delete = False
         self.assertEqual({'forgotten': [], 'deleted': [img.glance_id],
-                          'published': []}, self.library.sweep_published())
+                          'published': [], 'left': []},
+                         self.library.sweep_published())
         self.assertEqual({}, self.glance_api.images)
 
     def test_deleted_in_glance_forgotten_at_lookup(self):
@@ -1971,7 +1972,8 @@ class PublishTestCase(ImagesTestCase):
         del self.glance_api.images[img.glance_id]
         self.config(publish_images=False, group='glance')
         self.assertEqual({'forgotten': [img.uuid], 'deleted': [],
-                          'published': []}, self.library.sweep_published())
+                          'published': [], 'left': []},
+                         self.library.sweep_published())
         self.assertEqual('', self.library.get('ubuntu').glance_id)
         self.assertEqual(self.content, self.cluster.content(
             POOL, img.rbd_name, 'golden'))
@@ -1981,6 +1983,75 @@ class PublishTestCase(ImagesTestCase):
         self.assertEqual(img.uuid, self.record(
             self.library.get('ubuntu'))['bmi_image_id'])
 
+    def test_the_id_is_bmi_s_and_recorded_before_glance_has_it(self):
+        seen = []
+        request = self.glance_api.request
+
+        def spy(path, method, **kwargs):
+            if method == 'POST':
+                seen.append((kwargs['json']['id'], dict(
+                    self.cluster.image(POOL, self.golden_names()[0])
+                    .metadata).get('bmi.glance.published')))
+            return request(path, method, **kwargs)
+        self.glance_api.request = spy
+        img = self.import_raw()
+        self.assertEqual([(img.glance_id, img.glance_id)], seen)
+        self.assertIn(img.glance_id, self.glance_api.images)
+
+    def forged(self, img, owner='p2'):
+        """A Glance user's own image that claims to publish ``img``."""
+        forged = uuidutils.generate_uuid()
+        self.glance_api.add(forged, owner=owner, visibility='private',
+                            bmi_image_id=img.uuid,
+                            direct_url='rbd://%s/%s/%s/golden' % (
+                                self.cluster.fsid, POOL, img.rbd_name))
+        return forged
+
+    def test_sweep_never_adopts_a_record_it_did_not_make(self):
+        """p2's own image naming p1's private golden image boots nothing."""
+        self.config(publish_images=False, group='glance')
+        img = self.import_raw(project='p1')
+        forged = self.forged(img)
+        result = self.library.sweep_published()
+        for project in ('p2', layout.ANY_PROJECT):
+            self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.resolve_source, forged, project)
+            self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.clone_for_node, NODE, forged,
+                              project=project)
+        self.assertEqual('', self.library.get('ubuntu').glance_id)
+        self.assertEqual([forged], result['left'])
+        self.assertIn(forged, self.glance_api.images)  # not ours to delete
+        # Published: bmi makes its own record; the forged one stays out.
+        self.config(publish_images=True, group='glance')
+        result = self.library.sweep_published()
+        self.assertEqual(([img.uuid], [forged]),
+                         (result['published'], result['left']))
+        own = self.library.get('ubuntu').glance_id
+        self.assertNotIn(own, (forged, ''))
+        self.assertRaises(exception.GlanceImageUnusable,
+                          self.library.resolve_source, forged, 'p2')
+
+    def test_glance_owner_and_visibility_do_not_decide(self):
+        img = self.import_raw(project='p1')
+        rec = self.record(img)
+        for fields in ({'visibility': 'community'},
+                       {'visibility': 'public'},
+                       {'owner': 'p2'},
+                       {'owner': 'p2', 'visibility': 'shared'}):
+            rec.update({'owner': 'p1', 'visibility': 'private'}, **fields)
+            self.glance_api.members[img.glance_id] = {'p3': 'accepted'}
+            for project in ('p2', 'p3', None):
+                self.assertRaises(exception.ImageNotVisible,
+                                  self.library.resolve_source,
+                                  img.glance_id, project)
+        # bmi's record decides: public golden, every project.
+        rec.update(owner='p1', visibility='private')
+        model = self.golden(img)
+        model.metadata['bmi.visibility'] = 'public'
+        self.assertEqual(img.uuid, self.library.resolve_source(
+            img.glance_id, 'p2').uuid)
+
     def test_publication_failure_keeps_the_image(self):
         self.glance_api.refuse_location = True
         img = self.import_raw()
@@ -1988,6 +2059,22 @@ class PublishTestCase(ImagesTestCase):
         self.assertEqual([img.rbd_name], self.golden_names())
         # The half-made record was removed.
         self.assertEqual({}, self.glance_api.images)
+
+    def test_a_record_glance_kept_after_a_failure_is_swept_as_bmi_s(self):
+        self.glance_api.refuse_location = True
+        self.glance_api.refuse_delete = True
+        img = self.import_raw()
+        # Glance kept the queued record: the golden image keeps its id.
+        self.assertEqual('queued', self.record(img)['status'])
+        self.glance_api.refuse_location = False
+        self.glance_api.refuse_delete = False
+        result = self.library.sweep_published()
+        self.assertEqual(([img.glance_id], [img.uuid], []), (
+            result['deleted'], result['published'], result['left']))
+        again = self.library.get('ubuntu')
+        self.assertEqual(['active'], [
+            r['status'] for r in self.glance_api.images.values()])
+        self.assertEqual(again.uuid, self.record(again)['bmi_image_id'])
 
     def test_rename_renames_the_record(self):
         img = self.import_raw()
