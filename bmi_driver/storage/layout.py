@@ -92,6 +92,11 @@ META_GLANCE_FORMAT = 'bmi.glance.format'
 # publish_images), and the property that record carries back to it.
 META_PUBLISHED = 'bmi.glance.published'
 GLANCE_PROP_IMAGE = 'bmi_image_id'
+# The image pool's own metadata (rbd pool-metadata): a Glance record bmi
+# wrote whose golden image is being removed, or is gone, while the record
+# stays (Glance refused its delete): key + glance id = golden uuid.  Once
+# the golden image is gone it is the only proof that the record is bmi's.
+POOL_META_UNPUBLISH = 'bmi.unpublish.'
 
 
 class _AnyProject:

@@ -399,9 +399,15 @@ class GoldenImages:
                         except BaseException:
                             image.protect_snap(layout.GOLDEN_SNAP)
                             raise
+                if img.glance_id:
+                    # The golden image names its Glance record: once it is
+                    # gone, the note is what says the record is bmi's.
+                    self._note_unpublish(client, img.uuid, img.glance_id)
                 try:
                     rbd.RBD().remove(ioctx, img.rbd_name)
                 except rbd.Error:
+                    if img.glance_id:
+                        self._drop_unpublish_note(client, img.glance_id)
                     if had_snap:
                         with rbd.Image(ioctx, img.rbd_name) as image:
                             image.create_snap(layout.GOLDEN_SNAP)
@@ -414,9 +420,9 @@ class GoldenImages:
                                         meta[layout.META_REF_SNAP])
             LOG.info('Deleted image %(name)s (%(uuid)s)',
                      {'name': img.name, 'uuid': img.uuid})
-        # Its bytes are gone: Glance, which deletes a location's bytes
-        # with the record, finds none.
-        self._unpublish(img)
+            # Its bytes are gone: Glance, which deletes a location's bytes
+            # with the record, finds none.
+            self._unpublish(client, img.uuid, img.glance_id)
 
     @staticmethod
     def _refuse_if_cloned(image, img):
@@ -490,9 +496,8 @@ class GoldenImages:
                         with self._names_lock():
                             # Sealed, or opened, since?
                             leftover = self._unsealed(ioctx, rbd_name, now)
-                            if leftover is None or not (
-                                    rbd_utils.remove_if_present(
-                                        ioctx, rbd_name, probe=False)):
+                            if leftover is None or not self._remove_unsealed(
+                                    client, rbd_name, leftover[0]):
                                 continue
                 except exception.BmiException as e:
                     LOG.warning('Could not remove the unsealed golden image '
@@ -512,8 +517,27 @@ class GoldenImages:
                     self._drop_ref_snapshot(client, parent['pool_name'],
                                             parent['image_name'],
                                             parent['snap_name'])
-                removed.append(rbd_name[len(layout.GOLDEN_PREFIX):])
+                image_uuid = rbd_name[len(layout.GOLDEN_PREFIX):]
+                # A delete killed midway had published it.
+                self._unpublish(client, image_uuid,
+                                meta.get(layout.META_PUBLISHED))
+                removed.append(image_uuid)
         return removed
+
+    def _remove_unsealed(self, client, rbd_name, meta):
+        """Remove an abandoned unsealed image: False if it was not there.
+
+        One a killed delete left names its Glance record: noted first, as
+        :meth:`delete` does, so that the record stays known as bmi's (a
+        note left by a failed removal is harmless: the sweep of published
+        images drops it once Glance has no such record).
+        """
+        glance_id = meta.get(layout.META_PUBLISHED)
+        if glance_id:
+            self._note_unpublish(
+                client, rbd_name[len(layout.GOLDEN_PREFIX):], glance_id)
+        return rbd_utils.remove_if_present(client.ioctx(self.image_pool),
+                                           rbd_name, probe=False)
 
     @rbd_utils.retry_transient
     def rename(self, ref, new_name):

@@ -169,25 +169,65 @@ class PublishedImages:
                                  'err': e})
         return self._read_golden(client, image_uuid)
 
-    def _unpublish(self, img):
+    def _note_unpublish(self, client, image_uuid, glance_id):
+        """Remember that ``glance_id`` is bmi's, its golden image going.
+
+        Written before the golden image (which names the record) is
+        removed: should Glance keep the record, the sweep still knows it
+        for bmi's and deletes it (:data:`layout.POOL_META_UNPUBLISH`).
+
+        :raises: CephError
+        """
+        with rbd_utils.ceph_errors(self.image_pool):
+            rbd.RBD().pool_metadata_set(
+                client.ioctx(self.image_pool),
+                layout.POOL_META_UNPUBLISH + glance_id, image_uuid)
+
+    def _drop_unpublish_note(self, client, glance_id):
+        try:
+            with rbd_utils.ceph_errors(self.image_pool):
+                rbd.RBD().pool_metadata_remove(
+                    client.ioctx(self.image_pool),
+                    layout.POOL_META_UNPUBLISH + glance_id)
+        except KeyError:
+            pass
+        except exception.BmiException as e:
+            LOG.warning('Could not drop the note of the deleted Glance '
+                        'record %(glance)s: %(err)s; next sweep',
+                        {'glance': glance_id, 'err': e})
+
+    def _unpublish_notes(self, client):
+        """{glance id: golden uuid} of the notes of :meth:`_note_unpublish`.
+
+        :raises: CephError
+        """
+        with rbd_utils.ceph_errors(self.image_pool):
+            found = rbd.RBD().pool_metadata_list(
+                client.ioctx(self.image_pool))
+            return {k[len(layout.POOL_META_UNPUBLISH):]: v for k, v in found
+                    if k.startswith(layout.POOL_META_UNPUBLISH)}
+
+    def _unpublish(self, client, image_uuid, glance_id):
         """Delete the Glance record of a deleted golden image.
 
         Called once the RBD image is gone, so that Glance, which deletes
-        a location's bytes with the record, finds none.
+        a location's bytes with the record, finds none; the note of
+        :meth:`_note_unpublish` goes with the record.
         """
-        if not img.glance_id:
+        if not glance_id:
             return
         try:
-            self.glance.delete_image(img.glance_id)
+            self.glance.delete_image(glance_id)
         except exception.BmiException as e:
             LOG.warning('Image %(uuid)s is deleted but its Glance record '
                         '%(glance)s stays: %(err)s; bmi-manage image '
                         'publish sweep removes it', {
-                            'uuid': img.uuid, 'glance': img.glance_id,
+                            'uuid': image_uuid, 'glance': glance_id,
                             'err': e})
             return
+        self._drop_unpublish_note(client, glance_id)
         LOG.info('Deleted the Glance record %(glance)s of image %(uuid)s',
-                 {'glance': img.glance_id, 'uuid': img.uuid})
+                 {'glance': glance_id, 'uuid': image_uuid})
 
     def _update_published(self, img, **fields):
         if not img.glance_id:
@@ -301,9 +341,12 @@ class PublishedImages:
           stays: bmi owns the bytes);
         - a record of bmi's left ``queued`` by a failed publication is
           deleted, and its golden image forgets it;
-        - a Glance record of bmi's whose golden image is gone is deleted;
+        - a Glance record of bmi's whose golden image is gone (the note
+          of :meth:`_note_unpublish` says so) is deleted;
         - a Glance record that carries ``bmi_image_id`` but that no golden
-          image names is not bmi's: never adopted, logged and left;
+          image names, nor any note, is not bmi's (a user's image, a Nova
+          snapshot of a published image, which inherits the property):
+          never adopted, never deleted, logged and left;
         - with ``publish_images``, unpublished golden images are published.
 
         :returns: {'forgotten': [uuid], 'deleted': [glance id],
@@ -316,6 +359,7 @@ class PublishedImages:
         with self._clients.get() as client:
             golden = {i.uuid: i for i in self._all_golden(client,
                                                           count_clones=False)}
+            notes = self._unpublish_notes(client)
             for img in golden.values():
                 if (img.glance_id and img.glance_id not in records
                         and self._forget_gone(client, img, img.glance_id)):
@@ -330,23 +374,23 @@ class PublishedImages:
                         img.glance_id = ''
                         result['deleted'].append(glance_id)
                     continue
-                if img is None:
+                if notes.get(glance_id) == bmi_id:
+                    # bmi's, and its golden image is gone: bmi deletes it.
                     self.glance.delete_image(glance_id)
+                    self._drop_unpublish_note(client, glance_id)
                     result['deleted'].append(glance_id)
-                elif img.glance_id:
-                    # A second record of one image: the recorded one
-                    # stays.
-                    self.glance.delete_image(glance_id)
-                    result['deleted'].append(glance_id)
-                else:
-                    # Not bmi's (the golden image names no record): any
-                    # Glance user can set bmi_image_id.  Adopting it would
-                    # let its owner decide who boots the golden image.
-                    LOG.warning('Glance image %(glance)s says it publishes '
-                                'image %(uuid)s, which does not name it: '
-                                'not bmi\'s, left alone',
-                                {'glance': glance_id, 'uuid': bmi_id})
-                    result['left'].append(glance_id)
+                    continue
+                # Not bmi's: no golden image names it, no note.  Adopting
+                # it would let its owner decide who boots the golden image;
+                # deleting it would delete a user's image (a Nova snapshot
+                # of a published image inherits bmi_image_id).
+                LOG.warning('Glance image %(glance)s says it publishes '
+                            'image %(uuid)s, which does not name it: not '
+                            'bmi\'s, left alone',
+                            {'glance': glance_id, 'uuid': bmi_id})
+                result['left'].append(glance_id)
+            for glance_id in set(notes) - set(records):
+                self._drop_unpublish_note(client, glance_id)
             if self.publishing():
                 for img in golden.values():
                     if not img.glance_id:

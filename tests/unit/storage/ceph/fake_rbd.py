@@ -352,6 +352,30 @@ class rbd:  # noqa: N801 - stands for the module
             ioctx.cluster.call('list', ioctx.name)
             return sorted(ioctx.images)
 
+        # Pool metadata, as Ceph 16.2's rbd.pyx: a missing key is a
+        # KeyError for get and remove; list yields (key, value).
+        def pool_metadata_get(self, ioctx, key):
+            ioctx.cluster.call('pool_metadata_get', key)
+            try:
+                return ioctx.cluster.pool_meta(ioctx.name)[key]
+            except KeyError:
+                raise KeyError('no metadata %s' % key)
+
+        def pool_metadata_set(self, ioctx, key, value):
+            ioctx.cluster.call('pool_metadata_set', key)
+            ioctx.cluster.pool_meta(ioctx.name)[key] = str(value)
+
+        def pool_metadata_remove(self, ioctx, key):
+            ioctx.cluster.call('pool_metadata_remove', key)
+            meta = ioctx.cluster.pool_meta(ioctx.name)
+            if key not in meta:
+                raise KeyError('no metadata %s' % key)
+            del meta[key]
+
+        def pool_metadata_list(self, ioctx):
+            ioctx.cluster.call('pool_metadata_list', ioctx.name)
+            return iter(sorted(ioctx.cluster.pool_meta(ioctx.name).items()))
+
         def rename(self, ioctx, src, dest):
             cluster = ioctx.cluster
             cluster.call('rename', src)
@@ -671,6 +695,7 @@ class Cluster:
         self.open_images = []
         self.callback_errors = []
         self.trash = {}  # pool -> {id: _Image}
+        self.pool_metadata = {}  # pool -> {key: value}
         self.blocklist = {}  # addr -> expiry seconds
         self.pool_flags = {}  # pool -> set of OSD map flags
         self.quotas = {}  # pool -> get-quota answer
@@ -706,6 +731,10 @@ class Cluster:
                 else:
                     error = error('injected failure of %s' % op)
             raise error
+
+    def pool_meta(self, pool):
+        """The pool's own metadata (rbd pool-metadata)."""
+        return self.pool_metadata.setdefault(pool, {})
 
     def count(self, op):
         return sum(1 for o, _n in self.calls if o == op)

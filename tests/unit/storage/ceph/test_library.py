@@ -1956,6 +1956,39 @@ class PublishTestCase(ImagesTestCase):
                           'published': [], 'left': []},
                          self.library.sweep_published())
         self.assertEqual({}, self.glance_api.images)
+        self.assertEqual({}, self.cluster.pool_meta(POOL))  # the note too
+
+    def test_records_bmi_did_not_write_are_never_deleted(self):
+        """A Nova snapshot inherits bmi_image_id: it is the user's."""
+        img = self.import_raw(project='p1')
+        snap = uuidutils.generate_uuid()
+        self.glance_api.add(snap, owner='p1', bmi_image_id=img.uuid)
+        forged = self.forged(img)
+        self.assertEqual(([], sorted([snap, forged])), (
+            self.library.sweep_published()['deleted'],
+            self.library.sweep_published()['left']))
+        # Nor once the golden image is gone; bmi's own record goes.
+        self.library.delete('ubuntu')
+        result = self.library.sweep_published()
+        self.assertEqual(([], sorted([snap, forged])),
+                         (result['deleted'], result['left']))
+        self.assertEqual(sorted([snap, forged]),
+                         sorted(self.glance_api.images))
+
+    def test_killed_delete_swept_with_its_record(self):
+        """Killed between unprotect and remove_snap: the unsealed sweep."""
+        img = self.import_raw()
+        self.golden(img).snaps['golden'].protected = False
+        self.glance_api.refuse_delete = True
+        later = rbd_utils.utcnow() + datetime.timedelta(seconds=3600)
+        self.assertEqual([img.uuid], self.library.sweep_unsealed(later))
+        self.assertEqual([], self.golden_names())
+        self.assertIn(img.glance_id, self.glance_api.images)
+        self.glance_api.refuse_delete = False
+        self.assertEqual([img.glance_id],
+                         self.library.sweep_published()['deleted'])
+        self.assertEqual(({}, {}), (self.glance_api.images,
+                                    self.cluster.pool_meta(POOL)))
 
     def test_deleted_in_glance_forgotten_at_lookup(self):
         img = self.import_raw()
