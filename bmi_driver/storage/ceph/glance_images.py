@@ -242,34 +242,41 @@ class GlanceImages:
                 rbd.RBD().create(ioctx, final, size,
                                  features=rbd_utils.features())
             try:
-                # The qcow2 check beside the conversion: the snapshot cannot
-                # change between them, and the copy is usable only once
-                # sealed, after both succeeded.  It takes the check (a
-                # qemu-img run and Ceph connection of its own) off a first
-                # deploy's critical path.
-                with futures.ThreadPoolExecutor(max_workers=1) as pool:
-                    checked = pool.submit(
-                        transfer.check_rbd, ref.pool, ref.image,
-                        ref.snapshot, source.disk_format)
-                    try:
-                        transfer.convert_rbd(ref.pool, ref.image,
-                                             ref.snapshot,
-                                             source.disk_format, final)
-                    finally:
-                        # A bad image's check error wins: it says why.
-                        checked.result()
-                with rbd_utils.ceph_errors(final):
-                    with rbd.Image(ioctx, final) as image:
-                        # Protected before the key says it is usable: a
-                        # deploy that finds the key can clone it at once.
-                        rbd_utils.protected_snapshot(image,
-                                                     layout.GOLDEN_SNAP)
-                        for key, value in (
-                                (layout.META_GLANCE_ID, source.uuid),
-                                (layout.META_GLANCE_FORMAT,
-                                 source.disk_format),
-                                (layout.META_GLANCE_KEY, source.cache_key)):
-                            image.metadata_set(key, value)
+                # Held open from its creation to its key, and sealed
+                # through this handle: its watch makes another remover
+                # (another conductor, _drop_cache_quietly) fail with
+                # EBUSY, so no image removed and made again under this
+                # name meanwhile is sealed as this conversion's.  As
+                # import_file's (golden.py): qemu-img writes through its
+                # own client meanwhile; this handle writes nothing until
+                # qemu-img is done, so the exclusive lock goes to qemu-img
+                # at its first write and comes back for the snapshot.
+                with rbd_utils.ceph_errors(final), \
+                        rbd.Image(ioctx, final) as held:
+                    # The qcow2 check beside the conversion: the snapshot
+                    # cannot change between them, and the copy is usable
+                    # only once sealed, after both succeeded.  It takes the
+                    # check (a qemu-img run and Ceph connection of its own)
+                    # off a first deploy's critical path.
+                    with futures.ThreadPoolExecutor(max_workers=1) as pool:
+                        checked = pool.submit(
+                            transfer.check_rbd, ref.pool, ref.image,
+                            ref.snapshot, source.disk_format)
+                        try:
+                            transfer.convert_rbd(ref.pool, ref.image,
+                                                 ref.snapshot,
+                                                 source.disk_format, final)
+                        finally:
+                            # A bad image's check error wins: it says why.
+                            checked.result()
+                    # Protected before the key says it is usable: a deploy
+                    # that finds the key can clone it at once.
+                    rbd_utils.protected_snapshot(held, layout.GOLDEN_SNAP)
+                    for key, value in (
+                            (layout.META_GLANCE_ID, source.uuid),
+                            (layout.META_GLANCE_FORMAT, source.disk_format),
+                            (layout.META_GLANCE_KEY, source.cache_key)):
+                        held.metadata_set(key, value)
             except BaseException:
                 rbd_utils.undo(ioctx, final, 'conversion')
                 raise
@@ -307,7 +314,21 @@ class GlanceImages:
                     image.read, source.disk_format, source.convert_from)
 
     def _drop_cache_quietly(self, client, glance_id):
-        """Drop the copy of an image Glance no longer has; False if kept."""
+        """Drop the copy of an image Glance no longer has; False if kept.
+
+        Under the image's lock, as the conversion (which also holds the
+        copy open until sealed): not waited for, a copy being converted
+        is left to the next lookup or sweep.
+        """
+        try:
+            with locks.lock('glance-cache-' + glance_id, timeout=0):
+                return self._drop_cache_locked(client, glance_id)
+        except exception.CoordinationError as e:
+            LOG.info('Glance image %(id)s is gone; its converted copy is '
+                     'left for now: %(err)s', {'id': glance_id, 'err': e})
+            return False
+
+    def _drop_cache_locked(self, client, glance_id):
         rbd_name = layout.cache_rbd_name(glance_id)
         ioctx = client.ioctx(self.image_pool)
         try:

@@ -25,6 +25,7 @@ from oslo_concurrency import processutils
 from oslo_utils import units
 from oslo_utils import uuidutils
 
+from bmi_driver.common import locks
 from bmi_driver import exception
 from bmi_driver.storage.ceph import rbd_utils
 from bmi_driver.storage.ceph import transfer
@@ -1368,6 +1369,54 @@ class GlanceSourceTestCase(ImagesTestCase):
             self.assertIn('convert', [c[1] for c in calls])
             self.library.remove_node_disk(NODE)
             del self.cluster.pools[POOL][cache]
+
+    def test_copy_held_open_until_sealed(self):
+        """Another remover cannot swap the copy while qemu-img fills it."""
+        raw = _data(units.Mi, 'held')
+        glance_id = self.add_glance(data=self.qcow2_bytes(raw),
+                                    disk_format='qcow2')
+        cache = 'glance-cache-' + glance_id
+        calls = self._fake_qemu_img(raw)
+        fake = processutils.execute.side_effect
+        refused = []
+
+        def execute(*cmd, **kwargs):
+            out = fake(*cmd, **kwargs)
+            if cmd[1] == 'convert':
+                # Another conductor, whose lock view differs, removes the
+                # copy and makes an empty one of its name.
+                other = rados.Rados(rados_id='bmi')
+                other.connect()
+                try:
+                    ioctx = other.open_ioctx(POOL)
+                    rbd.RBD().remove(ioctx, cache)
+                    rbd.RBD().create(ioctx, cache, len(raw))
+                except rbd.ImageBusy:
+                    refused.append(cache)
+                finally:
+                    other.shutdown()
+            return out
+        processutils.execute.side_effect = execute
+        disk = self.library.clone_for_node(NODE, glance_id)
+        self.assertEqual([cache], refused)
+        self.assertIn('convert', [c[1] for c in calls])
+        self.assertEqual(raw, self.cluster.content(POOL, disk.rbd_name))
+        self.assertEqual(raw, self.cluster.content(POOL, cache, 'golden'))
+
+    def test_copy_not_dropped_under_a_conversion(self):
+        raw = _data(units.Mi, 'drop')
+        glance_id = self.add_glance(disk_format='vmdk')
+        self._fake_qemu_img(raw)
+        self.library.clone_for_node(NODE, glance_id)
+        self.library.remove_node_disk(NODE)
+        del self.glance_api.images[glance_id]
+        # A conversion of that id holds its lock (another deploy).
+        with locks.lock('glance-cache-' + glance_id):
+            self.assertRaises(exception.ImageNotFound,
+                              self.library.resolve_source, glance_id)
+            self.assertEqual([], self.library.sweep_glance_cache())
+            self.assertEqual([glance_id], self.library.list_glance_cache())
+        self.assertEqual([glance_id], self.library.sweep_glance_cache())
 
     def test_failed_sealing_leaves_nothing(self):
         raw = _data(units.Mi, 'fail')
