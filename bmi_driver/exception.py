@@ -136,6 +136,12 @@ class ImageNotVisible(BmiException):
                 "is private to another project.")
 
 
+class ImageUnsealed(BmiException):
+    _msg_fmt = ("Image %(image)s cannot be cloned: its snapshot golden is "
+                "missing or not protected (an import, copy, node snapshot "
+                "or delete was interrupted; the periodic sweep removes it).")
+
+
 class ImageFormatError(InvalidInput):
     _msg_fmt = "%(path)s is not a usable disk image: %(reason)s"
 

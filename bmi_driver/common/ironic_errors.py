@@ -38,6 +38,7 @@ _MAPPING = (
     (exception.InvalidInput, ironic_exc.InvalidParameterValue),
     (exception.ImageNotFound, ironic_exc.InvalidParameterValue),
     (exception.ImageNotVisible, ironic_exc.InvalidParameterValue),
+    (exception.ImageUnsealed, ironic_exc.InvalidParameterValue),
     (exception.ImageExists, ironic_exc.InvalidParameterValue),
     (exception.HILError, ironic_exc.NetworkError),
     (exception.NeutronError, ironic_exc.NetworkError),

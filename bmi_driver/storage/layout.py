@@ -231,6 +231,8 @@ class GoldenImage:
     clones: int = 0
     # The Glance image that publishes it ('' when not published).
     glance_id: str = ''
+    # Its snapshot golden exists and is protected: nodes may clone it.
+    sealed: bool = True
 
     @property
     def spec(self):

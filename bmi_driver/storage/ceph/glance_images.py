@@ -96,6 +96,8 @@ class GlanceImages:
                 project=project or '(none: a node without owner or '
                                    'lessee may use public images only)')
         if golden is not None:
+            if not golden.sealed:
+                raise exception.ImageUnsealed(image=image_id)
             # Its own snapshot, cloned in milliseconds.
             return layout.ImageSource(
                 uuid=golden.uuid, kind='golden', pool=golden.pool,

@@ -64,7 +64,13 @@ class GoldenImages:
     def _golden_from_image(self, image, rbd_name, count_clones=True):
         meta = dict(image.metadata_list())
         clones = 0
-        if count_clones and layout.GOLDEN_SNAP in rbd_utils.snap_names(image):
+        has_snap = layout.GOLDEN_SNAP in rbd_utils.snap_names(image)
+        # A snapshot that exists but is not protected is no seal: the
+        # process died between create_snap and protect_snap, or a delete
+        # between unprotect_snap and remove_snap.  Clone v2 would clone it
+        # all the same (Ceph 16.2, mimic clients): resolving refuses it.
+        sealed = has_snap and image.is_protected_snap(layout.GOLDEN_SNAP)
+        if count_clones and has_snap:
             image.set_snap(layout.GOLDEN_SNAP)
             clones = len(list(image.list_children2()))
             image.set_snap(None)
@@ -75,7 +81,7 @@ class GoldenImages:
             pool=self.image_pool,
             rbd_name=rbd_name,
             parent=rbd_utils.parent_spec(image),
-            clones=clones)
+            clones=clones, sealed=sealed)
 
     def _read_golden(self, client, image_uuid, count_clones=True):
         rbd_name = layout.golden_rbd_name(image_uuid)

@@ -62,6 +62,8 @@ class NodeDisks:
 
         :raises: ImageNotFound
         :raises: ImageNotVisible for a private image of another project.
+        :raises: ImageUnsealed for a golden image whose snapshot golden is
+            missing or not protected (an interrupted operation's).
         :raises: GlanceImageUnusable for a Glance image bmi cannot boot
             (not active, a format other than raw, qcow2, vmdk, vdi, vhdx,
             not in Ceph).
@@ -89,6 +91,8 @@ class NodeDisks:
                     image=img.uuid, owner=img.project,
                     project=project or '(none: a node without owner or '
                                        'lessee may use public images only)')
+            if not img.sealed:
+                raise exception.ImageUnsealed(image=image_source)
             return layout.ImageSource(
                 uuid=img.uuid, kind='golden', pool=img.pool,
                 rbd_name=img.rbd_name, snapshot=layout.GOLDEN_SNAP,

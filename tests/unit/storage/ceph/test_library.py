@@ -1794,6 +1794,45 @@ class UnsealedTestCase(_NodeDiskTestCase):
         self.assertEqual({}, source.snaps)  # its reference snapshot too
         self.import_raw('file')
 
+    def test_unprotected_or_missing_snapshot_is_not_cloned(self):
+        """Killed between create_snap and protect_snap (or in a delete)."""
+        half = self.import_raw('half')
+        model = self.golden(half)
+        for state in ('unprotected', 'missing'):
+            if state == 'missing':
+                del model.snaps['golden']
+            else:
+                model.snaps['golden'].protected = False
+            for ref in ('half', half.uuid):
+                e = self.assertRaises(exception.ImageUnsealed,
+                                      self.library.resolve_source, ref)
+                self.assertIn('not protected', str(e))
+                self.assertRaises(exception.ImageUnsealed,
+                                  self.library.clone_for_node, NODE2, ref)
+            self.assertNotIn('node-' + NODE2, self.cluster.names(POOL))
+            self.assertFalse(self.library.get('half').sealed)
+            if state == 'unprotected':
+                # The sweep removes it, its snapshot first.
+                self.assertEqual([half.uuid],
+                                 self.library.sweep_unsealed(self.later()))
+                self.assertNotIn(half.rbd_name, self.golden_names())
+                half = self.import_raw('half')
+                model = self.golden(half)
+        self.assertEqual([half.uuid],
+                         self.library.sweep_unsealed(self.later()))
+        self.assertTrue(self.library.get('ubuntu').sealed)
+
+    def test_unprotected_snapshot_a_clone_uses_is_kept(self):
+        half = self.import_raw('half')
+        self.golden(half).snaps['golden'].protected = False
+        # Cloned in the window, before this fix refused it (clone v2).
+        rbd.RBD().clone(self.cluster.clients[0].open_ioctx(POOL),
+                        half.rbd_name, 'golden',
+                        self.cluster.clients[0].open_ioctx(POOL),
+                        'node-' + NODE2)
+        self.assertEqual([], self.library.sweep_unsealed(self.later()))
+        self.assertIn(half.rbd_name, self.golden_names())
+
     def test_failure_to_remove_is_retried(self):
         half = self.killed_snapshot()
         self.cluster.inject('remove', rbd.IOError, image=half.rbd_name)
@@ -2028,6 +2067,8 @@ class PublishTestCase(ImagesTestCase):
         """Killed between unprotect and remove_snap: the unsealed sweep."""
         img = self.import_raw()
         self.golden(img).snaps['golden'].protected = False
+        self.assertRaises(exception.ImageUnsealed,
+                          self.library.resolve_source, img.glance_id)
         self.glance_api.refuse_delete = True
         later = rbd_utils.utcnow() + datetime.timedelta(seconds=3600)
         self.assertEqual([img.uuid], self.library.sweep_unsealed(later))
