@@ -87,6 +87,10 @@ class NodeDisks:
             if (project is not layout.ANY_PROJECT
                     and img.visibility != 'public'
                     and img.project != project):
+                if not uuidutils.is_uuid_like(image_source):
+                    # Found by its name: the refusal must not give the
+                    # caller the UUID of another project's image.
+                    raise exception.ImageNotFound(image=image_source)
                 raise exception.ImageNotVisible(
                     image=img.uuid, owner=img.project,
                     project=project or '(none: a node without owner or '

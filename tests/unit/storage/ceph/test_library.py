@@ -546,6 +546,9 @@ class CloneTestCase(ImagesTestCase):
 
     def test_clone_requires_visibility(self):
         self.assertRaises(exception.ImageNotVisible,
+                          self.library.clone_for_node, NODE, self.img.uuid,
+                          project='p2')
+        self.assertRaises(exception.ImageNotFound,
                           self.library.clone_for_node, NODE, 'ubuntu',
                           project='p2')
         self.assertNotIn('node-' + NODE, self.cluster.names(POOL))
@@ -581,10 +584,11 @@ class ResolveSourceTestCase(ImagesTestCase):
         self.assertEqual(src, self.library.resolve_source(src))
 
     def test_visibility(self):
-        self.import_raw('private', project='p1')
+        private = self.import_raw('private', project='p1')
         self.import_raw('public', project='p1', visibility='public')
         e = self.assertRaises(exception.ImageNotVisible,
-                              self.library.resolve_source, 'private', 'p2')
+                              self.library.resolve_source, private.uuid,
+                              'p2')
         self.assertIn('not visible to project p2', str(e))
         # Issue 13: the error does not name the owner.
         self.assertNotIn('p1', str(e))
@@ -593,12 +597,23 @@ class ResolveSourceTestCase(ImagesTestCase):
         self.library.resolve_source('private', layout.ANY_PROJECT)
         # A node of no project (issue 11): public images only.
         e = self.assertRaises(exception.ImageNotVisible,
-                              self.library.resolve_source, 'private', None)
+                              self.library.resolve_source, private.uuid,
+                              None)
         self.assertIn('public images only', str(e))
         self.library.resolve_source('public', None)
         self.assertRaises(exception.ImageNotVisible,
-                          self.library.clone_for_node, NODE, 'private',
+                          self.library.clone_for_node, NODE, private.uuid,
                           project=None)
+        # By its name: as if not found, never its UUID.
+        for project in ('p2', None):
+            e = self.assertRaises(exception.ImageNotFound,
+                                  self.library.resolve_source, 'private',
+                                  project)
+            self.assertNotIn(private.uuid, str(e))
+            e = self.assertRaises(exception.ImageNotFound,
+                                  self.library.clone_for_node, NODE,
+                                  'private', project=project)
+            self.assertNotIn(private.uuid, str(e))
         self.assertEqual('public',
                          self.library.resolve_source('public', 'p2').project
                          and 'public')
