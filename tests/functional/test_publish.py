@@ -108,7 +108,8 @@ class PublishTest(base.CephImagesTestCase):
             img.glance_id).status)
         self.assertIn(img.rbd_name, self.rbd_names())
         self.assertEqual(img.glance_id, self.lib.get(img.uuid).glance_id)
-        self.assertEqual({'forgotten': [], 'deleted': [], 'published': []},
+        self.assertEqual({'forgotten': [], 'deleted': [], 'published': [],
+                          'left': []},
                          _only(self.lib.sweep_published(), img))
         # bmi's delete: the bytes go, then the record.
         self.lib.delete(img.uuid)
