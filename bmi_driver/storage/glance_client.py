@@ -192,11 +192,19 @@ class GlanceClient:
             raise exception.ImageNotFound(image=image_id)
         quoted = urllib.parse.quote(image_id, safe='')
         status, body = self._get('/v2/images/%s' % quoted)
-        if status == 404 or not isinstance(body, dict):
+        # Only a 404 says Glance has no such image: callers drop the
+        # converted copy and unpublish on it.  Anything else unexpected
+        # (a 200 whose body is no image: a proxy's page, a cut reply) is
+        # an error, never "not found".
+        if status == 404:
             raise exception.ImageNotFound(image=image_id)
         if status != 200:
             raise exception.GlanceError(
                 reason='GET image %s answered HTTP %d' % (image_id, status))
+        if not isinstance(body, dict):
+            raise exception.GlanceError(
+                reason='GET image %s answered HTTP 200 without an image: %s'
+                % (image_id, _message(body)))
         img = GlanceImage(
             id=body.get('id', image_id), status=body.get('status') or '',
             disk_format=body.get('disk_format') or '',

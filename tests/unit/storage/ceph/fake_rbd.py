@@ -861,6 +861,17 @@ class _Response:
         return self._body
 
 
+class _Garbled(_Response):
+    """A 200 whose body is no JSON (a proxy's page, a cut reply)."""
+
+    def __init__(self):
+        super().__init__(200)
+        self.content = b'<html>502 Bad Gateway</html>'
+
+    def json(self):
+        raise ValueError('Expecting value: line 1 column 1 (char 0)')
+
+
 class FakeGlanceAPI:
     """Glance's v2 API for the library (a keystoneauth1 Adapter's get()).
 
@@ -876,6 +887,7 @@ class FakeGlanceAPI:
         self.down = False
         self.refuse_delete = False
         self.refuse_location = False
+        self.garbled = False  # GET of an image: 200 with a non-JSON body
 
     def add(self, image_id, **fields):
         body = {'id': image_id, 'status': 'active', 'disk_format': 'raw',
@@ -935,6 +947,8 @@ class FakeGlanceAPI:
         if path.startswith('/v2/images?'):
             return _Response(200, {'images': list(self.images.values())})
         parts = path.strip('/').split('/')
+        if self.garbled:
+            return _Garbled()
         body = self.images.get(parts[2]) if len(parts) > 2 else None
         if body is None:
             return _Response(404, {'message': 'not found'})

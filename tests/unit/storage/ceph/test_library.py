@@ -1260,6 +1260,24 @@ class GlanceSourceTestCase(ImagesTestCase):
                               self.library.resolve_source, glance_id)
         self.assertIn('Glance is down', str(e))
 
+    def test_a_reply_that_is_no_image_is_an_error_not_not_found(self):
+        glance_id = self.add_glance(disk_format='vmdk')
+        self._fake_qemu_img(_data(units.Mi, 'garbled'))
+        self.library.clone_for_node(NODE, glance_id)
+        self.library.remove_node_disk(NODE)
+        self.config(publish_images=True, group='glance')
+        img = self.import_raw()
+        self.glance_api.garbled = True
+        for ref in (glance_id, img.glance_id):
+            e = self.assertRaises(exception.GlanceError,
+                                  self.library.resolve_source, ref)
+            self.assertIn('HTTP 200 without an image', str(e))
+        self.assertRaises(exception.GlanceError,
+                          self.library.sweep_glance_cache)
+        # Nothing dropped, nothing unpublished.
+        self.assertEqual([glance_id], self.library.list_glance_cache())
+        self.assertEqual(img.glance_id, self.library.get('ubuntu').glance_id)
+
     def test_raw_is_cloned_from_glance_snapshot(self):
         glance_id = self.add_glance(visibility='public')
         disk = self.library.clone_for_node(NODE, glance_id, project='p9')
