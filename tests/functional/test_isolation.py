@@ -401,3 +401,46 @@ class UnknownHILNodeTestCase(HILNodeTestCase):
         self.wait(node.uuid, 'available')
         self.assert_released(node.uuid)
         self.assertFalse(self.ironic.node.get(node.uuid).last_error)
+
+
+class SharedHILNodeTestCase(HILNodeTestCase):
+    """An Ironic node pointed at another Ironic node's HIL node."""
+
+    def test_node_pointed_at_a_deployed_nodes_hil_node_moves_nothing(self):
+        # Ironic 39.0.0's default policy lets a member of a node's owner
+        # project set its driver_info and lessee, and the plugin acts on
+        # HIL with its own credentials: node B pointed at deployed node
+        # A's HIL node, with A's project as lessee, would have had B's
+        # undeploy detach A's networks. Refused before HIL is asked to
+        # change anything; A's nics stay as they were, in HIL.
+        image = self.project_image('e2e')
+        hil = self._hil_node(4)
+        victim = self._ironic_node(hil)
+        self.deploy(victim.uuid, image.uuid)
+        before = self.net.node_networks(hil)
+        boot = self.net.boot_networks['e2e'].hil_network
+        self.assertEqual(boot, before['boot'].get('vlan/native'))
+        # Its ports labelled as the victim's nics (extra/hil_nic).
+        other = e2e.Node(self.unique('hiln'), 'e2e', 7, 0xba)
+        attacker = self._ironic_node(other, port_fields={
+            other.mac: {'extra': {'hil_nic': e2e.BOOT_NIC}},
+            other.tenant_mac: {'extra': {'hil_nic': e2e.TENANT_NIC}}})
+        self.ironic.node.update(attacker.uuid, [
+            {'op': 'add', 'path': '/driver_info/hil_node',
+             'value': hil.name},
+            {'op': 'add', 'path': '/instance_info/image_source',
+             'value': image.uuid}])
+        e = self.assertRaises(ir_exc.BadRequest,
+                              self.ironic.node.set_provision_state,
+                              attacker.uuid, 'active')
+        self.assertIn('another Ironic node maps to it', str(e))
+        self.assertNotIn(victim.uuid, str(e))
+        self.assertEqual('available',
+                         self.ironic.node.get(attacker.uuid).provision_state)
+        self.assertEqual(before, self.net.node_networks(hil))
+        self.assert_released(attacker.uuid)
+        # The victim's own undeploy still takes it off its networks.
+        self.ironic.node.set_provision_state(victim.uuid, 'deleted')
+        self.wait(victim.uuid, 'available')
+        self.assertNotIn(boot, self.net.node_networks(hil).get(
+            'boot', {}).values())
