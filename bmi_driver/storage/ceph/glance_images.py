@@ -172,6 +172,16 @@ class GlanceImages:
                 image=img.id, reason='it is stored at %s, not in a snapshot '
                 'of [ceph] glance_pool %s' % (img.rbd_spec,
                                               CONF.ceph.glance_pool))
+        if ref.image != img.id:
+            # Glance's rbd store names each image's RBD image by its id
+            # (glance_store 5.x rbd.py add()); a location naming another
+            # is one a user added (Glance lets a project member add
+            # locations where show_multiple_locations is on, which
+            # publish_images needs): perhaps another image's bytes.
+            raise exception.GlanceImageUnusable(
+                image=img.id, reason='its RBD location names another '
+                'image than its own; Glance\'s rbd store names each image '
+                'by its id')
         return ref
 
     # -- the cache of converted images -------------------------------------

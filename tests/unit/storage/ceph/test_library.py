@@ -648,6 +648,19 @@ class ResolveSourceTestCase(ImagesTestCase):
             self.assertRaises(exception.ImageNotFound,
                               self.library.resolve_source, ref)
 
+    def test_glance_location_of_another_image_unusable(self):
+        # A location a user added, naming another Glance image's snapshot
+        # in Glance's pool: never cloned as this image.
+        victim = uuidutils.generate_uuid()
+        self.cluster.add_image(GLANCE, victim, self.content, snap='snap')
+        glance_id = uuidutils.generate_uuid()
+        self.glance_api.add(glance_id, owner='p2', direct_url=(
+            'rbd://fsid/%s/%s/snap' % (GLANCE, victim)))
+        e = self.assertRaises(exception.GlanceImageUnusable,
+                              self.library.resolve_source, glance_id, 'p2')
+        self.assertIn('names another image than its own', str(e))
+        self.assertNotIn(victim, str(e))
+
     def test_no_glance_pool(self):
         self.config(glance_pool='nope', group='ceph')
         glance_id = uuidutils.generate_uuid()
