@@ -285,6 +285,19 @@ class PublishedImages:
                 and glance_img.visibility == 'shared'
                 and glance_img.members.get(project) == 'accepted')
 
+    def _still_names(self, client, image_uuid, glance_id):
+        """Whether the golden image, read again, still names ``glance_id``.
+
+        Under its publication lock (the sweep's checks before it changes
+        anything): a publication may have recorded a new id meanwhile, or
+        a delete removed the image.
+        """
+        try:
+            now = self._read_golden(client, image_uuid, count_clones=False)
+        except exception.ImageNotFound:
+            return False
+        return now.glance_id == glance_id
+
     def _forget_gone(self, client, img, glance_id):
         """Forget ``glance_id`` if Glance has not got it: True if forgotten.
 
@@ -292,11 +305,8 @@ class PublishedImages:
         records its id before Glance has the record.
         """
         with self._publish_lock(img.uuid):
-            try:
-                now = self._read_golden(client, img.uuid, count_clones=False)
-            except exception.ImageNotFound:
-                return False
-            if now.glance_id != glance_id or self.glance.exists(glance_id):
+            if (not self._still_names(client, img.uuid, glance_id)
+                    or self.glance.exists(glance_id)):
                 return False
             self._set_published(client, img, None)
         LOG.info('Glance no longer has %(glance)s: image %(name)s '
@@ -314,11 +324,7 @@ class PublishedImages:
         published again.
         """
         with self._publish_lock(img.uuid):
-            try:
-                now = self._read_golden(client, img.uuid, count_clones=False)
-            except exception.ImageNotFound:
-                return False
-            if now.glance_id != glance_id:
+            if not self._still_names(client, img.uuid, glance_id):
                 return False
             try:
                 record = self.glance.get_image(glance_id, with_members=False)
