@@ -37,6 +37,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 VENV=${BMI_VENV:-$here/.venv}
 export BMI_STATE=${BMI_STATE:-$here/.state}
+# The scenarios need the all-in-one lab (its VMs, Neutron, the one tgtd).
+export BMI_LAB_CONDUCTORS=1
 mkdir -p "$BMI_STATE"
 BMI_STATE=$(cd "$BMI_STATE" && pwd)
 DEMO=$BMI_STATE/demo
@@ -75,8 +77,15 @@ run_step "build the golden image (cached after the first run)" \
 run_step "build the Debian guest's golden image (cached after the first run)" \
     tools/demo/build-debian.sh "$DEMO"
 
-if lab status >/dev/null 2>&1; then
+# `lab status`: 0 the all-in-one runs, 3 it does not, 4 the
+# multi-conductor lab runs (tools/lab/services.py conflicting()).
+lab_status=0
+lab status >/dev/null 2>&1 || lab_status=$?
+if [ "$lab_status" -eq 0 ]; then
     step "the lab runs already: left alone"
+elif [ "$lab_status" -eq 4 ]; then
+    failed_step="start the lab"
+    fail "the multi-conductor lab runs; stop it first (python -m tools.lab stop)"
 else
     started=yes
     # In a session of its own: Ctrl-C must not kill a service that the

@@ -30,7 +30,16 @@ lab() { "$VENV/bin/python" -m tools.lab "$@"; }
 # take-overs); BMI_LAB_CONDUCTORS=1 soaks the all-in-one lab.
 export BMI_LAB_CONDUCTORS=${BMI_LAB_CONDUCTORS:-2}
 started=""
-if ! [ -e "$BMI_TEST_ENV" ] || ! lab status >/dev/null; then
+# `lab status`: 0 the selected lab runs (it is left running), 3 it does
+# not, 4 the other lab runs (tools/lab/services.py conflicting()).
+status=0
+lab status >/dev/null || status=$?
+if [ "$status" -eq 4 ]; then
+    lab status >&2 || true
+    echo "error: another lab runs; stop it (python -m tools.lab stop)" \
+        "or select it with BMI_LAB_CONDUCTORS" >&2
+    exit 1
+elif [ "$status" -ne 0 ]; then
     lab start
     started=yes
 fi

@@ -73,6 +73,8 @@ def main(argv=None):
     try:
         if args.action == 'start':
             names = args.services or list(services.default())
+            # Before the namespace: a refused start changes nothing.
+            services.check_no_conflict(st)
             if not labnet.inside():
                 if 'netns' in names or not netns.exists(labnet.NETNS):
                     services.start(['netns'], st, opts)
@@ -87,9 +89,13 @@ def main(argv=None):
                 print('stop %s' % e, file=sys.stderr)
             return 1 if errors else 0
         elif args.action == 'status':
-            # Exit code 0 when every named service runs, 3 otherwise.
+            # Exit code 0 when every named service (default: the lab
+            # BMI_LAB_CONDUCTORS selects) runs, 3 otherwise, 4 when the
+            # other lab runs (services.conflicting): the scripts that
+            # start a lab unless one runs (tools/bench, tools/soak.sh,
+            # tools/demo.sh) then stop and leave it alone.
             rc = 0
-            for name in args.services or list(services.SERVICES):
+            for name in args.services or list(services.default()):
                 svc = services.get(name, st)
                 running = svc.is_running()
                 pid = svc.pid()
@@ -97,6 +103,10 @@ def main(argv=None):
                                          else 'running') if running
                                   else 'stopped'))
                 rc = rc if running else 3
+            others = [] if args.services else services.conflicting(st)
+            if others:
+                print('the other lab runs: %s' % ', '.join(others))
+                return 4
             return rc
         else:
             ir = services.get('ironic', st, opts)

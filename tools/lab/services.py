@@ -129,6 +129,24 @@ def default():
     return MULTI if multi.conductors() > 1 else DEFAULT
 
 
+# What the all-in-one runs that the multi-conductor lab cannot run beside
+# it: Ironic's API port (6385) and tgtd's portals on the lab's networks
+# (port 3260) are taken by the one lab's services and wanted by the other's.
+_DEFAULT_ONLY = ('tgtd', 'ironic')
+
+
+def conflicting(st=None):
+    """Running services of the lab ``BMI_LAB_CONDUCTORS`` does not select.
+
+    One lab at a time: a multi-conductor lab started beside a running
+    all-in-one (or the reverse) fails half way (its tgtd's portal is
+    taken) and stops nothing of the other.
+    """
+    st = st or lab_state.State()
+    other = _DEFAULT_ONLY if multi.conductors() > 1 else _MULTI_ONLY
+    return [name for name in other if get(name, st).is_running()]
+
+
 def get(name, st=None, opts=None):
     """The service ``name`` of the lab state ``st``."""
     try:
@@ -174,10 +192,22 @@ def _ordered(names):
 def start(names=None, st=None, opts=None):
     st = st or lab_state.State()
     names = names or default()
+    check_no_conflict(st)
     write_services(st)
     for name in _ordered(names):
         get(name, st, opts).start()
         write_services(st)
+
+
+def check_no_conflict(st=None):
+    """:raises: RuntimeError when the other lab runs (:func:`conflicting`)."""
+    others = conflicting(st)
+    if others:
+        raise RuntimeError(
+            'the %s lab runs (%s): one lab at a time; stop it first '
+            '(python -m tools.lab stop) or select it with BMI_LAB_CONDUCTORS'
+            % ('all-in-one' if multi.conductors() > 1 else
+               'multi-conductor', ', '.join(others)))
 
 
 def stop(names=None, st=None):

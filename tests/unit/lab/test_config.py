@@ -278,6 +278,35 @@ class ServiceTest(base.TestCase):
                                                      '3'))
         self.assertRaises(ValueError, services.default)
 
+    def _running(self, *names):
+        real_get = services.get
+
+        def get(name, st=None, opts=None):
+            svc = real_get(name, st, opts)
+            svc.is_running = lambda: name in names
+            return svc
+        self.useFixture(fixtures.MockPatchObject(services, 'get', get))
+
+    def test_one_lab_at_a_time(self):
+        st = lab_state.State(self.state_dir)
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_CONDUCTORS',
+                                                     '2'))
+        self._running('ceph', 'tgtd', 'ironic', 'libvirtd')
+        # libvirtd and ceph are the multi lab's too; tgtd and ironic hold
+        # the ports its tgtds and API want.
+        self.assertEqual(['tgtd', 'ironic'], services.conflicting(st))
+        start = self.useFixture(fixtures.MockPatchObject(
+            services, '_ordered')).mock
+        e = self.assertRaises(RuntimeError, services.start, None, st)
+        self.assertIn('the all-in-one lab runs (tgtd, ironic)', str(e))
+        start.assert_not_called()
+        self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_CONDUCTORS'))
+        self.assertEqual([], services.conflicting(st))
+        self._running('etcd', 'conductor-2')
+        e = self.assertRaises(RuntimeError, services.check_no_conflict, st)
+        self.assertIn('the multi-conductor lab runs (etcd, conductor-2)',
+                      str(e))
+
     def test_each_conductor_has_its_own_gateway(self):
         self.useFixture(fixtures.EnvironmentVariable('BMI_LAB_CONDUCTORS',
                                                      '2'))
