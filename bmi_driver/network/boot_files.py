@@ -138,10 +138,21 @@ def publish(shared_root, project_root, node_uuid, macs, boot_script,
         for mac in macs:
             name = mac_file_name(mac)
             source = os.path.join(shared_root, PXE_DIR, name)
-            if os.path.exists(source):
-                _copy(source, os.path.join(project_root, PXE_DIR, name),
+            # Only an entry that leads to this node's own config. Ironic
+            # 39.0.0 links only pxe_enabled ports (pxe_utils.
+            # _link_mac_pxe_configs) and removes only the links of the
+            # node's current ports: a MAC taken from another node keeps
+            # that node's link, whose config (its CHAP secret) must not
+            # be copied into this node's project.
+            if (os.path.exists(source)
+                    and os.path.samefile(source, config)):
+                _copy(config, os.path.join(project_root, PXE_DIR, name),
                       mode, gid)
                 published.append(name)
+            elif os.path.lexists(source):
+                LOG.warning('Node %(node)s: %(path)s is not linked to its '
+                            'boot config: not published',
+                            {'node': node_uuid, 'path': source})
         if not published:
             raise exception.BootFilesError(
                 reason='Ironic linked no %s/<mac> for MACs %s'

@@ -26,6 +26,8 @@ from ironic.common import states
 from ironic.conductor import task_manager
 from ironic.conductor import utils as manager_utils
 from ironic.drivers.modules.network import noop as noop_net
+from ironic.tests.unit.objects import utils as obj_utils
+from oslo_utils import uuidutils
 
 from bmi_driver.conf import CONF
 from bmi_driver.deploy import diskless
@@ -107,6 +109,30 @@ class BootFilesTestCase(base.BMITestCase):
         self.assertFalse(os.path.lexists(old))
         with open(os.path.join(self.root_a, 'pxelinux.cfg', self.mac)) as f:
             self.assertNotIn('the old tenant', f.read())
+
+    def test_another_nodes_mac_link_is_not_published(self):
+        # Node Y (another project) kept a link for MAC M after its port
+        # moved; M is now a port of this node without pxe_enabled, which
+        # Ironic 39.0.0 does not link: Y's config (its CHAP secret) must
+        # not be copied into this node's project.
+        mac = '52:54:00:0e:0e:0e'
+        obj_utils.create_test_port(
+            self.context, node_id=self.node.id, address=mac,
+            pxe_enabled=False, uuid=uuidutils.generate_uuid())
+        other = uuidutils.generate_uuid()
+        os.makedirs(os.path.join(self.shared, other))
+        os.makedirs(os.path.join(self.shared, 'pxelinux.cfg'))
+        with open(os.path.join(self.shared, other, 'config'), 'w') as f:
+            f.write('#!ipxe\nset password the-other-secret\n')
+        os.symlink('../%s/config' % other, os.path.join(
+            self.shared, 'pxelinux.cfg', boot_files.mac_file_name(mac)))
+        self.deploy()
+        self.assertEqual({'%s/config' % self.node.uuid,
+                          'pxelinux.cfg/%s' % self.mac, 'boot.ipxe'},
+                         set(self.files(self.root_a)))
+        for name in self.files(self.root_a):
+            with open(os.path.join(self.root_a, name)) as f:
+                self.assertNotIn('the-other-secret', f.read())
 
     def test_withdraw_all_without_macs(self):
         # A node deleted from Ironic: its ports (MACs) are gone too.
