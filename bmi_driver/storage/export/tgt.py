@@ -216,21 +216,43 @@ class TgtExportBackend(base.ExportBackend):
     def list_targets(self):
         """See :meth:`ExportBackend.list_targets`.
 
-        One ``target show``; when an initiator wrote a copy of a target
-        into it (``tgt_show.AmbiguousListing``), tgtd's own list of
-        targets (``lld show``) is asked too and the listing read against
-        it (``tgt_show.parse_checked``): every target is still listed,
-        by its real tid, and a target whose block cannot be told apart
+        One ``target show``, and with any session (whose initiator may
+        have written lines into it) tgtd's own list of targets (``lld
+        show``) too.  When an initiator wrote a copy of a target
+        (``tgt_show.AmbiguousListing``) or a target tgtd does not have,
+        the listing is read against that list (``tgt_show.
+        parse_checked``): every target is still listed, by its real tid,
+        nothing else is, and a target whose block cannot be told apart
         from the copy is ``uncertain``.  So that session costs the
         targets it copies their repair, not the gateway its work.
         """
         text = self._tgtd('target', 'show')
+        known = None
         try:
-            return parse_targets(text)
+            targets = parse_targets(text)
         except tgt_show.AmbiguousListing as e:
             why = str(e)
-        targets, uncertain = tgt_show.parse_checked(
-            text, tgt_show.parse_lld_targets(self._tgtd('lld', 'show')))
+        else:
+            if not any(t.sessions for t in targets):
+                # What an initiator writes follows its own session's
+                # I_T nexus line: without a session nothing is written.
+                return targets
+            # A written "Target N: IQN" of a tid and an IQN that no target
+            # has reads as a target too: an IQN of a node not served now
+            # (a tgtd restarted, a new deploy) then looks served, with the
+            # LUNs and account the writer chose, and that node's export
+            # is never made (its verify passes, its creation acts on a
+            # tid tgtd does not have).  Only tgtd's own list tells.
+            known = tgt_show.parse_lld_targets(self._tgtd('lld', 'show'))
+            fake = sorted({(t.tid, t.iqn) for t in targets} - set(known))
+            if not fake:
+                # Any more in tgtd's list were created since: as before.
+                return targets
+            why = 'target(s) %s not in tgtd\'s own list' % ', '.join(
+                '%d (%s)' % f for f in fake)
+        if known is None:
+            known = tgt_show.parse_lld_targets(self._tgtd('lld', 'show'))
+        targets, uncertain = tgt_show.parse_checked(text, known)
         # An error each time: a session is writing into tgtd's listing.
         LOG.error('tgtd\'s target listing holds lines an initiator wrote '
                   '(%(why)s: an initiator name or alias with line breaks, '

@@ -98,10 +98,11 @@ def parse_targets(text):
     accounts or ACL entries.  What it writes lands inside its own
     target's block, where tgtd prints the targets in increasing tid order
     (``target.c`` keeps its list sorted): a written ``Target N:`` line
-    either names a tid no target has (commands on it fail: "can't find
-    the target") or repeats a tid or IQN that tgtd prints too, which is
-    refused here (:func:`parse_checked` then reads it against tgtd's own
-    list of targets).  The block of that node's own target may read
+    either repeats a tid or IQN that tgtd prints too, which is refused
+    here, or names a target tgtd does not have, which only tgtd's own
+    list of targets tells (the tgt backend asks it whenever a session
+    exists); either way :func:`parse_checked` then reads the listing
+    against that list.  The block of that node's own target may read
     wrong (its own export then fails to converge); callers act on another
     target only by its own name, and never delete an account because a
     listing shows it (``TgtExportBackend.remove_target``).

@@ -469,6 +469,41 @@ class TgtBackendTestCase(_BackendBase):
         self.assertIs(victim, self.tgtd.targets[2])
         self.assertEqual('victim-secret', self.tgtd.accounts['bmi-v'])
 
+    def test_written_target_tgtd_lacks_is_not_listed(self):
+        # The alias writes a target of a free tid under the IQN of a node
+        # tgtd does not serve now (another tenant's, after a tgtd
+        # restart), with its LUN and account: that node must not look
+        # served, and its export must really be made.
+        self.backend.ensure_target(wanted())
+        own = self.tgtd.by_iqn(IQN)
+        own.sessions = 1
+        own.alias = ('x\nTarget 5: %sv\n    LUN information:\n'
+                     '        LUN: 1\n'
+                     '            Backing store path: bmi-images/node-v\n'
+                     '    Account information:\n        bmi-v\n'
+                     '    ACL information:\n        ALL\n' % IQN)
+        with mock.patch.object(tgt.LOG, 'error') as error:
+            self.assertIsNone(self.backend.get_target(IQN + 'v'))
+        self.assertIn('not in tgtd\'s own list', error.call_args[0][1]['why'])
+        # A conductor restarted: no tid remembered.
+        backend = tgt.TgtExportBackend()
+        served, status = backend.ensure_target(wanted(
+            iqn=IQN + 'v', luns={1: 'bmi-images/node-v'},
+            chap_username='bmi-v'))
+        self.assertEqual(base.CREATED, status)
+        real = self.tgtd.by_iqn(IQN + 'v')
+        self.assertEqual(served.tid, real.tid)
+        self.assertNotEqual(5, real.tid)
+        self.assertEqual({1: 'bmi-images/node-v'}, real.luns)
+        self.assertEqual(['bmi-v'], real.accounts)
+
+    def test_no_second_request_without_sessions(self):
+        self.backend.ensure_target(wanted())
+        del self.tgtd.calls[:]
+        self.backend.list_targets()
+        self.assertEqual([['tgtadm', '-C', '3', '--lld', 'iscsi', '--mode',
+                           'target', '--op', 'show']], self.tgtd.calls)
+
     def test_copied_target_is_uncertain_and_left_alone(self):
         # The alias copies the victim's own line, with an account and an
         # ACL of its choosing: which block is tgtd's cannot be told.  The
@@ -512,15 +547,15 @@ class TgtBackendTestCase(_BackendBase):
         self.assertEqual({1, 2}, set(self.tgtd.targets))
 
     def test_injected_target_of_no_tid_harms_no_one(self):
-        # Between real tids, in order: read as a target, but commands on
-        # it fail ("can't find"), and its "accounts" are not deleted.
+        # Between real tids, in order: not in tgtd's own list, so not
+        # listed; removing it deletes nothing, nor its "accounts".
         victim = self._own_target_with_alias(
             'x\nTarget 3: %sjunk\n    Account information:\n'
             '        bmi-v\n' % PREFIX)
         self.tgtd.targets[5] = self.tgtd.targets.pop(2)
         victim.tid = 5
         listed = {t.tid: t.iqn for t in self.backend.list_targets()}
-        self.assertEqual({1: IQN, 3: PREFIX + 'junk', 5: IQN + 'v'}, listed)
+        self.assertEqual({1: IQN, 5: IQN + 'v'}, listed)
         self.backend.remove_target(PREFIX + 'junk')
         self.assertEqual([1, 5], sorted(self.tgtd.targets))
         self.assertEqual('victim-secret', self.tgtd.accounts['bmi-v'])
