@@ -176,6 +176,39 @@ def publish(shared_root, project_root, node_uuid, macs, boot_script,
                             'macs': ', '.join(published)})
 
 
+def _read(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _entries(directory):
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:
+        return []
+
+
+def _copies_of(root, config):
+    """The ``pxelinux.cfg`` files of ``root`` that are copies of ``config``.
+
+    Regular files only (Ironic's own entries are links); a config names
+    its node's target, so no other node's file has the same bytes.
+    """
+    if not config:
+        return []
+    pxe_dir = os.path.join(root, PXE_DIR)
+    found = []
+    for name in _entries(pxe_dir):
+        path = os.path.join(pxe_dir, name)
+        if (not os.path.islink(path) and os.path.isfile(path)
+                and _read(path) == config):
+            found.append(path)
+    return found
+
+
 def withdraw(project_root, node_uuid, macs):
     """Remove one node's files from ``project_root``; missing is fine.
 
@@ -185,7 +218,13 @@ def withdraw(project_root, node_uuid, macs):
     """
     paths = [os.path.join(project_root, PXE_DIR, mac_file_name(m))
              for m in macs]
-    paths.append(os.path.join(project_root, node_uuid, CONFIG))
+    config = os.path.join(project_root, node_uuid, CONFIG)
+    # And the copies published for MACs the node no longer has: Ironic
+    # 39.0.0 lets a port's address change on an ACTIVE node in
+    # maintenance, and such a copy would stay served to the project.
+    paths.extend(p for p in _copies_of(project_root, _read(config))
+                 if p not in paths)
+    paths.append(config)
     errors = []
     for path in paths:
         try:
@@ -220,32 +259,14 @@ def withdraw_all(root, node_uuid):
     :raises: BootFilesError when a file cannot be removed.
     """
     node_dir = os.path.join(root, node_uuid)
-    try:
-        with open(os.path.join(node_dir, CONFIG), 'rb') as f:
-            config = f.read()
-    except OSError:
-        config = None
+    config = _read(os.path.join(node_dir, CONFIG))
     doomed = []
     pxe_dir = os.path.join(root, PXE_DIR)
-    try:
-        entries = sorted(os.listdir(pxe_dir))
-    except OSError:
-        entries = []
-    for name in entries:
+    for name in _entries(pxe_dir):
         path = os.path.join(pxe_dir, name)
-        if os.path.islink(path):
-            if node_uuid in os.readlink(path):
-                doomed.append(path)
-            continue
-        if not config or not os.path.isfile(path):
-            continue
-        try:
-            with open(path, 'rb') as f:
-                same = f.read() == config
-        except OSError:
-            continue
-        if same:
+        if os.path.islink(path) and node_uuid in os.readlink(path):
             doomed.append(path)
+    doomed.extend(_copies_of(root, config))
     try:
         doomed.extend(os.path.join(node_dir, name)
                       for name in sorted(os.listdir(node_dir)))

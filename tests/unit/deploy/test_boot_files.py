@@ -167,6 +167,18 @@ class BootFilesTestCase(base.BMITestCase):
         self.assertNotIn(diskless.BOOT_FILES_ROOT,
                          self.node.driver_internal_info)
 
+    def test_withdrawn_after_the_ports_mac_changed(self):
+        # Ironic 39.0.0 lets an ACTIVE node's port change its address in
+        # maintenance: the copy published for the old MAC goes too.
+        self.deploy()
+        self.port.address = '52:54:00:0d:0d:0d'
+        self.port.save()
+        self.set_state(states.DELETING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.clean_up(task)
+            task.driver.deploy.tear_down(task)
+        self.assertEqual({'boot.ipxe': 0o640}, self.files(self.root_a))
+
     def test_withdrawn_when_the_deploy_fails(self):
         def power(task, state):
             if state == states.POWER_ON:
