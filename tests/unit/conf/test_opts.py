@@ -12,6 +12,7 @@
 
 """The option groups, their listing and the sample configuration."""
 
+import configparser
 import difflib
 import importlib
 import os
@@ -144,3 +145,16 @@ class SampleConfigTestCase(base.TestCase):
         self._check_sample(ML2_SAMPLE, ML2_GENERATOR_CONF)
         with open(ML2_SAMPLE) as f:
             self.assertIn('[ml2_bmi_hil]', f.read())
+
+
+class IronicSnippetTestCase(base.TestCase):
+    """What etc/ironic.conf.snippet tells operators to set."""
+
+    def test_boot_configs_not_readable_by_all(self):
+        # Ironic 39's [pxe] file_permission default (0o644) leaves every
+        # node's CHAP secret readable by every local user of the host.
+        parser = configparser.ConfigParser()
+        parser.read(os.path.join(_REPO, 'etc', 'ironic.conf.snippet'))
+        mode = int(parser.get('pxe', 'file_permission', fallback='0o644'),
+                   0)
+        self.assertEqual(0, mode & 0o007)
