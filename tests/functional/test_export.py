@@ -301,6 +301,42 @@ class InitiatorTest(ExportTestCase):
         report = self.mgr.reconcile()    # the sessions ended: all read
         self.assertEqual({}, report.failed)
 
+    def test_login_text_cannot_make_a_lost_target_look_served(self):
+        # The victim's target is gone (tgtd restarted, or a new deploy not
+        # made yet): a tenant's login alias writes a copy of its block, at
+        # a tid no target has.  It must not read as served: the deploy
+        # step's check would pass and power the node on without a disk,
+        # and the export would "find" it and never make it.
+        image, path = self.golden()
+        victim_node = self.node()
+        victim = self.mgr.export_node(victim_node)
+        own = self.mgr.export_node(self.node())
+        listing = self.mgr.backend._tgtd('target', 'show')
+        start = listing.index('Target %d: %s\n' % (
+            self.mgr.backend.get_target(victim.target_iqn).tid,
+            victim.target_iqn))
+        end = listing.find('\nTarget ', start + 1)
+        block = listing[start:end if end >= 0 else len(listing)]
+        fake_tid = self.mgr.backend.get_target(own.target_iqn).tid + 50
+        alias = 'x\nTarget %d: %s' % (
+            fake_tid, block.split(': ', 1)[1])
+        self.mgr.backend.remove_target(victim.target_iqn)
+        with iscsi.Session(own.portal, own.target_iqn, alias=alias,
+                           **self.creds(own)):
+            listing = self.mgr.backend._tgtd('target', 'show')
+            written = '\nTarget %d: %s\n' % (fake_tid, victim.target_iqn)
+            self.assertIn(written, listing)
+            self.assertIsNone(
+                self.mgr.backend.get_target(victim.target_iqn))
+            self.assertRaises(exception.ExportNotServed,
+                              self.mgr.verify_export, victim_node)
+            again = self.mgr.export_node(victim_node)
+            served = self.mgr.backend.get_target(victim.target_iqn)
+            self.assertNotEqual(fake_tid, served.tid)
+            copy = iscsi.read_lun(again.portal, again.target_iqn, 1,
+                                  dest=self.tmp, **self.creds(again))
+            self.assertEqual(sha256(path), sha256(copy))
+
     def test_configdrive_is_lun_2(self):
         node = self.node()
         data = os.urandom(MiB)
