@@ -421,6 +421,17 @@ def mark_preserved_ephemeral(node, previous):
         if PRESERVE_FROM in info:
             node.del_driver_internal_info(PRESERVE_FROM)
         return
+    if not _same_project_as_deployed(node):
+        # The disk holds the data of the project the node was deployed
+        # for: a member of the owner project may change the lessee (Ironic
+        # 39.0.0, baremetal:node:update:lessee) and then rebuild, also
+        # from DEPLOYFAIL or ERROR.  The new project gets a blank disk.
+        LOG.warning('Node %(node)s: preserve_ephemeral is ignored, its '
+                    'lessee or owner changed since its last deployment; '
+                    'its ephemeral disk is made anew', {'node': node.uuid})
+        if PRESERVE_FROM in info:
+            node.del_driver_internal_info(PRESERVE_FROM)
+        return
     kept = [d for d in (info.get(PRESERVE_FROM) or []) if d != previous]
     if previous:
         kept.append(previous)
@@ -501,6 +512,19 @@ def _deployed_for(node):
     boot_net = node_facts.boot_network(node)
     return {'project': node_facts.node_project(node),
             'boot_network': boot_net.hil_network if boot_net else None}
+
+
+def _same_project_as_deployed(node):
+    """Whether the node is for the project of its last deployment.
+
+    Only the project counts (a boot network moved by the operator does
+    not hand the data to anyone else); a node deployed before the record
+    existed, or never, is not checked.
+    """
+    recorded = (node.driver_internal_info or {}).get(DEPLOYED_FOR)
+    if not recorded:
+        return True
+    return node_facts.node_project(node) == recorded.get('project')
 
 
 def _check_deployed_for(node):

@@ -275,6 +275,44 @@ class ScratchTestCase(base.BMITestCase):
         self._deploy_prepare()
         self.assertIs(eph, self.scratch['ephemeral'])
 
+    def test_preserving_rebuild_for_another_project_gets_a_blank_disk(self):
+        # Ironic 39.0.0 lets an owner member change the lessee of an
+        # ACTIVE node, then rebuild it: the old lessee's data stays hers.
+        self._info(ephemeral_gb='1', swap_mb='64')
+        self._deploy_prepare()
+        eph = self.scratch['ephemeral']
+        self.node.refresh()
+        self.node.lessee = 'another-project'
+        self.node.save()
+        self._info(preserve_ephemeral='True')
+        self._deploy_prepare()
+        self.assertIsNot(eph, self.scratch['ephemeral'])
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, stale_watch=True, keep_ephemeral=False)
+        self.node.refresh()
+        self.assertNotIn(bmi_storage.PRESERVE_FROM,
+                         self.node.driver_internal_info)
+        # The new project's own next preserving rebuild keeps its disk.
+        eph = self.scratch['ephemeral']
+        self._deploy_prepare()
+        self.assertIs(eph, self.scratch['ephemeral'])
+
+    def test_failed_preserving_rebuild_is_not_kept_for_another_project(self):
+        self._info(ephemeral_gb='1', swap_mb='64')
+        self._deploy_prepare()
+        eph = self.scratch['ephemeral']
+        self._info(preserve_ephemeral='True')
+        self.lib.clone_for_node.side_effect = exception.CephError(
+            reason='pool gone')
+        self.assertRaises(ironic_exc.StorageError, self._deploy_prepare)
+        self.assertIs(eph, self.scratch['ephemeral'])
+        self.lib.clone_for_node.side_effect = lambda *a, **k: self.disk
+        self.node.refresh()
+        self.node.lessee = 'another-project'
+        self.node.save()
+        self._deploy_prepare()
+        self.assertIsNot(eph, self.scratch['ephemeral'])
+
     def test_undeploy_removes_everything(self):
         self._info(ephemeral_gb='1', swap_mb='64', preserve_ephemeral='True')
         self._deploy_prepare()
