@@ -469,14 +469,18 @@ def _ensure_scratch(lib, node, disk, ephemeral, swap):
         if kept:
             LOG.info('Node %(node)s keeps its ephemeral disk %(spec)s',
                      {'node': node.uuid, 'spec': disk.ephemeral.spec})
-    elif not active and disk.ephemeral is not None:
+    elif not active:
+        # Also when ``disk`` lists none: a clone just made does not look
+        # for the others (clone_for_node), and the ephemeral disk a failed
+        # preserving rebuild kept is there without a clone; the export
+        # reads Ceph and would serve it.  Missing is fine.
         lib.remove_node_scratch(node.uuid, 'ephemeral')
         disk.ephemeral = None
     if swap is not None:
         disk.swap, _kept = lib.ensure_node_scratch(
             node.uuid, 'swap', swap, layout.SWAP, meta, claim=claim,
             keep_any=active)
-    elif not active and disk.swap is not None:
+    elif not active:
         lib.remove_node_scratch(node.uuid, 'swap')
         disk.swap = None
 

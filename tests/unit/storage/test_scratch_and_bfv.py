@@ -313,6 +313,26 @@ class ScratchTestCase(base.BMITestCase):
         self._deploy_prepare()
         self.assertIsNot(eph, self.scratch['ephemeral'])
 
+    def test_a_kept_ephemeral_no_longer_asked_for_is_not_exported(self):
+        # A failed preserving rebuild keeps the ephemeral disk without a
+        # clone; the next deploy's fresh clone does not list it (the
+        # export reads Ceph, and would serve it as LUN 3).
+        self._info(ephemeral_gb='1', swap_mb='64')
+        self._deploy_prepare()
+        self._info(preserve_ephemeral='True')
+        self.lib.clone_for_node.side_effect = exception.CephError(
+            reason='pool gone')
+        self.assertRaises(ironic_exc.StorageError, self._deploy_prepare)
+        self.assertIn('ephemeral', self.scratch)
+        # What clone_for_node returns for a clone it has just made.
+        self.disk.ephemeral = self.disk.swap = None
+        self.lib.clone_for_node.side_effect = lambda *a, **k: self.disk
+        self._info(preserve_ephemeral='False', ephemeral_gb='0')
+        self._deploy_prepare()
+        self.assertNotIn('ephemeral', self.scratch)
+        [target] = self._targets()
+        self.assertNotIn('ephemeral_lun', target.properties)
+
     def test_undeploy_removes_everything(self):
         self._info(ephemeral_gb='1', swap_mb='64', preserve_ephemeral='True')
         self._deploy_prepare()
