@@ -31,6 +31,7 @@ from bmi_driver.common import node_facts
 from bmi_driver.conf import CONF
 from bmi_driver.storage.ceph import library
 from bmi_driver.storage import names
+from bmi_driver.storage import rbd_iscsi
 
 LOG = log.getLogger(__name__)
 
@@ -39,13 +40,21 @@ RESULT_KEY = 'bmi_snapshot'
 
 
 def _snapshot_project(node, project):
-    """The owner of a node's snapshot: as given, else the node's project.
+    """The owner of a node's snapshot: as given, else the disk's project.
 
-    A project given as '' stays '' (and is refused): only a project left
-    out takes the default.
+    The disk's: the project the node was deployed for (recorded with its
+    deployment), not its lessee now: Ironic 39.0.0 lets a member of the
+    owner project change the lessee of an ACTIVE node, and the disk still
+    holds the data of the project it was deployed for.  A node deployed
+    before that record: its project now.  A project given as '' stays ''
+    (and is refused): only a project left out takes the default.
     """
     if project is not None:
         return project
+    deployed_for = (node.driver_internal_info or {}).get(
+        rbd_iscsi.DEPLOYED_FOR)
+    if isinstance(deployed_for, dict):
+        return deployed_for.get('project') or CONF.bmi.default_project
     return node_facts.node_project(node) or CONF.bmi.default_project
 
 
@@ -107,7 +116,8 @@ class BMIVendorPassthru(base.VendorInterface):
     @base.passthru(['POST'], async_call=True,
                    description=_('Save the node\'s current disk as a new '
                                  'golden image. Arguments: name, project '
-                                 '(default: the node\'s lessee or owner), '
+                                 '(default: the project the node was '
+                                 'deployed for), '
                                  'visibility (private or public).'))
     def snapshot(self, task, name, project=None, visibility='private',
                  **kwargs):

@@ -19,6 +19,7 @@ from ironic.conductor import task_manager
 from bmi_driver.deploy import vendor
 from bmi_driver import exception
 from bmi_driver.storage import layout
+from bmi_driver.storage import rbd_iscsi as bmi_storage
 from tests.unit.deploy import base
 
 NEW_UUID = '0b0c6d4e-64cf-4b3e-a8f4-3f0f61e57f35'
@@ -120,6 +121,24 @@ class BMIVendorTestCase(base.BMITestCase):
                                         visibility='public')
         self.lib.snapshot_node.assert_called_once_with(
             self.node.uuid, 'snap-1', project='admin', visibility='public')
+
+    def test_snapshot_belongs_to_the_project_deployed_for(self):
+        # An owner member changed the lessee of the ACTIVE node (Ironic
+        # 39.0.0 allows it): the disk still holds the data of the project
+        # it was deployed for, which the new lessee must not get.
+        self.node.set_driver_internal_info(
+            bmi_storage.DEPLOYED_FOR,
+            {'project': base.LESSEE, 'boot_network': None})
+        self.node.lessee = 'new-lessee'
+        self.node.save()
+        self._validate(name='snap-1')
+        self.lib.check_new_name.assert_called_once_with('snap-1',
+                                                        asker=base.LESSEE)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.vendor.snapshot(task, name='snap-1')
+        self.lib.snapshot_node.assert_called_once_with(
+            self.node.uuid, 'snap-1', project=base.LESSEE,
+            visibility='private')
 
     def test_snapshot_failure_is_recorded(self):
         self.lib.snapshot_node.side_effect = exception.ImageExists(
