@@ -415,12 +415,22 @@ def _is_url(value):
             and value[:8].lower().startswith(('http://', 'https://')))
 
 
+def _refuse_type(node):
+    # instance_info is free JSON that an owner member may PATCH (Ironic
+    # 39.0.0): a number or a list would otherwise fail as a TypeError.
+    raise exception.ConfigDriveError(
+        'Node %s: instance_info/configdrive must be a base64 string, a URL '
+        'or a JSON object.' % node.uuid)
+
+
 def check_configdrive(node):
     """Refuse a config-drive URL the operator does not allow; no fetch.
 
     :raises: ConfigDriveError
     """
     configdrive = node.instance_info.get('configdrive')
+    if configdrive and not isinstance(configdrive, (str, dict)):
+        _refuse_type(node)
     if _is_url(configdrive):
         check_configdrive_url(node, configdrive)
 
@@ -449,6 +459,8 @@ def get_configdrive(node, build=None):
                 'Node %s: the config drive is a JSON document and nothing '
                 'was given to build it.' % node.uuid)
         configdrive = build(node, configdrive)
+    if not isinstance(configdrive, str):
+        _refuse_type(node)
     if _is_url(configdrive):
         configdrive = _download_configdrive(node, configdrive)
     elif len(configdrive) > CONF.bmi.configdrive_max_size * 4 // 3 + 4:

@@ -210,6 +210,15 @@ class DeployUtilsTestCase(base.BMITestCase):
         self.assertRaises(ironic_exc.InstanceDeployFailure,
                           utils.get_configdrive, self.node)
 
+    def test_configdrive_of_another_type_is_refused(self):
+        # An owner member may PATCH instance_info/configdrive to any JSON.
+        for value in (12345, True, ['a'], 1.5):
+            self._info(configdrive=value)
+            self.assertRaises(exception.ConfigDriveError,
+                              node_facts.check_configdrive, self.node)
+            self.assertRaises(exception.ConfigDriveError,
+                              node_facts.get_configdrive, self.node)
+
     def test_iscsi_boot_capability(self):
         self.assertTrue(utils.has_iscsi_boot(self.node))
         self.node.properties = {'capabilities': 'iscsi_boot:false'}
