@@ -595,7 +595,10 @@ def _disk_of_deployment(lib, node):
                 {'node': node.uuid, 'clone': disk.spec,
                  'found': found or '(none)', 'expected': expected})
     export_manager.get_manager().unexport_node(node.uuid)
-    lib.remove_node_disk(node.uuid)
+    # A rebuild whose boot VolumeTarget is gone (its owner or lessee
+    # admin may delete it: Ironic 39.0.0, baremetal:volume:delete) skips
+    # prepare's detach and gets here: preserve_ephemeral still holds.
+    lib.remove_node_disk(node.uuid, keep_ephemeral=keeps_ephemeral(node))
     return None
 
 

@@ -241,7 +241,8 @@ class BMIStorageTestCase(base.BMITestCase):
         with task_manager.acquire(self.context, self.node.uuid) as task:
             task.driver.storage.attach_volumes(task)
         self.mgr.unexport_node.assert_called_once_with(self.node.uuid)
-        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, keep_ephemeral=False)
         self.lib.clone_for_node.assert_called_once()
         self.assertEqual('new', self.disk.metadata[layout.META_DEPLOYMENT])
         # Ours even once its export record is gone (heal._ours).
@@ -254,7 +255,8 @@ class BMIStorageTestCase(base.BMITestCase):
         self._with_deployment('new', None)
         with task_manager.acquire(self.context, self.node.uuid) as task:
             task.driver.storage.attach_volumes(task)
-        self.lib.remove_node_disk.assert_called_once_with(self.node.uuid)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, keep_ephemeral=False)
 
     def test_deploying_reuses_its_own_clone(self):
         self._with_deployment('same', 'same')

@@ -333,6 +333,21 @@ class ScratchTestCase(base.BMITestCase):
         [target] = self._targets()
         self.assertNotIn('ephemeral_lun', target.properties)
 
+    def test_preserving_rebuild_without_its_volume_target(self):
+        # A lessee admin may delete the node's VolumeTargets (Ironic
+        # 39.0.0): prepare then sees no earlier disk, and the attach
+        # removes the clone of the old deployment, but not the ephemeral.
+        self._info(ephemeral_gb='1', swap_mb='64')
+        self._deploy_prepare()
+        eph = self.scratch['ephemeral']
+        for target in self._targets():
+            target.destroy()
+        self._info(preserve_ephemeral='True')
+        self._deploy_prepare()
+        self.assertIs(eph, self.scratch['ephemeral'])
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, keep_ephemeral=True)
+
     def test_undeploy_removes_everything(self):
         self._info(ephemeral_gb='1', swap_mb='64', preserve_ephemeral='True')
         self._deploy_prepare()
