@@ -547,6 +547,35 @@ class NodeDisks:
                     LOG.info('Removed %(img)s of node %(node)s',
                              {'img': rbd_name, 'node': node_uuid})
 
+    @staticmethod
+    def _drop_dead_temp_snaps(disk, rbd_name):
+        """Remove the temporary snapshots a killed snapshot_node() left.
+
+        One killed before its clone, or after the flatten, leaves a
+        protected ``bmi-snap-*`` that no clone uses and that nothing else
+        removes while the node is ACTIVE (sweep_unsealed drops only those
+        under an unsealed image): it pins the blocks the node rewrites.
+        The caller holds the node's exclusive lock (Ironic 39.0.0 takes it
+        for a passthru call), so none is another call's.  Best effort.
+        """
+        for snap in rbd_utils.snap_names(disk):
+            if not snap.startswith(layout.TEMP_SNAP_PREFIX):
+                continue
+            try:
+                if rbd_utils.snap_clones(disk, snap):
+                    continue  # sweep_unsealed's, with its image
+                if disk.is_protected_snap(snap):
+                    disk.unprotect_snap(snap)
+                disk.remove_snap(snap)
+            except rbd.Error as e:
+                LOG.warning('Could not remove the leftover temporary '
+                            'snapshot %(snap)s of %(img)s: %(err)s',
+                            {'snap': snap, 'img': rbd_name, 'err': e})
+                continue
+            LOG.warning('Removed the leftover temporary snapshot %(snap)s '
+                        'of %(img)s (an interrupted snapshot)',
+                        {'snap': snap, 'img': rbd_name})
+
     @rbd_utils.retry_transient
     def snapshot_node(self, node_uuid, name, project=None,
                       visibility='private', progress=None):
@@ -573,6 +602,7 @@ class NodeDisks:
             temp = layout.TEMP_SNAP_PREFIX + uuidutils.generate_uuid()
             try:
                 with rbd.Image(ioctx, rbd_name) as disk:
+                    self._drop_dead_temp_snaps(disk, rbd_name)
                     rbd_utils.protected_snapshot(disk, temp)
             except rbd.ImageNotFound:
                 raise exception.CloneNotFound(node=node_uuid, clone=rbd_name)

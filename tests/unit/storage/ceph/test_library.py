@@ -1766,6 +1766,29 @@ class UnsealedTestCase(_NodeDiskTestCase):
         self.library.remove_node_disk(NODE)
         self.assertEqual([], self.library.sweep_unsealed(self.later(10**6)))
 
+    def test_a_dead_snapshots_temporary_snapshot_goes_at_the_next(self):
+        # Killed before its clone (or after its flatten): no unsealed
+        # image, so sweep_unsealed never finds its temporary snapshot.
+        self.cluster.inject('unprotect_snap', rbd.IOError)
+        with mock.patch.object(rbd.RBD, 'clone', side_effect=Killed):
+            self.assertRaises(Killed, self.library.snapshot_node, NODE,
+                              'saved')
+        [left] = self.disk.snaps
+        self.assertTrue(left.startswith('bmi-snap-'))
+        self.assertEqual([], self.library.sweep_unsealed(self.later()))
+        self.assertEqual([left], list(self.disk.snaps))
+        self.library.snapshot_node(NODE, 'saved')
+        self.assertEqual({}, self.disk.snaps)
+
+    def test_a_temporary_snapshot_under_an_unsealed_image_stays(self):
+        half = self.killed_snapshot()
+        [left] = self.disk.snaps
+        self.library.snapshot_node(NODE, 'other')
+        self.assertEqual([left], list(self.disk.snaps))
+        self.assertEqual([half.uuid],
+                         self.library.sweep_unsealed(self.later()))
+        self.assertEqual({}, self.disk.snaps)
+
     def test_not_while_watched(self):
         half = self.killed_snapshot()
         self.cluster.watch(POOL, half.rbd_name)  # alive, or dead < 30 s
