@@ -137,6 +137,37 @@ class ScratchDisksTestCase(test_ironic.IronicHelpers):
         print('deploy with ephemeral 1 GiB + swap 64 MiB: %.2f s'
               % deploy_s)
 
+    def test_preserving_rebuild_for_another_project_gets_a_blank_disk(self):
+        # Ironic 39.0.0's default policy lets a member of the owner
+        # project lease an ACTIVE node on (baremetal:node:update:lessee)
+        # and rebuild it with preserve_ephemeral: the ephemeral disk holds
+        # the data of the project it was deployed for, and the new one
+        # must get a blank disk, not that data.
+        path = self.tmp + '/public.raw'
+        with open(path, 'wb') as f:
+            f.write(b'\xa5' * test_ironic.IMAGE_SIZE)
+        image = self.lib.import_file(path, self.unique('public'),
+                                     visibility='public')
+        self.addCleanup(self._delete_image, image.uuid)
+        node = self.create_node(lessee='tenant-a')
+        self.deploy(node.uuid, image.uuid, ephemeral_gb='1')
+        self.write_mark(node.uuid, 3)
+        self.assertTrue(self.marker_at(self.read(node.uuid, 3)))
+        self.ironic.node.update(node.uuid, [
+            {'op': 'replace', 'path': '/lessee', 'value': 'tenant-b'},
+            {'op': 'add', 'path': '/instance_info/preserve_ephemeral',
+             'value': 'True'}])
+        self.ironic.node.set_provision_state(node.uuid, 'rebuild')
+        self.wait(node.uuid, 'active')
+        path = self.read(node.uuid, 3)
+        self.assertFalse(self.marker_at(path))
+        self.assertEqual(('ext4', 'ephemeral0'),
+                         (blkid(path).get('TYPE'), blkid(path).get('LABEL')))
+        self.ironic.node.set_provision_state(node.uuid, 'deleted')
+        self.wait(node.uuid, 'available')
+        self.assert_released(node.uuid)
+        self.assertEqual([], self.node_images(node.uuid))
+
     def test_unknown_ephemeral_format_is_refused(self):
         image, _digest = self.golden()
         node = self.create_node()
