@@ -307,6 +307,18 @@ class GoldenImages:
             Ceph fails.
         """
         src = names.rbd_ref(ref)
+        if (src.pool == CONF.ceph.clone_pool
+                and layout.node_of_rbd_name(src.image)[0] is not None):
+            # A node's disk holds its project's data, live: it becomes a
+            # golden image through the snapshot passthru, which records
+            # that project and takes the node's lock.  A snapshot taken
+            # here would also pin the disk (its undeploy could not remove
+            # a clone with a child).
+            raise exception.InvalidName(
+                kind='RBD reference', value=ref,
+                reason='it is a node\'s disk; save it with the node\'s '
+                       'snapshot passthru (baremetal node passthru call '
+                       '<node> snapshot --arg name=<name>)')
         project = self._new_image_args(name, project, visibility)
         with self._clients.get() as client:
             self._check_name_free(client, name)  # before any snapshot

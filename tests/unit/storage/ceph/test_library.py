@@ -367,6 +367,16 @@ class ImportRbdTestCase(ImagesTestCase):
                           'images/x@snap', 'bad name')
         self.assertEqual([], self.cluster.calls)
 
+    def test_a_nodes_disk_is_refused_before_any_call(self):
+        node = uuidutils.generate_uuid()
+        for name in (layout.node_rbd_name(node),
+                     layout.ephemeral_rbd_name(node) + '@s'):
+            e = self.assertRaises(exception.InvalidName,
+                                  self.library.import_rbd,
+                                  '%s/%s' % (POOL, name), 'x')
+            self.assertIn('snapshot passthru', str(e))
+        self.assertEqual([], self.cluster.calls)
+
     def test_failures_leave_nothing(self):
         for with_snap in (True, False):
             ref = '%s/%s%s' % (GLANCE, self.glance_id,
