@@ -27,7 +27,9 @@ ext4 writes about 1 MiB of metadata; ``mkswap`` writes one page.
 
 import contextlib
 import os
+import shutil
 import tempfile
+import time
 
 from oslo_concurrency import processutils
 from oslo_log import log
@@ -45,6 +47,10 @@ LOG = log.getLogger(__name__)
 FORMATS = ('ext2', 'ext3', 'ext4', 'xfs', 'vfat')
 
 _CHUNK = 4 * units.Mi
+_PREFIX = 'bmi-scratch-'
+# Formatting a sparse file takes seconds (lazy inode tables, no discard):
+# a scratch directory an hour old is one a killed conductor left.
+_STALE_S = 3600
 
 
 def _mkfs_argv(fmt, label, path):
@@ -72,15 +78,49 @@ def _tmp_dir():
     return path if path and os.path.isdir(path) else None
 
 
+def _drop_stale(directory):
+    """Remove the scratch directories a killed formatting left behind.
+
+    Only this process's user's, and only directories (rmtree does not
+    follow links inside them); best effort.
+    """
+    directory = directory or tempfile.gettempdir()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        if not entry.name.startswith(_PREFIX):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if (not entry.is_dir(follow_symlinks=False)
+                    or st.st_uid != os.geteuid()
+                    or now - st.st_mtime < _STALE_S):
+                continue
+            shutil.rmtree(entry.path)
+        except OSError as e:
+            LOG.warning('Could not remove the leftover scratch directory '
+                        '%(path)s: %(err)s', {'path': entry.path, 'err': e})
+            continue
+        LOG.warning('Removed the leftover scratch directory %s (a '
+                    'formatting that was interrupted)', entry.path)
+
+
 @contextlib.contextmanager
 def formatted_file(size, fmt, label):
     """A sparse file of ``size`` bytes holding a fresh ``fmt`` (or swap).
+
+    Its private directory goes when done; one that a killed conductor
+    left goes at a later formatting (:func:`_drop_stale`).
 
     :raises: InvalidInput for an unknown format.
     :raises: ScratchFormatError when the formatting tool fails.
     """
     argv = _mkfs_argv(fmt, label, '')
-    with tempfile.TemporaryDirectory(prefix='bmi-scratch-',
+    _drop_stale(_tmp_dir())
+    with tempfile.TemporaryDirectory(prefix=_PREFIX,
                                      dir=_tmp_dir()) as tmp:
         path = os.path.join(tmp, 'disk')
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)

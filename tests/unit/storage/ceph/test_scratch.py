@@ -69,6 +69,26 @@ class ScratchTestCase(base.TestCase):
         self.assertFalse(os.path.exists(path))
         self.assertEqual([], os.listdir(self.tmp))
 
+    def test_a_killed_formattings_directory_goes_at_the_next(self):
+        dead = os.path.join(self.tmp, 'bmi-scratch-dead')
+        recent = os.path.join(self.tmp, 'bmi-scratch-recent')
+        for d in (dead, recent):
+            os.mkdir(d, 0o700)
+            with open(os.path.join(d, 'disk'), 'wb') as f:
+                f.truncate(MiB)
+        os.symlink(os.path.join(self.tmp, 'other'),
+                   os.path.join(dead, 'link'))
+        other = os.path.join(self.tmp, 'other')
+        os.mkdir(other)
+        old = os.stat(dead).st_mtime - 2 * 3600
+        os.utime(dead, (old, old))
+        with scratch.formatted_file(16 * MiB, 'ext4', 'ephemeral0'):
+            pass
+        # The dead one only: one in use (recent) and what links point at
+        # stay.
+        self.assertEqual(['bmi-scratch-recent', 'other'],
+                         sorted(os.listdir(self.tmp)))
+
     def test_unknown_format(self):
         self.assertRaises(exception.InvalidInput,
                           scratch.formatted_file(1 * MiB, 'ntfs',
