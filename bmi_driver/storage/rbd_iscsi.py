@@ -140,6 +140,10 @@ class BMIStorage(base.StorageInterface):
                 _check_deployed_for(node)
         initiator = _initiator_iqn(task)
         lib = library.ImageLibrary()
+        if node.provision_state == states.ADOPTING:
+            # Before the try: a refused disk is not this call's to remove.
+            with ironic_errors.translated('adopting the disk', node.uuid):
+                _check_adoptable(lib, node)
         try:
             with ironic_errors.translated('attaching the disk', node.uuid):
                 disk = _disk_of_deployment(lib, node)
@@ -600,6 +604,32 @@ def _disk_of_deployment(lib, node):
     # prepare's detach and gets here: preserve_ephemeral still holds.
     lib.remove_node_disk(node.uuid, keep_ephemeral=keeps_ephemeral(node))
     return None
+
+
+def _check_adoptable(lib, node):
+    """Refuse to adopt a clone that another deployment stamped.
+
+    Ironic 39.0.0's adoption (``manager._do_adoption``: MANAGEABLE to
+    ADOPTING, which the default policy lets a member of the node's owner
+    project ask for) calls ``prepare`` without a deploy, so the node has
+    no deployment of its own, and :func:`_disk_of_deployment` would hand
+    it any clone of its UUID: that of a node deleted while ACTIVE (for
+    another project) and enrolled again with the UUID, before the sweep of
+    nodes at rest removed it.  Nothing is removed here either: that sweep
+    releases the old deployment's HIL node first
+    (``heal.sweep_at_rest``, once the failed adoption is managed again).
+
+    :raises: StaleDisk, CephError
+    """
+    try:
+        disk = lib.get_node_disk(node.uuid)
+    except exception.CloneNotFound:
+        return
+    found = layout.disk_deployment(disk)
+    expected = node_deployment(node)
+    if found and found != expected:
+        raise exception.StaleDisk(node=node.uuid, clone=disk.spec,
+                                  found=found, expected=expected or '(none)')
 
 
 def _stamp_deployment(lib, node, disk):

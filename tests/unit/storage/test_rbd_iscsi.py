@@ -282,6 +282,30 @@ class BMIStorageTestCase(base.BMITestCase):
             task.driver.storage.attach_volumes(task)
         self.mgr.export_node.assert_called_once()
 
+    def test_adoption_refuses_a_clone_of_another_deployment(self):
+        # A node deleted while ACTIVE, its UUID enrolled again (for
+        # another project) and adopted: Ironic 39's adoption calls prepare
+        # without a deploy, so the node has no deployment of its own.
+        self.set_state(states.ADOPTING)
+        self._with_deployment(None, 'of-the-deleted-node')
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.StorageError,
+                                  task.driver.storage.attach_volumes, task)
+        self.assertIn('never reused nor exported', str(e))
+        self.lib.clone_for_node.assert_not_called()
+        self.mgr.export_node.assert_not_called()
+        # Left to the sweep of nodes at rest, which releases HIL first.
+        self.mgr.unexport_node.assert_not_called()
+        self.lib.remove_node_disk.assert_not_called()
+        self.assertEqual([], self._targets())
+
+    def test_adoption_without_a_disk_gets_a_clone(self):
+        self.set_state(states.ADOPTING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.storage.attach_volumes(task)
+        self.lib.clone_for_node.assert_called_once()
+        self.mgr.export_node.assert_called_once()
+
     def test_attach_on_active_node_that_lost_its_disk(self):
         self.set_state(states.ACTIVE)
         self.lib.get_node_disk.side_effect = exception.CloneNotFound(
