@@ -93,6 +93,11 @@ _AT_REST_STATES = frozenset([states.ENROLL, states.MANAGEABLE,
 
 # Node clones without a node in Ironic, by UUID: when first seen so.
 _gone_since = {}
+# Targets on this gateway of nodes Ironic does not have, by UUID: when
+# first seen so.  Not _gone_since: sweep_deleted forgets every node that
+# has no disk in the pool, and such a target may outlive its disk (removed
+# by another conductor's sweep, or by an undeploy tgtd did not answer).
+_stray_since = {}
 # Nodes at rest with leftovers of an earlier deployment: when first seen so.
 _stale_since = {}
 
@@ -151,7 +156,9 @@ def _is_stray(manager, context, node_uuid):
     node = _get_node(context, node_uuid)
     if node is None:
         # Not in Ironic (deleted, or exported by hand): after the grace.
-        return _gone_long_enough(node_uuid)
+        return _gone_long_enough(node_uuid, since=_stray_since)
+    # Enrolled again: a later delete starts a new grace.
+    _stray_since.pop(node_uuid, None)
     if node.reservation is not None:
         return False
     if not _mapped_here(manager, node):
@@ -162,10 +169,11 @@ def _is_stray(manager, context, node_uuid):
             or node.provision_state in _NO_DISK_STATES)
 
 
-def _gone_long_enough(node_uuid, now=None):
+def _gone_long_enough(node_uuid, now=None, since=None):
     now = time.monotonic() if now is None else now
-    since = _gone_since.setdefault(node_uuid, now)
-    return now - since >= CONF.bmi.orphan_grace
+    seen = _gone_since if since is None else since
+    first = seen.setdefault(node_uuid, now)
+    return now - first >= CONF.bmi.orphan_grace
 
 
 def _ours(disk, prefix):
@@ -226,10 +234,20 @@ def _reconcile_exports(manager, context):
     def still_wanted(node_uuid):
         return _serves(manager, _get_node(context, node_uuid))
 
+    asked = set()
+
+    def stray(node_uuid):
+        asked.add(node_uuid)
+        return _is_stray(manager, context, node_uuid)
+
     mgr = export_manager.get_manager()
-    report = mgr.reconcile(
-        nodes=wanted, is_wanted=still_wanted,
-        is_stray=lambda node_uuid: _is_stray(manager, context, node_uuid))
+    report = mgr.reconcile(nodes=wanted, is_wanted=still_wanted,
+                           is_stray=stray)
+    # Forget the targets removed, and those no longer served.
+    removed = {iqn.rsplit(':', 1)[-1] for iqn in report.removed}
+    for node_uuid in list(_stray_since):
+        if node_uuid not in asked or node_uuid in removed:
+            del _stray_since[node_uuid]
     for node_uuid, status in sorted(report.nodes.items()):
         if status in (None, 'unchanged', 'skipped'):
             continue
@@ -477,4 +495,5 @@ def sweep_at_rest(manager, context, now=None, held=None):
 def reset():
     """Forget what the sweeps have seen (tests)."""
     _gone_since.clear()
+    _stray_since.clear()
     _stale_since.clear()

@@ -408,6 +408,48 @@ class HealTestCase(base.BMITestCase):
         self.assertIsNone(self.tgtd.by_iqn(gone.target_iqn))
         self.assertNotIn(gone.chap_username, self.tgtd.accounts)
 
+    def test_target_of_an_unknown_node_goes_once_the_grace_is_over(self):
+        # Its clone went already (another conductor's sweep, or a delete
+        # after an undeploy that tgtd did not answer): the sweep of deleted
+        # nodes, which sees no disk of it, must not restart its grace.
+        self.pool.add_disk(GONE)
+        gone = self.real.export_node(GONE)
+        del self.pool.disks[GONE]
+        self.config(orphan_grace=60, group='bmi')
+        with mock.patch.object(heal.time, 'monotonic', return_value=1000.0):
+            self.run_once()
+        self.assertIsNotNone(self.tgtd.by_iqn(gone.target_iqn))
+        with mock.patch.object(heal.time, 'monotonic', return_value=1030.0):
+            self.run_once()
+        self.assertIsNotNone(self.tgtd.by_iqn(gone.target_iqn))
+        with mock.patch.object(heal.time, 'monotonic', return_value=1061.0):
+            self.run_once()
+        self.assertIsNone(self.tgtd.by_iqn(gone.target_iqn))
+        self.assertNotIn(gone.chap_username, self.tgtd.accounts)
+        # Forgotten once removed.
+        self.assertEqual({}, heal._stray_since)
+
+    def test_target_of_a_node_enrolled_again_restarts_its_grace(self):
+        self.pool.add_disk(GONE)
+        gone = self.real.export_node(GONE)
+        del self.pool.disks[GONE]
+        self.config(orphan_grace=60, group='bmi')
+        with mock.patch.object(heal.time, 'monotonic', return_value=1000.0):
+            self.run_once()
+        self.assertIn(GONE, heal._stray_since)
+        # Enrolled again and being deployed: kept, and a later delete of it
+        # gets a whole grace again.
+        node = obj_utils.create_test_node(
+            self.context, uuid=GONE, driver='bmi', deploy_interface='bmi',
+            provision_state=states.DEPLOYING, reservation='other')
+        with mock.patch.object(heal.time, 'monotonic', return_value=1050.0):
+            self.run_once()
+        self.assertNotIn(GONE, heal._stray_since)
+        node.destroy()
+        with mock.patch.object(heal.time, 'monotonic', return_value=1070.0):
+            self.run_once()
+        self.assertIsNotNone(self.tgtd.by_iqn(gone.target_iqn))
+
     # --- nodes at rest with an earlier deployment's leftovers --------------
 
     def _deleted_and_enrolled_again(self, state=states.AVAILABLE):
