@@ -394,17 +394,20 @@ def sweep_deleted(manager, context, now=None, held=None):
             continue
 
         # Asked under the node's export lock, so that two conductors never
-        # ask HIL to detach the same nics at once.
+        # ask HIL to detach the same nics at once.  The boot files go
+        # before the disk: once the disk is gone, the node is no longer in
+        # ``held`` and no later run would find its files.
         def settled(u=node_uuid):
-            return (_get_node(context, u) is None
-                    and release_network(manager, u, held[u]))
+            if (_get_node(context, u) is not None
+                    or not release_network(manager, u, held[u])):
+                return False
+            withdraw_leftover_boot_files(u)
+            return True
         try:
             # Not waiting: the holder is another conductor's sweep of this
             # node (HIL may keep it for minutes), and the rest of this
             # reconcile must not wait behind it.
             done = mgr.remove_node(node_uuid, still_gone=settled, timeout=0)
-            if done:
-                withdraw_leftover_boot_files(node_uuid)
         except exception.LockTimeout:
             LOG.info('Node %(node)s is gone from Ironic and another '
                      'conductor is removing its leftovers: left to it',

@@ -226,6 +226,24 @@ class HealTestCase(base.BMITestCase):
         self.assertIn(self.node.uuid, self.pool.disks)
         self.assertIsNotNone(self.tgtd.by_iqn(self.exp.target_iqn))
 
+    def test_boot_files_that_could_not_go_keep_the_disk(self):
+        # The disk is what makes a deleted node found again: removed before
+        # its boot files, a failure to remove those was never retried.
+        gone, root = self._deleted_node()
+        self.config(orphan_grace=0, group='bmi')
+        with mock.patch.object(
+                heal.boot_files, 'withdraw_all', autospec=True,
+                side_effect=exception.BootFilesError(
+                    path=root, reason='Permission denied')):
+            self.assertEqual([], heal.sweep_deleted(self.conductor,
+                                                    self.context))
+        self.assertIn(GONE, self.pool.disks)
+        self.assertIsNotNone(self.tgtd.by_iqn(gone.target_iqn))
+        self.assertEqual([GONE], heal.sweep_deleted(self.conductor,
+                                                    self.context))
+        self.assertFalse(os.path.exists(os.path.join(root, GONE)))
+        self.assertNotIn(GONE, self.pool.disks)
+
     def test_node_enrolled_again_within_the_grace_is_kept(self):
         self._deleted_node()
         self.config(orphan_grace=60, group='bmi')
