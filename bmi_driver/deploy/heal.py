@@ -161,12 +161,18 @@ def _is_stray(manager, context, node_uuid):
     _stray_since.pop(node_uuid, None)
     if node.reservation is not None:
         return False
+    if (node.deploy_interface != DEPLOY_INTERFACE
+            or node.provision_state in _NO_DISK_STATES):
+        # No gateway serves such a node, wherever the ring maps it: an
+        # undeploy on the conductor the ring moved it to before the take-
+        # over removed only that conductor's target (Ironic 39.0.0 sets
+        # conductor_affinity at deploy and take-over, not at tear down).
+        return True
     if not _mapped_here(manager, node):
         # Taken over by another conductor (not merely mapped elsewhere:
         # until the take-over this gateway is still the node's).
         return not _ours_by_affinity(manager, node.conductor_affinity)
-    return (node.deploy_interface != DEPLOY_INTERFACE
-            or node.provision_state in _NO_DISK_STATES)
+    return False
 
 
 def _gone_long_enough(node_uuid, now=None, since=None):

@@ -134,6 +134,18 @@ class HealTestCase(base.BMITestCase):
         self.run_once()
         self.assertIsNotNone(self.tgtd.by_iqn(self.exp.target_iqn))
 
+    def test_node_undeployed_elsewhere_before_the_take_over_is_removed(self):
+        # The ring moved the node to another conductor, which undeployed it
+        # before taking it over: its affinity still names this one.
+        self.conductor.mine = set()
+        self.node.conductor_affinity = self.conductor.conductor.id
+        self.node.provision_state = states.AVAILABLE
+        self.node.save()
+        del self.pool.disks[self.node.uuid]
+        self.run_once()
+        self.assertIsNone(self.tgtd.by_iqn(self.exp.target_iqn))
+        self.assertNotIn(self.exp.chap_username, self.tgtd.accounts)
+
     def test_node_mapped_here_not_yet_taken_over_is_not_exported(self):
         self.tgtd.targets.clear()
         self.node.conductor_affinity = self.other_id
