@@ -213,6 +213,11 @@ class BMIDeploy(base.DeployInterface):
                         # Logged step by step; the first error is the news.
                         pass
         elif node.provision_state in (states.ACTIVE, states.ADOPTING):
+            if node.provision_state == states.ADOPTING:
+                # For whom it is adopted: a later lessee change is then
+                # refused as after a deploy.
+                rbd_iscsi.record_deployed_for(node)
+                node.save()
             # Take over by this conductor: make sure the disk is exported
             # here and the iPXE configuration exists here.
             task.driver.storage.attach_volumes(task)

@@ -515,6 +515,20 @@ def new_deployment(node):
     return deployment
 
 
+def record_deployed_for(node):
+    """Record whom the node's disk is for (``DEPLOYED_FOR``) at adoption.
+
+    Ironic 39.0.0's adoption runs no deploy, so :func:`new_deployment`
+    never recorded it, and a power-on or take-over after the lessee changed
+    would export the disk the old lessee used for the new one. (No
+    deployment id: an adopted node keeps the clone it has.)
+
+    :raises: InvalidParameterValue, MissingParameterValue (as validate).
+    """
+    with ironic_errors.as_ironic():
+        node.set_driver_internal_info(DEPLOYED_FOR, _deployed_for(node))
+
+
 def _deployed_for(node):
     """Whom the node's disk is for now: see ``DEPLOYED_FOR``."""
     boot_net = node_facts.boot_network(node)

@@ -543,6 +543,28 @@ class BMIDeployTestCase(base.BMITestCase):
         self.assertEqual('10.78.1.2:3260',
                          self.mgr.export_node.call_args.kwargs['portal'])
 
+    def test_adopted_node_refused_when_the_lessee_changed(self):
+        # Ironic 39.0.0's adoption runs no deploy: whom the disk is for is
+        # recorded at its prepare, so that the lessee's data is not exported
+        # for the next lessee the owner sets.
+        self.set_state(states.ADOPTING)
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            task.driver.deploy.prepare(task)
+        self.assertEqual(
+            {'project': base.LESSEE, 'boot_network': None},
+            objects.Node.get_by_uuid(self.context, self.node.uuid)
+            .driver_internal_info[bmi_storage.DEPLOYED_FOR])
+        self.set_state(states.ACTIVE)
+        self.node.refresh()
+        self.node.lessee = 'tenant-b'
+        self.node.save()
+        self.mgr.export_node.reset_mock()
+        with task_manager.acquire(self.context, self.node.uuid) as task:
+            e = self.assertRaises(ironic_exc.InvalidParameterValue,
+                                  task.driver.deploy.prepare, task)
+        self.assertIn('lessee or owner changed', str(e))
+        self.mgr.export_node.assert_not_called()
+
     def test_reconcile_is_a_periodic_of_the_interval(self):
         from futurist import periodics as futurist_periodics
         from ironic.conductor import periodics
