@@ -473,11 +473,14 @@ def _ensure_scratch(lib, node, disk, ephemeral, swap):
         if kept:
             LOG.info('Node %(node)s keeps its ephemeral disk %(spec)s',
                      {'node': node.uuid, 'spec': disk.ephemeral.spec})
-    elif not active:
+    elif not active and (disk.ephemeral is not None
+                         or not keeps_ephemeral(node)):
         # Also when ``disk`` lists none: a clone just made does not look
         # for the others (clone_for_node), and the ephemeral disk a failed
         # preserving rebuild kept is there without a clone; the export
-        # reads Ceph and would serve it.  Missing is fine.
+        # reads Ceph and would serve it.  Missing is fine.  A preserving
+        # rebuild (of the same project: mark_preserved_ephemeral) that
+        # asks for none keeps it, rather than lose the data.
         lib.remove_node_scratch(node.uuid, 'ephemeral')
         disk.ephemeral = None
     if swap is not None:

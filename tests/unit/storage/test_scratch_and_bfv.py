@@ -147,6 +147,22 @@ class ScratchTestCase(base.BMITestCase):
         self._attach()
         self.assertEqual({}, self.scratch)
 
+    def test_a_fresh_clone_never_serves_a_leftover_ephemeral_disk(self):
+        # A preserving rebuild that failed kept its ephemeral disk without
+        # a clone; the next deploy (no ephemeral asked) makes a fresh clone,
+        # whose record shows no other image, while the export serves what
+        # Ceph has.
+        self.scratch['ephemeral'] = layout.NodeDisk(
+            node_uuid=self.node.uuid, pool='bmi-images',
+            rbd_name='node-%s-ephemeral' % self.node.uuid, size=GiB,
+            metadata={layout.META_DEPLOYMENT: 'of-another-lessee',
+                      layout.META_FORMAT: 'ext4'})
+        self._info(swap_mb='0')
+        self._attach()
+        self.assertEqual({}, self.scratch)
+        [target] = self._targets()
+        self.assertNotIn('ephemeral_lun', target.properties)
+
     def test_active_node_keeps_its_scratch_disks(self):
         self._info(ephemeral_gb='1', swap_mb='64')
         self._attach()
@@ -347,6 +363,25 @@ class ScratchTestCase(base.BMITestCase):
         self.assertIs(eph, self.scratch['ephemeral'])
         self.lib.remove_node_disk.assert_called_once_with(
             self.node.uuid, keep_ephemeral=True)
+
+    def test_preserving_rebuild_for_a_new_lessee_keeps_nothing(self):
+        # The owner's members may set the lessee of an ACTIVE node and ask
+        # for its rebuild (Ironic 39.0.0's default policy): the ephemeral
+        # disk holds the old lessee's data.
+        self._info(ephemeral_gb='1', swap_mb='64')
+        self._deploy_prepare()
+        eph = self.scratch['ephemeral']
+        self.node.refresh()
+        self.node.lessee = 'tenant-b'
+        self.node.save()
+        self._info(preserve_ephemeral='True')
+        self._deploy_prepare()
+        self.assertIsNot(eph, self.scratch['ephemeral'])
+        self.node.refresh()
+        self.assertNotIn(bmi_storage.PRESERVE_FROM,
+                         self.node.driver_internal_info)
+        self.lib.remove_node_disk.assert_called_once_with(
+            self.node.uuid, stale_watch=True, keep_ephemeral=False)
 
     def test_undeploy_removes_everything(self):
         self._info(ephemeral_gb='1', swap_mb='64', preserve_ephemeral='True')
