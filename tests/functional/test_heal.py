@@ -189,6 +189,35 @@ class HealTestCase(test_ironic.IronicHelpers):
         self.assertNotEqual(marker, self.lun_bytes(again.uuid, 0,
                                                    len(marker)))
 
+    def test_reenrolled_uuid_cannot_adopt_the_old_clone(self):
+        # Ironic 39.0.0's adoption (a member of the owner project may ask
+        # for it) runs prepare without a deploy: the re-enrolled UUID
+        # would have been handed the deleted node's clone, its data and
+        # its CHAP secret.
+        self.start(grace=3600)
+        image, node, marker, old, old_dep = self._deploy_and_delete()
+        again = self.create_node(uuid=node.uuid)
+        self.ironic.node.set_provision_state(again.uuid, 'manage')
+        self.wait(again.uuid, 'manageable')
+        self.ironic.node.update(again.uuid, [
+            {'op': 'add', 'path': '/instance_info/image_source',
+             'value': image.uuid}])
+        self.ironic.node.set_provision_state(again.uuid, 'adopt')
+        deadline = time.monotonic() + 60
+        while True:
+            again = self.ironic.node.get(again.uuid)
+            if (again.provision_state in ('active', 'adopt failed')
+                    or time.monotonic() > deadline):
+                break
+            time.sleep(0.5)
+        self.assertEqual('adopt failed', again.provision_state)
+        self.assertIn('never reused', again.last_error)
+        self.assertEqual([], self.ironic.volume_target.list(
+            node=again.uuid))
+        # Left to the sweep of nodes at rest, as it was.
+        self.assertEqual(old_dep, layout.disk_deployment(
+            self.lib.get_node_disk(again.uuid)))
+
 
 class DeletedHILNodeTestCase(test_isolation.HILNodeTestCase):
     """A node deleted while ACTIVE leaves the real HIL as it found it."""

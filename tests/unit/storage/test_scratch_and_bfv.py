@@ -364,25 +364,6 @@ class ScratchTestCase(base.BMITestCase):
         self.lib.remove_node_disk.assert_called_once_with(
             self.node.uuid, keep_ephemeral=True)
 
-    def test_preserving_rebuild_for_a_new_lessee_keeps_nothing(self):
-        # The owner's members may set the lessee of an ACTIVE node and ask
-        # for its rebuild (Ironic 39.0.0's default policy): the ephemeral
-        # disk holds the old lessee's data.
-        self._info(ephemeral_gb='1', swap_mb='64')
-        self._deploy_prepare()
-        eph = self.scratch['ephemeral']
-        self.node.refresh()
-        self.node.lessee = 'tenant-b'
-        self.node.save()
-        self._info(preserve_ephemeral='True')
-        self._deploy_prepare()
-        self.assertIsNot(eph, self.scratch['ephemeral'])
-        self.node.refresh()
-        self.assertNotIn(bmi_storage.PRESERVE_FROM,
-                         self.node.driver_internal_info)
-        self.lib.remove_node_disk.assert_called_once_with(
-            self.node.uuid, stale_watch=True, keep_ephemeral=False)
-
     def test_undeploy_removes_everything(self):
         self._info(ephemeral_gb='1', swap_mb='64', preserve_ephemeral='True')
         self._deploy_prepare()
