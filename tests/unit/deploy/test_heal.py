@@ -103,6 +103,11 @@ class HealTestCase(base.BMITestCase):
     def run_once(self):
         heal.reconcile(self.conductor, self.context)
 
+    def _run_at(self, now):
+        """run_once() with the monotonic clock at ``now``."""
+        with mock.patch.object(heal.time, 'monotonic', return_value=now):
+            self.run_once()
+
     def test_tgtd_restart_is_healed_and_recorded(self):
         accounts = dict(self.tgtd.accounts)
         self.tgtd.targets.clear()
@@ -446,14 +451,11 @@ class HealTestCase(base.BMITestCase):
         gone = self.real.export_node(GONE)
         del self.pool.disks[GONE]
         self.config(orphan_grace=60, group='bmi')
-        with mock.patch.object(heal.time, 'monotonic', return_value=1000.0):
-            self.run_once()
+        self._run_at(1000.0)
         self.assertIsNotNone(self.tgtd.by_iqn(gone.target_iqn))
-        with mock.patch.object(heal.time, 'monotonic', return_value=1030.0):
-            self.run_once()
+        self._run_at(1030.0)
         self.assertIsNotNone(self.tgtd.by_iqn(gone.target_iqn))
-        with mock.patch.object(heal.time, 'monotonic', return_value=1061.0):
-            self.run_once()
+        self._run_at(1061.0)
         self.assertIsNone(self.tgtd.by_iqn(gone.target_iqn))
         self.assertNotIn(gone.chap_username, self.tgtd.accounts)
         # Forgotten once removed.
@@ -464,20 +466,17 @@ class HealTestCase(base.BMITestCase):
         gone = self.real.export_node(GONE)
         del self.pool.disks[GONE]
         self.config(orphan_grace=60, group='bmi')
-        with mock.patch.object(heal.time, 'monotonic', return_value=1000.0):
-            self.run_once()
+        self._run_at(1000.0)
         self.assertIn(GONE, heal._stray_since)
         # Enrolled again and being deployed: kept, and a later delete of it
         # gets a whole grace again.
         node = obj_utils.create_test_node(
             self.context, uuid=GONE, driver='bmi', deploy_interface='bmi',
             provision_state=states.DEPLOYING, reservation='other')
-        with mock.patch.object(heal.time, 'monotonic', return_value=1050.0):
-            self.run_once()
+        self._run_at(1050.0)
         self.assertNotIn(GONE, heal._stray_since)
         node.destroy()
-        with mock.patch.object(heal.time, 'monotonic', return_value=1070.0):
-            self.run_once()
+        self._run_at(1070.0)
         self.assertIsNotNone(self.tgtd.by_iqn(gone.target_iqn))
 
     # --- nodes at rest with an earlier deployment's leftovers --------------
