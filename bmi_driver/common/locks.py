@@ -119,8 +119,13 @@ def _coordinator():
             # The heartbeat keeps locks alive on backends with sessions
             # (etcd3, redis); the file backend has none.
             coord.start(start_heart=not path)
-        except (coordination.ToozError, RuntimeError, ValueError) as e:
-            # RuntimeError: stevedore finds no driver for the scheme.
+        except Exception as e:
+            # Whatever the driver raises: ToozError, RuntimeError (stevedore
+            # finds no driver for the scheme), and the client's own errors,
+            # which start() does not translate (tooz 9.1.0's etcd3gw
+            # driver grants its membership lease in _start(), outside
+            # _translate_failures: an unreachable etcd raised etcd3gw's
+            # ConnectionFailedError, which no caller catches).
             # The URL may embed credentials: name only the driver.
             raise exception.CoordinationError(
                 reason='cannot start the %(driver)s backend: %(err)s'

@@ -100,6 +100,27 @@ class LocksTestCase(base.TestCase):
                               locks.lock('x').__enter__)
         self.assertNotIn('pw', str(e))
 
+    def test_backend_unreachable_at_start_is_a_coordination_error(self):
+        # tooz 9.1.0's etcd3gw driver asks etcd for its membership lease in
+        # start(), whose errors tooz does not translate: etcd3gw's own
+        # ConnectionFailedError (an Exception) came out of lock().
+        from etcd3gw import exceptions as etcd3gw_exc
+
+        class Coord:
+            def start(self, start_heart=False):
+                raise etcd3gw_exc.ConnectionFailedError('refused')
+
+        self.config(backend_url='etcd3+http://user:pw@host:2379',
+                    group='coordination')
+        self.useFixture(fixtures.MockPatch(
+            'tooz.coordination.get_coordinator', return_value=Coord()))
+        e = self.assertRaises(exception.CoordinationError,
+                              locks.lock('x').__enter__)
+        self.assertIn('ConnectionFailedError', str(e))
+        self.assertNotIn('pw', str(e))
+        self.assertEqual({}, locks._coordinators)
+        self.assertEqual(0, len(locks._local))
+
     def test_threads_of_a_process_queue_locally(self):
         # One thread at a time reaches the backend's lock: the others wait
         # on a local lock, which wakes them at once (tooz's etcd3gw lock
