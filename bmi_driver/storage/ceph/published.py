@@ -113,10 +113,18 @@ class PublishedImages:
         a record whose id its golden image does not name is not bmi's
         (:meth:`sweep_published`).
 
-        :raises: GlanceError, CephError
+        Read again under the lock: the sweep publishes what it listed as
+        unpublished, and a publication of the same image (a new image's,
+        another sweep's) may have recorded its id since; a second record
+        would be left in Glance, naming the image but not named by it.
+
+        :raises: GlanceError, CephError (ImageNotFound: the image is gone)
         """
         glance_id = uuidutils.generate_uuid()
         with self._publish_lock(img.uuid):
+            now = self._read_golden(client, img.uuid, count_clones=False)
+            if now.glance_id:
+                return now.glance_id
             self._set_published(client, img, glance_id)
             try:
                 self.glance.create_published(

@@ -2185,6 +2185,26 @@ class PublishTestCase(ImagesTestCase):
         self.assertEqual(img.uuid, self.record(
             self.library.get('ubuntu'))['bmi_image_id'])
 
+    def test_sweep_does_not_publish_twice_what_was_published_meanwhile(self):
+        # The sweep lists the golden images, then publishes those it saw
+        # unpublished; a publication of one of them (a new image's, a
+        # second sweep's) in between made a second Glance record, which
+        # the image did not name: left in Glance for good.
+        self.config(publish_images=False, group='glance')
+        img = self.import_raw()
+        self.config(publish_images=True, group='glance')
+        listed = self.library._all_golden
+
+        def all_golden(client, count_clones=True):
+            found = listed(client, count_clones)
+            self.library._publish(client, self.library.get(img.uuid))
+            return found
+        self.useFixture(fixtures.MockPatchObject(
+            self.library, '_all_golden', side_effect=all_golden))
+        self.library.sweep_published()
+        own = self.library.get('ubuntu').glance_id
+        self.assertEqual([own], list(self.glance_api.images))
+
     def test_the_id_is_bmi_s_and_recorded_before_glance_has_it(self):
         seen = []
         request = self.glance_api.request
