@@ -22,9 +22,12 @@ opts = [
                secret=True,
                help='tooz backend URL for the plugin\'s locks. The default '
                     'file backend serves one host; use a shared backend '
-                    '(etcd3+http://, redis://) when several conductors '
-                    'export from the same gateway. May embed credentials, '
-                    'so it is never logged.'),
+                    '(etcd3+http://, redis://) as soon as several '
+                    'conductors run, even with a gateway each: the locks '
+                    'guard what they share (the export records in Ceph, '
+                    'the sweeps of deleted nodes and their HIL networks, '
+                    'golden image names, Glance conversions). May embed '
+                    'credentials, so it is never logged.'),
     cfg.IntOpt('lock_timeout',
                default=60, min=1,
                help='Seconds to wait for a lock before failing.'),
