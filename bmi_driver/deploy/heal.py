@@ -407,6 +407,14 @@ def sweep_deleted(manager, context, now=None, held=None):
             if (_get_node(context, u) is not None
                     or not release_network(manager, u, held[u])):
                 return False
+            # Asked again after HIL, which may take minutes: a deploy of
+            # a node enrolled again with this UUID meanwhile takes no
+            # export lock to replace the leftover clone with its own
+            # (rbd_iscsi._disk_of_deployment, clone_for_node), nor to
+            # write its boot files; that node's leftovers are
+            # sweep_at_rest's.
+            if _get_node(context, u) is not None:
+                return False
             withdraw_leftover_boot_files(u)
             return True
         try:

@@ -317,6 +317,25 @@ class HealTestCase(base.BMITestCase):
         self.assertEqual([GONE], heal.sweep_deleted(
             self.conductor, self.context, now=1062.0))
 
+    def test_node_enrolled_again_while_hil_releases_it_is_kept(self):
+        # HIL may take minutes; a node enrolled again with this UUID and
+        # deploying meanwhile has its new clone and boot files, which a
+        # deploy makes without the export lock: not the sweep's.
+        _gone, root = self._deleted_node()
+        release = self._recorded_hil(GONE)
+
+        def enrolled_meanwhile(record):
+            obj_utils.create_test_node(self.context, uuid=GONE,
+                                       driver='bmi',
+                                       provision_state=states.DEPLOYING)
+            return [], False
+        release.side_effect = enrolled_meanwhile
+        self.config(orphan_grace=0, group='bmi')
+        self.assertEqual([], heal.sweep_deleted(self.conductor,
+                                                self.context))
+        self.assertIn(GONE, self.pool.disks)
+        self.assertTrue(os.path.exists(os.path.join(root, GONE)))
+
     def test_node_swept_by_another_conductor_is_forgotten(self):
         self._deleted_node()
         self.config(orphan_grace=60, group='bmi')
