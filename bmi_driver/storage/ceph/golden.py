@@ -396,41 +396,47 @@ class GoldenImages:
         with self._clients.get() as client:
             img = self._find(client, ref)
             ioctx = client.ioctx(self.image_pool)
-            with rbd_utils.ceph_errors(img.name):
-                with rbd.Image(ioctx, img.rbd_name) as image:
-                    meta = dict(image.metadata_list())
-                    # (A snapshot already gone or unprotected is the trace
-                    # of an interrupted delete: carry on from there.)
-                    had_snap = (layout.GOLDEN_SNAP
-                                in rbd_utils.snap_names(image))
-                    if had_snap:
-                        self._refuse_if_cloned(image, img)
-                        if image.is_protected_snap(layout.GOLDEN_SNAP):
+            # Under its publication lock: a publication (the sweep's) that
+            # recorded an id after it was read here made a Glance record
+            # that no golden image, nor any note, named once it was gone.
+            with self._publish_lock(img.uuid):
+                with rbd_utils.ceph_errors(img.name):
+                    with rbd.Image(ioctx, img.rbd_name) as image:
+                        meta = dict(image.metadata_list())
+                        # As recorded now, under the lock.
+                        glance_id = meta.get(layout.META_PUBLISHED, '')
+                        # (A snapshot already gone or unprotected is the
+                        # trace of an interrupted delete: carry on.)
+                        had_snap = (layout.GOLDEN_SNAP
+                                    in rbd_utils.snap_names(image))
+                        if had_snap:
+                            self._refuse_if_cloned(image, img)
+                            if image.is_protected_snap(layout.GOLDEN_SNAP):
+                                try:
+                                    image.unprotect_snap(layout.GOLDEN_SNAP)
+                                except rbd.ImageBusy:
+                                    # A clone appeared since we looked.
+                                    self._refuse_if_cloned(image, img)
+                                    raise
                             try:
-                                image.unprotect_snap(layout.GOLDEN_SNAP)
-                            except rbd.ImageBusy:
-                                # A clone appeared since we looked.
-                                self._refuse_if_cloned(image, img)
+                                image.remove_snap(layout.GOLDEN_SNAP)
+                            except BaseException:
+                                image.protect_snap(layout.GOLDEN_SNAP)
                                 raise
-                        try:
-                            image.remove_snap(layout.GOLDEN_SNAP)
-                        except BaseException:
-                            image.protect_snap(layout.GOLDEN_SNAP)
-                            raise
-                if img.glance_id:
-                    # The golden image names its Glance record: once it is
-                    # gone, the note is what says the record is bmi's.
-                    self._note_unpublish(client, img.uuid, img.glance_id)
-                try:
-                    rbd.RBD().remove(ioctx, img.rbd_name)
-                except rbd.Error:
-                    if img.glance_id:
-                        self._drop_unpublish_note(client, img.glance_id)
-                    if had_snap:
-                        with rbd.Image(ioctx, img.rbd_name) as image:
-                            image.create_snap(layout.GOLDEN_SNAP)
-                            image.protect_snap(layout.GOLDEN_SNAP)
-                    raise
+                    if glance_id:
+                        # The golden image names its Glance record: once it
+                        # is gone, the note says the record is bmi's.
+                        self._note_unpublish(client, img.uuid, glance_id)
+                    try:
+                        rbd.RBD().remove(ioctx, img.rbd_name)
+                    except rbd.Error:
+                        if glance_id:
+                            self._drop_unpublish_note(client, glance_id)
+                        if had_snap:
+                            with rbd.Image(ioctx, img.rbd_name) as image:
+                                image.create_snap(layout.GOLDEN_SNAP)
+                                image.protect_snap(layout.GOLDEN_SNAP)
+                        raise
             if layout.META_REF_SNAP in meta:
                 ref_pool, _, rest = meta[layout.META_SOURCE][4:].partition('/')
                 self._drop_ref_snapshot(client, ref_pool,
@@ -440,7 +446,7 @@ class GoldenImages:
                      {'name': img.name, 'uuid': img.uuid})
             # Its bytes are gone: Glance, which deletes a location's bytes
             # with the record, finds none.
-            self._unpublish(client, img.uuid, img.glance_id)
+            self._unpublish(client, img.uuid, glance_id)
 
     @staticmethod
     def _refuse_if_cloned(image, img):

@@ -2105,6 +2105,24 @@ class PublishTestCase(ImagesTestCase):
         self.assertEqual(('DELETE', '/v2/images/%s' % img.glance_id),
                          self.glance_api.calls[-1])
 
+    def test_delete_takes_a_publication_made_meanwhile_with_it(self):
+        # delete read the image (unpublished), then the sweep published it
+        # before the image went: its Glance record was left, named by no
+        # golden image nor note, pointing at bytes gone.
+        self.config(publish_images=False, group='glance')
+        img = self.import_raw()
+        found = self.library._find
+
+        def find(client, ref, count_clones=True):
+            seen = found(client, ref, count_clones)
+            self.library._publish(client, seen)
+            return seen
+        self.useFixture(fixtures.MockPatchObject(
+            self.library, '_find', side_effect=find))
+        self.library.delete(img.uuid)
+        self.assertEqual([], self.golden_names())
+        self.assertEqual({}, self.glance_api.images)
+
     def test_delete_refused_while_cloned_keeps_the_record(self):
         img = self.import_raw()
         self.library.clone_for_node(NODE, 'ubuntu')
