@@ -189,13 +189,22 @@ def _backend_lock(name, timeout, left):
         yield
     finally:
         try:
-            tooz_lock.release()
+            released = tooz_lock.release()
         except coordination.ToozError as e:
             # Sessions expire on their own: the lock is not held forever.
             LOG.warning('Could not release lock %(name)s: %(err)s',
                         {'name': name, 'err': e})
         else:
-            LOG.debug('Released lock %(name)s', {'name': name})
+            if released is False:
+                # tooz 9.1.0's etcd3gw lock answers False when its key is
+                # no longer this holder's: its lease expired (the backend
+                # out of the heartbeat's reach longer than the TTL), and
+                # another holder may have worked beside this one.
+                LOG.warning('Lock %(name)s was no longer held when '
+                            'released: its lease expired while held',
+                            {'name': name})
+            else:
+                LOG.debug('Released lock %(name)s', {'name': name})
 
 
 def reset():

@@ -178,6 +178,28 @@ class LocksTestCase(base.TestCase):
                           locks.lock('x', 0.1).__enter__)
         self.assertEqual(0, len(locks._local))
 
+    def test_a_lock_lost_while_held_is_told_at_release(self):
+        # tooz 9.1.0's etcd3gw lock: release() answers False when the
+        # lease expired meanwhile.
+        class Lock:
+            def acquire(self, blocking):
+                return True
+
+            def release(self):
+                return False
+
+        class Coord:
+            def get_lock(self, name):
+                return Lock()
+
+        self.useFixture(fixtures.MockPatchObject(
+            locks, '_coordinator', return_value=Coord()))
+        logger = self.useFixture(fixtures.FakeLogger())
+        with locks.lock('export-x', 0.1):
+            pass
+        self.assertIn('Lock export-x was no longer held when released',
+                      logger.output)
+
     def test_local_lock_never_asks_the_backend(self):
         # A backend that cannot even start: the local lock does not care.
         self.config(backend_url='nosuchdriver://host', group='coordination')
