@@ -368,13 +368,25 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         refusal = hil_node.refusal(task.node, name, holder, project)
         if refusal:
             raise ironic_exc.NetworkError(refusal)
-        connected = holder != project and client.connect_node(project, name)
         node = task.node
-        if connected:
-            node.set_driver_internal_info(CONNECTED_PROJECT, project)
-        if connected or node.driver_internal_info.get(
-                DEPLOYED_PROJECT) != project:
-            node.set_driver_internal_info(DEPLOYED_PROJECT, project)
+        if holder == project:
+            if node.driver_internal_info.get(DEPLOYED_PROJECT) != project:
+                node.set_driver_internal_info(DEPLOYED_PROJECT, project)
+                node.save()
+            return False
+        # Recorded before the connect, as the boot network is: HIL may
+        # apply it and its answer be lost (a read timeout, a proxy's 500),
+        # and a node connected but not recorded would stay in the project
+        # after the undeploy, held for it in HIL while Ironic has it
+        # available. detach_node frees only a node HIL has in ``project``.
+        earlier = node.driver_internal_info.get(CONNECTED_PROJECT)
+        node.set_driver_internal_info(CONNECTED_PROJECT, project)
+        node.set_driver_internal_info(DEPLOYED_PROJECT, project)
+        node.save()
+        connected = client.connect_node(project, name)
+        if not connected and earlier != project:
+            # Someone else put it in the project meanwhile: theirs to free.
+            node.del_driver_internal_info(CONNECTED_PROJECT)
             node.save()
         return connected
 
@@ -552,7 +564,10 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
         try:
             for label in reversed(labels):
                 client.detach_network(name, label, network)
-            if allocated:
+            # Also when the connect failed: it may have landed (see
+            # _ensure_project); _release_project acts on the record.
+            if allocated or task.node.driver_internal_info.get(
+                    CONNECTED_PROJECT):
                 self._release_project(task, client, name)
         except exception.HILError as e:
             LOG.warning('Node %(node)s: could not undo HIL changes after a '

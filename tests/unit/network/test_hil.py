@@ -373,6 +373,79 @@ class TestProvisioningNetwork(HILNetworkTestCase):
         self.assertIsNone(state['project'])
         self.assertEqual({}, state['nics']['eth0']['networks'])
 
+    def test_connect_whose_answer_is_lost_is_released(self):
+        # HIL connects the free node, but its answer never arrives (a read
+        # timeout, a proxy's 500). Before, the node was not recorded as
+        # connected and stayed in the project after the undeploy: held
+        # for it in HIL while Ironic had it available.
+        self.config(allow_connect_free_node=True, group='hil')
+        real = hil_client.HILClient.connect_node
+
+        def lost(client, project, node):
+            real(client, project, node)
+            raise exception.HILUnreachable(url=client.url,
+                                           reason='read timed out')
+        node = self.make_node('node-free')
+        with mock.patch.object(hil_client.HILClient, 'connect_node', lost):
+            with self.acquire(node) as task:
+                self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.add_provisioning_network,
+                                  task)
+        # The rollback freed it.
+        self.assertIsNone(self.hil.snapshot()['nodes']['node-free'][
+            'project'])
+        node.refresh()
+        self.assertNotIn(hil.CONNECTED_PROJECT, node.driver_internal_info)
+
+    def test_lost_connect_freed_by_teardown_when_rollback_fails(self):
+        # HIL answers nothing more after the connect it applied: the
+        # record stays, and the teardown frees the node once HIL answers.
+        self.config(allow_connect_free_node=True, group='hil')
+        real = hil_client.HILClient.connect_node
+
+        def lost(client, project, node):
+            real(client, project, node)
+            raise exception.HILUnreachable(url=client.url,
+                                           reason='read timed out')
+        node = self.make_node('node-free')
+        with mock.patch.object(hil_client.HILClient, 'connect_node', lost), \
+                mock.patch.object(hil_client.HILClient, 'detach_node',
+                                  side_effect=exception.HILUnreachable(
+                                      url='x', reason='down')):
+            with self.acquire(node) as task:
+                self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.add_provisioning_network,
+                                  task)
+        node.refresh()
+        self.assertEqual(LESSEE,
+                         node.driver_internal_info[hil.CONNECTED_PROJECT])
+        with self.acquire(node) as task:
+            self.interface.unconfigure_tenant_networks(task)
+            self.interface.remove_provisioning_network(task)
+        self.assertIsNone(self.hil.snapshot()['nodes']['node-free'][
+            'project'])
+
+    def test_node_connected_by_someone_else_is_not_freed(self):
+        # HIL has the node in the project by the time the plugin connects
+        # it (someone else did): not the plugin's to free at undeploy.
+        self.config(allow_connect_free_node=True, group='hil')
+        node = self.make_node('node-free')
+
+        def other_connects(client, project, hil_node):
+            hil_client.HILClient._request(
+                client, 'POST', '/project/%s/connect_node' % project,
+                {'node': hil_node})
+            return False
+        with mock.patch.object(hil_client.HILClient, 'connect_node',
+                               other_connects):
+            with self.acquire(node) as task:
+                self.interface.add_provisioning_network(task)
+                self.assertNotIn(hil.CONNECTED_PROJECT,
+                                 task.node.driver_internal_info)
+                self.interface.remove_provisioning_network(task)
+        self.assertEqual(LESSEE, self.hil.snapshot()['nodes']['node-free'][
+            'project'])
+
     def test_validate_project(self):
         with self.acquire() as task:
             self.interface.validate_project(task)
