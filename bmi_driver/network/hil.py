@@ -731,7 +731,16 @@ class HILNetwork(common.VIFPortIDMixin, base.NetworkInterface):
             raise self._network_error(task, 'detach the tenant networks',
                                       '; '.join(errors))
         self._unbind_vifs(task)
-        hil_vifs.delete_unused(client, [network for _nic, network in order])
+        # Not the networks only instance_info requests: the tenant writes
+        # it (Ironic 39.0.0: owner members, lessee admins, also on an
+        # ACTIVE node) and could name another project's VIF network, which
+        # the plugin's HIL user, a member of that project too, would
+        # delete while unused (between its creation and its first connect
+        # in that project's deploy).
+        mine = hil_node.own_networks(info, recorded, task.node.
+                                     driver_internal_info.get(VIF_NETWORKS))
+        hil_vifs.delete_unused(client, [network for _nic, network in order
+                                        if network in mine])
         if recorded is not None:
             task.node.del_driver_internal_info(TENANT_ATTACHMENTS)
             task.node.save()

@@ -348,6 +348,23 @@ def tenant_attachments(node, name, info, recorded, ours):
     return wanted
 
 
+def own_networks(info, recorded, vif_networks):
+    """The networks a teardown may delete when unused: the node's own.
+
+    Those the deployment recorded (attachments, VIFs) and those HIL has on
+    the node's nics (HIL joins a nic only to a network its project may
+    use); not the ones instance_info merely requests.
+
+    :param recorded: the attachments recorded at deploy, or None.
+    :param vif_networks: driver_internal_info's VIF record, or None.
+    """
+    names = {a['network'] for a in recorded or []}
+    names.update(v['network'] for v in (vif_networks or {}).values())
+    for nic in info.get('nics') or []:
+        names.update((nic.get('networks') or {}).values())
+    return names
+
+
 def detach_order(node, info, wanted, recorded_boot_network):
     """The pairs of ``wanted`` to detach, in the order to detach them.
 

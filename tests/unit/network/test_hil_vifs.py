@@ -21,6 +21,7 @@ from ironic.common import exception as ironic_exc
 from ironic.common import states
 
 from bmi_driver.network import hil
+from bmi_driver.network import hil_client
 from tests.unit.network import fake_neutron
 from tests.unit.network import test_hil
 
@@ -184,6 +185,27 @@ class TestDeploy(VIFTestCase):
         recorded = self.node.driver_internal_info[hil.VIF_NETWORKS]
         self.assertEqual({'vif-1', 'vif-2'}, set(recorded))
         self.assertEqual(HIL_Y, recorded['vif-2']['network'])
+
+    def test_undeploy_deletes_no_network_instance_info_names(self):
+        # instance_info is the tenant's to write, also on an ACTIVE node:
+        # naming another project's VIF network there must not make the
+        # undeploy delete it (the plugin's HIL user is a member of that
+        # project too, and it is unused between its creation and its
+        # first connect in that project's deploy).
+        theirs = 'neutron-' + NET_OTHER
+        hil_client.get_client().ensure_network(theirs, 'other')
+        with self.acquire() as task:
+            self.interface.vif_attach(task, {'id': 'vif-1'})
+        self.deploy()
+        self.set_tenant_networks([{'network': theirs, 'nic': 'eth1',
+                                   'channel': 'vlan/%s' % self.hil_networks()[
+                                       theirs]['net_id']}])
+        self.set_state(states.DELETING)
+        with self.acquire() as task:
+            self.interface.unconfigure_tenant_networks(task)
+        self.assertIn(theirs, self.hil_networks())
+        # The node's own VIF network went, as before.
+        self.assertNotIn(HIL_X, self.hil_networks())
 
     def test_undeploy_leaves_nothing(self):
         self.attach_two()
