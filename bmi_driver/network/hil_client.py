@@ -260,11 +260,18 @@ class HILClient(object):
         info = self.get_network(network)
         if info.get('owner') != project or (info.get('access') or []) != [
                 project]:
+            # Whose it is goes to the log only: the text reaches the API
+            # user (last_error), and HIL names are global, so another
+            # project (one with HIL credentials of its own) may have
+            # taken the name.
+            LOG.warning('HIL network %(net)s exists as owner %(owner)s, '
+                        'access %(access)s, not as project %(project)s\'s '
+                        'own', {'net': network, 'owner': info.get('owner'),
+                                'access': info.get('access'),
+                                'project': project})
             raise exception.HILConflict(
                 msg='HIL network %s exists but is not project %s\'s own '
-                    '(owner %s, access %s)' % (
-                        network, project, info.get('owner'),
-                        info.get('access')),
+                    '(the conductor\'s log says whose)' % (network, project),
                 status=409, type='DuplicateError')
         return False
 
@@ -314,9 +321,13 @@ class HILClient(object):
                 holder = self.get_node(node).get('project')
                 if holder == project:
                     return False
+        # The holder to the log only: the text reaches the API user.
+        LOG.warning('HIL node %(node)s belongs to HIL project %(holder)s, '
+                    'not %(project)s', {'node': node, 'holder': holder,
+                                        'project': project})
         raise exception.HILConflict(
-            msg='node %s belongs to HIL project %s, not %s'
-                % (node, holder, project), status=409, type='BlockedError')
+            msg='node %s belongs to another HIL project, not %s'
+                % (node, project), status=409, type='BlockedError')
 
     def detach_node(self, project, node):
         """Free a node from a project (no-op when it is not in it).

@@ -270,8 +270,13 @@ def check_boot_network(client, node, project):
     if access is None:
         why = 'it is public in HIL (every project may use it)'
     elif others:
-        why = ('HIL gives also project(s) %s access to it'
-               % ', '.join(others))
+        # Which ones to the log only: the text reaches the API user.
+        LOG.warning('Boot network %(net)s of project %(project)s: HIL '
+                    'gives also project(s) %(others)s access to it',
+                    {'net': net.hil_network, 'project': project,
+                     'others': ', '.join(others)})
+        why = ('HIL gives other projects access to it too (the '
+               'conductor\'s log says which)')
     elif project not in access and info.get('owner') != project:
         why = 'HIL does not give project %s access to it' % project
     if why:

@@ -186,6 +186,20 @@ class TestDeploy(VIFTestCase):
         self.assertEqual({'vif-1', 'vif-2'}, set(recorded))
         self.assertEqual(HIL_Y, recorded['vif-2']['network'])
 
+    def test_network_name_taken_by_another_project(self):
+        # HIL names are global: a project with HIL credentials of its own
+        # took neutron-<id> first. The deploy fails without naming it.
+        hil_client.get_client().ensure_network(HIL_X, 'other')
+        with self.acquire() as task:
+            self.interface.vif_attach(task, {'id': 'vif-1'})
+            self.interface.add_provisioning_network(task)
+            e = self.assertRaises(ironic_exc.NetworkError,
+                                  self.interface.configure_tenant_networks,
+                                  task)
+        self.assertIn('is not project %s\'s own' % LESSEE, str(e))
+        self.assertNotIn('other', str(e))
+        self.assertEqual('other', self.hil_networks()[HIL_X]['owner'])
+
     def test_undeploy_deletes_no_network_instance_info_names(self):
         # instance_info is the tenant's to write, also on an ACTIVE node:
         # naming another project's VIF network there must not make the
