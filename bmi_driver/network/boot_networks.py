@@ -206,12 +206,21 @@ def warn_if_boot_config_readable():
 
     :returns: True when it warned.
     """
+    warned = False
+    own = int(CONF.bmi.boot_file_mode, 8)
+    if enabled() and own & 0o007:
+        LOG.warning('[bmi] boot_file_mode is %(mode)s: the boot files '
+                    'published into each project\'s http_root hold the '
+                    'nodes\' CHAP secrets, readable so by every local '
+                    'user. Set it to 0640 with [bmi] boot_file_group the '
+                    'web server\'s.', {'mode': CONF.bmi.boot_file_mode})
+        warned = True
     try:
         mode = CONF.pxe.file_permission
     except cfg.NoSuchOptError:
-        return False
+        return warned
     if not mode & 0o007:
-        return False
+        return warned
     LOG.warning('[pxe] file_permission is %(mode)s: the boot config Ironic '
                 'writes for each node into [deploy] http_root holds its '
                 'CHAP secret, readable so by every local user. Set it to '

@@ -222,6 +222,19 @@ class TestPerConductorPortals(_Base):
                     boot_networks.warn_if_boot_config_readable())
             warn.assert_not_called()
 
+    def test_warns_when_published_boot_files_are_readable_by_all(self):
+        self.config(file_permission=0o600, group='pxe')
+        self.config(boot_networks_file='/etc/bmi/boot-networks.json',
+                    boot_file_mode='0644', group='bmi')
+        with mock.patch.object(boot_networks.LOG, 'warning') as warn:
+            self.assertTrue(boot_networks.warn_if_boot_config_readable())
+        msg = warn.call_args[0][0] % warn.call_args[0][1]
+        self.assertIn('[bmi] boot_file_mode is 0644', msg)
+        self.config(boot_file_mode='0640', group='bmi')
+        with mock.patch.object(boot_networks.LOG, 'warning') as warn:
+            self.assertFalse(boot_networks.warn_if_boot_config_readable())
+        warn.assert_not_called()
+
     def test_bad_portals(self):
         self.refused({'a': dict(A, portals=['10.78.1.2'])},
                      'portals must be an object')
