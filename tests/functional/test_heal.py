@@ -217,6 +217,10 @@ class HealTestCase(test_ironic.IronicHelpers):
         # Left to the sweep of nodes at rest, as it was.
         self.assertEqual(old_dep, layout.disk_deployment(
             self.lib.get_node_disk(again.uuid)))
+        # The sweep's work, which the long grace holds back: the golden
+        # image can go only without the old clone.
+        self.exports.unexport_node(again.uuid)
+        self.lib.remove_node_disk(again.uuid)
 
 
 class DeletedHILNodeTestCase(test_isolation.HILNodeTestCase):
