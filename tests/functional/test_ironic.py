@@ -321,6 +321,25 @@ class IronicTestCase(IronicHelpers):
         self.baremetal('node', 'undeploy', name, '--wait', str(WAIT))
         self.assert_released(node_uuid)
 
+    def test_adopt_read_undeploy(self):
+        # Ironic's adoption (MANAGEABLE to ACTIVE without a deploy) of a
+        # node with no disk yet: it gets a clone of its image_source.
+        image, digest = self.golden()
+        node = self.create_node()
+        self.ironic.node.set_provision_state(node.uuid, 'manage')
+        self.wait(node.uuid, 'manageable')
+        self.ironic.node.update(node.uuid, [
+            {'op': 'add', 'path': '/instance_info/image_source',
+             'value': image.uuid}])
+        self.ironic.node.set_provision_state(node.uuid, 'adopt')
+        node = self.wait(node.uuid, 'active')
+        self.assertIn('bmi_deployed_for', node.driver_internal_info)
+        self.assertEqual(digest, _sha256_prefix(self.read_lun(node.uuid),
+                                                IMAGE_SIZE))
+        self.ironic.node.set_provision_state(node.uuid, 'deleted')
+        self.wait(node.uuid, 'available')
+        self.assert_released(node.uuid)
+
     def test_deploy_read_undeploy(self):
         image, digest = self.golden()
         node = self.create_node()
