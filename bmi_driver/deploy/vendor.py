@@ -51,10 +51,9 @@ def _snapshot_project(node, project):
     """
     if project is not None:
         return project
-    deployed_for = (node.driver_internal_info or {}).get(
-        rbd_iscsi.DEPLOYED_FOR)
-    if isinstance(deployed_for, dict):
-        return deployed_for.get('project') or CONF.bmi.default_project
+    recorded = rbd_iscsi.recorded_for(node)
+    if recorded is not None:
+        return recorded.get('project') or CONF.bmi.default_project
     return node_facts.node_project(node) or CONF.bmi.default_project
 
 

@@ -539,6 +539,16 @@ def _deployed_for(node):
             'boot_network': boot_net.hil_network if boot_net else None}
 
 
+def recorded_for(node):
+    """Whom the node's disk is for, as recorded (``DEPLOYED_FOR``).
+
+    ``{'project', 'boot_network'}``, or None for a node deployed before
+    the record existed, or never.
+    """
+    recorded = (node.driver_internal_info or {}).get(DEPLOYED_FOR)
+    return recorded if isinstance(recorded, dict) else None
+
+
 def _same_project_as_deployed(node):
     """Whether the node is for the project of its last deployment.
 
@@ -546,8 +556,8 @@ def _same_project_as_deployed(node):
     not hand the data to anyone else); a node deployed before the record
     existed, or never, is not checked.
     """
-    recorded = (node.driver_internal_info or {}).get(DEPLOYED_FOR)
-    if not recorded:
+    recorded = recorded_for(node)
+    if recorded is None:
         return True
     return node_facts.node_project(node) == recorded.get('project')
 
@@ -563,7 +573,7 @@ def _check_deployed_for(node):
 
     :raises: InvalidParameterValue
     """
-    recorded = (node.driver_internal_info or {}).get(DEPLOYED_FOR)
+    recorded = recorded_for(node)
     if recorded is None:
         return
     current = _deployed_for(node)
