@@ -373,20 +373,25 @@ class TestProvisioningNetwork(HILNetworkTestCase):
         self.assertIsNone(state['project'])
         self.assertEqual({}, state['nics']['eth0']['networks'])
 
-    def test_connect_whose_answer_is_lost_is_released(self):
-        # HIL connects the free node, but its answer never arrives (a read
-        # timeout, a proxy's 500). Before, the node was not recorded as
-        # connected and stayed in the project after the undeploy: held
-        # for it in HIL while Ironic had it available.
-        self.config(allow_connect_free_node=True, group='hil')
+    @staticmethod
+    def _connect_answer_lost():
+        """HIL applies connect_node, and its answer is lost."""
         real = hil_client.HILClient.connect_node
 
         def lost(client, project, node):
             real(client, project, node)
             raise exception.HILUnreachable(url=client.url,
                                            reason='read timed out')
+        return mock.patch.object(hil_client.HILClient, 'connect_node', lost)
+
+    def test_connect_whose_answer_is_lost_is_released(self):
+        # HIL connects the free node, but its answer never arrives (a read
+        # timeout, a proxy's 500). Before, the node was not recorded as
+        # connected and stayed in the project after the undeploy: held
+        # for it in HIL while Ironic had it available.
+        self.config(allow_connect_free_node=True, group='hil')
         node = self.make_node('node-free')
-        with mock.patch.object(hil_client.HILClient, 'connect_node', lost):
+        with self._connect_answer_lost():
             with self.acquire(node) as task:
                 self.assertRaises(ironic_exc.NetworkError,
                                   self.interface.add_provisioning_network,
@@ -401,17 +406,10 @@ class TestProvisioningNetwork(HILNetworkTestCase):
         # HIL answers nothing more after the connect it applied: the
         # record stays, and the teardown frees the node once HIL answers.
         self.config(allow_connect_free_node=True, group='hil')
-        real = hil_client.HILClient.connect_node
-
-        def lost(client, project, node):
-            real(client, project, node)
-            raise exception.HILUnreachable(url=client.url,
-                                           reason='read timed out')
         node = self.make_node('node-free')
-        with mock.patch.object(hil_client.HILClient, 'connect_node', lost), \
-                mock.patch.object(hil_client.HILClient, 'detach_node',
-                                  side_effect=exception.HILUnreachable(
-                                      url='x', reason='down')):
+        down = exception.HILUnreachable(url='x', reason='down')
+        with self._connect_answer_lost(), mock.patch.object(
+                hil_client.HILClient, 'detach_node', side_effect=down):
             with self.acquire(node) as task:
                 self.assertRaises(ironic_exc.NetworkError,
                                   self.interface.add_provisioning_network,
