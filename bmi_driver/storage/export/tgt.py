@@ -213,6 +213,10 @@ class TgtExportBackend(base.ExportBackend):
             return
         self._tgtd('system', 'show')
 
+    def _lld_targets(self):
+        """tgtd's own (tid, IQN) list: no initiator's words in it."""
+        return tgt_show.parse_lld_targets(self._tgtd('lld', 'show'))
+
     def list_targets(self):
         """See :meth:`ExportBackend.list_targets`.
 
@@ -243,7 +247,7 @@ class TgtExportBackend(base.ExportBackend):
             # LUNs and account the writer chose, and that node's export
             # is never made (its verify passes, its creation acts on a
             # tid tgtd does not have).  Only tgtd's own list tells.
-            known = tgt_show.parse_lld_targets(self._tgtd('lld', 'show'))
+            known = self._lld_targets()
             fake = sorted({(t.tid, t.iqn) for t in targets} - set(known))
             if not fake:
                 # Any more in tgtd's list were created since: as before.
@@ -251,7 +255,7 @@ class TgtExportBackend(base.ExportBackend):
             why = 'target(s) %s not in tgtd\'s own list' % ', '.join(
                 '%d (%s)' % f for f in fake)
         if known is None:
-            known = tgt_show.parse_lld_targets(self._tgtd('lld', 'show'))
+            known = self._lld_targets()
         targets, uncertain = tgt_show.parse_checked(text, known)
         # An error each time: a session is writing into tgtd's listing.
         LOG.error('tgtd\'s target listing holds lines an initiator wrote '
