@@ -562,11 +562,8 @@ class NodeDisks:
             if not snap.startswith(layout.TEMP_SNAP_PREFIX):
                 continue
             try:
-                if rbd_utils.snap_clones(disk, snap):
+                if rbd_utils.remove_unused_snapshot(disk, snap):
                     continue  # sweep_unsealed's, with its image
-                if disk.is_protected_snap(snap):
-                    disk.unprotect_snap(snap)
-                disk.remove_snap(snap)
             except rbd.Error as e:
                 LOG.warning('Could not remove the leftover temporary '
                             'snapshot %(snap)s of %(img)s: %(err)s',

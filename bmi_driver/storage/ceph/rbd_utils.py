@@ -405,14 +405,24 @@ def purge_snapshots(ioctx, rbd_name=None, image_id=None):
     kept = {}
     with rbd.Image(ioctx, rbd_name, image_id=image_id) as image:
         for snap in snap_names(image):
-            clones = snap_clones(image, snap)
+            clones = remove_unused_snapshot(image, snap)
             if clones:
                 kept[snap] = clones
-                continue
-            if image.is_protected_snap(snap):
-                image.unprotect_snap(snap)
-            image.remove_snap(snap)
     return kept
+
+
+def remove_unused_snapshot(image, snap):
+    """Unprotect and remove one snapshot of an open image, unless cloned.
+
+    :returns: the clones that keep it (pool/image), [] when it is gone.
+    :raises: rbd.Error from librbd.
+    """
+    clones = snap_clones(image, snap)
+    if not clones:
+        if image.is_protected_snap(snap):
+            image.unprotect_snap(snap)
+        image.remove_snap(snap)
+    return clones
 
 
 def destroy(ioctx, rbd_name):
