@@ -250,9 +250,9 @@ def _reconcile_exports(manager, context):
     report = mgr.reconcile(nodes=wanted, is_wanted=still_wanted,
                            is_stray=stray)
     # Forget the targets removed, and those no longer served.
-    removed = {iqn.rsplit(':', 1)[-1] for iqn in report.removed}
+    removed = set(report.removed)
     for node_uuid in list(_stray_since):
-        if node_uuid not in asked or node_uuid in removed:
+        if node_uuid not in asked or mgr.target_iqn(node_uuid) in removed:
             del _stray_since[node_uuid]
     for node_uuid, status in sorted(report.nodes.items()):
         if status in (None, 'unchanged', 'skipped'):
